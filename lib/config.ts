@@ -1,0 +1,71 @@
+/**
+ * The one place Ferry reads its environment. Every setting has a documented default that matches
+ * the dev stack started by `infra/stack.sh`, so nothing needs configuring on a fresh clone.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const repoRoot = path.resolve(__dirname, '..');
+
+function num(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new Error(`${name} must be a number, got "${raw}"`);
+  return value;
+}
+
+function str(name: string, fallback: string): string {
+  const raw = process.env[name];
+  return raw === undefined || raw === '' ? fallback : raw;
+}
+
+export interface FerryConfig {
+  repoRoot: string;
+  /** Runtime state of the dev stack and Ferry's own processes (git-ignored, inside the clone). */
+  stateDir: string;
+  /** Downloaded server binaries and other caches reused across clones (outside the clone). */
+  cacheDir: string;
+  temporal: { address: string; namespace: string; uiUrl: string; taskQueue: string };
+  postgres: { url: string };
+  s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
+  registry: { url: string };
+  gateway: { host: string; port: number; url: string };
+  api: { port: number; url: string };
+}
+
+export function loadConfig(): FerryConfig {
+  const temporalPort = num('FERRY_TEMPORAL_PORT', 7233);
+  const temporalUiPort = num('FERRY_TEMPORAL_UI_PORT', 8233);
+  const pgPort = num('FERRY_PG_PORT', 5433);
+  const s3Port = num('FERRY_S3_PORT', 8333);
+  const registryPort = num('FERRY_REGISTRY_PORT', 5000);
+  const gatewayPort = num('FERRY_GATEWAY_PORT', 8080);
+  const apiPort = num('FERRY_API_PORT', 8090);
+  return {
+    repoRoot,
+    stateDir: path.resolve(str('FERRY_STATE_DIR', path.join(repoRoot, '.ferry'))),
+    cacheDir: path.resolve(str('FERRY_CACHE_DIR', path.join(os.homedir(), '.cache', 'ferry'))),
+    temporal: {
+      address: str('FERRY_TEMPORAL_ADDRESS', `127.0.0.1:${temporalPort}`),
+      namespace: str('FERRY_TEMPORAL_NAMESPACE', 'default'),
+      uiUrl: str('FERRY_TEMPORAL_UI_URL', `http://127.0.0.1:${temporalUiPort}`),
+      taskQueue: str('FERRY_TASK_QUEUE', 'ferry-pipeline'),
+    },
+    postgres: { url: str('FERRY_DATABASE_URL', `postgres://ferry:ferry@127.0.0.1:${pgPort}/ferry`) },
+    s3: {
+      endpoint: str('FERRY_S3_ENDPOINT', `http://127.0.0.1:${s3Port}`),
+      bucket: str('FERRY_S3_BUCKET', 'ferry'),
+      region: str('FERRY_S3_REGION', 'us-east-1'),
+      accessKeyId: str('FERRY_S3_ACCESS_KEY', 'ferry'),
+      secretAccessKey: str('FERRY_S3_SECRET_KEY', 'ferry-secret'),
+    },
+    registry: { url: str('FERRY_REGISTRY_URL', `http://127.0.0.1:${registryPort}`) },
+    gateway: {
+      host: '127.0.0.1',
+      port: gatewayPort,
+      url: str('FERRY_GATEWAY_URL', `http://127.0.0.1:${gatewayPort}`),
+    },
+    api: { port: apiPort, url: str('FERRY_API_URL', `http://127.0.0.1:${apiPort}`) },
+  };
+}
