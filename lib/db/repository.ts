@@ -1,0 +1,230 @@
+/**
+ * Ferry's metadata in PostgreSQL: models, versions, optimization results, images, deployments and
+ * their metrics. Every write is an idempotent upsert, because activities may run more than once.
+ */
+import type { Pool } from 'pg';
+
+export interface ModelVersionRow {
+  id: number;
+  model: string;
+  version: string;
+  sha256: string;
+  sizeBytes: number;
+  objectKey: string;
+  analysis: unknown;
+}
+
+export interface DeploymentRow {
+  id: string;
+  model: string;
+  version: string;
+  target: string;
+  endpoint: string | null;
+  state: string;
+  replicas: number;
+  imageDigest: string | null;
+  config: Record<string, unknown>;
+  updatedAt: string;
+}
+
+export interface MetricsSample {
+  collectedAt: string;
+  requestCount: number;
+  errorCount: number;
+  latencyP50Ms: number | null;
+  latencyP95Ms: number | null;
+  requestsDelta: number;
+  replicas: number;
+}
+
+export class FerryRepository {
+  constructor(private readonly pool: Pool) {}
+
+  async recordModelVersion(v: Omit<ModelVersionRow, 'id'>): Promise<number> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const model = await client.query(
+        `INSERT INTO models(name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
+        [v.model],
+      );
+      const row = await client.query(
+        `INSERT INTO model_versions(model_id, version, sha256, size_bytes, object_key, analysis)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (model_id, version) DO UPDATE SET analysis = EXCLUDED.analysis
+         RETURNING id, sha256`,
+        [model.rows[0].id, v.version, v.sha256, v.sizeBytes, v.objectKey, JSON.stringify(v.analysis)],
+      );
+      if (row.rows[0].sha256 !== v.sha256) {
+        throw new Error(
+          `model ${v.model} version ${v.version} already exists with different content (sha256 ${row.rows[0].sha256}); choose a new version`,
+        );
+      }
+      await client.query('COMMIT');
+      return Number(row.rows[0].id);
+    } catch (err) {
+      await client.query('ROLLBACK');
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async findModelVersion(model: string, version: string): Promise<ModelVersionRow | undefined> {
+    const res = await this.pool.query(
+      `SELECT mv.id, m.name AS model, mv.version, mv.sha256, mv.size_bytes, mv.object_key, mv.analysis
+       FROM model_versions mv JOIN models m ON m.id = mv.model_id WHERE m.name = $1 AND mv.version = $2`,
+      [model, version],
+    );
+    const r = res.rows[0];
+    if (!r) return undefined;
+    return {
+      id: Number(r.id),
+      model: r.model,
+      version: r.version,
+      sha256: r.sha256,
+      sizeBytes: Number(r.size_bytes),
+      objectKey: r.object_key,
+      analysis: r.analysis,
+    };
+  }
+
+  async recordOptimizationResult(r: {
+    modelVersionId: number;
+    plan: string;
+    objectKey: string;
+    sha256: string;
+    benchmark: unknown;
+  }): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO optimization_results(model_version_id, plan, object_key, sha256, benchmark)
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (model_version_id, plan) DO UPDATE
+         SET object_key = EXCLUDED.object_key, sha256 = EXCLUDED.sha256, benchmark = EXCLUDED.benchmark`,
+      [r.modelVersionId, r.plan, r.objectKey, r.sha256, JSON.stringify(r.benchmark)],
+    );
+  }
+
+  async recordImage(r: {
+    modelVersionId: number;
+    plan: string;
+    repository: string;
+    tag: string;
+    digest: string;
+    sizeBytes: number;
+  }): Promise<number> {
+    const res = await this.pool.query(
+      `INSERT INTO images(model_version_id, plan, repository, tag, digest, size_bytes)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (repository, digest) DO UPDATE SET tag = EXCLUDED.tag
+       RETURNING id`,
+      [r.modelVersionId, r.plan, r.repository, r.tag, r.digest, r.sizeBytes],
+    );
+    return Number(res.rows[0].id);
+  }
+
+  async countImages(modelVersionId: number): Promise<number> {
+    const res = await this.pool.query(`SELECT count(*)::int AS n FROM images WHERE model_version_id = $1`, [
+      modelVersionId,
+    ]);
+    return res.rows[0].n;
+  }
+
+  async upsertDeployment(d: {
+    id: string;
+    modelVersionId: number;
+    imageId: number | null;
+    target: string;
+    endpoint: string | null;
+    state: string;
+    replicas: number;
+    config: Record<string, unknown>;
+  }): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO deployments(id, model_version_id, image_id, target, endpoint, state, replicas, config)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       ON CONFLICT (id) DO UPDATE SET image_id = EXCLUDED.image_id, target = EXCLUDED.target,
+         endpoint = EXCLUDED.endpoint, state = EXCLUDED.state, replicas = EXCLUDED.replicas,
+         config = EXCLUDED.config, updated_at = now()`,
+      [d.id, d.modelVersionId, d.imageId, d.target, d.endpoint, d.state, d.replicas, JSON.stringify(d.config)],
+    );
+  }
+
+  async setDeploymentState(id: string, state: string, replicas?: number): Promise<void> {
+    await this.pool.query(
+      `UPDATE deployments SET state = $2, replicas = COALESCE($3, replicas), updated_at = now() WHERE id = $1`,
+      [id, state, replicas ?? null],
+    );
+  }
+
+  async recordEvent(deploymentId: string, kind: string, detail: Record<string, unknown> = {}): Promise<void> {
+    await this.pool.query(`INSERT INTO deployment_events(deployment_id, kind, detail) VALUES ($1, $2, $3)`, [
+      deploymentId,
+      kind,
+      JSON.stringify(detail),
+    ]);
+  }
+
+  async listDeployments(): Promise<DeploymentRow[]> {
+    return this.queryDeployments('', []);
+  }
+
+  async getDeployment(id: string): Promise<DeploymentRow | undefined> {
+    return (await this.queryDeployments('WHERE d.id = $1', [id]))[0];
+  }
+
+  private async queryDeployments(where: string, params: unknown[]): Promise<DeploymentRow[]> {
+    const res = await this.pool.query(
+      `SELECT d.id, m.name AS model, mv.version, d.target, d.endpoint, d.state, d.replicas, d.config,
+              d.updated_at, i.digest
+       FROM deployments d
+       JOIN model_versions mv ON mv.id = d.model_version_id
+       JOIN models m ON m.id = mv.model_id
+       LEFT JOIN images i ON i.id = d.image_id
+       ${where} ORDER BY d.created_at DESC`,
+      params,
+    );
+    return res.rows.map((r) => ({
+      id: r.id,
+      model: r.model,
+      version: r.version,
+      target: r.target,
+      endpoint: r.endpoint,
+      state: r.state,
+      replicas: r.replicas,
+      imageDigest: r.digest,
+      config: r.config,
+      updatedAt: new Date(r.updated_at).toISOString(),
+    }));
+  }
+
+  async lastMetrics(deploymentId: string): Promise<MetricsSample | undefined> {
+    return (await this.recentMetrics(deploymentId, 1))[0];
+  }
+
+  async recordMetrics(deploymentId: string, s: Omit<MetricsSample, 'collectedAt'>): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO deployment_metrics(deployment_id, request_count, error_count, latency_p50_ms, latency_p95_ms,
+         requests_delta, replicas) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [deploymentId, s.requestCount, s.errorCount, s.latencyP50Ms, s.latencyP95Ms, s.requestsDelta, s.replicas],
+    );
+  }
+
+  /** Newest first. */
+  async recentMetrics(deploymentId: string, limit = 120): Promise<MetricsSample[]> {
+    const res = await this.pool.query(
+      `SELECT collected_at, request_count, error_count, latency_p50_ms, latency_p95_ms, requests_delta, replicas
+       FROM deployment_metrics WHERE deployment_id = $1 ORDER BY collected_at DESC, id DESC LIMIT $2`,
+      [deploymentId, limit],
+    );
+    return res.rows.map((r) => ({
+      collectedAt: new Date(r.collected_at).toISOString(),
+      requestCount: Number(r.request_count),
+      errorCount: Number(r.error_count),
+      latencyP50Ms: r.latency_p50_ms,
+      latencyP95Ms: r.latency_p95_ms,
+      requestsDelta: Number(r.requests_delta),
+      replicas: r.replicas,
+    }));
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * DeployModelWorkflow: upload → optimize (approval) → container → deploy → monitor.
+ * Only decisions, timers and messages live here; every stage's I/O is an activity.
+ */
+import {
+  ApplicationFailure,
+  condition,
+  log,
+  ParentClosePolicy,
+  proxyActivities,
+  setHandler,
+  startChild,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type * as activities from '../activities';
+import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery } from './messages';
+import { monitorDeploymentWorkflow } from './monitorDeployment';
+import { ferryStageKey } from './searchAttributes';
+import {
+  type ApprovalRequest,
+  type ChosenPlan,
+  type DeployModelInput,
+  type DeploymentPhase,
+  type DeploymentStatus,
+  PIPELINE_STAGES,
+  type PipelineStage,
+  workflowIds,
+} from './types';
+
+const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8 };
+
+const quick = proxyActivities<typeof activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { ...retry, nonRetryableErrorTypes: ['InvalidModel', 'ModelVersionConflict'] },
+});
+
+// Long activities heartbeat; a worker that dies is noticed within the heartbeat timeout.
+const heavy = proxyActivities<typeof activities>({
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '20s',
+  retry,
+});
+
+export async function deployModelWorkflow(input: DeployModelInput): Promise<DeploymentStatus> {
+  const status: DeploymentStatus = {
+    deploymentId: input.deploymentId,
+    model: input.model,
+    version: input.version,
+    mode: input.mode,
+    phase: 'upload',
+    stages: PIPELINE_STAGES.map((stage) => ({ stage, state: 'pending' })),
+    percent: 0,
+  };
+  setHandler(deploymentStatusQuery, () => status);
+
+  const validApprovalProblem = (req: ApprovalRequest): string | undefined => {
+    if (status.phase !== 'awaiting-approval') {
+      return input.mode === 'one-click'
+        ? `deployment ${input.deploymentId} was started in one-click mode and takes no approval`
+        : `deployment ${input.deploymentId} is not waiting for an approval (it is at: ${status.phase})`;
+    }
+    const ids = (status.plans ?? []).map((p) => p.id);
+    if (!ids.includes(req.plan)) return `unknown plan "${req.plan}"; choose one of: ${ids.join(', ')}`;
+    return undefined;
+  };
+  const accept = (req: ApprovalRequest): ChosenPlan => {
+    status.chosenPlan = { plan: req.plan, source: 'approved', approvedBy: req.approvedBy, at: nowIso() };
+    return status.chosenPlan;
+  };
+  setHandler(approvePlanUpdate, accept, {
+    validator: (req) => {
+      const problem = validApprovalProblem(req);
+      if (problem) throw new Error(problem);
+    },
+  });
+  setHandler(approvePlanSignal, (req) => {
+    const problem = validApprovalProblem(req);
+    if (problem) log.warn('approval signal ignored', { problem });
+    else accept(req);
+  });
+
+  const enter = (stage: PipelineStage, phase: DeploymentPhase = stage) => {
+    status.phase = phase;
+    const rec = status.stages.find((s) => s.stage === stage)!;
+    if (rec.state !== 'running') Object.assign(rec, { state: 'running', startedAt: nowIso() });
+    upsertSearchAttributes([{ key: ferryStageKey, value: phase }]);
+  };
+  const finish = (stage: PipelineStage, detail: string) => {
+    const rec = status.stages.find((s) => s.stage === stage)!;
+    Object.assign(rec, { state: 'done', finishedAt: nowIso(), detail });
+    status.percent = Math.round((100 * status.stages.filter((s) => s.state === 'done').length) / PIPELINE_STAGES.length);
+  };
+  let current: PipelineStage = 'upload';
+
+  try {
+    // 1 upload
+    current = 'upload';
+    enter('upload');
+    const ingested = await quick.ingestModel({ model: input.model, version: input.version, upload: input.upload });
+    status.summary = ingested.summary;
+    finish('upload', `${ingested.summary.parameterCount.toLocaleString()} parameters, sha256 ${ingested.sha256.slice(0, 12)}`);
+
+    // 2 optimize
+    current = 'optimize';
+    enter('optimize');
+    const proposal = await quick.proposeOptimizationPlans({ summary: ingested.summary });
+    status.plans = proposal.plans;
+    status.defaultPlan = proposal.defaultPlan;
+    if (input.mode === 'review') {
+      enter('optimize', 'awaiting-approval');
+      status.approvalDeadline = new Date(Date.now() + input.approvalTimeoutMs).toISOString();
+      const approved = await condition(() => status.chosenPlan !== undefined, input.approvalTimeoutMs);
+      if (!approved) status.chosenPlan = { plan: proposal.defaultPlan, source: 'default-after-timeout', at: nowIso() };
+      enter('optimize');
+    } else {
+      status.chosenPlan = { plan: proposal.defaultPlan, source: 'one-click', at: nowIso() };
+    }
+    const plan = status.chosenPlan!.plan;
+    const optimized = await heavy.applyOptimizationPlan({
+      modelVersionId: ingested.modelVersionId,
+      original: { objectKey: ingested.objectKey, sha256: ingested.sha256 },
+      plan,
+    });
+    status.benchmark = await heavy.benchmarkOptimizedModel({
+      modelVersionId: ingested.modelVersionId,
+      plan,
+      original: { objectKey: ingested.objectKey, sha256: ingested.sha256 },
+      candidate: optimized,
+      summary: ingested.summary,
+    });
+    finish('optimize', `plan ${plan} (${status.chosenPlan!.source}), ${status.benchmark.speedup.toFixed(2)}x speed`);
+
+    // 3 container
+    current = 'container';
+    enter('container');
+    const image = await heavy.buildAndPushModelImage({
+      modelVersionId: ingested.modelVersionId,
+      model: input.model,
+      version: input.version,
+      plan,
+      modelObject: optimized,
+    });
+    status.image = image.image;
+    finish('container', `${image.image.repository}@${image.image.digest.slice(0, 19)}`);
+
+    // 4 deploy
+    current = 'deploy';
+    enter('deploy');
+    const deployed = await heavy.deployToLocalTarget({
+      deploymentId: input.deploymentId,
+      modelVersionId: ingested.modelVersionId,
+      imageId: image.imageId,
+      image: image.image,
+      model: input.model,
+      replicas: input.replicas,
+      monitor: input.monitor,
+    });
+    status.endpoint = deployed.endpoint;
+    status.inferUrl = deployed.inferUrl;
+    finish('deploy', `${deployed.replicas} replica(s) at ${deployed.endpoint}`);
+
+    // 5 monitor: a child that outlives this run (abandoned on close) for the deployment's life
+    current = 'monitor';
+    enter('monitor');
+    const monitorId = workflowIds.monitor(input.model, input.version);
+    await startChild(monitorDeploymentWorkflow, {
+      workflowId: monitorId,
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      args: [{ deploymentId: input.deploymentId, model: input.model, version: input.version, settings: input.monitor }],
+      typedSearchAttributes: workflowInfo().typedSearchAttributes,
+    });
+    status.monitorWorkflowId = monitorId;
+    finish('monitor', `monitoring every ${Math.round(input.monitor.intervalMs / 1000)}s, hibernate after ${Math.round(input.monitor.idleHibernateMs / 1000)}s idle`);
+
+    status.phase = 'live';
+    upsertSearchAttributes([{ key: ferryStageKey, value: 'live' }]);
+    return status;
+  } catch (err) {
+    const rec = status.stages.find((s) => s.stage === current)!;
+    const message = failureMessage(err);
+    Object.assign(rec, { state: 'failed', finishedAt: nowIso(), detail: message });
+    status.phase = 'failed';
+    status.error = `${current} failed: ${message}`;
+    upsertSearchAttributes([{ key: ferryStageKey, value: 'failed' }]);
+    throw ApplicationFailure.nonRetryable(status.error, 'DeploymentFailed');
+  }
+}
+
+function failureMessage(err: unknown): string {
+  // Activity failures wrap the real error as `cause`; users want the innermost message.
+  let e = err as { message?: string; cause?: unknown } | undefined;
+  while (e && (e as { cause?: unknown }).cause) e = (e as { cause?: unknown }).cause as typeof e;
+  return e?.message ?? String(err);
+}
+
+function nowIso(): string {
+  return new Date(Date.now()).toISOString();
+}
