@@ -13,6 +13,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { RetryPolicy } from '@temporalio/common';
 import type * as activities from '../activities';
 import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery } from './messages';
 import { monitorDeploymentWorkflow } from './monitorDeployment';
@@ -28,7 +29,7 @@ import {
   workflowIds,
 } from './types';
 
-const retry = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8 };
+const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8 };
 
 const quick = proxyActivities<typeof activities>({
   startToCloseTimeout: '2 minutes',

@@ -1,0 +1,52 @@
+/**
+ * Stage 3, container: an OCI image (runtime layer + model layer) built without a daemon and pushed
+ * to the registry. Builds are reproducible, so a retried or re-run build yields the same digest.
+ */
+import * as path from 'node:path';
+import { heartbeat } from '@temporalio/activity';
+import { buildModelImage, pushImage } from '../../lib/image/modelImage';
+import type { ImageRecord } from '../../workflows/types';
+import { activityDeps } from '../deps';
+import { withScratchDir } from '../scratch';
+import type { ModelObject } from '../optimize';
+
+export function imageRepositoryFor(model: string): string {
+  return `ferry/${model}`;
+}
+
+export async function buildAndPushModelImage(input: {
+  modelVersionId: number;
+  model: string;
+  version: string;
+  plan: string;
+  modelObject: ModelObject;
+}): Promise<{ imageId: number; image: ImageRecord; pushedBytes: number }> {
+  const { store, repo, config } = activityDeps();
+  return withScratchDir('image', async (dir) => {
+    const onnxPath = path.join(dir, 'model.onnx');
+    heartbeat({ step: 'downloading model' });
+    await store.getFile(input.modelObject.objectKey, onnxPath);
+    heartbeat({ step: 'building layers' });
+    const image = await buildModelImage({
+      models: [{ name: input.model, version: input.version, onnxPath }],
+      labels: { 'ai.ferry.plan': input.plan, 'ai.ferry.model.sha256': input.modelObject.sha256 },
+    });
+    heartbeat({ step: 'pushing' });
+    const repository = imageRepositoryFor(input.model);
+    const tag = `${input.version}-${input.plan}`;
+    const pushed = await pushImage(image, config.registry.url, repository, tag);
+    const imageId = await repo.recordImage({
+      modelVersionId: input.modelVersionId,
+      plan: input.plan,
+      repository,
+      tag,
+      digest: pushed.digest,
+      sizeBytes: pushed.sizeBytes,
+    });
+    return {
+      imageId,
+      image: { registry: config.registry.url, repository, tag, digest: pushed.digest, sizeBytes: pushed.sizeBytes },
+      pushedBytes: pushed.pushedBytes,
+    };
+  });
+}

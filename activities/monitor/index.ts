@@ -1,0 +1,64 @@
+/**
+ * Stage 5, monitor: read the serving replicas' Prometheus metrics through the target, store a sample,
+ * hibernate when idle, destroy on undeploy.
+ */
+import { histogramQuantile, mergedBuckets, parsePrometheusText, sumOf } from '../../lib/monitor/prometheus';
+import type { MetricsSnapshot, ServingState } from '../../workflows/types';
+import { activityDeps } from '../deps';
+
+const ERRORS = 'ferry_inference_errors_total';
+const LATENCY = 'ferry_inference_request_duration_seconds';
+
+export async function collectDeploymentMetrics(input: { deploymentId: string }): Promise<MetricsSnapshot> {
+  const { target, repo } = activityDeps();
+  const status = await target.status(input.deploymentId);
+  const samples = parsePrometheusText(status.replicas.length ? await target.metrics(input.deploymentId) : '');
+  const servingState = status.state as ServingState;
+  const buckets = mergedBuckets(samples, LATENCY);
+  const toMs = (s: number | null) => (s === null ? null : s * 1000);
+
+  // The gateway's own count survives hibernation (replica counters restart with each replica).
+  const requestCount = status.requestsServed;
+  const previous = await repo.lastMetrics(input.deploymentId);
+  const requestsDelta = Math.max(0, requestCount - (previous?.requestCount ?? 0));
+  const lastActivity = Date.parse(status.lastRequestAt ?? status.runningSince ?? new Date().toISOString());
+  const snapshot: MetricsSnapshot = {
+    at: new Date().toISOString(),
+    servingState,
+    replicas: status.replicas.length,
+    requestCount,
+    requestsDelta,
+    errorCount: sumOf(samples, ERRORS),
+    latencyP50Ms: toMs(histogramQuantile(0.5, buckets)),
+    latencyP95Ms: toMs(histogramQuantile(0.95, buckets)),
+    idleMs: Math.max(0, Date.now() - lastActivity),
+  };
+  await repo.recordMetrics(input.deploymentId, {
+    requestCount,
+    errorCount: snapshot.errorCount,
+    latencyP50Ms: snapshot.latencyP50Ms,
+    latencyP95Ms: snapshot.latencyP95Ms,
+    requestsDelta,
+    replicas: snapshot.replicas,
+  });
+  const row = await repo.getDeployment(input.deploymentId);
+  if (row && row.state !== servingState) {
+    await repo.setDeploymentState(input.deploymentId, servingState, snapshot.replicas);
+    await repo.recordEvent(input.deploymentId, servingState === 'running' ? 'woke' : servingState, {});
+  }
+  return snapshot;
+}
+
+export async function hibernateDeployment(input: { deploymentId: string; idleMs: number }): Promise<void> {
+  const { target, repo } = activityDeps();
+  await target.hibernate(input.deploymentId);
+  await repo.setDeploymentState(input.deploymentId, 'hibernated', 0);
+  await repo.recordEvent(input.deploymentId, 'hibernated', { idleMs: input.idleMs });
+}
+
+export async function destroyDeployment(input: { deploymentId: string }): Promise<void> {
+  const { target, repo } = activityDeps();
+  await target.destroy(input.deploymentId);
+  await repo.setDeploymentState(input.deploymentId, 'undeployed', 0);
+  await repo.recordEvent(input.deploymentId, 'undeployed', {});
+}

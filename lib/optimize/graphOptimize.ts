@@ -1,0 +1,21 @@
+/**
+ * Offline graph optimization: let onnxruntime optimize the graph once and save the result with
+ * `optimizedModelFilePath`, so every replica starts from the already-optimized model.
+ */
+import * as ort from 'onnxruntime-node';
+
+/**
+ * 'extended' fuses operators into onnxruntime's CPU contrib ops, which any onnxruntime CPU build runs;
+ * 'all' adds layout transforms tuned to this machine's instruction set, so it is kept for images that
+ * run where they were optimized.
+ */
+export type PortableLevel = 'basic' | 'extended';
+
+export async function optimizeGraphOffline(inputPath: string, outputPath: string, level: PortableLevel = 'extended'): Promise<void> {
+  const session = await ort.InferenceSession.create(inputPath, {
+    graphOptimizationLevel: level,
+    optimizedModelFilePath: outputPath,
+    logSeverityLevel: 3,
+  });
+  await session.release();
+}
