@@ -1,0 +1,139 @@
+/** The `ferry` commands that talk to a running Ferry (Temporal, the gateway) through the SDK. */
+import { readFile } from 'node:fs/promises';
+import { FerryClient, FerryError, type InferRequest } from '../sdk';
+import type { DeploymentStatus } from '../../workflows/types';
+import { describeHeartbeat, formatBytes, StageProgressPrinter, bar } from './progress';
+
+export interface DeployCommandOptions {
+  review: boolean;
+  model?: string;
+  version?: string;
+  replicas?: number;
+  approvalTimeoutMs?: number;
+  idleHibernateMs?: number;
+  wait: boolean;
+}
+
+export async function deployCommand(ferry: FerryClient, file: string, opts: DeployCommandOptions): Promise<DeploymentStatus | undefined> {
+  let lastShown = -1;
+  const started = await ferry.deploy(file, {
+    model: opts.model,
+    version: opts.version,
+    mode: opts.review ? 'review' : 'one-click',
+    replicas: opts.replicas,
+    approvalTimeoutMs: opts.approvalTimeoutMs,
+    monitor: opts.idleHibernateMs ? { idleHibernateMs: opts.idleHibernateMs } : undefined,
+    onUploadProgress: (sent, total) => {
+      const pct = total ? (100 * sent) / total : 100;
+      if (process.stdout.isTTY) process.stdout.write(`\r  upload ${bar(pct)} ${formatBytes(sent)}`);
+      else if (Math.floor(pct / 25) > lastShown) {
+        lastShown = Math.floor(pct / 25);
+        console.log(`  upload ${Math.round(pct)}% (${formatBytes(sent)})`);
+      }
+    },
+  });
+  if (process.stdout.isTTY) process.stdout.write('\r\x1b[2K');
+  if (started.alreadyExisted) {
+    console.log(`Deployment ${started.deploymentId} already exists for this model version; not starting it again.`);
+  } else {
+    console.log(`Deploying ${started.deploymentId} (${opts.review ? 'review' : 'one-click'} mode)`);
+  }
+  console.log(`  Temporal UI: ${ferry.temporalUiUrl(started.workflowId)}`);
+  if (!opts.wait) return undefined;
+  const status = await watchDeployment(ferry, started.deploymentId);
+  printDeploymentSummary(ferry, status);
+  return status;
+}
+
+/** Polls the status Query until the run is live or failed, printing stages as they advance. */
+export async function watchDeployment(ferry: FerryClient, ref: string): Promise<DeploymentStatus> {
+  const printer = new StageProgressPrinter();
+  let announcedApproval = false;
+  for (;;) {
+    const status = await ferry.status(ref);
+    const progress = status.phase === 'live' || status.phase === 'failed' ? [] : await ferry.activityProgress(ref).catch(() => []);
+    printer.update(status, describeHeartbeat(progress[0]?.details));
+    if (status.phase === 'awaiting-approval' && !announcedApproval) {
+      announcedApproval = true;
+      printer.clearLive();
+      printPlans(status);
+      console.log(`  Waiting for approval until ${status.approvalDeadline} (then the default, ${status.defaultPlan}, is taken):`);
+      console.log(`    ferry approve ${status.deploymentId} --plan <${(status.plans ?? []).map((p) => p.id).join('|')}>`);
+    }
+    if (status.phase === 'live') return status;
+    if (status.phase === 'failed') throw new FerryError(status.error ?? 'deployment failed');
+    await new Promise((r) => setTimeout(r, 400));
+  }
+}
+
+function printPlans(status: DeploymentStatus): void {
+  console.log('  Optimization plans:');
+  for (const p of status.plans ?? []) {
+    console.log(`    ${p.id === status.defaultPlan ? '*' : ' '} ${p.id.padEnd(16)} ${p.title}: ${p.expectedEffect}`);
+  }
+}
+
+export function printDeploymentSummary(ferry: FerryClient, s: DeploymentStatus): void {
+  if (s.benchmark) {
+    const b = s.benchmark;
+    console.log(
+      `  Benchmark (${b.plan} vs original, batch ${b.batchSize}, ${b.iterations} runs): p50 ${b.candidate.latency.p50Ms.toFixed(3)} ms vs ${b.original.latency.p50Ms.toFixed(3)} ms, ` +
+        `p95 ${b.candidate.latency.p95Ms.toFixed(3)} ms vs ${b.original.latency.p95Ms.toFixed(3)} ms, size ${formatBytes(b.candidate.sizeBytes)} vs ${formatBytes(b.original.sizeBytes)}, max |diff| ${b.maxAbsDiff.toExponential(2)}`,
+    );
+  }
+  if (s.image) console.log(`  Image:       ${s.image.registry.replace(/^https?:\/\//, '')}/${s.image.repository}@${s.image.digest}`);
+  console.log(`  Endpoint:    ${s.inferUrl ?? '-'}`);
+  console.log(`  Dashboard:   ${ferry.dashboardUrl(s.deploymentId)}`);
+  console.log(`  Temporal UI: ${ferry.temporalUiUrl(`deploy:${s.model}:${s.version}`)}`);
+}
+
+export async function statusCommand(ferry: FerryClient, ref: string, json: boolean): Promise<void> {
+  const status = await ferry.status(ref);
+  const serving = await ferry.serving(ref);
+  if (json) {
+    console.log(JSON.stringify({ ...status, serving }, null, 2));
+    return;
+  }
+  console.log(`${status.deploymentId}: ${status.phase} ${bar(status.percent)}`);
+  for (const s of status.stages) console.log(`  ${s.state.padEnd(8)} ${s.stage.padEnd(9)} ${s.detail ?? ''}`);
+  if (status.phase === 'awaiting-approval') printPlans(status);
+  if (status.chosenPlan) console.log(`  Plan: ${status.chosenPlan.plan} (${status.chosenPlan.source}${status.chosenPlan.approvedBy ? ` by ${status.chosenPlan.approvedBy}` : ''})`);
+  if (serving) {
+    const l = serving.lastSample;
+    console.log(
+      `  Serving: ${serving.servingState}, ${serving.hibernations} hibernation(s)` +
+        (l ? `, ${l.requestCount} requests, p50 ${l.latencyP50Ms?.toFixed(2) ?? '-'} ms, p95 ${l.latencyP95Ms?.toFixed(2) ?? '-'} ms, idle ${Math.round(l.idleMs / 1000)}s` : ''),
+    );
+  }
+  if (status.error) console.log(`  Error: ${status.error}`);
+  printDeploymentSummary(ferry, status);
+}
+
+export async function listCommand(ferry: FerryClient, json: boolean): Promise<void> {
+  const rows = await ferry.list();
+  if (json) {
+    console.log(JSON.stringify(rows, null, 2));
+    return;
+  }
+  if (!rows.length) {
+    console.log('No deployments yet. Deploy one with: ferry deploy ./model.onnx');
+    return;
+  }
+  const w = Math.max(10, ...rows.map((r) => r.deploymentId.length));
+  console.log(`${'DEPLOYMENT'.padEnd(w)}  ${'STAGE'.padEnd(18)}  ${'RUN'.padEnd(10)}  STARTED`);
+  for (const r of rows) console.log(`${r.deploymentId.padEnd(w)}  ${r.stage.padEnd(18)}  ${r.status.padEnd(10)}  ${r.startTime}`);
+}
+
+export async function inferCommand(ferry: FerryClient, ref: string, inputFile: string): Promise<void> {
+  const raw = await readFile(inputFile, 'utf8').catch(() => {
+    throw new FerryError(`input file ${inputFile} cannot be read`);
+  });
+  let request: InferRequest;
+  try {
+    request = JSON.parse(raw);
+  } catch (err) {
+    throw new FerryError(`input file ${inputFile} is not JSON: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(request.inputs)) throw new FerryError(`input file ${inputFile} needs an "inputs" array (Open Inference Protocol v2)`);
+  console.log(JSON.stringify(await ferry.infer(ref, request), null, 2));
+}

@@ -1,0 +1,202 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * The `ferry` command line. `ferry help` lists the commands.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../../lib/config';
+import { FerryClient, FerryError } from '../sdk';
+import { FERRY_SERVICES, serviceStatus, startService, stopService } from '../services';
+import { deployCommand, inferCommand, listCommand, statusCommand } from './commands';
+import { parseDuration } from './duration';
+
+const HELP = `ferry — deploy a trained model at the lowest cost that meets its latency goal
+
+Deploy and operate
+  ferry deploy <model.onnx> [--review] [--name N] [--version V] [--replicas N]
+                            [--approval-timeout 10m] [--idle-hibernate 15m] [--no-wait]
+  ferry status <deployment> [--json]
+  ferry approve <deployment> --plan <plan> [--by NAME] [--signal]
+  ferry list [--json]
+  ferry infer <deployment> --input request.json
+  ferry undeploy <deployment>
+
+Run Ferry on this machine
+  ferry up | ferry down | ferry ps      start/stop/show the worker, gateway and API (after: bash infra/stack.sh start)
+  ferry demo                            one-click deploy of the example model and one inference
+  ferry example [--out FILE] [--size-mb N]   write the example ONNX model
+  ferry serve <model.onnx> [more.onnx ...] [--port N]   the inference server alone
+  ferry worker | ferry gateway | ferry api               run one service in the foreground
+
+<deployment> is a deployment id (model-version), model:version, or a model name (its latest deployment).`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const config = loadConfig();
+  const withClient = async <T>(fn: (ferry: FerryClient) => Promise<T>): Promise<T> => {
+    const ferry = await FerryClient.connect(config);
+    try {
+      return await fn(ferry);
+    } finally {
+      await ferry.close();
+    }
+  };
+
+  switch (command) {
+    case 'deploy': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          review: { type: 'boolean', default: false },
+          name: { type: 'string' },
+          version: { type: 'string' },
+          replicas: { type: 'string' },
+          'approval-timeout': { type: 'string' },
+          'idle-hibernate': { type: 'string' },
+          'no-wait': { type: 'boolean', default: false },
+        },
+      });
+      if (positionals.length !== 1) throw new FerryError('usage: ferry deploy <model.onnx> [--review]');
+      await withClient((ferry) =>
+        deployCommand(ferry, positionals[0], {
+          review: values.review!,
+          model: values.name,
+          version: values.version,
+          replicas: values.replicas ? positiveInt('--replicas', values.replicas) : undefined,
+          approvalTimeoutMs: values['approval-timeout'] ? parseDuration(values['approval-timeout']) : undefined,
+          idleHibernateMs: values['idle-hibernate'] ? parseDuration(values['idle-hibernate']) : undefined,
+          wait: !values['no-wait'],
+        }),
+      );
+      return 0;
+    }
+    case 'status': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      if (positionals.length !== 1) throw new FerryError('usage: ferry status <deployment> [--json]');
+      await withClient((ferry) => statusCommand(ferry, positionals[0], values.json!));
+      return 0;
+    }
+    case 'approve': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { plan: { type: 'string' }, by: { type: 'string' }, signal: { type: 'boolean', default: false } },
+      });
+      if (positionals.length !== 1 || !values.plan) throw new FerryError('usage: ferry approve <deployment> --plan <plan>');
+      await withClient(async (ferry) => {
+        if (values.signal) {
+          await ferry.approveBySignal(positionals[0], values.plan!, values.by ?? 'cli');
+          console.log(`Approval signal for plan ${values.plan} sent to ${positionals[0]}.`);
+        } else {
+          const chosen = await ferry.approve(positionals[0], values.plan!, values.by ?? process.env.USER ?? 'cli');
+          console.log(`Approved plan ${chosen.plan} for ${positionals[0]}.`);
+        }
+      });
+      return 0;
+    }
+    case 'list': {
+      const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean', default: false } } });
+      await withClient((ferry) => listCommand(ferry, values.json!));
+      return 0;
+    }
+    case 'infer': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { input: { type: 'string' } } });
+      if (positionals.length !== 1 || !values.input) throw new FerryError('usage: ferry infer <deployment> --input request.json');
+      await withClient((ferry) => inferCommand(ferry, positionals[0], values.input!));
+      return 0;
+    }
+    case 'undeploy': {
+      if (rest.length !== 1) throw new FerryError('usage: ferry undeploy <deployment>');
+      await withClient(async (ferry) => {
+        console.log(`Undeploying ${rest[0]}...`);
+        await ferry.undeploy(rest[0]);
+        console.log(`Undeployed ${rest[0]}: its replicas are stopped and its route removed.`);
+      });
+      return 0;
+    }
+    case 'up': {
+      for (const name of FERRY_SERVICES) {
+        const r = await startService(config, name);
+        console.log(`ferry ${name}: ${r.started ? 'started' : 'already running'} (pid ${r.pid})`);
+      }
+      return 0;
+    }
+    case 'down': {
+      for (const name of [...FERRY_SERVICES].reverse()) {
+        console.log(`ferry ${name}: ${(await stopService(config, name)) ? 'stopped' : 'not running'}`);
+      }
+      return 0;
+    }
+    case 'ps': {
+      let ok = true;
+      for (const s of await serviceStatus(config)) {
+        ok &&= s.healthy;
+        console.log(`${s.name.padEnd(8)} ${s.healthy ? 'healthy' : s.pid ? 'unhealthy' : 'stopped'}${s.pid ? ` pid ${s.pid}` : ''}  log ${s.log}`);
+      }
+      return ok ? 0 : 1;
+    }
+    case 'demo': {
+      const { runDemo } = await import('./demo');
+      await runDemo(config);
+      return 0;
+    }
+    case 'example': {
+      const { values } = parseArgs({ args: rest, options: { out: { type: 'string' }, 'size-mb': { type: 'string' } } });
+      const { writeExampleModel } = await import('./demo');
+      const file = await writeExampleModel(config, values.out, values['size-mb'] ? Number(values['size-mb']) : undefined);
+      console.log(file);
+      return 0;
+    }
+    case 'serve': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { port: { type: 'string', default: '8000' } } });
+      if (!positionals.length) throw new FerryError('usage: ferry serve <model.onnx> [more.onnx ...] [--port N]');
+      const { serveModelFiles } = await import('./serve');
+      await serveModelFiles(positionals, positiveInt('--port', values.port!));
+      return await new Promise<number>(() => {}); // until a signal stops it
+    }
+    case 'worker':
+      await import('../../workers/main');
+      return await new Promise<number>(() => {});
+    case 'gateway': {
+      const { startGateway } = await import('../../lib/gateway');
+      const gw = await startGateway({ port: config.gateway.port, host: config.gateway.host, stateDir: config.stateDir });
+      console.log(`ferry gateway: ${gw.url}`);
+      const stop = () => gw.close().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      return await new Promise<number>(() => {});
+    }
+    case 'api': {
+      const { startApiServer } = await import('../api/server');
+      const api = await startApiServer(config);
+      console.log(`ferry api and dashboard: ${api.url}`);
+      const stop = () => api.close().then(() => process.exit(0));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      return await new Promise<number>(() => {});
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(HELP);
+      return 0;
+    default:
+      console.error(`unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+function positiveInt(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new FerryError(`${flag} must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`ferry: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,337 @@
+/**
+ * Ferry's typed client SDK: everything the CLI, the HTTP API and the dashboard do goes through here.
+ * Its types are the workflows' own (workflows/types.ts, workflows/messages.ts).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import * as path from 'node:path';
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { loadConfig, type FerryConfig } from '../lib/config';
+import { ObjectStore, objectKeys } from '../lib/store/objectStore';
+import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery, monitorStatusQuery, undeploySignal } from '../workflows/messages';
+import { ferryDeploymentKey, ferryModelKey, ferryModelVersionKey, ferryStageKey } from '../workflows/searchAttributes';
+import {
+  type ChosenPlan,
+  type DeployMode,
+  type DeployModelInput,
+  type DeploymentStatus,
+  type MonitorSettings,
+  type MonitorStatus,
+  deploymentIdFor,
+  workflowIds,
+} from '../workflows/types';
+
+export type { ChosenPlan, DeployMode, DeploymentStatus, MonitorStatus } from '../workflows/types';
+
+export interface DeployOptions {
+  /** Model name; defaults to the file name without extension. */
+  model?: string;
+  /** Version; defaults to `sha-` + the first 12 hex digits of the file's sha256, so the same file is the same version. */
+  version?: string;
+  mode?: DeployMode;
+  approvalTimeoutMs?: number;
+  replicas?: number;
+  monitor?: Partial<MonitorSettings>;
+  onUploadProgress?: (sentBytes: number, totalBytes: number) => void;
+}
+
+export interface DeployStarted {
+  deploymentId: string;
+  workflowId: string;
+  runId?: string;
+  /** True when this model version was already deployed (or deploying): nothing new was started. */
+  alreadyExisted: boolean;
+}
+
+export interface DeploymentListEntry {
+  deploymentId: string;
+  model: string;
+  version: string;
+  stage: string;
+  workflowId: string;
+  status: string;
+  startTime: string;
+}
+
+export interface ActivityProgress {
+  activity: string;
+  attempt: number;
+  details?: unknown;
+  lastFailure?: string;
+}
+
+export interface InferTensor {
+  name: string;
+  shape: number[];
+  datatype: string;
+  data: unknown[];
+  parameters?: Record<string, unknown>;
+}
+export interface InferRequest {
+  id?: string;
+  inputs: InferTensor[];
+  outputs?: Array<{ name: string }>;
+  parameters?: Record<string, unknown>;
+}
+export interface InferResponse {
+  model_name: string;
+  model_version?: string;
+  id?: string;
+  outputs: InferTensor[];
+}
+
+export class FerryError extends Error {}
+
+const MODEL_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const VERSION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+export const defaultMonitorSettings: MonitorSettings = {
+  intervalMs: Number(process.env.FERRY_MONITOR_INTERVAL_MS ?? 15_000),
+  idleHibernateMs: Number(process.env.FERRY_IDLE_HIBERNATE_MS ?? 15 * 60_000),
+};
+
+export class FerryClient {
+  private constructor(
+    readonly config: FerryConfig,
+    readonly temporal: Client,
+    private readonly connection: Connection,
+    readonly store: ObjectStore,
+  ) {}
+
+  static async connect(config: FerryConfig = loadConfig()): Promise<FerryClient> {
+    const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' }).catch(
+      (err: Error) => {
+        throw new FerryError(
+          `Temporal at ${config.temporal.address} is not reachable (${err.message}); start the stack with: bash infra/stack.sh start`,
+        );
+      },
+    );
+    const temporal = new Client({ connection, namespace: config.temporal.namespace });
+    return new FerryClient(config, temporal, connection, new ObjectStore(config.s3));
+  }
+
+  async close(): Promise<void> {
+    await this.connection.close();
+  }
+
+  /** Temporal Web UI page of a workflow run. */
+  temporalUiUrl(workflowId: string): string {
+    return `${this.config.temporal.uiUrl}/namespaces/${this.config.temporal.namespace}/workflows/${encodeURIComponent(workflowId)}`;
+  }
+
+  dashboardUrl(deploymentId?: string): string {
+    return deploymentId ? `${this.config.api.url}/deployments/${encodeURIComponent(deploymentId)}` : this.config.api.url;
+  }
+
+  /** One-click (or review) deploy: stream the file to the object store, then start the workflow. */
+  async deploy(filePath: string, opts: DeployOptions = {}): Promise<DeployStarted> {
+    const info = await stat(filePath).catch(() => {
+      throw new FerryError(`model file ${filePath} does not exist`);
+    });
+    if (!info.isFile()) throw new FerryError(`${filePath} is not a file`);
+    const model = opts.model ?? path.basename(filePath).replace(/\.onnx$/i, '').toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
+    if (!MODEL_NAME.test(model)) {
+      throw new FerryError(`model name "${model}" is not allowed: use lowercase letters, digits, '.', '_' or '-' (max 63)`);
+    }
+    const sha256 = await sha256OfFile(filePath);
+    const version = opts.version ?? `sha-${sha256.slice(0, 12)}`;
+    if (!VERSION_NAME.test(version)) throw new FerryError(`version "${version}" is not allowed: use letters, digits, '.', '_' or '-'`);
+    const deploymentId = deploymentIdFor(model, version);
+    const workflowId = workflowIds.deploy(model, version);
+
+    // Same model version already deployed or deploying: do not upload or run it again.
+    const existing = await this.describeIfExists(workflowId);
+    if (existing && !['FAILED', 'TERMINATED', 'CANCELLED', 'TIMED_OUT'].includes(existing)) {
+      return { deploymentId, workflowId, alreadyExisted: true };
+    }
+
+    const staged = await this.store.putFile(objectKeys.staging(randomUUID()), filePath, (sent) =>
+      opts.onUploadProgress?.(sent, info.size),
+    );
+    if (staged.sha256 !== sha256) {
+      await this.store.delete(staged.key);
+      throw new FerryError(`${filePath} changed while it was being uploaded; try again`);
+    }
+    const input: DeployModelInput = {
+      deploymentId,
+      model,
+      version,
+      upload: { objectKey: staged.key, sha256, sizeBytes: staged.sizeBytes, fileName: path.basename(filePath) },
+      mode: opts.mode ?? 'one-click',
+      approvalTimeoutMs: opts.approvalTimeoutMs ?? Number(process.env.FERRY_APPROVAL_TIMEOUT_MS ?? 60 * 60_000),
+      replicas: opts.replicas ?? 1,
+      monitor: { ...defaultMonitorSettings, ...opts.monitor },
+    };
+    try {
+      const handle = await this.temporal.workflow.start('deployModelWorkflow', {
+        workflowId,
+        taskQueue: this.config.temporal.taskQueue,
+        args: [input],
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+        typedSearchAttributes: [
+          { key: ferryModelKey, value: model },
+          { key: ferryModelVersionKey, value: version },
+          { key: ferryDeploymentKey, value: deploymentId },
+          { key: ferryStageKey, value: 'upload' },
+        ],
+      });
+      return { deploymentId, workflowId, runId: handle.firstExecutionRunId, alreadyExisted: false };
+    } catch (err) {
+      await this.store.delete(staged.key); // nothing half-written stays behind
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return { deploymentId, workflowId, alreadyExisted: true };
+      throw err;
+    }
+  }
+
+  /** Accepts a deployment id (`model-version`), `model:version`, or a model name (its latest deployment). */
+  async resolve(ref: string): Promise<{ workflowId: string; model: string; version: string; deploymentId: string }> {
+    if (ref.includes(':')) {
+      const [model, version] = ref.replace(/^deploy:/, '').split(':');
+      return { workflowId: workflowIds.deploy(model, version), model, version, deploymentId: deploymentIdFor(model, version) };
+    }
+    const quoted = JSON.stringify(ref);
+    const query = `WorkflowType = 'deployModelWorkflow' AND (FerryDeployment = ${quoted} OR FerryModel = ${quoted})`;
+    for await (const wf of this.temporal.workflow.list({ query, pageSize: 1 })) {
+      const model = wf.typedSearchAttributes.get(ferryModelKey) ?? '';
+      const version = wf.typedSearchAttributes.get(ferryModelVersionKey) ?? '';
+      return { workflowId: wf.workflowId, model, version, deploymentId: deploymentIdFor(model, version) };
+    }
+    throw new FerryError(`no deployment named "${ref}" (try \`ferry list\`)`);
+  }
+
+  private deployHandle(workflowId: string): WorkflowHandle {
+    return this.temporal.workflow.getHandle(workflowId);
+  }
+
+  async status(ref: string): Promise<DeploymentStatus> {
+    const { workflowId } = await this.resolve(ref);
+    try {
+      return await this.deployHandle(workflowId).query(deploymentStatusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new FerryError(`no deployment run ${workflowId}`);
+      throw err;
+    }
+  }
+
+  /** What the running activity last reported by heartbeat (the finer-grained progress inside a stage). */
+  async activityProgress(ref: string): Promise<ActivityProgress[]> {
+    const { workflowId } = await this.resolve(ref);
+    const desc = await this.deployHandle(workflowId).describe();
+    const pending = desc.raw.pendingActivities ?? [];
+    const { defaultPayloadConverter } = await import('@temporalio/common');
+    return pending.map((a) => ({
+      activity: a.activityType?.name ?? '?',
+      attempt: a.attempt ?? 1,
+      details: a.heartbeatDetails?.payloads?.[0] ? defaultPayloadConverter.fromPayload(a.heartbeatDetails.payloads[0]) : undefined,
+      lastFailure: a.lastFailure?.message ?? undefined,
+    }));
+  }
+
+  /** Approve a plan with a validated Update: an unknown plan or a run that is not waiting is refused at once. */
+  async approve(ref: string, plan: string, approvedBy = 'cli'): Promise<ChosenPlan> {
+    const { workflowId } = await this.resolve(ref);
+    try {
+      return await this.deployHandle(workflowId).executeUpdate(approvePlanUpdate, { args: [{ plan, approvedBy }] });
+    } catch (err) {
+      const cause = (err as { cause?: { message?: string } }).cause?.message;
+      throw new FerryError(`approval refused: ${cause ?? (err as Error).message}`);
+    }
+  }
+
+  /** Approve with a Signal (what chat and ops webhooks send): fire and forget. */
+  async approveBySignal(ref: string, plan: string, approvedBy = 'chatops'): Promise<void> {
+    const { workflowId } = await this.resolve(ref);
+    await this.deployHandle(workflowId).signal(approvePlanSignal, { plan, approvedBy });
+  }
+
+  /** Waits for the deploy run to finish; returns its final status or throws with the failure. */
+  async waitForResult(ref: string): Promise<DeploymentStatus> {
+    const { workflowId } = await this.resolve(ref);
+    try {
+      return (await this.deployHandle(workflowId).result()) as DeploymentStatus;
+    } catch (err) {
+      const status = await this.deployHandle(workflowId).query(deploymentStatusQuery).catch(() => undefined);
+      throw new FerryError(status?.error ?? (err as Error).message);
+    }
+  }
+
+  async list(): Promise<DeploymentListEntry[]> {
+    const out: DeploymentListEntry[] = [];
+    for await (const wf of this.temporal.workflow.list({ query: `WorkflowType = 'deployModelWorkflow'` })) {
+      const model = wf.typedSearchAttributes.get(ferryModelKey) ?? '';
+      const version = wf.typedSearchAttributes.get(ferryModelVersionKey) ?? '';
+      out.push({
+        deploymentId: wf.typedSearchAttributes.get(ferryDeploymentKey) ?? deploymentIdFor(model, version),
+        model,
+        version,
+        stage: wf.typedSearchAttributes.get(ferryStageKey) ?? '',
+        workflowId: wf.workflowId,
+        status: wf.status.name,
+        startTime: wf.startTime.toISOString(),
+      });
+    }
+    return out;
+  }
+
+  async serving(ref: string): Promise<MonitorStatus | undefined> {
+    const { model, version } = await this.resolve(ref);
+    try {
+      return await this.temporal.workflow.getHandle(workflowIds.monitor(model, version)).query(monitorStatusQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async infer(ref: string, request: InferRequest): Promise<InferResponse> {
+    const status = await this.status(ref);
+    if (!status.inferUrl) throw new FerryError(`deployment ${status.deploymentId} has no endpoint yet (it is at: ${status.phase})`);
+    const res = await fetch(status.inferUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(request),
+    }).catch((err: Error) => {
+      throw new FerryError(`endpoint ${status.inferUrl} is not reachable: ${err.message}`);
+    });
+    const body = (await res.json().catch(() => ({}))) as InferResponse & { error?: string };
+    if (!res.ok) throw new FerryError(`inference failed (${res.status}): ${body.error ?? res.statusText}`);
+    return body;
+  }
+
+  /** Stops serving: the monitor workflow destroys the replicas and ends; resolves when it has. */
+  async undeploy(ref: string): Promise<MonitorStatus> {
+    const { model, version, deploymentId } = await this.resolve(ref);
+    const handle = this.temporal.workflow.getHandle(workflowIds.monitor(model, version));
+    try {
+      await handle.signal(undeploySignal, { requestedBy: 'cli' });
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        throw new FerryError(`deployment ${deploymentId} is not being served (no running monitor)`);
+      }
+      throw err;
+    }
+    return (await handle.result()) as MonitorStatus;
+  }
+
+  private async describeIfExists(workflowId: string): Promise<string | undefined> {
+    try {
+      return (await this.deployHandle(workflowId).describe()).status.name;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  }
+}
+
+export async function sha256OfFile(filePath: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(filePath)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}

@@ -1,0 +1,114 @@
+/**
+ * Ferry's own long-running processes on this machine — the pipeline worker, the gateway (the local
+ * deployment target) and the HTTP API with the dashboard — started in the background with pid and
+ * log files under the state dir, health-checked, and stopped by pid. Idempotent, like infra/stack.sh.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { FerryConfig } from '../lib/config';
+
+export type FerryService = 'worker' | 'gateway' | 'api';
+export const FERRY_SERVICES: FerryService[] = ['gateway', 'worker', 'api'];
+
+interface ServiceSpec {
+  args: string[];
+  ready: (cfg: FerryConfig, logFile: string) => Promise<boolean>;
+}
+
+const tsx = (script: string, ...rest: string[]) => ['--import', 'tsx', script, ...rest];
+
+const specs: Record<FerryService, (cfg: FerryConfig) => ServiceSpec> = {
+  worker: (cfg) => ({
+    args: tsx(path.join(cfg.repoRoot, 'workers/main.ts')),
+    ready: async (_c, log) => existsSync(log) && readFileSync(log, 'utf8').includes('ferry worker: task queue'),
+  }),
+  gateway: (cfg) => ({
+    args: tsx(path.join(cfg.repoRoot, 'client/cli/main.ts'), 'gateway'),
+    ready: (c) => httpOk(`${c.gateway.url}/_ferry/deployments`),
+  }),
+  api: (cfg) => ({
+    args: tsx(path.join(cfg.repoRoot, 'client/cli/main.ts'), 'api'),
+    ready: (c) => httpOk(`${c.api.url}/healthz`),
+  }),
+};
+
+function serviceDir(cfg: FerryConfig): string {
+  const dir = path.join(cfg.stateDir, 'ferry');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function pidOf(cfg: FerryConfig, name: FerryService): number | undefined {
+  const file = path.join(serviceDir(cfg), `${name}.pid`);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  return pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+export async function startService(cfg: FerryConfig, name: FerryService, timeoutMs = 60_000): Promise<{ pid: number; started: boolean }> {
+  const spec = specs[name](cfg);
+  const logFile = path.join(serviceDir(cfg), `${name}.log`);
+  const existing = pidOf(cfg, name);
+  if (existing && (await spec.ready(cfg, logFile))) return { pid: existing, started: false };
+  if (existing) await stopService(cfg, name);
+
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, spec.args, {
+    cwd: cfg.repoRoot,
+    env: process.env,
+    detached: true,
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  child.unref();
+  writeFileSync(path.join(serviceDir(cfg), `${name}.pid`), String(child.pid));
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(child.pid!)) break;
+    if (await spec.ready(cfg, logFile)) return { pid: child.pid!, started: true };
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : '';
+  await stopService(cfg, name);
+  throw new Error(`ferry ${name} did not become ready within ${timeoutMs / 1000}s; last lines of ${logFile}:\n${tail}`);
+}
+
+export async function stopService(cfg: FerryConfig, name: FerryService, graceMs = 10_000): Promise<boolean> {
+  const pid = pidOf(cfg, name);
+  rmSync(path.join(serviceDir(cfg), `${name}.pid`), { force: true });
+  if (!pid) return false;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && isAlive(pid)) await new Promise((r) => setTimeout(r, 100));
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  return true;
+}
+
+export async function serviceStatus(cfg: FerryConfig): Promise<Array<{ name: FerryService; pid?: number; healthy: boolean; log: string }>> {
+  return Promise.all(
+    FERRY_SERVICES.map(async (name) => {
+      const log = path.join(serviceDir(cfg), `${name}.log`);
+      const pid = pidOf(cfg, name);
+      return { name, pid, healthy: pid !== undefined && (await specs[name](cfg).ready(cfg, log)), log };
+    }),
+  );
+}
