@@ -1,0 +1,78 @@
+/**
+ * The dashboard: two small pages that render from the JSON API in the browser and refresh themselves.
+ * Charts are inline SVG, so the page needs nothing from outside this server.
+ */
+import type { FerryConfig } from '../../lib/config';
+
+const style = `
+body{font:14px/1.45 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+header{background:#123;color:#fff;padding:12px 24px}header a{color:#9cf}
+main{padding:20px 24px;max-width:1100px}
+table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 10px;border-bottom:1px solid #e3e6eb;text-align:left}
+.card{background:#fff;border:1px solid #e3e6eb;border-radius:6px;padding:14px 16px;margin:0 0 16px}
+.stages{display:flex;gap:8px}.stage{flex:1;padding:8px;border-radius:4px;background:#eef0f3;text-align:center}
+.done{background:#d7f5dd}.running{background:#fff3c4}.failed{background:#ffd9d6}
+.charts{display:grid;grid-template-columns:1fr 1fr;gap:16px}svg{width:100%;height:160px;background:#fff}
+button{padding:4px 10px;cursor:pointer}code{background:#eef0f3;padding:1px 4px;border-radius:3px}.err{color:#b00}`;
+
+const helpers = `
+const esc=s=>String(s??'').replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
+async function getJson(u,o){const r=await fetch(u,o);const b=await r.json();if(!r.ok)throw new Error(b.error||r.statusText);return b}
+function chart(title,points,series){
+  const W=500,H=160,P=30;const xs=points.map(p=>Date.parse(p.collectedAt));
+  const vals=series.flatMap(s=>points.map(p=>p[s.key]).filter(v=>v!=null));
+  if(!points.length||!vals.length)return '<div class="card"><b>'+title+'</b><p>No samples yet.</p></div>';
+  const x0=Math.min(...xs),x1=Math.max(...xs,x0+1),y1=Math.max(...vals,1e-9);
+  const X=t=>P+(W-2*P)*(t-x0)/(x1-x0),Y=v=>H-P+(-(H-2*P)*v/y1);
+  const lines=series.map(s=>{const pts=points.filter(p=>p[s.key]!=null).map(p=>X(Date.parse(p.collectedAt)).toFixed(1)+','+Y(p[s.key]).toFixed(1)).join(' ');
+    return '<polyline fill="none" stroke="'+s.color+'" stroke-width="2" points="'+pts+'"/>'}).join('');
+  const legend=series.map((s,i)=>'<text x="'+(P+i*90)+'" y="14" fill="'+s.color+'" font-size="11">'+s.label+'</text>').join('');
+  return '<div class="card"><b>'+title+'</b><svg viewBox="0 0 '+W+' '+H+'">'+legend+
+    '<text x="2" y="'+(P+4)+'" font-size="10">'+y1.toFixed(2)+'</text><text x="2" y="'+(H-P)+'" font-size="10">0</text>'+
+    '<line x1="'+P+'" y1="'+(H-P)+'" x2="'+(W-P)+'" y2="'+(H-P)+'" stroke="#ccc"/>'+lines+'</svg></div>'}`;
+
+function shell(title: string, config: FerryConfig, body: string, script: string): string {
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${title}</title><style>${style}</style></head>
+<body><header><b>Ferry</b> · <a href="/">deployments</a> · <a href="${config.temporal.uiUrl}">Temporal UI</a></header>
+<main>${body}</main><script>${helpers}${script}</script></body></html>`;
+}
+
+export function dashboardPage(config: FerryConfig): string {
+  return shell(
+    'Ferry deployments',
+    config,
+    `<h2>Deployments</h2><div id="list">Loading…</div>`,
+    `async function load(){try{const rows=await getJson('/api/deployments');
+document.getElementById('list').innerHTML=rows.length?'<table><tr><th>Deployment</th><th>Stage</th><th>Run</th><th>Started</th></tr>'+
+rows.map(r=>'<tr><td><a href="/deployments/'+encodeURIComponent(r.deploymentId)+'">'+esc(r.deploymentId)+'</a></td><td>'+esc(r.stage)+'</td><td>'+esc(r.status)+'</td><td>'+esc(r.startTime)+'</td></tr>').join('')+'</table>'
+:'<p>No deployments yet. Run <code>ferry deploy ./model.onnx</code>.</p>'}catch(e){document.getElementById('list').innerHTML='<p class="err">'+esc(e.message)+'</p>'}}
+load();setInterval(load,3000);`,
+  );
+}
+
+export function deploymentPage(config: FerryConfig, id: string): string {
+  const idJson = JSON.stringify(id);
+  return shell(
+    `Ferry · ${id}`,
+    config,
+    `<h2 id="title"></h2><div id="view">Loading…</div>`,
+    `const ID=${idJson};
+async function approve(plan){try{await getJson('/api/deployments/'+encodeURIComponent(ID)+'/approve',{method:'POST',headers:{'content-type':'application/json'},body:JSON.stringify({plan,approvedBy:'dashboard'})});load()}catch(e){alert(e.message)}}
+async function load(){try{const v=await getJson('/api/deployments/'+encodeURIComponent(ID));const s=v.status;
+document.getElementById('title').textContent=s.deploymentId+' — '+s.phase;
+let h='<div class="card"><div class="stages">'+s.stages.map(st=>'<div class="stage '+st.state+'"><b>'+st.stage+'</b><br><small>'+esc(st.detail||st.state)+'</small></div>').join('')+'</div></div>';
+if(s.error)h+='<div class="card err">'+esc(s.error)+'</div>';
+if(s.plans){h+='<div class="card"><b>Optimization plans</b>'+(s.phase==='awaiting-approval'?' — waiting for approval until '+esc(s.approvalDeadline):'')+'<table>'+
+s.plans.map(p=>'<tr><td>'+(p.id===s.defaultPlan?'★ ':'')+'<code>'+esc(p.id)+'</code></td><td>'+esc(p.title)+'</td><td>'+esc(p.expectedEffect)+'</td><td>'+
+(s.phase==='awaiting-approval'?'<button onclick="approve(\\''+p.id+'\\')">Approve</button>':(s.chosenPlan&&s.chosenPlan.plan===p.id?'chosen ('+esc(s.chosenPlan.source)+')':''))+'</td></tr>').join('')+'</table></div>'}
+if(s.benchmark){const b=s.benchmark;h+='<div class="card"><b>Benchmark</b> ('+esc(b.plan)+' vs original, batch '+b.batchSize+')<table><tr><th></th><th>size</th><th>p50 ms</th><th>p95 ms</th></tr>'+
+'<tr><td>original</td><td>'+b.original.sizeBytes+'</td><td>'+b.original.latency.p50Ms.toFixed(3)+'</td><td>'+b.original.latency.p95Ms.toFixed(3)+'</td></tr>'+
+'<tr><td>'+esc(b.plan)+'</td><td>'+b.candidate.sizeBytes+'</td><td>'+b.candidate.latency.p50Ms.toFixed(3)+'</td><td>'+b.candidate.latency.p95Ms.toFixed(3)+'</td></tr></table>max |diff| '+b.maxAbsDiff.toExponential(2)+'</div>'}
+h+='<div class="card">Endpoint: <code>'+esc(s.inferUrl||'-')+'</code><br>Serving: '+esc(v.serving?v.serving.servingState:'-')+
+(v.serving?' · '+v.serving.hibernations+' hibernation(s)':'')+'<br><a href="'+esc(v.temporalUiUrl)+'">Temporal run</a></div>';
+h+='<div class="charts">'+chart('Requests per interval',v.metrics,[{key:'requestsDelta',label:'requests',color:'#2a6fdb'}])+
+chart('Latency (ms)',v.metrics,[{key:'latencyP50Ms',label:'p50',color:'#1a9850'},{key:'latencyP95Ms',label:'p95',color:'#d73027'}])+'</div>';
+document.getElementById('view').innerHTML=h}catch(e){document.getElementById('view').innerHTML='<p class="err">'+esc(e.message)+'</p>'}}
+load();setInterval(load,2000);`,
+  );
+}
