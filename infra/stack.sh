@@ -426,12 +426,33 @@ start_postgres() {
       -E UTF8 --locale=C.UTF-8 --no-instructions >>"$LOG_DIR/postgres.log" 2>&1 \
       || fail_service postgres "initdb failed"
   fi
-  # a postmaster.pid left by a crash would block startup only if its pid is alive; postgres checks itself
+  # After a crash (kill -9, OOM) the old postmaster can linger briefly as a zombie and its backends keep
+  # the shared memory; postgres would refuse to start ("lock file already exists"). Wait for them to go.
+  local leftovers t0
+  t0=$(date +%s)
+  while leftovers="$(pg_leftover_pids "$data")" && [[ -n "$leftovers" ]]; do
+    if (( $(elapsed_since "$t0") >= 15 )); then
+      fail_service postgres "processes of an earlier postgres are still using $data (pids: $(echo $leftovers)); stop them first"
+    fi
+    sleep 0.3
+  done
   local runas=()
   [[ $(id -u) -eq 0 ]] && runas=(setpriv --reuid=postgres --regid=postgres --init-groups --)
   launch postgres "${runas[@]}" "$bin/postgres" -D "$data" \
     -c "port=$PG_PORT" -c listen_addresses=127.0.0.1 -c "unix_socket_directories=$run" \
     -c logging_collector=off -c log_min_messages=warning
+}
+
+# pids of processes whose working directory is the data dir (postgres and its backends chdir there), and
+# the postmaster recorded in postmaster.pid while it exists at all (a zombie still blocks the lock file)
+pg_leftover_pids() {
+  local p lock
+  for p in /proc/[0-9]*; do
+    [[ "$(readlink "$p/cwd" 2>/dev/null)" == "$1" ]] && echo "${p#/proc/}"
+  done
+  lock="$(head -n1 "$1/postmaster.pid" 2>/dev/null || true)"
+  [[ "$lock" =~ ^[0-9]+$ && -e "/proc/$lock" ]] && echo "$lock"
+  return 0
 }
 
 pg_psql() {   # pg_psql <db> <sql...>: as the postgres superuser over the stack's private unix socket
