@@ -1,0 +1,138 @@
+/**
+ * Starts Ferry's own processes for a test file — a pipeline worker on a private task queue and a
+ * gateway with a private state dir and port — against the dev stack's real Temporal, Postgres,
+ * SeaweedFS and registry. Everything it starts, it stops.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadConfig, type FerryConfig } from '../../lib/config';
+import { generateMlpModel } from '../../lib/onnx/generate';
+import { FerryClient } from '../../client/sdk';
+
+const repoRoot = path.resolve(__dirname, '../..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface FerryHarness {
+  config: FerryConfig;
+  ferry: FerryClient;
+  runId: string;
+  tmpDir: string;
+  env: NodeJS.ProcessEnv;
+  startWorker(): Promise<ChildProcess>;
+  worker(): ChildProcess | undefined;
+  writeModel(name: string, spec?: { inputDim: number; hiddenDims: number[]; outputDim: number; seed?: number }): Promise<string>;
+  gatewayStatus(deploymentId: string): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+function waitForLine(child: ChildProcess, logFile: string, needle: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const deadline = Date.now() + timeoutMs;
+    const timer = setInterval(() => {
+      const log = readFileSync(logFile, 'utf8');
+      if (log.includes(needle)) {
+        clearInterval(timer);
+        resolve();
+      } else if (child.exitCode !== null || Date.now() > deadline) {
+        clearInterval(timer);
+        reject(new Error(`process did not print "${needle}" (exit ${child.exitCode}); log:\n${log.slice(-3000)}`));
+      }
+    }, 100);
+  });
+}
+
+export async function startHarness(label: string): Promise<FerryHarness> {
+  const runId = `${label}-${Date.now().toString(36)}`;
+  const tmpDir = mkdtempSync(path.join(os.tmpdir(), `ferry-test-${label}-`));
+  const gatewayPort = await freePort();
+  Object.assign(process.env, {
+    FERRY_TASK_QUEUE: `ferry-test-${runId}`,
+    FERRY_GATEWAY_PORT: String(gatewayPort),
+    FERRY_GATEWAY_URL: `http://127.0.0.1:${gatewayPort}`,
+    FERRY_WORKER_METRICS_PORT: '0',
+  });
+  const env = { ...process.env, FERRY_STATE_DIR: path.join(tmpDir, 'state') };
+  const config = loadConfig();
+  const children: ChildProcess[] = [];
+  let worker: ChildProcess | undefined;
+
+  const spawnLogged = (name: string, args: string[]) => {
+    const logFile = path.join(tmpDir, `${name}-${children.length}.log`);
+    const fd = openSync(logFile, 'w');
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: repoRoot, env, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    children.push(child);
+    return { child, logFile };
+  };
+
+  const gw = spawnLogged('gateway', ['client/cli/main.ts', 'gateway']);
+  await waitForLine(gw.child, gw.logFile, 'ferry gateway:', 30_000);
+
+  const harness: FerryHarness = {
+    config,
+    ferry: await FerryClient.connect(config),
+    runId,
+    tmpDir,
+    env,
+    async startWorker() {
+      const w = spawnLogged('worker', ['workers/main.ts']);
+      await waitForLine(w.child, w.logFile, 'ferry worker: task queue', 60_000);
+      worker = w.child;
+      return w.child;
+    },
+    worker: () => worker,
+    async writeModel(name, spec = { inputDim: 32, hiddenDims: [64], outputDim: 8 }) {
+      const file = path.join(tmpDir, `${name}.onnx`);
+      await writeFile(file, generateMlpModel({ ...spec, seed: spec.seed ?? 1 }));
+      return file;
+    },
+    async gatewayStatus(deploymentId) {
+      const res = await fetch(`${config.gateway.url}/_ferry/deployments/${encodeURIComponent(deploymentId)}`);
+      return { status: res.status, body: await res.json().catch(() => undefined) };
+    },
+    async close() {
+      // Remove every deployment this gateway serves, so no replica outlives the test.
+      const res = await fetch(`${config.gateway.url}/_ferry/deployments`).catch(() => undefined);
+      const list = res?.ok ? ((await res.json()) as any) : [];
+      for (const d of Array.isArray(list) ? list : list.deployments ?? []) {
+        await fetch(`${config.gateway.url}/_ferry/deployments/${encodeURIComponent(d.id)}`, { method: 'DELETE' }).catch(() => {});
+      }
+      await harness.ferry.close();
+      for (const child of children) {
+        if (child.exitCode === null) child.kill('SIGTERM');
+      }
+      await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+      await rm(tmpDir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
+
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+}

@@ -1,0 +1,80 @@
+/**
+ * Review mode: the run waits for an approval; an unknown plan is refused by the Update's validator,
+ * a valid approval is taken, a Signal approval works too, and without one the default is taken after
+ * the timeout.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { eventually, startHarness, type FerryHarness } from '../helpers/ferryHarness';
+
+let h: FerryHarness;
+before(async () => {
+  h = await startHarness('approval');
+  await h.startWorker();
+});
+after(async () => h?.close());
+
+async function awaitingApproval(ref: string) {
+  return eventually(`${ref} to wait for approval`, async () => {
+    const s = await h.ferry.status(ref);
+    return s.phase === 'awaiting-approval' ? s : undefined;
+  });
+}
+
+test('an approval Update chooses the plan; an unknown plan is refused at once', async () => {
+  const name = `ap-${h.runId}`;
+  const started = await h.ferry.deploy(await h.writeModel(name), { model: name, mode: 'review', approvalTimeoutMs: 10 * 60_000 });
+
+  // Too early or too late are refused too, not only unknown plans: here the run is not yet waiting.
+  const waiting = await awaitingApproval(started.deploymentId);
+  assert.deepEqual(waiting.plans?.map((p) => p.id).sort(), ['graph-optimized', 'original']);
+  assert.ok(waiting.approvalDeadline);
+
+  await assert.rejects(h.ferry.approve(started.deploymentId, 'int3-magic'), /unknown plan "int3-magic"; choose one of: original, graph-optimized/);
+  assert.equal((await h.ferry.status(started.deploymentId)).phase, 'awaiting-approval', 'a refused approval changes nothing');
+
+  const chosen = await h.ferry.approve(started.deploymentId, 'original', 'alice');
+  assert.equal(chosen.plan, 'original');
+  assert.equal(chosen.source, 'approved');
+
+  const done = await h.ferry.waitForResult(started.deploymentId);
+  assert.equal(done.phase, 'live');
+  assert.equal(done.chosenPlan?.plan, 'original');
+  assert.equal(done.chosenPlan?.approvedBy, 'alice');
+  assert.equal(done.benchmark?.maxAbsDiff, 0, 'the original plan serves the very same model');
+
+  // Once past the approval, further approvals are refused with the reason.
+  await assert.rejects(h.ferry.approve(started.deploymentId, 'original'), /not waiting for an approval/);
+  await h.ferry.undeploy(started.deploymentId);
+});
+
+test('an approval Signal (chat-ops) chooses the plan', async () => {
+  const name = `sg-${h.runId}`;
+  const started = await h.ferry.deploy(await h.writeModel(name, { inputDim: 16, hiddenDims: [32], outputDim: 4, seed: 9 }), {
+    model: name,
+    mode: 'review',
+    approvalTimeoutMs: 10 * 60_000,
+  });
+  await awaitingApproval(started.deploymentId);
+  await h.ferry.approveBySignal(started.deploymentId, 'bogus-plan', 'bob'); // ignored: unknown plan
+  await h.ferry.approveBySignal(started.deploymentId, 'graph-optimized', 'bob');
+  const done = await h.ferry.waitForResult(started.deploymentId);
+  assert.equal(done.chosenPlan?.plan, 'graph-optimized');
+  assert.equal(done.chosenPlan?.approvedBy, 'bob');
+  await h.ferry.undeploy(started.deploymentId);
+});
+
+test('without an approval the default plan is taken after the timeout', async () => {
+  const name = `to-${h.runId}`;
+  const t0 = Date.now();
+  const started = await h.ferry.deploy(await h.writeModel(name, { inputDim: 16, hiddenDims: [16], outputDim: 4, seed: 5 }), {
+    model: name,
+    mode: 'review',
+    approvalTimeoutMs: 2000,
+  });
+  const done = await h.ferry.waitForResult(started.deploymentId);
+  assert.equal(done.chosenPlan?.source, 'default-after-timeout');
+  assert.equal(done.chosenPlan?.plan, done.defaultPlan);
+  assert.ok(Date.now() - t0 >= 2000, 'it waited for the timeout');
+  await h.ferry.undeploy(started.deploymentId);
+});

@@ -1,0 +1,73 @@
+/**
+ * One-click deploy of a generated model end to end on the real stack, then an inference through the
+ * endpoint compared with onnxruntime run directly; deploying the same version again runs nothing new.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { getPool } from '../../lib/db/pool';
+import { FerryRepository } from '../../lib/db/repository';
+import { getManifest } from '../../lib/oci/registry';
+import { seededRandom } from '../../lib/optimize/sampleInputs';
+import { startHarness, type FerryHarness } from '../helpers/ferryHarness';
+
+let h: FerryHarness;
+before(async () => {
+  h = await startHarness('oneclick');
+  await h.startWorker();
+});
+after(async () => h?.close());
+
+test('one-click deploy serves outputs equal to onnxruntime on the same input; a duplicate deploy runs nothing', async () => {
+  const name = `oc-${h.runId}`;
+  const file = await h.writeModel(name, { inputDim: 48, hiddenDims: [96, 64], outputDim: 10, seed: 3 });
+
+  const started = await h.ferry.deploy(file, { model: name });
+  assert.equal(started.alreadyExisted, false);
+  const status = await h.ferry.waitForResult(started.deploymentId);
+
+  assert.equal(status.phase, 'live');
+  assert.deepEqual(status.stages.map((s) => s.state), ['done', 'done', 'done', 'done', 'done']);
+  assert.equal(status.chosenPlan?.source, 'one-click');
+  assert.equal(status.chosenPlan?.plan, status.defaultPlan);
+  assert.equal(status.summary?.parameterCount, 48 * 96 + 96 + 96 * 64 + 64 + 64 * 10 + 10);
+  assert.ok(status.benchmark && status.benchmark.maxAbsDiff < 1e-4, `benchmark drift ${status.benchmark?.maxAbsDiff}`);
+  assert.match(status.image?.digest ?? '', /^sha256:[0-9a-f]{64}$/);
+  assert.ok(status.inferUrl?.startsWith(h.config.gateway.url), status.inferUrl);
+
+  // The pushed image is really in the registry under its digest.
+  const manifest = await getManifest(h.config.registry.url, status.image!.repository, status.image!.digest);
+  assert.ok(manifest.layers.length >= 2, 'runtime layer and model layer');
+
+  // Inference through the endpoint equals onnxruntime's own output on the same input.
+  const rand = seededRandom(11);
+  const data = Array.from({ length: 2 * 48 }, () => rand() * 2 - 1);
+  const answer = await h.ferry.infer(started.deploymentId, { inputs: [{ name: 'input', shape: [2, 48], datatype: 'FP32', data }] });
+  const session = await ort.InferenceSession.create(file);
+  const direct = await session.run({ input: new ort.Tensor('float32', Float32Array.from(data), [2, 48]) });
+  const expected = Array.from(direct.output.data as Float32Array);
+  const got = answer.outputs.find((o) => o.name === 'output')!;
+  assert.deepEqual(got.shape, [2, 10]);
+  assert.equal(got.data.length, expected.length);
+  got.data.forEach((v, i) => assert.ok(Math.abs((v as number) - expected[i]) < 1e-4, `output[${i}] ${v} vs ${expected[i]}`));
+
+  // Postgres has the version, exactly one image, and the running deployment.
+  const repo = new FerryRepository(getPool(h.config.postgres.url));
+  const mv = await repo.findModelVersion(name, status.version);
+  assert.ok(mv);
+  assert.equal(await repo.countImages(mv.id), 1);
+  assert.equal((await repo.getDeployment(started.deploymentId))?.state, 'running');
+
+  // Same file again: the same version, recognised, nothing new started.
+  const again = await h.ferry.deploy(file, { model: name });
+  assert.equal(again.alreadyExisted, true);
+  assert.equal(again.workflowId, started.workflowId);
+  const runs = [];
+  for await (const wf of h.ferry.temporal.workflow.list({ query: `WorkflowId = '${started.workflowId}'` })) runs.push(wf.runId);
+  assert.equal(runs.length, 1, 'one run of the deploy workflow');
+  assert.equal(await repo.countImages(mv.id), 1);
+
+  await h.ferry.undeploy(started.deploymentId);
+  assert.equal((await h.gatewayStatus(started.deploymentId)).status, 404);
+  assert.equal((await repo.getDeployment(started.deploymentId))?.state, 'undeployed');
+});
