@@ -53,10 +53,14 @@ test('idle deployment hibernates; the next request wakes it and is answered', as
   const after = await h.gatewayStatus(started.deploymentId);
   assert.equal(after.body.state, 'running');
   assert.ok(after.body.coldStarts >= 1);
-  await eventually('the monitor to see the deployment running again', async () => {
-    const row = await repo.getDeployment(started.deploymentId);
-    return row?.state === 'running' || row?.state === 'hibernated' ? row : undefined;
-  });
+  await eventually('the monitor to record the wake', async () => {
+    const ev = await getPool(h.config.postgres.url).query(
+      `SELECT kind FROM deployment_events WHERE deployment_id = $1 ORDER BY id`,
+      [started.deploymentId],
+    );
+    const kinds = ev.rows.map((r) => r.kind);
+    return kinds.includes('hibernated') && kinds.lastIndexOf('woke') > kinds.indexOf('hibernated') ? kinds : undefined;
+  }, 15_000);
   assert.ok(live.endpoint);
   await h.ferry.undeploy(started.deploymentId);
 });
