@@ -1,0 +1,248 @@
+/**
+ * Ferry's inference server: the Open Inference Protocol (KServe v2) REST API over Node's http module,
+ * serving the ONNX models listed in `<modelDir>/ferry-models.json` with onnxruntime, plus Prometheus
+ * metrics at /metrics. It listens before the models are loaded so liveness answers at once and
+ * readiness turns true when every session is loaded.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import { version as ferryVersion } from '../../package.json';
+import { createStandaloneTelemetry, InferenceMetrics, type ModelCounters, type ServerTelemetry } from './inferenceMetrics';
+import { loadModelRepository, type LoadedModel, type ModelRepository } from './modelRepository';
+import { RequestError } from './requestError';
+import { decodeInputs, encodeInferResponse, parseInferRequest, requestedOutputs } from './tensorCodec';
+
+export interface InferenceServerOptions {
+  modelDir: string;
+  port: number;
+  host?: string;
+  /** Where metrics go; by default a private meter provider + Prometheus exporter. */
+  telemetry?: ServerTelemetry;
+  /** Largest request body accepted (bytes). Default 64 MiB. */
+  maxBodyBytes?: number;
+  /** On close, how long in-flight requests may take before their connections are cut. Default 30 s. */
+  drainTimeoutMs?: number;
+}
+
+export interface InferenceServer {
+  url: string;
+  /** Stops accepting, lets in-flight requests finish, then releases the sessions. */
+  close(): Promise<void>;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' } as const;
+
+export async function startInferenceServer(opts: InferenceServerOptions): Promise<InferenceServer> {
+  const host = opts.host ?? '127.0.0.1';
+  const telemetry = opts.telemetry ?? createStandaloneTelemetry();
+  const metrics = new InferenceMetrics(telemetry.meter);
+  const unknownModelCounters = metrics.countersFor('', '');
+  const maxBodyBytes = opts.maxBodyBytes ?? 64 * 1024 * 1024;
+
+  let repository: ModelRepository | undefined;
+  let countersByModel = new Map<LoadedModel, ModelCounters>();
+  let closing = false;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
+  const server = http.createServer((req, res) => {
+    inFlight++;
+    res.once('close', () => {
+      if (--inFlight === 0 && drained) drained();
+    });
+    routeRequest(req, res).catch((err) => sendError(res, 500, `internal error: ${(err as Error).message}`));
+  });
+  // Clients such as the gateway keep connections open; the default 5 s keep-alive suits them.
+  server.headersTimeout = 60_000;
+
+  function sendJson(res: http.ServerResponse, status: number, body: string, extraHeaders?: http.OutgoingHttpHeaders): void {
+    if (res.headersSent) return void res.destroy();
+    const headers: http.OutgoingHttpHeaders = { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), ...extraHeaders };
+    if (closing) headers.connection = 'close';
+    res.writeHead(status, headers);
+    res.end(body);
+  }
+
+  function sendError(res: http.ServerResponse, status: number, message: string, extraHeaders?: http.OutgoingHttpHeaders): void {
+    sendJson(res, status, JSON.stringify({ error: message }), extraHeaders);
+  }
+
+  async function routeRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+
+    if (path === '/metrics') {
+      if (closing) res.setHeader('connection', 'close');
+      return telemetry.prometheus.getMetricsRequestHandler(req, res);
+    }
+    const parts = path.split('/'); // ['', 'v2', ...]
+    if (parts[1] !== 'v2') return sendError(res, 404, `no route for ${path}: this server speaks the Open Inference Protocol under /v2`);
+    if (parts.length === 2 || (parts.length === 3 && parts[2] === '')) {
+      if (!expectMethod(req, res, 'GET')) return;
+      return sendJson(res, 200, JSON.stringify({ name: 'ferry', version: ferryVersion, extensions: [] }));
+    }
+    if (parts[2] === 'health' && parts.length === 4) {
+      if (!expectMethod(req, res, 'GET')) return;
+      if (parts[3] === 'live') return sendJson(res, 200, '{"live":true}');
+      if (parts[3] === 'ready') return sendJson(res, repository && !closing ? 200 : 503, `{"ready":${Boolean(repository && !closing)}}`);
+    }
+    if (parts[2] === 'models' && parts.length >= 4) {
+      // /v2/models/{name}[/versions/{v}][/ready|/infer]
+      let name: string;
+      let version: string | undefined;
+      let action: string | undefined;
+      try {
+        name = decodeURIComponent(parts[3]);
+        let rest = 4;
+        if (parts[4] === 'versions' && parts.length >= 6) {
+          version = decodeURIComponent(parts[5]);
+          rest = 6;
+        }
+        if (parts.length > rest + 1) return sendError(res, 404, `no route for ${path}`);
+        action = parts[rest];
+      } catch {
+        return sendError(res, 400, `malformed URL ${path}`);
+      }
+      if (action === 'infer') return infer(req, res, name, version);
+      if (!expectMethod(req, res, 'GET')) return;
+      if (!repository) return sendError(res, 503, 'models are still loading');
+      let model: LoadedModel;
+      try {
+        model = repository.resolve(name, version);
+      } catch (err) {
+        return sendError(res, (err as RequestError).status ?? 500, (err as Error).message);
+      }
+      if (action === undefined) return sendJson(res, 200, modelMetadata(repository, model));
+      if (action === 'ready') return sendJson(res, 200, JSON.stringify({ name: model.name, version: model.version, ready: true }));
+    }
+    return sendError(res, 404, `no route for ${req.method} ${path}`);
+  }
+
+  function expectMethod(req: http.IncomingMessage, res: http.ServerResponse, method: string): boolean {
+    if (req.method === method || (method === 'GET' && req.method === 'HEAD')) return true;
+    sendError(res, 405, `${req.method} is not allowed here; use ${method}`, { allow: method });
+    return false;
+  }
+
+  async function infer(req: http.IncomingMessage, res: http.ServerResponse, name: string, version: string | undefined): Promise<void> {
+    const started = performance.now();
+    if (req.method !== 'POST') return void expectMethod(req, res, 'POST');
+    if (!repository) return sendError(res, 503, 'models are still loading', { 'retry-after': '1' });
+    let model: LoadedModel;
+    try {
+      model = repository.resolve(name, version);
+    } catch (err) {
+      unknownModelCounters.requests++;
+      unknownModelCounters.countError(404);
+      return sendError(res, 404, (err as Error).message);
+    }
+    const counters = countersByModel.get(model)!;
+    counters.requests++;
+    try {
+      const body = parseInferRequest(await readJsonBody(req, maxBodyBytes));
+      const feeds = decodeInputs(model, body.inputs);
+      const fetches = requestedOutputs(model, body.outputs);
+      let results;
+      try {
+        results = fetches ? await model.session.run(feeds, fetches) : await model.session.run(feeds);
+      } catch (err) {
+        throw runtimeFailure(err as Error);
+      }
+      sendJson(res, 200, encodeInferResponse(model, body.id ?? randomUUID(), results));
+    } catch (err) {
+      const status = err instanceof RequestError ? err.status : 500;
+      counters.countError(status);
+      const message = err instanceof RequestError ? err.message : `inference failed: ${(err as Error).message}`;
+      sendError(res, status, message, status === 413 ? { connection: 'close' } : undefined);
+    } finally {
+      metrics.recordDuration(counters, (performance.now() - started) / 1000);
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+
+  async function close(): Promise<void> {
+    if (closing) return;
+    closing = true;
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    if (inFlight > 0) {
+      const drainedNow = new Promise<void>((resolve) => (drained = resolve));
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, opts.drainTimeoutMs ?? 30_000).unref());
+      await Promise.race([drainedNow, timeout]);
+    }
+    // Connections that stayed open after their last response (keep-alive) are idle now.
+    server.closeAllConnections();
+    await serverClosed;
+    await repository?.release();
+    await telemetry.shutdown?.();
+  }
+
+  try {
+    const loaded = await loadModelRepository(opts.modelDir);
+    countersByModel = new Map(loaded.models.map((m) => [m, metrics.countersFor(m.name, m.version)]));
+    repository = loaded;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { url, close };
+}
+
+function modelMetadata(repository: ModelRepository, model: LoadedModel): string {
+  const describe = (s: LoadedModel['inputs'][number]) => ({ name: s.name, datatype: s.datatype ?? 'UNSUPPORTED', shape: s.shape });
+  return JSON.stringify({
+    name: model.name,
+    versions: repository.versionsOf(model.name),
+    platform: 'onnxruntime',
+    inputs: model.inputs.map(describe),
+    outputs: model.outputs.map(describe),
+  });
+}
+
+function readJsonBody(req: http.IncomingMessage, maxBytes: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        // Answer now; the connection is closed after the response instead of reading the rest.
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new RequestError(413, `request body is larger than ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (size > maxBytes) return;
+      const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
+      try {
+        resolve(JSON.parse(text));
+      } catch (err) {
+        reject(new RequestError(400, `malformed JSON in request body: ${(err as Error).message}`));
+      }
+    });
+  });
+}
+
+/** onnxruntime rejects some bad inputs only at run time (e.g. models without declared shapes). */
+function runtimeFailure(err: Error): Error {
+  if (/invalid (dimensions|rank)|Got invalid|unexpected input data type|shape mismatch/i.test(err.message)) {
+    return new RequestError(400, `the model rejected the input: ${err.message}`);
+  }
+  return err;
+}

@@ -1,0 +1,243 @@
+/**
+ * JSON tensors of the Open Inference Protocol ↔ onnxruntime tensors. This is the server's hot path:
+ * inputs are copied once into a typed array (checking each element), outputs are serialized with
+ * `join` on the typed array instead of building intermediate JS arrays.
+ */
+import * as ort from 'onnxruntime-node';
+import {
+  float16BitsFromNumber,
+  INTEGER_RANGES,
+  isV2Datatype,
+  numberFromFloat16Bits,
+  ortTypeOf,
+  v2DatatypeOf,
+  type V2Datatype,
+} from './datatypes';
+import type { LoadedModel, TensorSignature } from './modelRepository';
+import { RequestError } from './requestError';
+
+export interface InferRequestBody {
+  id?: string;
+  parameters?: Record<string, unknown>;
+  inputs: unknown[];
+  outputs?: Array<{ name: string }>;
+}
+
+/** Checks the request's envelope; tensors are checked against the model by `decodeInputs`. */
+export function parseInferRequest(body: unknown): InferRequestBody {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new RequestError(400, 'request body must be a JSON object with an "inputs" array');
+  }
+  const req = body as Record<string, unknown>;
+  if (!Array.isArray(req.inputs) || req.inputs.length === 0) {
+    throw new RequestError(400, 'request body must have a non-empty "inputs" array');
+  }
+  if (req.id !== undefined && typeof req.id !== 'string') throw new RequestError(400, '"id" must be a string');
+  if (req.outputs !== undefined) {
+    if (!Array.isArray(req.outputs)) throw new RequestError(400, '"outputs" must be an array of {"name": ...}');
+    for (const [i, o] of req.outputs.entries()) {
+      if (typeof o !== 'object' || o === null || typeof (o as { name?: unknown }).name !== 'string') {
+        throw new RequestError(400, `outputs[${i}] must be an object with a string "name"`);
+      }
+    }
+  }
+  return req as unknown as InferRequestBody;
+}
+
+export function formatShape(shape: readonly number[]): string {
+  return `[${shape.join(',')}]`;
+}
+
+/** Turns the request's inputs into onnxruntime feeds, naming exactly what does not fit the model. */
+export function decodeInputs(model: LoadedModel, inputs: unknown[]): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (let i = 0; i < inputs.length; i++) {
+    const raw = inputs[i] as Record<string, unknown> | null;
+    if (typeof raw !== 'object' || raw === null) throw new RequestError(400, `inputs[${i}] must be an object`);
+    const name = raw.name;
+    if (typeof name !== 'string') throw new RequestError(400, `inputs[${i}] must have a string "name"`);
+    const signature = model.inputsByName.get(name);
+    if (!signature) {
+      throw new RequestError(400, `model "${model.name}" has no input "${name}" (inputs: ${model.inputs.map((s) => s.name).join(', ')})`);
+    }
+    if (name in feeds) throw new RequestError(400, `input "${name}" is given twice`);
+    feeds[name] = decodeInput(signature, raw);
+  }
+  for (const signature of model.inputs) {
+    if (!(signature.name in feeds)) {
+      throw new RequestError(400, `missing input "${signature.name}" (model "${model.name}" expects inputs: ${model.inputs.map((s) => s.name).join(', ')})`);
+    }
+  }
+  return feeds;
+}
+
+function decodeInput(signature: TensorSignature, raw: Record<string, unknown>): ort.Tensor {
+  const { name } = signature;
+  if (signature.datatype === undefined) {
+    throw new RequestError(400, `input "${name}" has a type the inference protocol cannot carry`);
+  }
+  const datatype = raw.datatype;
+  if (!isV2Datatype(datatype)) throw new RequestError(400, `input "${name}" has unknown datatype ${JSON.stringify(datatype)}`);
+  if (datatype !== signature.datatype) {
+    throw new RequestError(400, `input "${name}" expects datatype ${signature.datatype}, got ${datatype}`);
+  }
+  const shape = raw.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new RequestError(400, `input "${name}" must have a "shape" array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  if (signature.shapeKnown && !shapeFits(signature.shape, shape)) {
+    throw new RequestError(400, `input "${name}" expects shape ${formatShape(signature.shape)}, got ${formatShape(shape)}`);
+  }
+  if (!Array.isArray(raw.data)) throw new RequestError(400, `input "${name}" must have a "data" array`);
+  // Nested data ([[1,2],[3,4]]) is accepted and flattened in row-major order.
+  const data: unknown[] = raw.data.length > 0 && Array.isArray(raw.data[0]) ? raw.data.flat(Infinity) : raw.data;
+  let count = 1;
+  for (const d of shape) count *= d;
+  if (data.length !== count) {
+    throw new RequestError(400, `input "${name}" has shape ${formatShape(shape)} (${count} elements) but its data has ${data.length} elements`);
+  }
+  return new ort.Tensor(ortTypeOf(datatype) as 'float32', toTensorData(name, datatype, data) as Float32Array, shape);
+}
+
+function shapeFits(expected: readonly number[], actual: readonly number[]): boolean {
+  if (expected.length !== actual.length) return false;
+  for (let i = 0; i < expected.length; i++) {
+    if (expected[i] !== -1 && expected[i] !== actual[i]) return false;
+  }
+  return true;
+}
+
+type TensorData = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array | string[];
+
+function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): TensorData {
+  const n = data.length;
+  const bad = (i: number, what: string): never => {
+    throw new RequestError(400, `input "${name}" (${datatype}) data[${i}] must be ${what}, got ${JSON.stringify(data[i])}`);
+  };
+  switch (datatype) {
+    case 'FP32':
+    case 'FP64': {
+      const out = datatype === 'FP32' ? new Float32Array(n) : new Float64Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = data[i];
+        if (typeof v !== 'number') bad(i, 'a number');
+        out[i] = v as number;
+      }
+      return out;
+    }
+    case 'FP16': {
+      const out = new Uint16Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = data[i];
+        if (typeof v !== 'number') bad(i, 'a number');
+        out[i] = float16BitsFromNumber(v as number);
+      }
+      return out;
+    }
+    case 'INT8':
+    case 'INT16':
+    case 'INT32':
+    case 'UINT8':
+    case 'UINT16':
+    case 'UINT32': {
+      const [min, max] = INTEGER_RANGES[datatype]!;
+      const out = new TYPED_INTEGER_ARRAYS[datatype](n);
+      for (let i = 0; i < n; i++) {
+        const v = data[i] as number;
+        if (!Number.isInteger(v) || v < min || v > max) bad(i, `an integer in [${min}, ${max}]`);
+        out[i] = v;
+      }
+      return out;
+    }
+    case 'INT64':
+    case 'UINT64': {
+      const unsigned = datatype === 'UINT64';
+      const out = unsigned ? new BigUint64Array(n) : new BigInt64Array(n);
+      // Numbers beyond 2^53 lose precision in JSON.parse; digit strings are accepted for exact values.
+      for (let i = 0; i < n; i++) {
+        const v = data[i];
+        let big: bigint | undefined;
+        if (typeof v === 'number' && Number.isInteger(v)) big = BigInt(v);
+        else if (typeof v === 'string' && /^-?\d+$/.test(v)) big = BigInt(v);
+        const fits = big !== undefined && (unsigned ? big >= 0n && big < 1n << 64n : big >= -(1n << 63n) && big < 1n << 63n);
+        if (!fits) bad(i, unsigned ? 'an unsigned 64-bit integer (number or digit string)' : 'a 64-bit integer (number or digit string)');
+        out[i] = big!;
+      }
+      return out;
+    }
+    case 'BOOL': {
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = data[i];
+        if (v === true || v === 1) out[i] = 1;
+        else if (v !== false && v !== 0) bad(i, 'true or false');
+      }
+      return out;
+    }
+    case 'BYTES': {
+      for (let i = 0; i < n; i++) if (typeof data[i] !== 'string') bad(i, 'a string');
+      return data as string[];
+    }
+  }
+}
+
+const TYPED_INTEGER_ARRAYS = {
+  INT8: Int8Array,
+  INT16: Int16Array,
+  INT32: Int32Array,
+  UINT8: Uint8Array,
+  UINT16: Uint16Array,
+  UINT32: Uint32Array,
+} as const;
+
+/** Output names to fetch: the requested ones (checked) or all of the model's outputs. */
+export function requestedOutputs(model: LoadedModel, outputs: Array<{ name: string }> | undefined): string[] | undefined {
+  if (!outputs || outputs.length === 0) return undefined;
+  return outputs.map(({ name }) => {
+    if (!model.outputNames.has(name)) {
+      throw new RequestError(400, `model "${model.name}" has no output "${name}" (outputs: ${model.outputs.map((s) => s.name).join(', ')})`);
+    }
+    return name;
+  });
+}
+
+/** Serializes the response directly to JSON text (typed arrays never become JS arrays). */
+export function encodeInferResponse(model: LoadedModel, id: string, results: ort.InferenceSession.OnnxValueMapType): string {
+  let outputs = '';
+  for (const name in results) {
+    const tensor = results[name];
+    const datatype = v2DatatypeOf(tensor.type);
+    if (datatype === undefined) throw new Error(`output "${name}" has type ${tensor.type}, which the inference protocol cannot carry`);
+    if (outputs) outputs += ',';
+    outputs += `{"name":${JSON.stringify(name)},"datatype":"${datatype}","shape":[${tensor.dims.join(',')}],"data":[${encodeData(datatype, tensor.data)}]}`;
+  }
+  return `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)},"id":${JSON.stringify(id)},"outputs":[${outputs}]}`;
+}
+
+function encodeData(datatype: V2Datatype, data: ort.Tensor['data']): string {
+  switch (datatype) {
+    case 'BYTES': {
+      const json = JSON.stringify(data);
+      return json.slice(1, -1);
+    }
+    case 'BOOL':
+      return Array.prototype.map.call(data as Uint8Array, (v: number) => (v ? 'true' : 'false')).join(',');
+    case 'FP16':
+      return finiteOrNull(Array.prototype.map.call(data as Uint16Array, numberFromFloat16Bits).join(','), data.length);
+    case 'FP32':
+    case 'FP64':
+      return finiteOrNull((data as Float32Array).join(','), data.length);
+    default:
+      // Integer typed arrays (including BigInt64Array) join as exact decimal digits.
+      return (data as Int32Array).join(',');
+  }
+}
+
+/** JSON has no NaN or Infinity; like JSON.stringify, send null for them (only rebuilt when present). */
+function finiteOrNull(joined: string, length: number): string {
+  if (!/[NI]/.test(joined)) return joined;
+  return joined
+    .split(',', length)
+    .map((s) => (s === 'NaN' || s === 'Infinity' || s === '-Infinity' ? 'null' : s))
+    .join(',');
+}
