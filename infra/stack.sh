@@ -322,8 +322,8 @@ launch() {
   printf '\n=== %s: starting %s\n' "$(date -Is)" "$*" >>"$LOG_DIR/$svc.log"
   rm -f "$(pid_file "$svc")"
   # the inner shell records its own pid and then becomes the service (exec), so the pid file holds the
-  # service's pid whether or not setsid had to fork
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pid_file "$svc")" "$@" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
+  # service's pid whether or not setsid had to fork. fd 9 (the stack lock) is not passed on.
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$(pid_file "$svc")" "$@" >>"$LOG_DIR/$svc.log" 2>&1 </dev/null 9>&- &
   local i
   for i in $(seq 1 50); do [[ -s "$(pid_file "$svc")" ]] && return 0; sleep 0.1; done
   fail_service "$svc" "did not start (no pid recorded)"
@@ -651,18 +651,19 @@ service_url() {
 }
 
 cmd_status() {
-  local svc pid state down=0
+  local svc pid state down=0 foreign=0
   printf '%-10s %-9s %-8s %-6s %s\n' SERVICE STATE PID PORT URL
   for svc in $(selected_services "$@"); do
     if pid="$(service_pid "$svc")"; then
       if health_"$svc" 2>/dev/null; then state="${G}healthy${N}  "; else state="${R}unhealthy${N}"; down=1; fi
     else
       pid="-"; down=1
-      if port_open "$(main_port "$svc")"; then state="${Y}foreign${N}  "; else state="${R}stopped${N}  "; fi
+      if port_open "$(main_port "$svc")"; then state="${Y}foreign${N}  "; foreign=1; else state="${R}stopped${N}  "; fi
     fi
     printf '%-10s %s %-8s %-6s %s\n' "$svc" "$state" "$pid" "$(main_port "$svc")" "$(service_url "$svc")"
   done
   say "state: $STATE_DIR   logs: $LOG_DIR"
+  [[ $foreign -eq 0 ]] || say "foreign: the port is taken by a process this script did not start (another stack or program)"
   return $down
 }
 
@@ -705,9 +706,20 @@ usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
+# start/stop/restart/install from two shells at once would race on ports and pid files: take turns
+take_stack_lock() {
+  mkdir -p "$STATE_DIR"
+  exec 9>"$STATE_DIR/.stack.lock"
+  if ! flock -n 9; then
+    say "  waiting for another infra/stack.sh (start/stop/install) in $STATE_DIR to finish..."
+    flock -w 600 9 || die "another infra/stack.sh has held $STATE_DIR/.stack.lock for 10 minutes"
+  fi
+}
+
 main() {
   local cmd="${1:-}"
   [[ $# -gt 0 ]] && shift
+  case "$cmd" in install|start|stop|restart|migrate) take_stack_lock ;; esac
   case "$cmd" in
     install) cmd_install ;;
     start) cmd_start "$@" ;;
