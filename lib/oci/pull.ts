@@ -1,0 +1,188 @@
+/**
+ * Pulls an image from a registry and unpacks its layers into `<destDir>/rootfs`.
+ *
+ * Every blob is downloaded to disk and its sha256 checked before a byte of it is decompressed,
+ * and each layer's uncompressed digest is checked against the config's diff_ids. Layers are
+ * unpacked into a temporary directory that replaces rootfs only when complete, and a marker
+ * (ferry-pull.json) written last records which digest rootfs holds: a crash at any point leaves
+ * either the previous complete rootfs or none, never a half-unpacked one. Not safe for two
+ * concurrent pulls into the same destDir.
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { DigestingStream, digestHex, isDigest } from './digest';
+import {
+  DOCKER_MANIFEST_LIST_MEDIA_TYPE,
+  OCI_INDEX_MEDIA_TYPE,
+  type OciDescriptor,
+  type OciImageConfig,
+  type OciIndex,
+  type OciManifest,
+} from './image';
+import { RegistryClient } from './registry';
+import { extractTar } from './tarExtract';
+
+export interface ImageRef {
+  /** e.g. http://127.0.0.1:5000 */
+  registry: string;
+  repository: string;
+  /** a tag or a sha256 digest */
+  reference: string;
+}
+
+export interface PulledImage {
+  /** Digest of the image manifest that was unpacked. */
+  digest: string;
+  config: OciImageConfig;
+  /** Absolute path of the unpacked root filesystem. */
+  rootfs: string;
+}
+
+interface PullMarker {
+  /** Digest the reference resolved to (an index's, for multi-platform images). */
+  resolvedDigest: string;
+  digest: string;
+  config: OciImageConfig;
+}
+
+const MARKER_FILE = 'ferry-pull.json';
+const MAX_CONFIG_BYTES = 8 << 20;
+const GZIP_LAYER_TYPES = new Set([
+  'application/vnd.oci.image.layer.v1.tar+gzip',
+  'application/vnd.docker.image.rootfs.diff.tar.gzip',
+]);
+const PLAIN_LAYER_TYPES = new Set(['application/vnd.oci.image.layer.v1.tar']);
+const PLATFORM = { architecture: 'amd64', os: 'linux' };
+
+async function readMarker(destDir: string): Promise<PullMarker | null> {
+  try {
+    return JSON.parse(await readFile(path.join(destDir, MARKER_FILE), 'utf8')) as PullMarker;
+  } catch {
+    return null;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  return stat(p).then(() => true, () => false);
+}
+
+/** Downloads a blob to `filePath`, refusing it (and deleting the file) unless size and sha256 match. */
+export async function downloadVerifiedBlob(client: RegistryClient, repository: string, descriptor: OciDescriptor, filePath: string): Promise<void> {
+  const body = await client.getBlob(repository, descriptor.digest);
+  const digesting = new DigestingStream();
+  try {
+    await pipeline(body, digesting, createWriteStream(filePath));
+    if (digesting.digest() !== descriptor.digest || digesting.size !== descriptor.size) {
+      throw new Error(
+        `blob ${descriptor.digest} from ${client.baseUrl}/${repository} failed verification: ` +
+          `got ${digesting.size} bytes with digest ${digesting.digest()}, expected ${descriptor.size} bytes`,
+      );
+    }
+  } catch (error) {
+    await rm(filePath, { force: true });
+    throw error;
+  }
+}
+
+/** Resolves `reference` to a single-platform manifest (picking linux/amd64 from an index). */
+async function resolveManifest(client: RegistryClient, ref: ImageRef): Promise<{ resolvedDigest: string; digest: string; manifest: OciManifest }> {
+  const top = await client.getManifest(ref.repository, ref.reference);
+  if (top.mediaType !== OCI_INDEX_MEDIA_TYPE && top.mediaType !== DOCKER_MANIFEST_LIST_MEDIA_TYPE) {
+    return { resolvedDigest: top.digest, digest: top.digest, manifest: top.document as OciManifest };
+  }
+  const entry = (top.document as OciIndex).manifests.find(
+    (m) => m.platform?.architecture === PLATFORM.architecture && m.platform?.os === PLATFORM.os,
+  );
+  if (!entry) throw new Error(`${ref.repository}@${top.digest} has no ${PLATFORM.os}/${PLATFORM.architecture} image`);
+  const image = await client.getManifest(ref.repository, entry.digest);
+  return { resolvedDigest: top.digest, digest: image.digest, manifest: image.document as OciManifest };
+}
+
+function checkManifest(manifest: OciManifest, where: string): void {
+  if (manifest.schemaVersion !== 2 || !manifest.config || !Array.isArray(manifest.layers)) {
+    throw new Error(`${where} is not a schema 2 image manifest`);
+  }
+  for (const layer of [manifest.config, ...manifest.layers]) {
+    if (!isDigest(layer.digest) || !Number.isSafeInteger(layer.size) || layer.size < 0) {
+      throw new Error(`${where} has an invalid descriptor: ${JSON.stringify(layer)}`);
+    }
+  }
+  for (const layer of manifest.layers) {
+    if (!GZIP_LAYER_TYPES.has(layer.mediaType) && !PLAIN_LAYER_TYPES.has(layer.mediaType)) {
+      throw new Error(`${where} has a layer of unsupported media type ${layer.mediaType}`);
+    }
+  }
+}
+
+async function unpackLayer(blobPath: string, layer: OciDescriptor, expectedDiffId: string, rootfs: string): Promise<void> {
+  const diff = new DigestingStream();
+  const decompress = GZIP_LAYER_TYPES.has(layer.mediaType) ? [createGunzip()] : [];
+  const feeding = pipeline([createReadStream(blobPath), ...decompress, diff]);
+  try {
+    await extractTar(diff, rootfs, { whiteouts: true });
+  } catch (error) {
+    diff.destroy();
+    await feeding.catch(() => undefined);
+    throw error;
+  }
+  await feeding;
+  if (diff.digest() !== expectedDiffId) {
+    throw new Error(`layer ${layer.digest} unpacks to ${diff.digest()}, but the image config expects ${expectedDiffId}`);
+  }
+}
+
+export async function pullImage(ref: ImageRef, destDir: string): Promise<PulledImage> {
+  const dest = path.resolve(destDir);
+  const rootfs = path.join(dest, 'rootfs');
+  await mkdir(dest, { recursive: true });
+  const marker = await readMarker(dest);
+  const done = (m: PullMarker): PulledImage => ({ digest: m.digest, config: m.config, rootfs });
+
+  // Pinned by digest and already unpacked: no network at all.
+  if (marker && (await exists(rootfs)) && isDigest(ref.reference) && (ref.reference === marker.resolvedDigest || ref.reference === marker.digest)) {
+    return done(marker);
+  }
+  const client = new RegistryClient(ref.registry);
+  const { resolvedDigest, digest, manifest } = await resolveManifest(client, ref);
+  if (marker && marker.digest === digest && (await exists(rootfs))) return done(marker);
+
+  const where = `${client.baseUrl}/${ref.repository}@${digest}`;
+  checkManifest(manifest, where);
+  const token = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  const workDir = path.join(dest, `.pull-${token}`);
+  const newRootfs = path.join(workDir, 'rootfs');
+  await mkdir(newRootfs, { recursive: true });
+  try {
+    if (manifest.config.size > MAX_CONFIG_BYTES) throw new Error(`${where}: image config is implausibly large (${manifest.config.size} bytes)`);
+    const configPath = path.join(workDir, 'config.json');
+    await downloadVerifiedBlob(client, ref.repository, manifest.config, configPath);
+    const config = JSON.parse(await readFile(configPath, 'utf8')) as OciImageConfig;
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== manifest.layers.length) {
+      throw new Error(`${where}: config lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
+    }
+
+    for (const [i, layer] of manifest.layers.entries()) {
+      const blobPath = path.join(workDir, `layer-${digestHex(layer.digest)}`);
+      await downloadVerifiedBlob(client, ref.repository, layer, blobPath);
+      await unpackLayer(blobPath, layer, diffIds[i]!, newRootfs);
+      await rm(blobPath, { force: true });
+    }
+
+    // Swap in the complete rootfs. The marker goes first so it never vouches for a stale tree.
+    await unlink(path.join(dest, MARKER_FILE)).catch(() => undefined);
+    if (await exists(rootfs)) await rename(rootfs, path.join(workDir, 'old-rootfs'));
+    await rename(newRootfs, rootfs);
+    const next: PullMarker = { resolvedDigest, digest, config };
+    const markerTemp = path.join(workDir, MARKER_FILE);
+    await writeFile(markerTemp, JSON.stringify(next, null, 2));
+    await rename(markerTemp, path.join(dest, MARKER_FILE));
+    return done(next);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Real registries for the OCI tests (no mocks).
+ *
+ * `useRegistry()` answers the registry the tests should push to: FERRY_REGISTRY_URL if set (it must
+ * be up), else the dev stack's default URL if it answers, else a private Debian `docker-registry`
+ * started for this test file. `startPrivateRegistry()` always starts one, for tests that need to
+ * reach into its storage (e.g. to corrupt a blob on disk).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadConfig } from '../../lib/config';
+
+const REGISTRY_BIN = '/usr/bin/docker-registry';
+
+export interface TestRegistry {
+  url: string;
+  /** Filesystem storage root when this process started the registry. */
+  storageDir?: string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export async function startPrivateRegistry(): Promise<TestRegistry> {
+  if (!existsSync(REGISTRY_BIN)) {
+    throw new Error(`${REGISTRY_BIN} is missing: run "bash infra/stack.sh install" (it installs Debian's docker-registry)`);
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-test-registry-'));
+  const port = await freePort();
+  const storageDir = path.join(dir, 'data');
+  const configPath = path.join(dir, 'config.yml');
+  await writeFile(
+    configPath,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: error',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${storageDir}`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: 127.0.0.1:${port}`,
+      '',
+    ].join('\n'),
+  );
+  const child: ChildProcess = spawn(REGISTRY_BIN, ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  while (!(await answers(url))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill();
+      throw new Error(`private docker-registry did not start on ${url}: ${stderr.slice(-500)}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    storageDir,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function useRegistry(): Promise<TestRegistry> {
+  const configured = loadConfig().registry.url;
+  if (process.env.FERRY_REGISTRY_URL) {
+    if (!(await answers(configured))) throw new Error(`FERRY_REGISTRY_URL=${configured} does not answer GET /v2/`);
+    return { url: configured, stop: async () => undefined };
+  }
+  if (await answers(configured)) return { url: configured, stop: async () => undefined };
+  return startPrivateRegistry();
+}
+
+/** A repository name no other test run uses, so results never depend on earlier runs. */
+export function uniqueRepository(prefix: string): string {
+  return `ferry-test/${prefix}-${process.pid}-${Date.now().toString(36)}`;
+}
