@@ -3,7 +3,8 @@
  * build → push → manifest by digest → pull → run the pulled server with the pulled onnxruntime.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -18,7 +19,7 @@ import { pullImage } from '../../lib/oci/pull';
 import { getManifest, RegistryClient } from '../../lib/oci/registry';
 import { readTar } from '../../lib/oci/tar';
 import { tinyOnnxModel } from './fixtures/tinyOnnx';
-import { uniqueRepository, useRegistry, type TestRegistry } from './registryFixture';
+import { freePort, uniqueRepository, useRegistry, type TestRegistry } from './registryFixture';
 
 const run = promisify(execFile);
 const TINY_ENTRY = path.join(__dirname, 'fixtures', 'tinyServer.ts');
@@ -190,5 +191,49 @@ describe('model images against the registry', () => {
       buildModelImage({ models: [{ name: 'a', version: '1', onnxPath: models.add3! }, { name: 'a', version: '2', onnxPath: models.add3! }], runtime }),
       /twice/,
     );
+  });
+
+  const realEntry = path.join(repoRoot, 'runtime', 'server', 'main.ts');
+  it('the real inference server (runtime/server/main.ts) answers an infer request from the pulled rootfs', { skip: !existsSync(realEntry) && 'runtime/server/main.ts not written yet' }, async (t) => {
+    const image = await buildModelImage({
+      models: [{ name: 'tiny', version: '1', onnxPath: models.add3! }],
+      runtime: { cacheDir: runtime.cacheDir },
+      blobDir: path.join(work, 'blobs-a'),
+    });
+    const started = performance.now();
+    const pushed = await pushImage(image, registry.url, repository, 'real-server');
+    t.diagnostic(`push of the real-server image: ${(pushed.pushedBytes / 1e6).toFixed(1)} MB sent, ${(pushed.skippedBytes / 1e6).toFixed(1)} MB skipped, ${(performance.now() - started).toFixed(0)} ms`);
+    const { rootfs } = await pullImage({ registry: registry.url, repository, reference: pushed.digest }, path.join(work, 'pull-real'));
+    const port = await freePort();
+    const child = spawn(process.execPath, [path.join(rootfs, 'app', 'server.js')], {
+      env: { PATH: process.env.PATH, FERRY_MODEL_DIR: path.join(rootfs, 'models'), PORT: String(port) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const ready = await fetch(`${base}/v2/health/ready`).then((r) => r.ok, () => false);
+        if (ready) break;
+        if (child.exitCode !== null || Date.now() > deadline) assert.fail(`server from the image did not become ready: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const res = await fetch(`${base}/v2/models/tiny/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }] }),
+      });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { outputs: Array<{ name: string; data: number[] }> };
+      assert.deepEqual(body.outputs.find((o) => o.name === 'y')?.data, [2, 4, 6]);
+    } finally {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }
   });
 });
