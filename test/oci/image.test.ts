@@ -84,6 +84,10 @@ describe('runtime layer', () => {
     assert.equal(again.fromCache, true);
     assert.equal(again.digest, built.digest);
     assert.ok(again.buildMs < built.buildMs, 'the cache hit is faster than the build');
+
+    const rebuilt = await buildRuntimeLayer({ ...runtime, cacheDir: path.join(work, 'cache-2') });
+    assert.equal(rebuilt.fromCache, false);
+    assert.equal(rebuilt.digest, built.digest, 'a build from scratch reproduces the same layer');
   });
 });
 
