@@ -30,6 +30,7 @@ export async function buildAndPushModelImage(input: {
     const image = await buildModelImage({
       models: [{ name: input.model, version: input.version, onnxPath }],
       labels: { 'ai.ferry.plan': input.plan, 'ai.ferry.model.sha256': input.modelObject.sha256 },
+      blobDir: path.join(dir, 'blobs'), // model layers are pushed, then dropped with the scratch dir
     });
     heartbeat({ step: 'pushing' });
     const repository = imageRepositoryFor(input.model);
