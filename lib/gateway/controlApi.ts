@@ -1,0 +1,114 @@
+/**
+ * The gateway's control API under /_ferry (JSON):
+ *   GET    /_ferry/health                        → {"ok": true}
+ *   GET    /_ferry/deployments                   → {"deployments": [status...]}
+ *   PUT    /_ferry/deployments/{id}              body {model, replicas, image | modelDir} → status (200)
+ *   GET    /_ferry/deployments/{id}              → status, or 404
+ *   DELETE /_ferry/deployments/{id}              → 204, whether or not it existed (idempotent)
+ *   POST   /_ferry/deployments/{id}/hibernate    → status
+ *   POST   /_ferry/deployments/{id}/wake         → status once a replica is ready
+ *   GET    /_ferry/deployments/{id}/metrics      → Prometheus text of all live replicas (label replica="<pid>")
+ *          ...?format=json                       → {"id", "replicas": [{pid, port, metricsText}]}
+ * Errors are {"error": "..."}: 400 bad spec, 404 unknown deployment, 500 could not run it (with the log tail).
+ */
+import type * as http from 'node:http';
+import { ControlRequestError, type DeploymentManager } from './deploymentManager';
+import { mergeReplicaMetrics } from './replicaMetrics';
+
+export async function handleControlRequest(manager: DeploymentManager, req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
+  const parts = path.split('/').slice(2); // after '', '_ferry'
+  const method = req.method ?? 'GET';
+  try {
+    if (parts[0] === 'health' && parts.length === 1) return sendJson(res, 200, { ok: true });
+    if (parts[0] !== 'deployments') throw new ControlRequestError(404, `no control route ${method} ${path}`);
+    if (parts.length === 1 || (parts.length === 2 && parts[1] === '')) {
+      allow(method, ['GET'], path);
+      return sendJson(res, 200, { deployments: manager.list() });
+    }
+    const id = decodeURIComponent(parts[1]);
+    if (parts.length === 2) {
+      if (method === 'PUT') return sendJson(res, 200, await manager.apply(id, await readJson(req)));
+      if (method === 'DELETE') {
+        await manager.destroy(id);
+        res.writeHead(204).end();
+        return;
+      }
+      allow(method, ['GET', 'PUT', 'DELETE'], path);
+      const d = manager.get(id);
+      if (!d) throw new ControlRequestError(404, `no deployment "${id}"`);
+      return sendJson(res, 200, d.status());
+    }
+    if (parts.length === 3 && parts[2] === 'hibernate') {
+      allow(method, ['POST'], path);
+      return sendJson(res, 200, await manager.hibernate(id));
+    }
+    if (parts.length === 3 && parts[2] === 'wake') {
+      allow(method, ['POST'], path);
+      return sendJson(res, 200, await manager.wake(id));
+    }
+    if (parts.length === 3 && parts[2] === 'metrics') {
+      allow(method, ['GET'], path);
+      return await sendMetrics(manager, id, new URLSearchParams(query).get('format') === 'json', res);
+    }
+    throw new ControlRequestError(404, `no control route ${method} ${path}`);
+  } catch (err) {
+    if (err instanceof ControlRequestError) return sendJson(res, err.status, { error: err.message });
+    if (err instanceof MethodNotAllowed) return sendJson(res, 405, { error: err.message }, { allow: err.allowed.join(', ') });
+    return sendJson(res, 500, { error: (err as Error).message });
+  }
+}
+
+class MethodNotAllowed extends Error {
+  constructor(readonly allowed: string[], message: string) {
+    super(message);
+  }
+}
+
+function allow(method: string, allowed: string[], path: string): void {
+  if (!allowed.includes(method)) throw new MethodNotAllowed(allowed, `${method} is not allowed on ${path} (use ${allowed.join(' or ')})`);
+}
+
+async function sendMetrics(manager: DeploymentManager, id: string, asJson: boolean, res: http.ServerResponse): Promise<void> {
+  const d = manager.get(id);
+  if (!d) throw new ControlRequestError(404, `no deployment "${id}"`);
+  const replicas = await Promise.all(
+    d.status().replicas.filter((r) => r.ready).map(async (r) => {
+      try {
+        const response = await fetch(`http://127.0.0.1:${r.port}/metrics`, { signal: AbortSignal.timeout(2000) });
+        return { pid: r.pid, port: r.port, metricsText: await response.text() };
+      } catch (err) {
+        return { pid: r.pid, port: r.port, metricsText: '', error: (err as Error).message };
+      }
+    }),
+  );
+  if (asJson) return sendJson(res, 200, { id, replicas });
+  const text = mergeReplicaMetrics(replicas);
+  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers?: http.OutgoingHttpHeaders): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function readJson(req: http.IncomingMessage, maxBytes = 1 << 20): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= maxBytes) chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (size > maxBytes) return reject(new ControlRequestError(400, `body is larger than ${maxBytes} bytes`));
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (err) {
+        reject(new ControlRequestError(400, `malformed JSON body: ${(err as Error).message}`));
+      }
+    });
+  });
+}

@@ -1,0 +1,61 @@
+/**
+ * A deployment's metrics: every replica's Prometheus exposition merged into one valid exposition,
+ * each sample labelled `replica="<pid>"` and each metric family's HELP/TYPE written once, so sums
+ * and histogram quantiles over replicas work as they would in Prometheus.
+ */
+
+export interface ReplicaMetricsText {
+  pid: number;
+  metricsText: string;
+}
+
+interface Family {
+  meta: string[];
+  metaKinds: Set<string>;
+  samples: string[];
+}
+
+export function mergeReplicaMetrics(replicas: ReplicaMetricsText[]): string {
+  const families = new Map<string, Family>();
+  const familyFor = (name: string): Family => {
+    let f = families.get(name);
+    if (!f) families.set(name, (f = { meta: [], metaKinds: new Set(), samples: [] }));
+    return f;
+  };
+  for (const { pid, metricsText } of replicas) {
+    let current = familyFor('');
+    for (const raw of metricsText.split('\n')) {
+      const line = raw.trim();
+      if (!line) continue;
+      const meta = /^#\s+(HELP|TYPE|UNIT)\s+(\S+)/.exec(line);
+      if (meta) {
+        current = familyFor(meta[2]);
+        // Metadata from the first replica that has it; later replicas repeat the same lines.
+        if (!current.metaKinds.has(meta[1])) {
+          current.metaKinds.add(meta[1]);
+          current.meta.push(line);
+        }
+        continue;
+      }
+      if (line.startsWith('#')) continue;
+      current.samples.push(withReplicaLabel(line, pid));
+    }
+  }
+  let out = '';
+  for (const f of families.values()) {
+    if (f.samples.length === 0 && f.meta.length === 0) continue;
+    out += [...f.meta, ...f.samples].join('\n') + '\n';
+  }
+  return out;
+}
+
+function withReplicaLabel(sample: string, pid: number): string {
+  const label = `replica="${pid}"`;
+  const brace = sample.indexOf('{');
+  const space = sample.search(/\s/);
+  if (brace !== -1 && (space === -1 || brace < space)) {
+    const empty = sample[brace + 1] === '}';
+    return `${sample.slice(0, brace + 1)}${label}${empty ? '' : ','}${sample.slice(brace + 1)}`;
+  }
+  return `${sample.slice(0, space)}{${label}}${sample.slice(space)}`;
+}

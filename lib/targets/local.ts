@@ -1,0 +1,84 @@
+/**
+ * The `local` deployment target: a client of the gateway's control API (lib/gateway), which runs
+ * the replicas as processes on this machine.
+ */
+import {
+  DeploymentNotFoundError,
+  type DeploymentSpec,
+  type DeploymentStatus,
+  type DeploymentTarget,
+} from './deploymentTarget';
+
+export class LocalTarget implements DeploymentTarget {
+  readonly name = 'local';
+  private readonly baseUrl: string;
+
+  /** `gatewayUrl`: the gateway's base URL, e.g. loadConfig().gateway.url. */
+  constructor(gatewayUrl: string) {
+    this.baseUrl = gatewayUrl.replace(/\/+$/, '');
+  }
+
+  apply(spec: DeploymentSpec): Promise<DeploymentStatus> {
+    const { id, ...body } = spec;
+    return this.call('PUT', `/deployments/${encodeURIComponent(id)}`, body, id);
+  }
+
+  status(id: string): Promise<DeploymentStatus> {
+    return this.call('GET', `/deployments/${encodeURIComponent(id)}`, undefined, id);
+  }
+
+  async list(): Promise<DeploymentStatus[]> {
+    return (await this.call<{ deployments: DeploymentStatus[] }>('GET', '/deployments')).deployments;
+  }
+
+  async scale(id: string, replicas: number): Promise<DeploymentStatus> {
+    const current = await this.status(id);
+    return this.apply({ id, model: current.model, replicas, image: current.image && { registry: current.image.registry, repository: current.image.repository, reference: current.image.reference }, modelDir: current.modelDir });
+  }
+
+  hibernate(id: string): Promise<DeploymentStatus> {
+    return this.call('POST', `/deployments/${encodeURIComponent(id)}/hibernate`, undefined, id);
+  }
+
+  wake(id: string): Promise<DeploymentStatus> {
+    return this.call('POST', `/deployments/${encodeURIComponent(id)}/wake`, undefined, id);
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.call('DELETE', `/deployments/${encodeURIComponent(id)}`, undefined, id);
+  }
+
+  metrics(id: string): Promise<string> {
+    return this.call('GET', `/deployments/${encodeURIComponent(id)}/metrics`, undefined, id, 'text');
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown, id?: string, as: 'json' | 'text' = 'json'): Promise<T> {
+    const url = `${this.baseUrl}/_ferry${path}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new Error(
+        `Ferry gateway at ${this.baseUrl} is not reachable (${cause?.code ?? cause?.message ?? (err as Error).message}): ` +
+          'start it with `ferry up` (background) or `ferry gateway` (foreground)',
+      );
+    }
+    const text = await res.text();
+    if (res.status === 404 && id !== undefined && method !== 'PUT') throw new DeploymentNotFoundError(id);
+    if (!res.ok) {
+      let message = text;
+      try {
+        message = (JSON.parse(text) as { error?: string }).error ?? text;
+      } catch {
+        /* not JSON: keep the text */
+      }
+      throw new Error(`gateway ${method} ${path} failed with ${res.status}: ${message}`);
+    }
+    if (res.status === 204) return undefined as T;
+    return (as === 'text' ? text : JSON.parse(text)) as T;
+  }
+}
