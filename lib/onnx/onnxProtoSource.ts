@@ -1,5 +1,7 @@
 /**
- * The ONNX protobuf schema (IR version 11 / ONNX 1.18 era), written for Ferry from the ONNX IR spec.
+ * The ONNX protobuf schema, written for Ferry from the ONNX IR spec. Messages and fields are those of IR 11,
+ * which later IRs (up to 14, ONNX 1.23) extended only with data types; a one-off comparison with ONNX 1.23's
+ * compiled descriptors found all 134 fields' numbers, repetition and packing equal.
  *
  * proto2 syntax on purpose: onnxruntime compiles the proto2 `onnx.proto`, and in proto2 repeated scalars are
  * packed only where marked. Matching that keeps our encoding byte-compatible with what other tools write
@@ -177,6 +179,10 @@ message TensorProto {
     INT4 = 22;
     FLOAT4E2M1 = 23;
     FLOAT8E8M0 = 24;
+    UINT2 = 25;
+    INT2 = 26;
+    FLOAT6E2M3 = 27;
+    FLOAT6E3M2 = 28;
   }
   message Segment {
     optional int64 begin = 1;

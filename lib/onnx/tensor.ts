@@ -29,6 +29,10 @@ export enum TensorDataType {
   INT4 = 22,
   FLOAT4E2M1 = 23,
   FLOAT8E8M0 = 24,
+  UINT2 = 25,
+  INT2 = 26,
+  FLOAT6E2M3 = 27,
+  FLOAT6E3M2 = 28,
 }
 
 export enum TensorDataLocation {
@@ -63,6 +67,10 @@ const BITS_PER_ELEMENT: Partial<Record<TensorDataType, number>> = {
   [TensorDataType.INT4]: 4,
   [TensorDataType.FLOAT4E2M1]: 4,
   [TensorDataType.FLOAT8E8M0]: 8,
+  [TensorDataType.UINT2]: 2,
+  [TensorDataType.INT2]: 2,
+  [TensorDataType.FLOAT6E2M3]: 6,
+  [TensorDataType.FLOAT6E3M2]: 6,
 };
 
 /** Bits one element occupies in raw_data; undefined for STRING and unknown types (no fixed width). */
@@ -81,7 +89,7 @@ export function elementCount(dims: readonly number[] | undefined): number {
   return n;
 }
 
-/** Bytes `count` elements of this type take in raw_data (sub-byte types pack two per byte). */
+/** Bytes `count` elements of this type take in raw_data (sub-byte types are packed, low bits first). */
 export function rawByteLength(dataType: number, count: number): number | undefined {
   const bits = bitsPerElement(dataType);
   return bits === undefined ? undefined : Math.ceil((count * bits) / 8);
