@@ -1,0 +1,70 @@
+/**
+ * End to end on the local target with a real image: build a model image (runtime layer with the
+ * bundled inference server + model layer), push it to the registry, deploy it through the gateway
+ * (which pulls and unpacks it and runs its entrypoint), infer through the endpoint.
+ * Needs the registry at FERRY_REGISTRY_URL (default the dev stack's); skipped only if it is not running.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { loadConfig } from '../../lib/config';
+import { buildModelImage, pushImage } from '../../lib/image/modelImage';
+import { DeploymentNotFoundError } from '../../lib/targets/deploymentTarget';
+import { LocalTarget } from '../../lib/targets/local';
+import { assertAllDead, directOutput, inferThrough, MLP_V1, startTestGateway } from './gatewayFixture';
+
+async function registryAnswers(url: string): Promise<boolean> {
+  try {
+    return (await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) })).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+test('deploys a pushed model image and serves it through the gateway', { timeout: 180_000 }, async (t) => {
+  const registry = loadConfig().registry.url;
+  if (!(await registryAnswers(registry))) {
+    t.skip(`registry at ${registry} is not running (start the dev stack: bash infra/stack.sh start, or set FERRY_REGISTRY_URL)`);
+    return;
+  }
+  const fx = await startTestGateway('image-deploy');
+  try {
+    const onnxPath = path.join(fx.dir, 'mlp.onnx');
+    await writeFile(onnxPath, MLP_V1);
+    const image = await buildModelImage({ models: [{ name: 'mlp', version: '1', onnxPath }], blobDir: path.join(fx.dir, 'blobs') });
+    const repository = `ferry-test/gateway-image-${process.pid}-${Date.now()}`;
+    const pushed = await pushImage(image, registry, repository, 'v1');
+
+    const target = new LocalTarget(fx.gateway.url);
+    const status = await target.apply({ id: 'img', model: 'mlp', replicas: 1, image: { registry, repository, reference: pushed.digest } });
+    assert.equal(status.state, 'running');
+    assert.equal(status.image?.digest, pushed.digest);
+    const pid = status.replicas[0].pid;
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    assert.equal(cmdline[0], process.execPath, 'the host node runs the entrypoint');
+    assert.match(cmdline[1], /\/images\/.+\/rootfs\/app\/server\.js$/, 'the entrypoint is the bundle unpacked from the image');
+
+    const res = await inferThrough(status.endpoint);
+    assert.equal(res.status, 200, JSON.stringify(res.json));
+    assert.deepEqual(res.json.outputs[0].data, await directOutput(MLP_V1));
+    const meta = await (await fetch(`${status.endpoint}/v2/models/mlp`)).json() as any;
+    assert.deepEqual(meta.inputs, [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }]);
+    assert.match(await target.metrics('img'), /ferry_inference_requests_total\{replica="\d+",model="mlp",version="1"\} 1/);
+
+    // Same spec again: no re-pull, no new replica.
+    const again = await target.apply({ id: 'img', model: 'mlp', replicas: 1, image: { registry, repository, reference: pushed.digest } });
+    assert.equal(again.replicas[0].pid, pid);
+
+    // Hibernated image deployments wake from the unpacked rootfs without the registry.
+    await target.hibernate('img');
+    await assertAllDead([pid], 'hibernate');
+    assert.equal((await inferThrough(status.endpoint)).status, 200);
+
+    await target.destroy('img');
+    await assert.rejects(target.status('img'), DeploymentNotFoundError);
+  } finally {
+    await fx.cleanup();
+  }
+});
