@@ -10,6 +10,7 @@ import { handleControlRequest, sendJson } from './controlApi';
 import { DeploymentManager, type PullImageFn } from './deploymentManager';
 import type { LocalDeployment } from './localDeployment';
 import { createReplicaAgent, proxyToReplica } from './proxy';
+import { acquireStateDirLock } from './stateDirLock';
 
 export interface GatewayOptions {
   port: number;
@@ -121,17 +122,26 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const m = new DeploymentManager({
+  let lock: { release(): void };
+  let m: DeploymentManager;
+  try {
+    m = new DeploymentManager({
     stateDir: opts.stateDir,
-    gatewayUrl: opts.publicUrl ?? url,
-    pullImage: opts.pullImage ?? defaultPullImage,
-    readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
-    stopGraceMs: opts.stopGraceMs ?? 30_000,
-    log,
-  });
+      gatewayUrl: opts.publicUrl ?? url,
+      pullImage: opts.pullImage ?? defaultPullImage,
+      readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
+      stopGraceMs: opts.stopGraceMs ?? 30_000,
+      log,
+    });
+    lock = acquireStateDirLock(opts.stateDir);
+  } catch (err) {
+    server.close();
+    throw err;
+  }
   try {
     await m.restore();
   } catch (err) {
+    lock.release();
     server.close();
     throw err;
   }
@@ -149,6 +159,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         server.closeAllConnections();
         agent.destroy();
         await serverClosed;
+        lock.release();
       })();
       return closed;
     },

@@ -7,9 +7,12 @@ import * as http from 'node:http';
 /** Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are not forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
-/** One per gateway: pooled keep-alive connections to its replicas. */
+/**
+ * One per gateway: pooled keep-alive connections to its replicas. Idle sockets are dropped after
+ * 30 s, before the replica's own 65 s keep-alive timeout, so a reused socket is never half-closed.
+ */
 export function createReplicaAgent(): http.Agent {
-  return new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
+  return new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 30_000 });
 }
 
 function forwardable(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {

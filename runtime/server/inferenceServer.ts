@@ -54,8 +54,10 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     });
     routeRequest(req, res).catch((err) => sendError(res, 500, `internal error: ${(err as Error).message}`));
   });
-  // Clients such as the gateway keep connections open; the default 5 s keep-alive suits them.
-  server.headersTimeout = 60_000;
+  // Idle keep-alive connections stay open longer than the gateway's pool keeps them (30 s), so the
+  // gateway never reuses a connection at the moment the server closes it.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
 
   function sendJson(res: http.ServerResponse, status: number, body: string, extraHeaders?: http.OutgoingHttpHeaders): void {
     if (res.headersSent) return void res.destroy();

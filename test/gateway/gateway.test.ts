@@ -3,7 +3,11 @@
  * tsx), real HTTP on 127.0.0.1, real onnxruntime.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { startGateway } from '../../lib/gateway';
+import { readProcStartTicks } from '../../lib/gateway/replicaProcess';
 import {
   assertAllDead,
   control,
@@ -187,6 +191,22 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
 });
 
 describe('gateway: failures', () => {
+  test('a second gateway on the same state dir is refused', async () => {
+    const fx = await startTestGateway('gateway-lock');
+    try {
+      // A lock held by this very process counts as ours (in-process restarts), so fake another holder:
+      // the test runner's parent process is alive and is not us.
+      const lockFile = path.join(fx.dir, 'state', 'gateway', 'gateway.lock');
+      writeFileSync(lockFile, JSON.stringify({ pid: process.ppid, procStartTicks: readProcStartTicks(process.ppid) }));
+      await assert.rejects(
+        startGateway({ port: 0, stateDir: path.join(fx.dir, 'state'), log: () => {} }),
+        new RegExp(`another Ferry gateway \\(pid ${process.ppid}\\) is using`),
+      );
+    } finally {
+      await fx.cleanup();
+    }
+  });
+
   test('a replica that cannot start fails the PUT with its log tail and leaves no process', async () => {
     const fx = await startTestGateway('gateway-fail');
     try {
