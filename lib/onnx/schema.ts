@@ -64,29 +64,37 @@ function installPlainCodec(type: protobuf.Type): void {
     .filter((f) => INT64_TYPES.has(f.type))
     .map((f) => ({ name: f.name, repeated: f.repeated, unsigned: UNSIGNED_INT64_TYPES.has(f.type) }));
 
-  // protobufjs calls nested types as `types[i].decode(reader, length, endGroup, depth)`.
-  type.decode = function decodePlain(this: protobuf.Type, input: protobuf.Reader | Uint8Array, length?: number, ...rest: unknown[]) {
+  // protobufjs calls nested types as `types[i].decode(reader, length, endGroupTag, depth)`.
+  const decode = generatedDecode as unknown as (r: protobuf.Reader, l?: number, e?: number, n?: number) => AnyMessage;
+  type.decode = function decodePlain(this: protobuf.Type, input: protobuf.Reader | Uint8Array, length?: number, endGroup?: number, depth?: number) {
     const reader = input instanceof protobuf.Reader ? input : protobuf.Reader.create(input);
     const start = reader.pos;
     const end = length === undefined ? reader.len : start + length;
-    const decoded = (generatedDecode as unknown as (...a: unknown[]) => AnyMessage).call(this, reader, length, ...rest);
+    const decoded = decode.call(this, reader, length, endGroup, depth);
     const plain: AnyMessage = {};
     for (const key of Object.keys(decoded)) plain[key] = decoded[key];
+    // Plain loops, no closures: this runs once per decoded message, and each closure costs an allocation.
     for (const f of int64Fields) {
       const v = plain[f.name];
       if (v === undefined) continue;
-      plain[f.name] = f.repeated ? (v as unknown[]).map((x) => int64ToJs(x, f.unsigned)) : int64ToJs(v, f.unsigned);
+      if (!f.repeated) {
+        plain[f.name] = int64ToJs(v, f.unsigned);
+        continue;
+      }
+      const values = v as unknown[];
+      for (let i = 0; i < values.length; i++) values[i] = int64ToJs(values[i], f.unsigned);
     }
-    if (rest[0] === undefined) {
+    if (endGroup === undefined) {
       const unknown = unknownFieldChunks(reader.buf, start, end, knownIds);
       if (unknown.length > 0) plain[UNKNOWN_FIELDS] = unknown;
     }
     return plain as unknown as protobuf.Message;
   } as typeof type.decode;
 
-  type.encode = function encodePlain(this: protobuf.Type, message: AnyMessage, writer?: protobuf.Writer, ...rest: unknown[]) {
+  const encode = generatedEncode as unknown as (m: AnyMessage, w?: protobuf.Writer, depth?: number) => protobuf.Writer;
+  type.encode = function encodePlain(this: protobuf.Type, message: AnyMessage, writer?: protobuf.Writer, depth?: number) {
     const prepared = int64Fields.length > 0 ? withInt64AsLongBits(message, int64Fields) : message;
-    const w = (generatedEncode as unknown as (...a: unknown[]) => protobuf.Writer).call(this, prepared, writer, ...rest);
+    const w = encode.call(this, prepared, writer, depth);
     const unknown = message[UNKNOWN_FIELDS] as Uint8Array[] | undefined;
     if (unknown) for (const chunk of unknown) appendRawBytes(w, chunk);
     return w;
@@ -150,48 +158,61 @@ function appendRawBytes(writer: protobuf.Writer, bytes: Uint8Array): void {
 /** Walks the fields of one message's bytes and returns those whose number the schema does not know. */
 function unknownFieldChunks(buf: Uint8Array, start: number, end: number, knownIds: Set<number>): Uint8Array[] {
   const chunks: Uint8Array[] = [];
-  let pos = start;
-  const readVarint = (): number => {
+  const cursor = new WireCursor(buf, start, end);
+  while (cursor.pos < end) {
+    const fieldStart = cursor.pos;
+    const tag = cursor.varint();
+    cursor.skip(tag % 8, 0);
+    if (cursor.pos > end) throw new RangeError('field runs past the end of the message');
+    if (!knownIds.has(Math.floor(tag / 8))) chunks.push(buf.subarray(fieldStart, cursor.pos));
+  }
+  return chunks;
+}
+
+/** Reads protobuf wire format just far enough to step over fields (a class: no per-call closures on a hot path). */
+class WireCursor {
+  constructor(
+    private readonly buf: Uint8Array,
+    public pos: number,
+    private readonly end: number,
+  ) {}
+
+  varint(): number {
     let result = 0;
-    let shift = 0;
-    for (;;) {
-      if (pos >= end) throw new RangeError('varint runs past the end of the message');
-      const b = buf[pos++];
-      if (shift < 28) result |= (b & 0x7f) << shift;
-      else if (shift < 53) result += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return result;
-      shift += 7;
+    for (let shift = 0; ; shift += 7) {
+      if (this.pos >= this.end) throw new RangeError('varint runs past the end of the message');
       if (shift > 63) throw new RangeError('varint longer than 10 bytes');
+      const b = this.buf[this.pos++];
+      result += (b & 0x7f) * 2 ** shift; // arithmetic, not bit ops: tags and lengths may exceed 2^31
+      if (b < 0x80) return result;
     }
-  };
-  const skip = (wireType: number, depth: number): void => {
+  }
+
+  skip(wireType: number, depth: number): void {
     switch (wireType) {
-      case 0: readVarint(); return;
-      case 1: pos += 8; return;
+      case 0:
+        this.varint();
+        return;
+      case 1:
+        this.pos += 8;
+        return;
       case 2: {
-        const length = readVarint(); // read before adding: `pos += readVarint()` would add to the stale pos
-        pos += length;
+        const length = this.varint(); // read before adding: `pos += varint()` would add to the stale pos
+        this.pos += length;
         return;
       }
-      case 5: pos += 4; return;
-      case 3: {
+      case 5:
+        this.pos += 4;
+        return;
+      case 3:
         if (depth > 100) throw new RangeError('groups nested too deeply');
         for (;;) {
-          const tag = readVarint();
-          if ((tag & 7) === 4) return;
-          skip(tag & 7, depth + 1);
+          const tag = this.varint();
+          if (tag % 8 === 4) return;
+          this.skip(tag % 8, depth + 1);
         }
-      }
       default:
         throw new RangeError(`invalid wire type ${wireType}`);
     }
-  };
-  while (pos < end) {
-    const fieldStart = pos;
-    const tag = readVarint();
-    skip(tag & 7, 0);
-    if (pos > end) throw new RangeError('field runs past the end of the message');
-    if (!knownIds.has(Math.floor(tag / 8))) chunks.push(buf.subarray(fieldStart, pos));
   }
-  return chunks;
 }
