@@ -34,7 +34,7 @@ function allTypes(ns: protobuf.NamespaceBase): protobuf.Type[] {
   const out: protobuf.Type[] = [];
   for (const nested of ns.nestedArray) {
     if (nested instanceof protobuf.Type) out.push(nested);
-    if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type) out.push(...allTypes(nested));
+    if (nested instanceof protobuf.Namespace) out.push(...allTypes(nested)); // a Type is a Namespace too (nested types)
   }
   return out;
 }

@@ -92,16 +92,17 @@ function decodeOrExplain(bytes: Uint8Array): OnnxModel {
       `the file is not a readable ONNX protobuf (${reason}): it may be truncated, corrupted, or not an ONNX model at all`,
     );
   }
+  // Protobuf decodes many arbitrary byte strings without error. Every ONNX writer sets ir_version and
+  // opset_import; with neither, this is not an ONNX model (the graph field may even be there by chance).
+  if (model.ir_version === undefined && (model.opset_import?.length ?? 0) === 0) {
+    const unknown = model[UNKNOWN_FIELDS]?.length ?? 0;
+    throw new ModelValidationError(
+      'not-protobuf',
+      `the file has neither ir_version nor opset_import (and ${unknown} unrecognised field${unknown === 1 ? '' : 's'}): ` +
+        'it is not an ONNX model',
+    );
+  }
   if (!model.graph) {
-    // Protobuf decodes many arbitrary byte strings without error; without any ONNX header field it is not ONNX.
-    const looksLikeOnnx = model.ir_version !== undefined || (model.opset_import?.length ?? 0) > 0;
-    if (!looksLikeOnnx) {
-      const unknown = model[UNKNOWN_FIELDS]?.length ?? 0;
-      throw new ModelValidationError(
-        'not-protobuf',
-        `the file decodes to no ONNX model fields (${unknown} unrecognised field${unknown === 1 ? '' : 's'}): it is not an ONNX model`,
-      );
-    }
     throw new ModelValidationError('no-graph', 'the model has no graph: export the model again with its computation graph');
   }
   return model;

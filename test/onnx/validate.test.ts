@@ -104,6 +104,9 @@ test('garbage that protobuf happily decodes is still not accepted as ONNX', () =
   assertRejected(Uint8Array.from([0x78, 0x01, 0x78, 0x02]), 'not-protobuf', 'not an ONNX model');
   // A JSON file uploaded by mistake.
   assertRejected(new TextEncoder().encode('{"model": "resnet"}'), 'not-protobuf');
+  // A graph and nothing else: no ONNX writer produces that.
+  const headless = buildMlpModel({ inputDim: 2, hiddenDims: [], outputDim: 2 });
+  assertRejected(encodeModel({ graph: headless.graph }), 'not-protobuf', 'neither ir_version nor opset_import');
   // A header without a graph.
   assertRejected(encodeModel({ ir_version: 8, opset_import: [{ domain: '', version: 17 }] }), 'no-graph');
   // A graph with nothing in it.
