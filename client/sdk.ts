@@ -240,8 +240,11 @@ export class FerryClient {
     try {
       return await this.deployHandle(workflowId).executeUpdate(approvePlanUpdate, { args: [{ plan, approvedBy }] });
     } catch (err) {
-      const cause = (err as { cause?: { message?: string } }).cause?.message;
-      throw new FerryError(`approval refused: ${cause ?? (err as Error).message}`);
+      const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+      if (/already completed/.test(cause)) {
+        throw new FerryError(`approval refused: deployment ${ref} is not waiting for an approval (its pipeline run has finished)`);
+      }
+      throw new FerryError(`approval refused: ${cause}`);
     }
   }
 
