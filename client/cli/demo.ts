@@ -31,7 +31,13 @@ export async function runDemo(config: FerryConfig): Promise<void> {
   console.log(`Example model: ${file}`);
   const ferry = await FerryClient.connect(config);
   try {
-    const status = await deployCommand(ferry, file, { review: false, model: 'example-mlp', wait: true });
+    let status = await deployCommand(ferry, file, { review: false, model: 'example-mlp', wait: true });
+    if (status && (await ferry.serving(status.deploymentId))?.servingState === 'undeployed') {
+      // This version was deployed and later undeployed: deploy the same file again as a new version.
+      const version = `${status.version}-r${Date.now().toString(36)}`;
+      console.log(`${status.deploymentId} was undeployed earlier; deploying the example again as version ${version}.`);
+      status = await deployCommand(ferry, file, { review: false, model: 'example-mlp', version, wait: true });
+    }
     if (!status?.summary) throw new Error('deployment finished without a model summary');
     const input = status.summary.inputs[0];
     const shape = concreteShape(input, 1);

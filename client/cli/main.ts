@@ -122,6 +122,15 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'down': {
+      // Replicas outlive a gateway restart (it adopts them); `down` means down, so hibernate them first.
+      const { LocalTarget } = await import('../../lib/targets/local');
+      const target = new LocalTarget(config.gateway.url);
+      for (const d of await target.list().catch(() => [])) {
+        if (d.replicas.length) {
+          await target.hibernate(d.id);
+          console.log(`deployment ${d.id}: hibernated (the next request after \`ferry up\` wakes it)`);
+        }
+      }
       for (const name of [...FERRY_SERVICES].reverse()) {
         console.log(`ferry ${name}: ${(await stopService(config, name)) ? 'stopped' : 'not running'}`);
       }
