@@ -1,0 +1,47 @@
+/**
+ * The contract every optimization technique implements (lib/optimize/techniques/*). A technique is a
+ * graph transform written in TypeScript (or an onnxruntime pass); it either returns a model that
+ * onnxruntime loads, or says why it does not apply and leaves the model unchanged.
+ */
+import type { ModelAnalysis } from '../onnx/analyze';
+
+/** What the optimized model will run on; some transforms only pay off (or only load) on some targets. */
+export interface TargetHardware {
+  kind: 'cpu' | 'gpu';
+  /** True when the image runs on the machine that optimizes it (allows hardware-specific passes). */
+  sameMachine: boolean;
+  threads: number;
+}
+
+/** Calibration inputs for static quantization: named float32 tensors, one entry per sample. */
+export interface CalibrationSample {
+  [inputName: string]: { dims: number[]; data: Float32Array };
+}
+
+export interface TechniqueContext {
+  analysis: ModelAnalysis;
+  target: TargetHardware;
+  /** Scratch directory for passes that need files (onnxruntime); removed by the caller. */
+  workDir: string;
+  calibration?: CalibrationSample[];
+  /** Technique-specific options (e.g. { sparsity: 0.5 }, { blockList: ['Softmax'] }). */
+  options?: Record<string, unknown>;
+  /** Progress of long transforms, 0..1, for activity heartbeats and CLI bars. */
+  onProgress?: (fraction: number, detail?: string) => void;
+}
+
+export type TechniqueResult =
+  | { applied: true; model: Uint8Array; notes: string[] }
+  | { applied: false; reason: string };
+
+export interface OptimizationTechnique {
+  /** Stable id used in plans, the CLI (`--techniques`) and the approval Update, e.g. 'int8-dynamic'. */
+  id: string;
+  title: string;
+  description: string;
+  /** Expected effect before measuring, in words, for recommendations. */
+  expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string;
+  /** Cheap check from the analysis alone; `apply` may still decline with a reason. */
+  applicability(analysis: ModelAnalysis, target: TargetHardware): { ok: true } | { ok: false; reason: string };
+  apply(model: Uint8Array, ctx: TechniqueContext): Promise<TechniqueResult>;
+}
