@@ -250,12 +250,16 @@ install_registry() {
 }
 
 install_node_deps() {
-  if [[ -x "$REPO_ROOT/node_modules/.bin/tsx" && -d "$REPO_ROOT/node_modules/pg" && -d "$REPO_ROOT/node_modules/@aws-sdk/client-s3" ]]; then
-    ok "node_modules: present"
+  # Reinstall whenever package-lock.json changed since the last install (a pull that adds a dependency).
+  local stamp="$REPO_ROOT/node_modules/.ferry-lock-sha256" want
+  want="$(sha256sum "$REPO_ROOT/package-lock.json" | cut -d' ' -f1)"
+  if [[ -x "$REPO_ROOT/node_modules/.bin/tsx" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    ok "node_modules: up to date with package-lock.json"
     return 0
   fi
   step "installing npm dependencies (npm ci)"
-  (cd "$REPO_ROOT" && ONNXRUNTIME_NODE_INSTALL=skip npm ci) || die "npm ci failed"
+  (cd "$REPO_ROOT" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund) || die "npm ci failed"
+  echo "$want" > "$stamp"
 }
 
 cmd_install() {

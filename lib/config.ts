@@ -31,7 +31,8 @@ export interface FerryConfig {
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
   registry: { url: string };
   gateway: { host: string; port: number; url: string };
-  api: { port: number; url: string };
+  /** Bind addresses default to loopback; containers set FERRY_GATEWAY_HOST / FERRY_API_HOST to 0.0.0.0. */
+  api: { host: string; port: number; url: string };
 }
 
 export function loadConfig(): FerryConfig {
@@ -62,10 +63,10 @@ export function loadConfig(): FerryConfig {
     },
     registry: { url: str('FERRY_REGISTRY_URL', `http://127.0.0.1:${registryPort}`) },
     gateway: {
-      host: '127.0.0.1',
+      host: str('FERRY_GATEWAY_HOST', '127.0.0.1'),
       port: gatewayPort,
       url: str('FERRY_GATEWAY_URL', `http://127.0.0.1:${gatewayPort}`),
     },
-    api: { port: apiPort, url: str('FERRY_API_URL', `http://127.0.0.1:${apiPort}`) },
+    api: { host: str('FERRY_API_HOST', '127.0.0.1'), port: apiPort, url: str('FERRY_API_URL', `http://127.0.0.1:${apiPort}`) },
   };
 }

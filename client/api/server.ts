@@ -89,7 +89,7 @@ export async function startApiServer(config: FerryConfig, port = config.api.port
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', resolve);
+    server.listen(port, config.api.host, resolve);
   });
   return {
     url: `http://127.0.0.1:${port}`,
