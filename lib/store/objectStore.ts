@@ -31,6 +31,8 @@ export class ObjectStoreUnavailableError extends Error {}
 export class ObjectStore {
   readonly client: S3Client;
   constructor(readonly s3: FerryConfig['s3']) {
+    // Ferry targets Node 20 (the machine's) with a pinned SDK; its notice about future releases is noise here.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       endpoint: s3.endpoint,
       region: s3.region,
