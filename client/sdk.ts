@@ -88,6 +88,7 @@ export interface InferResponse {
 }
 
 export class FerryError extends Error {}
+export class UnknownDeploymentError extends FerryError {}
 
 const MODEL_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const VERSION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -203,7 +204,7 @@ export class FerryClient {
       const version = wf.typedSearchAttributes.get(ferryModelVersionKey) ?? '';
       return { workflowId: wf.workflowId, model, version, deploymentId: deploymentIdFor(model, version) };
     }
-    throw new FerryError(`no deployment named "${ref}" (try \`ferry list\`)`);
+    throw new UnknownDeploymentError(`no deployment named "${ref}" (try \`ferry list\`)`);
   }
 
   private deployHandle(workflowId: string): WorkflowHandle {
@@ -215,7 +216,7 @@ export class FerryClient {
     try {
       return await this.deployHandle(workflowId).query(deploymentStatusQuery);
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw new FerryError(`no deployment run ${workflowId}`);
+      if (err instanceof WorkflowNotFoundError) throw new UnknownDeploymentError(`no deployment run ${workflowId}`);
       throw err;
     }
   }

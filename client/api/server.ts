@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import type { FerryConfig } from '../../lib/config';
 import { getPool } from '../../lib/db/pool';
 import { FerryRepository } from '../../lib/db/repository';
-import { FerryClient, FerryError } from '../sdk';
+import { FerryClient, FerryError, UnknownDeploymentError } from '../sdk';
 import { dashboardPage, deploymentPage } from './pages';
 
 class HttpError extends Error {
@@ -83,7 +83,8 @@ export async function startApiServer(config: FerryConfig, port = config.api.port
       }
       sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}` });
     } catch (err) {
-      const status = err instanceof HttpError ? err.status : err instanceof FerryError ? 400 : 500;
+      const status =
+        err instanceof HttpError ? err.status : err instanceof UnknownDeploymentError ? 404 : err instanceof FerryError ? 400 : 500;
       sendJson(res, status, { error: err instanceof Error ? err.message : String(err) });
     }
   });
