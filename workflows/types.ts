@@ -47,6 +47,47 @@ export interface DeployModelInput {
   approvalTimeoutMs: number;
   replicas: number;
   monitor: MonitorSettings;
+  /** How the optimize stage searches; every field has a default (see lib/optimize/engine.ts). */
+  optimize?: OptimizeSettings;
+}
+
+/** What the optimized model will run on. */
+export interface TargetSpec {
+  kind: 'cpu' | 'gpu';
+  /** True when the image runs on the machine that optimizes it (allows hardware-specific passes). */
+  sameMachine: boolean;
+  /** Cores one replica may use. */
+  threads: number;
+}
+
+/**
+ * How far a candidate's outputs may drift from the original's on the same inputs before it is rejected.
+ * Defaults: cosine ≥ 0.99 and top-1 ≥ 0.99 (see lib/optimize/budget.ts for why).
+ */
+export interface AccuracyBudget {
+  /** Lowest cosine similarity allowed between a candidate's and the original's outputs (per output, the worst counts). */
+  minCosine: number;
+  /** Lowest fraction of rows whose arg-max class agrees, for outputs that look like class scores. */
+  minTop1: number;
+  /** Largest absolute difference allowed; unset = not budgeted (it depends on the output's scale). */
+  maxAbsError?: number;
+}
+
+export interface OptimizeSettings {
+  /** Technique ids to try (default: every registered one). */
+  techniques?: string[];
+  budget?: Partial<AccuracyBudget>;
+  target?: Partial<TargetSpec>;
+  /** Milliseconds of timed runs per candidate and batch size (default 600). */
+  measureMs?: number;
+}
+
+/** Session options that travel into the image's ferry-models.json (onnxruntime SessionOptions fields). */
+export interface ServingSessionOptions {
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  executionMode?: 'sequential' | 'parallel';
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'layout' | 'all';
 }
 
 export interface TensorSpec {
@@ -73,6 +114,107 @@ export interface PlanOption {
   description: string;
   /** Expected effect, in words, before anything is measured. */
   expectedEffect: string;
+  /** The techniques applied in order ([] for the original). */
+  techniques?: string[];
+  /** The measured trade-off row of this candidate. */
+  row?: CandidateMeasurement;
+  /** Within the accuracy budget: only such plans can be approved. */
+  withinBudget?: boolean;
+  /** Why the budget rejects it. */
+  rejection?: string;
+}
+
+/** One row of the trade-off table: a candidate measured against the original on the same inputs. */
+export interface CandidateMeasurement {
+  sizeBytes: number;
+  gzipBytes: number;
+  /** Session creation time (file read, graph optimization, kernel setup). */
+  loadMs: number;
+  batch1: ThroughputFigures;
+  /** At a larger batch, when the model's batch dim is dynamic. */
+  largeBatch?: ThroughputFigures;
+  /** Peak resident memory of the process that loaded and ran this candidate alone. */
+  peakRssBytes: number;
+  /** Peak RSS minus the RSS just before the session was created: what the model itself costs. */
+  modelRssBytes: number;
+  agreement: AgreementFigures;
+  /** Cores the session uses (threads in its session options, capped by the target). */
+  cores: number;
+  /** The score: estimated USD per million batch-1 inferences (lower is better); see lib/optimize/score.ts. */
+  costPerMillionUsd: number;
+  /** Ratios against the original measured in the same run (>1 = better for size/speed). */
+  vsOriginal: { sizeRatio: number; gzipRatio: number; speedupP50: number; speedupLargeBatch?: number; memoryRatio: number };
+}
+
+export interface ThroughputFigures extends LatencyFigures {
+  batchSize: number;
+  iterations: number;
+  /** Items per second at this batch size (batch / mean latency). */
+  throughputPerSec: number;
+}
+
+export interface AgreementFigures {
+  maxAbsError: number;
+  /** Worst cosine similarity over the outputs. */
+  cosine: number;
+  /** Fraction of rows whose arg-max agrees, over outputs that look like class scores; null when none do. */
+  top1: number | null;
+  /** Input rows compared. */
+  samples: number;
+}
+
+export type CandidateState = 'measured' | 'not-applicable' | 'failed';
+
+export interface OptimizationCandidate {
+  id: string;
+  title: string;
+  techniques: string[];
+  state: CandidateState;
+  /** Measured: within the accuracy budget (and so offered as a plan that can be approved). */
+  withinBudget: boolean;
+  /** Measured but outside the budget: why. */
+  rejection?: string;
+  /** Not applicable / failed: why (shown as "not applicable: <reason>"). */
+  reason?: string;
+  notes: string[];
+  row?: CandidateMeasurement;
+  /** The candidate's model in the object store (measured candidates only). */
+  artifact?: { objectKey: string; sha256: string };
+  sessionOptions?: ServingSessionOptions;
+}
+
+export interface TechniqueRecommendation {
+  technique: string;
+  title: string;
+  /** 1 = try first. */
+  rank: number;
+  applicable: boolean;
+  /** Why it applies (what in the analysis makes it worthwhile) or why not. */
+  reasons: string[];
+  expectedEffect: string;
+}
+
+/** The optimize stage's result: analysis, ranked recommendations and the measured table. Plain data. */
+export interface OptimizationTable {
+  target: TargetSpec;
+  budget: AccuracyBudget;
+  analysis: {
+    parameterCount: number;
+    weightBytes: number;
+    macsEstimate: number;
+    opMix: Record<string, number>;
+    dynamicDims: string[];
+    batchDynamic: boolean;
+  };
+  recommendations: TechniqueRecommendation[];
+  candidates: OptimizationCandidate[];
+  /** The one-click choice: lowest score within the budget. */
+  best: string;
+  /** How rows were measured, in words (inputs, iterations, isolation). */
+  method: string;
+  /** What the score means, in words. */
+  score: string;
+  elapsedMs: number;
 }
 
 export interface LatencyFigures {
@@ -127,6 +269,8 @@ export interface DeploymentStatus {
   summary?: ModelSummary;
   plans?: PlanOption[];
   defaultPlan?: string;
+  /** The measured trade-off table (optimize stage), shown by the CLI, the dashboard and review mode. */
+  optimization?: OptimizationTable;
   approvalDeadline?: string;
   chosenPlan?: ChosenPlan;
   benchmark?: BenchmarkReport;

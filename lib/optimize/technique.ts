@@ -4,6 +4,9 @@
  * onnxruntime loads, or says why it does not apply and leaves the model unchanged.
  */
 import type { ModelAnalysis } from '../onnx/analyze';
+import type { ServingSessionOptions } from '../../workflows/types';
+
+export type { ServingSessionOptions };
 
 /** What the optimized model will run on; some transforms only pay off (or only load) on some targets. */
 export interface TargetHardware {
@@ -18,6 +21,14 @@ export interface CalibrationSample {
   [inputName: string]: { dims: number[]; data: Float32Array };
 }
 
+/** One input tensor as plain data (no onnxruntime types), e.g. for a technique that needs to run the model. */
+export interface FeedTensor {
+  type: 'float32' | 'float64' | 'int64' | 'int32' | 'bool' | 'uint8' | 'int8';
+  dims: number[];
+  data: Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array;
+}
+export type Feeds = Record<string, FeedTensor>;
+
 export interface TechniqueContext {
   analysis: ModelAnalysis;
   target: TargetHardware;
@@ -26,12 +37,23 @@ export interface TechniqueContext {
   calibration?: CalibrationSample[];
   /** Technique-specific options (e.g. { sparsity: 0.5 }, { blockList: ['Softmax'] }). */
   options?: Record<string, unknown>;
+  /**
+   * Representative batch-1 inputs, the ones the engine benchmarks every candidate with (user-fixed
+   * values such as a sample rate are already in them). Set by the engine; optional for callers.
+   */
+  sampleInputs?: Feeds;
   /** Progress of long transforms, 0..1, for activity heartbeats and CLI bars. */
   onProgress?: (fraction: number, detail?: string) => void;
 }
 
 export type TechniqueResult =
-  | { applied: true; model: Uint8Array; notes: string[] }
+  | {
+      applied: true;
+      model: Uint8Array;
+      notes: string[];
+      /** Session options the technique found best (session-tuning); they go into the image with the model. */
+      sessionOptions?: ServingSessionOptions;
+    }
   | { applied: false; reason: string };
 
 export interface OptimizationTechnique {
