@@ -31,6 +31,8 @@ async function main(): Promise<void> {
     activities,
     plugins: [new OpenTelemetryPlugin({ resource: telemetry.resource, spanProcessor: telemetry.spanProcessor })],
     maxConcurrentActivityTaskExecutions: 4,
+    // A crashed worker's cached workflows move to another worker after this, instead of the 10 s default.
+    stickyQueueScheduleToStartTimeout: '3s',
   });
   console.log(`ferry worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (pid ${process.pid})`);
   try {

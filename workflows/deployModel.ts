@@ -31,16 +31,18 @@ import {
 
 const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 8 };
 
+// Short activities without heartbeats: a lost worker is noticed when the attempt times out, so keep it short.
 const quick = proxyActivities<typeof activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { ...retry, nonRetryableErrorTypes: ['InvalidModel', 'ModelVersionConflict'] },
+  startToCloseTimeout: '15s',
+  retry,
 });
 
-// Long activities heartbeat; a worker that dies is noticed within the heartbeat timeout.
+// Activities that move or transform model files heartbeat; a worker that dies is noticed within the
+// heartbeat timeout. Bad input (InvalidModel, ModelVersionConflict) is never retried.
 const heavy = proxyActivities<typeof activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '20s',
-  retry,
+  retry: { ...retry, nonRetryableErrorTypes: ['InvalidModel', 'ModelVersionConflict', 'UnknownPlan'] },
 });
 
 export async function deployModelWorkflow(input: DeployModelInput): Promise<DeploymentStatus> {
@@ -98,7 +100,7 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     // 1 upload
     current = 'upload';
     enter('upload');
-    const ingested = await quick.ingestModel({ model: input.model, version: input.version, upload: input.upload });
+    const ingested = await heavy.ingestModel({ model: input.model, version: input.version, upload: input.upload });
     status.summary = ingested.summary;
     finish('upload', `${ingested.summary.parameterCount.toLocaleString()} parameters, sha256 ${ingested.sha256.slice(0, 12)}`);
 

@@ -8,6 +8,7 @@ import { ModelValidationError, validateModel } from '../../lib/onnx/validate';
 import { objectKeys } from '../../lib/store/objectStore';
 import type { ModelSummary, StagedUpload } from '../../workflows/types';
 import { activityDeps } from '../deps';
+import { whileHeartbeating } from '../heartbeat';
 
 /** Largest model the upload stage reads into memory for validation. */
 export const MAX_MODEL_BYTES = 2 * 1024 * 1024 * 1024 - 1;
@@ -42,8 +43,9 @@ export async function ingestModel(input: { model: string; version: string; uploa
       'InvalidModel',
     );
   }
-  heartbeat({ step: 'downloading', bytes: upload.sizeBytes });
-  const bytes = await store.getBytes(upload.objectKey, MAX_MODEL_BYTES);
+  const bytes = await whileHeartbeating({ step: 'downloading', bytes: upload.sizeBytes }, () =>
+    store.getBytes(upload.objectKey, MAX_MODEL_BYTES),
+  );
 
   const reject = async (message: string): Promise<never> => {
     await store.delete(upload.objectKey);
@@ -67,7 +69,9 @@ export async function ingestModel(input: { model: string; version: string; uploa
   }
 
   const objectKey = objectKeys.model(sha256);
-  if (!(await store.exists(objectKey))) await store.putBytes(objectKey, bytes);
+  if (!(await store.exists(objectKey))) {
+    await whileHeartbeating({ step: 'storing', bytes: bytes.length }, () => store.putBytes(objectKey, bytes));
+  }
 
   let modelVersionId: number;
   try {
