@@ -5,13 +5,15 @@
 import * as ort from 'onnxruntime-node';
 
 /**
- * 'extended' fuses operators into onnxruntime's CPU contrib ops, which any onnxruntime CPU build runs;
+ * 'basic' folds constants and removes redundant nodes; 'extended' also fuses operators into
+ * onnxruntime's CPU contrib ops, which any onnxruntime CPU build of the same version runs (portable);
  * 'all' adds layout transforms tuned to this machine's instruction set, so it is kept for images that
  * run where they were optimized.
  */
 export type PortableLevel = 'basic' | 'extended';
+export type OfflineLevel = PortableLevel | 'all';
 
-export async function optimizeGraphOffline(inputPath: string, outputPath: string, level: PortableLevel = 'extended'): Promise<void> {
+export async function optimizeGraphOffline(inputPath: string, outputPath: string, level: OfflineLevel = 'extended'): Promise<void> {
   const session = await ort.InferenceSession.create(inputPath, {
     graphOptimizationLevel: level,
     optimizedModelFilePath: outputPath,
