@@ -5,5 +5,8 @@
 import type { OptimizationTechnique } from '../technique';
 import { graphOptimize } from './graphOptimize';
 import { sessionTuning } from './sessionTuning';
+import { int8DynamicTechnique } from './int8Dynamic';
 
-export const techniques: OptimizationTechnique[] = [graphOptimize, sessionTuning];
+export const techniques: OptimizationTechnique[] = [graphOptimize, sessionTuning, int8DynamicTechnique];
+
+export { int8DynamicTechnique, quantizeDynamicInt8, type Int8DynamicOptions, type Int8DynamicReport } from './int8Dynamic';
