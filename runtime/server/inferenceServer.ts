@@ -1,18 +1,21 @@
 /**
  * Ferry's inference server: the Open Inference Protocol (KServe v2) REST API over Node's http module,
- * serving the ONNX models listed in `<modelDir>/ferry-models.json` with onnxruntime, plus Prometheus
- * metrics at /metrics. It listens before the models are loaded so liveness answers at once and
- * readiness turns true when every session is loaded.
+ * with the binary tensor data extension, serving the ONNX models listed in `<modelDir>/ferry-models.json`
+ * with onnxruntime (each model with its own session options and, if asked, dynamic batching: see
+ * modelScheduler.ts), plus Prometheus metrics at /metrics (see inferenceMetrics.ts). It listens before
+ * the models are loaded so liveness answers at once and readiness turns true when every session is loaded.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { version as ferryVersion } from '../../package.json';
+import { INFERENCE_HEADER_CONTENT_LENGTH, splitBinaryBody, type BinaryCursor } from './binaryTensors';
 import { createStandaloneTelemetry, InferenceMetrics, type ModelCounters, type ServerTelemetry } from './inferenceMetrics';
 import { loadModelRepository, type LoadedModel, type ModelRepository } from './modelRepository';
+import { ModelScheduler } from './modelScheduler';
 import { RequestError } from './requestError';
-import { decodeInputs, encodeInferResponse, parseInferRequest, requestedOutputs } from './tensorCodec';
+import { decodeInputs, encodeInferResponse, parseInferRequest, requestedOutputs, responsePlanOf, type EncodedResponse } from './tensorCodec';
 
 export interface InferenceServerOptions {
   modelDir: string;
@@ -24,6 +27,8 @@ export interface InferenceServerOptions {
   maxBodyBytes?: number;
   /** On close, how long in-flight requests may take before their connections are cut. Default 30 s. */
   drainTimeoutMs?: number;
+  /** Where the server reports things worth a line in its log (a model found not batchable). Default: none. */
+  log?: (message: string) => void;
 }
 
 export interface InferenceServer {
@@ -42,7 +47,7 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
   const maxBodyBytes = opts.maxBodyBytes ?? 64 * 1024 * 1024;
 
   let repository: ModelRepository | undefined;
-  let countersByModel = new Map<LoadedModel, ModelCounters>();
+  let servingByModel = new Map<LoadedModel, { counters: ModelCounters; scheduler: ModelScheduler }>();
   let closing = false;
   let inFlight = 0;
   let drained: (() => void) | undefined;
@@ -84,7 +89,7 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     if (parts[1] !== 'v2') return sendError(res, 404, `no route for ${path}: this server speaks the Open Inference Protocol under /v2`);
     if (parts.length === 2 || (parts.length === 3 && parts[2] === '')) {
       if (!expectMethod(req, res, 'GET')) return;
-      return sendJson(res, 200, JSON.stringify({ name: 'ferry', version: ferryVersion, extensions: [] }));
+      return sendJson(res, 200, JSON.stringify({ name: 'ferry', version: ferryVersion, extensions: ['binary_tensor_data'] }));
     }
     if (parts[2] === 'health' && parts.length === 4) {
       if (!expectMethod(req, res, 'GET')) return;
@@ -141,27 +146,56 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
       unknownModelCounters.countError(404);
       return sendError(res, 404, (err as Error).message);
     }
-    const counters = countersByModel.get(model)!;
+    const { counters, scheduler } = servingByModel.get(model)!;
     counters.requests++;
+    counters.inFlight++;
     try {
-      const body = parseInferRequest(await readJsonBody(req, maxBodyBytes));
-      const feeds = decodeInputs(model, body.inputs);
+      const raw = await readBody(req, maxBodyBytes);
+      const headerLength = req.headers[INFERENCE_HEADER_CONTENT_LENGTH];
+      let jsonText: string;
+      let binary: BinaryCursor | undefined;
+      if (typeof headerLength === 'string') ({ json: jsonText, binary } = splitBinaryBody(raw, headerLength));
+      else jsonText = raw.toString('utf8');
+      const body = parseInferRequest(parseJson(jsonText));
+      const feeds = decodeInputs(model, body.inputs, binary);
       const fetches = requestedOutputs(model, body.outputs);
-      let results;
+      const plan = responsePlanOf(body);
+      let outcome;
       try {
-        results = fetches ? await model.session.run(feeds, fetches) : await model.session.run(feeds);
+        outcome = await scheduler.infer(feeds, fetches);
       } catch (err) {
         throw runtimeFailure(err as Error);
       }
-      sendJson(res, 200, encodeInferResponse(model, body.id ?? randomUUID(), results));
+      metrics.recordQueueAndCompute(counters, outcome.queueMs / 1000, outcome.computeMs / 1000);
+      sendInferResponse(res, encodeInferResponse(model, body.id ?? randomUUID(), outcome.outputs, plan));
     } catch (err) {
       const status = err instanceof RequestError ? err.status : 500;
       counters.countError(status);
       const message = err instanceof RequestError ? err.message : `inference failed: ${(err as Error).message}`;
       sendError(res, status, message, status === 413 ? { connection: 'close' } : undefined);
     } finally {
+      counters.inFlight--;
       metrics.recordDuration(counters, (performance.now() - started) / 1000);
     }
+  }
+
+  function sendInferResponse(res: http.ServerResponse, encoded: EncodedResponse): void {
+    if (encoded.binary.length === 0) return sendJson(res, 200, encoded.json);
+    const header = Buffer.from(encoded.json, 'utf8');
+    let length = header.length;
+    for (const b of encoded.binary) length += b.length;
+    const headers: http.OutgoingHttpHeaders = {
+      'content-type': 'application/octet-stream',
+      'content-length': length,
+      'inference-header-content-length': header.length,
+    };
+    if (closing) headers.connection = 'close';
+    res.writeHead(200, headers);
+    res.cork();
+    res.write(header);
+    for (const b of encoded.binary) res.write(b);
+    res.end();
+    res.uncork();
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -177,6 +211,8 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
   async function close(): Promise<void> {
     if (closing) return;
     closing = true;
+    // Batches waiting for mates run now; the requests in them are in flight and drained below.
+    for (const { scheduler } of servingByModel.values()) void scheduler.flush();
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     if (inFlight > 0) {
@@ -187,13 +223,22 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     // Connections that stayed open after their last response (keep-alive) are idle now.
     server.closeAllConnections();
     await serverClosed;
+    // Requests cut off by the drain timeout may still sit in a queue: run them out before the sessions go.
+    await Promise.all([...servingByModel.values()].map((s) => s.scheduler.flush()));
     await repository?.release();
     await telemetry.shutdown?.();
   }
 
   try {
     const loaded = await loadModelRepository(opts.modelDir);
-    countersByModel = new Map(loaded.models.map((m) => [m, metrics.countersFor(m.name, m.version)]));
+    const observeRun = (model: LoadedModel, rows: number) => metrics.recordRun(servingByModel.get(model)!.counters, rows);
+    servingByModel = new Map(
+      loaded.models.map((m) => {
+        const counters = metrics.countersFor(m.name, m.version);
+        metrics.recordColdStart(counters, m.loadSeconds);
+        return [m, { counters, scheduler: new ModelScheduler(m, observeRun, opts.log) }];
+      }),
+    );
     repository = loaded;
   } catch (err) {
     await close();
@@ -213,7 +258,7 @@ function modelMetadata(repository: ModelRepository, model: LoadedModel): string 
   });
 }
 
-function readJsonBody(req: http.IncomingMessage, maxBytes: number): Promise<unknown> {
+function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -231,14 +276,17 @@ function readJsonBody(req: http.IncomingMessage, maxBytes: number): Promise<unkn
     req.on('error', reject);
     req.on('end', () => {
       if (size > maxBytes) return;
-      const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8');
-      try {
-        resolve(JSON.parse(text));
-      } catch (err) {
-        reject(new RequestError(400, `malformed JSON in request body: ${(err as Error).message}`));
-      }
+      resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size));
     });
   });
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new RequestError(400, `malformed JSON in request body: ${(err as Error).message}`);
+  }
 }
 
 /** onnxruntime rejects some bad inputs only at run time (e.g. models without declared shapes). */

@@ -1,8 +1,18 @@
 /**
  * The models one server process serves: read from `<modelDir>/ferry-models.json`, each loaded into an
- * onnxruntime session once at start-up. Lookups happen on every request, so they are plain map reads.
+ * onnxruntime session once at start-up (its own session options), with its dynamic-batching settings.
+ * Lookups happen on every request, so they are plain map reads.
+ *
+ *   {"models": [{"name": "mlp", "version": "1", "path": "mlp/model.onnx",
+ *                "sessionOptions": {"intraOpNumThreads": 1},                 // optional, onnxruntime's
+ *                "batching": {"maxBatchSize": 32, "maxQueueDelayMs": 0}}]}   // optional, see below
+ *
+ * Batching is off unless an entry asks for it: a dynamic first dimension does not prove that rows are
+ * independent (a model over [seq, hidden] mixes its rows), so merging requests must be the model owner's
+ * call, as in Triton. `"batching": true` or `{}` takes the defaults, see DEFAULT_BATCHING.
  */
 import { readFile } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { v2DatatypeOf, type V2Datatype } from './datatypes';
@@ -16,7 +26,27 @@ export interface ModelManifestEntry {
   /** Relative to the model directory, e.g. `<name>/model.onnx`. */
   path: string;
   sessionOptions?: ort.InferenceSession.SessionOptions;
+  /** Dynamic batching: true / {} for the defaults, an object to set either limit, false or absent for off. */
+  batching?: boolean | Partial<BatchingConfig>;
 }
+
+export interface BatchingConfig {
+  /** Most rows (sum of the merged requests' first dimensions) in one session.run. */
+  maxBatchSize: number;
+  /**
+   * How long the oldest queued request may wait for batch mates while the model is free. 0: run as soon
+   * as the model is free, merging only what queued up while it was busy (no delay is ever added).
+   */
+  maxQueueDelayMs: number;
+}
+
+/**
+ * Defaults for `"batching": true`. maxQueueDelayMs 0 because onnxruntime-node runs a session on the
+ * event loop thread: while one batch computes, the next requests queue up by themselves, so waiting on
+ * purpose buys little and costs every request at low load. maxBatchSize 32: past that a MatMul-bound
+ * model gains little per row on a few cores, while one batch's latency (and memory) keeps growing.
+ */
+export const DEFAULT_BATCHING: BatchingConfig = { maxBatchSize: 32, maxQueueDelayMs: 0 };
 
 export interface ModelManifest {
   models: ModelManifestEntry[];
@@ -40,6 +70,10 @@ export interface LoadedModel {
   inputsByName: Map<string, TensorSignature>;
   outputs: TensorSignature[];
   outputNames: Set<string>;
+  /** Set when requests may be merged along the first dimension. */
+  batching: BatchingConfig | undefined;
+  /** Seconds onnxruntime took to create the session at start-up (a cold start). */
+  loadSeconds: number;
 }
 
 export class ModelRepository {
@@ -105,11 +139,56 @@ export async function readModelManifest(modelDir: string): Promise<ModelManifest
         throw new Error(`model manifest ${file}: models[${i}].${key} must be a non-empty string`);
       }
     }
+    checkBatchingEntry(file, i, entry.batching);
+    if (entry.sessionOptions !== undefined && (typeof entry.sessionOptions !== 'object' || entry.sessionOptions === null || Array.isArray(entry.sessionOptions))) {
+      throw new Error(`model manifest ${file}: models[${i}].sessionOptions must be an object`);
+    }
     const key = `${entry.name}@${entry.version}`;
     if (seen.has(key)) throw new Error(`model manifest ${file}: ${key} is listed twice`);
     seen.add(key);
   }
   return parsed as ModelManifest;
+}
+
+function checkBatchingEntry(file: string, i: number, batching: unknown): void {
+  if (batching === undefined || typeof batching === 'boolean') return;
+  if (typeof batching !== 'object' || batching === null || Array.isArray(batching)) {
+    throw new Error(`model manifest ${file}: models[${i}].batching must be true, false or {"maxBatchSize": n, "maxQueueDelayMs": ms}`);
+  }
+  const b = batching as Record<string, unknown>;
+  for (const key of Object.keys(b)) {
+    if (key !== 'maxBatchSize' && key !== 'maxQueueDelayMs') {
+      throw new Error(`model manifest ${file}: models[${i}].batching has unknown key "${key}" (known: maxBatchSize, maxQueueDelayMs)`);
+    }
+  }
+  if (b.maxBatchSize !== undefined && !(Number.isInteger(b.maxBatchSize) && (b.maxBatchSize as number) >= 1)) {
+    throw new Error(`model manifest ${file}: models[${i}].batching.maxBatchSize must be an integer ≥ 1, got ${JSON.stringify(b.maxBatchSize)}`);
+  }
+  if (b.maxQueueDelayMs !== undefined && !(typeof b.maxQueueDelayMs === 'number' && b.maxQueueDelayMs >= 0 && b.maxQueueDelayMs <= 60_000)) {
+    throw new Error(`model manifest ${file}: models[${i}].batching.maxQueueDelayMs must be a number of milliseconds in [0, 60000], got ${JSON.stringify(b.maxQueueDelayMs)}`);
+  }
+}
+
+function batchingConfigOf(entry: ModelManifestEntry): BatchingConfig | undefined {
+  if (entry.batching === undefined || entry.batching === false) return undefined;
+  if (entry.batching === true) return { ...DEFAULT_BATCHING };
+  return { ...DEFAULT_BATCHING, ...entry.batching };
+}
+
+/**
+ * Why a model cannot be batched along its first dimension, or undefined when it can: every input and
+ * every output must have a declared rank ≥ 1 whose first dimension is dynamic. (Whether an output's
+ * first dimension really is the batch is checked again on every merged run.)
+ */
+export function whyNotBatchable(inputs: readonly TensorSignature[], outputs: readonly TensorSignature[]): string | undefined {
+  for (const [kind, list] of [['input', inputs], ['output', outputs]] as const) {
+    for (const s of list) {
+      if (s.datatype === undefined) return `${kind} "${s.name}" is not a tensor the protocol carries`;
+      if (!s.shapeKnown || s.shape.length === 0) return `${kind} "${s.name}" declares no shape with a batch dimension`;
+      if (s.shape[0] !== -1) return `${kind} "${s.name}" has a fixed first dimension (${s.shape[0]}), not a dynamic batch dimension`;
+    }
+  }
+  return undefined;
 }
 
 export async function loadModelRepository(modelDir: string): Promise<ModelRepository> {
@@ -119,13 +198,21 @@ export async function loadModelRepository(modelDir: string): Promise<ModelReposi
     for (const entry of manifest.models) {
       const file = path.resolve(modelDir, entry.path);
       let session: ort.InferenceSession;
+      const loadStarted = performance.now();
       try {
         session = await ort.InferenceSession.create(file, entry.sessionOptions ?? {});
       } catch (err) {
         throw new Error(`cannot load model "${entry.name}" version "${entry.version}" from ${file}: ${(err as Error).message}`);
       }
+      const loadSeconds = (performance.now() - loadStarted) / 1000;
       const inputs = session.inputMetadata.map(signatureOf);
       const outputs = session.outputMetadata.map(signatureOf);
+      const batching = batchingConfigOf(entry);
+      const notBatchable = batching && whyNotBatchable(inputs, outputs);
+      if (notBatchable) {
+        await session.release();
+        throw new Error(`model "${entry.name}" version "${entry.version}" asks for batching, but ${notBatchable}: remove "batching" from its entry in ${MODEL_MANIFEST_FILE}`);
+      }
       loaded.push({
         name: entry.name,
         version: entry.version,
@@ -134,6 +221,8 @@ export async function loadModelRepository(modelDir: string): Promise<ModelReposi
         inputsByName: new Map(inputs.map((s) => [s.name, s])),
         outputs,
         outputNames: new Set(outputs.map((s) => s.name)),
+        batching,
+        loadSeconds,
       });
     }
   } catch (err) {

@@ -1,9 +1,15 @@
 /**
- * JSON tensors of the Open Inference Protocol ↔ onnxruntime tensors. This is the server's hot path:
- * inputs are copied once into a typed array (checking each element), outputs are serialized with
- * `join` on the typed array instead of building intermediate JS arrays.
+ * Tensors of the Open Inference Protocol (JSON, or binary per the binary tensor data extension) ↔
+ * onnxruntime tensors. This is the server's hot path: JSON inputs are copied once into a typed array
+ * (checking each element), binary inputs are viewed or copied once, JSON outputs are serialized with
+ * `join` on the typed array instead of building intermediate JS arrays, binary outputs are views.
+ *
+ * `parameters` pass through: the request's own parameters come back on the response, and each
+ * requested output's parameters on that output, minus the binary extension's keys (`binary_data_output`,
+ * `binary_data`), which the server acts on instead; a binary output carries `binary_data_size`.
  */
 import * as ort from 'onnxruntime-node';
+import { binaryOfTensorData, tensorDataFromBinary, type BinaryCursor } from './binaryTensors';
 import {
   float16BitsFromNumber,
   INTEGER_RANGES,
@@ -14,13 +20,18 @@ import {
   type V2Datatype,
 } from './datatypes';
 import type { LoadedModel, TensorSignature } from './modelRepository';
+import type { OutputTensor } from './modelScheduler';
 import { RequestError } from './requestError';
 
 export interface InferRequestBody {
   id?: string;
   parameters?: Record<string, unknown>;
   inputs: unknown[];
-  outputs?: Array<{ name: string }>;
+  outputs?: Array<{ name: string; parameters?: Record<string, unknown> }>;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Checks the request's envelope; tensors are checked against the model by `decodeInputs`. */
@@ -33,12 +44,15 @@ export function parseInferRequest(body: unknown): InferRequestBody {
     throw new RequestError(400, 'request body must have a non-empty "inputs" array');
   }
   if (req.id !== undefined && typeof req.id !== 'string') throw new RequestError(400, '"id" must be a string');
+  if (req.parameters !== undefined && !isPlainObject(req.parameters)) throw new RequestError(400, '"parameters" must be an object');
   if (req.outputs !== undefined) {
     if (!Array.isArray(req.outputs)) throw new RequestError(400, '"outputs" must be an array of {"name": ...}');
     for (const [i, o] of req.outputs.entries()) {
       if (typeof o !== 'object' || o === null || typeof (o as { name?: unknown }).name !== 'string') {
         throw new RequestError(400, `outputs[${i}] must be an object with a string "name"`);
       }
+      const params = (o as { parameters?: unknown }).parameters;
+      if (params !== undefined && !isPlainObject(params)) throw new RequestError(400, `outputs[${i}].parameters must be an object`);
     }
   }
   return req as unknown as InferRequestBody;
@@ -49,7 +63,7 @@ export function formatShape(shape: readonly number[]): string {
 }
 
 /** Turns the request's inputs into onnxruntime feeds, naming exactly what does not fit the model. */
-export function decodeInputs(model: LoadedModel, inputs: unknown[]): Record<string, ort.Tensor> {
+export function decodeInputs(model: LoadedModel, inputs: unknown[], binary?: BinaryCursor): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
   for (let i = 0; i < inputs.length; i++) {
     const raw = inputs[i] as Record<string, unknown> | null;
@@ -61,8 +75,9 @@ export function decodeInputs(model: LoadedModel, inputs: unknown[]): Record<stri
       throw new RequestError(400, `model "${model.name}" has no input "${name}" (inputs: ${model.inputs.map((s) => s.name).join(', ')})`);
     }
     if (name in feeds) throw new RequestError(400, `input "${name}" is given twice`);
-    feeds[name] = decodeInput(signature, raw);
+    feeds[name] = decodeInput(signature, raw, binary);
   }
+  binary?.checkConsumed();
   for (const signature of model.inputs) {
     if (!(signature.name in feeds)) {
       throw new RequestError(400, `missing input "${signature.name}" (model "${model.name}" expects inputs: ${model.inputs.map((s) => s.name).join(', ')})`);
@@ -71,7 +86,7 @@ export function decodeInputs(model: LoadedModel, inputs: unknown[]): Record<stri
   return feeds;
 }
 
-function decodeInput(signature: TensorSignature, raw: Record<string, unknown>): ort.Tensor {
+function decodeInput(signature: TensorSignature, raw: Record<string, unknown>, binary: BinaryCursor | undefined): ort.Tensor {
   const { name } = signature;
   if (signature.datatype === undefined) {
     throw new RequestError(400, `input "${name}" has a type the inference protocol cannot carry`);
@@ -88,7 +103,23 @@ function decodeInput(signature: TensorSignature, raw: Record<string, unknown>): 
   if (signature.shapeKnown && !shapeFits(signature.shape, shape)) {
     throw new RequestError(400, `input "${name}" expects shape ${formatShape(signature.shape)}, got ${formatShape(shape)}`);
   }
-  if (!Array.isArray(raw.data)) throw new RequestError(400, `input "${name}" must have a "data" array`);
+  const params = raw.parameters;
+  if (params !== undefined && !isPlainObject(params)) throw new RequestError(400, `input "${name}" "parameters" must be an object`);
+  const binarySize = params?.binary_data_size;
+  if (binarySize !== undefined) {
+    if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) {
+      throw new RequestError(400, `input "${name}" binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`);
+    }
+    if (raw.data !== undefined) throw new RequestError(400, `input "${name}" has both "data" and binary_data_size: send its elements one way`);
+    if (!binary) {
+      throw new RequestError(400, `input "${name}" declares binary_data_size, but the request has no Inference-Header-Content-Length header saying where its JSON ends`);
+    }
+    let count = 1;
+    for (const d of shape) count *= d;
+    const data = tensorDataFromBinary(name, datatype, count, binary.take(name, binarySize as number));
+    return new ort.Tensor(ortTypeOf(datatype) as 'float32', data as Float32Array, shape);
+  }
+  if (!Array.isArray(raw.data)) throw new RequestError(400, `input "${name}" must have a "data" array (or binary data: "parameters": {"binary_data_size": n})`);
   // Nested data ([[1,2],[3,4]]) is accepted and flattened in row-major order.
   const data: unknown[] = raw.data.length > 0 && Array.isArray(raw.data[0]) ? raw.data.flat(Infinity) : raw.data;
   let count = 1;
@@ -193,25 +224,94 @@ const TYPED_INTEGER_ARRAYS = {
 /** Output names to fetch: the requested ones (checked) or all of the model's outputs. */
 export function requestedOutputs(model: LoadedModel, outputs: Array<{ name: string }> | undefined): string[] | undefined {
   if (!outputs || outputs.length === 0) return undefined;
+  const seen = new Set<string>();
   return outputs.map(({ name }) => {
     if (!model.outputNames.has(name)) {
       throw new RequestError(400, `model "${model.name}" has no output "${name}" (outputs: ${model.outputs.map((s) => s.name).join(', ')})`);
     }
+    if (seen.has(name)) throw new RequestError(400, `output "${name}" is asked for twice`);
+    seen.add(name);
     return name;
   });
 }
 
+/** How a response is shaped beyond its tensors: binary outputs and parameters passed through. */
+export interface ResponsePlan {
+  /** `parameters.binary_data_output` of the request: every output binary unless it says otherwise. */
+  binaryByDefault: boolean;
+  /** Per requested output: binary or not (undefined: the default) and the parameters to echo. */
+  outputs: Map<string, { binary: boolean | undefined; parameters: Record<string, unknown> | undefined }>;
+  /** The request's parameters to echo on the response. */
+  parameters: Record<string, unknown> | undefined;
+}
+
+/** undefined for the common case: JSON outputs and no parameters anywhere. */
+export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined {
+  let plan: ResponsePlan | undefined;
+  const planned = (): ResponsePlan => (plan ??= { binaryByDefault: false, outputs: new Map(), parameters: undefined });
+  if (body.parameters) {
+    const { binary_data_output: binaryOutput, ...rest } = body.parameters;
+    if (binaryOutput !== undefined && typeof binaryOutput !== 'boolean') {
+      throw new RequestError(400, `parameters.binary_data_output must be true or false, got ${JSON.stringify(binaryOutput)}`);
+    }
+    planned().binaryByDefault = binaryOutput === true;
+    if (Object.keys(rest).length) planned().parameters = rest;
+  }
+  for (const o of body.outputs ?? []) {
+    if (!o.parameters) continue;
+    const { binary_data: binary, ...rest } = o.parameters;
+    if (binary !== undefined && typeof binary !== 'boolean') {
+      throw new RequestError(400, `output "${o.name}" parameters.binary_data must be true or false, got ${JSON.stringify(binary)}`);
+    }
+    planned().outputs.set(o.name, { binary: binary as boolean | undefined, parameters: Object.keys(rest).length ? rest : undefined });
+  }
+  return plan;
+}
+
+export interface EncodedResponse {
+  /** The JSON document (the whole body when `binary` is empty). */
+  json: string;
+  /** Binary sections in output order; when present the body is json + these, with an Inference-Header-Content-Length. */
+  binary: Buffer[];
+}
+
 /** Serializes the response directly to JSON text (typed arrays never become JS arrays). */
-export function encodeInferResponse(model: LoadedModel, id: string, results: ort.InferenceSession.OnnxValueMapType): string {
+export function encodeInferResponse(
+  model: LoadedModel,
+  id: string | undefined,
+  results: Record<string, OutputTensor>,
+  plan?: ResponsePlan,
+): EncodedResponse {
   let outputs = '';
+  const binary: Buffer[] = [];
   for (const name in results) {
     const tensor = results[name];
     const datatype = v2DatatypeOf(tensor.type);
     if (datatype === undefined) throw new Error(`output "${name}" has type ${tensor.type}, which the inference protocol cannot carry`);
     if (outputs) outputs += ',';
-    outputs += `{"name":${JSON.stringify(name)},"datatype":"${datatype}","shape":[${tensor.dims.join(',')}],"data":[${encodeData(datatype, tensor.data)}]}`;
+    const head = `{"name":${JSON.stringify(name)},"datatype":"${datatype}","shape":[${tensor.dims.join(',')}]`;
+    if (!plan) {
+      outputs += `${head},"data":[${encodeData(datatype, tensor.data)}]}`;
+      continue;
+    }
+    const asked = plan.outputs.get(name);
+    const params: Record<string, unknown> = { ...asked?.parameters };
+    if (asked?.binary ?? plan.binaryByDefault) {
+      const bytes = binaryOfTensorData(datatype, tensor.data as ArrayLike<unknown>);
+      binary.push(bytes);
+      params.binary_data_size = bytes.length;
+      outputs += `${head},"parameters":${JSON.stringify(params)}}`;
+    } else {
+      const echoed = Object.keys(params).length ? `,"parameters":${JSON.stringify(params)}` : '';
+      outputs += `${head}${echoed},"data":[${encodeData(datatype, tensor.data)}]}`;
+    }
   }
-  return `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)},"id":${JSON.stringify(id)},"outputs":[${outputs}]}`;
+  const idField = id === undefined ? '' : `,"id":${JSON.stringify(id)}`;
+  const paramsField = plan?.parameters ? `,"parameters":${JSON.stringify(plan.parameters)}` : '';
+  return {
+    json: `{"model_name":${JSON.stringify(model.name)},"model_version":${JSON.stringify(model.version)}${idField}${paramsField},"outputs":[${outputs}]}`,
+    binary,
+  };
 }
 
 function encodeData(datatype: V2Datatype, data: ort.Tensor['data']): string {
