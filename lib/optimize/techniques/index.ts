@@ -6,7 +6,9 @@ import type { OptimizationTechnique } from '../technique';
 import { graphOptimize } from './graphOptimize';
 import { sessionTuning } from './sessionTuning';
 import { int8DynamicTechnique } from './int8Dynamic';
+import { fp16WeightsTechnique } from './fp16';
 
-export const techniques: OptimizationTechnique[] = [graphOptimize, sessionTuning, int8DynamicTechnique];
+export const techniques: OptimizationTechnique[] = [graphOptimize, sessionTuning, int8DynamicTechnique, fp16WeightsTechnique];
 
 export { int8DynamicTechnique, quantizeDynamicInt8, type Int8DynamicOptions, type Int8DynamicReport } from './int8Dynamic';
+export { fp16WeightsTechnique, storeWeightsAsFloat16, convertToFloat16Compute, DEFAULT_FP16_BLOCK_LIST, type Fp16Options } from './fp16';
