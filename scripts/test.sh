@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash infra/stack.sh start
+if ! command -v chromium >/dev/null; then
+  echo "==> installing Debian's chromium for the dashboard's browser test"
+  apt-get install -y --no-install-recommends chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+fi
 echo "==> type-check"
 node_modules/.bin/tsc --noEmit -p .
 echo "==> tests"

@@ -1,0 +1,61 @@
+/**
+ * The dashboard in a real browser: a review-mode deployment shows its stages and plans, the Approve
+ * button sends the validated Update, and the page follows the run until it is live with its charts.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { startApiServer } from '../../client/api/server';
+import { launchBrowser } from '../helpers/browser';
+import { eventually, freePort, startHarness, type FerryHarness } from '../helpers/ferryHarness';
+
+let h: FerryHarness;
+let api: { url: string; close(): Promise<void> };
+let browser: Browser;
+before(async () => {
+  h = await startHarness('browser');
+  await h.startWorker();
+  api = await startApiServer(h.config, await freePort());
+  browser = await launchBrowser();
+});
+after(async () => {
+  await browser?.close();
+  await api?.close();
+  await h?.close();
+});
+
+test('approve a plan from the dashboard and watch the deployment go live', async () => {
+  const name = `ui-${h.runId}`;
+  const started = await h.ferry.deploy(await h.writeModel(name, { inputDim: 10, hiddenDims: [20], outputDim: 4, seed: 12 }), {
+    model: name,
+    mode: 'review',
+    approvalTimeoutMs: 10 * 60_000,
+    monitor: { intervalMs: 1000, idleHibernateMs: 10 * 60_000 },
+  });
+  await eventually('awaiting approval', async () => (await h.ferry.status(started.deploymentId)).phase === 'awaiting-approval');
+
+  const page = await browser.newPage();
+  await page.goto(`${api.url}/deployments/${started.deploymentId}`);
+  await page.waitForSelector('text=Optimization plans');
+  assert.match(await page.locator('h2#title').innerText(), /awaiting-approval/);
+  const approveButtons = page.locator('button', { hasText: 'Approve' });
+  assert.equal(await approveButtons.count(), 2, 'one Approve button per plan');
+
+  // Approve "original": the row whose code cell says original.
+  await page.locator('tr', { hasText: 'Keep as is' }).locator('button').click();
+  await page.waitForFunction(() => document.getElementById('title')?.textContent?.endsWith('live'), undefined, { timeout: 60_000 });
+
+  const status = await h.ferry.status(started.deploymentId);
+  assert.equal(status.chosenPlan?.plan, 'original');
+  assert.equal(status.chosenPlan?.approvedBy, 'dashboard');
+  await page.waitForSelector('text=Benchmark');
+  // Charts replace "No samples yet." once the monitor has stored samples (every second here).
+  await page.waitForSelector('svg polyline', { timeout: 30_000 });
+  assert.equal(await page.locator('svg').count(), 2, 'request and latency charts');
+  assert.match(await page.content(), new RegExp(status.inferUrl!.replace(/[/.]/g, '\\$&')));
+
+  const index = await browser.newPage();
+  await index.goto(api.url);
+  await index.waitForSelector(`a:has-text("${started.deploymentId}")`);
+  await h.ferry.undeploy(started.deploymentId);
+});
