@@ -42,7 +42,10 @@ export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<Mo
     await condition(() => status.undeployRequested, input.settings.intervalMs);
     if (status.undeployRequested) break;
 
-    const sample = await acts.collectDeploymentMetrics({ deploymentId: input.deploymentId });
+    const sample = await acts.collectDeploymentMetrics({
+      deploymentId: input.deploymentId,
+      previousBuckets: status.lastSample?.latencyBuckets,
+    });
     status.lastSample = sample;
     status.servingState = sample.servingState;
     status.collections++;

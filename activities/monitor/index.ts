@@ -2,19 +2,24 @@
  * Stage 5, monitor: read the serving replicas' Prometheus metrics through the target, store a sample,
  * hibernate when idle, destroy on undeploy.
  */
-import { histogramQuantile, mergedBuckets, parsePrometheusText, sumOf } from '../../lib/monitor/prometheus';
+import { histogramQuantile, intervalBuckets, mergedBuckets, parsePrometheusText, sumOf } from '../../lib/monitor/prometheus';
 import type { MetricsSnapshot, ServingState } from '../../workflows/types';
 import { activityDeps } from '../deps';
 
 const ERRORS = 'ferry_inference_errors_total';
 const LATENCY = 'ferry_inference_request_duration_seconds';
 
-export async function collectDeploymentMetrics(input: { deploymentId: string }): Promise<MetricsSnapshot> {
+export async function collectDeploymentMetrics(input: {
+  deploymentId: string;
+  /** The previous sample's cumulative latency buckets (from the workflow), for per-interval quantiles. */
+  previousBuckets?: MetricsSnapshot['latencyBuckets'];
+}): Promise<MetricsSnapshot> {
   const { target, repo } = activityDeps();
   const status = await target.status(input.deploymentId);
   const samples = parsePrometheusText(status.replicas.length ? await target.metrics(input.deploymentId) : '');
   const servingState = status.state as ServingState;
   const buckets = mergedBuckets(samples, LATENCY);
+  const interval = intervalBuckets(buckets, input.previousBuckets ?? []);
   const toMs = (s: number | null) => (s === null ? null : s * 1000);
 
   // The gateway's own count survives hibernation (replica counters restart with each replica).
@@ -29,9 +34,10 @@ export async function collectDeploymentMetrics(input: { deploymentId: string }):
     requestCount,
     requestsDelta,
     errorCount: sumOf(samples, ERRORS),
-    latencyP50Ms: toMs(histogramQuantile(0.5, buckets)),
-    latencyP95Ms: toMs(histogramQuantile(0.95, buckets)),
+    latencyP50Ms: toMs(histogramQuantile(0.5, interval)),
+    latencyP95Ms: toMs(histogramQuantile(0.95, interval)),
     idleMs: Math.max(0, Date.now() - lastActivity),
+    latencyBuckets: buckets,
   };
   await repo.recordMetrics(input.deploymentId, {
     requestCount,

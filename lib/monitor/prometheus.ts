@@ -60,3 +60,17 @@ export function histogramQuantile(q: number, buckets: Array<{ le: number; count:
   }
   return prevLe;
 }
+
+/**
+ * Observations between two cumulative snapshots. Replicas restart (hibernation, crashes) and their
+ * counters restart at zero: when any bucket went down, the current snapshot is all that is known.
+ */
+export function intervalBuckets(
+  current: Array<{ le: number; count: number }>,
+  previous: Array<{ le: number; count: number }>,
+): Array<{ le: number; count: number }> {
+  // The previous snapshot went through a JSON payload, where the +Inf bound became null.
+  const before = new Map(previous.map((b) => [b.le ?? Infinity, b.count]));
+  const reset = current.some((b) => b.count < (before.get(b.le) ?? 0));
+  return reset ? current : current.map((b) => ({ le: b.le, count: b.count - (before.get(b.le) ?? 0) }));
+}
