@@ -317,6 +317,9 @@ export interface MetricsSnapshot {
   latencyP95Ms: number | null;
   /** Milliseconds since the last request reached the deployment (or since it went live). */
   idleMs: number;
+  /** Cumulative latency histogram across replicas at this sample; the next collection subtracts it so
+   * latency figures describe the interval, not the replicas' lifetime. */
+  latencyBuckets: Array<{ le: number; count: number }>;
 }
 
 /** Workflow ids name what they are about; one run per model version. */
