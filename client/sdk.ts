@@ -24,11 +24,26 @@ import {
   type DeploymentStatus,
   type MonitorSettings,
   type MonitorStatus,
+  type OptimizeSettings,
   deploymentIdFor,
   workflowIds,
 } from '../workflows/types';
 
-export type { ChosenPlan, DeployMode, DeploymentStatus, MonitorStatus } from '../workflows/types';
+export type {
+  AccuracyBudget,
+  CandidateMeasurement,
+  ChosenPlan,
+  DeployMode,
+  DeploymentStatus,
+  MonitorStatus,
+  OptimizationCandidate,
+  OptimizationTable,
+  OptimizeSettings,
+  PlanOption,
+  ServingSessionOptions,
+  TargetSpec,
+} from '../workflows/types';
+export type { EngineOptions, EngineProgress, EngineResult } from '../lib/optimize/engine';
 
 export interface DeployOptions {
   /** Model name; defaults to the file name without extension. */
@@ -39,6 +54,8 @@ export interface DeployOptions {
   approvalTimeoutMs?: number;
   replicas?: number;
   monitor?: Partial<MonitorSettings>;
+  /** How the optimize stage searches: techniques, accuracy budget, target. Defaults: every technique, cosine/top-1 ≥ 0.99. */
+  optimize?: OptimizeSettings;
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void;
 }
 
@@ -169,6 +186,7 @@ export class FerryClient {
       approvalTimeoutMs: opts.approvalTimeoutMs ?? Number(process.env.FERRY_APPROVAL_TIMEOUT_MS ?? 60 * 60_000),
       replicas: opts.replicas ?? 1,
       monitor: { ...defaultMonitorSettings, ...opts.monitor },
+      ...(opts.optimize ? { optimize: opts.optimize } : {}),
     };
     try {
       const handle = await this.temporal.workflow.start('deployModelWorkflow', {
@@ -332,6 +350,22 @@ export class FerryClient {
       throw err;
     }
   }
+}
+
+/**
+ * The optimize stage without the workflow (what `ferry optimize` runs): analysis, recommendations and every
+ * candidate measured against the original, with candidate models written to `workDir`. Needs no Ferry services.
+ */
+export async function optimizeModelFile(
+  filePath: string,
+  opts: Omit<import('../lib/optimize/engine').EngineOptions, 'model'>,
+): Promise<import('../lib/optimize/engine').EngineResult> {
+  const { readFile } = await import('node:fs/promises');
+  const bytes = await readFile(filePath).catch(() => {
+    throw new FerryError(`model file ${filePath} cannot be read`);
+  });
+  const { runOptimizationEngine } = await import('../lib/optimize/engine');
+  return runOptimizationEngine({ ...opts, model: new Uint8Array(bytes) });
 }
 
 export async function sha256OfFile(filePath: string): Promise<string> {

@@ -42,7 +42,7 @@ const quick = proxyActivities<typeof activities>({
 const heavy = proxyActivities<typeof activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '20s',
-  retry: { ...retry, nonRetryableErrorTypes: ['InvalidModel', 'ModelVersionConflict', 'UnknownPlan'] },
+  retry: { ...retry, nonRetryableErrorTypes: ['InvalidModel', 'ModelVersionConflict', 'UnknownPlan', 'OptimizationNotPossible'] },
 });
 
 export async function deployModelWorkflow(input: DeployModelInput): Promise<DeploymentStatus> {
@@ -63,8 +63,20 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
         ? `deployment ${input.deploymentId} was started in one-click mode and takes no approval`
         : `deployment ${input.deploymentId} is not waiting for an approval (it is at: ${status.phase})`;
     }
-    const ids = (status.plans ?? []).map((p) => p.id);
-    if (!ids.includes(req.plan)) return `unknown plan "${req.plan}"; choose one of: ${ids.join(', ')}`;
+    // Plans are the measured candidates; only those within the accuracy budget can be approved.
+    const plans = status.plans ?? [];
+    const approvable = plans.filter((p) => p.withinBudget !== false).map((p) => p.id);
+    const plan = plans.find((p) => p.id === req.plan);
+    if (!plan) {
+      const other = status.optimization?.candidates.find((c) => c.id === req.plan);
+      if (other && other.state !== 'measured') {
+        return `plan "${req.plan}" cannot be chosen: ${other.state === 'not-applicable' ? 'not applicable' : 'failed'}: ${other.reason ?? ''}; choose one of: ${approvable.join(', ')}`;
+      }
+      return `unknown plan "${req.plan}"; choose one of: ${approvable.join(', ')}`;
+    }
+    if (plan.withinBudget === false) {
+      return `plan "${req.plan}" is ${plan.rejection ?? 'outside the accuracy budget'}; choose one of: ${approvable.join(', ')}`;
+    }
     return undefined;
   };
   const accept = (req: ApprovalRequest): ChosenPlan => {
@@ -107,32 +119,37 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     // 2 optimize
     current = 'optimize';
     enter('optimize');
-    const proposal = await quick.proposeOptimizationPlans({ summary: ingested.summary });
-    status.plans = proposal.plans;
-    status.defaultPlan = proposal.defaultPlan;
+    const original = { objectKey: ingested.objectKey, sha256: ingested.sha256 };
+    // Every candidate is built and measured against the original before anyone chooses: the plans ARE the table's rows.
+    const measured = await heavy.measureOptimizationCandidates({
+      modelVersionId: ingested.modelVersionId,
+      original,
+      summary: ingested.summary,
+      settings: input.optimize,
+    });
+    status.optimization = measured.table;
+    status.plans = measured.plans;
+    status.defaultPlan = measured.defaultPlan;
     if (input.mode === 'review') {
       enter('optimize', 'awaiting-approval');
       status.approvalDeadline = new Date(Date.now() + input.approvalTimeoutMs).toISOString();
       const approved = await condition(() => status.chosenPlan !== undefined, input.approvalTimeoutMs);
-      if (!approved) status.chosenPlan = { plan: proposal.defaultPlan, source: 'default-after-timeout', at: nowIso() };
+      if (!approved) status.chosenPlan = { plan: measured.defaultPlan, source: 'default-after-timeout', at: nowIso() };
       enter('optimize');
     } else {
-      status.chosenPlan = { plan: proposal.defaultPlan, source: 'one-click', at: nowIso() };
+      status.chosenPlan = { plan: measured.defaultPlan, source: 'one-click', at: nowIso() };
     }
     const plan = status.chosenPlan!.plan;
-    const optimized = await heavy.applyOptimizationPlan({
+    const choice = await quick.recordOptimizationChoice({
       modelVersionId: ingested.modelVersionId,
-      original: { objectKey: ingested.objectKey, sha256: ingested.sha256 },
+      table: measured.table,
       plan,
+      source: status.chosenPlan!.source,
+      approvedBy: status.chosenPlan!.approvedBy,
     });
-    status.benchmark = await heavy.benchmarkOptimizedModel({
-      modelVersionId: ingested.modelVersionId,
-      plan,
-      original: { objectKey: ingested.objectKey, sha256: ingested.sha256 },
-      candidate: optimized,
-      summary: ingested.summary,
-    });
-    finish('optimize', `plan ${plan} (${status.chosenPlan!.source}), ${status.benchmark.speedup.toFixed(2)}x speed`);
+    const optimized = choice.model;
+    status.benchmark = choice.benchmark;
+    finish('optimize', `plan ${plan} (${status.chosenPlan!.source}) of ${measured.plans.length} measured, ${status.benchmark.speedup.toFixed(2)}x speed, ${status.benchmark.sizeRatio.toFixed(2)}x smaller`);
 
     // 3 container
     current = 'container';

@@ -1,82 +1,134 @@
 /**
- * Stage 2, optimize: propose plans, apply the chosen one, benchmark it against the original.
- * Waiting for the approval happens in the workflow, between proposing and applying.
+ * Stage 2, optimize: run the optimization engine on the uploaded model — every registered technique
+ * and sensible combinations, each candidate measured against the original on the same inputs — store
+ * each candidate's model in the object store (by key, never in a payload) and the table in Postgres,
+ * and offer the measured candidates as the plans. Waiting for the approval happens in the workflow;
+ * `recordOptimizationChoice` then records what was chosen and hands the container stage its model.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
-import { benchmarkAgainstOriginal } from '../../lib/optimize/benchmark';
-import { optimizeGraphOffline } from '../../lib/optimize/graphOptimize';
-import { GRAPH_OPTIMIZED_PLAN, ORIGINAL_PLAN, proposePlans } from '../../lib/optimize/plans';
+import { getPool } from '../../lib/db/pool';
+import { runOptimizationEngine, type EngineProgress } from '../../lib/optimize/engine';
+import { plansFromTable, benchmarkReportFor } from '../../lib/optimize/plans';
+import { recordOptimizationChoice as storeChoice, recordOptimizationTable } from '../../lib/optimize/results';
 import { objectKeys } from '../../lib/store/objectStore';
-import type { BenchmarkReport, ModelSummary, PlanOption } from '../../workflows/types';
+import type {
+  ApprovalSource,
+  BenchmarkReport,
+  ModelSummary,
+  OptimizationTable,
+  OptimizeSettings,
+  PlanOption,
+  ServingSessionOptions,
+} from '../../workflows/types';
 import { activityDeps } from '../deps';
 import { withScratchDir } from '../scratch';
 
 export interface ModelObject {
   objectKey: string;
   sha256: string;
+  /** Session options the image's ferry-models.json gives the server for this model. */
+  sessionOptions?: ServingSessionOptions;
 }
 
-export async function proposeOptimizationPlans(input: { summary: ModelSummary }): Promise<{ plans: PlanOption[]; defaultPlan: string }> {
-  return proposePlans(input.summary);
+export interface MeasuredCandidates {
+  table: OptimizationTable;
+  plans: PlanOption[];
+  defaultPlan: string;
 }
 
-export async function applyOptimizationPlan(input: {
+export async function measureOptimizationCandidates(input: {
   modelVersionId: number;
   original: ModelObject;
-  plan: string;
-}): Promise<ModelObject> {
-  if (input.plan === ORIGINAL_PLAN) return input.original;
-  if (input.plan !== GRAPH_OPTIMIZED_PLAN) {
-    throw ApplicationFailure.nonRetryable(`no optimizer implements plan "${input.plan}"`, 'UnknownPlan');
-  }
-  const { store } = activityDeps();
+  summary: ModelSummary;
+  settings?: OptimizeSettings;
+}): Promise<MeasuredCandidates> {
+  const { store, config } = activityDeps();
   return withScratchDir('optimize', async (dir) => {
     const src = path.join(dir, 'original.onnx');
-    const out = path.join(dir, 'optimized.onnx');
-    heartbeat({ step: 'downloading' });
+    heartbeat({ step: 'downloading model' });
     await store.getFile(input.original.objectKey, src);
-    heartbeat({ step: 'optimizing graph' });
-    await optimizeGraphOffline(src, out);
-    const bytes = await readFile(out);
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const objectKey = objectKeys.model(sha256);
-    if (!(await activityDeps().store.exists(objectKey))) await store.putBytes(objectKey, bytes);
-    return { objectKey, sha256 };
+    const model = new Uint8Array(await readFile(src));
+
+    // Heartbeat on a timer as well as on progress, so a long transform or measurement never looks like a dead worker.
+    let last: EngineProgress = { phase: 'analyze', fraction: 0 };
+    const beat = () => heartbeat({ step: describe(last), percent: Math.round(100 * last.fraction) });
+    const timer = setInterval(beat, 2000);
+    let result;
+    try {
+      const settings = input.settings ?? {};
+      result = await runOptimizationEngine({
+        model,
+        workDir: path.join(dir, 'candidates'),
+        techniques: settings.techniques,
+        budget: settings.budget,
+        // The worker optimizes on the machine the local target serves from; images stay portable unless told otherwise.
+        target: { threads: os.availableParallelism(), ...settings.target },
+        measure: settings.measureMs ? { measureMs: settings.measureMs } : undefined,
+        onProgress: (p) => {
+          last = p;
+        },
+      });
+    } catch (err) {
+      const message = (err as Error).message;
+      // A model that cannot run on generated inputs, or a bad setting, fails the same way on every retry.
+      if (/does not (load|run) in onnxruntime|unknown technique|accuracy budget|target threads/.test(message)) {
+        throw ApplicationFailure.nonRetryable(message, 'OptimizationNotPossible');
+      }
+      throw err;
+    } finally {
+      clearInterval(timer);
+    }
+
+    heartbeat({ step: 'storing candidates', percent: 100 });
+    const table = result.table;
+    for (const c of result.candidates) {
+      const row = table.candidates.find((x) => x.id === c.id)!;
+      if (c.id === 'original') {
+        row.artifact = { objectKey: input.original.objectKey, sha256: input.original.sha256 };
+      } else if (c.modelPath) {
+        const bytes = await readFile(c.modelPath);
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        const objectKey = objectKeys.model(sha256);
+        if (!(await store.exists(objectKey))) await store.putBytes(objectKey, bytes);
+        row.artifact = { objectKey, sha256 };
+      }
+      heartbeat({ step: `stored ${c.id}`, percent: 100 });
+    }
+    await recordOptimizationTable(getPool(config.postgres.url), input.modelVersionId, table);
+    return { table, plans: plansFromTable(table, input.summary), defaultPlan: table.best };
   });
 }
 
-export async function benchmarkOptimizedModel(input: {
+/** Records the choice and returns the chosen candidate's model (with its session options) and benchmark. */
+export async function recordOptimizationChoice(input: {
   modelVersionId: number;
+  table: OptimizationTable;
   plan: string;
-  original: ModelObject;
-  candidate: ModelObject;
-  summary: ModelSummary;
-}): Promise<BenchmarkReport> {
-  const { store, repo } = activityDeps();
-  return withScratchDir('bench', async (dir) => {
-    const originalPath = path.join(dir, 'original.onnx');
-    const candidatePath = path.join(dir, 'candidate.onnx');
-    await store.getFile(input.original.objectKey, originalPath);
-    await store.getFile(input.candidate.objectKey, candidatePath);
-    let lastBeat = 0;
-    const report = await benchmarkAgainstOriginal(input.plan, originalPath, candidatePath, input.summary.inputs, {
-      onProgress: (done, total) => {
-        if (Date.now() - lastBeat > 1000 || done === total) {
-          lastBeat = Date.now();
-          heartbeat({ step: 'benchmarking', percent: Math.round((100 * done) / total) });
-        }
-      },
-    });
-    await repo.recordOptimizationResult({
-      modelVersionId: input.modelVersionId,
-      plan: input.plan,
-      objectKey: input.candidate.objectKey,
-      sha256: input.candidate.sha256,
-      benchmark: report,
-    });
-    return report;
+  source: ApprovalSource;
+  approvedBy?: string;
+}): Promise<{ model: ModelObject; benchmark: BenchmarkReport }> {
+  const candidate = input.table.candidates.find((c) => c.id === input.plan);
+  if (!candidate || candidate.state !== 'measured' || !candidate.artifact) {
+    throw ApplicationFailure.nonRetryable(`plan "${input.plan}" is not a measured candidate of this model`, 'UnknownPlan');
+  }
+  const { config } = activityDeps();
+  await storeChoice(getPool(config.postgres.url), {
+    modelVersionId: input.modelVersionId,
+    candidate: candidate.id,
+    source: input.source,
+    approvedBy: input.approvedBy,
   });
+  return {
+    model: { ...candidate.artifact, sessionOptions: candidate.sessionOptions },
+    benchmark: benchmarkReportFor(input.table, candidate.id),
+  };
+}
+
+function describe(p: EngineProgress): string {
+  const what = p.phase === 'transform' ? 'building' : p.phase === 'measure' ? 'measuring' : p.phase === 'tune' ? 'tuning' : p.phase;
+  return [what, p.candidate, p.detail && p.detail !== 'measuring' ? `(${p.detail})` : ''].filter(Boolean).join(' ');
 }

@@ -27,10 +27,20 @@ test('an approval Update chooses the plan; an unknown plan is refused at once', 
 
   // Too early or too late are refused too, not only unknown plans: here the run is not yet waiting.
   const waiting = await awaitingApproval(started.deploymentId);
-  assert.deepEqual(waiting.plans?.map((p) => p.id).sort(), ['graph-optimized', 'original']);
+  // The plans are the measured candidates: the original, graph-optimize (this MLP has MatMul+Add+Relu to fuse)
+  // and whatever else the registry holds, each with its row of the trade-off table.
+  const ids = waiting.plans?.map((p) => p.id) ?? [];
+  assert.ok(ids.includes('original') && ids.includes('graph-optimize'), `plans: ${ids.join(', ')}`);
+  const measuredIds = waiting.optimization?.candidates.filter((c) => c.state === 'measured').map((c) => c.id);
+  assert.deepEqual(ids, measuredIds, 'the plans are exactly the measured candidates');
+  for (const p of waiting.plans!) assert.ok(p.row && p.techniques && typeof p.withinBudget === 'boolean', `plan ${p.id} carries its measurement`);
+  assert.equal(waiting.defaultPlan, waiting.optimization?.best);
   assert.ok(waiting.approvalDeadline);
 
-  await assert.rejects(h.ferry.approve(started.deploymentId, 'int3-magic'), /unknown plan "int3-magic"; choose one of: original, graph-optimized/);
+  await assert.rejects(h.ferry.approve(started.deploymentId, 'int3-magic'), /unknown plan "int3-magic"; choose one of: original/);
+  // A candidate outside the accuracy budget is refused with the budget's reason (when the registry has a lossy technique).
+  const rejected = waiting.plans!.find((p) => p.withinBudget === false);
+  if (rejected) await assert.rejects(h.ferry.approve(started.deploymentId, rejected.id), /is outside the accuracy budget: /);
   assert.equal((await h.ferry.status(started.deploymentId)).phase, 'awaiting-approval', 'a refused approval changes nothing');
 
   const chosen = await h.ferry.approve(started.deploymentId, 'original', 'alice');
@@ -57,9 +67,9 @@ test('an approval Signal (chat-ops) chooses the plan', async () => {
   });
   await awaitingApproval(started.deploymentId);
   await h.ferry.approveBySignal(started.deploymentId, 'bogus-plan', 'bob'); // ignored: unknown plan
-  await h.ferry.approveBySignal(started.deploymentId, 'graph-optimized', 'bob');
+  await h.ferry.approveBySignal(started.deploymentId, 'graph-optimize', 'bob');
   const done = await h.ferry.waitForResult(started.deploymentId);
-  assert.equal(done.chosenPlan?.plan, 'graph-optimized');
+  assert.equal(done.chosenPlan?.plan, 'graph-optimize');
   assert.equal(done.chosenPlan?.approvedBy, 'bob');
   await h.ferry.undeploy(started.deploymentId);
 });
