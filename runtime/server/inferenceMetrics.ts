@@ -73,10 +73,10 @@ export class InferenceMetrics {
   private readonly coldStartDuration: Histogram;
 
   constructor(meter: Meter) {
-    const observeEach = (read: (c: ModelCounters) => number, skipZero = false) => (result: ObservableResult) => {
+    // `servedOnly`: leave out the counters of requests for unknown models (model="").
+    const observeEach = (read: (c: ModelCounters) => number, servedOnly = false) => (result: ObservableResult) => {
       for (const c of this.counters) {
-        const v = read(c);
-        if (!(skipZero && v === 0)) result.observe(v, c.attributes);
+        if (!(servedOnly && c.attributes.model === '')) result.observe(read(c), c.attributes);
       }
     };
     meter

@@ -167,7 +167,7 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
         throw runtimeFailure(err as Error);
       }
       metrics.recordQueueAndCompute(counters, outcome.queueMs / 1000, outcome.computeMs / 1000);
-      sendInferResponse(res, encodeInferResponse(model, body.id ?? randomUUID(), outcome.outputs, plan));
+      sendInferResponse(res, encodeInferResponse(model, body.id ?? randomUUID(), outcome.outputs, plan, fetches));
     } catch (err) {
       const status = err instanceof RequestError ? err.status : 500;
       counters.countError(status);
@@ -291,7 +291,7 @@ function parseJson(text: string): unknown {
 
 /** onnxruntime rejects some bad inputs only at run time (e.g. models without declared shapes). */
 function runtimeFailure(err: Error): Error {
-  if (/invalid (dimensions|rank)|Got invalid|unexpected input data type|shape mismatch/i.test(err.message)) {
+  if (/invalid (dimensions|rank)|Got invalid|unexpected input data type|shape mismatch|out of (data )?bounds/i.test(err.message)) {
     return new RequestError(400, `the model rejected the input: ${err.message}`);
   }
   return err;

@@ -281,10 +281,12 @@ export function encodeInferResponse(
   id: string | undefined,
   results: Record<string, OutputTensor>,
   plan?: ResponsePlan,
+  /** The outputs the request named, in its order (onnxruntime answers in the model's order). */
+  order?: readonly string[],
 ): EncodedResponse {
   let outputs = '';
   const binary: Buffer[] = [];
-  for (const name in results) {
+  for (const name of order ?? Object.keys(results)) {
     const tensor = results[name];
     const datatype = v2DatatypeOf(tensor.type);
     if (datatype === undefined) throw new Error(`output "${name}" has type ${tensor.type}, which the inference protocol cannot carry`);

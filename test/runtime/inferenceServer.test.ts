@@ -109,7 +109,7 @@ describe('inference server', () => {
     });
     assert.equal(latest.status, 200, latest.text);
     assert.equal(latest.json.model_version, '2');
-    assert.equal(typeof latest.json.id, 'string');
+    assert.equal(typeof latest.json.id, 'string', 'a request without an id gets one');
     assert.deepEqual(latest.json.outputs, flat.json.outputs);
   });
 
@@ -211,6 +211,21 @@ describe('inference server metrics', () => {
       assert.match(text, /^ferry_inference_request_duration_seconds_count\{model="mlp",version="1"\} 7$/m);
       assert.match(text, /^ferry_inference_request_duration_seconds_bucket\{model="mlp",version="1",le="0.0001"\} \d+$/m);
       assert.match(text, /^ferry_inference_request_duration_seconds_bucket\{model="mlp",version="1",le="\+Inf"\} 7$/m);
+
+      // Queue and compute time for the 5 that reached the model; one run each (no batching configured).
+      assert.match(text, /^# TYPE ferry_inference_queue_duration_seconds histogram$/m);
+      assert.match(text, /^ferry_inference_queue_duration_seconds_count\{model="mlp",version="1"\} 5$/m);
+      assert.match(text, /^ferry_inference_queue_duration_seconds_bucket\{model="mlp",version="1",le="0.00001"\} \d+$/m);
+      assert.match(text, /^ferry_inference_compute_duration_seconds_count\{model="mlp",version="1"\} 5$/m);
+      assert.match(text, /^ferry_inference_executions_total\{model="mlp",version="1"\} 5$/m);
+      assert.match(text, /^ferry_inference_batch_size_bucket\{model="mlp",version="1",le="1"\} 5$/m);
+      assert.match(text, /^ferry_inference_batch_size_sum\{model="mlp",version="1"\} 5$/m);
+      // Nothing in flight now; one cold start (the model load), with its duration.
+      assert.match(text, /^# TYPE ferry_inference_in_flight gauge$/m);
+      assert.match(text, /^ferry_inference_in_flight\{model="mlp",version="1"\} 0$/m);
+      assert.doesNotMatch(text, /^ferry_inference_in_flight\{model=""/m);
+      assert.match(text, /^ferry_inference_cold_starts_total\{model="mlp",version="1"\} 1$/m);
+      assert.match(text, /^ferry_inference_cold_start_duration_seconds_count\{model="mlp",version="1"\} 1$/m);
     } finally {
       await server.close();
       await rm(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 /**
  * Tiny ONNX models for the runtime and gateway tests, encoded with protobufjs from a hand-written
  * subset of onnx.proto (field numbers from the ONNX spec). lib/onnx will have a full generator; these
- * tests only need an MLP and a model that echoes every protocol datatype.
+ * tests need an MLP, a model that echoes every protocol datatype, and a few single-op models for batching.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -150,11 +150,61 @@ export function echoAllDatatypesModel(): Uint8Array {
   });
 }
 
+/**
+ * Embedding lookup: "ids" INT64 [batch, k] → Gather over a [rows, dim] table → "vectors" FP32 [batch, k, dim].
+ * An id outside [-rows, rows) makes onnxruntime fail the whole run: the value-dependent error batching must isolate.
+ */
+export function gatherModel(opts: { rows: number; dim: number; seed?: number }): Uint8Array {
+  const rand = seededRandom(opts.seed ?? 5);
+  const table = Float32Array.from({ length: opts.rows * opts.dim }, () => rand() * 2 - 1);
+  return encodeModel({
+    name: 'gather',
+    node: [{ opType: 'Gather', input: ['table', 'ids'], output: ['vectors'], name: 'gather' }],
+    initializer: [floatInitializer('table', [opts.rows, opts.dim], table)],
+    input: [valueInfo('ids', OnnxType.INT64, ['batch', 'k'])],
+    output: [valueInfo('vectors', OnnxType.FLOAT, ['batch', 'k', opts.dim])],
+  });
+}
+
+/** "x" FP32 [batch, width] → Neg → "y": two dynamic dimensions, so requests of different widths cannot merge. */
+export function negateModel(): Uint8Array {
+  return encodeModel({
+    name: 'negate',
+    node: [{ opType: 'Neg', input: ['x'], output: ['y'], name: 'neg' }],
+    input: [valueInfo('x', OnnxType.FLOAT, ['batch', 'width'])],
+    output: [valueInfo('y', OnnxType.FLOAT, ['batch', 'width'])],
+  });
+}
+
+/**
+ * "x" FP32 [batch, width] → Transpose → "y" [width, batch]: both first dimensions are dynamic, but the
+ * output's first dimension is not the batch — what a merged run must notice.
+ */
+export function transposeModel(): Uint8Array {
+  return encodeModel({
+    name: 'transpose',
+    node: [{ opType: 'Transpose', input: ['x'], output: ['y'], name: 'transpose' }],
+    input: [valueInfo('x', OnnxType.FLOAT, ['batch', 'width'])],
+    output: [valueInfo('y', OnnxType.FLOAT, ['width', 'batch'])],
+  });
+}
+
+/** "x" FP32 [1, 4] → Relu → "y" [1, 4]: a fixed first dimension, so no batching. */
+export function fixedBatchModel(): Uint8Array {
+  return encodeModel({
+    name: 'fixed',
+    node: [{ opType: 'Relu', input: ['x'], output: ['y'], name: 'relu' }],
+    input: [valueInfo('x', OnnxType.FLOAT, [1, 4])],
+    output: [valueInfo('y', OnnxType.FLOAT, [1, 4])],
+  });
+}
+
 export interface TestModelFile {
   name: string;
   version: string;
   bytes: Uint8Array;
   sessionOptions?: object;
+  batching?: boolean | { maxBatchSize?: number; maxQueueDelayMs?: number };
 }
 
 /** Writes `<dir>/<name>/<version>/model.onnx` files and the ferry-models.json that lists them. */
@@ -164,7 +214,13 @@ export async function writeModelDir(dir: string, models: TestModelFile[]): Promi
     const rel = path.join(m.name, m.version, 'model.onnx');
     await mkdir(path.join(dir, path.dirname(rel)), { recursive: true });
     await writeFile(path.join(dir, rel), m.bytes);
-    manifest.models.push({ name: m.name, version: m.version, path: rel, ...(m.sessionOptions ? { sessionOptions: m.sessionOptions } : {}) });
+    manifest.models.push({
+      name: m.name,
+      version: m.version,
+      path: rel,
+      ...(m.sessionOptions ? { sessionOptions: m.sessionOptions } : {}),
+      ...(m.batching !== undefined ? { batching: m.batching } : {}),
+    });
   }
   await writeFile(path.join(dir, 'ferry-models.json'), JSON.stringify(manifest, null, 2));
   return dir;

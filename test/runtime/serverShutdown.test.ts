@@ -15,10 +15,15 @@ import { mlpModel, writeModelDir } from './onnxTestModels';
 
 const repoRoot = path.resolve(__dirname, '../..');
 let dir: string;
+const mlp = mlpModel({ inputDim: 4, hiddenDims: [8], outputDim: 3 });
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-shutdown-'));
-  await writeModelDir(dir, [{ name: 'mlp', version: '1', bytes: mlpModel({ inputDim: 4, hiddenDims: [8], outputDim: 3 }) }]);
+  // 'slow': batches wait up to 20 s for mates, so requests sit in its queue until close() flushes them.
+  await writeModelDir(dir, [
+    { name: 'mlp', version: '1', bytes: mlp },
+    { name: 'slow', version: '1', bytes: mlp, batching: { maxBatchSize: 64, maxQueueDelayMs: 20_000 } },
+  ]);
 });
 after(() => rm(dir, { recursive: true, force: true }));
 
@@ -58,6 +63,27 @@ test('close() lets an in-flight request finish and refuses new connections', asy
   assert.deepEqual(res.json.outputs[0].shape, [1, 3]);
   await closing;
   assert.equal(closed, true);
+});
+
+test('close() runs the batches still waiting in the queue instead of waiting out their delay', async () => {
+  const server = await startInferenceServer({ modelDir: dir, port: 0 });
+  const send = (x: number) =>
+    fetch(`${server.url}/v2/models/slow/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [x, 2, 3, 4] }] }),
+    }).then(async (r) => ({ status: r.status, json: await r.json() }));
+  const answers = Promise.all([1, 2, 3].map(send));
+  await sleep(300);
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  assert.match(metrics, /^ferry_inference_in_flight\{model="slow",version="1"\} 3$/m, 'three requests wait in the queue');
+  assert.match(metrics, /^ferry_inference_executions_total\{model="slow",version="1"\} 0$/m);
+  const t0 = Date.now();
+  await server.close();
+  const results = await answers;
+  assert.ok(Date.now() - t0 < 5_000, `close() took ${Date.now() - t0} ms`);
+  assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
+  assert.deepEqual(results.map((r) => r.json.outputs[0].shape), [[1, 3], [1, 3], [1, 3]]);
+  assert.notDeepEqual(results[0].json.outputs[0].data, results[1].json.outputs[0].data, 'each got its own row');
 });
 
 test('main.ts: SIGTERM drains an in-flight request, then the process exits 0', async () => {
