@@ -92,7 +92,7 @@ describe('binary tensor data extension', () => {
   });
 
   test('server metadata lists the extension', async () => {
-    const meta = await (await fetch(`${server.url}/v2`)).json();
+    const meta = (await (await fetch(`${server.url}/v2`)).json()) as { extensions: string[] };
     assert.ok(meta.extensions.includes('binary_tensor_data'));
   });
 

@@ -59,7 +59,7 @@ test('each model answers as a session created in-process with the same options',
       method: 'POST',
       body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 6], data: Array.from(x) }] }),
     });
-    const json = await res.json();
+    const json = (await res.json()) as any;
     assert.equal(res.status, 200, JSON.stringify(json));
     assert.equal(json.model_name, name);
     assert.deepEqual(json.outputs[0].data, Array.from(want), name);
@@ -68,10 +68,10 @@ test('each model answers as a session created in-process with the same options',
     method: 'POST',
     body: JSON.stringify({ inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 2], data: [9, 0] }] }),
   });
-  const json = await lookup.json();
+  const json = (await lookup.json()) as any;
   assert.equal(lookup.status, 200, JSON.stringify(json));
   assert.deepEqual(json.outputs[0].shape, [1, 2, 2]);
-  assert.deepEqual((await (await fetch(`${server.url}/v2/models/lookup`)).json()).versions, ['3']);
+  assert.deepEqual(((await (await fetch(`${server.url}/v2/models/lookup`)).json()) as any).versions, ['3']);
 });
 
 test('each model has its own cold start in the metrics', async () => {
