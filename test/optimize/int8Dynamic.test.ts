@@ -224,6 +224,16 @@ for (const variant of [
     assert.ok(result.notes.some((n) => n.includes('layer0_attention_scores_node') && n.includes('computed at run time')), result.notes.join('\n'));
     const ops = opTypes(result.model);
     assert.equal(ops.filter((o) => o === 'MatMul').length, 4, 'the attention MatMuls are still float MatMuls');
+    // Q, K and V read the same activation: it is quantized once per block and the three run as MatMulIntegerToFloat.
+    assert.equal(ops.filter((o) => o === 'DynamicQuantizeLinear').length, 2, ops.join(' '));
+    assert.equal(ops.filter((o) => o === 'com.microsoft.MatMulIntegerToFloat').length, 6);
+    assert.equal(ops.filter((o) => o === 'com.microsoft.DynamicQuantizeMatMul').length, 6);
+    const separate = quantizeDynamicInt8(original, { shareActivationQuantization: false });
+    const separateOps = opTypes(separate.model!);
+    assert.equal(separateOps.filter((o) => o === 'com.microsoft.DynamicQuantizeMatMul').length, 12);
+    assert.ok(!separateOps.includes('DynamicQuantizeLinear'));
+    const b = await agreement(original, separate.model!, { input: randomTensor([2, 16, 128], 31) });
+    assert.ok(b.cosine >= 0.999, `cosine ${b.cosine} without shared activation quantization`);
     assert.deepEqual(graphIo(result.model), graphIo(original));
     const ratio = original.length / result.model.length;
     assert.ok(ratio >= 3.5, `size ratio ${ratio.toFixed(2)}`);

@@ -45,6 +45,11 @@ export interface Int8DynamicOptions {
   reduceRange?: boolean;
   /** Fold `MatMul → Add(constant bias)` into the kernel's bias input (default true). */
   fuseBias?: boolean;
+  /**
+   * When several quantized nodes read the same activation (Q, K and V projections), quantize it once with
+   * DynamicQuantizeLinear and run each node as MatMulIntegerToFloat (default true).
+   */
+  shareActivationQuantization?: boolean;
   /** Which ops to quantize (default both). */
   opTypes?: Array<'MatMul' | 'Gemm'>;
   /** Node names to leave in float32. */
@@ -144,9 +149,18 @@ function resolveOptions(options: Int8DynamicOptions): Required<Int8DynamicOption
     perChannel: options.perChannel ?? true,
     reduceRange: options.reduceRange ?? false,
     fuseBias: options.fuseBias ?? true,
+    shareActivationQuantization: options.shareActivationQuantization ?? true,
     opTypes: options.opTypes ?? ['MatMul', 'Gemm'],
     excludeNodes: options.excludeNodes ?? [],
   };
+}
+
+interface SharedActivation {
+  quantized: string;
+  scale: string;
+  zeroPoint: string;
+  /** The first node reading it: DynamicQuantizeLinear goes right before it. */
+  first: NodeProto;
 }
 
 /** The rewrite of one node: nodes replacing it at its position, and an Add whose position a fused node takes. */
@@ -163,6 +177,8 @@ class DynamicQuantizer {
   /** Quantized tensors per source weight, keyed by layout ('kn' or 'nk') and alpha. */
   private readonly cache = new Map<TensorProto, Map<string, { values: string; scales: string }>>();
   private readonly usedWeights = new Map<TensorProto, { weight: ConstantWeight; nodes: string[] }>();
+  /** Activations of the graph being rewritten that several quantized nodes read: quantized once. */
+  private sharedActivations = new Map<string, SharedActivation>();
 
   constructor(
     private readonly model: OnnxModel,
@@ -187,8 +203,10 @@ class DynamicQuantizer {
     const rewrites = new Map<NodeProto, NodeRewrite>();
     const fusedAdds = new Map<NodeProto, NodeProto[]>();
     const emptied = new Set<NodeProto>();
+    const shared = this.findSharedActivations(graph, scope);
     for (const node of graph.node ?? []) {
       for (const sub of subgraphsOf(node)) this.rewriteGraph(sub.graph, scope);
+      this.sharedActivations = shared;
       const op = node.op_type ?? '';
       if (!isDefaultDomain(node.domain) || (op !== 'MatMul' && op !== 'Gemm')) continue;
       const label = node.name || node.output?.[0] || op;
@@ -210,14 +228,41 @@ class DynamicQuantizer {
       }
     }
     if (rewrites.size === 0 && emptied.size === 0) return;
+    const quantizeBefore = new Map<NodeProto, NodeProto>();
+    for (const [a, s] of shared) {
+      quantizeBefore.set(s.first, makeNode('DynamicQuantizeLinear', [a], [s.quantized, s.scale, s.zeroPoint], { name: this.names.fresh(`${a}_dynamic_quantize`) }));
+    }
     const out: NodeProto[] = [];
     for (const node of graph.node ?? []) {
+      const q = quantizeBefore.get(node);
+      if (q) out.push(q);
       if (emptied.has(node)) continue;
       const fused = fusedAdds.get(node);
       if (fused) out.push(...fused);
       else out.push(...(rewrites.get(node)?.replacement ?? [node]));
     }
     graph.node = out;
+  }
+
+  /** Activations that two or more quantizable MatMul/Gemm nodes of this graph read as A. */
+  private findSharedActivations(graph: GraphProto, scope: GraphScope): Map<string, SharedActivation> {
+    const shared = new Map<string, SharedActivation>();
+    if (!this.opts.shareActivationQuantization) return shared;
+    const readers = new Map<string, NodeProto[]>();
+    for (const node of graph.node ?? []) {
+      const op = node.op_type ?? '';
+      if (!isDefaultDomain(node.domain) || (op !== 'MatMul' && op !== 'Gemm') || !this.opts.opTypes.includes(op)) continue;
+      if (this.opts.excludeNodes.includes(node.name ?? '')) continue;
+      if (op === 'Gemm' && intAttr(node, 'transA', 0) === 1) continue;
+      if (typeof this.quantizableWeight(scope, node.input?.[1]) === 'string') continue;
+      const a = node.input?.[0] ?? '';
+      readers.set(a, [...(readers.get(a) ?? []), node]);
+    }
+    for (const [a, nodes] of readers) {
+      if (nodes.length < 2 || !a) continue;
+      shared.set(a, { quantized: this.names.fresh(`${a}_quantized`), scale: this.names.fresh(`${a}_scale`), zeroPoint: this.names.fresh(`${a}_zero_point`), first: nodes[0] });
+    }
+    return shared;
   }
 
   /** Finds B as a quantizable constant, or says why not. */
@@ -272,6 +317,13 @@ class DynamicQuantizer {
   }
 
   private dynamicQuantizeMatMul(a: string, tensors: { values: string; scales: string }, bias: string | undefined, output: string, base: string): NodeProto {
+    const shared = this.sharedActivations.get(a);
+    if (shared) {
+      // Inputs: A (uint8), B (int8), a_scale, b_scale, a_zero_point, b_zero_point (omitted: symmetric), bias.
+      const inputs = [shared.quantized, tensors.values, shared.scale, tensors.scales, shared.zeroPoint, '', ...(bias ? [bias] : [])];
+      if (!bias) inputs.length = 5;
+      return makeNode('MatMulIntegerToFloat', inputs, [output], { name: this.names.fresh(`${base}_quant`), domain: MICROSOFT_DOMAIN });
+    }
     // Inputs: A, B (int8), b_scale, b_zero_point (omitted: symmetric), bias.
     const inputs = [a, tensors.values, tensors.scales, '', ...(bias ? [bias] : [])];
     if (!bias) inputs.length = 3;
