@@ -1,7 +1,8 @@
 /** The `ferry` commands that talk to a running Ferry (Temporal, the gateway) through the SDK. */
 import { readFile } from 'node:fs/promises';
 import { FerryClient, FerryError, type InferRequest } from '../sdk';
-import type { DeploymentStatus } from '../../workflows/types';
+import type { DeploymentStatus, OptimizeSettings } from '../../workflows/types';
+import { formatTradeoffTable, tableFootnotes } from '../../lib/optimize/table';
 import { describeHeartbeat, formatBytes, StageProgressPrinter, bar } from './progress';
 
 export interface DeployCommandOptions {
@@ -12,6 +13,7 @@ export interface DeployCommandOptions {
   approvalTimeoutMs?: number;
   idleHibernateMs?: number;
   wait: boolean;
+  optimize?: OptimizeSettings;
 }
 
 export async function deployCommand(ferry: FerryClient, file: string, opts: DeployCommandOptions): Promise<DeploymentStatus | undefined> {
@@ -23,6 +25,7 @@ export async function deployCommand(ferry: FerryClient, file: string, opts: Depl
     replicas: opts.replicas,
     approvalTimeoutMs: opts.approvalTimeoutMs,
     monitor: opts.idleHibernateMs ? { idleHibernateMs: opts.idleHibernateMs } : undefined,
+    optimize: opts.optimize,
     onUploadProgress: (sent, total) => {
       const pct = total ? (100 * sent) / total : 100;
       if (process.stdout.isTTY) process.stdout.write(`\r  upload ${bar(pct)} ${formatBytes(sent)}`);
@@ -58,7 +61,7 @@ export async function watchDeployment(ferry: FerryClient, ref: string): Promise<
       printer.clearLive();
       printPlans(status);
       console.log(`  Waiting for approval until ${status.approvalDeadline} (then the default, ${status.defaultPlan}, is taken):`);
-      console.log(`    ferry approve ${status.deploymentId} --plan <${(status.plans ?? []).map((p) => p.id).join('|')}>`);
+      console.log(`    ferry approve ${status.deploymentId} --plan <${(status.plans ?? []).filter((p) => p.withinBudget !== false).map((p) => p.id).join('|')}>`);
     }
     if (status.phase === 'live') return status;
     if (status.phase === 'failed') throw new FerryError(status.error ?? 'deployment failed');
@@ -67,6 +70,13 @@ export async function watchDeployment(ferry: FerryClient, ref: string): Promise<
 }
 
 function printPlans(status: DeploymentStatus): void {
+  if (status.optimization) {
+    // The plans are the measured candidates: show the table they were measured in.
+    console.log('  Optimization candidates (measured against the original in one run):');
+    for (const line of formatTradeoffTable(status.optimization, { indent: '    ', chosen: status.chosenPlan?.plan })) console.log(line);
+    for (const line of tableFootnotes(status.optimization, '    ').slice(0, 1)) console.log(line);
+    return;
+  }
   console.log('  Optimization plans:');
   for (const p of status.plans ?? []) {
     console.log(`    ${p.id === status.defaultPlan ? '*' : ' '} ${p.id.padEnd(16)} ${p.title}: ${p.expectedEffect}`);
@@ -96,7 +106,7 @@ export async function statusCommand(ferry: FerryClient, ref: string, json: boole
   }
   console.log(`${status.deploymentId}: ${status.phase} ${bar(status.percent)}`);
   for (const s of status.stages) console.log(`  ${s.state.padEnd(8)} ${s.stage.padEnd(9)} ${s.detail ?? ''}`);
-  if (status.phase === 'awaiting-approval') printPlans(status);
+  if (status.phase === 'awaiting-approval' || status.optimization) printPlans(status);
   if (status.chosenPlan) console.log(`  Plan: ${status.chosenPlan.plan} (${status.chosenPlan.source}${status.chosenPlan.approvedBy ? ` by ${status.chosenPlan.approvedBy}` : ''})`);
   if (serving) {
     const l = serving.lastSample;

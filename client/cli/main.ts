@@ -8,17 +8,26 @@ import { FerryClient, FerryError } from '../sdk';
 import { FERRY_SERVICES, serviceStatus, startService, stopService } from '../services';
 import { deployCommand, inferCommand, listCommand, statusCommand } from './commands';
 import { parseDuration } from './duration';
+import { parseBudget } from '../../lib/optimize/budget';
+import type { AccuracyBudget } from '../../workflows/types';
 
 const HELP = `ferry — deploy a trained model at the lowest cost that meets its latency goal
 
 Deploy and operate
   ferry deploy <model.onnx> [--review] [--name N] [--version V] [--replicas N]
                             [--approval-timeout 10m] [--idle-hibernate 15m] [--no-wait]
+                            [--techniques a,b] [--accuracy-budget cosine=0.99,top1=0.99]
   ferry status <deployment> [--json]
   ferry approve <deployment> --plan <plan> [--by NAME] [--signal]
   ferry list [--json]
   ferry infer <deployment> --input request.json
   ferry undeploy <deployment>
+
+Optimize without deploying (needs no Ferry services)
+  ferry optimize <model.onnx> --out DIR [--techniques a,b] [--calibration data.json]
+                 [--accuracy-budget cosine=0.99,top1=0.99,maxabs=X] [--inputs inputs.json]
+                 [--threads N] [--same-machine] [--measure-ms N] [--json]
+      every candidate measured against the original; models and report.json written to DIR
 
 Run Ferry on this machine
   ferry up | ferry down | ferry ps      start/stop/show the worker, gateway and API (after: bash infra/stack.sh start)
@@ -54,9 +63,15 @@ async function main(argv: string[]): Promise<number> {
           'approval-timeout': { type: 'string' },
           'idle-hibernate': { type: 'string' },
           'no-wait': { type: 'boolean', default: false },
+          techniques: { type: 'string' },
+          'accuracy-budget': { type: 'string' },
         },
       });
       if (positionals.length !== 1) throw new FerryError('usage: ferry deploy <model.onnx> [--review]');
+      const optimize =
+        values.techniques || values['accuracy-budget']
+          ? { techniques: values.techniques ? splitList(values.techniques) : undefined, budget: values['accuracy-budget'] ? budgetOption(values['accuracy-budget']) : undefined }
+          : undefined;
       await withClient((ferry) =>
         deployCommand(ferry, positionals[0], {
           review: values.review!,
@@ -66,8 +81,39 @@ async function main(argv: string[]): Promise<number> {
           approvalTimeoutMs: values['approval-timeout'] ? parseDuration(values['approval-timeout']) : undefined,
           idleHibernateMs: values['idle-hibernate'] ? parseDuration(values['idle-hibernate']) : undefined,
           wait: !values['no-wait'],
+          optimize,
         }),
       );
+      return 0;
+    }
+    case 'optimize': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          out: { type: 'string' },
+          techniques: { type: 'string' },
+          calibration: { type: 'string' },
+          inputs: { type: 'string' },
+          'accuracy-budget': { type: 'string' },
+          threads: { type: 'string' },
+          'same-machine': { type: 'boolean', default: false },
+          'measure-ms': { type: 'string' },
+          json: { type: 'boolean', default: false },
+        },
+      });
+      if (positionals.length !== 1 || !values.out) throw new FerryError('usage: ferry optimize <model.onnx> --out DIR [--techniques a,b] [--json]');
+      const { optimizeCommand } = await import('./optimize');
+      await optimizeCommand(positionals[0], {
+        out: values.out,
+        techniques: values.techniques ? splitList(values.techniques) : undefined,
+        calibrationFile: values.calibration,
+        inputsFile: values.inputs,
+        budget: values['accuracy-budget'] ? budgetOption(values['accuracy-budget']) : undefined,
+        target: { ...(values.threads ? { threads: positiveInt('--threads', values.threads) } : {}), sameMachine: values['same-machine'] },
+        measureMs: values['measure-ms'] ? positiveInt('--measure-ms', values['measure-ms']) : undefined,
+        json: values.json!,
+      });
       return 0;
     }
     case 'status': {
@@ -193,6 +239,18 @@ async function main(argv: string[]): Promise<number> {
     default:
       console.error(`unknown command "${command}"\n\n${HELP}`);
       return 2;
+  }
+}
+
+function splitList(raw: string): string[] {
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function budgetOption(raw: string): Partial<AccuracyBudget> {
+  try {
+    return parseBudget(raw);
+  } catch (err) {
+    throw new FerryError(`--accuracy-budget: ${(err as Error).message}`);
   }
 }
 

@@ -185,6 +185,16 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
           options: opts.techniqueOptions?.[id],
           onProgress: (f, detail) => progress({ phase: 'transform', fraction: (step + f) / totalSteps, candidate: key, detail }),
         });
+        // A later step that re-expands what an earlier one shrank (onnxruntime folding FP16 weights' Casts back
+        // into float32 constants) makes a combination that is only a worse copy of its parts.
+        if (result.state === 'built' && techniques.length > 1 && result.model!.length > 1.5 * prefix.model!.length) {
+          result = {
+            techniques,
+            notes: [],
+            state: 'not-applicable',
+            reason: `it undoes ${candidateId(techniques.slice(0, -1))}: the model grows from ${(prefix.model!.length / 2 ** 20).toFixed(2)} to ${(result.model!.length / 2 ** 20).toFixed(2)} MiB (weights re-expanded)`,
+          };
+        }
       }
       built.set(key, result);
       if (report) progress({ phase: 'transform', fraction: ++step / totalSteps, candidate: key, detail: result.state });
@@ -360,7 +370,8 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
       score: SCORE_DEFINITION,
       elapsedMs: Math.round(performance.now() - started),
     };
-    return { table, candidates, analysis };
+    // Plain JSON data (no undefined fields), as it travels through Temporal and into Postgres.
+    return { table: JSON.parse(JSON.stringify(table)) as OptimizationTable, candidates, analysis };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
