@@ -306,3 +306,15 @@ test('weights-only: a Constant weight inside an If branch is converted in its ow
   const a = await agreement(original, model!, { input: randomTensor([2, 16], 4), flag: new ort.Tensor('bool', [false], []) });
   assert.ok(a.cosine >= 0.9999);
 });
+
+test('weights-only leaves alone the float32 constants quantized kernels read (after int8-dynamic: per-channel scales)', async () => {
+  const { quantizeDynamicInt8 } = await import('../../lib/optimize/techniques/int8Dynamic');
+  const original = generateMlpModel({ inputDim: 64, hiddenDims: [128], outputDim: 32 });
+  const int8 = quantizeDynamicInt8(original, { minElements: 16 }).model!;
+  const { model, report } = storeWeightsAsFloat16(int8);
+  assert.equal(model, undefined, 'nothing left to convert: the scales must stay float32 constants and the biases are read by the kernels');
+  assert.ok(report.skipped.some((s) => s.name === 'layer0.weight_scale' && /DynamicQuantizeMatMul\), which needs it as a float32 constant/.test(s.reason)), JSON.stringify(report.skipped));
+  const result = await fp16WeightsTechnique.apply(int8, context(int8));
+  assert.equal(result.applied, false);
+  assert.match((result as { reason: string }).reason, /needs it as a float32 constant/);
+});

@@ -120,9 +120,12 @@ export function storeWeightsAsFloat16(bytes: Uint8Array, options: Fp16Options = 
   const names = new NameAllocator(model);
   const ir = Number(model.ir_version ?? 0);
   const report: Fp16WeightsReport = { converted: [], skipped: [], maxAbsWeightError: 0, float32Bytes: 0, float16Bytes: 0 };
+  const needsConstant = readersNeedingFloat32Constants(model);
   const qualifies = (name: string, values: Float32Array | undefined, count: number, external: boolean): boolean => {
-    if (external) return report.skipped.push({ name, reason: 'data in an external file' }), false;
     if (count < minElements) return false; // small scalars and vectors: silently kept (not worth a Cast)
+    if (external) return report.skipped.push({ name, reason: 'data in an external file' }), false;
+    const reader = needsConstant.get(name);
+    if (reader) return report.skipped.push({ name, reason: `read by ${reader}, which needs it as a float32 constant (quantization scales, contrib kernels)` }), false;
     const m = maxAbs(values!);
     if (!(m <= FLOAT16_MAX)) return report.skipped.push({ name, reason: `values up to ${m} do not fit float16 (max ${FLOAT16_MAX})` }), false;
     return true;
@@ -179,6 +182,22 @@ export function storeWeightsAsFloat16(bytes: Uint8Array, options: Fp16Options = 
     graph.node = [...front, ...nodes];
   });
   return report.converted.length > 0 ? { model: encodeModel(model), report } : { report };
+}
+
+/** Ops whose float inputs are quantization parameters or pre-packed constants: a Cast in front would slow or break them. */
+const CONSTANT_READERS = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger']);
+
+/** Value name → the first op that must read it as a float32 constant (any op outside the default domain, or a quantization op). */
+function readersNeedingFloat32Constants(model: OnnxModel): Map<string, string> {
+  const out = new Map<string, string>();
+  forEachGraph(model.graph ?? {}, (g) => {
+    for (const n of g.node ?? []) {
+      if (isDefaultDomain(n.domain) && !CONSTANT_READERS.has(n.op_type ?? '')) continue;
+      const label = `${n.name || n.output?.[0] || ''} (${isDefaultDomain(n.domain) ? '' : `${n.domain}.`}${n.op_type})`;
+      for (const i of n.input ?? []) if (i && !out.has(i)) out.set(i, label);
+    }
+  });
+  return out;
 }
 
 type Precision = 'fp16' | 'fp32';
