@@ -1,11 +1,16 @@
 /**
- * One queue per served model version, in front of its onnxruntime session.
+ * What stands between a decoded request and its model's onnxruntime session.
  *
- * onnxruntime-node runs a session synchronously on the event-loop thread (deferred by a setImmediate),
- * so runs of a process happen one at a time whatever we do. The scheduler makes that explicit: one
- * session.run per model at a time, FIFO. That gives honest queue-time and compute-time measurements,
- * and it is where dynamic batching happens:
+ * onnxruntime-node runs a session synchronously on the event-loop thread, in a setImmediate callback
+ * that session.run schedules: runs in one process happen one at a time whatever we do, and requests
+ * that arrive while one computes wait in the socket buffers until it is done.
  *
+ * Without batching (the default) a request calls session.run at once, as it would in-process: no queue
+ * of ours, no extra event-loop turn. Its queue time (waiting behind other runs) and compute time are
+ * still told apart: a marker setImmediate queued just before session.run's own fires right before the
+ * run starts.
+ *
+ * With batching, one session.run per model at a time, FIFO:
  *  - Idle model, empty queue: the request runs at once with its own tensors (no copy, no timer).
  *  - Busy model: requests queue. When the model is free, the oldest request and every queued request
  *    compatible with it (same dimensions after the first for every input, same outputs asked for) are
@@ -57,6 +62,8 @@ type TypedArray = Exclude<ort.Tensor['data'], string[]>;
 export class ModelScheduler {
   private readonly queue: QueuedRequest[] = [];
   private busy = false;
+  /** session.run calls in progress on the unbatched path. */
+  private unbatchedRuns = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing = false;
   private idleWaiters: Array<() => void> = [];
@@ -73,12 +80,32 @@ export class ModelScheduler {
 
   /** Runs the model on these feeds, alone or merged with other requests. */
   infer(feeds: Record<string, ort.Tensor>, fetches: string[] | undefined): Promise<InferOutcome> {
+    if (!this.batching && !this.busy) return this.runNow(feeds, fetches);
     return new Promise<InferOutcome>((resolve, reject) => {
       const request: QueuedRequest = { feeds, fetches, rows: -1, key: '', submittedAt: performance.now(), resolve, reject };
       if (this.batching) this.describeForBatching(request);
       this.queue.push(request);
       if (!this.busy) this.dispatch();
     });
+  }
+
+  /** The unbatched path: straight to session.run, timing the wait before the run and the run itself. */
+  private async runNow(feeds: Record<string, ort.Tensor>, fetches: string[] | undefined): Promise<InferOutcome> {
+    const submittedAt = performance.now();
+    const mark = { startedAt: submittedAt };
+    // Queued before session.run's own setImmediate, so it fires just before the run starts.
+    setImmediate(markStart, mark);
+    this.unbatchedRuns++;
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = fetches ? await this.model.session.run(feeds, fetches) : await this.model.session.run(feeds);
+    } finally {
+      this.unbatchedRuns--;
+      this.observeRun(this.model, firstDimOf(feeds), 1);
+      if (this.unbatchedRuns === 0 && this.idleWaiters.length && !this.busy && this.queue.length === 0) this.dispatch();
+    }
+    const ended = performance.now();
+    return { outputs: results, queueMs: mark.startedAt - submittedAt, computeMs: ended - mark.startedAt };
   }
 
   /** Queued requests run without waiting for batch mates; resolves when nothing is queued or running. */
@@ -89,7 +116,7 @@ export class ModelScheduler {
       this.timer = undefined;
       if (!this.busy) this.dispatch();
     }
-    if (!this.busy && this.queue.length === 0) return Promise.resolve();
+    if (!this.busy && this.queue.length === 0 && this.unbatchedRuns === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -117,6 +144,7 @@ export class ModelScheduler {
     this.timer = undefined;
     const head = this.queue[0];
     if (!head) {
+      if (this.unbatchedRuns > 0) return; // the last of those resolves the waiters
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
@@ -246,6 +274,10 @@ export class ModelScheduler {
     }
     return merged;
   }
+}
+
+function markStart(mark: { startedAt: number }): void {
+  mark.startedAt = performance.now();
 }
 
 function firstDimOf(feeds: Record<string, ort.Tensor>): number {
