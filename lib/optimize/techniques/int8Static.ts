@@ -71,6 +71,11 @@ export interface Int8StaticOptions {
   foldRelu?: boolean;
   /** Rewrite 2-D MatMul + constant-bias Add as Gemm (default true). */
   matMulAddToGemm?: boolean;
+  /**
+   * Quantize Add nodes fed by a quantized tensor (bias and residual Adds after a quantized MatMul or Conv) so
+   * that onnxruntime runs them as QLinearAdd and the tensors stay 8-bit between integer kernels (default true).
+   */
+  quantizeAdd?: boolean;
   /** Shape of generated calibration data when the caller supplies none. */
   generated?: GeneratedCalibrationOptions;
 }
@@ -94,6 +99,8 @@ export interface StaticQuantizedNode {
 
 export interface Int8StaticReport {
   quantized: StaticQuantizedNode[];
+  /** Add nodes run in 8 bits (QLinearAdd), by name or first output. */
+  quantizedAdds: string[];
   skipped: Array<{ node: string; opType: string; reason: string }>;
   opset: { from: number; to: number; changes: string[] };
   calibration: { method: CalibrationMethod; source: 'user' | 'generated'; description: string; tensors: number };
@@ -128,6 +135,15 @@ interface Planned {
   quantizeOutput: boolean;
   /** Set by the rewrite. */
   nameInModel?: string;
+}
+
+/** An Add run in 8 bits (QLinearAdd): each input is an activation (quantized upstream or calibrated) or a constant. */
+interface PlannedAdd {
+  node: NodeProto;
+  label: string;
+  inputs: Array<{ name: string; constant?: ConstantWeight }>;
+  output: string;
+  relu?: NodeProto;
 }
 
 const PASS_THROUGH_OPS = new Set(['Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity', 'MaxPool', 'GlobalMaxPool']);
@@ -206,6 +222,7 @@ function resolveOptions(o: Int8StaticOptions): Required<Omit<Int8StaticOptions, 
     excludeNodes: o.excludeNodes ?? [],
     foldRelu: o.foldRelu ?? true,
     matMulAddToGemm: o.matMulAddToGemm ?? true,
+    quantizeAdd: o.quantizeAdd ?? true,
     generated: o.generated ?? {},
   };
 }
@@ -227,7 +244,7 @@ function biasVector(scope: GraphScope, name: string, n: number, beta: number): {
 }
 
 /** Which nodes of the main graph can be quantized, how, and why the others cannot. */
-export function planStaticQuantization(model: OnnxModel, opts: Resolved): { planned: Planned[]; skipped: Int8StaticReport['skipped'] } {
+export function planStaticQuantization(model: OnnxModel, opts: Resolved): { planned: Planned[]; adds: PlannedAdd[]; skipped: Int8StaticReport['skipped'] } {
   const graph = model.graph ?? {};
   const scope = new GraphScope(graph, undefined, Number(model.ir_version ?? 0));
   const shapes = inferShapes(graph);
@@ -345,7 +362,49 @@ export function planStaticQuantization(model: OnnxModel, opts: Resolved): { plan
     }
     planned.push(plan);
   }
-  return { planned, skipped };
+  return { planned, adds: opts.quantizeAdd ? planAdds(graph, scope, planned, claimed, opts) : [], skipped };
+}
+
+/** Adds with at least one input quantized upstream (directly or through value-preserving ops), in graph order. */
+function planAdds(graph: GraphProto, scope: GraphScope, planned: Planned[], claimed: Set<NodeProto>, opts: Resolved): PlannedAdd[] {
+  const nodes = graph.node ?? [];
+  const graphOutputs = new Set((graph.output ?? []).map((o) => o.name));
+  const quantized = new Set(planned.filter((p) => p.quantizeOutput).map((p) => (p.relu ? p.relu.output?.[0] ?? '' : p.output)));
+  const isQuantized = (name: string): boolean => {
+    for (let current = name, hops = 0; hops < 64; hops++) {
+      if (quantized.has(current)) return true;
+      const producer = scope.producerOf(current);
+      if (!producer || !isDefaultDomain(producer.domain) || !PASS_THROUGH_OPS.has(producer.op_type ?? '')) return false;
+      current = producer.input?.[0] ?? '';
+    }
+    return false;
+  };
+  const adds: PlannedAdd[] = [];
+  for (const node of nodes) {
+    if (node.op_type !== 'Add' || !isDefaultDomain(node.domain) || claimed.has(node) || (node.input ?? []).length !== 2) continue;
+    const label = node.name || node.output?.[0] || 'Add';
+    if (opts.excludeNodes.includes(label)) continue;
+    const inputs: PlannedAdd['inputs'] = [];
+    let ok = true;
+    for (const name of node.input ?? []) {
+      const found = scope.lookupConstant(name);
+      if (found.constant) {
+        const t = found.weight.tensor;
+        if (t.data_type !== TensorDataType.FLOAT || isExternal(t)) ok = false;
+        inputs.push({ name, constant: found.weight });
+      } else inputs.push({ name });
+    }
+    if (!ok || !inputs.some((i) => !i.constant && isQuantized(i.name)) || inputs[0].name === inputs[1].name) continue;
+    const output = node.output?.[0] ?? '';
+    let relu: NodeProto | undefined;
+    if (opts.foldRelu && countUses(graph, output) === 1 && !graphOutputs.has(output)) {
+      const reader = nodes.find((n) => (n.input ?? []).includes(output));
+      if (reader && reader.op_type === 'Relu' && isDefaultDomain(reader.domain)) relu = reader;
+    }
+    adds.push({ node, label, inputs, output, relu });
+    quantized.add(relu ? relu.output?.[0] ?? '' : output);
+  }
+  return adds;
 }
 
 class QdqRewriter {
@@ -355,23 +414,26 @@ class QdqRewriter {
   private readonly graph: GraphProto;
   private readonly scope: GraphScope;
   /** Tensors produced by a DequantizeLinear this rewrite adds in place of the original producer's output. */
-  private readonly quantizedOutputs = new Map<string, Planned>();
+  private readonly quantizedOutputs = new Set<string>();
+  private readonly constantCache = new Map<TensorProto, string>();
   private readonly weightCache = new Map<TensorProto, { dq: string; scales: Float32Array }>();
   private readonly activationDq = new Map<string, string>();
 
   constructor(
     private readonly model: OnnxModel,
     private readonly planned: Planned[],
+    private readonly adds: PlannedAdd[],
     private readonly opts: Resolved,
     private readonly perChannel: boolean,
   ) {
     this.names = new NameAllocator(model);
     this.graph = model.graph ?? {};
     this.scope = new GraphScope(this.graph, undefined, Number(model.ir_version ?? 0));
-    for (const p of planned) if (p.quantizeOutput) this.quantizedOutputs.set(this.outputTensor(p), p);
+    for (const p of planned) if (p.quantizeOutput) this.quantizedOutputs.add(this.outputTensor(p));
+    for (const a of adds) this.quantizedOutputs.add(this.outputTensor(a));
   }
 
-  outputTensor(p: Planned): string {
+  outputTensor(p: Planned | PlannedAdd): string {
     return p.relu ? p.relu.output?.[0] ?? '' : p.output;
   }
 
@@ -393,9 +455,14 @@ class QdqRewriter {
   /** Tensors whose ranges calibration must measure. */
   tensorsToCalibrate(): string[] {
     const names = new Set<string>();
+    const needs = (x: string) => !this.quantizedOutputs.has(x) && !this.inheritedSource(x);
     for (const p of this.planned) {
-      if (!this.quantizedOutputs.has(p.input) && !this.inheritedSource(p.input)) names.add(p.input);
+      if (needs(p.input)) names.add(p.input);
       if (p.quantizeOutput) names.add(this.outputTensor(p));
+    }
+    for (const a of this.adds) {
+      for (const i of a.inputs) if (!i.constant && needs(i.name)) names.add(i.name);
+      names.add(this.outputTensor(a));
     }
     return [...names];
   }
@@ -489,52 +556,100 @@ class QdqRewriter {
     ];
   }
 
+  /** A float constant read by a quantized Add, as 8-bit values (its own min/max range) behind a DequantizeLinear. */
+  private quantizedConstant(c: ConstantWeight, header: NodeProto[]): string {
+    const hit = this.constantCache.get(c.tensor);
+    if (hit) return hit;
+    const values = tensorToFloat32(c.tensor);
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of values) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const type = this.opts.activationType;
+    const qp = activationQuantParams({ min: lo, max: hi }, type);
+    const [qmin, qmax] = type === 'uint8' ? [0, 255] : [-128, 127];
+    const q = Int32Array.from(values, (v) => Math.min(qmax, Math.max(qmin, roundHalfEven(v / qp.scale) + qp.zeroPoint)));
+    const raw = type === 'uint8' ? Uint8Array.from(q) : new Uint8Array(Int8Array.from(q).buffer);
+    const qName = this.names.fresh(`${c.name}_quantized`);
+    const sName = this.names.fresh(`${c.name}_scale`);
+    const zName = this.names.fresh(`${c.name}_zero_point`);
+    const dq = this.names.fresh(`${c.name}_dequantized`);
+    (this.graph.initializer ??= []).push(
+      { name: qName, dims: (c.tensor.dims ?? []).map(Number), data_type: type === 'uint8' ? TensorDataType.UINT8 : TensorDataType.INT8, raw_data: raw },
+      float32Tensor(sName, [], [qp.scale]),
+      zeroPointTensor(zName, type, qp.zeroPoint),
+    );
+    header.push(makeNode('DequantizeLinear', [qName, sName, zName], [dq], { name: this.names.fresh(`${c.name}_DequantizeLinear`) }));
+    this.constantCache.set(c.tensor, dq);
+    return dq;
+  }
+
+  /** The dequantized form of activation `name`: itself when a rewritten producer already emits it, else a shared Q/DQ pair. */
+  private activationInput(name: string, ranges: Map<string, TensorRange>, body: NodeProto[]): { name: string; scale: number } {
+    const params = this.paramsFor(name, ranges);
+    if (this.quantizedOutputs.has(name)) return { name, scale: params.scale };
+    const known = this.activationDq.get(name);
+    if (known) return { name: known, scale: params.scale };
+    const dq = this.names.fresh(`${name}_dequantized`);
+    body.push(...this.qdqPair(name, name, dq, params));
+    this.activationDq.set(name, dq);
+    return { name: dq, scale: params.scale };
+  }
+
+  /** Renames the node's output (or keeps it when a Relu folds in) and appends the output Q/DQ pair. */
+  private quantizeOutput(node: NodeProto, output: string, relu: NodeProto | undefined, finalOut: string, ranges: Map<string, TensorRange>, body: NodeProto[]): void {
+    const opOut = relu ? output : this.names.fresh(`${output}_prequant`);
+    node.output = [opOut, ...(node.output ?? []).slice(1)];
+    body.push(node, ...this.qdqPair(finalOut, opOut, finalOut, this.paramsFor(finalOut, ranges)));
+  }
+
   rewrite(ranges: Map<string, TensorRange>): void {
     const graph = this.graph;
     const byNode = new Map(this.planned.map((p) => [p.node, p]));
+    const addByNode = new Map(this.adds.map((a) => [a.node, a]));
     const dropped = new Set<NodeProto>();
     for (const p of this.planned) {
       if (p.relu) dropped.add(p.relu);
       if (p.add) dropped.add(p.add);
     }
+    for (const a of this.adds) if (a.relu) dropped.add(a.relu);
     const header: NodeProto[] = [];
     const body: NodeProto[] = [];
     for (const node of graph.node ?? []) {
       if (dropped.has(node)) continue;
+      const add = addByNode.get(node);
+      if (add) {
+        node.input = add.inputs.map((i) => (i.constant ? this.quantizedConstant(i.constant, header) : this.activationInput(i.name, ranges, body).name));
+        if (!node.name) node.name = this.names.fresh(add.label);
+        this.quantizeOutput(node, add.output, add.relu, this.outputTensor(add), ranges, body);
+        continue;
+      }
       const p = byNode.get(node);
       if (!p) {
         body.push(node);
         continue;
       }
       // Activation input.
-      let x = p.input;
-      const inParams = this.paramsFor(p.input, ranges);
-      if (!this.quantizedOutputs.has(p.input)) {
-        const known = this.activationDq.get(p.input);
-        if (known) x = known;
-        else {
-          x = this.names.fresh(`${p.input}_dequantized`);
-          body.push(...this.qdqPair(p.input, p.input, x, inParams));
-          this.activationDq.set(p.input, x);
-        }
-      }
+      const activation = this.activationInput(p.input, ranges, body);
+      const x = activation.name;
+      const inParams = { scale: activation.scale };
       const w = this.quantizedWeight(p, header);
       const b = p.bias ? this.quantizedBias(p, inParams.scale, w.scales, header) : undefined;
-      const finalOut = this.outputTensor(p);
-      const opOut = p.quantizeOutput ? (p.relu ? p.output : this.names.fresh(`${p.output}_prequant`)) : p.output;
       let op: NodeProto;
       if (p.opType === 'MatMul' && p.quantizedAs === 'Gemm') {
-        op = makeNode('Gemm', [x, w.dq, ...(b ? [b] : [])], [opOut], { name: node.name || this.names.fresh(p.label) });
+        op = makeNode('Gemm', [x, w.dq, ...(b ? [b] : [])], [p.output], { name: node.name || this.names.fresh(p.label) });
       } else {
         op = node;
         op.input = [x, w.dq, ...(b ? [b] : [])];
-        op.output = [opOut, ...(op.output ?? []).slice(1)];
+        op.output = [p.output, ...(op.output ?? []).slice(1)];
         if (!op.name) op.name = this.names.fresh(p.label);
         if (p.opType === 'Gemm') op.attribute = (op.attribute ?? []).filter((a) => a.name !== 'alpha' && a.name !== 'beta');
       }
       p.nameInModel = op.name;
-      body.push(op);
-      if (p.quantizeOutput) body.push(...this.qdqPair(finalOut, opOut, finalOut, this.paramsFor(finalOut, ranges)));
+      if (p.quantizeOutput) this.quantizeOutput(op, p.output, p.relu, this.outputTensor(p), ranges, body);
+      else body.push(op);
     }
     graph.node = [...header, ...body];
     // Float weights and biases nobody reads any more go; value_info of vanished values too.
@@ -542,6 +657,7 @@ class QdqRewriter {
       removeIfUnused(p.weight);
       if (p.bias) removeIfUnused(p.bias.source);
     }
+    for (const a of this.adds) for (const i of a.inputs) if (i.constant) removeIfUnused(i.constant);
     const defined = new Set<string>();
     for (const v of graph.input ?? []) if (v.name) defined.add(v.name);
     for (const t of graph.initializer ?? []) if (t.name) defined.add(t.name);
@@ -612,11 +728,11 @@ export async function quantizeStaticQdq(bytes: Uint8Array, input: StaticQuantiza
     }
   }
   const floatBytes = to === from ? bytes : encodeModel(working);
-  const { planned, skipped } = planStaticQuantization(working, opts);
+  const { planned, adds, skipped } = planStaticQuantization(working, opts);
   const subgraphCandidates = countSubgraphCandidates(working);
   if (subgraphCandidates > 0) notes.push(`${subgraphCandidates} Conv/MatMul/Gemm node(s) inside If/Loop/Scan bodies stay float32`);
 
-  const rewriter = new QdqRewriter(working, planned, opts, perChannel);
+  const rewriter = new QdqRewriter(working, planned, adds, opts, perChannel);
   const names = rewriter.tensorsToCalibrate();
   const data = input.calibration ?? generateCalibrationData(input.inputs, { template: input.sampleInputs, ...opts.generated });
   const calibrated = await calibrateRanges(floatBytes, names, data, {
@@ -640,6 +756,7 @@ export async function quantizeStaticQdq(bytes: Uint8Array, input: StaticQuantiza
       ...(p.quantizeOutput ? { quantizedOutput: rewriter.outputTensor(p) } : {}),
       ...(p.relu ? { foldedRelu: p.relu.name || p.relu.output?.[0] || 'Relu' } : {}),
     })),
+    quantizedAdds: adds.map((a) => a.label),
     skipped,
     opset: { from, to, changes: upgradeChanges },
     calibration: { method: opts.calibrationMethod, source: data.source, description: data.description, tensors: names.length },
@@ -679,7 +796,7 @@ function readOptions(raw: Record<string, unknown> | undefined): Int8StaticOption
     if (o.activationType !== 'uint8' && o.activationType !== 'int8') throw new Error("option activationType must be 'uint8' or 'int8'");
     out.activationType = o.activationType;
   }
-  for (const k of ['perChannel', 'reduceRange', 'foldRelu', 'matMulAddToGemm'] as const) {
+  for (const k of ['perChannel', 'reduceRange', 'foldRelu', 'matMulAddToGemm', 'quantizeAdd'] as const) {
     if (o[k] === undefined) continue;
     if (typeof o[k] !== 'boolean') throw new Error(`option ${k} must be true or false`);
     out[k] = o[k] as boolean;
@@ -762,7 +879,8 @@ export const int8Static: OptimizationTechnique = {
     const notes = [
       `${weightsBefore} node(s) quantized (${summarize(report.quantized.map((q) => (q.opType === q.quantizedAs ? q.opType : `${q.opType}+Add→${q.quantizedAs}`)))}), ` +
         `weights int8 ${report.quantized[0]?.perChannel ? 'per channel' : 'per tensor'}, activations ${options.activationType ?? 'uint8'}` +
-        `${report.quantized.some((q) => q.foldedRelu) ? `, ${report.quantized.filter((q) => q.foldedRelu).length} Relu folded into QuantizeLinear` : ''}`,
+        `${report.quantized.some((q) => q.foldedRelu) ? `, ${report.quantized.filter((q) => q.foldedRelu).length} Relu folded into QuantizeLinear` : ''}` +
+        `${report.quantizedAdds.length ? `; ${report.quantizedAdds.length} Add node(s) downstream run in 8 bits (QLinearAdd)` : ''}`,
       `calibration: ${report.calibration.method}${report.calibration.method === 'percentile' ? ` ${options.percentile ?? 99.99}%` : ''} over ${report.calibration.description}, ${report.calibration.tensors} tensors`,
       ...report.notes,
       ...unfusedNotes,
