@@ -201,6 +201,49 @@ describe('generated MLPs', () => {
   });
 });
 
+describe('Adds downstream of quantized nodes', () => {
+  test('bias and residual Adds after a 3-D MatMul run as QLinearAdd, and the block still agrees', async () => {
+    const rand = seededUniform(21);
+    const w = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+    // x → MatMul+bias → Relu → MatMul+bias → + x (residual) → output, on [batch, seq, 32].
+    const model = encodeModel({
+      ir_version: irVersionForOpset(13),
+      opset_import: [{ domain: '', version: 13 }],
+      graph: {
+        name: 'residual',
+        node: [
+          makeNode('MatMul', ['input', 'w0'], ['m0'], { name: 'mm0' }),
+          makeNode('Add', ['m0', 'b0'], ['a0'], { name: 'bias0' }),
+          makeNode('Relu', ['a0'], ['r0'], { name: 'relu0' }),
+          makeNode('MatMul', ['r0', 'w1'], ['m1'], { name: 'mm1' }),
+          makeNode('Add', ['m1', 'b1'], ['a1'], { name: 'bias1' }),
+          makeNode('Add', ['a1', 'input'], ['output'], { name: 'residual' }),
+        ],
+        initializer: [
+          float32Tensor('w0', [32, 64], w(32 * 64, 0.3)),
+          float32Tensor('b0', [64], w(64, 0.1)),
+          float32Tensor('w1', [64, 32], w(64 * 32, 0.2)),
+          float32Tensor('b1', [32], w(32, 0.1)),
+        ],
+        input: [tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 'seq', 32])],
+        output: [tensorValueInfo('output', TensorDataType.FLOAT, ['batch', 'seq', 32])],
+      },
+    });
+    const r = applied(await int8Static.apply(model, context(model)));
+    assert.ok(r.notes.some((n) => n.includes('3 Add node(s) downstream run in 8 bits')), r.notes.join('\n'));
+    const ops = await fusedOps(r.model);
+    assert.equal(ops.filter((o) => o === 'com.microsoft.QLinearAdd').length, 3, ops.join(' '));
+    assert.equal(ops.filter((o) => o === 'QLinearMatMul').length, 2, ops.join(' '));
+    const rand2 = seededUniform(9);
+    const feeds = [{ input: new ort.Tensor('float32', Float32Array.from({ length: 2 * 6 * 32 }, () => rand2() * 2 - 1), [2, 6, 32]) }];
+    const a = await agreement(model, r.model, feeds);
+    assert.ok(a.cosine >= 0.99, `cosine ${a.cosine}`);
+    // With the option off the Adds stay float32.
+    const off = applied(await int8Static.apply(model, context(model, { options: { quantizeAdd: false } })));
+    assert.ok(!(await fusedOps(off.model)).includes('com.microsoft.QLinearAdd'));
+  });
+});
+
 describe('when it does not apply', () => {
   test('a model without Conv, MatMul or Gemm is not applicable, with the reason', async () => {
     const model = encodeModel({
