@@ -13,12 +13,12 @@ import { attr, irVersionForOpset, makeNode, tensorValueInfo } from '../../lib/on
 import { buildCnnModel, generateCnnModel } from '../../lib/onnx/cnn';
 import { generateMlpModel, seededUniform } from '../../lib/onnx/generate';
 import { isDefaultDomain } from '../../lib/onnx/graph';
-import { decodeModel, encodeModel, type OnnxModel } from '../../lib/onnx/model';
+import { decodeModel, encodeModel, type OnnxModel, type TensorProto } from '../../lib/onnx/model';
 import { upgradeDefaultOpset } from '../../lib/onnx/opsetUpgrade';
 import { float32Tensor, TensorDataType } from '../../lib/onnx/tensor';
 import type { CalibrationSample, TechniqueContext, TechniqueResult } from '../../lib/optimize/technique';
 import { calibrateRanges, entropyThresholdBins, generateCalibrationData, percentileRange } from '../../lib/optimize/techniques/calibration';
-import { int8Static, quantizeStaticQdq } from '../../lib/optimize/techniques/int8Static';
+import { int8Static, quantizeStaticQdq, unfusedQdqNodes } from '../../lib/optimize/techniques/int8Static';
 import { agreementOf, runBatches, type OrtFeeds } from '../../lib/optimize/techniques/modelAgreement';
 
 ort.env.logLevel = 'error';
@@ -292,6 +292,41 @@ describe('when it does not apply', () => {
     const r = await int8Static.apply(model, context(model));
     assert.equal(r.applied, false);
     assert.match((r as { reason: string }).reason, /QuantizeLinear needs opset 13.*Upsample/s);
+  });
+
+  test('the fusion check finds a quantized Conv onnxruntime cannot fuse (no QuantizeLinear after it)', async () => {
+    const q = (name: string, dims: number[], values: number[], type: number): TensorProto => ({
+      name,
+      dims,
+      data_type: type,
+      raw_data: type === TensorDataType.INT8 ? new Uint8Array(Int8Array.from(values).buffer) : Uint8Array.from(values),
+    });
+    const model = encodeModel({
+      ir_version: 7,
+      opset_import: [{ domain: '', version: 13 }],
+      graph: {
+        name: 'unfusable',
+        node: [
+          makeNode('QuantizeLinear', ['input', 'xs', 'xz'], ['xq']),
+          makeNode('DequantizeLinear', ['xq', 'xs', 'xz'], ['xd']),
+          makeNode('DequantizeLinear', ['wq', 'ws', 'wz'], ['wd'], { attributes: [attr.int('axis', 0)] }),
+          makeNode('Conv', ['xd', 'wd'], ['output'], { name: 'conv' }),
+        ],
+        initializer: [
+          float32Tensor('xs', [], [0.01]),
+          q('xz', [], [128], TensorDataType.UINT8),
+          q('wq', [2, 1, 1, 1], [10, -20], TensorDataType.INT8),
+          float32Tensor('ws', [2], [0.1, 0.1]),
+          q('wz', [2], [0, 0], TensorDataType.INT8),
+        ],
+        input: [tensorValueInfo('input', TensorDataType.FLOAT, [1, 1, 4, 4])],
+        output: [tensorValueInfo('output', TensorDataType.FLOAT, [1, 2, 4, 4])],
+      },
+    });
+    assert.deepEqual(await unfusedQdqNodes(model, ['conv'], workDir), ['conv']);
+    const cnn = generateCnnModel({ inputShape: [1, 8, 8], convs: [{ channels: 4 }], classes: 2 });
+    const r = await quantizeStaticQdq(cnn, { inputs: analyzeModel(decodeModel(cnn)).inputs, workDir });
+    assert.deepEqual(await unfusedQdqNodes(r.model, r.report.quantized.map((x) => x.nameInModel), workDir), []);
   });
 
   test('bad options are refused with a message', async () => {

@@ -101,6 +101,8 @@ export interface Int8StaticReport {
   quantized: StaticQuantizedNode[];
   /** Add nodes run in 8 bits (QLinearAdd), by name or first output. */
   quantizedAdds: string[];
+  /** Their names in the quantized model. */
+  quantizedAddNames: string[];
   skipped: Array<{ node: string; opType: string; reason: string }>;
   opset: { from: number; to: number; changes: string[] };
   calibration: { method: CalibrationMethod; source: 'user' | 'generated'; description: string; tensors: number };
@@ -144,6 +146,8 @@ interface PlannedAdd {
   inputs: Array<{ name: string; constant?: ConstantWeight }>;
   output: string;
   relu?: NodeProto;
+  /** Set by the rewrite. */
+  nameInModel?: string;
 }
 
 const PASS_THROUGH_OPS = new Set(['Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity', 'MaxPool', 'GlobalMaxPool']);
@@ -623,6 +627,7 @@ class QdqRewriter {
       if (add) {
         node.input = add.inputs.map((i) => (i.constant ? this.quantizedConstant(i.constant, header) : this.activationInput(i.name, ranges, body).name));
         if (!node.name) node.name = this.names.fresh(add.label);
+        add.nameInModel = node.name;
         this.quantizeOutput(node, add.output, add.relu, this.outputTensor(add), ranges, body);
         continue;
       }
@@ -678,7 +683,7 @@ export interface StaticQuantizationInput {
 }
 
 /**
- * Names (among `names`) of Conv/MatMul/Gemm nodes onnxruntime leaves unfused when it optimizes the model at the
+ * Names (among `names`) of Conv/MatMul/Gemm/Add nodes onnxruntime leaves unfused when it optimizes the model at the
  * portable 'extended' level: they would dequantize their int8 weights on every run, slower than float32.
  */
 export async function unfusedQdqNodes(model: Uint8Array, names: readonly string[], workDir: string): Promise<string[]> {
@@ -688,7 +693,7 @@ export async function unfusedQdqNodes(model: Uint8Array, names: readonly string[
   const optimized = decodeModel(await readFile(path));
   const wanted = new Set(names);
   return (optimized.graph?.node ?? [])
-    .filter((n) => isDefaultDomain(n.domain) && ['Conv', 'MatMul', 'Gemm'].includes(n.op_type ?? '') && wanted.has(n.name ?? ''))
+    .filter((n) => isDefaultDomain(n.domain) && ['Conv', 'MatMul', 'Gemm', 'Add'].includes(n.op_type ?? '') && wanted.has(n.name ?? ''))
     .map((n) => n.name ?? '');
 }
 
@@ -757,6 +762,7 @@ export async function quantizeStaticQdq(bytes: Uint8Array, input: StaticQuantiza
       ...(p.relu ? { foldedRelu: p.relu.name || p.relu.output?.[0] || 'Relu' } : {}),
     })),
     quantizedAdds: adds.map((a) => a.label),
+    quantizedAddNames: adds.map((a) => a.nameInModel ?? a.label),
     skipped,
     opset: { from, to, changes: upgradeChanges },
     calibration: { method: opts.calibrationMethod, source: data.source, description: data.description, tensors: names.length },
@@ -846,11 +852,15 @@ export const int8Static: OptimizationTechnique = {
     try {
       result = await quantizeStaticQdq(model, { options, calibration, inputs: ctx.analysis.inputs, sampleInputs: ctx.sampleInputs, workDir: ctx.workDir, onProgress: ctx.onProgress });
       // A quantized node onnxruntime does not fuse would run slower than float32: keep such nodes float32 instead.
-      const unfused = await unfusedQdqNodes(result.model, result.report.quantized.map((q) => q.nameInModel), ctx.workDir);
+      const report = result.report;
+      const unfused = await unfusedQdqNodes(result.model, [...report.quantized.map((q) => q.nameInModel), ...report.quantizedAddNames], ctx.workDir);
       if (unfused.length > 0) {
-        const labels = result.report.quantized.filter((q) => unfused.includes(q.nameInModel)).map((q) => q.node);
+        const labels = [
+          ...report.quantized.filter((q) => unfused.includes(q.nameInModel)).map((q) => q.node),
+          ...report.quantizedAdds.filter((_, i) => unfused.includes(report.quantizedAddNames[i])),
+        ];
         unfusedNotes.push(`onnxruntime did not fuse ${labels.join(', ')} into integer kernels; kept float32 (a dequantize on every run would be slower)`);
-        if (labels.length === result.report.quantized.length) {
+        if (report.quantized.every((q) => labels.includes(q.node))) {
           return { applied: false, reason: `onnxruntime fuses none of the quantized nodes (${labels.join(', ')}) into integer kernels: the QDQ model would be slower than the original` };
         }
         fusionExcluded = labels;
