@@ -10,12 +10,25 @@
  *   ferry_inference_in_flight                      gauge      infer requests received and not yet answered
  *   ferry_inference_cold_starts_total              counter    model loads at process start
  *   ferry_inference_cold_start_duration_seconds    histogram  how long each of those loads took
- * Counters and the gauge are plain numbers read by observable instruments at scrape time, so a request
- * pays for property increments plus its histogram records.
+ * Counters and the gauge are plain numbers read by observable instruments at scrape time. The
+ * per-request histograms are aggregated here (a bucket increment, ~20 ns) and handed to the OpenTelemetry
+ * Prometheus exporter as a MetricProducer at scrape time: the SDK's own sync histograms hash the
+ * attribute set on every record, which cost several µs per request — a measurable share of a small
+ * model's whole request (bench/serving-overhead.ts).
  */
-import type { Attributes, Histogram, Meter, ObservableResult } from '@opentelemetry/api';
+import { ValueType, type Attributes, type Meter, type ObservableResult } from '@opentelemetry/api';
+import { hrTime } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { Resource } from '@opentelemetry/resources';
+import {
+  AggregationTemporality,
+  DataPointType,
+  InstrumentType,
+  MeterProvider,
+  type CollectionResult,
+  type HistogramMetricData,
+  type MetricProducer,
+} from '@opentelemetry/sdk-metrics';
 
 /** Seconds; from 0.1 ms (a small model's run) to 10 s (a large batch on a busy CPU). */
 export const LATENCY_BUCKETS_SECONDS = [
@@ -31,22 +44,102 @@ export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 /** Model loads: from a tiny model (10 ms) to a large one on a slow disk (2 min). */
 export const COLD_START_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
-/** Where metrics go: a Meter whose provider has `prometheus` as a reader. */
+/** Where metrics go: a Meter whose provider has `prometheus` as a reader, which also reads `histograms`. */
 export interface ServerTelemetry {
   meter: Meter;
   prometheus: PrometheusExporter;
+  /** Registered with `prometheus` as a metric producer (see createPrometheusExporter). */
+  histograms: HistogramProducer;
   /** Set when the telemetry was created for this server alone and must be shut down with it. */
   shutdown?: () => Promise<void>;
 }
 
-/** A private provider + exporter, for servers started in-process (tests, `ferry serve`). */
-export function createStandaloneTelemetry(): ServerTelemetry {
-  const prometheus = new PrometheusExporter({ preventServerStart: true });
-  const provider = new MeterProvider({ readers: [prometheus] });
-  return { meter: provider.getMeter('ferry-inference-server'), prometheus, shutdown: () => provider.shutdown() };
+/** A Prometheus exporter (no port of its own) that also exports the server's histograms. */
+export function createPrometheusExporter(): { prometheus: PrometheusExporter; histograms: HistogramProducer } {
+  const histograms = new HistogramProducer();
+  return { prometheus: new PrometheusExporter({ preventServerStart: true, metricProducers: [histograms] }), histograms };
 }
 
-/** Per model-version counters; held by the request handler so the hot path does no lookups. */
+/** A private provider + exporter, for servers started in-process (tests, `ferry serve`). */
+export function createStandaloneTelemetry(): ServerTelemetry {
+  const { prometheus, histograms } = createPrometheusExporter();
+  const provider = new MeterProvider({ readers: [prometheus] });
+  return { meter: provider.getMeter('ferry-inference-server'), prometheus, histograms, shutdown: () => provider.shutdown() };
+}
+
+/** Cumulative explicit-bucket histogram of one series: counts per bucket (last one is +Inf), sum, count. */
+export class BucketHistogram {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  min = Infinity;
+  max = -Infinity;
+
+  constructor(readonly boundaries: readonly number[]) {
+    this.counts = new Float64Array(boundaries.length + 1);
+  }
+
+  record(value: number): void {
+    const b = this.boundaries;
+    let i = 0;
+    while (i < b.length && value > b[i]) i++; // bucket i holds (b[i-1], b[i]], as Prometheus's le
+    this.counts[i]++;
+    this.sum += value;
+    this.count++;
+    if (value < this.min) this.min = value;
+    if (value > this.max) this.max = value;
+  }
+}
+
+interface HistogramFamily {
+  name: string;
+  description: string;
+  unit: string;
+  boundaries: readonly number[];
+  series: Array<{ attributes: Attributes; histogram: BucketHistogram }>;
+}
+
+/** Hands the server's histograms to the exporter at each scrape, as OpenTelemetry histogram data. */
+export class HistogramProducer implements MetricProducer {
+  private readonly families: HistogramFamily[] = [];
+  private readonly startTime = hrTime();
+
+  family(name: string, description: string, unit: string, boundaries: readonly number[]): HistogramFamily {
+    const family = { name, description, unit, boundaries, series: [] };
+    this.families.push(family);
+    return family;
+  }
+
+  series(family: HistogramFamily, attributes: Attributes): BucketHistogram {
+    const histogram = new BucketHistogram(family.boundaries);
+    family.series.push({ attributes, histogram });
+    return histogram;
+  }
+
+  async collect(): Promise<CollectionResult> {
+    const endTime = hrTime();
+    const metrics: HistogramMetricData[] = this.families.map((f) => ({
+      descriptor: { name: f.name, description: f.description, unit: f.unit, type: InstrumentType.HISTOGRAM, valueType: ValueType.DOUBLE, advice: {} },
+      aggregationTemporality: AggregationTemporality.CUMULATIVE,
+      dataPointType: DataPointType.HISTOGRAM,
+      // Like the SDK's own histograms: a series appears once it has an observation.
+      dataPoints: f.series.filter((s) => s.histogram.count > 0).map(({ attributes, histogram: h }) => ({
+        attributes,
+        startTime: this.startTime,
+        endTime,
+        value: {
+          buckets: { boundaries: [...f.boundaries], counts: Array.from(h.counts) },
+          sum: h.sum,
+          count: h.count,
+          ...(h.count ? { min: h.min, max: h.max } : {}),
+        },
+      })),
+    }));
+    return { resourceMetrics: { resource: Resource.empty(), scopeMetrics: [{ scope: { name: 'ferry-inference-server' }, metrics }] }, errors: [] };
+  }
+}
+
+/** Per model-version counters and histograms; held by the request handler so the hot path does no lookups. */
 export class ModelCounters {
   requests = 0;
   executions = 0;
@@ -54,9 +147,19 @@ export class ModelCounters {
   coldStarts = 0;
   readonly errorsByCode = new Map<number, number>();
   readonly attributes: Attributes;
+  readonly duration: BucketHistogram;
+  readonly queueDuration: BucketHistogram;
+  readonly computeDuration: BucketHistogram;
+  readonly batchSize: BucketHistogram;
+  readonly coldStartDuration: BucketHistogram;
 
-  constructor(model: string, version: string) {
+  constructor(model: string, version: string, histograms: InferenceHistograms) {
     this.attributes = { model, version };
+    this.duration = histograms.producer.series(histograms.duration, this.attributes);
+    this.queueDuration = histograms.producer.series(histograms.queueDuration, this.attributes);
+    this.computeDuration = histograms.producer.series(histograms.computeDuration, this.attributes);
+    this.batchSize = histograms.producer.series(histograms.batchSize, this.attributes);
+    this.coldStartDuration = histograms.producer.series(histograms.coldStartDuration, this.attributes);
   }
 
   countError(code: number): void {
@@ -64,15 +167,21 @@ export class ModelCounters {
   }
 }
 
+interface InferenceHistograms {
+  producer: HistogramProducer;
+  duration: HistogramFamily;
+  queueDuration: HistogramFamily;
+  computeDuration: HistogramFamily;
+  batchSize: HistogramFamily;
+  coldStartDuration: HistogramFamily;
+}
+
 export class InferenceMetrics {
   private readonly counters: ModelCounters[] = [];
-  private readonly duration: Histogram;
-  private readonly queueDuration: Histogram;
-  private readonly computeDuration: Histogram;
-  private readonly batchSize: Histogram;
-  private readonly coldStartDuration: Histogram;
+  private readonly histograms: InferenceHistograms;
 
-  constructor(meter: Meter) {
+  constructor(telemetry: Pick<ServerTelemetry, 'meter' | 'histograms'>) {
+    const meter = telemetry.meter;
     // `servedOnly`: leave out the counters of requests for unknown models (model="").
     const observeEach = (read: (c: ModelCounters) => number, servedOnly = false) => (result: ObservableResult) => {
       for (const c of this.counters) {
@@ -99,57 +208,52 @@ export class InferenceMetrics {
       .createObservableCounter('ferry_inference_cold_starts_total', { description: 'Model loads at process start (a cold start of this model version)' })
       .addCallback(observeEach((c) => c.coldStarts, true));
 
-    this.duration = meter.createHistogram('ferry_inference_request_duration_seconds', {
-      description: 'Time from request received to response written, per model version',
-      unit: 's',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_SECONDS },
-    });
-    this.queueDuration = meter.createHistogram('ferry_inference_queue_duration_seconds', {
-      description: "Time from a request's tensors decoded to its session.run starting (waiting for the model or for batch mates)",
-      unit: 's',
-      advice: { explicitBucketBoundaries: QUEUE_BUCKETS_SECONDS },
-    });
-    this.computeDuration = meter.createHistogram('ferry_inference_compute_duration_seconds', {
-      description: "Time of the session.run that computed a request's outputs (the merged run when batched)",
-      unit: 's',
-      advice: { explicitBucketBoundaries: LATENCY_BUCKETS_SECONDS },
-    });
-    this.batchSize = meter.createHistogram('ferry_inference_batch_size', {
-      description: 'Rows (first-dimension entries, summed over merged requests) per session.run',
-      advice: { explicitBucketBoundaries: BATCH_SIZE_BUCKETS },
-    });
-    this.coldStartDuration = meter.createHistogram('ferry_inference_cold_start_duration_seconds', {
-      description: 'Time to load a model into onnxruntime at process start',
-      unit: 's',
-      advice: { explicitBucketBoundaries: COLD_START_BUCKETS_SECONDS },
-    });
+    const producer = telemetry.histograms;
+    this.histograms = {
+      producer,
+      duration: producer.family('ferry_inference_request_duration_seconds', 'Time from request received to response written, per model version', 's', LATENCY_BUCKETS_SECONDS),
+      queueDuration: producer.family(
+        'ferry_inference_queue_duration_seconds',
+        "Time from a request's tensors decoded to its session.run starting (waiting for the model or for batch mates)",
+        's',
+        QUEUE_BUCKETS_SECONDS,
+      ),
+      computeDuration: producer.family(
+        'ferry_inference_compute_duration_seconds',
+        "Time of the session.run that computed a request's outputs (the merged run when batched)",
+        's',
+        LATENCY_BUCKETS_SECONDS,
+      ),
+      batchSize: producer.family('ferry_inference_batch_size', 'Rows (first-dimension entries, summed over merged requests) per session.run', '', BATCH_SIZE_BUCKETS),
+      coldStartDuration: producer.family('ferry_inference_cold_start_duration_seconds', 'Time to load a model into onnxruntime at process start', 's', COLD_START_BUCKETS_SECONDS),
+    };
   }
 
   countersFor(model: string, version: string): ModelCounters {
     let c = this.counters.find((x) => x.attributes.model === model && x.attributes.version === version);
     if (!c) {
-      c = new ModelCounters(model, version);
+      c = new ModelCounters(model, version, this.histograms);
       this.counters.push(c);
     }
     return c;
   }
 
   recordDuration(counters: ModelCounters, seconds: number): void {
-    this.duration.record(seconds, counters.attributes);
+    counters.duration.record(seconds);
   }
 
   recordQueueAndCompute(counters: ModelCounters, queueSeconds: number, computeSeconds: number): void {
-    this.queueDuration.record(queueSeconds, counters.attributes);
-    this.computeDuration.record(computeSeconds, counters.attributes);
+    counters.queueDuration.record(queueSeconds);
+    counters.computeDuration.record(computeSeconds);
   }
 
   recordRun(counters: ModelCounters, rows: number): void {
     counters.executions++;
-    this.batchSize.record(rows, counters.attributes);
+    counters.batchSize.record(rows);
   }
 
   recordColdStart(counters: ModelCounters, seconds: number): void {
     counters.coldStarts++;
-    this.coldStartDuration.record(seconds, counters.attributes);
+    counters.coldStartDuration.record(seconds);
   }
 }

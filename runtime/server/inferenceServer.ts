@@ -42,7 +42,7 @@ const JSON_HEADERS = { 'content-type': 'application/json' } as const;
 export async function startInferenceServer(opts: InferenceServerOptions): Promise<InferenceServer> {
   const host = opts.host ?? '127.0.0.1';
   const telemetry = opts.telemetry ?? createStandaloneTelemetry();
-  const metrics = new InferenceMetrics(telemetry.meter);
+  const metrics = new InferenceMetrics(telemetry);
   const unknownModelCounters = metrics.countersFor('', '');
   const maxBodyBytes = opts.maxBodyBytes ?? 64 * 1024 * 1024;
 

@@ -4,17 +4,16 @@
  * Trace, log and extra metric exporters stay off unless configured through the standard OTEL_* vars.
  */
 import { metrics } from '@opentelemetry/api';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import type { ServerTelemetry } from './inferenceMetrics';
+import { createPrometheusExporter, type ServerTelemetry } from './inferenceMetrics';
 
 export function startServerTelemetry(serviceName = 'ferry-inference-server'): ServerTelemetry {
   // The SDK defaults each of these to OTLP, which would retry against a collector that is not there.
   for (const name of ['OTEL_TRACES_EXPORTER', 'OTEL_LOGS_EXPORTER', 'OTEL_METRICS_EXPORTER']) {
     process.env[name] ??= 'none';
   }
-  const prometheus = new PrometheusExporter({ preventServerStart: true });
+  const { prometheus, histograms } = createPrometheusExporter();
   const sdk = new NodeSDK({ serviceName, metricReader: prometheus });
   sdk.start();
-  return { meter: metrics.getMeter(serviceName), prometheus, shutdown: () => sdk.shutdown() };
+  return { meter: metrics.getMeter(serviceName), prometheus, histograms, shutdown: () => sdk.shutdown() };
 }

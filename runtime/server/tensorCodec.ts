@@ -140,18 +140,20 @@ function shapeFits(expected: readonly number[], actual: readonly number[]): bool
 
 type TensorData = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array | string[];
 
+/** A module-level function, not a closure: the dev loader's keepNames makes every closure cost a defineProperty. */
+function badElement(name: string, datatype: V2Datatype, data: unknown[], i: number, what: string): never {
+  throw new RequestError(400, `input "${name}" (${datatype}) data[${i}] must be ${what}, got ${JSON.stringify(data[i])}`);
+}
+
 function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): TensorData {
   const n = data.length;
-  const bad = (i: number, what: string): never => {
-    throw new RequestError(400, `input "${name}" (${datatype}) data[${i}] must be ${what}, got ${JSON.stringify(data[i])}`);
-  };
   switch (datatype) {
     case 'FP32':
     case 'FP64': {
       const out = datatype === 'FP32' ? new Float32Array(n) : new Float64Array(n);
       for (let i = 0; i < n; i++) {
         const v = data[i];
-        if (typeof v !== 'number') bad(i, 'a number');
+        if (typeof v !== 'number') badElement(name, datatype, data, i, 'a number');
         out[i] = v as number;
       }
       return out;
@@ -160,7 +162,7 @@ function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): Tens
       const out = new Uint16Array(n);
       for (let i = 0; i < n; i++) {
         const v = data[i];
-        if (typeof v !== 'number') bad(i, 'a number');
+        if (typeof v !== 'number') badElement(name, datatype, data, i, 'a number');
         out[i] = float16BitsFromNumber(v as number);
       }
       return out;
@@ -175,7 +177,7 @@ function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): Tens
       const out = new TYPED_INTEGER_ARRAYS[datatype](n);
       for (let i = 0; i < n; i++) {
         const v = data[i] as number;
-        if (!Number.isInteger(v) || v < min || v > max) bad(i, `an integer in [${min}, ${max}]`);
+        if (!Number.isInteger(v) || v < min || v > max) badElement(name, datatype, data, i, `an integer in [${min}, ${max}]`);
         out[i] = v;
       }
       return out;
@@ -191,7 +193,7 @@ function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): Tens
         if (typeof v === 'number' && Number.isInteger(v)) big = BigInt(v);
         else if (typeof v === 'string' && /^-?\d+$/.test(v)) big = BigInt(v);
         const fits = big !== undefined && (unsigned ? big >= 0n && big < 1n << 64n : big >= -(1n << 63n) && big < 1n << 63n);
-        if (!fits) bad(i, unsigned ? 'an unsigned 64-bit integer (number or digit string)' : 'a 64-bit integer (number or digit string)');
+        if (!fits) badElement(name, datatype, data, i, unsigned ? 'an unsigned 64-bit integer (number or digit string)' : 'a 64-bit integer (number or digit string)');
         out[i] = big!;
       }
       return out;
@@ -201,12 +203,12 @@ function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): Tens
       for (let i = 0; i < n; i++) {
         const v = data[i];
         if (v === true || v === 1) out[i] = 1;
-        else if (v !== false && v !== 0) bad(i, 'true or false');
+        else if (v !== false && v !== 0) badElement(name, datatype, data, i, 'true or false');
       }
       return out;
     }
     case 'BYTES': {
-      for (let i = 0; i < n; i++) if (typeof data[i] !== 'string') bad(i, 'a string');
+      for (let i = 0; i < n; i++) if (typeof data[i] !== 'string') badElement(name, datatype, data, i, 'a string');
       return data as string[];
     }
   }
@@ -247,15 +249,15 @@ export interface ResponsePlan {
 
 /** undefined for the common case: JSON outputs and no parameters anywhere. */
 export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined {
-  let plan: ResponsePlan | undefined;
-  const planned = (): ResponsePlan => (plan ??= { binaryByDefault: false, outputs: new Map(), parameters: undefined });
+  if (!body.parameters && !body.outputs?.some((o) => o.parameters)) return undefined;
+  const plan: ResponsePlan = { binaryByDefault: false, outputs: new Map(), parameters: undefined };
   if (body.parameters) {
     const { binary_data_output: binaryOutput, ...rest } = body.parameters;
     if (binaryOutput !== undefined && typeof binaryOutput !== 'boolean') {
       throw new RequestError(400, `parameters.binary_data_output must be true or false, got ${JSON.stringify(binaryOutput)}`);
     }
-    planned().binaryByDefault = binaryOutput === true;
-    if (Object.keys(rest).length) planned().parameters = rest;
+    plan.binaryByDefault = binaryOutput === true;
+    if (Object.keys(rest).length) plan.parameters = rest;
   }
   for (const o of body.outputs ?? []) {
     if (!o.parameters) continue;
@@ -263,7 +265,7 @@ export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined
     if (binary !== undefined && typeof binary !== 'boolean') {
       throw new RequestError(400, `output "${o.name}" parameters.binary_data must be true or false, got ${JSON.stringify(binary)}`);
     }
-    planned().outputs.set(o.name, { binary: binary as boolean | undefined, parameters: Object.keys(rest).length ? rest : undefined });
+    plan.outputs.set(o.name, { binary: binary as boolean | undefined, parameters: Object.keys(rest).length ? rest : undefined });
   }
   return plan;
 }
