@@ -111,11 +111,7 @@ export class ModelScheduler {
   /** Queued requests run without waiting for batch mates; resolves when nothing is queued or running. */
   flush(): Promise<void> {
     this.flushing = true;
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      if (!this.busy) this.dispatch();
-    }
+    if (this.timer) this.dispatch();
     if (!this.busy && this.queue.length === 0 && this.unbatchedRuns === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
@@ -140,8 +136,13 @@ export class ModelScheduler {
     request.key = key;
   }
 
+  /** Starts the next run if the model is free and a batch is due; otherwise (re)arms the delay timer. */
   private dispatch(): void {
-    this.timer = undefined;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (this.busy) return;
     const head = this.queue[0];
     if (!head) {
       if (this.unbatchedRuns > 0) return; // the last of those resolves the waiters
@@ -154,7 +155,10 @@ export class ModelScheduler {
     if (batching && batching.maxQueueDelayMs > 0 && !this.flushing && head.rows > 0) {
       const waited = performance.now() - head.submittedAt;
       if (waited < batching.maxQueueDelayMs && this.compatibleRows(head, batching.maxBatchSize) < batching.maxBatchSize) {
-        this.timer = setTimeout(() => this.dispatch(), batching.maxQueueDelayMs - waited);
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.dispatch();
+        }, batching.maxQueueDelayMs - waited);
         return;
       }
     }
