@@ -23,7 +23,7 @@ import { makeNode, tensorValueInfo } from '../../lib/onnx/builders';
 import { generateCnnModel } from '../../lib/onnx/cnn';
 import { buildMlpModel, generateMlpModel, seededUniform } from '../../lib/onnx/generate';
 import { decodeModel, encodeModel } from '../../lib/onnx/model';
-import { TensorDataType } from '../../lib/onnx/tensor';
+import { float32Tensor, TensorDataType } from '../../lib/onnx/tensor';
 import type { CalibrationSample, TechniqueContext, TechniqueResult } from '../../lib/optimize/technique';
 import {
   detectMlp,
@@ -216,6 +216,44 @@ describe('generated MLPs without calibration data', () => {
     const near = applied(await distillMlp.apply(bytes, context(bytes, { options: { hiddenDims: [60], epochs: 1, learningRate: 1e-12 } })));
     const b = agreementOf(await runBatches(bytes, feeds), await runBatches(near.model, feeds));
     assert.ok(b.cosine > 0.99, `cosine ${b.cosine} with 60 of 64 units kept`);
+  });
+
+  test('an MLP as PyTorch exports it (Flatten of a [batch, 1, 8, 8] image, Gemm transB=1, Dropout) is recognised and distilled', async () => {
+    const rand = seededUniform(31);
+    const w = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+    const gemm = (i: number, x: string, y: string) =>
+      makeNode('Gemm', [x, `fc${i}.weight`, `fc${i}.bias`], [y], { name: `fc${i}`, attributes: [{ name: 'transB', type: 2, i: 1 }] });
+    const model = encodeModel({
+      ir_version: 8,
+      opset_import: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'torch-mlp',
+        node: [
+          makeNode('Flatten', ['input'], ['flat'], { name: 'flatten', attributes: [{ name: 'axis', type: 2, i: 1 }] }),
+          gemm(0, 'flat', 'h0'),
+          makeNode('Relu', ['h0'], ['r0'], { name: 'relu0' }),
+          makeNode('Dropout', ['r0'], ['d0'], { name: 'dropout0' }),
+          gemm(1, 'd0', 'output'),
+        ],
+        initializer: [float32Tensor('fc0.weight', [48, 64], w(48 * 64, 0.25)), float32Tensor('fc0.bias', [48], w(48, 0.1)), float32Tensor('fc1.weight', [5, 48], w(5 * 48, 0.3)), float32Tensor('fc1.bias', [5], w(5, 0.1))],
+        input: [tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 1, 8, 8])],
+        output: [tensorValueInfo('output', TensorDataType.FLOAT, ['batch', 5])],
+      },
+    });
+    const mlp = mlpOf(model);
+    assert.deepEqual([mlp.inputRowDims, mlp.flatten?.name, mlp.layers.length], [[1, 8, 8], 'flatten', 2]);
+    const r = applied(await distillMlp.apply(model, context(model)));
+    const student = mlpOf(r.model);
+    assert.deepEqual(student.layers.map((l) => [l.inDim, l.outDim]), [[64, 24], [24, 5]]);
+    const x = Float32Array.from({ length: 32 * 64 }, () => rand() * 2 - 1);
+    const feeds = [{ input: new ort.Tensor('float32', x, [32, 1, 8, 8]) }];
+    const a = agreementOf(await runBatches(model, feeds), await runBatches(r.model, feeds));
+    console.log(`torch-style MLP: cosine ${a.cosine.toFixed(4)} after distillation to half width`);
+    assert.ok(a.cosine > 0.9, `cosine ${a.cosine}`);
+    // Export fidelity through Flatten and transB: keeping 46 of 48 units, untrained, stays very close.
+    const near = applied(await distillMlp.apply(model, context(model, { options: { hiddenDims: [46], epochs: 1, learningRate: 1e-12 } })));
+    const b = agreementOf(await runBatches(model, feeds), await runBatches(near.model, feeds));
+    assert.ok(b.cosine > 0.99, `cosine ${b.cosine} with 46 of 48 units kept`);
   });
 
   test('the time budget is respected and said so when it stops training', async () => {

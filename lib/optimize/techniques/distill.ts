@@ -1,9 +1,10 @@
 /**
  * Knowledge distillation, where Ferry can run it itself: MLP classifiers and regressors.
  *
- * An MLP is recognised by structure: one 2-D float input, a chain of linear layers (MatMul + Add of a constant
- * bias, or Gemm) each followed by an activation (Relu, LeakyRelu, Tanh, Sigmoid), a last linear layer, and
- * optionally a Softmax/LogSoftmax/Sigmoid head producing the one output. Nothing else may be in the graph.
+ * An MLP is recognised by structure: one float input ([batch, features], or [batch, fixed dims...] followed by a
+ * Flatten), a chain of linear layers (MatMul + Add of a constant bias, or Gemm) each followed by an activation
+ * (Relu, LeakyRelu, Tanh, Sigmoid), a last linear layer, and optionally a Softmax/LogSoftmax/Sigmoid head producing
+ * the one output. Identity and inference-time Dropout nodes may sit in the chain; nothing else may be in the graph.
  *
  * The student has the same layers, narrower (each hidden width × `widthFactor`, default 0.5, or `hiddenDims`).
  * It starts from the teacher's most important hidden units (incoming × outgoing weight norms: a structured
@@ -58,6 +59,10 @@ export interface MlpLayer {
 
 export interface MlpStructure {
   input: string;
+  /** Dims of one input row (without the batch dim): [features], or e.g. [1, 28, 28] before a Flatten. */
+  inputRowDims: number[];
+  /** The Flatten that turns a [batch, ...] input into rows, if any. */
+  flatten?: NodeProto;
   output: string;
   layers: MlpLayer[];
   /** Softmax/LogSoftmax/Sigmoid producing the output from the last layer's logits. */
@@ -76,7 +81,10 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
   if ((graph.output ?? []).length !== 1) return `it has ${(graph.output ?? []).length} outputs; an MLP has one`;
   const input = inputs[0];
   const inShape = input.type?.tensor_type?.shape?.dim ?? [];
-  if (input.type?.tensor_type?.elem_type !== TensorDataType.FLOAT || inShape.length !== 2) return `its input '${input.name}' is not a 2-D float32 tensor [batch, features]`;
+  const rowDims = inShape.slice(1).map((d) => (d.dim_value !== undefined ? Number(d.dim_value) : NaN));
+  if (input.type?.tensor_type?.elem_type !== TensorDataType.FLOAT || inShape.length < 2 || !rowDims.every((d) => d > 0)) {
+    return `its input '${input.name}' is not a float32 tensor [batch, features] (or [batch, fixed dims...] before a Flatten)`;
+  }
   const output = graph.output![0].name ?? '';
   const nodes = graph.node ?? [];
   const readers = (name: string) => nodes.filter((n) => (n.input ?? []).includes(name));
@@ -100,6 +108,26 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
   const layers: MlpLayer[] = [];
   const weightsSeen = new Set<TensorProto>();
   let x = input.name ?? '';
+  let flatten: NodeProto | undefined;
+  // Exporters put Identity and (inference-time) Dropout nodes in a chain; they change nothing.
+  const skipPassThrough = (name: string): string => {
+    for (;;) {
+      const r = readers(name);
+      if (r.length !== 1 || countUses(graph, name) !== 1 || !isDefaultDomain(r[0].domain) || (r[0].op_type !== 'Identity' && r[0].op_type !== 'Dropout')) return name;
+      if (r[0].op_type === 'Dropout' && (r[0].output ?? []).filter(Boolean).length > 1) return name;
+      used.add(r[0]);
+      name = r[0].output?.[0] ?? '';
+    }
+  };
+  x = skipPassThrough(x);
+  const first = readers(x);
+  if (first.length === 1 && first[0].op_type === 'Flatten' && isDefaultDomain(first[0].domain) && Number(findAttribute(first[0], 'axis')?.i ?? 1) === 1) {
+    flatten = first[0];
+    used.add(flatten);
+    x = skipPassThrough(flatten.output?.[0] ?? '');
+  } else if (inShape.length !== 2) {
+    return notMlp(`its input '${input.name}' has ${inShape.length} dims and is not flattened first`);
+  }
   let head: MlpStructure['head'];
   for (;;) {
     const node = single(x);
@@ -158,6 +186,7 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
     }
     const prev = layers[layers.length - 1];
     if (prev && prev.outDim !== inDim) return notMlp(`layer widths do not chain (${prev.outDim} → ${inDim})`);
+    if (!prev && inDim !== rowDims.reduce((a, b) => a * b, 1)) return notMlp(`the first layer reads ${inDim} features, the input rows have ${rowDims.join('x')}`);
     const layer: MlpLayer = { node, add, weight, bias, transB, inDim, outDim, w, b, linearOutput };
     layers.push(layer);
     if (linearOutput === output) break;
@@ -177,12 +206,12 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
     if (afterOut === output) return notMlp('the output comes from an activation that is not a classifier head');
     used.add(after);
     layer.activation = { node: after, kind: after.op_type as Activation, alpha: after.op_type === 'LeakyRelu' ? findAttribute(after, 'alpha')?.f ?? 0.01 : 0 };
-    x = afterOut;
+    x = skipPassThrough(afterOut);
   }
   const extra = nodes.filter((n) => !used.has(n) && !(n.op_type === 'Constant' && isDefaultDomain(n.domain)));
   if (extra.length) return notMlp(`it has ${extra.length} node(s) outside a MatMul/Gemm + activation chain (${[...new Set(extra.map((n) => n.op_type))].join(', ')})`);
   if (layers.length < 2) return notMlp('it has a single linear layer: no hidden width to reduce');
-  return { input: input.name ?? '', output, layers, head, logits: layers[layers.length - 1].linearOutput };
+  return { input: input.name ?? '', inputRowDims: rowDims, flatten, output, layers, head, logits: layers[layers.length - 1].linearOutput };
 }
 
 function defaultOpset(model: OnnxModel): number {
@@ -727,14 +756,15 @@ function rowsOf(batches: OrtFeeds[], input: string, features: number): Float32Ar
 }
 
 /** Runs a model over rows in chunks (of the fixed batch size when the input has one) and concatenates `output`. */
-async function runRows(model: Uint8Array, input: string, output: string, rows: Float32Array, features: number, fixedBatch: number | undefined): Promise<Float32Array> {
+async function runRows(model: Uint8Array, input: string, output: string, rows: Float32Array, rowDims: number[], fixedBatch: number | undefined): Promise<Float32Array> {
+  const features = rowDims.reduce((a, b) => a * b, 1);
   const count = rows.length / features;
   const chunk = fixedBatch ?? 256;
   const batches: OrtFeeds[] = [];
   for (let r = 0; r < count; r += chunk) {
     const n = fixedBatch ?? Math.min(chunk, count - r);
     if (r + n > count) break;
-    batches.push({ [input]: new ort.Tensor('float32', rows.slice(r * features, (r + n) * features), [n, features]) });
+    batches.push({ [input]: new ort.Tensor('float32', rows.slice(r * features, (r + n) * features), [n, ...rowDims]) });
   }
   const outs = await runBatches(model, batches);
   const parts = outs.map((o) => o[output].data as Float32Array);
@@ -766,7 +796,7 @@ export const distillMlp: OptimizationTechnique = {
   applicability(analysis: ModelAnalysis): { ok: true } | { ok: false; reason: string } {
     const hist = analysis.opHistogram;
     const blockers = Object.keys(hist).filter(
-      (op) => !['MatMul', 'Gemm', 'Add', 'Relu', 'LeakyRelu', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax', 'Constant'].includes(op),
+      (op) => !['MatMul', 'Gemm', 'Add', 'Relu', 'LeakyRelu', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax', 'Constant', 'Flatten', 'Identity', 'Dropout'].includes(op),
     );
     if (blockers.length) return { ok: false, reason: externalTrainingReason(`it uses ${blockers.sort().join(', ')}`) };
     if (!(hist.MatMul ?? 0) && !(hist.Gemm ?? 0)) return { ok: false, reason: externalTrainingReason('it has no MatMul or Gemm layer') };
@@ -856,8 +886,8 @@ export const distillMlp: OptimizationTechnique = {
     let teacherHold: Float32Array;
     try {
       const teacherWithLogits = mlp.logits === mlp.output ? bytes : augmentWithOutputs(bytes, [mlp.logits]);
-      targets = await runRows(teacherWithLogits, mlp.input, mlp.logits, trainRows, features, fixedBatch);
-      teacherHold = await runRows(bytes, mlp.input, mlp.output, holdRows, features, fixedBatch);
+      targets = await runRows(teacherWithLogits, mlp.input, mlp.logits, trainRows, mlp.inputRowDims, fixedBatch);
+      teacherHold = await runRows(bytes, mlp.input, mlp.output, holdRows, mlp.inputRowDims, fixedBatch);
     } catch (err) {
       return { applied: false, reason: `onnxruntime could not run the teacher: ${(err as Error).message}` };
     }
@@ -895,7 +925,7 @@ export const distillMlp: OptimizationTechnique = {
     let agreement: Agreement;
     try {
       studentBytes = exportStudent(bytes, student, note);
-      const studentHold = await runRows(studentBytes, mlp.input, mlp.output, holdRows, features, fixedBatch);
+      const studentHold = await runRows(studentBytes, mlp.input, mlp.output, holdRows, mlp.inputRowDims, fixedBatch);
       const holdCount = holdRows.length / features;
       const asOutputs = (data: Float32Array) => [{ [mlp.output]: new ort.Tensor('float32', data, [holdCount, outDim]) }];
       agreement = agreementOf(asOutputs(teacherHold), asOutputs(studentHold));
