@@ -164,6 +164,11 @@ describe('inference server', () => {
       ['unknown output', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], outputs: [{ name: 'logits' }] }, 400, 'model "mlp" has no output "logits" (outputs: output)'],
       ['no inputs', { inputs: [] }, 400, 'request body must have a non-empty "inputs" array'],
       ['malformed JSON', '{"inputs": [', 400, /^malformed JSON in request body: /],
+      ['input given twice', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }, { name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, 400, 'input "input" is given twice'],
+      ['output asked twice', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], outputs: [{ name: 'output' }, { name: 'output' }] }, 400, 'output "output" is asked for twice'],
+      ['unknown datatype', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FLOAT', data: [1, 2, 3, 4] }] }, 400, 'input "input" has unknown datatype "FLOAT"'],
+      ['parameters not an object', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], parameters: [1] }, 400, '"parameters" must be an object'],
+      ['negative dimension', { inputs: [{ name: 'input', shape: [-1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, 400, 'input "input" must have a "shape" array of non-negative integers, got [-1,4]'],
     ];
     for (const [what, body, status, message] of cases) {
       const res = await postJson(infer, body);
@@ -180,6 +185,9 @@ describe('inference server', () => {
     const unknownModel = await postJson(`${server.url}/v2/models/resnet/infer`, { inputs: [] });
     assert.equal(unknownModel.status, 404);
     assert.match(unknownModel.json.error, /unknown model "resnet"/);
+    const inferUnknownVersion = await postJson(`${server.url}/v2/models/mlp/versions/9/infer`, { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    assert.equal(inferUnknownVersion.status, 404);
+    assert.equal(inferUnknownVersion.json.error, 'model "mlp" has no version "9" (versions: 1, 2)');
     const unknownVersion = await getJson(`${server.url}/v2/models/mlp/versions/9`);
     assert.equal(unknownVersion.status, 404);
     assert.equal(unknownVersion.json.error, 'model "mlp" has no version "9" (versions: 1, 2)');
