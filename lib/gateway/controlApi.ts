@@ -1,8 +1,13 @@
 /**
  * The gateway's control API under /_ferry (JSON):
  *   GET    /_ferry/health                        → {"ok": true}
+ *   GET    /_ferry/metrics  (also GET /metrics)  → the gateway's own Prometheus metrics (lib/gateway/gatewayMetrics.ts)
  *   GET    /_ferry/deployments                   → {"deployments": [status...]}
- *   PUT    /_ferry/deployments/{id}              body {model, replicas, image | modelDir} → status (200)
+ *   PUT    /_ferry/deployments/{id}              body: a DeploymentSpec without id (lib/targets/deploymentTarget.ts):
+ *            {model, replicas, image | modelDir}  or  {model, replicas?, revisions: [{name, image | modelDir, replicas?}],
+ *            traffic?: {split?: {rev: percent}, rules?: [{header, value, revision}]}, autoscaling?: {...},
+ *            scaleToZeroAfterMs?} → status (200)
+ *   PUT    /_ferry/deployments/{id}/traffic      body {split?, rules?} → status; no replica restarts
  *   GET    /_ferry/deployments/{id}              → status, or 404
  *   DELETE /_ferry/deployments/{id}              → 204, whether or not it existed (idempotent)
  *   POST   /_ferry/deployments/{id}/hibernate    → status
@@ -20,6 +25,10 @@ export async function handleControlRequest(manager: DeploymentManager, req: http
   const method = req.method ?? 'GET';
   try {
     if (parts[0] === 'health' && parts.length === 1) return sendJson(res, 200, { ok: true });
+    if (parts[0] === 'metrics' && parts.length === 1) {
+      allow(method, ['GET'], path);
+      return sendGatewayMetrics(manager, res);
+    }
     if (parts[0] !== 'deployments') throw new ControlRequestError(404, `no control route ${method} ${path}`);
     if (parts.length === 1 || (parts.length === 2 && parts[1] === '')) {
       allow(method, ['GET'], path);
@@ -37,6 +46,10 @@ export async function handleControlRequest(manager: DeploymentManager, req: http
       const d = manager.get(id);
       if (!d) throw new ControlRequestError(404, `no deployment "${id}"`);
       return sendJson(res, 200, d.status());
+    }
+    if (parts.length === 3 && parts[2] === 'traffic') {
+      allow(method, ['PUT'], path);
+      return sendJson(res, 200, await manager.setTraffic(id, await readJson(req)));
     }
     if (parts.length === 3 && parts[2] === 'hibernate') {
       allow(method, ['POST'], path);
@@ -83,6 +96,12 @@ async function sendMetrics(manager: DeploymentManager, id: string, asJson: boole
   );
   if (asJson) return sendJson(res, 200, { id, replicas });
   const text = mergeReplicaMetrics(replicas);
+  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export function sendGatewayMetrics(manager: DeploymentManager, res: http.ServerResponse): void {
+  const text = manager.metrics.render();
   res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

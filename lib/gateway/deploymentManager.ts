@@ -3,13 +3,16 @@
  * adoption of replicas after a gateway restart, and the liveness tick that supervises replicas
  * the gateway did not start itself.
  */
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { DeploymentStatus, ImageRef } from '../targets/deploymentTarget';
-import { DeploymentStore, type DeploymentRecord } from './deploymentStore';
+import { parseDeploymentSpec, sameImage, SpecError, type ParsedRevision, type ParsedSpec } from './deploymentSpec';
+import { DeploymentStore, type DeploymentRecord, type RevisionRecord } from './deploymentStore';
+import { GatewayMetrics, type GaugeSample } from './gatewayMetrics';
 import { launchPlanForImage, launchPlanForModelDir, type LaunchPlan, type PulledImageForLaunch } from './launchPlan';
-import { LocalDeployment, type DeploymentSpecFields, type LocalDeploymentContext } from './localDeployment';
-import { adoptReplica, probeReady, type Replica } from './replicaProcess';
+import { LocalDeployment, type DeploymentSpecFields, type LocalDeploymentContext, type RevisionSet } from './localDeployment';
+import { adoptReplica, probeReady, readProcStartTicks, standbyBootEnv, type Replica } from './replicaProcess';
+import { StandbyProcess } from './standbyProcess';
+import { normalizeTrafficPolicy } from './trafficPolicy';
 
 export type PullImageFn = (ref: ImageRef, destDir: string) => Promise<PulledImageForLaunch>;
 
@@ -29,11 +32,14 @@ export interface DeploymentManagerOptions {
   pullImage: PullImageFn;
   readyTimeoutMs: number;
   stopGraceMs: number;
+  drainTimeoutMs: number;
+  /** How often autoscalers decide and idle deployments are scaled to zero. */
+  autoscaleTickMs: number;
+  /** Keep a pre-started node process for the next cold start. */
+  standby: boolean;
   log(message: string): void;
 }
 
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-const MAX_REPLICAS = 64;
 const LIVENESS_TICK_MS = 1000;
 
 export class DeploymentManager {
@@ -43,18 +49,68 @@ export class DeploymentManager {
   /** apply/destroy of one id run one at a time (apply may pull an image before the deployment exists). */
   private readonly idLocks = new Map<string, Promise<unknown>>();
   private livenessTimer: NodeJS.Timeout | undefined;
+  private autoscaleTimer: NodeJS.Timeout | undefined;
   private persistTimer: NodeJS.Timeout | undefined;
+  readonly metrics = new GatewayMetrics();
+  private readonly standby: StandbyProcess | undefined;
 
   constructor(private readonly opts: DeploymentManagerOptions) {
     this.store = new DeploymentStore(opts.stateDir);
+    this.standby = opts.standby ? new StandbyProcess(opts.stateDir, standbyBootEnv, readProcStartTicks, opts.log) : undefined;
     this.ctx = {
       stateDir: opts.stateDir,
       gatewayUrl: opts.gatewayUrl,
       readyTimeoutMs: opts.readyTimeoutMs,
       stopGraceMs: opts.stopGraceMs,
+      drainTimeoutMs: opts.drainTimeoutMs,
+      metrics: this.metrics,
+      standby: this.standby,
       persist: () => this.persist(),
       log: opts.log,
     };
+    this.registerGauges();
+  }
+
+  /** Gauges read from the live deployments at scrape time. */
+  private registerGauges(): void {
+    const perRevision = (value: (set: RevisionSet, d: LocalDeployment) => number | undefined) => (): GaugeSample[] => {
+      const out: GaugeSample[] = [];
+      for (const d of this.deployments.values()) {
+        for (const set of d.revisions.values()) {
+          const v = value(set, d);
+          if (v !== undefined) out.push({ labels: { deployment: d.id, revision: set.name }, value: v });
+        }
+      }
+      return out;
+    };
+    const m = this.metrics;
+    m.gauge('ferry_gateway_in_flight_requests', 'Requests being forwarded to replicas now.', perRevision((s) => s.inFlight));
+    m.gauge('ferry_gateway_held_requests', 'Requests waiting for a ready replica now (during a wake or a scale-up).', perRevision((s) => s.held));
+    m.gauge('ferry_gateway_desired_replicas', 'Replicas the autoscaler (or the fixed count) wants; 0 while hibernated.', perRevision((s) => s.desired));
+    m.gauge('ferry_gateway_ready_replicas', 'Replicas ready and receiving requests.', perRevision((s) => s.readyCount()));
+    m.gauge('ferry_gateway_starting_replicas', 'Replicas started and not yet ready.', perRevision((s) => s.members.filter((r) => !r.ready && !r.exited && !r.stopping).length));
+    m.gauge(
+      'ferry_gateway_draining_replicas',
+      'Replicas taken out of routing, finishing their in-flight requests before they stop.',
+      perRevision((s, d) => [...d.retiring].filter((r) => r.revision === s.name && !r.exited).length),
+    );
+    m.gauge('ferry_gateway_traffic_percent', 'Share of the traffic split per revision (header rules come first).', perRevision((s, d) => d.router.percentOf(s.name)));
+    m.gauge('ferry_gateway_autoscaler_panic', '1 while the revision\'s autoscaler is in panic mode.', perRevision((s) => (s.autoscaler?.last ? Number(s.autoscaler.last.panic) : undefined)));
+    m.gauge('ferry_gateway_autoscaler_observed_concurrency', 'Average requests in flight or held over the autoscaler\'s stable and panic windows.', () => {
+      const out: GaugeSample[] = [];
+      for (const d of this.deployments.values()) {
+        for (const set of d.revisions.values()) {
+          const last = set.autoscaler?.last;
+          if (!last) continue;
+          out.push({ labels: { deployment: d.id, revision: set.name, window: 'stable' }, value: last.stableConcurrency });
+          out.push({ labels: { deployment: d.id, revision: set.name, window: 'panic' }, value: last.panicConcurrency });
+        }
+      }
+      return out;
+    });
+    m.gauge('ferry_gateway_hibernated', '1 while the deployment is scaled to zero.', () =>
+      [...this.deployments.values()].map((d) => ({ labels: { deployment: d.id }, value: d.record.state === 'hibernated' ? 1 : 0 })),
+    );
   }
 
   get(id: string): LocalDeployment | undefined {
@@ -99,22 +155,27 @@ export class DeploymentManager {
           await replica.stop(this.opts.stopGraceMs);
         }
       }
-      deployment.adopt(adopted);
       if (record.state === 'running' && adopted.length === 0) {
         deployment.record.state = 'hibernated';
         deployment.record.runningSince = null;
+        for (const set of deployment.revisions.values()) set.desired = 0;
       }
+      deployment.adopt(adopted);
       this.deployments.set(record.id, deployment);
       this.opts.log(`deployment "${record.id}": restored (${deployment.record.state}, adopted ${adopted.map((r) => r.pid).join(', ') || 'no replicas'})`);
-      // Top up to the desired count, or stop replicas of an older spec, in the background.
-      const converged = adopted.length === record.replicas && adopted.every((r) => r.record.planKey === record.plan.key);
-      if (adopted.length > 0 && !converged) deployment.scheduleReconcile();
+      // Top up to the desired counts, or retire replicas of an older spec, in the background.
+      if (adopted.length > 0) deployment.scheduleReconcile(0);
     }
     await this.persist();
     this.livenessTimer = setInterval(() => {
       for (const d of this.deployments.values()) d.checkReplicas();
     }, LIVENESS_TICK_MS);
     this.livenessTimer.unref();
+    this.autoscaleTimer = setInterval(() => {
+      for (const d of this.deployments.values()) d.tick();
+    }, this.opts.autoscaleTickMs);
+    this.autoscaleTimer.unref();
+    this.standby?.fill();
   }
 
   private withIdLock<T>(id: string, op: () => Promise<T>): Promise<T> {
@@ -129,13 +190,28 @@ export class DeploymentManager {
 
   /** PUT /_ferry/deployments/{id}: create, update or (same spec) leave as is. */
   apply(id: string, body: unknown): Promise<DeploymentStatus> {
-    const spec = parseSpec(id, body);
+    let spec: ParsedSpec;
+    try {
+      spec = parseDeploymentSpec(id, body);
+    } catch (err) {
+      if (err instanceof SpecError) throw new ControlRequestError(400, err.message);
+      throw err;
+    }
     return this.withIdLock(id, async () => {
       const existing = this.deployments.get(id);
-      const plan = await this.resolvePlan(spec, existing);
-      const fields: DeploymentSpecFields = { model: spec.model, replicas: spec.replicas, image: spec.image, modelDir: spec.modelDir, plan };
+      const revisions: RevisionRecord[] = [];
+      for (const r of spec.revisions) revisions.push(await this.resolveRevision(r, existing));
+      const fields: DeploymentSpecFields = {
+        model: spec.model,
+        replicas: spec.replicas,
+        revisions,
+        traffic: spec.traffic,
+        autoscaling: spec.autoscaling,
+        scaleToZeroAfterMs: spec.scaleToZeroAfterMs,
+      };
       if (existing) {
         if (!existing.isUnchanged(fields)) await existing.apply(fields);
+        else existing.refreshPlans(revisions);
         return existing.status();
       }
       const record: DeploymentRecord = {
@@ -157,6 +233,7 @@ export class DeploymentManager {
         await deployment.apply(fields);
       } catch (err) {
         this.deployments.delete(id);
+        this.metrics.forgetDeployment(id);
         await deployment.destroy();
         await this.persist();
         throw err;
@@ -165,14 +242,32 @@ export class DeploymentManager {
     });
   }
 
-  /** The launch plan for a spec; pulls only when the image differs from what the deployment runs. */
-  private async resolvePlan(spec: ParsedSpec, existing: LocalDeployment | undefined): Promise<LaunchPlan> {
-    if (spec.modelDir) return launchPlanForModelDir(spec.modelDir);
-    const ref = spec.image!;
-    const old = existing?.record.image;
-    if (old && old.registry === ref.registry && old.repository === ref.repository && old.reference === ref.reference) {
-      return existing!.record.plan;
-    }
+  /** PUT /_ferry/deployments/{id}/traffic: a new split and rules, from the next request on. */
+  setTraffic(id: string, body: unknown): Promise<DeploymentStatus> {
+    return this.withIdLock(id, async () => {
+      const d = this.require(id);
+      let traffic;
+      try {
+        traffic = normalizeTrafficPolicy(body, d.record.revisions.map((r) => r.name));
+      } catch (err) {
+        throw new ControlRequestError(400, (err as Error).message);
+      }
+      await d.setTraffic(traffic);
+      return d.status();
+    });
+  }
+
+  /** A revision with its launch plan; pulls only when no revision of the deployment runs that image already. */
+  private async resolveRevision(r: ParsedRevision, existing: LocalDeployment | undefined): Promise<RevisionRecord> {
+    const base = { name: r.name, ...(r.replicas !== undefined ? { replicas: r.replicas } : {}) };
+    if (r.modelDir) return { ...base, modelDir: r.modelDir, plan: await launchPlanForModelDir(r.modelDir, this.opts.stateDir) };
+    const ref = r.image!;
+    const running = existing?.record.revisions.find((x) => sameImage(x.image, ref));
+    if (running) return { ...base, image: ref, plan: running.plan };
+    return { ...base, image: ref, plan: await this.pullPlan(ref) };
+  }
+
+  private async pullPlan(ref: ImageRef): Promise<LaunchPlan> {
     const destDir = path.join(this.opts.stateDir, 'images', imageDirName(ref));
     let pulled: PulledImageForLaunch;
     try {
@@ -201,7 +296,7 @@ export class DeploymentManager {
 
   async wake(id: string): Promise<DeploymentStatus> {
     const d = this.require(id);
-    await d.ensureServing(false);
+    await d.wakeAll();
     return d.status();
   }
 
@@ -211,6 +306,7 @@ export class DeploymentManager {
       const d = this.deployments.get(id);
       if (!d) return false;
       this.deployments.delete(id);
+      this.metrics.forgetDeployment(id);
       await d.destroy();
       await this.persist();
       return true;
@@ -223,50 +319,15 @@ export class DeploymentManager {
    */
   async close(stopReplicas: boolean): Promise<void> {
     clearInterval(this.livenessTimer);
+    clearInterval(this.autoscaleTimer);
     clearTimeout(this.persistTimer);
+    await this.standby?.close();
     if (stopReplicas) {
       await Promise.all([...this.deployments.values()].map((d) => d.hibernate().catch(() => undefined)));
     }
     for (const d of this.deployments.values()) d.detach();
     await this.persist();
   }
-}
-
-interface ParsedSpec {
-  model: string;
-  replicas: number;
-  image?: ImageRef;
-  modelDir?: string;
-}
-
-function parseSpec(id: string, body: unknown): ParsedSpec {
-  if (!ID_PATTERN.test(id)) {
-    throw new ControlRequestError(400, `deployment id "${id}" must be 1-128 letters, digits, ".", "_" or "-" (not starting with "." "_" or "-")`);
-  }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ControlRequestError(400, 'body must be a JSON object');
-  const b = body as Record<string, unknown>;
-  if (typeof b.model !== 'string' || b.model === '') throw new ControlRequestError(400, '"model" must be a non-empty string');
-  if (!Number.isInteger(b.replicas) || (b.replicas as number) < 1 || (b.replicas as number) > MAX_REPLICAS) {
-    throw new ControlRequestError(400, `"replicas" must be an integer from 1 to ${MAX_REPLICAS} (hibernate to scale to zero)`);
-  }
-  const spec: ParsedSpec = { model: b.model, replicas: b.replicas as number };
-  if ((b.image === undefined) === (b.modelDir === undefined)) {
-    throw new ControlRequestError(400, 'give exactly one of "image" ({registry, repository, reference}) or "modelDir"');
-  }
-  if (b.image !== undefined) {
-    const img = b.image as Record<string, unknown>;
-    for (const key of ['registry', 'repository', 'reference']) {
-      if (typeof img?.[key] !== 'string' || img[key] === '') throw new ControlRequestError(400, `"image.${key}" must be a non-empty string`);
-    }
-    spec.image = { registry: img.registry as string, repository: img.repository as string, reference: img.reference as string };
-  } else {
-    if (typeof b.modelDir !== 'string' || !path.isAbsolute(b.modelDir)) throw new ControlRequestError(400, '"modelDir" must be an absolute path');
-    if (!existsSync(path.join(b.modelDir, 'ferry-models.json'))) {
-      throw new ControlRequestError(400, `"modelDir" ${b.modelDir} has no ferry-models.json`);
-    }
-    spec.modelDir = path.resolve(b.modelDir);
-  }
-  return spec;
 }
 
 /** A readable, path-safe directory name per image reference: `<repository>@<reference>`. */

@@ -7,7 +7,9 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ImageRef } from '../targets/deploymentTarget';
+import type { AutoscalingSettings } from './autoscaler';
 import type { LaunchPlan } from './launchPlan';
+import type { NormalizedTrafficPolicy } from './trafficPolicy';
 
 export interface ReplicaRecord {
   pid: number;
@@ -18,16 +20,29 @@ export interface ReplicaRecord {
   logFile: string;
   /** The launch plan key the replica runs; replicas of an older plan are replaced. */
   planKey: string;
+  /** The revision it belongs to (files written before revisions existed: "default"). */
+  revision: string;
+}
+
+export interface RevisionRecord {
+  name: string;
+  image?: ImageRef;
+  modelDir?: string;
+  /** Resolved once per spec (after pulling the image), so waking never needs the registry. */
+  plan: LaunchPlan;
+  /** Overrides the deployment's `replicas`. */
+  replicas?: number;
 }
 
 export interface DeploymentRecord {
   id: string;
   model: string;
+  /** Per revision: the fixed count, or the count to start with when autoscaling. */
   replicas: number;
-  image?: ImageRef;
-  modelDir?: string;
-  /** Resolved once per spec (after pulling the image), so waking never needs the registry. */
-  plan: LaunchPlan;
+  revisions: RevisionRecord[];
+  traffic: NormalizedTrafficPolicy;
+  autoscaling: AutoscalingSettings | null;
+  scaleToZeroAfterMs: number | null;
   /** What the operator asked for; 'waking' is never stored (a restart during a wake hibernates). */
   state: 'running' | 'hibernated';
   live: ReplicaRecord[];
@@ -38,6 +53,27 @@ export interface DeploymentRecord {
   coldStarts: number;
   lastWakeMs: number | null;
   restarts: number;
+}
+
+/** The single-revision record written before revisions, traffic and autoscaling existed. */
+interface LegacyFields {
+  image?: ImageRef;
+  modelDir?: string;
+  plan?: LaunchPlan;
+}
+
+/** Fills in what files from older gateways lack (they describe one revision, "default"). */
+function upgradeRecord(raw: DeploymentRecord & LegacyFields): DeploymentRecord {
+  const { image, modelDir, plan, ...rest } = raw;
+  const revisions = raw.revisions ?? [{ name: 'default', ...(image ? { image } : {}), ...(modelDir ? { modelDir } : {}), plan: plan! }];
+  return {
+    ...rest,
+    revisions,
+    traffic: raw.traffic ?? { split: { [revisions[0].name]: 100 }, rules: [] },
+    autoscaling: raw.autoscaling ?? null,
+    scaleToZeroAfterMs: raw.scaleToZeroAfterMs ?? null,
+    live: raw.live.map((r) => ({ ...r, revision: r.revision ?? revisions[0].name })),
+  };
 }
 
 interface StoreFile {
@@ -67,7 +103,7 @@ export class DeploymentStore {
     if (parsed.version !== 1 || !Array.isArray(parsed.deployments)) {
       throw new Error(`${this.file} is not a Ferry gateway state file (version 1)`);
     }
-    return parsed.deployments;
+    return parsed.deployments.map((d) => upgradeRecord(d as DeploymentRecord & LegacyFields));
   }
 
   /**

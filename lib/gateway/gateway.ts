@@ -1,14 +1,16 @@
 /**
- * Ferry's gateway: the `local` deployment target in one long-lived process (kubelet + ingress for
- * one machine). It runs replicas as processes, routes `/d/{id}/...` to them round-robin, holds
- * requests while a hibernated deployment wakes, and keeps its state in `<stateDir>/gateway/`.
- * Replicas outlive the gateway; a restarted gateway adopts them.
+ * Ferry's gateway: the `local` deployment target in one long-lived process (kubelet + ingress +
+ * activator + autoscaler for one machine). It runs replicas as processes, routes `/d/{id}/...` to a
+ * revision (traffic split, header rules) and within it to the replica with the fewest requests in
+ * flight, holds requests while a revision has no ready replica (waking from zero, scaling up),
+ * autoscales on concurrency, scales idle deployments to zero, and keeps its state in
+ * `<stateDir>/gateway/`. Replicas outlive the gateway; a restarted gateway adopts them.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { handleControlRequest, sendJson } from './controlApi';
+import { performance } from 'node:perf_hooks';
+import { handleControlRequest, sendGatewayMetrics, sendJson } from './controlApi';
 import { DeploymentManager, type PullImageFn } from './deploymentManager';
-import type { LocalDeployment } from './localDeployment';
 import { createReplicaAgent, proxyToReplica } from './proxy';
 import { acquireStateDirLock } from './stateDirLock';
 
@@ -24,6 +26,18 @@ export interface GatewayOptions {
   readyTimeoutMs?: number;
   /** SIGTERM → SIGKILL grace when stopping a replica. Default 30 s (the server drains in-flight requests). */
   stopGraceMs?: number;
+  /**
+   * How long a replica taken out of routing (scale-down, replacement, hibernate) may take to finish the
+   * requests it holds before it is sent SIGTERM. Default 30 s.
+   */
+  drainTimeoutMs?: number;
+  /** How often autoscalers decide and idle deployments are checked. Default 200 ms. */
+  autoscaleTickMs?: number;
+  /**
+   * Keep one pre-started node process that the next replica start becomes (a faster cold start: node
+   * is already booted and the server bundle's compiled code is cached). Default true.
+   */
+  standby?: boolean;
   /** Base URL put in endpoints; default the address the gateway listens on. */
   publicUrl?: string;
   log?: (message: string) => void;
@@ -56,6 +70,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       void serveDeploymentRequest(manager, req, res, rawUrl);
       return;
     }
+    if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) return sendGatewayMetrics(manager, res);
     if (path === '/_ferry' || path.startsWith('/_ferry/')) {
       void handleControlRequest(manager, req, res, path, q === -1 ? '' : rawUrl.slice(q + 1));
       return;
@@ -77,40 +92,40 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const upstreamPath = rawUrl.slice(idEnd).startsWith('/') ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
     const deployment = m.get(id);
     if (!deployment) return sendJson(res, 404, { error: `no deployment "${id}" on this gateway` });
-    deployment.record.lastRequestAt = new Date().toISOString();
+    const started = performance.now();
+    const revision = deployment.route(req.headers);
+    deployment.touch();
 
-    let replica = deployment.pickReplica();
+    let replica = revision.pick();
     if (!replica) {
-      const held = await holdUntilServing(deployment);
-      if (held !== 'ready') {
-        return sendJson(res, 503, { error: held }, { 'retry-after': String(Math.min(5, Math.max(1, Math.ceil(holdTimeoutMs / 1000)))) });
+      const clientGone = new Promise<void>((resolve) => res.once('close', resolve));
+      const held = await deployment.hold(revision, holdTimeoutMs, clientGone);
+      if (!('pid' in held)) {
+        if (held.reason === 'client_gone') return;
+        m.metrics.unavailable.labels(id, held.reason).inc();
+        m.metrics.requests.labels(id, revision.name, '503').inc();
+        const retryAfter = Math.min(5, Math.max(1, Math.ceil(holdTimeoutMs / 1000)));
+        return sendJson(
+          res,
+          503,
+          { error: held.message, deployment: id, revision: revision.name, state: deployment.state, retryAfterSeconds: retryAfter },
+          { 'retry-after': String(retryAfter), 'x-ferry-revision': revision.name },
+        );
       }
-      replica = deployment.pickReplica();
-      if (!replica) return sendJson(res, 503, { error: `deployment "${id}" has no ready replica` }, { 'retry-after': '1' });
+      replica = held;
     }
-    const outcome = await proxyToReplica(agent, req, res, replica.port, upstreamPath, { 'x-ferry-replica': String(replica.pid) });
-    if (outcome.status !== undefined) deployment.record.requestsServed++;
-    m.persistSoon();
-  }
-
-  /** 'ready', or why the request cannot be held any longer. */
-  async function holdUntilServing(deployment: LocalDeployment): Promise<string> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<string>((resolve) => {
-      timer = setTimeout(
-        () => resolve(`deployment "${deployment.id}" is waking up and was not ready within ${holdTimeoutMs} ms; retry shortly`),
-        holdTimeoutMs,
-      );
-    });
-    const woke = deployment.ensureServing(true).then(
-      () => 'ready',
-      (err: Error) => `deployment "${deployment.id}" could not be woken: ${err.message}`,
-    );
+    let status: number | undefined;
     try {
-      return await Promise.race([woke, timedOut]);
+      const outcome = await proxyToReplica(agent, req, res, replica.port, upstreamPath, { 'x-ferry-replica': String(replica.pid), 'x-ferry-revision': revision.name });
+      status = outcome.status;
     } finally {
-      clearTimeout(timer);
+      revision.release(replica);
+      deployment.touch();
     }
+    if (status !== undefined) deployment.record.requestsServed++;
+    m.metrics.requests.labels(id, revision.name, String(status ?? 502)).inc();
+    m.metrics.requestDuration.labels(id, revision.name).observe((performance.now() - started) / 1000);
+    m.persistSoon();
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -126,11 +141,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let m: DeploymentManager;
   try {
     m = new DeploymentManager({
-    stateDir: opts.stateDir,
+      stateDir: opts.stateDir,
       gatewayUrl: opts.publicUrl ?? url,
       pullImage: opts.pullImage ?? defaultPullImage,
       readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
       stopGraceMs: opts.stopGraceMs ?? 30_000,
+      drainTimeoutMs: opts.drainTimeoutMs ?? 30_000,
+      autoscaleTickMs: opts.autoscaleTickMs ?? 200,
+      standby: opts.standby ?? true,
       log,
     });
     lock = acquireStateDirLock(opts.stateDir);

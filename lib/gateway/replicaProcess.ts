@@ -6,11 +6,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReplicaRecord } from './deploymentStore';
 import type { LaunchPlan } from './launchPlan';
+import type { StandbyProcess } from './standbyProcess';
 
 const HOST = '127.0.0.1';
 /** Log files kept per deployment; older ones are pruned when a replica starts. */
@@ -23,10 +25,15 @@ export class Replica {
   /** Set when the gateway itself stops it, so the exit is not treated as a crash. */
   stopping = false;
   ready = false;
+  /** True when the gateway's standby process became this replica (node was already booted). */
+  prestarted = false;
+  /** Requests the gateway is forwarding to this replica now. */
+  inFlight = 0;
   exitReason: string | undefined;
   /** Called once when the process is seen to exit (child 'exit' event or a failed liveness check). */
   onExit: ((replica: Replica) => void) | undefined;
   private exitWaiters: Array<() => void> = [];
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     readonly record: ReplicaRecord,
@@ -41,6 +48,37 @@ export class Replica {
   get port(): number {
     return this.record.port;
   }
+  get revision(): string {
+    return this.record.revision;
+  }
+
+  /** True if the gateway may send it a request. */
+  get routable(): boolean {
+    return this.ready && !this.stopping && !this.exited;
+  }
+
+  /** A request that was routed here is over. */
+  release(): void {
+    if (--this.inFlight === 0 && this.idleWaiters.length) for (const wake of this.idleWaiters.splice(0)) wake();
+  }
+
+  /** Resolves true once no request is in flight here (or it exited), false after `timeoutMs`. */
+  whenIdle(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight <= 0 || this.exited) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (idle: boolean) => {
+        clearTimeout(timer);
+        resolve(idle);
+      };
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== onIdle);
+        done(false);
+      }, timeoutMs);
+      const onIdle = () => done(true);
+      this.idleWaiters.push(onIdle);
+      this.exitWaiters.push(onIdle);
+    });
+  }
 
   markExited(reason: string): void {
     if (this.exited) return;
@@ -53,6 +91,8 @@ export class Replica {
   /** Liveness by pid (for adopted replicas, which are not our children and send no 'exit' event). */
   checkAlive(): boolean {
     if (this.exited) return false;
+    // Our own children report their exit (with its code) through the 'exit' event.
+    if (this.child) return true;
     if (!isSameProcessAlive(this.record)) this.markExited('is gone');
     return !this.exited;
   }
@@ -149,16 +189,48 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function spawnReplica(plan: LaunchPlan, logDir: string): Promise<Replica> {
-  await mkdir(logDir, { recursive: true });
-  await pruneLogs(logDir);
-  const port = await freePort();
-  const startedAt = new Date();
-  const logFile = path.join(logDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}-${port}.log`);
-  const fd = openSync(logFile, 'a');
+/** The environment of a replica: a few host variables, the launch plan's, and where to listen. */
+export function replicaEnv(plan: LaunchPlan, port: number): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
-  Object.assign(env, plan.env, { PORT: String(port), HOST });
+  return Object.assign(env, plan.env, { PORT: String(port), HOST });
+}
+
+/** The host environment a standby process boots with (before it takes a replica's). */
+export function standbyBootEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
+  return env;
+}
+
+/**
+ * Starts a replica of `plan` on a free port: the standby process becomes it when there is one and it
+ * can run the plan, otherwise a new detached process.
+ */
+export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: string, standby?: StandbyProcess): Promise<Replica> {
+  const port = await freePort();
+  const startedAt = new Date();
+  const env = replicaEnv(plan, port);
+  const taken = standby?.take(plan);
+  if (taken) {
+    taken.launch({ script: plan.args[0], args: plan.args.slice(1), env, cwd: plan.cwd });
+    const record: ReplicaRecord = {
+      pid: taken.child.pid!,
+      port,
+      startedAt: startedAt.toISOString(),
+      procStartTicks: taken.procStartTicks,
+      logFile: taken.logFile,
+      planKey: plan.key,
+      revision,
+    };
+    const replica = new Replica(record, taken.child);
+    replica.prestarted = true;
+    return replica;
+  }
+  await mkdir(logDir, { recursive: true });
+  await pruneLogs(logDir);
+  const logFile = path.join(logDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}-${port}.log`);
+  const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
     child = spawn(plan.command, plan.args, { cwd: plan.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
@@ -177,6 +249,7 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string): Promise<Re
     procStartTicks: readProcStartTicks(child.pid),
     logFile,
     planKey: plan.key,
+    revision,
   };
   return new Replica(record, child);
 }
@@ -186,30 +259,42 @@ export function adoptReplica(record: ReplicaRecord): Replica | undefined {
   return isSameProcessAlive(record) ? new Replica(record) : undefined;
 }
 
-export async function probeReady(port: number, timeoutMs = 1000): Promise<boolean> {
-  try {
-    const res = await fetch(`http://${HOST}:${port}/v2/health/ready`, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.arrayBuffer();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
+/**
+ * One GET /v2/health/ready: true on 200. Plain node:http without pooling: a refused connection (not
+ * listening yet) fails in well under a millisecond, which makes short polling intervals cheap.
+ */
+export function probeReady(port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: HOST, port, path: '/v2/health/ready', agent: false, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+      res.on('error', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve(false));
+  });
+}
+
+/** Readiness polling: every 5 ms for the first 2 s (cold starts take a few hundred ms), then backing off to 100 ms. */
+function pollDelay(elapsedMs: number): number {
+  return elapsedMs < 2000 ? 5 : elapsedMs < 10_000 ? 25 : 100;
 }
 
 /** Resolves once the replica answers /v2/health/ready; rejects with its log tail if it dies or times out. */
 export async function waitUntilReady(replica: Replica, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 20;
+  const started = Date.now();
+  const deadline = started + timeoutMs;
   while (Date.now() < deadline) {
-    if (replica.exited || (!replica.checkAlive())) {
+    if (replica.exited || !replica.checkAlive()) {
       throw new Error(`replica pid ${replica.pid} ${replica.exitReason} before it was ready; its log ends with:\n${replica.logTail()}`);
     }
+    if (replica.stopping) throw new Error(`replica pid ${replica.pid} was stopped before it was ready`);
     if (await probeReady(replica.port, Math.max(50, Math.min(1000, deadline - Date.now())))) {
+      if (replica.exited || replica.stopping) continue;
       replica.ready = true;
       return;
     }
-    await sleep(delay);
-    delay = Math.min(delay * 2, 200);
+    await sleep(pollDelay(Date.now() - started));
   }
   throw new Error(`replica pid ${replica.pid} on port ${replica.port} was not ready after ${timeoutMs} ms; its log ends with:\n${replica.logTail()}`);
 }

@@ -16,11 +16,83 @@ export interface DeploymentSpec {
   id: string;
   /** The model the replicas serve (readiness and status refer to it). */
   model: string;
-  replicas: number;
-  /** What to run: a model image... */
+  /**
+   * Replicas per revision: the fixed count, or with `autoscaling` the count to start with (clamped to
+   * its min/max). Optional when `autoscaling` is given (then its `minReplicas`).
+   */
+  replicas?: number;
+  /** What to run (one revision, named "default"): a model image... */
   image?: ImageRef;
   /** ...or, on the local target only, a directory with ferry-models.json served by the repo's runtime. */
   modelDir?: string;
+  /**
+   * Instead of `image`/`modelDir`: several revisions, each with its own replica set (canary, A/B).
+   * A revision whose name stays the same and whose image/modelDir changes is replaced in place
+   * (new replicas first, then the old ones are drained).
+   */
+  revisions?: RevisionSpec[];
+  /** How requests are shared between revisions; default: all to the first revision. */
+  traffic?: TrafficPolicy;
+  /** Concurrency-based autoscaling per revision; absent: a fixed `replicas` per revision. */
+  autoscaling?: AutoscalingSpec;
+  /**
+   * Hibernate (stop every replica) after this long without a request; the next request is held while
+   * a replica starts. Absent or null: only an explicit hibernate (e.g. the monitor workflow's) does it.
+   */
+  scaleToZeroAfterMs?: number | null;
+}
+
+export interface RevisionSpec {
+  /** Letters, digits, '.', '_' and '-'; shown in the `x-ferry-revision` response header. */
+  name: string;
+  image?: ImageRef;
+  modelDir?: string;
+  /** Overrides the deployment's `replicas` for this revision. */
+  replicas?: number;
+}
+
+/**
+ * Which revision serves a request, decided per request (so a change takes effect on the next request
+ * and drops none):
+ *   1. `x-ferry-variant: <revision>` names a revision directly (A/B by header; an unknown name falls through);
+ *   2. the first `rules` entry whose header has exactly `value`;
+ *   3. otherwise a weighted random pick by `split` percentages (which sum to 100).
+ */
+export interface TrafficPolicy {
+  /** e.g. {"v1": 90, "v2": 10}. Default: 100 to the first revision. */
+  split?: Record<string, number>;
+  rules?: TrafficRule[];
+}
+
+export interface TrafficRule {
+  /** Header name (case-insensitive). */
+  header: string;
+  value: string;
+  revision: string;
+}
+
+/**
+ * Knative-style concurrency autoscaling: desired replicas = ceil(average in-flight requests (held ones
+ * included) / targetInFlight), averaged over the stable window; when the short panic window's average
+ * reaches panicThreshold × what the ready replicas are sized for, it scales up on the panic window at
+ * once and does not scale down until the panic has been over for a stable window. A lower count is
+ * applied only after it has been wanted for scaleDownDelayMs.
+ */
+export interface AutoscalingSpec {
+  /** In-flight requests one replica should carry. Default 1. */
+  targetInFlight?: number;
+  /** Default 1 (scaling to zero is `scaleToZeroAfterMs`). */
+  minReplicas?: number;
+  /** Default max(minReplicas, replicas, 4). */
+  maxReplicas?: number;
+  /** Default 60000. */
+  stableWindowMs?: number;
+  /** Default stableWindowMs / 10. */
+  panicWindowMs?: number;
+  /** Default 2. */
+  panicThreshold?: number;
+  /** Default 30000. */
+  scaleDownDelayMs?: number;
 }
 
 export type DeploymentState = 'running' | 'hibernated' | 'waking';
@@ -31,6 +103,35 @@ export interface ReplicaStatus {
   startedAt: string;
   /** False while the replica is still starting. */
   ready: boolean;
+  /** The revision it serves. */
+  revision: string;
+  /** Requests the gateway is forwarding to it now. */
+  inFlight: number;
+}
+
+export interface RevisionStatus {
+  name: string;
+  image?: ImageRef & { digest?: string };
+  modelDir?: string;
+  /** Share of the split (rules and x-ferry-variant come first). */
+  percent: number;
+  /** What the autoscaler (or the fixed count) wants now; 0 while hibernated. */
+  desiredReplicas: number;
+  readyReplicas: number;
+  inFlight: number;
+  /** Requests waiting for a ready replica of this revision. */
+  heldRequests: number;
+  /** Present when autoscaling: the averages it decides on. */
+  autoscaler?: { panic: boolean; stableConcurrency: number; panicConcurrency: number };
+}
+
+export interface ScaleEvent {
+  at: string;
+  revision: string;
+  from: number;
+  to: number;
+  /** stable | panic | idle (scale to zero) | wake | hibernate | apply */
+  reason: string;
 }
 
 export interface DeploymentStatus {
@@ -39,14 +140,19 @@ export interface DeploymentStatus {
   state: DeploymentState;
   /** Base URL of the Open Inference Protocol API, e.g. http://127.0.0.1:8080/d/<id>. */
   endpoint: string;
-  /** Replicas asked for; `replicas` lists the ones running now (none while hibernated). */
+  /**
+   * Replicas wanted now over all revisions (while hibernated: how many a wake starts); `replicas`
+   * lists the ones running now (none while hibernated).
+   */
   desiredReplicas: number;
   replicas: ReplicaStatus[];
+  /** The first revision's image or model dir. */
   image?: ImageRef & { digest?: string };
   modelDir?: string;
   createdAt: string;
   /** When the current run of replicas started (null while hibernated). */
   runningSince: string | null;
+  /** When a request last arrived or finished (the idle clock of scale-to-zero and of the monitor). */
   lastRequestAt: string | null;
   /** Requests forwarded to replicas over the deployment's life (survives hibernation). */
   requestsServed: number;
@@ -56,6 +162,17 @@ export interface DeploymentStatus {
   lastWakeMs: number | null;
   /** Replicas restarted after they died unexpectedly. */
   restarts: number;
+  revisions: RevisionStatus[];
+  traffic: Required<TrafficPolicy>;
+  /** Settings with defaults filled in, or null for fixed replica counts. */
+  autoscaling: Required<AutoscalingSpec> | null;
+  scaleToZeroAfterMs: number | null;
+  inFlight: number;
+  heldRequests: number;
+  /** The most recent scale decisions, newest last. */
+  scaleEvents: ScaleEvent[];
+  /** The spec as applied (defaults filled in): apply it again with changes to update. */
+  spec: Omit<DeploymentSpec, 'id'>;
 }
 
 export class DeploymentNotFoundError extends Error {
@@ -75,6 +192,8 @@ export interface DeploymentTarget {
   list(): Promise<DeploymentStatus[]>;
   /** Changes the replica count in place (no replacement of running replicas). */
   scale(id: string, replicas: number): Promise<DeploymentStatus>;
+  /** Changes how requests are split between the deployment's revisions; no replica is restarted. */
+  setTraffic(id: string, traffic: TrafficPolicy): Promise<DeploymentStatus>;
   /** Stops all replicas; the endpoint stays and the next request wakes the deployment. */
   hibernate(id: string): Promise<DeploymentStatus>;
   wake(id: string): Promise<DeploymentStatus>;

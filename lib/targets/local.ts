@@ -7,6 +7,7 @@ import {
   type DeploymentSpec,
   type DeploymentStatus,
   type DeploymentTarget,
+  type TrafficPolicy,
 } from './deploymentTarget';
 
 export class LocalTarget implements DeploymentTarget {
@@ -31,9 +32,15 @@ export class LocalTarget implements DeploymentTarget {
     return (await this.call<{ deployments: DeploymentStatus[] }>('GET', '/deployments')).deployments;
   }
 
+  /** Re-applies the deployment's spec as the gateway reports it, with another replica count. */
   async scale(id: string, replicas: number): Promise<DeploymentStatus> {
     const current = await this.status(id);
-    return this.apply({ id, model: current.model, replicas, image: current.image && { registry: current.image.registry, repository: current.image.repository, reference: current.image.reference }, modelDir: current.modelDir });
+    return this.apply({ ...current.spec, id, replicas });
+  }
+
+  /** PUT /_ferry/deployments/{id}/traffic: e.g. {split: {v1: 90, v2: 10}} or {rules: [{header, value, revision}]}. */
+  setTraffic(id: string, traffic: TrafficPolicy): Promise<DeploymentStatus> {
+    return this.call('PUT', `/deployments/${encodeURIComponent(id)}/traffic`, traffic, id);
   }
 
   hibernate(id: string): Promise<DeploymentStatus> {
@@ -68,7 +75,7 @@ export class LocalTarget implements DeploymentTarget {
       );
     }
     const text = await res.text();
-    if (res.status === 404 && id !== undefined && method !== 'PUT') throw new DeploymentNotFoundError(id);
+    if (res.status === 404 && id !== undefined && (method !== 'PUT' || path.endsWith('/traffic'))) throw new DeploymentNotFoundError(id);
     if (!res.ok) {
       let message = text;
       try {

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway } from '../../lib/gateway';
 import { readProcStartTicks } from '../../lib/gateway/replicaProcess';
 import {
@@ -125,8 +126,12 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
     assert.equal(woke.state, 'running');
     assert.equal(woke.coldStarts, coldStartsBefore + 1);
     assert.equal(typeof woke.lastWakeMs, 'number');
-    assert.equal(woke.replicas.length, 2);
-    assert.ok(woke.replicas.every((r: any) => !pids.includes(r.pid)));
+    // The held request is answered by the first ready replica; the second starts right behind it.
+    const both = await eventually('both replicas ready', async () => {
+      const s = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
+      return s.replicas.length === 2 && s.replicas.every((r: any) => r.ready) ? s : undefined;
+    });
+    assert.ok(both.replicas.every((r: any) => !pids.includes(r.pid)));
   });
 
   test('concurrent requests during a wake share one wake', async () => {
@@ -134,6 +139,12 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
     const before = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
     const results = await Promise.all(Array.from({ length: 6 }, () => inferThrough(before.endpoint)));
     assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+    // The held requests are answered by the first ready replica; the second starts right behind it.
+    await eventually('the wake to finish starting replicas', async () => {
+      const s = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
+      return s.replicas.length >= 2 && s.replicas.every((r: any) => r.ready);
+    });
+    await sleep(300);
     const after = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
     assert.equal(after.coldStarts, before.coldStarts + 1);
     assert.equal(after.replicas.length, 2, 'one wake started exactly the desired replicas');

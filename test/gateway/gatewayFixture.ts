@@ -6,6 +6,9 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as ort from 'onnxruntime-node';
 import { startGateway, type Gateway, type GatewayOptions } from '../../lib/gateway';
+import { attr, makeNode, tensorValueInfo } from '../../lib/onnx/builders';
+import { encodeModel } from '../../lib/onnx/model';
+import { float32Tensor, TensorDataType } from '../../lib/onnx/tensor';
 import { mlpModel, writeModelDir } from '../runtime/onnxTestModels';
 
 export const MLP_V1 = mlpModel({ inputDim: 4, hiddenDims: [8], outputDim: 3, seed: 1 });
@@ -28,13 +31,13 @@ export async function directOutput(bytes: Uint8Array): Promise<number[]> {
   return Array.from(out.output.data as Float32Array);
 }
 
-export async function inferThrough(endpoint: string): Promise<{ status: number; json: any; replica: string | null; headers: Headers }> {
+export async function inferThrough(endpoint: string, headers: Record<string, string> = {}): Promise<{ status: number; json: any; replica: string | null; revision: string | null; headers: Headers }> {
   const res = await fetch(`${endpoint}/v2/models/mlp/infer`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: SAMPLE_INPUT }] }),
   });
-  return { status: res.status, json: await res.json(), replica: res.headers.get('x-ferry-replica'), headers: res.headers };
+  return { status: res.status, json: await res.json(), replica: res.headers.get('x-ferry-replica'), revision: res.headers.get('x-ferry-revision'), headers: res.headers };
 }
 
 export async function control(gatewayUrl: string, method: string, route: string, body?: unknown): Promise<{ status: number; json: any }> {
@@ -92,6 +95,113 @@ export async function startTestGateway(prefix: string, opts: Partial<GatewayOpti
       await gateway.close({ stopReplicas: true });
       await assertAllDead(pids, 'cleanup');
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A model whose cost the client chooses, for observing requests in flight: input "x" [1, dim] is tiled
+ * to `repeats[0]` rows, which go through `layers` dim×dim MatMul+Relu layers, then are averaged
+ * back to "y" [1, dim]. At dim 256 and 8 layers, 8000 rows take ~140 ms of onnxruntime here.
+ */
+export function slowMatMulModel(dim = 256, layers = 8): Uint8Array {
+  let seed = 7;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
+  const initializer = [];
+  const node = [makeNode('Tile', ['x', 'repeats'], ['tiled'])];
+  let current = 'tiled';
+  for (let l = 0; l < layers; l++) {
+    initializer.push(float32Tensor(`w${l}`, [dim, dim], Float32Array.from({ length: dim * dim }, () => random() / Math.sqrt(dim))));
+    node.push(makeNode('MatMul', [current, `w${l}`], [`mm${l}`]), makeNode('Relu', [`mm${l}`], [`relu${l}`]));
+    current = `relu${l}`;
+  }
+  node.push(makeNode('ReduceMean', [current], ['y'], { attributes: [attr.ints('axes', [0])] }));
+  return encodeModel({
+    ir_version: 8,
+    opset_import: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'slow',
+      node,
+      initializer,
+      input: [tensorValueInfo('x', TensorDataType.FLOAT, [1, dim]), tensorValueInfo('repeats', TensorDataType.INT64, [2])],
+      output: [tensorValueInfo('y', TensorDataType.FLOAT, [1, dim])],
+    },
+  });
+}
+
+export async function slowModelDir(parent: string, name = 'slow-models', dim = 256): Promise<string> {
+  return writeModelDir(path.join(parent, name), [{ name: 'slow', version: '1', bytes: slowMatMulModel(dim) }]);
+}
+
+export interface InferOutcome {
+  /** performance.now() when the request was sent (set by startLoad). */
+  sentAt?: number;
+  status: number;
+  revision: string | null;
+  replica: string | null;
+  json: any;
+}
+
+/** One request to the slow model with `rows` rows of work. */
+export async function inferSlow(endpoint: string, rows: number, headers: Record<string, string> = {}, dim = 256): Promise<InferOutcome> {
+  const res = await fetch(`${endpoint}/v2/models/slow/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({
+      inputs: [
+        { name: 'x', shape: [1, dim], datatype: 'FP32', data: new Array(dim).fill(0.5) },
+        { name: 'repeats', shape: [2], datatype: 'INT64', data: [rows, 1] },
+      ],
+    }),
+  });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, revision: res.headers.get('x-ferry-revision'), replica: res.headers.get('x-ferry-replica'), json };
+}
+
+/** `concurrency` clients sending `request()` back to back until `stop()`; every outcome is kept. */
+export function startLoad(concurrency: number, request: () => Promise<InferOutcome>): { outcomes: InferOutcome[]; stop(): Promise<InferOutcome[]> } {
+  const outcomes: InferOutcome[] = [];
+  let running = true;
+  const clients = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const sentAt = performance.now();
+      try {
+        outcomes.push({ ...(await request()), sentAt });
+      } catch (err) {
+        outcomes.push({ sentAt, status: 0, revision: null, replica: null, json: { error: (err as Error).message } });
+      }
+    }
+  });
+  return {
+    outcomes,
+    async stop() {
+      running = false;
+      await Promise.all(clients);
+      return outcomes;
+    },
+  };
+}
+
+/** The gateway's /metrics text, and one sample's value (undefined when absent). */
+export async function gatewayMetrics(gatewayUrl: string): Promise<{ text: string; value(name: string, labels: Record<string, string>): number | undefined }> {
+  const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+  return {
+    text,
+    value(name, labels) {
+      const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+      for (const line of text.split('\n')) {
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+        if (!m || m[1] !== name) continue;
+        const have = (m[3] ?? '').split(',');
+        if (want.every((w) => have.includes(w))) return Number(m[4]);
+      }
+      return undefined;
     },
   };
 }

@@ -9,7 +9,8 @@ import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { freePort } from '../../lib/gateway/replicaProcess';
+import { readFileSync } from 'node:fs';
+import { freePort, isSameProcessAlive } from '../../lib/gateway/replicaProcess';
 import { assertAllDead, control, directOutput, eventually, inferThrough, isAlive, MLP_V1, modelDirWith, tempDir } from './gatewayFixture';
 
 const repoRoot = path.resolve(__dirname, '../..');
@@ -44,6 +45,13 @@ async function crash(child: ChildProcess): Promise<void> {
 
 after(async () => {
   for (const g of gateways) if (g.exitCode === null && g.signalCode === null) g.kill('SIGKILL');
+  // If the test failed half-way, replicas recorded by the last gateway are still running: stop them.
+  try {
+    const state = JSON.parse(readFileSync(path.join(dir, 'state', 'gateway', 'deployments.json'), 'utf8'));
+    for (const d of state.deployments) for (const r of d.live) if (isSameProcessAlive(r)) process.kill(-r.pid, 'SIGKILL');
+  } catch {
+    /* no state file, or nothing left running */
+  }
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

@@ -42,9 +42,16 @@ test('deploys a pushed model image and serves it through the gateway', { timeout
     assert.equal(status.state, 'running');
     assert.equal(status.image?.digest, pushed.digest);
     const pid = status.replicas[0].pid;
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    // A replica started directly has argv node, script; the gateway's pre-started standby process
+    // sets its title to the same command line once it becomes the replica.
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim().split(/ +/);
     assert.equal(cmdline[0], process.execPath, 'the host node runs the entrypoint');
     assert.match(cmdline[1], /\/images\/.+\/rootfs\/app\/server\.js$/, 'the entrypoint is the bundle unpacked from the image');
+    assert.match(
+      readFileSync(`/proc/${pid}/maps`, 'utf8'),
+      /\/images\/.+\/rootfs\/app\/node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/onnxruntime_binding\.node/,
+      'the replica runs the onnxruntime unpacked from the image',
+    );
 
     const res = await inferThrough(status.endpoint);
     assert.equal(res.status, 200, JSON.stringify(res.json));

@@ -1,0 +1,137 @@
+/**
+ * The body of PUT /_ferry/deployments/{id}, checked and normalized. The single-revision form
+ * `{model, replicas, image | modelDir}` (the original spec) is one revision named "default".
+ */
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import type { ImageRef } from '../targets/deploymentTarget';
+import { MAX_REPLICAS, normalizeAutoscaling, type AutoscalingSettings } from './autoscaler';
+import { normalizeTrafficPolicy, type NormalizedTrafficPolicy } from './trafficPolicy';
+
+export const DEFAULT_REVISION = 'default';
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const REVISION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const MAX_REVISIONS = 8;
+const MIN_IDLE_MS = 100;
+
+export interface ParsedRevision {
+  name: string;
+  image?: ImageRef;
+  modelDir?: string;
+  replicas?: number;
+}
+
+export interface ParsedSpec {
+  model: string;
+  replicas: number;
+  revisions: ParsedRevision[];
+  traffic: NormalizedTrafficPolicy;
+  autoscaling: AutoscalingSettings | null;
+  scaleToZeroAfterMs: number | null;
+}
+
+/** A client mistake: the message goes back in a 400. */
+export class SpecError extends Error {}
+
+export function checkDeploymentId(id: string): void {
+  if (!ID_PATTERN.test(id)) {
+    throw new SpecError(`deployment id "${id}" must be 1-128 letters, digits, ".", "_" or "-" (not starting with "." "_" or "-")`);
+  }
+}
+
+const KNOWN_FIELDS = ['model', 'replicas', 'image', 'modelDir', 'revisions', 'traffic', 'autoscaling', 'scaleToZeroAfterMs'];
+
+export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
+  checkDeploymentId(id);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new SpecError('body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  for (const key of Object.keys(b)) {
+    if (!KNOWN_FIELDS.includes(key) && key !== 'id') throw new SpecError(`unknown field "${key}" (known: ${KNOWN_FIELDS.join(', ')})`);
+  }
+  if (typeof b.model !== 'string' || b.model === '') throw new SpecError('"model" must be a non-empty string');
+
+  let autoscaling: AutoscalingSettings | null = null;
+  if (b.autoscaling !== undefined && b.autoscaling !== null) {
+    const replicasHint = Number.isInteger(b.replicas) ? (b.replicas as number) : undefined;
+    autoscaling = wrap(() => normalizeAutoscaling(b.autoscaling, replicasHint));
+  }
+  const replicas = b.replicas === undefined && autoscaling ? autoscaling.minReplicas : checkReplicas(b.replicas, '"replicas"');
+
+  let revisions: ParsedRevision[];
+  if (b.revisions !== undefined) {
+    if (b.image !== undefined || b.modelDir !== undefined) {
+      throw new SpecError('give either "revisions" or one "image"/"modelDir", not both');
+    }
+    if (!Array.isArray(b.revisions) || b.revisions.length === 0 || b.revisions.length > MAX_REVISIONS) {
+      throw new SpecError(`"revisions" must be an array of 1 to ${MAX_REVISIONS} revisions {name, image | modelDir, replicas?}`);
+    }
+    const seen = new Set<string>();
+    revisions = b.revisions.map((raw, i) => {
+      const where = `"revisions[${i}]"`;
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SpecError(`${where} must be an object`);
+      const r = raw as Record<string, unknown>;
+      if (typeof r.name !== 'string' || !REVISION_PATTERN.test(r.name)) {
+        throw new SpecError(`${where}.name must be 1-63 letters, digits, ".", "_" or "-" (not starting with "." "_" or "-")`);
+      }
+      if (seen.has(r.name)) throw new SpecError(`revision "${r.name}" is listed twice`);
+      seen.add(r.name);
+      for (const key of Object.keys(r)) {
+        if (!['name', 'image', 'modelDir', 'replicas'].includes(key)) throw new SpecError(`${where} has an unknown field "${key}"`);
+      }
+      const revision: ParsedRevision = { name: r.name, ...parseArtifact(r, `${where}.`) };
+      if (r.replicas !== undefined) revision.replicas = checkReplicas(r.replicas, `${where}.replicas`);
+      return revision;
+    });
+  } else {
+    revisions = [{ name: DEFAULT_REVISION, ...parseArtifact(b, '') }];
+  }
+
+  const traffic = wrap(() => normalizeTrafficPolicy(b.traffic, revisions.map((r) => r.name)));
+
+  let scaleToZeroAfterMs: number | null = null;
+  if (b.scaleToZeroAfterMs !== undefined && b.scaleToZeroAfterMs !== null) {
+    const v = b.scaleToZeroAfterMs;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < MIN_IDLE_MS) {
+      throw new SpecError(`"scaleToZeroAfterMs" must be a number of milliseconds ≥ ${MIN_IDLE_MS}, or null to never scale to zero on idle`);
+    }
+    scaleToZeroAfterMs = v;
+  }
+  return { model: b.model, replicas, revisions, traffic, autoscaling, scaleToZeroAfterMs };
+}
+
+function checkReplicas(v: unknown, what: string): number {
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_REPLICAS) {
+    throw new SpecError(`${what} must be an integer from 1 to ${MAX_REPLICAS} (hibernate to scale to zero)`);
+  }
+  return v as number;
+}
+
+function parseArtifact(b: Record<string, unknown>, prefix: string): { image?: ImageRef; modelDir?: string } {
+  if ((b.image === undefined) === (b.modelDir === undefined)) {
+    throw new SpecError(`give exactly one of "${prefix}image" ({registry, repository, reference}) or "${prefix}modelDir"`);
+  }
+  if (b.image !== undefined) {
+    const img = b.image as Record<string, unknown>;
+    for (const key of ['registry', 'repository', 'reference']) {
+      if (typeof img?.[key] !== 'string' || img[key] === '') throw new SpecError(`"${prefix}image.${key}" must be a non-empty string`);
+    }
+    return { image: { registry: img.registry as string, repository: img.repository as string, reference: img.reference as string } };
+  }
+  if (typeof b.modelDir !== 'string' || !path.isAbsolute(b.modelDir)) throw new SpecError(`"${prefix}modelDir" must be an absolute path`);
+  if (!existsSync(path.join(b.modelDir, 'ferry-models.json'))) {
+    throw new SpecError(`"${prefix}modelDir" ${b.modelDir} has no ferry-models.json`);
+  }
+  return { modelDir: path.resolve(b.modelDir) };
+}
+
+function wrap<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw new SpecError((err as Error).message);
+  }
+}
+
+export function sameImage(a: ImageRef | undefined, b: ImageRef | undefined): boolean {
+  return !!a && !!b && a.registry === b.registry && a.repository === b.repository && a.reference === b.reference;
+}

@@ -1,0 +1,146 @@
+/**
+ * The pre-started ("standby") replica process. The gateway keeps one node process running this
+ * program, already booted, waiting on stdin; a cold start hands it the replica to become:
+ *
+ *   {"script": "/abs/server.js", "args": [], "env": {...}, "cwd": "/abs", "cacheDir": "/abs"}\n
+ *
+ * It then takes that environment, argv, process title and working directory, and runs the script as the main
+ * module — compiled with a V8 code cache kept per script file, so the bundle is not parsed and
+ * compiled from scratch on every cold start. From then on it is the replica: the gateway records its
+ * pid like any other. If stdin ends before a command (the gateway went away), it exits.
+ *
+ * Built by esbuild into the gateway's state dir and run with plain node (no TypeScript loader).
+ * Only node builtins here: whatever the script needs, it loads from its own location.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import Module from 'node:module';
+import * as path from 'node:path';
+import * as vm from 'node:vm';
+
+export interface LaunchCommand {
+  script: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** Where V8 code caches are kept; none when absent. */
+  cacheDir?: string;
+}
+
+interface ModuleInternals {
+  _initPaths(): void;
+  _nodeModulePaths(dir: string): string[];
+  _cache: Record<string, unknown>;
+  _resolveFilename(request: string, parent: unknown, isMain: boolean, options?: unknown): string;
+  _extensions: unknown;
+  wrap(source: string): string;
+}
+
+function readCommand(): Promise<LaunchCommand | undefined> {
+  return new Promise((resolve) => {
+    let text = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk: string) => {
+      text += chunk;
+      const nl = text.indexOf('\n');
+      if (nl !== -1) {
+        process.stdin.removeAllListeners('data');
+        process.stdin.removeAllListeners('end');
+        process.stdin.destroy();
+        resolve(JSON.parse(text.slice(0, nl)) as LaunchCommand);
+      }
+    });
+    process.stdin.on('end', () => resolve(undefined));
+    process.stdin.on('error', () => resolve(undefined));
+  });
+}
+
+/** Builtins an inference server loads at once: loaded while waiting, not during the cold start. */
+function preloadBuiltins(): void {
+  for (const name of ['http', 'net', 'crypto', 'zlib', 'stream', 'url', 'util', 'events', 'fs/promises', 'os', 'perf_hooks', 'async_hooks', 'buffer', 'string_decoder', 'diagnostics_channel']) {
+    try {
+      require(`node:${name}`);
+    } catch {
+      /* not in this node version: fine */
+    }
+  }
+}
+
+function cacheKey(file: string): string {
+  const s = statSync(file);
+  return createHash('sha256').update(`${file}\0${s.size}\0${s.mtimeMs}\0${process.version}\0${process.arch}`).digest('hex').slice(0, 32);
+}
+
+/** Runs `file` as the main module, as `node file` would, compiling it with a code cache when there is one. */
+function runMain(file: string, cacheDir: string | undefined): void {
+  const M = Module as unknown as ModuleInternals & typeof Module;
+  const source = readFileSync(file, 'utf8').replace(/^#!.*/, '');
+  const cacheFile = cacheDir ? path.join(cacheDir, `${cacheKey(file)}.v8cache`) : undefined;
+  let cachedData: Buffer | undefined;
+  if (cacheFile) {
+    try {
+      cachedData = readFileSync(cacheFile);
+    } catch {
+      cachedData = undefined;
+    }
+  }
+  const importModuleDynamically = (vm as unknown as { constants?: { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } }).constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+  const script = new vm.Script(M.wrap(source), {
+    filename: file,
+    cachedData,
+    ...(importModuleDynamically ? { importModuleDynamically: importModuleDynamically as never } : {}),
+  });
+
+  const mod = new Module(file) as Module & { filename: string; paths: string[]; loaded: boolean; id: string };
+  mod.filename = file;
+  mod.id = '.';
+  mod.paths = M._nodeModulePaths(path.dirname(file));
+  M._cache[file] = mod;
+  (process as unknown as { mainModule: unknown }).mainModule = mod;
+  const localRequire = ((id: string) => mod.require(id)) as NodeJS.Require;
+  Object.assign(localRequire, {
+    resolve: Object.assign((request: string, options?: unknown) => M._resolveFilename(request, mod, false, options), { paths: () => mod.paths }),
+    main: mod,
+    cache: M._cache,
+    extensions: M._extensions,
+  });
+
+  const wrapper = script.runInThisContext({ displayErrors: true }) as (...args: unknown[]) => void;
+  wrapper.call(mod.exports, mod.exports, localRequire, mod, file, path.dirname(file));
+  mod.loaded = true;
+
+  if (cacheFile && (!cachedData || script.cachedDataRejected)) {
+    // After start-up, so the cache also holds the functions that ran (lazily compiled ones included).
+    setTimeout(() => {
+      try {
+        mkdirSync(path.dirname(cacheFile), { recursive: true });
+        const tmp = `${cacheFile}.${process.pid}.tmp`;
+        writeFileSync(tmp, script.createCachedData());
+        renameSync(tmp, cacheFile);
+      } catch {
+        /* a cache is an optimization */
+      }
+    }, 3000).unref();
+  }
+}
+
+async function main(): Promise<void> {
+  process.title = 'ferry-standby-replica';
+  preloadBuiltins();
+  const command = await readCommand();
+  if (!command) process.exit(0);
+  process.chdir(command.cwd);
+  for (const name of Object.keys(process.env)) delete process.env[name];
+  Object.assign(process.env, command.env);
+  (Module as unknown as ModuleInternals)._initPaths(); // NODE_PATH of the replica's environment
+  process.argv = [process.execPath, command.script, ...command.args];
+  // What `ps` shows: the same command line as a replica started directly (the gateway reserved room).
+  process.title = process.argv.join(' ');
+  process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} runs ${command.script}\n`);
+  runMain(command.script, command.cacheDir);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${new Date().toISOString()} ferry standby launcher: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
