@@ -354,18 +354,18 @@ export class FerryClient {
 
 /**
  * The optimize stage without the workflow (what `ferry optimize` runs): analysis, recommendations and every
- * candidate measured against the original, with candidate models written to `workDir`. Needs no Ferry services.
+ * candidate measured against the original, with candidate models written to `opts.workDir`. Needs no Ferry
+ * services. The engine runs in a child process, so this process stays responsive (progress bars).
  */
 export async function optimizeModelFile(
   filePath: string,
-  opts: Omit<import('../lib/optimize/engine').EngineOptions, 'model'>,
+  opts: import('../lib/optimize/engineProcess').EngineChildOptions & { onProgress?: (p: import('../lib/optimize/engine').EngineProgress) => void },
 ): Promise<import('../lib/optimize/engine').EngineResult> {
-  const { readFile } = await import('node:fs/promises');
-  const bytes = await readFile(filePath).catch(() => {
-    throw new FerryError(`model file ${filePath} cannot be read`);
-  });
-  const { runOptimizationEngine } = await import('../lib/optimize/engine');
-  return runOptimizationEngine({ ...opts, model: new Uint8Array(bytes) });
+  const info = await stat(filePath).catch(() => undefined);
+  if (!info?.isFile()) throw new FerryError(`model file ${filePath} cannot be read`);
+  const { runOptimizationEngineInChild } = await import('../lib/optimize/engineProcess');
+  const { onProgress, ...rest } = opts;
+  return runOptimizationEngineInChild(filePath, rest, onProgress);
 }
 
 export async function sha256OfFile(filePath: string): Promise<string> {

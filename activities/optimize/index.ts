@@ -11,7 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { getPool } from '../../lib/db/pool';
-import { runOptimizationEngine, type EngineProgress } from '../../lib/optimize/engine';
+import type { EngineProgress } from '../../lib/optimize/engine';
+import { runOptimizationEngineInChild } from '../../lib/optimize/engineProcess';
 import { plansFromTable, benchmarkReportFor } from '../../lib/optimize/plans';
 import { recordOptimizationChoice as storeChoice, recordOptimizationTable } from '../../lib/optimize/results';
 import { objectKeys } from '../../lib/store/objectStore';
@@ -51,27 +52,37 @@ export async function measureOptimizationCandidates(input: {
     const src = path.join(dir, 'original.onnx');
     heartbeat({ step: 'downloading model' });
     await store.getFile(input.original.objectKey, src);
-    const model = new Uint8Array(await readFile(src));
 
     // Heartbeat on a timer as well as on progress, so a long transform or measurement never looks like a dead worker.
     let last: EngineProgress = { phase: 'analyze', fraction: 0 };
     const beat = () => heartbeat({ step: describe(last), percent: Math.round(100 * last.fraction) });
     const timer = setInterval(beat, 2000);
+    let lastBeat = 0;
+    const beatSoon = () => {
+      if (Date.now() - lastBeat > 500) {
+        lastBeat = Date.now();
+        beat();
+      }
+    };
     let result;
     try {
       const settings = input.settings ?? {};
-      result = await runOptimizationEngine({
-        model,
-        workDir: path.join(dir, 'candidates'),
-        techniques: settings.techniques,
-        budget: settings.budget,
-        // The worker optimizes on the machine the local target serves from; images stay portable unless told otherwise.
-        target: { threads: os.availableParallelism(), ...settings.target },
-        measure: settings.measureMs ? { measureMs: settings.measureMs } : undefined,
-        onProgress: (p) => {
-          last = p;
+      // In a child process: transforms and onnxruntime runs are synchronous and would stall this worker's event loop.
+      result = await runOptimizationEngineInChild(
+        src,
+        {
+          workDir: path.join(dir, 'candidates'),
+          techniques: settings.techniques,
+          budget: settings.budget,
+          // The worker optimizes on the machine the local target serves from; images stay portable unless told otherwise.
+          target: { threads: os.availableParallelism(), ...settings.target },
+          measure: settings.measureMs ? { measureMs: settings.measureMs } : undefined,
         },
-      });
+        (p) => {
+          last = p;
+          beatSoon();
+        },
+      );
     } catch (err) {
       const message = (err as Error).message;
       // A model that cannot run on generated inputs, or a bad setting, fails the same way on every retry.

@@ -13,11 +13,26 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 10px
 .stages{display:flex;gap:8px}.stage{flex:1;padding:8px;border-radius:4px;background:#eef0f3;text-align:center}
 .done{background:#d7f5dd}.running{background:#fff3c4}.failed{background:#ffd9d6}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:16px}svg{width:100%;height:160px;background:#fff}
+.bars{display:grid;grid-template-columns:1fr 1fr;gap:16px;margin:8px 0}.bar{display:flex;align-items:center;gap:6px;margin:3px 0;font-size:12px}
+.bar span.l{width:210px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.bar div{height:12px;border-radius:2px}.rej{color:#999}.opt td,.opt th{font-size:12px;white-space:nowrap;padding:4px 6px}.opt td.w{white-space:normal;min-width:120px}.na{color:#777;font-size:12px}
 button{padding:4px 10px;cursor:pointer}code{background:#eef0f3;padding:1px 4px;border-radius:3px}.err{color:#b00}`;
 
 const helpers = `
 const esc=s=>String(s??'').replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
 async function getJson(u,o){const r=await fetch(u,o);const b=await r.json();if(!r.ok)throw new Error(b.error||r.statusText);return b}
+function fmtB(n){return n<1024?n+' B':n<1048576?(n/1024).toFixed(1)+' KiB':(n/1048576).toFixed(2)+' MiB'}
+function fmtMs(ms){return ms<1?(ms*1000).toFixed(0)+' µs':ms.toFixed(2)+' ms'}
+function bars(title,rows,value,fmt,color){const max=Math.max(...rows.map(value),1e-12);
+  return '<div><b>'+title+'</b>'+rows.map(r=>'<div class="bar"><span class="l'+(r.withinBudget?'':' rej')+'">'+esc(r.id)+'</span><div style="width:'+(200*value(r)/max).toFixed(1)+'px;background:'+(r.withinBudget?color:'#ccc')+'"></div><span>'+fmt(value(r))+'</span></div>').join('')+'</div>'}
+function optimizationCard(s){const t=s.optimization,waiting=s.phase==='awaiting-approval',chosen=s.chosenPlan&&s.chosenPlan.plan;
+  const m=t.candidates.filter(c=>c.state==='measured'),na=t.candidates.filter(c=>c.state!=='measured');
+  let h='<div class="card"><b>Optimization plans</b> — every candidate measured against the original in one run'+(waiting?'; waiting for approval until '+esc(s.approvalDeadline):'')+
+  '<div class="bars">'+bars('p50 latency, batch 1',m,r=>r.row.batch1.p50Ms,fmtMs,'#2a6fdb')+bars('size on disk',m,r=>r.row.sizeBytes,fmtB,'#1a9850')+'</div>'+
+  '<table class="opt"><tr><th>candidate</th><th></th><th>size</th><th>gzip</th><th>load</th><th>p50 b1</th><th>p95 b1</th><th>p50 large batch</th><th>peak RSS</th><th>cosine</th><th>top-1</th><th>$/1M</th><th></th></tr>'+
+  m.map(c=>{const r=c.row,lb=r.largeBatch;return '<tr'+(c.withinBudget?'':' class="rej"')+'><td>'+(c.id===t.best?'★ ':'')+'<code>'+esc(c.id)+'</code></td><td class="w">'+esc(c.title)+'</td><td>'+fmtB(r.sizeBytes)+' ('+r.vsOriginal.sizeRatio.toFixed(2)+'x)</td><td>'+fmtB(r.gzipBytes)+'</td><td>'+r.loadMs.toFixed(1)+' ms</td><td>'+fmtMs(r.batch1.p50Ms)+' ('+r.vsOriginal.speedupP50.toFixed(2)+'x)</td><td>'+fmtMs(r.batch1.p95Ms)+'</td><td>'+(lb?fmtMs(lb.p50Ms)+' @'+lb.batchSize:'-')+'</td><td>'+fmtB(r.peakRssBytes)+'</td><td>'+r.agreement.cosine.toFixed(5)+'</td><td>'+(r.agreement.top1==null?'-':r.agreement.top1.toFixed(3))+'</td><td>'+r.costPerMillionUsd.toPrecision(3)+'</td><td>'+
+  (!c.withinBudget?'<span class="w" title="'+esc(c.rejection)+'">rejected: '+esc(String(c.rejection||'').replace('outside the accuracy budget: ','')).replace(/, /g,'<br>')+'</span>':waiting?'<button onclick="approve(\\''+c.id+'\\')">Approve</button>':chosen===c.id?'chosen ('+esc(s.chosenPlan.source)+')':'')+'</td></tr>'}).join('')+'</table>'+
+  na.map(c=>'<div class="na"><code>'+esc(c.id)+'</code> '+(c.state==='not-applicable'?'not applicable':'failed')+': '+esc(c.reason)+'</div>').join('')+
+  '<p class="na">budget: cosine ≥ '+t.budget.minCosine+', top-1 ≥ '+t.budget.minTop1+' · ★ = best within the budget · '+esc(t.score)+'</p></div>';return h}
 function chart(title,points,series){
   const W=500,H=160,P=30;const xs=points.map(p=>Date.parse(p.collectedAt));
   const vals=series.flatMap(s=>points.map(p=>p[s.key]).filter(v=>v!=null));
@@ -62,7 +77,7 @@ async function load(){try{const v=await getJson('/api/deployments/'+encodeURICom
 document.getElementById('title').textContent=s.deploymentId+' — '+s.phase;
 let h='<div class="card"><div class="stages">'+s.stages.map(st=>'<div class="stage '+st.state+'"><b>'+st.stage+'</b><br><small>'+esc(st.detail||st.state)+'</small></div>').join('')+'</div></div>';
 if(s.error)h+='<div class="card err">'+esc(s.error)+'</div>';
-if(s.plans){h+='<div class="card"><b>Optimization plans</b>'+(s.phase==='awaiting-approval'?' — waiting for approval until '+esc(s.approvalDeadline):'')+'<table>'+
+if(s.optimization){h+=optimizationCard(s)}else if(s.plans){h+='<div class="card"><b>Optimization plans</b>'+(s.phase==='awaiting-approval'?' — waiting for approval until '+esc(s.approvalDeadline):'')+'<table>'+
 s.plans.map(p=>'<tr><td>'+(p.id===s.defaultPlan?'★ ':'')+'<code>'+esc(p.id)+'</code></td><td>'+esc(p.title)+'</td><td>'+esc(p.expectedEffect)+'</td><td>'+
 (s.phase==='awaiting-approval'?'<button onclick="approve(\\''+p.id+'\\')">Approve</button>':(s.chosenPlan&&s.chosenPlan.plan===p.id?'chosen ('+esc(s.chosenPlan.source)+')':''))+'</td></tr>').join('')+'</table></div>'}
 if(s.benchmark){const b=s.benchmark;h+='<div class="card"><b>Benchmark</b> ('+esc(b.plan)+' vs original, batch '+b.batchSize+')<table><tr><th></th><th>size</th><th>p50 ms</th><th>p95 ms</th></tr>'+
