@@ -93,14 +93,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const deployment = m.get(id);
     if (!deployment) return sendJson(res, 404, { error: `no deployment "${id}" on this gateway` });
     const started = performance.now();
-    const revision = deployment.route(req.headers);
+    let revision = deployment.route(req.headers);
     deployment.touch();
 
     let replica = revision.pick();
     if (!replica) {
       const clientGone = new Promise<void>((resolve) => res.once('close', resolve));
       const held = await deployment.hold(revision, holdTimeoutMs, clientGone);
-      if (!('pid' in held)) {
+      if ('reason' in held) {
         if (held.reason === 'client_gone') return;
         m.metrics.unavailable.labels(id, held.reason).inc();
         m.metrics.requests.labels(id, revision.name, '503').inc();
@@ -112,7 +112,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           { 'retry-after': String(retryAfter), 'x-ferry-revision': revision.name },
         );
       }
-      replica = held;
+      ({ replica, set: revision } = held);
     }
     let status: number | undefined;
     try {

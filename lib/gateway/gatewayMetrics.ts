@@ -157,7 +157,7 @@ export class GatewayMetrics {
   );
   readonly unavailable = new Counter(
     'ferry_gateway_unavailable_total',
-    'Requests answered 503 by the gateway, by reason (hold_timeout, wake_failed, no_replica).',
+    'Requests answered 503 by the gateway, by reason (hold_timeout: not ready within the hold timeout; wake_failed: replicas could not start).',
     ['deployment', 'reason'],
   );
   readonly held = new Counter('ferry_gateway_held_requests_total', 'Requests held until a replica of their revision was ready.', ['deployment', 'revision']);

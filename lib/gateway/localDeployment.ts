@@ -224,6 +224,7 @@ export class LocalDeployment {
       this.syncAutoscaler(set, a);
       next.set(spec.name, set);
     }
+    for (const [name, dropped] of this.revisions) if (next.get(name) !== dropped) dropped.notifyReady(); // held requests move on
     this.revisions = next;
     this.reindex();
   }
@@ -268,24 +269,34 @@ export class LocalDeployment {
 
   /**
    * Holds a request until `set` has a ready replica (waking the deployment from zero if needed), then
-   * returns that replica already counted as in flight; or why not, after `timeoutMs`.
+   * returns that replica, already counted as in flight on the set returned with it; or why not, after
+   * `timeoutMs`. If the revision is removed meanwhile, the request moves to the first revision.
    */
-  async hold(set: RevisionSet, timeoutMs: number, clientGone: Promise<void>): Promise<Replica | HoldFailure> {
+  async hold(set: RevisionSet, timeoutMs: number, clientGone: Promise<void>): Promise<{ replica: Replica; set: RevisionSet } | HoldFailure> {
     const started = performance.now();
-    set.held++;
-    set.levelChanged();
+    let current = set;
+    current.held++;
+    current.levelChanged();
     this.ctx.metrics.held.labels(this.id, set.name).inc();
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
     try {
       for (;;) {
-        const replica = set.pick();
-        if (replica) return replica;
-        const capacity = this.ensureCapacity(set, true).then(
+        const live = this.revisions.get(current.name) ?? this.revisions.get(this.record.revisions[0].name)!;
+        if (live !== current) {
+          current.held--;
+          current.levelChanged();
+          current = live;
+          current.held++;
+          current.levelChanged();
+        }
+        const replica = current.pick();
+        if (replica) return { replica, set: current };
+        const capacity = this.ensureCapacity(current, true).then(
           () => 'ok' as const,
           (err: Error) => err,
         );
-        const outcome = await Promise.race([capacity, set.nextReady().then(() => 'ok' as const), timedOut, clientGone.then(() => 'gone' as const)]);
+        const outcome = await Promise.race([capacity, current.nextReady().then(() => 'ok' as const), timedOut, clientGone.then(() => 'gone' as const)]);
         if (outcome === 'timeout') {
           return { reason: 'hold_timeout', message: `deployment "${this.id}" is waking up and was not ready within ${timeoutMs} ms; retry shortly` };
         }
@@ -295,8 +306,8 @@ export class LocalDeployment {
       }
     } finally {
       clearTimeout(timer);
-      set.held--;
-      set.levelChanged();
+      current.held--;
+      current.levelChanged();
       this.ctx.metrics.holdDuration.labels(this.id).observe((performance.now() - started) / 1000);
     }
   }
