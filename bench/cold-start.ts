@@ -1,0 +1,262 @@
+/**
+ * Cold start: a request to a deployment scaled to zero, until its response, for a ~10 MB model
+ * (lib/onnx's exampleModelSpec(10)); baseline from the same run: the same request to the warm
+ * deployment. Target (issue 4): ≤ 300 ms.
+ *
+ *   npx tsx bench/cold-start.ts [--runs 7] [--size-mb 10] [--no-image] [--no-breakdown]
+ *
+ * 1. End to end through the gateway (in this process), the deployment served from a model dir:
+ *    with the gateway's standby process (the default) and without it.
+ * 2. The same for a model image pulled from the registry (skipped when the registry is not running).
+ * 3. Where the time goes: replica start-up until ready, launched the ways the gateway could launch
+ *    it (the repo's TypeScript through tsx, as the gateway used to for model dirs; the esbuild bundle;
+ *    the standby process), with the readiness polling the gateway used to do (20 ms doubling up to
+ *    200 ms) and with the current 5 ms polling.
+ * Every figure is a median over --runs with (min–max): the machine is shared, read the spread.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { startGateway, type Gateway } from '../lib/gateway';
+import { launchPlanForModelDir, type LaunchPlan } from '../lib/gateway/launchPlan';
+import { probeReady, readProcStartTicks, spawnReplica, standbyBootEnv, waitUntilReady, type Replica } from '../lib/gateway/replicaProcess';
+import { StandbyProcess } from '../lib/gateway/standbyProcess';
+import { exampleModelSpec, generateMlpModel } from '../lib/onnx/generate';
+
+const repoRoot = path.resolve(__dirname, '..');
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)];
+}
+
+function spread(xs: readonly number[], digits = 0): string {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${median(s).toFixed(digits)} ms (${s[0].toFixed(digits)}–${s[s.length - 1].toFixed(digits)})`;
+}
+
+interface Model {
+  dir: string;
+  name: string;
+  bytes: number;
+  body: string;
+}
+
+async function writeModel(parent: string, sizeMb: number): Promise<Model> {
+  const spec = exampleModelSpec(sizeMb);
+  const bytes = generateMlpModel(spec);
+  const dir = path.join(parent, 'model-dir');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(path.join(dir, spec.name!), { recursive: true });
+  await writeFile(path.join(dir, spec.name!, 'model.onnx'), bytes);
+  await writeFile(path.join(dir, 'ferry-models.json'), JSON.stringify({ models: [{ name: spec.name, version: '1', path: `${spec.name}/model.onnx` }] }));
+  const input = Array.from({ length: spec.inputDim }, (_, i) => ((i * 37) % 100) / 100);
+  const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, spec.inputDim], datatype: 'FP32', data: input }] });
+  return { dir, name: spec.name!, bytes: bytes.length, body };
+}
+
+async function timeRequest(url: string, body: string): Promise<number> {
+  const t0 = performance.now();
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  await res.arrayBuffer();
+  const ms = performance.now() - t0;
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
+  return ms;
+}
+
+interface EndToEnd {
+  cold: number[];
+  wake: number[];
+  warm: number[];
+}
+
+/** Hibernate → one request (cold) → five requests (warm), `runs` times, through one gateway. */
+async function throughGateway(gateway: Gateway, id: string, spec: object, model: Model, runs: number, standby: boolean): Promise<EndToEnd> {
+  const control = async (method: string, route: string, body?: unknown) => {
+    const res = await fetch(`${gateway.url}/_ferry${route}`, { method, ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+    const text = await res.text();
+    const json = (text ? JSON.parse(text) : {}) as any;
+    if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const status = await control('PUT', `/deployments/${id}`, spec);
+  const url = `${status.endpoint}/v2/models/${model.name}/infer`;
+  for (let i = 0; i < 3; i++) await timeRequest(url, model.body);
+  const out: EndToEnd = { cold: [], wake: [], warm: [] };
+  for (let r = 0; r < runs; r++) {
+    await control('POST', `/deployments/${id}/hibernate`);
+    // Let the standby process be replaced (it is refilled 1.5 s after use) and the machine settle.
+    await sleep(standby ? 2500 : 1000);
+    out.cold.push(await timeRequest(url, model.body));
+    out.wake.push((await control('GET', `/deployments/${id}`)).lastWakeMs);
+    const warm: number[] = [];
+    for (let i = 0; i < 5; i++) warm.push(await timeRequest(url, model.body));
+    out.warm.push(median(warm));
+  }
+  await control('DELETE', `/deployments/${id}`);
+  return out;
+}
+
+function report(label: string, e: EndToEnd): void {
+  console.log(`  ${label}`);
+  console.log(`    cold: request to a scaled-to-zero deployment → response   ${spread(e.cold)}   ${median(e.cold) <= 300 ? '(target ≤ 300 ms: met)' : '(target ≤ 300 ms: NOT met)'}`);
+  console.log(`      of which the wake (gateway's lastWakeMs: first replica ready)  ${spread(e.wake)}`);
+  console.log(`    baseline: the same request to the warm deployment               ${spread(e.warm, 1)}`);
+  console.log(`    ratio cold / warm: ${(median(e.cold) / median(e.warm)).toFixed(0)}x`);
+}
+
+/** The gateway's readiness polling before this change: 20 ms, doubling up to 200 ms. */
+async function waitReadyOldPolling(replica: Replica, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 20;
+  while (Date.now() < deadline) {
+    if (replica.exited) throw new Error(`replica exited: ${replica.logTail()}`);
+    if (await probeReady(replica.port, 1000)) return;
+    await sleep(delay);
+    delay = Math.min(delay * 2, 200);
+  }
+  throw new Error('not ready');
+}
+
+interface Launch {
+  label: string;
+  plan: LaunchPlan;
+  standby: boolean;
+  polling: 'old' | 'new';
+}
+
+/** Replica start → ready, and its first inference, launched directly with the gateway's functions. */
+async function breakdown(stateDir: string, model: Model, runs: number): Promise<void> {
+  const bundlePlan = await launchPlanForModelDir(model.dir, stateDir);
+  if (bundlePlan.args[0].includes('tsx')) throw new Error('the server bundle could not be built');
+  const tsxPlan: LaunchPlan = {
+    ...bundlePlan,
+    args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')],
+    env: { FERRY_MODEL_DIR: model.dir },
+  };
+  const launches: Launch[] = [
+    { label: 'tsx (TypeScript loaded at start), old polling', plan: tsxPlan, standby: false, polling: 'old' },
+    { label: 'bundle (plain node), old polling', plan: bundlePlan, standby: false, polling: 'old' },
+    { label: 'bundle, 5 ms polling', plan: bundlePlan, standby: false, polling: 'new' },
+    { label: 'standby process + code cache, 5 ms polling', plan: bundlePlan, standby: true, polling: 'new' },
+  ];
+  const standby = new StandbyProcess(stateDir, standbyBootEnv, readProcStartTicks, log);
+  const logDir = path.join(stateDir, 'bench-logs');
+  const ready: Record<string, number[]> = {};
+  const first: Record<string, number[]> = {};
+  try {
+    for (let r = 0; r < runs; r++) {
+      for (const l of launches) {
+        if (l.standby) {
+          standby.fill();
+          const deadline = Date.now() + 10_000;
+          while (!standby.waiting && Date.now() < deadline) await sleep(20);
+          await sleep(300); // booted and waiting on stdin
+        } else {
+          await sleep(300);
+        }
+        const t0 = performance.now();
+        const replica = await spawnReplica(l.plan, logDir, 'bench', l.standby ? standby : undefined);
+        if (l.standby && !replica.prestarted) throw new Error('the standby process was not used');
+        await (l.polling === 'old' ? waitReadyOldPolling(replica, 30_000) : waitUntilReady(replica, 30_000));
+        const t1 = performance.now();
+        await timeRequest(`http://127.0.0.1:${replica.port}/v2/models/${model.name}/infer`, model.body);
+        const t2 = performance.now();
+        (ready[l.label] ??= []).push(t1 - t0);
+        (first[l.label] ??= []).push(t2 - t1);
+        await replica.stop(5000);
+      }
+    }
+  } finally {
+    await standby.close();
+  }
+  console.log('  where the time goes: one replica started directly (no gateway), start → ready; then its first request');
+  for (const l of launches) {
+    console.log(`    ${l.label.padEnd(46)} ready ${spread(ready[l.label]).padEnd(22)} first request ${spread(first[l.label], 1)}`);
+  }
+  const boots: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    execFileSync(process.execPath, ['-e', '0']);
+    boots.push(performance.now() - t0);
+  }
+  console.log(`    for scale: \`node -e 0\` (start and exit an empty node) ${spread(boots)}`);
+}
+
+async function registryAnswers(url: string): Promise<boolean> {
+  try {
+    return (await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) })).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: 'string', default: '7' },
+      'size-mb': { type: 'string', default: '10' },
+      'no-image': { type: 'boolean', default: false },
+      'no-breakdown': { type: 'boolean', default: false },
+    },
+  });
+  const runs = Number(values.runs);
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-cold-'));
+  try {
+    const model = await writeModel(tmp, Number(values['size-mb']));
+    console.log(`cold start, ${(model.bytes / 1e6).toFixed(1)} MB MLP (exampleModelSpec(${values['size-mb']})), ${runs} runs each, median (min–max)`);
+    console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (shared)`);
+
+    for (const standby of [true, false]) {
+      log(`model dir through the gateway, standby ${standby ? 'on' : 'off'} …`);
+      const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, `gw-dir-${standby}`), standby, log: () => {} });
+      try {
+        await sleep(1500); // the standby process is started in the background
+        const e = await throughGateway(gateway, 'cold', { model: model.name, replicas: 1, modelDir: model.dir }, model, runs, standby);
+        report(`model dir deployment, gateway ${standby ? 'with its standby process (default)' : 'without a standby process'}`, e);
+      } finally {
+        await gateway.close({ stopReplicas: true });
+      }
+    }
+
+    if (!values['no-image']) {
+      const { loadConfig } = await import('../lib/config');
+      const registry = loadConfig().registry.url;
+      if (!(await registryAnswers(registry))) {
+        console.log(`  image deployment: skipped (no registry at ${registry}; bash infra/stack.sh start)`);
+      } else {
+        log('image: building and pushing …');
+        const { buildModelImage, pushImage } = await import('../lib/image/modelImage');
+        const image = await buildModelImage({ models: [{ name: model.name, version: '1', onnxPath: path.join(model.dir, model.name, 'model.onnx') }], blobDir: path.join(tmp, 'blobs') });
+        const pushed = await pushImage(image, registry, `ferry-bench/cold-start-${process.pid}`, 'v1');
+        const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, 'gw-image'), log: () => {} });
+        try {
+          await sleep(1500);
+          const spec = { model: model.name, replicas: 1, image: { registry, repository: `ferry-bench/cold-start-${process.pid}`, reference: pushed.digest } };
+          report('image deployment (pulled and unpacked once; wakes from the unpacked rootfs), standby on', await throughGateway(gateway, 'cold-image', spec, model, runs, true));
+        } finally {
+          await gateway.close({ stopReplicas: true });
+        }
+      }
+    }
+
+    if (!values['no-breakdown']) {
+      log('breakdown …');
+      await breakdown(path.join(tmp, 'breakdown'), model, runs);
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+});

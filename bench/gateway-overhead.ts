@@ -1,0 +1,117 @@
+/**
+ * What the gateway adds: latency and throughput of inference requests through the gateway against
+ * the same requests sent straight to the replica it routes to (same process, same model, same body),
+ * measured in the same run. (bench/serving-overhead.ts compares the server with onnxruntime in-process.)
+ *
+ *   npx tsx bench/gateway-overhead.ts [--runs 3] [--seconds 5] [--connections 16]
+ *
+ * Three ways to the same replica, interleaved round by round:
+ *   direct           wrk → replica
+ *   gateway          wrk → gateway → replica (one revision, fixed replica count)
+ *   gateway, routed  a second deployment of the same model (its own replica) with autoscaling
+ *                    bookkeeping on (min = max = 1) and a header rule evaluated on every request
+ * Latency: 1 connection, one request at a time (wrk p50/p99). Throughput: --connections closed-loop
+ * connections. Load from wrk on 127.0.0.1; the gateway runs in this process, the replica in its own.
+ * Every figure is the median of --runs rounds with (min–max): the machine is shared.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { startGateway } from '../lib/gateway';
+import { generateMlpModel } from '../lib/onnx/generate';
+import { ensureWrk, log, machineLine, median, runWrk, spread, writeServingDir, type LoadResult } from './servingLoad';
+
+type Way = 'direct' | 'gateway' | 'routed';
+const WAYS: Way[] = ['direct', 'gateway', 'routed'];
+const LABEL: Record<Way, string> = { direct: 'direct to the replica', gateway: 'through the gateway', routed: 'gateway, autoscaler + header rule' };
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, connections: { type: 'string', default: '16' } },
+  });
+  const runs = Number(values.runs);
+  const seconds = Number(values.seconds);
+  const connections = Number(values.connections);
+  ensureWrk();
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-gateway-'));
+  const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, 'state'), log: () => {} });
+  try {
+    const spec = { inputDim: 64, hiddenDims: [256, 256], outputDim: 10, seed: 3 };
+    const modelDir = await writeServingDir(path.join(tmp, 'model'), 'm', generateMlpModel(spec));
+    const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 64], datatype: 'FP32', data: Array.from({ length: 64 }, (_, i) => (i % 7) / 7) }] });
+    const put = async (id: string, extra: object) => {
+      const res = await fetch(`${gateway.url}/_ferry/deployments/${id}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', replicas: 1, modelDir, ...extra }),
+      });
+      const status = (await res.json()) as any;
+      if (!res.ok) throw new Error(`deploy ${id}: ${res.status} ${JSON.stringify(status)}`);
+      return status;
+    };
+    const plain = await put('plain', {});
+    const routed = await put('routed', {
+      autoscaling: { minReplicas: 1, maxReplicas: 1, targetInFlight: 4, stableWindowMs: 10_000, panicWindowMs: 1000 },
+    });
+    // A header rule on the routed deployment (its only revision is "default"): evaluated, never matching.
+    await fetch(`${gateway.url}/_ferry/deployments/routed/traffic`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ split: { default: 100 }, rules: [{ header: 'x-user-group', value: 'beta', revision: 'default' }] }),
+    });
+    const urls: Record<Way, string> = {
+      direct: `http://127.0.0.1:${plain.replicas[0].port}/v2/models/m/infer`,
+      gateway: `${plain.endpoint}/v2/models/m/infer`,
+      routed: `${routed.endpoint}/v2/models/m/infer`,
+    };
+    for (const url of Object.values(urls)) {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      if (res.status !== 200) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+    }
+    // Warm both replicas and the gateway's connection pool.
+    for (const w of WAYS) await runWrk({ url: urls[w], body, connections: 4, seconds: 1 });
+
+    const latency: Record<Way, LoadResult[]> = { direct: [], gateway: [], routed: [] };
+    const load: Record<Way, LoadResult[]> = { direct: [], gateway: [], routed: [] };
+    for (let r = 0; r < runs; r++) {
+      for (const w of WAYS) {
+        log(`round ${r + 1}/${runs}: ${w}, latency (1 connection)`);
+        latency[w].push(await runWrk({ url: urls[w], body, connections: 1, seconds }));
+        await sleep(200);
+      }
+      for (const w of WAYS) {
+        log(`round ${r + 1}/${runs}: ${w}, throughput (${connections} connections)`);
+        load[w].push(await runWrk({ url: urls[w], body, connections, seconds }));
+        await sleep(200);
+      }
+    }
+    const errors = WAYS.reduce((a, w) => a + latency[w].reduce((b, x) => b + x.errors, 0) + load[w].reduce((b, x) => b + x.errors, 0), 0);
+    const say = (s: string) => console.log(s);
+    say(`gateway overhead: ${spec.inputDim}→${spec.hiddenDims.join('→')}→${spec.outputDim} MLP, ${runs} rounds × ${seconds} s, median (min–max)`);
+    say(machineLine());
+    say(`errors (non-2xx + socket): ${errors}`);
+    say('latency, 1 connection              p50                        p99');
+    for (const w of WAYS) say(`  ${LABEL[w].padEnd(34)}${spread(latency[w].map((x) => x.p50Ms), 3, ' ms').padEnd(27)}${spread(latency[w].map((x) => x.p99Ms), 3, ' ms')}`);
+    for (const w of ['gateway', 'routed'] as const) {
+      const added = latency[w].map((x, i) => x.p50Ms - latency.direct[i].p50Ms);
+      const added99 = latency[w].map((x, i) => x.p99Ms - latency.direct[i].p99Ms);
+      say(`  added by ${LABEL[w]}: p50 ${spread(added, 3, ' ms')}, p99 ${spread(added99, 3, ' ms')}`);
+    }
+    say(`throughput, ${connections} connections         requests/s                 vs direct`);
+    for (const w of WAYS) {
+      const ratio = load[w].map((x, i) => x.requestsPerSecond / load.direct[i].requestsPerSecond);
+      say(`  ${LABEL[w].padEnd(34)}${spread(load[w].map((x) => x.requestsPerSecond), 0).padEnd(27)}${w === 'direct' ? '1.00' : spread(ratio, 2)}`);
+    }
+    say(`  p50 under load: ${WAYS.map((w) => `${w} ${median(load[w].map((x) => x.p50Ms)).toFixed(2)} ms`).join(', ')}`);
+  } finally {
+    await gateway.close({ stopReplicas: true });
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+});
