@@ -12,8 +12,8 @@
  *   DELETE /_ferry/deployments/{id}              → 204, whether or not it existed (idempotent)
  *   POST   /_ferry/deployments/{id}/hibernate    → status
  *   POST   /_ferry/deployments/{id}/wake         → status once a replica is ready
- *   GET    /_ferry/deployments/{id}/metrics      → Prometheus text of all live replicas (label replica="<pid>")
- *          ...?format=json                       → {"id", "replicas": [{pid, port, metricsText}]}
+ *   GET    /_ferry/deployments/{id}/metrics      → Prometheus text of all live replicas (labels replica="<pid>", revision)
+ *          ...?format=json                       → {"id", "replicas": [{pid, port, revision, metricsText}]}
  * Errors are {"error": "..."}: 400 bad spec, 404 unknown deployment, 500 could not run it (with the log tail).
  */
 import type * as http from 'node:http';
@@ -88,9 +88,9 @@ async function sendMetrics(manager: DeploymentManager, id: string, asJson: boole
     d.status().replicas.filter((r) => r.ready).map(async (r) => {
       try {
         const response = await fetch(`http://127.0.0.1:${r.port}/metrics`, { signal: AbortSignal.timeout(2000) });
-        return { pid: r.pid, port: r.port, metricsText: await response.text() };
+        return { pid: r.pid, port: r.port, revision: r.revision, metricsText: await response.text() };
       } catch (err) {
-        return { pid: r.pid, port: r.port, metricsText: '', error: (err as Error).message };
+        return { pid: r.pid, port: r.port, revision: r.revision, metricsText: '', error: (err as Error).message };
       }
     }),
   );

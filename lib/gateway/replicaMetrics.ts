@@ -1,11 +1,13 @@
 /**
  * A deployment's metrics: every replica's Prometheus exposition merged into one valid exposition,
- * each sample labelled `replica="<pid>"` and each metric family's HELP/TYPE written once, so sums
- * and histogram quantiles over replicas work as they would in Prometheus.
+ * each sample labelled `replica="<pid>"` (and `revision="<name>"` when known) and each metric family's
+ * HELP/TYPE written once, so sums and histogram quantiles over replicas — or per revision, to compare
+ * a canary with the rest — work as they would in Prometheus.
  */
 
 export interface ReplicaMetricsText {
   pid: number;
+  revision?: string;
   metricsText: string;
 }
 
@@ -22,7 +24,7 @@ export function mergeReplicaMetrics(replicas: ReplicaMetricsText[]): string {
     if (!f) families.set(name, (f = { meta: [], metaKinds: new Set(), samples: [] }));
     return f;
   };
-  for (const { pid, metricsText } of replicas) {
+  for (const { pid, revision, metricsText } of replicas) {
     let current = familyFor('');
     for (const raw of metricsText.split('\n')) {
       const line = raw.trim();
@@ -38,7 +40,7 @@ export function mergeReplicaMetrics(replicas: ReplicaMetricsText[]): string {
         continue;
       }
       if (line.startsWith('#')) continue;
-      current.samples.push(withReplicaLabel(line, pid));
+      current.samples.push(withReplicaLabel(line, pid, revision));
     }
   }
   let out = '';
@@ -49,8 +51,8 @@ export function mergeReplicaMetrics(replicas: ReplicaMetricsText[]): string {
   return out;
 }
 
-function withReplicaLabel(sample: string, pid: number): string {
-  const label = `replica="${pid}"`;
+function withReplicaLabel(sample: string, pid: number, revision: string | undefined): string {
+  const label = revision === undefined ? `replica="${pid}"` : `replica="${pid}",revision="${revision.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`;
   const brace = sample.indexOf('{');
   const space = sample.search(/\s/);
   if (brace !== -1 && (space === -1 || brace < space)) {

@@ -201,7 +201,7 @@ export interface DeploymentTarget {
   destroy(id: string): Promise<void>;
   /**
    * Prometheus text exposition of every live replica's metrics, each sample labelled
-   * `replica="<pid>"` (empty while hibernated). Replica counters restart with each replica.
+   * `replica="<pid>"` and `revision="<name>"` (empty while hibernated). Replica counters restart with each replica.
    */
   metrics(id: string): Promise<string>;
 }

@@ -85,8 +85,8 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
     const text = await res.text();
     assert.equal(text.match(/^# TYPE ferry_inference_requests_total counter$/gm)?.length, 1, 'one TYPE line per family');
     for (const r of status.replicas) {
-      assert.match(text, new RegExp(`^ferry_inference_requests_total\\{replica="${r.pid}",model="mlp",version="1"\\} \\d+$`, 'm'));
-      assert.match(text, new RegExp(`^ferry_inference_request_duration_seconds_bucket\\{replica="${r.pid}",model="mlp",version="1",le="0.0001"\\} \\d+$`, 'm'));
+      assert.match(text, new RegExp(`^ferry_inference_requests_total\\{replica="${r.pid}",revision="default",model="mlp",version="1"\\} \\d+$`, 'm'));
+      assert.match(text, new RegExp(`^ferry_inference_request_duration_seconds_bucket\\{replica="${r.pid}",revision="default",model="mlp",version="1",le="0.0001"\\} \\d+$`, 'm'));
     }
     const total = [...text.matchAll(/^ferry_inference_requests_total\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
     assert.ok(total >= 2, `requests counted across replicas: ${total}`);

@@ -58,7 +58,7 @@ test('deploys a pushed model image and serves it through the gateway', { timeout
     assert.deepEqual(res.json.outputs[0].data, await directOutput(MLP_V1));
     const meta = await (await fetch(`${status.endpoint}/v2/models/mlp`)).json() as any;
     assert.deepEqual(meta.inputs, [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }]);
-    assert.match(await target.metrics('img'), /ferry_inference_requests_total\{replica="\d+",model="mlp",version="1"\} 1/);
+    assert.match(await target.metrics('img'), /ferry_inference_requests_total\{replica="\d+",revision="default",model="mlp",version="1"\} 1/);
 
     // Same spec again: no re-pull, no new replica.
     const again = await target.apply({ id: 'img', model: 'mlp', replicas: 1, image: { registry, repository, reference: pushed.digest } });

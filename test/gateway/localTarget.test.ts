@@ -27,7 +27,7 @@ test('LocalTarget drives the whole lifecycle through the control API', async () 
 
   assert.deepEqual((await target.list()).map((d) => d.id), ['lt']);
   const metrics = await target.metrics('lt');
-  assert.match(metrics, /^ferry_inference_requests_total\{replica="\d+",model="mlp",version="1"\} 1$/m);
+  assert.match(metrics, /^ferry_inference_requests_total\{replica="\d+",revision="default",model="mlp",version="1"\} 1$/m);
 
   const scaled = await target.scale('lt', 2);
   assert.equal(scaled.replicas.length, 2);

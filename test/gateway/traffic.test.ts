@@ -83,6 +83,12 @@ describe('traffic splits between revisions', () => {
     assert.ok(Math.abs(canary - outcomes.length * 0.1) <= 4 * sd, `${canary} of ${outcomes.length} went to the canary`);
     const m = await gatewayMetrics(fx.gateway.url);
     assert.equal(m.value('ferry_gateway_requests_total', { deployment: id, revision: 'canary', code: '200' }), canary);
+    // The replicas' own metrics carry the revision too: a canary's latency and errors can be compared.
+    const replicaText = await (await fetch(`${fx.gateway.url}/_ferry/deployments/${id}/metrics`)).text();
+    const served = (rev: string) =>
+      [...replicaText.matchAll(new RegExp(`^ferry_inference_requests_total\\{replica="\\d+",revision="${rev}",model="mlp",version="1"\\} (\\d+)$`, 'gm'))].reduce((a, x) => a + Number(x[1]), 0);
+    assert.equal(served('canary'), canary);
+    assert.equal(served('stable'), outcomes.length - canary);
     assert.equal(m.value('ferry_gateway_traffic_percent', { deployment: id, revision: 'canary' }), 10);
   });
 
