@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import { getPool } from '../../lib/db/pool';
 import type { EngineProgress } from '../../lib/optimize/engine';
 import { runOptimizationEngineInChild } from '../../lib/optimize/engineProcess';
@@ -82,6 +82,8 @@ export async function measureOptimizationCandidates(input: {
           last = p;
           beatSoon();
         },
+        undefined,
+        Context.current().cancellationSignal,
       );
     } catch (err) {
       const message = (err as Error).message;

@@ -39,6 +39,7 @@ export async function runOptimizationEngineInChild(
   opts: EngineChildOptions,
   onProgress?: (p: EngineProgress) => void,
   timeoutMs = 60 * 60_000,
+  signal?: AbortSignal,
 ): Promise<EngineResult> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-engine-'));
   try {
@@ -64,16 +65,21 @@ export async function runOptimizationEngineInChild(
     child.on('message', (msg: { type?: string; progress?: EngineProgress }) => {
       if (msg?.type === 'progress' && msg.progress) onProgress?.(msg.progress);
     });
+    // Cancelled (e.g. the activity was cancelled or timed out): the engine stops, and its measuring child with it.
+    const abort = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', abort, { once: true });
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>((resolve) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         resolve({ code: null, signal: 'SIGKILL', timedOut: true });
       }, timeoutMs);
-      child.once('exit', (code, signal) => {
+      child.once('exit', (code, sig) => {
         clearTimeout(timer);
-        resolve({ code, signal, timedOut: false });
+        resolve({ code, signal: sig, timedOut: false });
       });
     });
+    signal?.removeEventListener('abort', abort);
+    if (signal?.aborted) throw new Error('the optimization was cancelled');
     let outcome: { ok: true; result: EngineResult } | { ok: false; error: string };
     try {
       outcome = JSON.parse(await readFile(resultPath, 'utf8'));
