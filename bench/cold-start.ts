@@ -6,9 +6,10 @@
  *   npx tsx bench/cold-start.ts [--runs 7] [--size-mb 10] [--no-image] [--no-breakdown]
  *
  * 1. End to end through the gateway (in this process), the deployment served from a model dir:
- *    with the gateway's standby process (the default) and without it.
- * 2. The same for a model image pulled from the registry (skipped when the registry is not running).
- * 3. Where the time goes: replica start-up until ready, launched the ways the gateway could launch
+ *    with the gateway's standby process (the default) and without it; and the same for a model image
+ *    pulled from the registry (skipped when the registry is not running). Variants are interleaved
+ *    round by round, so the machine's other load falls on all of them alike.
+ * 2. Where the time goes: replica start-up until ready, launched the ways the gateway could launch
  *    it (the repo's TypeScript through tsx, as the gateway used to for model dirs; the esbuild bundle;
  *    the standby process), with the readiness polling the gateway used to do (20 ms doubling up to
  *    200 ms) and with the current 5 ms polling.
@@ -77,31 +78,40 @@ interface EndToEnd {
   warm: number[];
 }
 
-/** Hibernate → one request (cold) → five requests (warm), `runs` times, through one gateway. */
-async function throughGateway(gateway: Gateway, id: string, spec: object, model: Model, runs: number, standby: boolean): Promise<EndToEnd> {
-  const control = async (method: string, route: string, body?: unknown) => {
-    const res = await fetch(`${gateway.url}/_ferry${route}`, { method, ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
-    const text = await res.text();
-    const json = (text ? JSON.parse(text) : {}) as any;
-    if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
-  const status = await control('PUT', `/deployments/${id}`, spec);
+/** One deployment on one gateway, measured round by round (interleaved with the other variants). */
+interface Variant {
+  label: string;
+  gateway: Gateway;
+  id: string;
+  url: string;
+  result: EndToEnd;
+}
+
+async function control(gateway: Gateway, method: string, route: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${gateway.url}/_ferry${route}`, { method, ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  const json = (text ? JSON.parse(text) : {}) as any;
+  if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function deployVariant(label: string, gateway: Gateway, id: string, spec: object, model: Model): Promise<Variant> {
+  const status = await control(gateway, 'PUT', `/deployments/${id}`, spec);
   const url = `${status.endpoint}/v2/models/${model.name}/infer`;
   for (let i = 0; i < 3; i++) await timeRequest(url, model.body);
-  const out: EndToEnd = { cold: [], wake: [], warm: [] };
-  for (let r = 0; r < runs; r++) {
-    await control('POST', `/deployments/${id}/hibernate`);
-    // Let the standby process be replaced (it is refilled 1.5 s after use) and the machine settle.
-    await sleep(standby ? 2500 : 1000);
-    out.cold.push(await timeRequest(url, model.body));
-    out.wake.push((await control('GET', `/deployments/${id}`)).lastWakeMs);
-    const warm: number[] = [];
-    for (let i = 0; i < 5; i++) warm.push(await timeRequest(url, model.body));
-    out.warm.push(median(warm));
-  }
-  await control('DELETE', `/deployments/${id}`);
-  return out;
+  return { label, gateway, id, url, result: { cold: [], wake: [], warm: [] } };
+}
+
+/** Hibernate → one request (cold) → five requests (warm). */
+async function measureRound(v: Variant, model: Model): Promise<void> {
+  await control(v.gateway, 'POST', `/deployments/${v.id}/hibernate`);
+  // The standby process is refilled 1.5 s after use; let it boot and the machine settle.
+  await sleep(2500);
+  v.result.cold.push(await timeRequest(v.url, model.body));
+  v.result.wake.push((await control(v.gateway, 'GET', `/deployments/${v.id}`)).lastWakeMs);
+  const warm: number[] = [];
+  for (let i = 0; i < 5; i++) warm.push(await timeRequest(v.url, model.body));
+  v.result.warm.push(median(warm));
 }
 
 function report(label: string, e: EndToEnd): void {
@@ -152,6 +162,13 @@ async function breakdown(stateDir: string, model: Model, runs: number): Promise<
   const ready: Record<string, number[]> = {};
   const first: Record<string, number[]> = {};
   try {
+    // Prime the code cache: a standby-launched replica that runs long enough to write it.
+    standby.fill();
+    for (const deadline = Date.now() + 10_000; !standby.waiting && Date.now() < deadline; ) await sleep(20);
+    const primer = await spawnReplica(bundlePlan, logDir, 'bench', standby);
+    await waitUntilReady(primer, 30_000);
+    await sleep(1500);
+    await primer.stop(5000);
     for (let r = 0; r < runs; r++) {
       for (const l of launches) {
         if (l.standby) {
@@ -214,37 +231,45 @@ async function main(): Promise<void> {
     console.log(`cold start, ${(model.bytes / 1e6).toFixed(1)} MB MLP (exampleModelSpec(${values['size-mb']})), ${runs} runs each, median (min–max)`);
     console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (shared)`);
 
-    for (const standby of [true, false]) {
-      log(`model dir through the gateway, standby ${standby ? 'on' : 'off'} …`);
-      const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, `gw-dir-${standby}`), standby, log: () => {} });
-      try {
-        await sleep(1500); // the standby process is started in the background
-        const e = await throughGateway(gateway, 'cold', { model: model.name, replicas: 1, modelDir: model.dir }, model, runs, standby);
-        report(`model dir deployment, gateway ${standby ? 'with its standby process (default)' : 'without a standby process'}`, e);
-      } finally {
-        await gateway.close({ stopReplicas: true });
+    const gateways: Gateway[] = [];
+    const variants: Variant[] = [];
+    try {
+      const dirSpec = { model: model.name, replicas: 1, modelDir: model.dir };
+      for (const standby of [true, false]) {
+        const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, `gw-dir-${standby}`), standby, log: () => {} });
+        gateways.push(gateway);
+        const label = `model dir deployment, gateway ${standby ? 'with its standby process (default)' : 'without a standby process'}`;
+        variants.push(await deployVariant(label, gateway, 'cold', dirSpec, model));
       }
-    }
-
-    if (!values['no-image']) {
-      const { loadConfig } = await import('../lib/config');
-      const registry = loadConfig().registry.url;
-      if (!(await registryAnswers(registry))) {
-        console.log(`  image deployment: skipped (no registry at ${registry}; bash infra/stack.sh start)`);
-      } else {
-        log('image: building and pushing …');
-        const { buildModelImage, pushImage } = await import('../lib/image/modelImage');
-        const image = await buildModelImage({ models: [{ name: model.name, version: '1', onnxPath: path.join(model.dir, model.name, 'model.onnx') }], blobDir: path.join(tmp, 'blobs') });
-        const pushed = await pushImage(image, registry, `ferry-bench/cold-start-${process.pid}`, 'v1');
-        const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, 'gw-image'), log: () => {} });
-        try {
-          await sleep(1500);
-          const spec = { model: model.name, replicas: 1, image: { registry, repository: `ferry-bench/cold-start-${process.pid}`, reference: pushed.digest } };
-          report('image deployment (pulled and unpacked once; wakes from the unpacked rootfs), standby on', await throughGateway(gateway, 'cold-image', spec, model, runs, true));
-        } finally {
-          await gateway.close({ stopReplicas: true });
+      if (!values['no-image']) {
+        const { loadConfig } = await import('../lib/config');
+        const registry = loadConfig().registry.url;
+        if (!(await registryAnswers(registry))) {
+          console.log(`  image deployment: skipped (no registry at ${registry}; bash infra/stack.sh start)`);
+        } else {
+          log('image: building and pushing …');
+          const { buildModelImage, pushImage } = await import('../lib/image/modelImage');
+          const image = await buildModelImage({ models: [{ name: model.name, version: '1', onnxPath: path.join(model.dir, model.name, 'model.onnx') }], blobDir: path.join(tmp, 'blobs') });
+          const repository = `ferry-bench/cold-start-${process.pid}`;
+          const pushed = await pushImage(image, registry, repository, 'v1');
+          const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, 'gw-image'), log: () => {} });
+          gateways.push(gateway);
+          const spec = { model: model.name, replicas: 1, image: { registry, repository, reference: pushed.digest } };
+          variants.push(await deployVariant('image deployment (pulled and unpacked once; wakes from the unpacked rootfs), standby on', gateway, 'cold-image', spec, model));
         }
       }
+      // A deployment serves a while before it is scaled to zero: its first replica leaves the V8 code
+      // cache (written 1 s after start) that later cold starts compile from.
+      await sleep(2000);
+      for (let r = 0; r < runs; r++) {
+        for (const v of variants) {
+          log(`round ${r + 1}/${runs}: ${v.label}`);
+          await measureRound(v, model);
+        }
+      }
+      for (const v of variants) report(v.label, v.result);
+    } finally {
+      for (const g of gateways) await g.close({ stopReplicas: true });
     }
 
     if (!values['no-breakdown']) {

@@ -71,8 +71,11 @@ function cacheKey(file: string): string {
   return createHash('sha256').update(`${file}\0${s.size}\0${s.mtimeMs}\0${process.version}\0${process.arch}`).digest('hex').slice(0, 32);
 }
 
-/** Runs `file` as the main module, as `node file` would, compiling it with a code cache when there is one. */
-function runMain(file: string, cacheDir: string | undefined): void {
+/**
+ * Runs `file` as the main module, as `node file` would, compiling it with a code cache when there is
+ * one. Returns what happened to the cache: used, rejected (stale: rewritten), or none (written).
+ */
+function runMain(file: string, cacheDir: string | undefined): 'used' | 'rejected' | 'none' {
   const M = Module as unknown as ModuleInternals & typeof Module;
   const source = readFileSync(file, 'utf8').replace(/^#!.*/, '');
   const cacheFile = cacheDir ? path.join(cacheDir, `${cacheKey(file)}.v8cache`) : undefined;
@@ -120,8 +123,9 @@ function runMain(file: string, cacheDir: string | undefined): void {
       } catch {
         /* a cache is an optimization */
       }
-    }, 3000).unref();
+    }, 1000).unref();
   }
+  return !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used';
 }
 
 async function main(): Promise<void> {
@@ -136,8 +140,9 @@ async function main(): Promise<void> {
   process.argv = [process.execPath, command.script, ...command.args];
   // What `ps` shows: the same command line as a replica started directly (the gateway reserved room).
   process.title = process.argv.join(' ');
-  process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} runs ${command.script}\n`);
-  runMain(command.script, command.cacheDir);
+  const started = performance.now();
+  const cache = runMain(command.script, command.cacheDir);
+  process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} ran ${command.script} (code cache ${cache}, ${Math.round(performance.now() - started)} ms)\n`);
 }
 
 main().catch((err: Error) => {
