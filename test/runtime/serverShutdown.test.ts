@@ -108,8 +108,12 @@ test('main.ts: SIGTERM drains an in-flight request, then the process exits 0', a
       child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
     });
     assert.equal((await fetch(`${url}/v2/health/ready`)).status, 200);
+    assert.equal((await fetch(`${url}/v2/models/mlp/infer`, { method: 'POST', body })).status, 200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     assert.match(metrics, /target_info\{.*service_name="ferry-inference-server"/, 'metrics go through the OpenTelemetry Node SDK');
+    assert.match(metrics, /^ferry_inference_request_duration_seconds_count\{model="mlp",version="1"\} 1$/m);
+    assert.match(metrics, /^ferry_inference_compute_duration_seconds_count\{model="mlp",version="1"\} 1$/m);
+    assert.match(metrics, /^ferry_inference_cold_start_duration_seconds_count\{model="slow",version="1"\} 1$/m);
 
     const inflight = slowInfer(url);
     await sleep(100);
