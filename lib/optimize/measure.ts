@@ -2,14 +2,54 @@
  * Runs measureChild.ts for one candidate and waits for its answer. One child per candidate, one at a
  * time: the peak RSS a child reports is its own (Node + onnxruntime + this model, as a serving replica
  * would hold), and candidates never compete for the cores while they are timed.
+ *
+ * The child runs as an esbuild bundle under plain node — like the image's inference server — not
+ * through tsx, whose TypeScript compiler would set the process's memory high-water mark before the
+ * model is even loaded.
  */
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { build } from 'esbuild';
 import type { MeasureRequest, MeasureResponse, OutputsWire } from './measureProtocol';
 
 const repoRoot = path.resolve(__dirname, '../..');
-const CHILD = path.join(__dirname, 'measureChild.ts');
+const CHILD_SOURCES = ['measureChild.ts', 'measureProtocol.ts', 'sampleInputs.ts'].map((f) => path.join(__dirname, f));
+
+let bundled: Promise<string> | undefined;
+
+/** The child as one CommonJS file (onnxruntime-node stays external), rebuilt when its sources change. */
+export function measureChildBundle(): Promise<string> {
+  bundled ??= (async () => {
+    const hash = createHash('sha256');
+    for (const f of CHILD_SOURCES) hash.update(await readFile(f));
+    const dir = path.join(os.tmpdir(), 'ferry-measure-child');
+    const out = path.join(dir, `measureChild-${hash.digest('hex').slice(0, 16)}.cjs`);
+    if (existsSync(out)) return out;
+    await mkdir(dir, { recursive: true });
+    const result = await build({
+      entryPoints: [CHILD_SOURCES[0]!],
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      external: ['onnxruntime-node'],
+      write: false,
+      logLevel: 'silent',
+    });
+    const tmp = `${out}.${process.pid}.tmp`;
+    await writeFile(tmp, result.outputFiles[0]!.contents);
+    await rename(tmp, out);
+    return out;
+  })();
+  bundled.catch(() => {
+    bundled = undefined;
+  });
+  return bundled;
+}
 
 export interface ChildMeasurement {
   response: MeasureResponse;
@@ -18,10 +58,12 @@ export interface ChildMeasurement {
 
 export async function measureInChild(req: MeasureRequest, files: { requestPath: string; responsePath: string }, timeoutMs: number): Promise<ChildMeasurement> {
   await writeFile(files.requestPath, JSON.stringify(req));
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, files.requestPath, files.responsePath], {
+  const script = await measureChildBundle();
+  const child = spawn(process.execPath, [script, files.requestPath, files.responsePath], {
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-    env: { ...process.env, NODE_OPTIONS: '' },
+    // The bundle lives outside the repo: find onnxruntime-node in the repo's node_modules.
+    env: { ...process.env, NODE_OPTIONS: '', NODE_PATH: path.join(repoRoot, 'node_modules') },
   });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {

@@ -3,7 +3,7 @@
  * peak resident memory it reports belongs to this model alone, and so that a model that crashes
  * onnxruntime takes down only this process.
  *
- *   node --import tsx lib/optimize/measureChild.ts <request.json> <response.json>
+ *   node <esbuild bundle of this file> <request.json> <response.json>   (measure.ts builds and starts it)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
