@@ -16,7 +16,10 @@ process.on('disconnect', () => process.exit(3));
 async function main(requestPath: string, responsePath: string): Promise<void> {
   const req = JSON.parse(readFileSync(requestPath, 'utf8')) as MeasureRequest;
   const respond = (res: MeasureResponse) => writeFileSync(responsePath, JSON.stringify(res));
-  const rssBeforeLoadBytes = process.memoryUsage().rss;
+  // Current RSS, sampled: getrusage's maxRSS is no good here, since Linux carries the parent's RSS at fork
+  // into the child's high-water mark, and the engine that starts us may be larger than any model.
+  const rssBeforeLoadBytes = process.memoryUsage.rss();
+  peakRss = rssBeforeLoadBytes;
 
   let session: ort.InferenceSession;
   const t0 = process.hrtime.bigint();
@@ -27,12 +30,13 @@ async function main(requestPath: string, responsePath: string): Promise<void> {
     return;
   }
   const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;
+  samplePeak();
 
   let stage: 'agreement' | 'batch1' | 'large-batch' = 'batch1';
   try {
     // Batch-1 timing first, and the peak RSS right after it: what a replica serving single requests holds.
     const batch1 = await timeRuns(session, toOrtFeeds(feedsFromWire(req.batch1)), req);
-    const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+    const peakRssBytes = peakRss;
 
     stage = 'agreement';
     const outputs: OutputsWire = { runs: [], skipped: [] };
@@ -73,14 +77,24 @@ async function main(requestPath: string, responsePath: string): Promise<void> {
   }
 }
 
+let peakRss = 0;
+function samplePeak(): void {
+  const rss = process.memoryUsage.rss();
+  if (rss > peakRss) peakRss = rss;
+}
+
 async function timeRuns(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, req: MeasureRequest): Promise<TimedRuns> {
-  for (let i = 0; i < req.warmup; i++) await session.run(feeds);
+  for (let i = 0; i < req.warmup; i++) {
+    await session.run(feeds);
+    samplePeak();
+  }
   const ms: number[] = [];
   const start = performance.now();
   while (ms.length < req.maxIterations && (ms.length < req.minIterations || performance.now() - start < req.measureMs)) {
     const t0 = process.hrtime.bigint();
     await session.run(feeds);
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    samplePeak(); // outside the timed interval
   }
   return latencyStats(ms);
 }
