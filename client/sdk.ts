@@ -62,6 +62,8 @@ export interface DeployOptions {
 export interface DeployStarted {
   deploymentId: string;
   workflowId: string;
+  model: string;
+  version: string;
   runId?: string;
   /** True when this model version was already deployed (or deploying): nothing new was started. */
   alreadyExisted: boolean;
@@ -105,6 +107,16 @@ export interface InferResponse {
 }
 
 export class FerryError extends Error {}
+
+export interface ResolvedDeployment {
+  workflowId: string;
+  model: string;
+  version: string;
+  deploymentId: string;
+}
+
+/** How long a just-started run may take to appear in Temporal's visibility (list) queries. */
+const VISIBILITY_LAG_MS = 3000;
 export class UnknownDeploymentError extends FerryError {}
 
 const MODEL_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
@@ -116,6 +128,9 @@ export const defaultMonitorSettings: MonitorSettings = {
 };
 
 export class FerryClient {
+  /** Deployments this client started or found by id, so they resolve before visibility indexes them. */
+  private readonly started = new Map<string, ResolvedDeployment>();
+
   private constructor(
     readonly config: FerryConfig,
     readonly temporal: Client,
@@ -163,11 +178,12 @@ export class FerryClient {
     if (!VERSION_NAME.test(version)) throw new FerryError(`version "${version}" is not allowed: use letters, digits, '.', '_' or '-'`);
     const deploymentId = deploymentIdFor(model, version);
     const workflowId = workflowIds.deploy(model, version);
+    this.started.set(deploymentId, { deploymentId, workflowId, model, version });
 
     // Same model version already deployed or deploying: do not upload or run it again.
     const existing = await this.describeIfExists(workflowId);
     if (existing && !['FAILED', 'TERMINATED', 'CANCELLED', 'TIMED_OUT'].includes(existing)) {
-      return { deploymentId, workflowId, alreadyExisted: true };
+      return { deploymentId, workflowId, model, version, alreadyExisted: true };
     }
 
     const staged = await this.store.putFile(objectKeys.staging(randomUUID()), filePath, (sent) =>
@@ -201,26 +217,34 @@ export class FerryClient {
           { key: ferryStageKey, value: 'upload' },
         ],
       });
-      return { deploymentId, workflowId, runId: handle.firstExecutionRunId, alreadyExisted: false };
+      return { deploymentId, workflowId, model, version, runId: handle.firstExecutionRunId, alreadyExisted: false };
     } catch (err) {
       await this.store.delete(staged.key); // nothing half-written stays behind
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return { deploymentId, workflowId, alreadyExisted: true };
+      if (err instanceof WorkflowExecutionAlreadyStartedError) return { deploymentId, workflowId, model, version, alreadyExisted: true };
       throw err;
     }
   }
 
   /** Accepts a deployment id (`model-version`), `model:version`, or a model name (its latest deployment). */
-  async resolve(ref: string): Promise<{ workflowId: string; model: string; version: string; deploymentId: string }> {
+  async resolve(ref: string): Promise<ResolvedDeployment> {
     if (ref.includes(':')) {
       const [model, version] = ref.replace(/^deploy:/, '').split(':');
       return { workflowId: workflowIds.deploy(model, version), model, version, deploymentId: deploymentIdFor(model, version) };
     }
+    const known = this.started.get(ref);
+    if (known) return known;
     const quoted = JSON.stringify(ref);
     const query = `WorkflowType = 'deployModelWorkflow' AND (FerryDeployment = ${quoted} OR FerryModel = ${quoted})`;
-    for await (const wf of this.temporal.workflow.list({ query, pageSize: 1 })) {
-      const model = wf.typedSearchAttributes.get(ferryModelKey) ?? '';
-      const version = wf.typedSearchAttributes.get(ferryModelVersionKey) ?? '';
-      return { workflowId: wf.workflowId, model, version, deploymentId: deploymentIdFor(model, version) };
+    // Visibility is indexed shortly after a run starts: look again for a moment before saying no.
+    const deadline = Date.now() + VISIBILITY_LAG_MS;
+    for (;;) {
+      for await (const wf of this.temporal.workflow.list({ query, pageSize: 1 })) {
+        const model = wf.typedSearchAttributes.get(ferryModelKey) ?? '';
+        const version = wf.typedSearchAttributes.get(ferryModelVersionKey) ?? '';
+        return { workflowId: wf.workflowId, model, version, deploymentId: deploymentIdFor(model, version) };
+      }
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 200));
     }
     throw new UnknownDeploymentError(`no deployment named "${ref}" (try \`ferry list\`)`);
   }

@@ -54,8 +54,14 @@ test('approve a plan from the dashboard and watch the deployment go live', async
   assert.equal(status.chosenPlan?.plan, 'original');
   assert.equal(status.chosenPlan?.approvedBy, 'dashboard');
   await page.waitForSelector('text=Benchmark');
-  // Charts replace "No samples yet." once the monitor has stored samples (every second here).
-  await page.waitForSelector('svg polyline', { timeout: 30_000 });
+  // Traffic, so the monitor (every second here) has request counts and interval latencies to chart.
+  for (let i = 0; i < 5; i++) {
+    await h.ferry.infer(started.deploymentId, {
+      inputs: [{ name: 'input', shape: [1, 10], datatype: 'FP32', data: Array.from({ length: 10 }, (_, j) => j / 10) }],
+    });
+  }
+  // Charts replace "No samples yet." once samples exist: one requests line, then p50 and p95 lines.
+  await page.waitForFunction(`document.querySelectorAll('svg polyline').length >= 3`, undefined, { timeout: 30_000 });
   assert.equal(await page.locator('svg').count(), 2, 'request and latency charts');
   assert.match(await page.content(), new RegExp(status.inferUrl!.replace(/[/.]/g, '\\$&')));
 
