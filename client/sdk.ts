@@ -14,6 +14,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { loadConfig, type FerryConfig } from '../lib/config';
+import { ONE_CLICK_TECHNIQUES } from '../lib/optimize/plans';
 import { ObjectStore, objectKeys } from '../lib/store/objectStore';
 import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery, monitorStatusQuery, undeploySignal } from '../workflows/messages';
 import { ferryDeploymentKey, ferryModelKey, ferryModelVersionKey, ferryStageKey } from '../workflows/searchAttributes';
@@ -54,7 +55,7 @@ export interface DeployOptions {
   approvalTimeoutMs?: number;
   replicas?: number;
   monitor?: Partial<MonitorSettings>;
-  /** How the optimize stage searches: techniques, accuracy budget, target. Defaults: every technique, cosine/top-1 ≥ 0.99. */
+  /** How the optimize stage searches: techniques, accuracy budget, target. Defaults: one-click tries ONE_CLICK_TECHNIQUES, review mode every technique; cosine/top-1 ≥ 0.99. */
   optimize?: OptimizeSettings;
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void;
 }
@@ -202,7 +203,10 @@ export class FerryClient {
       approvalTimeoutMs: opts.approvalTimeoutMs ?? Number(process.env.FERRY_APPROVAL_TIMEOUT_MS ?? 60 * 60_000),
       replicas: opts.replicas ?? 1,
       monitor: { ...defaultMonitorSettings, ...opts.monitor },
-      ...(opts.optimize ? { optimize: opts.optimize } : {}),
+      optimize: {
+        ...opts.optimize,
+        techniques: opts.optimize?.techniques ?? ((opts.mode ?? 'one-click') === 'one-click' ? ONE_CLICK_TECHNIQUES : undefined),
+      },
     };
     try {
       const handle = await this.temporal.workflow.start('deployModelWorkflow', {

@@ -7,6 +7,13 @@ import type { BenchmarkReport, ModelSummary, OptimizationTable, PlanOption } fro
 
 export const ORIGINAL_PLAN = 'original';
 
+/**
+ * What one-click searches when the user names no techniques: the ones that cut latency or size within
+ * seconds. Distillation (a training job with a time budget) and magnitude pruning (smaller only once
+ * compressed; no faster with dense kernels) are for review mode or an explicit --techniques.
+ */
+export const ONE_CLICK_TECHNIQUES = ['graph-optimize', 'int8-dynamic', 'int8-static', 'fp16-weights', 'session-tuning'];
+
 const x = (r: number | undefined) => (r === undefined || !Number.isFinite(r) ? '?' : `${r.toFixed(2)}x`);
 
 export function plansFromTable(table: OptimizationTable, summary?: ModelSummary): PlanOption[] {
