@@ -10,7 +10,10 @@
  *   Weights in Constant nodes are read the same way as initializers.
  * - activation input: QuantizeLinear → DequantizeLinear with the calibrated scale and zero point (uint8 by
  *   default, or int8; asymmetric). A tensor read by several quantized nodes gets one pair.
- * - bias (Conv's B, Gemm's C): int32 with scale = input scale × weight scale, as the integer kernels want it.
+ * - bias (Conv's B, Gemm's C): int32 with scale = input scale × weight scale, as the integer kernels want it. To keep
+ *   the file small, per-channel bias scales are a Mul of the two scale initializers (not n more floats), bias values
+ *   that fit 16 bits are stored as int16 behind a Cast to int32, and weights with as many channels share one
+ *   all-zero zero-point initializer; onnxruntime folds the Mul and Cast into constants before its QDQ fusion.
  * - output: Conv and MatMul outputs are quantized too (onnxruntime's fusion needs a QuantizeLinear after them);
  *   a Relu that is the only reader of the output is folded into that QuantizeLinear (its range starts at 0, so
  *   the zero point is the type's minimum and the clamp is the Relu). Gemm keeps a float32 output unless a Relu
@@ -204,6 +207,10 @@ export function quantizeWeightPerAxis(values: Float32Array, dims: number[], axis
 
 function int8Tensor(name: string, dims: number[], values: Int8Array): TensorProto {
   return { name, dims, data_type: TensorDataType.INT8, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
+function int16Tensor(name: string, dims: number[], values: Int16Array): TensorProto {
+  return { name, dims, data_type: TensorDataType.INT16, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
 }
 
 function int32Tensor(name: string, dims: number[], values: Int32Array): TensorProto {
@@ -420,7 +427,11 @@ class QdqRewriter {
   /** Tensors produced by a DequantizeLinear this rewrite adds in place of the original producer's output. */
   private readonly quantizedOutputs = new Set<string>();
   private readonly constantCache = new Map<TensorProto, string>();
-  private readonly weightCache = new Map<TensorProto, { dq: string; scales: Float32Array }>();
+  private readonly weightCache = new Map<TensorProto, { dq: string; scales: Float32Array; scaleName: string }>();
+  /** Weight zero points (all zeros) by length ('' for per tensor): one initializer serves every weight of that length. */
+  private readonly weightZeroPoints = new Map<string, string>();
+  /** Per-axis bias scales (input scale × weight scales) by their two factors. */
+  private readonly biasScales = new Map<string, string>();
   private readonly activationDq = new Map<string, string>();
 
   constructor(
@@ -497,7 +508,7 @@ class QdqRewriter {
     return out;
   }
 
-  private quantizedWeight(p: Planned, header: NodeProto[]): { dq: string; scales: Float32Array } {
+  private quantizedWeight(p: Planned, header: NodeProto[]): { dq: string; scales: Float32Array; scaleName: string } {
     const key = p.weight.tensor;
     const cached = this.weightCache.get(key);
     if (cached && p.weightScale === 1) return cached;
@@ -507,28 +518,33 @@ class QdqRewriter {
     const { q, scales } = quantizeWeightPerAxis(values, dims, this.perChannel ? p.axis : undefined, this.opts.reduceRange ? 63 : 127);
     const qName = this.names.fresh(`${p.weight.name}_quantized`);
     const sName = this.names.fresh(`${p.weight.name}_scale`);
-    const zpName = this.names.fresh(`${p.weight.name}_zero_point`);
     const dq = this.names.fresh(`${p.weight.name}_dequantized`);
     const scaleDims = this.perChannel ? [scales.length] : [];
-    (this.graph.initializer ??= []).push(
-      int8Tensor(qName, dims, q),
-      float32Tensor(sName, scaleDims, scales),
-      // Zeros, but spelled out: onnxruntime 1.30 only fuses DQ → Gemm into QGemm when the weight's zero point is given.
-      int8Tensor(zpName, scaleDims, new Int8Array(scales.length)),
-    );
+    (this.graph.initializer ??= []).push(int8Tensor(qName, dims, q), float32Tensor(sName, scaleDims, scales));
+    // Zeros, but spelled out: onnxruntime 1.30 only fuses DQ → Gemm into QGemm when the weight's zero point is given.
+    // They are the same for every weight with as many channels, so one initializer serves them all.
+    const zpKey = this.perChannel ? String(scales.length) : '';
+    let zpName = this.weightZeroPoints.get(zpKey);
+    if (!zpName) {
+      zpName = this.names.fresh(this.perChannel ? `weight_zero_point_${scales.length}` : 'weight_zero_point');
+      this.graph.initializer.push(int8Tensor(zpName, scaleDims, new Int8Array(scales.length)));
+      this.weightZeroPoints.set(zpKey, zpName);
+    }
     header.push(
       makeNode('DequantizeLinear', [qName, sName, zpName], [dq], {
         name: this.names.fresh(`${p.weight.name}_DequantizeLinear`),
         attributes: this.perChannel ? [attr.int('axis', p.axis)] : [],
       }),
     );
-    const out = { dq, scales };
+    const out = { dq, scales, scaleName: sName };
     if (p.weightScale === 1) this.weightCache.set(key, out);
     return out;
   }
 
-  private quantizedBias(p: Planned, inputScale: number, weightScales: Float32Array, header: NodeProto[]): string {
+  private quantizedBias(p: Planned, input: { scale: number; scaleName: string }, weight: { scales: Float32Array; scaleName: string }, header: NodeProto[]): string {
     const bias = p.bias!;
+    const inputScale = input.scale;
+    const weightScales = weight.scales;
     const n = bias.values.length;
     const scales = Float32Array.from({ length: n }, (_, j) => Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : j]));
     const q = new Int32Array(n);
@@ -541,11 +557,34 @@ class QdqRewriter {
     if (clamped) this.clampedBiases.push(bias.source.name);
     const base = bias.source.name;
     const qName = this.names.fresh(`${base}_quantized`);
-    const sName = this.names.fresh(`${base}_quantized_scale`);
     const dq = this.names.fresh(`${base}_dequantized`);
     // Per-tensor weights (opset 10-12) give one bias scale, and DequantizeLinear has no axis before opset 13.
     const perAxis = this.perChannel && weightScales.length > 1;
-    (this.graph.initializer ??= []).push(int32Tensor(qName, [n], q), perAxis ? float32Tensor(sName, [n], scales) : float32Tensor(sName, [], [scales[0]]));
+    if (q.every((v) => v >= -32768 && v <= 32767)) {
+      // Values that fit 16 bits are stored in 16 bits and widened by a Cast (lossless), which onnxruntime folds into
+      // the int32 constant its integer kernels read when it loads the model.
+      const narrow = this.names.fresh(`${base}_quantized_int16`);
+      (this.graph.initializer ??= []).push(int16Tensor(narrow, [n], Int16Array.from(q)));
+      header.push(makeNode('Cast', [narrow], [qName], { name: this.names.fresh(`${base}_quantized_Cast`), attributes: [attr.int('to', TensorDataType.INT32)] }));
+    } else {
+      (this.graph.initializer ??= []).push(int32Tensor(qName, [n], q));
+    }
+    let sName: string;
+    if (perAxis) {
+      // Input scale × weight scales, computed in the graph from the two initializers already there rather than stored
+      // as n more floats: onnxruntime folds the Mul into a constant when it loads the model (before its QDQ fusion),
+      // and float32 × float32 there rounds exactly as Math.fround(inputScale * weightScale) does here.
+      const key = `${input.scaleName}\u0000${weight.scaleName}`;
+      sName = this.biasScales.get(key) ?? '';
+      if (!sName) {
+        sName = this.names.fresh(`${base}_quantized_scale`);
+        header.push(makeNode('Mul', [input.scaleName, weight.scaleName], [sName], { name: this.names.fresh(`${base}_quantized_scale_Mul`) }));
+        this.biasScales.set(key, sName);
+      }
+    } else {
+      sName = this.names.fresh(`${base}_quantized_scale`);
+      this.graph.initializer.push(float32Tensor(sName, [], [scales[0]]));
+    }
     header.push(
       makeNode('DequantizeLinear', [qName, sName], [dq], { name: this.names.fresh(`${base}_DequantizeLinear`), attributes: perAxis ? [attr.int('axis', 0)] : [] }),
     );
@@ -591,15 +630,15 @@ class QdqRewriter {
   }
 
   /** The dequantized form of activation `name`: itself when a rewritten producer already emits it, else a shared Q/DQ pair. */
-  private activationInput(name: string, ranges: Map<string, TensorRange>, body: NodeProto[]): { name: string; scale: number } {
+  private activationInput(name: string, ranges: Map<string, TensorRange>, body: NodeProto[]): { name: string; scale: number; scaleName: string } {
     const params = this.paramsFor(name, ranges);
-    if (this.quantizedOutputs.has(name)) return { name, scale: params.scale };
+    if (this.quantizedOutputs.has(name)) return { name, scale: params.scale, scaleName: params.scaleName };
     const known = this.activationDq.get(name);
-    if (known) return { name: known, scale: params.scale };
+    if (known) return { name: known, scale: params.scale, scaleName: params.scaleName };
     const dq = this.names.fresh(`${name}_dequantized`);
     body.push(...this.qdqPair(name, name, dq, params));
     this.activationDq.set(name, dq);
-    return { name: dq, scale: params.scale };
+    return { name: dq, scale: params.scale, scaleName: params.scaleName };
   }
 
   /** Renames the node's output (or keeps it when a Relu folds in) and appends the output Q/DQ pair. */
@@ -639,9 +678,8 @@ class QdqRewriter {
       // Activation input.
       const activation = this.activationInput(p.input, ranges, body);
       const x = activation.name;
-      const inParams = { scale: activation.scale };
       const w = this.quantizedWeight(p, header);
-      const b = p.bias ? this.quantizedBias(p, inParams.scale, w.scales, header) : undefined;
+      const b = p.bias ? this.quantizedBias(p, activation, w, header) : undefined;
       let op: NodeProto;
       if (p.opType === 'MatMul' && p.quantizedAs === 'Gemm') {
         op = makeNode('Gemm', [x, w.dq, ...(b ? [b] : [])], [p.output], { name: node.name || this.names.fresh(p.label) });
