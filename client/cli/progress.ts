@@ -1,23 +1,14 @@
 /** Terminal rendering of a deployment's progress: one line per finished stage, a live bar while working. */
+import { formatBytes } from '../../lib/optimize/table';
 import type { DeploymentStatus, StageRecord } from '../../workflows/types';
+
+export { formatBytes };
 
 const isTty = Boolean(process.stdout.isTTY);
 
 export function bar(percent: number, width = 24): string {
   const filled = Math.round((Math.max(0, Math.min(100, percent)) / 100) * width);
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(Math.round(percent)).padStart(3)}%`;
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 function stageDuration(s: StageRecord): string {

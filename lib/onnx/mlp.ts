@@ -4,6 +4,7 @@
  */
 import { attr, constantNode, irVersionForOpset, makeNode, tensorValueInfo } from './builders';
 import { encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto } from './model';
+import { seededUniform } from '../seededRandom';
 import { float32Tensor, TensorDataType } from './tensor';
 
 export interface MlpSpec {
@@ -24,17 +25,7 @@ export interface MlpSpec {
 
 export const DEFAULT_MLP_OPSET = 17;
 
-/** Mulberry32: tiny, fast, and good enough for weight initialisation; seeded so files are reproducible. */
-export function seededUniform(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededUniform } from '../seededRandom';
 
 export interface MlpLayerWeights {
   /** [inDim, outDim], row-major: y = x · weight + bias. */

@@ -2,22 +2,14 @@
 import * as ort from 'onnxruntime-node';
 import type { TensorSpec } from '../../workflows/types';
 import type { FeedTensor, Feeds } from './technique';
+import { seededUniform } from '../seededRandom';
 
 export function concreteShape(spec: TensorSpec, batchSize: number): number[] {
   return spec.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? batchSize : 1));
 }
 
-/** Mulberry32: a tiny seeded PRNG; the same seed gives the same inputs on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG the generated models use too: the same seed gives the same inputs on every run. */
+export const seededRandom = seededUniform;
 
 export function sampleInputs(specs: TensorSpec[], batchSize = 1, seed = 42): Record<string, ort.Tensor> {
   const rand = seededRandom(seed);
