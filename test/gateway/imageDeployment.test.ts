@@ -23,12 +23,13 @@ async function registryAnswers(url: string): Promise<boolean> {
   }
 }
 
-test('deploys a pushed model image and serves it through the gateway', { timeout: 180_000 }, async (t) => {
+test('deploys a pushed model image and serves it through the gateway', { timeout: 180_000 }, async () => {
   const registry = loadConfig().registry.url;
-  if (!(await registryAnswers(registry))) {
-    t.skip(`registry at ${registry} is not running (start the dev stack: bash infra/stack.sh start, or set FERRY_REGISTRY_URL)`);
-    return;
-  }
+  // The suite runs against the real stack: a missing registry is a failure, not a reason to skip.
+  assert.ok(
+    await registryAnswers(registry),
+    `registry at ${registry} is not running (start the dev stack: bash infra/stack.sh start, or set FERRY_REGISTRY_URL)`,
+  );
   const fx = await startTestGateway('image-deploy');
   try {
     const onnxPath = path.join(fx.dir, 'mlp.onnx');
