@@ -70,6 +70,13 @@ export async function startService(cfg: FerryConfig, name: FerryService, timeout
   const existing = pidOf(cfg, name);
   if (existing && (await spec.ready(cfg, logFile))) return { pid: existing, started: false };
   if (existing) await stopService(cfg, name);
+  // Something this state dir did not start already answers on the port (a gateway run by hand, another
+  // clone): starting ours would fail, and its readiness check would be fooled by the other one.
+  if (name !== 'worker' && (await spec.ready(cfg, logFile))) {
+    throw new Error(
+      `ferry ${name}: another process already answers at ${name === 'gateway' ? cfg.gateway.url : cfg.api.url}; stop it or set ${name === 'gateway' ? 'FERRY_GATEWAY_PORT' : 'FERRY_API_PORT'}`,
+    );
+  }
 
   const fd = openSync(logFile, 'w');
   const child = spawn(process.execPath, spec.args, {
