@@ -39,14 +39,7 @@ export function float32ToFloat16Bits(value: number): number {
   return sign | h;
 }
 
-export function float16BitsToFloat32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
-}
+export { float16BitsToFloat32 } from './tensor';
 
 export function float32ArrayToFloat16Bits(values: Float32Array): Uint16Array {
   const out = new Uint16Array(values.length);

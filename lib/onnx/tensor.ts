@@ -122,7 +122,8 @@ function alignedCopy(bytes: Uint8Array): ArrayBuffer {
   return copy.buffer;
 }
 
-function halfToFloat(h: number): number {
+/** IEEE 754 half-precision bits → number (float16.ts has the other direction). */
+export function float16BitsToFloat32(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
   const frac = h & 0x3ff;
@@ -148,7 +149,7 @@ export function tensorToFloat32(t: TensorProto): Float32Array {
     case TensorDataType.FLOAT16: {
       // Without raw_data, float16 bits live in int32_data, one per entry.
       const bits = raw ? new Uint16Array(alignedCopy(raw)) : Uint16Array.from(t.int32_data ?? []);
-      return Float32Array.from(bits, halfToFloat);
+      return Float32Array.from(bits, float16BitsToFloat32);
     }
     case TensorDataType.BFLOAT16: {
       const bits = raw ? new Uint16Array(alignedCopy(raw)) : Uint16Array.from(t.int32_data ?? []);
