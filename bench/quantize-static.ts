@@ -20,7 +20,6 @@
  * (pip install onnxruntime onnx) when missing. This is a benchmark: it prints figures, it never gates tests.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -35,8 +34,8 @@ import type { CalibrationSample } from '../lib/optimize/technique';
 import type { CalibrationMethod } from '../lib/optimize/techniques/calibration';
 import { int8Static } from '../lib/optimize/techniques/int8Static';
 import { agreementOf, type OrtOutputs } from '../lib/optimize/techniques/modelAgreement';
+import { ensurePeerPython, PEER_VENV } from './peers/peerVenv';
 
-const VENV = process.env.FERRY_BENCH_VENV ?? path.join(os.homedir(), '.cache', 'ferry', 'bench-venv');
 const PEER_SCRIPT = path.join(__dirname, 'peers', 'quantize_static_peer.py');
 const CALIBRATION_SAMPLES = 32;
 const ACCURACY_SAMPLES = 32;
@@ -86,20 +85,6 @@ function npy(data: Float32Array, dims: number[]): Buffer {
   return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
 }
 
-function ensurePeerPython(): string {
-  const python = path.join(VENV, 'bin', 'python');
-  if (!existsSync(python)) {
-    console.log(`creating the peer's virtualenv: python3 -m venv ${VENV}`);
-    execFileSync('python3', ['-m', 'venv', VENV], { stdio: 'inherit' });
-  }
-  try {
-    execFileSync(python, ['-c', 'import onnxruntime, onnx, numpy'], { stdio: 'ignore' });
-  } catch {
-    console.log(`installing the peer into ${VENV}: pip install onnxruntime onnx (a minute on a fresh machine)`);
-    execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'onnxruntime', 'onnx'], { stdio: 'inherit' });
-  }
-  return python;
-}
 
 async function runPeer(python: string, dir: string, key: string, model: Uint8Array, manifest: string, method: CalibrationMethod): Promise<Variant & { version: string }> {
   const src = path.join(dir, `${key}.onnx`);
@@ -201,7 +186,7 @@ async function main(): Promise<void> {
   });
   const rounds = Number(values.rounds);
   const methods = values.methods!.split(',') as CalibrationMethod[];
-  const python = values['no-peer'] ? undefined : ensurePeerPython();
+  const python = values['no-peer'] ? undefined : ensurePeerPython(['onnxruntime', 'onnx', 'numpy']);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-quantize-static-'));
   console.log(
     `# bench/quantize-static — onnxruntime-node ${ort.env.versions.common}, ${os.cpus().length} CPU(s) (${os.cpus()[0]?.model ?? 'unknown'}), load average ${os.loadavg()[0].toFixed(2)}`,

@@ -16,7 +16,6 @@
  * This is a benchmark: it prints figures and checks targets, it never gates tests.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -30,8 +29,8 @@ import { float32Tensor, tensorToFloat32 } from '../lib/onnx/tensor';
 import { storeWeightsAsFloat16 } from '../lib/optimize/techniques/fp16';
 import { quantizeDynamicInt8 } from '../lib/optimize/techniques/int8Dynamic';
 import { cosineSimilarity } from '../lib/optimize/techniques/verifyCandidate';
+import { ensurePeerPython, PEER_VENV } from './peers/peerVenv';
 
-const VENV = process.env.FERRY_BENCH_VENV ?? path.join(os.homedir(), '.cache', 'ferry', 'bench-venv');
 const PEER_SCRIPT = path.join(__dirname, 'peers', 'quantize_dynamic_peer.py');
 const WIDTH = 1024;
 
@@ -95,20 +94,6 @@ function gemmMlp(): Uint8Array {
   return encodeModel(model);
 }
 
-function ensurePeerPython(): string {
-  const python = path.join(VENV, 'bin', 'python');
-  if (!existsSync(python)) {
-    console.log(`creating the peer's virtualenv: python3 -m venv ${VENV}`);
-    execFileSync('python3', ['-m', 'venv', VENV], { stdio: 'inherit' });
-  }
-  try {
-    execFileSync(python, ['-c', 'import onnxruntime, onnx'], { stdio: 'ignore' });
-  } catch {
-    console.log(`installing the peer into ${VENV}: pip install onnxruntime onnx (a minute on a fresh machine)`);
-    execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', 'onnxruntime', 'onnx'], { stdio: 'inherit' });
-  }
-  return python;
-}
 
 async function runPeer(python: string, dir: string, name: string, model: Uint8Array): Promise<Variant & { version: string }> {
   const src = path.join(dir, `${name}.onnx`);
@@ -219,7 +204,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, 'no-peer': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
   const rounds = Number(values.rounds);
   const withPeer = !values['no-peer'];
-  const python = withPeer ? ensurePeerPython() : undefined;
+  const python = withPeer ? ensurePeerPython(['onnxruntime', 'onnx']) : undefined;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-quantize-'));
   console.log(`# bench/quantize — onnxruntime-node ${ort.env.versions.common}, ${os.cpus().length} CPU(s) (${os.cpus()[0]?.model ?? 'unknown'}), load average ${os.loadavg()[0].toFixed(2)}`);
   try {

@@ -11,8 +11,7 @@
  * `{"input": [[…]]}` for BentoML); both answers are checked against each other first. Rounds interleave
  * the servers; every figure is the median (min–max) over rounds.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,32 +21,10 @@ import { generateMlpModel } from '../lib/onnx/generate';
 import { freePort } from '../lib/gateway/replicaProcess';
 import { startInferenceServer } from '../runtime/server';
 import { ensureWrk, log, machineLine, median, runWrk, spread, writeServingDir, type LoadResult } from './servingLoad';
+import { ensurePeerPython } from './peers/peerVenv';
 
-const VENV = path.join(os.homedir(), '.cache', 'ferry', 'bench-venv');
 const SERVICE_DIR = path.join(__dirname, 'peers', 'bentoml');
 
-function ensurePeerVenv(): string {
-  const python = path.join(VENV, 'bin', 'python');
-  const bentoml = path.join(VENV, 'bin', 'bentoml');
-  if (!existsSync(python)) {
-    log(`creating the peer's virtualenv ${VENV} …`);
-    execFileSync('python3', ['-m', 'venv', VENV], { stdio: 'inherit' });
-  }
-  const has = (mod: string) => {
-    try {
-      execFileSync(python, ['-c', `import ${mod}`], { stdio: 'ignore' });
-      return true;
-    } catch {
-      return false;
-    }
-  };
-  const missing = ['bentoml', 'onnxruntime'].filter((m) => !has(m));
-  if (missing.length || !existsSync(bentoml)) {
-    log(`pip install ${['bentoml', 'onnxruntime'].join(' ')} into ${VENV} (missing: ${missing.join(', ') || 'bentoml CLI'}) …`);
-    execFileSync(path.join(VENV, 'bin', 'pip'), ['install', '-q', 'bentoml', 'onnxruntime'], { stdio: 'inherit' });
-  }
-  return bentoml;
-}
 
 interface Peer {
   url: string;
@@ -117,7 +94,8 @@ async function main(): Promise<void> {
   const hiddenDims = values.hidden!.split(',').map(Number);
   const outputDim = Number(values['output-dim']);
   ensureWrk();
-  const bentoml = ensurePeerVenv();
+  // The bentoml CLI lands next to the venv's python.
+  const bentoml = path.join(path.dirname(ensurePeerPython(['bentoml', 'onnxruntime'])), 'bentoml');
 
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-peer-'));
   const bytes = generateMlpModel({ inputDim, hiddenDims, outputDim, seed: 5 });
