@@ -10,6 +10,7 @@ import { attr, makeNode, tensorValueInfo } from '../../lib/onnx/builders';
 import { encodeModel } from '../../lib/onnx/model';
 import { float32Tensor, TensorDataType } from '../../lib/onnx/tensor';
 import { mlpModel, writeModelDir } from '../runtime/onnxTestModels';
+import { isAlive } from '../../client/services';
 
 export const MLP_V1 = mlpModel({ inputDim: 4, hiddenDims: [8], outputDim: 3, seed: 1 });
 export const MLP_V2 = mlpModel({ inputDim: 4, hiddenDims: [8], outputDim: 3, seed: 2 });
@@ -49,14 +50,7 @@ export async function control(gatewayUrl: string, method: string, route: string,
   return { status: res.status, json: text ? JSON.parse(text) : undefined };
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isAlive };
 
 export async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
