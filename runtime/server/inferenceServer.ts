@@ -5,6 +5,7 @@
  * modelScheduler.ts), plus Prometheus metrics at /metrics (see inferenceMetrics.ts). It listens before
  * the models are loaded so liveness answers at once and readiness turns true when every session is loaded.
  */
+import { rmSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +22,11 @@ export interface InferenceServerOptions {
   modelDir: string;
   port: number;
   host?: string;
+  /**
+   * Listen on this Unix domain socket instead of host:port (a stale socket file is replaced). A gateway on
+   * the same machine reaches its replicas cheaper this way than through TCP on loopback.
+   */
+  socketPath?: string;
   /** Where metrics go; by default a private meter provider + Prometheus exporter. */
   telemetry?: ServerTelemetry;
   /** Largest request body accepted (bytes). Default 64 MiB. */
@@ -198,15 +204,18 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     res.uncork();
   }
 
+  if (opts.socketPath) rmSync(opts.socketPath, { force: true });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, host, () => {
+    const listening = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (opts.socketPath) server.listen(opts.socketPath, listening);
+    else server.listen(opts.port, host, listening);
   });
-  const address = server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  // For a socket, `url` names it (unix:<path>); HTTP clients need the socketPath option to reach it.
+  const url = opts.socketPath ? `unix:${opts.socketPath}` : `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
 
   async function close(): Promise<void> {
     if (closing) return;
