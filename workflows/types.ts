@@ -90,6 +90,15 @@ export interface ServingSessionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'layout' | 'all';
 }
 
+/**
+ * Dynamic batching that travels into the image's ferry-models.json (the server's `batching` entry). The
+ * optimize stage sets it only for a model measured to treat rows independently and to gain from batching.
+ */
+export interface ServingBatching {
+  maxBatchSize: number;
+  maxQueueDelayMs: number;
+}
+
 export interface TensorSpec {
   name: string;
   dataType: string;
@@ -181,6 +190,8 @@ export interface OptimizationCandidate {
   /** The candidate's model in the object store (measured candidates only). */
   artifact?: { objectKey: string; sha256: string };
   sessionOptions?: ServingSessionOptions;
+  /** Set when serving this candidate with dynamic batching was measured safe and worthwhile. */
+  batching?: ServingBatching;
 }
 
 export interface TechniqueRecommendation {

@@ -28,7 +28,15 @@ export async function buildAndPushModelImage(input: {
     await store.getFile(input.modelObject.objectKey, onnxPath);
     heartbeat({ step: 'building layers' });
     const image = await buildModelImage({
-      models: [{ name: input.model, version: input.version, onnxPath, sessionOptions: input.modelObject.sessionOptions as Record<string, unknown> | undefined }],
+      models: [
+        {
+          name: input.model,
+          version: input.version,
+          onnxPath,
+          sessionOptions: input.modelObject.sessionOptions as Record<string, unknown> | undefined,
+          batching: input.modelObject.batching,
+        },
+      ],
       labels: { 'ai.ferry.plan': input.plan, 'ai.ferry.model.sha256': input.modelObject.sha256 },
       blobDir: path.join(dir, 'blobs'), // model layers are pushed, then dropped with the scratch dir
     });

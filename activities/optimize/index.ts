@@ -23,6 +23,7 @@ import type {
   OptimizationTable,
   OptimizeSettings,
   PlanOption,
+  ServingBatching,
   ServingSessionOptions,
 } from '../../workflows/types';
 import { activityDeps } from '../deps';
@@ -33,6 +34,8 @@ export interface ModelObject {
   sha256: string;
   /** Session options the image's ferry-models.json gives the server for this model. */
   sessionOptions?: ServingSessionOptions;
+  /** Dynamic batching the image's ferry-models.json turns on for this model (measured safe and worthwhile). */
+  batching?: ServingBatching;
 }
 
 export interface MeasuredCandidates {
@@ -116,7 +119,7 @@ export async function measureOptimizationCandidates(input: {
   });
 }
 
-/** Records the choice and returns the chosen candidate's model (with its session options) and benchmark. */
+/** Records the choice and returns the chosen candidate's model (with its serving settings) and benchmark. */
 export async function recordOptimizationChoice(input: {
   modelVersionId: number;
   table: OptimizationTable;
@@ -136,7 +139,7 @@ export async function recordOptimizationChoice(input: {
     approvedBy: input.approvedBy,
   });
   return {
-    model: { ...candidate.artifact, sessionOptions: candidate.sessionOptions },
+    model: { ...candidate.artifact, sessionOptions: candidate.sessionOptions, batching: candidate.batching },
     benchmark: benchmarkReportFor(input.table, candidate.id),
   };
 }

@@ -28,6 +28,8 @@ export interface ImageModel {
   version: string;
   onnxPath: string;
   sessionOptions?: Record<string, unknown>;
+  /** The server's dynamic batching for this model (runtime/server/modelRepository.ts); absent = off. */
+  batching?: { maxBatchSize: number; maxQueueDelayMs: number };
 }
 
 export interface BuildModelImageOptions {
@@ -47,6 +49,7 @@ export function modelIndexJson(models: readonly ImageModel[]): string {
       version: m.version,
       path: `${m.name}/model.onnx`,
       ...(m.sessionOptions ? { sessionOptions: m.sessionOptions } : {}),
+      ...(m.batching ? { batching: m.batching } : {}),
     })),
   };
   // Sorted keys, so the same settings written in another key order give the same layer.

@@ -36,6 +36,7 @@ import type { MeasureRequest, MeasureResponse, OutputsWire } from './measureProt
 import { opMix, recommendTechniques, tableAnalysis } from './recommend';
 import { feedsToWire, generateFeeds, isBatchDynamic, type FixedInputJson } from './sampleInputs';
 import { coresUsed, costPerMillionUsd, pickBest, SCORE_DEFINITION } from './score';
+import { decideServingBatching } from './servingBatching';
 import type { CalibrationSample, Feeds, OptimizationTechnique, TechniqueContext } from './technique';
 import { techniques as registeredTechniques } from './techniques';
 import { GRAPH_OPTIMIZE_ID } from './techniques/graphOptimize';
@@ -283,17 +284,22 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
       return { row, problem: agreementResult.problem };
     };
 
+    const servingBatching = (resp: Extract<MeasureResponse, { ok: true }>, row: CandidateMeasurement) =>
+      decideServingBatching({ original: origResp.rowIndependence, candidate: resp.rowIndependence, row, budget });
+
     const candidates: EngineCandidate[] = [];
     const originalRow = rowOf(opts.model, origResp, reference, defaults).row;
+    const originalBatching = servingBatching(origResp, originalRow);
     candidates.push({
       id: ORIGINAL_CANDIDATE,
       title: 'Keep as is',
       techniques: [],
       state: 'measured',
       withinBudget: true,
-      notes: ['the reference every other candidate is compared with'],
+      notes: ['the reference every other candidate is compared with', originalBatching.note],
       row: originalRow,
       sessionOptions: defaults,
+      batching: originalBatching.batching,
       modelPath: original.modelPath,
     });
 
@@ -328,6 +334,7 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
       }
       const { row, problem } = rowOf(b.model, m.response, m.outputs, sessionOptions);
       const rejection = problem ? `outputs differ from the original's: ${problem}` : budgetRejection(row.agreement, budget);
+      const batching = rejection ? undefined : servingBatching(m.response, row);
       candidates.push({
         id,
         title,
@@ -335,9 +342,10 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
         state: 'measured',
         withinBudget: !rejection,
         rejection,
-        notes: b.notes,
+        notes: batching ? [...b.notes, batching.note] : b.notes,
         row,
         sessionOptions,
+        batching: batching?.batching,
         modelPath: m.modelPath,
       });
     };

@@ -8,6 +8,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { latencyStats, type MeasureRequest, type MeasureResponse, type OutputsWire, type TimedRuns } from './measureProtocol';
+import { measureRowIndependence, type RowIndependence } from './rowIndependence';
 import { feedsFromWire, toOrtFeeds, type FeedTensorWire } from './sampleInputs';
 
 // If the engine that started us dies, there is nobody to report to: stop.
@@ -62,16 +63,19 @@ async function main(requestPath: string, responsePath: string): Promise<void> {
 
     let largeBatch: TimedRuns | undefined;
     let largeBatchError: string | undefined;
+    let rowIndependence: RowIndependence | undefined;
     if (req.largeBatch) {
       stage = 'large-batch';
       try {
-        largeBatch = await timeRuns(session, toOrtFeeds(feedsFromWire(req.largeBatch.feeds)), req);
+        const feeds = toOrtFeeds(feedsFromWire(req.largeBatch.feeds));
+        largeBatch = await timeRuns(session, feeds, req);
+        rowIndependence = await measureRowIndependence(session, feeds, req.largeBatch.batchSize, await session.run(feeds));
       } catch (err) {
         largeBatchError = (err as Error).message;
       }
     }
     await session.release();
-    respond({ ok: true, loadMs, rssBeforeLoadBytes, peakRssBytes, batch1, largeBatch, largeBatchError });
+    respond({ ok: true, loadMs, rssBeforeLoadBytes, peakRssBytes, batch1, largeBatch, largeBatchError, rowIndependence });
   } catch (err) {
     respond({ ok: false, stage, error: (err as Error).message });
   }

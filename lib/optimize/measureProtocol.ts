@@ -1,5 +1,6 @@
 /** What the engine and its measuring child process (measureChild.ts) say to each other, as JSON files. */
 import type { ServingSessionOptions } from '../../workflows/types';
+import type { RowIndependence } from './rowIndependence';
 import type { FeedTensorWire } from './sampleInputs';
 
 export interface MeasureRequest {
@@ -34,6 +35,8 @@ export type MeasureResponse =
       batch1: TimedRuns;
       largeBatch?: TimedRuns;
       largeBatchError?: string;
+      /** Rows of the large batch run alone against the batched run (for the dynamic-batching decision). */
+      rowIndependence?: RowIndependence;
     }
   | { ok: false; stage: 'load' | 'agreement' | 'batch1' | 'large-batch'; error: string };
 

@@ -232,7 +232,7 @@ export async function loadModelRepository(modelDir: string): Promise<ModelReposi
   return new ModelRepository(loaded);
 }
 
-function signatureOf(meta: ort.InferenceSession.ValueMetadata): TensorSignature {
+export function signatureOf(meta: ort.InferenceSession.ValueMetadata): TensorSignature {
   if (!meta.isTensor) return { name: meta.name, datatype: undefined, shape: [], shapeKnown: false };
   return {
     name: meta.name,
