@@ -122,11 +122,18 @@ export class ConcurrencyAutoscaler {
   private wanted: Array<{ t: number; desired: number }> = [];
   last: ScaleDecision | undefined;
 
+  /**
+   * `running`: the count the revision runs now. A new autoscaler has no memory of wanted counts, so
+   * without it the first decision would drop to what zero load needs at once, ignoring the
+   * scale-down delay (e.g. right after autoscaling is turned on or its settings change).
+   */
   constructor(
     readonly settings: AutoscalingSettings,
     now: number,
+    running = 0,
   ) {
     this.concurrency = new ConcurrencyIntegral(now);
+    if (running > 0) this.wanted.push({ t: now, desired: Math.min(settings.maxReplicas, running) });
   }
 
   /** The current number of requests in flight or held for this revision changed. */

@@ -8,6 +8,9 @@
  *            traffic?: {split?: {rev: percent}, rules?: [{header, value, revision}]}, autoscaling?: {...},
  *            scaleToZeroAfterMs?} → status (200)
  *   PUT    /_ferry/deployments/{id}/traffic      body {split?, rules?} → status; no replica restarts
+ *   PUT    /_ferry/deployments/{id}/scaling      body {replicas?, autoscaling?: {...} | null, scaleToZeroAfterMs?: ms | null}
+ *            → status; fields left out keep their values, autoscaling is merged over the current settings;
+ *            no replica restarts, a hibernated deployment stays hibernated
  *   GET    /_ferry/deployments/{id}              → status, or 404
  *   DELETE /_ferry/deployments/{id}              → 204, whether or not it existed (idempotent)
  *   POST   /_ferry/deployments/{id}/hibernate    → status
@@ -50,6 +53,10 @@ export async function handleControlRequest(manager: DeploymentManager, req: http
     if (parts.length === 3 && parts[2] === 'traffic') {
       allow(method, ['PUT'], path);
       return sendJson(res, 200, await manager.setTraffic(id, await readJson(req)));
+    }
+    if (parts.length === 3 && parts[2] === 'scaling') {
+      allow(method, ['PUT'], path);
+      return sendJson(res, 200, await manager.setScaling(id, await readJson(req)));
     }
     if (parts.length === 3 && parts[2] === 'hibernate') {
       allow(method, ['POST'], path);

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import type { DeploymentStatus, ImageRef } from '../targets/deploymentTarget';
-import { parseDeploymentSpec, sameImage, SpecError, type ParsedRevision, type ParsedSpec } from './deploymentSpec';
+import { applyScalingChange, parseDeploymentSpec, sameImage, SpecError, type ParsedRevision, type ParsedSpec } from './deploymentSpec';
 import { DeploymentStore, type DeploymentRecord, type RevisionRecord } from './deploymentStore';
 import { GatewayMetrics, type GaugeSample } from './gatewayMetrics';
 import { launchPlanForImage, launchPlanForModelDir, type LaunchPlan, type PulledImageForLaunch } from './launchPlan';
@@ -253,6 +253,27 @@ export class DeploymentManager {
         throw new ControlRequestError(400, (err as Error).message);
       }
       await d.setTraffic(traffic);
+      return d.status();
+    });
+  }
+
+  /**
+   * PUT /_ferry/deployments/{id}/scaling: replica counts, autoscaling and idle time only, read and
+   * changed under the id's lock (so a concurrent apply or traffic change is never undone). Revisions
+   * keep their replicas; a hibernated deployment stays hibernated.
+   */
+  setScaling(id: string, body: unknown): Promise<DeploymentStatus> {
+    return this.withIdLock(id, async () => {
+      const d = this.require(id);
+      const current = d.specFields();
+      let fields: DeploymentSpecFields;
+      try {
+        fields = { ...current, ...applyScalingChange(current, body) };
+      } catch (err) {
+        if (err instanceof SpecError) throw new ControlRequestError(400, err.message);
+        throw err;
+      }
+      if (!d.isUnchanged(fields)) await d.apply(fields, { keepHibernated: true });
       return d.status();
     });
   }

@@ -88,15 +88,47 @@ export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
 
   const traffic = wrap(() => normalizeTrafficPolicy(b.traffic, revisions.map((r) => r.name)));
 
-  let scaleToZeroAfterMs: number | null = null;
-  if (b.scaleToZeroAfterMs !== undefined && b.scaleToZeroAfterMs !== null) {
-    const v = b.scaleToZeroAfterMs;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < MIN_IDLE_MS) {
-      throw new SpecError(`"scaleToZeroAfterMs" must be a number of milliseconds ≥ ${MIN_IDLE_MS}, or null to never scale to zero on idle`);
-    }
-    scaleToZeroAfterMs = v;
-  }
+  const scaleToZeroAfterMs = parseIdleMs(b.scaleToZeroAfterMs);
   return { model: b.model, replicas, revisions, traffic, autoscaling, scaleToZeroAfterMs };
+}
+
+export type ScalingFields = Pick<ParsedSpec, 'replicas' | 'autoscaling' | 'scaleToZeroAfterMs'>;
+const SCALING_FIELDS = ['replicas', 'autoscaling', 'scaleToZeroAfterMs'];
+
+/**
+ * The scaling fields after a ScalingChange (the body of PUT …/{id}/scaling, lib/targets/deploymentTarget.ts):
+ * fields left out keep their values, and `autoscaling` is merged over the current settings, so a
+ * client can change one knob without restating (or knowing) the others.
+ */
+export function applyScalingChange(current: ScalingFields, body: unknown): ScalingFields {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new SpecError('body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  for (const key of Object.keys(b)) {
+    if (!SCALING_FIELDS.includes(key)) throw new SpecError(`unknown field "${key}" (a scaling change has: ${SCALING_FIELDS.join(', ')})`);
+  }
+  if (Object.keys(b).length === 0) throw new SpecError(`nothing to change: give ${SCALING_FIELDS.join(', ')} or several`);
+  const replicas = b.replicas === undefined ? current.replicas : checkReplicas(b.replicas, '"replicas"');
+  let autoscaling = current.autoscaling;
+  if (b.autoscaling === null) autoscaling = null;
+  else if (b.autoscaling !== undefined) {
+    if (typeof b.autoscaling !== 'object' || Array.isArray(b.autoscaling)) {
+      throw new SpecError('"autoscaling" must be an object, or null for fixed replica counts');
+    }
+    // Undefined fields (possible from JavaScript callers; JSON has none) keep the current value too.
+    const given = Object.entries(b.autoscaling as object).filter(([, v]) => v !== undefined);
+    const merged = { ...current.autoscaling, ...Object.fromEntries(given) };
+    autoscaling = wrap(() => normalizeAutoscaling(merged, replicas));
+  }
+  const scaleToZeroAfterMs = b.scaleToZeroAfterMs === undefined ? current.scaleToZeroAfterMs : parseIdleMs(b.scaleToZeroAfterMs);
+  return { replicas, autoscaling, scaleToZeroAfterMs };
+}
+
+function parseIdleMs(v: unknown): number | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < MIN_IDLE_MS) {
+    throw new SpecError(`"scaleToZeroAfterMs" must be a number of milliseconds ≥ ${MIN_IDLE_MS}, or null to never scale to zero on idle`);
+  }
+  return v;
 }
 
 function checkReplicas(v: unknown, what: string): number {

@@ -235,7 +235,8 @@ export class LocalDeployment {
       return;
     }
     if (set.autoscaler && JSON.stringify(set.autoscaler.settings) === JSON.stringify(settings)) return;
-    set.autoscaler = new ConcurrencyAutoscaler(settings, performance.now());
+    // Seeded with the running count, so new settings lower it only after the scale-down delay.
+    set.autoscaler = new ConcurrencyAutoscaler(settings, performance.now(), set.desired);
     set.levelChanged();
   }
 
@@ -382,20 +383,32 @@ export class LocalDeployment {
 
   // ---- operations ----
 
-  /** Applies a new or changed spec: new replicas first, then the ones they replace are drained. */
-  async apply(fields: DeploymentSpecFields): Promise<void> {
-    const drain = await this.exclusive(async () => {
+  /**
+   * Applies a new or changed spec: new replicas first, then the ones they replace are drained.
+   * `keepHibernated`: a hibernated deployment only records the change (a scaling change does not wake it).
+   */
+  async apply(fields: DeploymentSpecFields, opts: { keepHibernated?: boolean } = {}): Promise<void> {
+    const drain = await this.exclusive(async (): Promise<Drain> => {
+      if (opts.keepHibernated && this.record.state === 'hibernated') {
+        Object.assign(this.record, fields);
+        this.syncRevisionSets(false); // desired counts stay 0; the wake starts the new ones
+        this.router = new TrafficRouter(this.record.traffic, this.record.revisions.map((r) => r.name));
+        await this.ctx.persist();
+        return { done: Promise.resolve() };
+      }
       const previous = {
         fields: this.specFields(),
         state: this.record.state,
         sets: new Map(this.revisions),
         setState: [...this.revisions.values()].map((s) => ({ set: s, desired: s.desired, spec: s.spec, autoscaler: s.autoscaler })),
       };
-      const countsChanged = fields.replicas !== this.record.replicas || JSON.stringify(fields.autoscaling) !== JSON.stringify(this.record.autoscaling);
       const wasRunning = this.record.state === 'running';
       Object.assign(this.record, fields);
       this.record.state = 'running';
-      this.syncRevisionSets(countsChanged || !wasRunning, 'apply');
+      // A running revision keeps its count: a fixed count is the new `replicas` anyway, and an
+      // autoscaled one keeps what its autoscaler wanted (within the new min/max) rather than falling
+      // back to the starting count, which would drain replicas serving a load.
+      this.syncRevisionSets(!wasRunning, 'apply');
       this.router = new TrafficRouter(this.record.traffic, this.record.revisions.map((r) => r.name));
       try {
         const drained = await this.reconcile();
@@ -421,7 +434,7 @@ export class LocalDeployment {
     await this.ctx.persist();
   }
 
-  private specFields(): DeploymentSpecFields {
+  specFields(): DeploymentSpecFields {
     const r = this.record;
     return { model: r.model, replicas: r.replicas, revisions: r.revisions, traffic: r.traffic, autoscaling: r.autoscaling, scaleToZeroAfterMs: r.scaleToZeroAfterMs };
   }

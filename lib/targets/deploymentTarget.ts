@@ -95,6 +95,20 @@ export interface AutoscalingSpec {
   scaleDownDelayMs?: number;
 }
 
+/**
+ * A change of scaling alone (revisions, images and traffic stay): fields left out keep their values.
+ * Running replicas are neither restarted nor dropped by it, except that a lower count (or max)
+ * drains the extra ones; a hibernated deployment stays hibernated and wakes with the new counts.
+ */
+export interface ScalingChange {
+  /** The deployment's `replicas`: the fixed count, or the starting count when autoscaling (revisions with their own keep theirs). */
+  replicas?: number;
+  /** null: fixed counts from now on; an object: merged over the current settings (or the defaults), so {maxReplicas: 8} changes only the max. */
+  autoscaling?: AutoscalingSpec | null;
+  /** null: no scale to zero on idle. */
+  scaleToZeroAfterMs?: number | null;
+}
+
 export type DeploymentState = 'running' | 'hibernated' | 'waking';
 
 export interface ReplicaStatus {
@@ -192,6 +206,8 @@ export interface DeploymentTarget {
   list(): Promise<DeploymentStatus[]>;
   /** Changes the replica count in place (no replacement of running replicas). */
   scale(id: string, replicas: number): Promise<DeploymentStatus>;
+  /** Changes replica counts, autoscaling or scale to zero, and nothing else; no replica is restarted. */
+  setScaling(id: string, change: ScalingChange): Promise<DeploymentStatus>;
   /** Changes how requests are split between the deployment's revisions; no replica is restarted. */
   setTraffic(id: string, traffic: TrafficPolicy): Promise<DeploymentStatus>;
   /** Stops all replicas; the endpoint stays and the next request wakes the deployment. */

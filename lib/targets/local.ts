@@ -7,8 +7,21 @@ import {
   type DeploymentSpec,
   type DeploymentStatus,
   type DeploymentTarget,
+  type ScalingChange,
   type TrafficPolicy,
 } from './deploymentTarget';
+
+/** The gateway answered with an error: `status` is its HTTP status, `gatewayMessage` its reason. */
+export class GatewayRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly gatewayMessage: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'GatewayRequestError';
+  }
+}
 
 export class LocalTarget implements DeploymentTarget {
   readonly name = 'local';
@@ -36,6 +49,11 @@ export class LocalTarget implements DeploymentTarget {
   async scale(id: string, replicas: number): Promise<DeploymentStatus> {
     const current = await this.status(id);
     return this.apply({ ...current.spec, id, replicas });
+  }
+
+  /** PUT /_ferry/deployments/{id}/scaling: e.g. {autoscaling: {minReplicas: 1, maxReplicas: 4}} or {replicas: 2, autoscaling: null}. */
+  setScaling(id: string, change: ScalingChange): Promise<DeploymentStatus> {
+    return this.call('PUT', `/deployments/${encodeURIComponent(id)}/scaling`, change, id);
   }
 
   /** PUT /_ferry/deployments/{id}/traffic: e.g. {split: {v1: 90, v2: 10}} or {rules: [{header, value, revision}]}. */
@@ -75,7 +93,6 @@ export class LocalTarget implements DeploymentTarget {
       );
     }
     const text = await res.text();
-    if (res.status === 404 && id !== undefined && (method !== 'PUT' || path.endsWith('/traffic'))) throw new DeploymentNotFoundError(id);
     if (!res.ok) {
       let message = text;
       try {
@@ -83,7 +100,9 @@ export class LocalTarget implements DeploymentTarget {
       } catch {
         /* not JSON: keep the text */
       }
-      throw new Error(`gateway ${method} ${path} failed with ${res.status}: ${message}`);
+      // Only the gateway's "no deployment" is one: a 404 for an unknown route (an older gateway) is not.
+      if (res.status === 404 && id !== undefined && message.startsWith('no deployment')) throw new DeploymentNotFoundError(id);
+      throw new GatewayRequestError(res.status, message, `gateway ${method} ${path} failed with ${res.status}: ${message}`);
     }
     if (res.status === 204) return undefined as T;
     return (as === 'text' ? text : JSON.parse(text)) as T;
