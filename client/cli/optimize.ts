@@ -8,7 +8,7 @@ import type { EngineProgress } from '../../lib/optimize/engine';
 import type { FixedInputJson } from '../../lib/optimize/sampleInputs';
 import { formatTradeoffTable, tableFootnotes } from '../../lib/optimize/table';
 import type { CalibrationSample } from '../../lib/optimize/technique';
-import type { AccuracyBudget, TargetSpec } from '../../workflows/types';
+import type { AccuracyBudget, OptimizationTable, TargetSpec } from '../../workflows/types';
 import { FerryError, optimizeModelFile } from '../sdk';
 import { bar } from './progress';
 
@@ -110,7 +110,7 @@ export async function optimizeCommand(file: string, opts: OptimizeCommandOptions
     '',
     ...tableFootnotes(table, '  '),
     '',
-    `Best within the budget: ${table.best}${table.candidates.find((c) => c.id === table.best)?.sessionOptions ? ` with session options ${JSON.stringify(table.candidates.find((c) => c.id === table.best)!.sessionOptions)}` : ''}`,
+    ...bestLines(table),
   ];
   await writeFile(reportPath, `${JSON.stringify({ model: path.resolve(file), files, table }, null, 2)}\n`);
   await writeFile(textPath, `${text.join('\n')}\n`);
@@ -120,4 +120,13 @@ export async function optimizeCommand(file: string, opts: OptimizeCommandOptions
   }
   console.log(text.join('\n'));
   console.log(`\nWrote ${Object.keys(files).length} candidate model(s) and report.json / report.txt to ${opts.out} (in ${(table.elapsedMs / 1000).toFixed(1)}s).`);
+}
+
+/** The chosen candidate and how it would be served (its session options and the batching decision). */
+function bestLines(table: OptimizationTable): string[] {
+  const best = table.candidates.find((c) => c.id === table.best);
+  const lines = [`Best within the budget: ${table.best}${best?.sessionOptions ? ` with session options ${JSON.stringify(best.sessionOptions)}` : ''}`];
+  const batchingNote = best?.notes.find((n) => n.startsWith('dynamic batching'));
+  if (batchingNote) lines.push(`Serving: ${batchingNote}`);
+  return lines;
 }
