@@ -14,6 +14,15 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { loadConfig, type FerryConfig } from '../lib/config';
+import { applyScalingChange } from '../lib/gateway/deploymentSpec';
+import { normalizeTrafficPolicy } from '../lib/gateway/trafficPolicy';
+import {
+  DeploymentNotFoundError,
+  type DeploymentStatus as GatewayDeploymentStatus,
+  type ScalingChange,
+  type TrafficPolicy,
+} from '../lib/targets/deploymentTarget';
+import { GatewayRequestError, LocalTarget } from '../lib/targets/local';
 import { ONE_CLICK_TECHNIQUES } from '../lib/optimize/plans';
 import { ObjectStore, objectKeys } from '../lib/store/objectStore';
 import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery, monitorStatusQuery, undeploySignal } from '../workflows/messages';
@@ -45,6 +54,14 @@ export type {
   TargetSpec,
 } from '../workflows/types';
 export type { EngineOptions, EngineProgress, EngineResult } from '../lib/optimize/engine';
+export type {
+  AutoscalingSpec,
+  DeploymentStatus as GatewayDeploymentStatus,
+  RevisionStatus,
+  ScalingChange,
+  TrafficPolicy,
+  TrafficRule,
+} from '../lib/targets/deploymentTarget';
 
 export interface DeployOptions {
   /** Model name; defaults to the file name without extension. */
@@ -131,13 +148,17 @@ export const defaultMonitorSettings: MonitorSettings = {
 export class FerryClient {
   /** Deployments this client started or found by id, so they resolve before visibility indexes them. */
   private readonly started = new Map<string, ResolvedDeployment>();
+  /** The gateway's control API (the `local` target), for traffic and scaling. */
+  private readonly gateway: LocalTarget;
 
   private constructor(
     readonly config: FerryConfig,
     readonly temporal: Client,
     private readonly connection: Connection,
     readonly store: ObjectStore,
-  ) {}
+  ) {
+    this.gateway = new LocalTarget(config.gateway.url);
+  }
 
   static async connect(config: FerryConfig = loadConfig()): Promise<FerryClient> {
     const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' }).catch(
@@ -368,6 +389,89 @@ export class FerryClient {
       throw err;
     }
     return (await handle.result()) as MonitorStatus;
+  }
+
+  // ---- serving: traffic splits and scaling on the gateway ----
+
+  /** The gateway's view of a served deployment: revisions, traffic split and rules, replicas, autoscaling. */
+  async gatewayStatus(ref: string): Promise<GatewayDeploymentStatus> {
+    return this.servedStatus(ref);
+  }
+
+  /**
+   * Changes how requests are shared between the deployment's revisions, from the next request on; no
+   * replica restarts. Given fields replace the current ones and left-out ones stay: `{split}` keeps the
+   * header rules, `{rules}` keeps the split. Checked here first (percentages add up to 100, every named
+   * revision exists), so a bad change is refused without sending anything.
+   */
+  async setTraffic(ref: string, change: TrafficPolicy): Promise<GatewayDeploymentStatus> {
+    const current = await this.servedStatus(ref);
+    const traffic = { split: change.split ?? current.traffic.split, rules: change.rules ?? current.traffic.rules };
+    try {
+      normalizeTrafficPolicy(traffic, current.revisions.map((r) => r.name));
+    } catch (err) {
+      throw new FerryError(`traffic of ${current.id} not changed: ${(err as Error).message}`);
+    }
+    return this.gatewayCall(current.id, 'traffic', () => this.gateway.setTraffic(current.id, traffic));
+  }
+
+  /**
+   * Changes replica counts, autoscaling and scale to zero; nothing else (revisions, images, traffic) and
+   * no running replica is restarted. `{replicas: N}` alone: a fixed N per revision (autoscaling off);
+   * `{autoscaling: {...}}`: merged over the current settings (or the defaults when it was off), with
+   * `replicas` then the count to start from; `{scaleToZeroAfterMs: null}`: no scale to zero on idle.
+   * A lower count drains the extra replicas (an autoscaler only after its scale-down delay); a
+   * hibernated deployment stays hibernated and wakes with the new counts. Checked here first.
+   */
+  async setScaling(ref: string, change: ScalingChange): Promise<GatewayDeploymentStatus> {
+    const current = await this.servedStatus(ref);
+    const body: ScalingChange = change.replicas !== undefined && change.autoscaling === undefined ? { ...change, autoscaling: null } : change;
+    try {
+      applyScalingChange({ replicas: current.spec.replicas ?? 1, autoscaling: current.autoscaling, scaleToZeroAfterMs: current.scaleToZeroAfterMs }, body);
+    } catch (err) {
+      throw new FerryError(`scaling of ${current.id} not changed: ${(err as Error).message}`);
+    }
+    return this.gatewayCall(current.id, 'scaling', () => this.gateway.setScaling(current.id, body));
+  }
+
+  /**
+   * Finds `ref` on the gateway: as a gateway deployment id first (deployments applied without the
+   * pipeline have no workflow), else resolved like every other command (model:version, model name).
+   */
+  private async servedStatus(ref: string): Promise<GatewayDeploymentStatus> {
+    if (!ref.includes(':')) {
+      try {
+        return await this.gateway.status(ref);
+      } catch (err) {
+        if (!(err instanceof DeploymentNotFoundError)) throw err; // e.g. the gateway is down: say so
+      }
+    }
+    let resolved: ResolvedDeployment;
+    try {
+      resolved = await this.resolve(ref);
+    } catch (err) {
+      if (!(err instanceof UnknownDeploymentError)) throw err;
+      throw new UnknownDeploymentError(`no deployment "${ref}": the gateway at ${this.config.gateway.url} serves none by that id, and no model or deployment has that name (try \`ferry list\`)`);
+    }
+    try {
+      return await this.gateway.status(resolved.deploymentId);
+    } catch (err) {
+      if (!(err instanceof DeploymentNotFoundError)) throw err;
+      throw new UnknownDeploymentError(
+        `deployment ${resolved.deploymentId} is not served by the gateway at ${this.config.gateway.url} (not deployed yet, or undeployed; see \`ferry status ${ref}\`)`,
+      );
+    }
+  }
+
+  /** A control call whose refusal reads as what was not changed and why. */
+  private async gatewayCall<T>(id: string, what: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof DeploymentNotFoundError) throw new UnknownDeploymentError(`deployment ${id} was removed from the gateway meanwhile`);
+      if (err instanceof GatewayRequestError && err.status < 500) throw new FerryError(`${what} of ${id} not changed: ${err.gatewayMessage}`);
+      throw err;
+    }
   }
 
   private async describeIfExists(workflowId: string): Promise<string | undefined> {
