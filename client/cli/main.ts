@@ -23,6 +23,17 @@ Deploy and operate
   ferry infer <deployment> --input request.json
   ferry undeploy <deployment>
 
+Traffic and scaling of a served deployment (changed at run time, no replica restarted)
+  ferry traffic <deployment> [--json]   revisions, traffic split and header rules
+  ferry traffic <deployment> [--split stable=90,canary=10] [--rule header:value=revision ...] [--clear-rules]
+      --split replaces the split (must add up to 100); --rule adds a header rule (same header and
+      value: replaced); --clear-rules drops the current rules first; what is not given stays
+  ferry scale <deployment> [--json]     desired/ready replicas per revision, autoscaling, scale to zero
+  ferry scale <deployment> --replicas N                      a fixed count per revision
+  ferry scale <deployment> [--min N] [--max N] [--target-concurrency X] [--scale-down-delay 30s]
+      autoscaling on requests in flight; flags not given keep their current values
+  ferry scale <deployment> [--scale-to-zero-after 10m | --no-scale-to-zero]   (with either form, or alone)
+
 Optimize without deploying (needs no Ferry services)
   ferry optimize <model.onnx> --out DIR [--techniques a,b] [--calibration data.json]
                  [--accuracy-budget cosine=0.99,top1=0.99,maxabs=X] [--inputs inputs.json]
@@ -149,6 +160,44 @@ async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { input: { type: 'string' } } });
       if (positionals.length !== 1 || !values.input) throw new FerryError('usage: ferry infer <deployment> --input request.json');
       await withClient((ferry) => inferCommand(ferry, positionals[0], values.input!));
+      return 0;
+    }
+    case 'traffic': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          split: { type: 'string' },
+          rule: { type: 'string', multiple: true },
+          'clear-rules': { type: 'boolean', default: false },
+          json: { type: 'boolean', default: false },
+        },
+      });
+      if (positionals.length !== 1) throw new FerryError('usage: ferry traffic <deployment> [--split a=90,b=10] [--rule header:value=revision ...] [--clear-rules] [--json]');
+      const { parseTrafficFlags, trafficCommand } = await import('./traffic');
+      const request = parseTrafficFlags(values);
+      await withClient((ferry) => trafficCommand(ferry, positionals[0], request, values.json!));
+      return 0;
+    }
+    case 'scale': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          replicas: { type: 'string' },
+          min: { type: 'string' },
+          max: { type: 'string' },
+          'target-concurrency': { type: 'string' },
+          'scale-down-delay': { type: 'string' },
+          'scale-to-zero-after': { type: 'string' },
+          'no-scale-to-zero': { type: 'boolean', default: false },
+          json: { type: 'boolean', default: false },
+        },
+      });
+      if (positionals.length !== 1) throw new FerryError('usage: ferry scale <deployment> [--replicas N | --min N --max N ...] [--scale-to-zero-after 10m | --no-scale-to-zero] [--json]');
+      const { parseScaleFlags, scaleCommand } = await import('./traffic');
+      const change = parseScaleFlags(values);
+      await withClient((ferry) => scaleCommand(ferry, positionals[0], change, values.json!));
       return 0;
     }
     case 'undeploy': {
