@@ -130,6 +130,7 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
       }
       if (action === undefined) return sendJson(res, 200, modelMetadata(repository, model));
       if (action === 'ready') return sendJson(res, 200, JSON.stringify({ name: model.name, version: model.version, ready: true }));
+      if (action === 'config') return sendJson(res, 200, modelConfig(model, servingByModel.get(model)!.scheduler));
     }
     return sendError(res, 404, `no route for ${req.method} ${path}`);
   }
@@ -254,6 +255,15 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     throw err;
   }
   return { url, close };
+}
+
+/**
+ * How this process serves the model (like Triton's model config endpoint): the session options it was
+ * loaded with and the batching in force (null when off, including when the server switched it off after
+ * finding the model not batchable).
+ */
+function modelConfig(model: LoadedModel, scheduler: ModelScheduler): string {
+  return JSON.stringify({ name: model.name, version: model.version, sessionOptions: model.sessionOptions, batching: scheduler.batchingInForce ?? null });
 }
 
 function modelMetadata(repository: ModelRepository, model: LoadedModel): string {

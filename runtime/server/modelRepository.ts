@@ -66,6 +66,8 @@ export interface LoadedModel {
   name: string;
   version: string;
   session: ort.InferenceSession;
+  /** As given in ferry-models.json ({} when none). */
+  sessionOptions: ort.InferenceSession.SessionOptions;
   inputs: TensorSignature[];
   inputsByName: Map<string, TensorSignature>;
   outputs: TensorSignature[];
@@ -217,6 +219,7 @@ export async function loadModelRepository(modelDir: string): Promise<ModelReposi
         name: entry.name,
         version: entry.version,
         session,
+        sessionOptions: entry.sessionOptions ?? {},
         inputs,
         inputsByName: new Map(inputs.map((s) => [s.name, s])),
         outputs,

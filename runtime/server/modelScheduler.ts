@@ -116,6 +116,11 @@ export class ModelScheduler {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** The batching settings in force, undefined when batching is off. */
+  get batchingInForce(): BatchingConfig | undefined {
+    return this.batching;
+  }
+
   get queuedRequests(): number {
     return this.queue.length;
   }

@@ -63,6 +63,13 @@ test('one-click deploy serves outputs equal to onnxruntime on the same input; a 
   const drift = Math.max(...got.data.map((v, i) => Math.abs((v as number) - original[i])));
   assert.ok(drift <= Math.max(1e-4, 4 * chosen.row.agreement.maxAbsError), `drift from the original ${drift}`);
 
+  // The replica serves it as the optimize stage decided: its session options, and dynamic batching (an MLP's
+  // rows are independent and batch 16 pays), read back from the server's config endpoint through the gateway.
+  assert.ok(chosen.batching, `the engine should batch an MLP: ${chosen.notes.join('; ')}`);
+  const servedConfig = await (await fetch(status.inferUrl!.replace(/\/infer$/, '/config'))).json();
+  assert.deepEqual(servedConfig.batching, chosen.batching);
+  assert.deepEqual(servedConfig.sessionOptions, chosen.sessionOptions ?? {});
+
   // Postgres has the version, exactly one image, and the running deployment.
   const repo = new FerryRepository(getPool(h.config.postgres.url));
   const mv = await repo.findModelVersion(name, status.version);
