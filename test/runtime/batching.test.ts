@@ -193,12 +193,12 @@ describe('dynamic batching', () => {
     const again = await send();
     assert.deepEqual(again.map((r) => r.json.outputs?.[0].data), inputs);
     assert.equal(sample(await metrics(), 'ferry_inference_executions_total', 'transpose'), before + 3, 'one run per request from then on');
-    const config = await (await fetch(`${server.url}/v2/models/transpose/config`)).json();
+    const config = (await (await fetch(`${server.url}/v2/models/transpose/config`)).json()) as { batching: unknown };
     assert.equal(config.batching, null, 'the config endpoint reports batching off once the server switched it off');
   });
 
   test('the config endpoint tells how each model is served', async () => {
-    const config = async (model: string) => (await fetch(`${server.url}/v2/models/${model}/versions/1/config`)).json();
+    const config = async (model: string) => (await fetch(`${server.url}/v2/models/${model}/versions/1/config`)).json() as Promise<{ batching: unknown }>;
     assert.deepEqual(await config('mlp-small-batches'), { name: 'mlp-small-batches', version: '1', sessionOptions: {}, batching: { maxBatchSize: 8, maxQueueDelayMs: 150 } });
     assert.deepEqual((await config('mlp-unbatched')).batching, null);
     assert.equal((await fetch(`${server.url}/v2/models/nope/config`)).status, 404);
