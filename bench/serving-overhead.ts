@@ -245,7 +245,9 @@ function report(rounds: Round[], m: { label: string; inputDim: number; hiddenDim
   if (gw.length) trow('gateway + server, batching off', gw.map((g) => g.load.requestsPerSecond), col((r) => (r.gateway ? r.gateway.load.requestsPerSecond / r.inProcess.rps : undefined)));
   const ratio = median(col((r) => r.server.load.requestsPerSecond / r.inProcess.rps));
   const ratioBatched = median(col((r) => r.batched.load.requestsPerSecond / r.inProcess.rps));
-  say(`  target ≥ 85% of in-process: batching off ${ratio >= 0.85 ? 'met' : 'NOT met'} (${(ratio * 100).toFixed(0)}%), batching on ${ratioBatched >= 0.85 ? 'met' : 'NOT met'} (${(ratioBatched * 100).toFixed(0)}%)`);
+  // One-click images serve an MLP like this one with batching on (the optimize stage measures its rows
+  // independent and batch 16 worth it: lib/optimize/servingBatching.ts), so "batching on" is Ferry as deployed.
+  say(`  target ≥ 85% of in-process: as deployed (batching on) ${ratioBatched >= 0.85 ? 'met' : 'NOT met'} (${(ratioBatched * 100).toFixed(0)}%); batching forced off ${ratio >= 0.85 ? 'met' : 'NOT met'} (${(ratio * 100).toFixed(0)}%)`);
   say(`  p99 under load: server ${spread(col((r) => r.server.load.p99Ms), 2, ' ms')}, batched ${spread(col((r) => r.batched.load.p99Ms), 2, ' ms')}`);
   return lines.join('\n');
 }
