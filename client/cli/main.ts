@@ -44,7 +44,8 @@ Run Ferry on this machine
   ferry up | ferry down | ferry ps      start/stop/show the worker, gateway and API (after: bash infra/stack.sh start)
   ferry demo                            one-click deploy of the example model and one inference
   ferry example [--out FILE] [--size-mb N]   write the example ONNX model
-  ferry serve <model.onnx> [more.onnx ...] [--port N]   the inference server alone
+  ferry serve <model.onnx> [more.onnx ...] [--port N] [--host H] [--threads N]
+              [--batch N [--max-queue-delay MS]]      the inference server alone (or a ferry-models.json)
   ferry worker | ferry gateway | ferry api               run one service in the foreground
 
 <deployment> is a deployment id (model-version), model:version, or a model name (its latest deployment).`;
@@ -252,10 +253,29 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'serve': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { port: { type: 'string', default: '8000' } } });
-      if (!positionals.length) throw new FerryError('usage: ferry serve <model.onnx> [more.onnx ...] [--port N]');
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          port: { type: 'string', default: '8000' },
+          host: { type: 'string', default: '127.0.0.1' },
+          threads: { type: 'string' },
+          batch: { type: 'string' },
+          'max-queue-delay': { type: 'string' },
+        },
+      });
+      if (!positionals.length) throw new FerryError('usage: ferry serve <model.onnx> [more.onnx ...] [--port N] [--host H] [--threads N] [--batch N [--max-queue-delay MS]]');
+      if (values['max-queue-delay'] !== undefined && values.batch === undefined) throw new FerryError('--max-queue-delay needs --batch N (dynamic batching is off without it)');
+      const maxQueueDelayMs = values['max-queue-delay'] === undefined ? undefined : Number(values['max-queue-delay']);
+      if (maxQueueDelayMs !== undefined && !(maxQueueDelayMs >= 0 && maxQueueDelayMs <= 60_000)) {
+        throw new FerryError(`--max-queue-delay must be milliseconds in [0, 60000], got "${values['max-queue-delay']}"`);
+      }
       const { serveModelFiles } = await import('./serve');
-      await serveModelFiles(positionals, positiveInt('--port', values.port!));
+      await serveModelFiles(positionals, positiveInt('--port', values.port!), {
+        host: values.host,
+        sessionOptions: values.threads === undefined ? undefined : { intraOpNumThreads: positiveInt('--threads', values.threads) },
+        batching: values.batch === undefined ? undefined : { maxBatchSize: positiveInt('--batch', values.batch), ...(maxQueueDelayMs !== undefined ? { maxQueueDelayMs } : {}) },
+      });
       return await new Promise<number>(() => {}); // until a signal stops it
     }
     case 'worker':

@@ -13,14 +13,21 @@ import * as path from 'node:path';
 import { MODEL_MANIFEST_FILE, startInferenceServer } from '../../runtime/server';
 
 export interface ServeOptions {
+  /** Address to bind (default 127.0.0.1). */
+  host?: string;
   /** Dynamic batching for every model given as a file (a manifest says it per model). */
   batching?: { maxBatchSize?: number; maxQueueDelayMs?: number };
+  /** onnxruntime session options for every model given as a file (a manifest says them per model). */
+  sessionOptions?: { intraOpNumThreads?: number };
 }
 
 export async function serveModelFiles(files: string[], port: number, options: ServeOptions = {}): Promise<void> {
   const manifest = files.length === 1 ? manifestPathOf(files[0]) : undefined;
+  if (manifest && (options.batching || options.sessionOptions)) {
+    throw new Error('--batch and --threads apply to .onnx files; a manifest sets "batching" and "sessionOptions" per model');
+  }
   const { modelDir, names } = manifest ? await modelDirFromManifest(manifest) : await modelDirFromFiles(files, options);
-  const server = await startInferenceServer({ modelDir, port, log: (m) => console.log(m) });
+  const server = await startInferenceServer({ modelDir, port, host: options.host, log: (m) => console.log(m) });
   console.log(`Serving ${names.join(', ')} at ${server.url}/v2/models/<name>/infer`);
   const stop = () => server.close().then(() => process.exit(0));
   process.once('SIGTERM', stop);
@@ -55,7 +62,13 @@ async function modelDirFromFiles(files: string[], options: ServeOptions): Promis
     const name = path.basename(file).replace(/\.onnx$/i, '').toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
     await mkdir(path.join(modelDir, name), { recursive: true });
     await symlink(path.resolve(file), path.join(modelDir, name, 'model.onnx'));
-    models.push({ name, version: '1', path: `${name}/model.onnx`, ...(options.batching ? { batching: options.batching } : {}) });
+    models.push({
+      name,
+      version: '1',
+      path: `${name}/model.onnx`,
+      ...(options.sessionOptions ? { sessionOptions: options.sessionOptions } : {}),
+      ...(options.batching ? { batching: options.batching } : {}),
+    });
   }
   await writeFile(path.join(modelDir, MODEL_MANIFEST_FILE), JSON.stringify({ models }, null, 2));
   return { modelDir, names: models.map((m) => m.name) };

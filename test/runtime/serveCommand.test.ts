@@ -87,3 +87,28 @@ test('ferry serve manifest.json serves the manifest with its batching settings',
     assert.ok(runs >= 1 && runs < 3, `three requests sent together were batched: ${runs} runs`);
   });
 });
+
+test('ferry serve --batch and --threads serve .onnx files with those settings', async () => {
+  await serve([path.join(dir, 'negate.onnx'), '--batch', '4', '--max-queue-delay', '50', '--threads', '1'], async (url) => {
+    const config = (await (await fetch(`${url}/v2/models/negate/config`)).json()) as { batching: unknown; sessionOptions: unknown };
+    assert.deepEqual(config.batching, { maxBatchSize: 4, maxQueueDelayMs: 50 });
+    assert.deepEqual(config.sessionOptions, { intraOpNumThreads: 1 });
+  });
+});
+
+test('ferry serve refuses a queue delay without batching, and --batch on a manifest', async () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'client/cli/main.ts', 'serve', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.setEncoding('utf8').on('data', (c) => (output += c));
+      child.stderr.setEncoding('utf8').on('data', (c) => (output += c));
+      child.once('exit', (code) => resolve({ code, output }));
+    });
+  const noBatch = await run([path.join(dir, 'negate.onnx'), '--max-queue-delay', '5']);
+  assert.notEqual(noBatch.code, 0);
+  assert.match(noBatch.output, /--max-queue-delay needs --batch N/);
+  const manifest = await run([path.join(dir, 'serving.json'), '--batch', '4']);
+  assert.notEqual(manifest.code, 0);
+  assert.match(manifest.output, /--batch and --threads apply to \.onnx files/);
+});
