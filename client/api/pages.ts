@@ -14,6 +14,7 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 10px
 .done{background:#d7f5dd}.running{background:#fff3c4}.failed{background:#ffd9d6}
 .charts{display:grid;grid-template-columns:1fr 1fr;gap:16px}svg{width:100%;height:160px;background:#fff}
 .bars{display:grid;grid-template-columns:1fr 1fr;gap:16px;margin:8px 0}.bar{display:flex;align-items:center;gap:6px;margin:3px 0;font-size:12px}
+.split{display:flex;height:22px;border-radius:4px;overflow:hidden;margin:6px 0}.split div{color:#fff;font-size:12px;padding:3px 6px;white-space:nowrap;overflow:hidden}
 .bar span.l{width:210px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.bar div{height:12px;border-radius:2px}.rej{color:#999}.opt td,.opt th{font-size:12px;white-space:nowrap;padding:4px 6px}.opt td.w{white-space:normal;min-width:120px}.na{color:#777;font-size:12px}
 button{padding:4px 10px;cursor:pointer}code{background:#eef0f3;padding:1px 4px;border-radius:3px}.err{color:#b00}`;
 
@@ -33,6 +34,18 @@ function optimizationCard(s){const t=s.optimization,waiting=s.phase==='awaiting-
   (!c.withinBudget?'<span class="w" title="'+esc(c.rejection)+'">rejected: '+esc(String(c.rejection||'').replace('outside the accuracy budget: ','')).replace(/, /g,'<br>')+'</span>':waiting?'<button onclick="approve(\\''+c.id+'\\')">Approve</button>':chosen===c.id?'chosen ('+esc(s.chosenPlan.source)+')':'')+'</td></tr>'}).join('')+'</table>'+
   na.map(c=>'<div class="na"><code>'+esc(c.id)+'</code> '+(c.state==='not-applicable'?'not applicable':'failed')+': '+esc(c.reason)+'</div>').join('')+
   '<p class="na">budget: cosine ≥ '+t.budget.minCosine+', top-1 ≥ '+t.budget.minTop1+' · ★ = best within the budget · '+esc(t.score)+'</p></div>';return h}
+const REV_COLORS=['#2a6fdb','#e08214','#1a9850','#8e44ad','#d73027','#17becf','#7f7f7f','#bcbd22'];
+function servingCard(g){if(!g)return '';const color=i=>REV_COLORS[i%REV_COLORS.length];
+  let h='<div class="card" id="serving"><b>Serving</b> — '+esc(g.state)+', '+g.replicas.length+' replica(s) running, '+g.inFlight+' request(s) in flight'+(g.heldRequests?', '+g.heldRequests+' held':'')+
+  '<div class="split" title="traffic split">'+g.revisions.filter(r=>r.percent>0).map(r=>'<div style="width:'+r.percent+'%;background:'+color(g.revisions.indexOf(r))+'">'+esc(r.name)+' '+r.percent+'%</div>').join('')+'</div>'+
+  '<table><tr><th>revision</th><th>traffic</th><th>replicas ready / wanted</th><th>in flight</th><th>autoscaler</th></tr>'+
+  g.revisions.map((r,i)=>'<tr><td><span style="color:'+color(i)+'">■</span> <code>'+esc(r.name)+'</code></td><td>'+r.percent+'%</td><td>'+r.readyReplicas+' / '+r.desiredReplicas+'</td><td>'+r.inFlight+'</td><td>'+
+    (r.autoscaler?(r.autoscaler.panic?'<b>panic</b> · ':'')+'concurrency '+r.autoscaler.stableConcurrency.toFixed(2)+' (stable), '+r.autoscaler.panicConcurrency.toFixed(2)+' (panic)':'fixed')+'</td></tr>').join('')+'</table>'+
+  (g.traffic.rules.length?'<p class="na">header rules: '+g.traffic.rules.map(u=>esc(u.header)+': '+esc(u.value)+' → '+esc(u.revision)).join('; ')+'</p>':'')+
+  '<p class="na">'+(g.autoscaling?'autoscaling '+g.autoscaling.minReplicas+'–'+g.autoscaling.maxReplicas+' replicas, target '+g.autoscaling.targetInFlight+' in flight per replica':'fixed replica count')+
+  ' · '+(g.scaleToZeroAfterMs==null?'no scale to zero':'scale to zero after '+Math.round(g.scaleToZeroAfterMs/1000)+' s idle')+' · '+g.coldStarts+' cold start(s)'+(g.lastWakeMs!=null?', last wake '+g.lastWakeMs+' ms':'')+'</p>'+
+  (g.scaleEvents.length?'<p class="na">recent scaling: '+g.scaleEvents.slice(-5).reverse().map(e=>esc(e.revision)+' '+e.from+'→'+e.to+' ('+esc(e.reason)+', '+esc(new Date(e.at).toLocaleTimeString())+')').join('; ')+'</p>':'')+'</div>';
+  return h}
 function chart(title,points,series){
   const W=500,H=160,P=30;const xs=points.map(p=>Date.parse(p.collectedAt));
   const vals=series.flatMap(s=>points.map(p=>p[s.key]).filter(v=>v!=null));
@@ -85,8 +98,10 @@ if(s.benchmark){const b=s.benchmark;h+='<div class="card"><b>Benchmark</b> ('+es
 '<tr><td>'+esc(b.plan)+'</td><td>'+b.candidate.sizeBytes+'</td><td>'+b.candidate.latency.p50Ms.toFixed(3)+'</td><td>'+b.candidate.latency.p95Ms.toFixed(3)+'</td></tr></table>max |diff| '+b.maxAbsDiff.toExponential(2)+'</div>'}
 h+='<div class="card">Endpoint: <code>'+esc(s.inferUrl||'-')+'</code><br>Serving: '+esc(v.serving?v.serving.servingState:'-')+
 (v.serving?' · '+v.serving.hibernations+' hibernation(s)':'')+'<br><a href="'+esc(v.temporalUiUrl)+'">Temporal run</a></div>';
+h+=servingCard(v.gateway);
 h+='<div class="charts">'+chart('Requests per interval',v.metrics,[{key:'requestsDelta',label:'requests',color:'#2a6fdb'}])+
-chart('Latency (ms)',v.metrics,[{key:'latencyP50Ms',label:'p50',color:'#1a9850'},{key:'latencyP95Ms',label:'p95',color:'#d73027'}])+'</div>';
+chart('Latency (ms)',v.metrics,[{key:'latencyP50Ms',label:'p50',color:'#1a9850'},{key:'latencyP95Ms',label:'p95',color:'#d73027'}])+
+chart('Replicas (autoscaler and hibernation)',v.metrics,[{key:'replicas',label:'replicas',color:'#8e44ad'}])+'</div>';
 document.getElementById('view').innerHTML=h}catch(e){document.getElementById('view').innerHTML='<p class="err">'+esc(e.message)+'</p>'}}
 load();setInterval(load,2000);`,
   );

@@ -103,14 +103,18 @@ export async function startApiServer(config: FerryConfig, port = config.api.port
 
 async function deploymentView(ferry: FerryClient, repo: FerryRepository, ref: string) {
   const status = await ferry.status(ref);
-  const [serving, row, metrics] = await Promise.all([
+  const [serving, row, metrics, gateway] = await Promise.all([
     ferry.serving(ref).catch(() => undefined),
     repo.getDeployment(status.deploymentId),
     repo.recentMetrics(status.deploymentId, 240),
+    // Revisions, traffic split, replicas and autoscaler right now; absent before the deploy stage or when
+    // the gateway is down (the rest of the page still renders).
+    status.inferUrl ? ferry.gatewayStatus(status.deploymentId).catch(() => undefined) : undefined,
   ]);
   return {
     status,
     serving,
+    gateway,
     deployment: row,
     metrics: metrics.reverse(),
     temporalUiUrl: ferry.temporalUiUrl(`deploy:${status.model}:${status.version}`),

@@ -61,8 +61,16 @@ test('approve a plan from the dashboard and watch the deployment go live', async
     });
   }
   // Charts replace "No samples yet." once samples exist: one requests line, then p50 and p95 lines.
-  await page.waitForFunction(`document.querySelectorAll('svg polyline').length >= 3`, undefined, { timeout: 30_000 });
-  assert.equal(await page.locator('svg').count(), 2, 'request and latency charts');
+  await page.waitForFunction(`document.querySelectorAll('svg polyline').length >= 4`, undefined, { timeout: 30_000 });
+  assert.equal(await page.locator('svg').count(), 3, 'request, latency and replica charts');
+
+  // The serving card: the one revision takes all the traffic with its replica ready; a scaling change made
+  // through the SDK (as `ferry scale` does) shows on the next refresh.
+  assert.equal(await page.locator('.split div').innerText(), 'default 100%');
+  assert.match(await page.locator('tr', { hasText: 'default' }).innerText(), /100%\s+1 \/ 1/);
+  assert.match(await page.locator('#serving').innerText(), /fixed replica count/);
+  await h.ferry.setScaling(started.deploymentId, { autoscaling: { minReplicas: 1, maxReplicas: 3 } });
+  await page.waitForSelector('text=autoscaling 1–3 replicas', { timeout: 10_000 });
   assert.match(await page.content(), new RegExp(status.inferUrl!.replace(/[/.]/g, '\\$&')));
 
   const index = await browser.newPage();
