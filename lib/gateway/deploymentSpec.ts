@@ -11,7 +11,7 @@ import { normalizeTrafficPolicy, type NormalizedTrafficPolicy } from './trafficP
 export const DEFAULT_REVISION = 'default';
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const REVISION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const MAX_REVISIONS = 8;
+export const MAX_REVISIONS = 8;
 const MIN_IDLE_MS = 100;
 
 export interface ParsedRevision {
