@@ -167,6 +167,35 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     // 4 deploy
     current = 'deploy';
     enter('deploy');
+    if (input.canary) {
+      // A canary release: a new revision of a live deployment, watched by that deployment's monitor.
+      // (Runs started before canaries existed have no `canary` and take the branch below unchanged.)
+      const deployed = await heavy.deployToLocalTarget({
+        deploymentId: input.deploymentId,
+        modelVersionId: ingested.modelVersionId,
+        imageId: image.imageId,
+        image: image.image,
+        model: input.model,
+        replicas: input.replicas,
+        monitor: input.monitor,
+        canary: { ...input.canary, version: input.version },
+      });
+      const canary = deployed.canary!;
+      status.endpoint = deployed.endpoint;
+      status.inferUrl = deployed.inferUrl;
+      status.canary = canary;
+      const split = Object.entries(canary.split).map(([r, p]) => `${r}=${p}%`).join(', ');
+      finish('deploy', `revision ${canary.revision} of ${canary.baseDeploymentId} with ${canary.percent}% of its traffic (${split}); ${deployed.replicas} replica(s) at ${deployed.endpoint}`);
+
+      current = 'monitor';
+      enter('monitor');
+      status.monitorWorkflowId = canary.baseMonitorWorkflowId;
+      finish('monitor', `watched with every revision of ${canary.baseDeploymentId}${canary.baseMonitorWorkflowId ? ` by ${canary.baseMonitorWorkflowId}` : ''} (no monitor of its own)`);
+
+      status.phase = 'live';
+      upsertSearchAttributes([{ key: ferryStageKey, value: 'live' }]);
+      return status;
+    }
     const deployed = await heavy.deployToLocalTarget({
       deploymentId: input.deploymentId,
       modelVersionId: ingested.modelVersionId,

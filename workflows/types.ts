@@ -49,6 +49,31 @@ export interface DeployModelInput {
   monitor: MonitorSettings;
   /** How the optimize stage searches; every field has a default (see lib/optimize/engine.ts). */
   optimize?: OptimizeSettings;
+  /**
+   * Canary release: the deploy stage adds this version as a revision of a live deployment instead of
+   * creating its own (absent in runs started before canaries existed: the usual deployment).
+   */
+  canary?: CanaryRequest;
+}
+
+export interface CanaryRequest {
+  /** The live deployment (gateway id) to add the revision to; the SDK resolves it before starting. */
+  of: string;
+  /** Share of that deployment's traffic split (0–100); its other revisions keep the rest, scaled proportionally. */
+  percent: number;
+}
+
+/** Where a canary version serves: a revision of another deployment, with a share of its traffic. */
+export interface CanaryStatus {
+  baseDeploymentId: string;
+  /** Its revision name (`x-ferry-revision` in responses); see canaryRevisionName. */
+  revision: string;
+  /** Its share, as applied (a retry that found the revision there already reports the split as it found it). */
+  percent: number;
+  /** The whole split after the deploy stage, revision → percent. */
+  split: Record<string, number>;
+  /** The base deployment's monitor, which watches every revision of it (no second monitor is started). */
+  baseMonitorWorkflowId?: string;
 }
 
 /** What the optimized model will run on. */
@@ -289,6 +314,8 @@ export interface DeploymentStatus {
   endpoint?: string;
   inferUrl?: string;
   monitorWorkflowId?: string;
+  /** Set for a canary release: the deployment and revision this version serves as. */
+  canary?: CanaryStatus;
   error?: string;
 }
 
@@ -341,4 +368,14 @@ export const workflowIds = {
 
 export function deploymentIdFor(model: string, version: string): string {
   return `${model}-${version}`;
+}
+
+/**
+ * The revision name a canary version gets: the version itself (the SDK's model versions follow the
+ * gateway's revision-name pattern), else `v-<version>` (e.g. for a version named "default", the name
+ * of a deployment's first revision when it was deployed as a single image).
+ */
+export function canaryRevisionName(version: string): string {
+  if (/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(version) && version !== 'default') return version;
+  return `v-${version.replace(/[^A-Za-z0-9._-]+/g, '-')}`.slice(0, 63);
 }

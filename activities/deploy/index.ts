@@ -1,12 +1,20 @@
 /**
  * Stage 4, deploy: hand the image to the target (the `local` gateway by default) and wait until its
  * replicas answer. Applying the same spec twice is a no-op, so a retry never doubles the replicas.
+ *
+ * A canary release (`input.canary`) creates no deployment: the image becomes a new revision of a live
+ * one, with a share of its traffic (lib/targets/revisions.ts). Adding a revision that is there already
+ * with the same image changes nothing, so a retry is a no-op too.
  */
-import type { ImageRecord, MonitorSettings } from '../../workflows/types';
+import { ApplicationFailure } from '@temporalio/activity';
+import { DeploymentNotFoundError, type DeploymentStatus, type DeploymentSpec, type ImageRef } from '../../lib/targets/deploymentTarget';
+import { GatewayRequestError } from '../../lib/targets/local';
+import { RevisionConflictError, specWithCanary } from '../../lib/targets/revisions';
+import { canaryRevisionName, type CanaryRequest, type CanaryStatus, type ImageRecord, type MonitorSettings, workflowIds } from '../../workflows/types';
 import { activityDeps } from '../deps';
 import { whileHeartbeating } from '../heartbeat';
 
-export async function deployToLocalTarget(input: {
+export interface DeployInput {
   deploymentId: string;
   modelVersionId: number;
   imageId: number;
@@ -14,7 +22,20 @@ export async function deployToLocalTarget(input: {
   model: string;
   replicas: number;
   monitor: MonitorSettings;
-}): Promise<{ endpoint: string; inferUrl: string; replicas: number }> {
+  /** Set for a canary release (with the version, which names the revision). */
+  canary?: CanaryRequest & { version: string };
+}
+
+export interface DeployResult {
+  endpoint: string;
+  inferUrl: string;
+  /** Ready replicas of the deployment (of the canary's revision, for a canary). */
+  replicas: number;
+  canary?: CanaryStatus;
+}
+
+export async function deployToLocalTarget(input: DeployInput): Promise<DeployResult> {
+  if (input.canary) return deployCanaryRevision(input, input.canary);
   const { target, repo } = activityDeps();
   const status = await whileHeartbeating({ step: 'starting replicas' }, () =>
     target.apply({
@@ -37,4 +58,80 @@ export async function deployToLocalTarget(input: {
   });
   await repo.recordEvent(input.deploymentId, 'deployed', { image: input.image.digest, replicas: status.replicas.length });
   return { endpoint: status.endpoint, inferUrl, replicas: status.replicas.length };
+}
+
+/**
+ * Adds the image as revision `canaryRevisionName(version)` of deployment `canary.of` with `percent` of
+ * its split (the other revisions' shares scaled down proportionally, header rules kept) and waits
+ * until its replicas answer; no replica of the other revisions restarts. Records the version's row
+ * (state 'canary', the base's endpoint; no monitor of its own) and a `canary-added` event on the base.
+ */
+async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & { version: string }): Promise<DeployResult> {
+  const { target, repo } = activityDeps();
+  const revision = canaryRevisionName(canary.version);
+  const image: ImageRef = { registry: input.image.registry, repository: input.image.repository, reference: input.image.digest };
+  const what = `${input.model} ${canary.version} as a canary of deployment "${canary.of}"`;
+
+  let base: DeploymentStatus;
+  try {
+    base = await target.status(canary.of);
+  } catch (err) {
+    if (err instanceof DeploymentNotFoundError) {
+      throw ApplicationFailure.nonRetryable(
+        `cannot deploy ${what}: it is not live (the gateway serves no deployment "${canary.of}"; it was undeployed or never deployed). ` +
+          `Deploy ${input.model} without --canary first, or name a live deployment with --canary-of`,
+        'NoLiveDeployment',
+      );
+    }
+    throw err;
+  }
+  if (base.model !== input.model) {
+    throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: that deployment serves model "${base.model}"`, 'CanaryConflict');
+  }
+  let spec: DeploymentSpec | undefined;
+  try {
+    spec = specWithCanary(base, { name: revision, image, percent: canary.percent });
+  } catch (err) {
+    if (err instanceof RevisionConflictError) throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: ${err.message}`, 'CanaryConflict');
+    throw err;
+  }
+  let status = base;
+  if (spec) {
+    const apply = spec;
+    try {
+      status = await whileHeartbeating({ step: `adding revision ${revision} to ${canary.of}` }, () => target.apply(apply));
+    } catch (err) {
+      // The gateway refused the spec (4xx): the same spec would be refused again.
+      if (err instanceof GatewayRequestError && err.status < 500) throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: ${err.gatewayMessage}`, 'CanaryConflict');
+      throw err;
+    }
+  }
+
+  const served = status.revisions.find((r) => r.name === revision);
+  const replicas = status.replicas.filter((r) => r.revision === revision && r.ready).length;
+  const result: CanaryStatus = {
+    baseDeploymentId: status.id,
+    revision,
+    percent: served?.percent ?? canary.percent,
+    split: status.traffic.split,
+  };
+  const baseRow = await repo.getDeployment(canary.of);
+  if (baseRow) result.baseMonitorWorkflowId = workflowIds.monitor(baseRow.model, baseRow.version);
+
+  const inferUrl = `${status.endpoint}/v2/models/${input.model}/infer`;
+  await repo.upsertDeployment({
+    id: input.deploymentId,
+    modelVersionId: input.modelVersionId,
+    imageId: input.imageId,
+    target: 'local',
+    endpoint: status.endpoint,
+    state: 'canary',
+    replicas,
+    config: { canaryOf: canary.of, revision, percent: result.percent, inferUrl },
+  });
+  const detail = { revision, version: canary.version, deployment: input.deploymentId, image: input.image.digest, percent: result.percent, split: result.split };
+  // Deployments applied to the gateway by hand have no row (and so no events).
+  if (baseRow) await repo.recordEventOnce(canary.of, 'canary-added', detail, { revision, image: input.image.digest });
+  await repo.recordEventOnce(input.deploymentId, 'deployed', { ...detail, canaryOf: canary.of }, { canaryOf: canary.of, image: input.image.digest });
+  return { endpoint: status.endpoint, inferUrl, replicas, canary: result };
 }

@@ -165,6 +165,52 @@ export class FerryRepository {
     ]);
   }
 
+  /**
+   * Records the event unless one of this kind whose detail contains `identity` is there already, so an
+   * activity that runs again records it once. True when it was recorded now.
+   */
+  async recordEventOnce(deploymentId: string, kind: string, detail: Record<string, unknown>, identity: Record<string, unknown>): Promise<boolean> {
+    const res = await this.pool.query(
+      `INSERT INTO deployment_events(deployment_id, kind, detail)
+       SELECT $1, $2, $3 WHERE NOT EXISTS (
+         SELECT 1 FROM deployment_events WHERE deployment_id = $1 AND kind = $2 AND detail @> $4)`,
+      [deploymentId, kind, JSON.stringify(detail), JSON.stringify(identity)],
+    );
+    return (res.rowCount ?? 0) > 0;
+  }
+
+  /** The canary versions added to a deployment (rows whose config has `canaryOf` = its id), newest first. */
+  async canaryDeployments(baseDeploymentId: string): Promise<DeploymentRow[]> {
+    return this.queryDeployments(`WHERE d.config->>'canaryOf' = $1`, [baseDeploymentId]);
+  }
+
+  /**
+   * After a promote or a rollback of `baseDeploymentId`: the canary row of the revision kept is
+   * 'promoted' (and the base deployment's image becomes its image), those of removed revisions 'removed'.
+   */
+  async settleCanaries(baseDeploymentId: string, kept: string, removed: string[]): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(
+        `UPDATE deployments SET state = CASE WHEN config->>'revision' = $2 THEN 'promoted' ELSE 'removed' END, updated_at = now()
+         WHERE config->>'canaryOf' = $1 AND (config->>'revision' = $2 OR config->>'revision' = ANY($3::text[]))`,
+        [baseDeploymentId, kept, removed],
+      );
+      await client.query(
+        `UPDATE deployments b SET image_id = c.image_id, updated_at = now() FROM deployments c
+         WHERE b.id = $1 AND c.config->>'canaryOf' = $1 AND c.config->>'revision' = $2 AND b.image_id IS DISTINCT FROM c.image_id`,
+        [baseDeploymentId, kept],
+      );
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK');
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
   async listDeployments(): Promise<DeploymentRow[]> {
     return this.queryDeployments('', []);
   }
