@@ -13,8 +13,10 @@ import {
   WorkflowNotFoundError,
   type WorkflowHandle,
 } from '@temporalio/client';
+import { Pool } from 'pg';
 import { loadConfig, type FerryConfig } from '../lib/config';
-import { applyScalingChange } from '../lib/gateway/deploymentSpec';
+import { FerryRepository } from '../lib/db/repository';
+import { applyScalingChange, MAX_REVISIONS } from '../lib/gateway/deploymentSpec';
 import { normalizeTrafficPolicy } from '../lib/gateway/trafficPolicy';
 import {
   DeploymentNotFoundError,
@@ -23,11 +25,14 @@ import {
   type TrafficPolicy,
 } from '../lib/targets/deploymentTarget';
 import { GatewayRequestError, LocalTarget } from '../lib/targets/local';
+import { RevisionConflictError, rulesTo, specKeepingOnly } from '../lib/targets/revisions';
 import { ONE_CLICK_TECHNIQUES } from '../lib/optimize/plans';
 import { ObjectStore, objectKeys } from '../lib/store/objectStore';
 import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery, monitorStatusQuery, undeploySignal } from '../workflows/messages';
 import { ferryDeploymentKey, ferryModelKey, ferryModelVersionKey, ferryStageKey } from '../workflows/searchAttributes';
 import {
+  canaryRevisionName,
+  type CanaryRequest,
   type ChosenPlan,
   type DeployMode,
   type DeployModelInput,
@@ -41,6 +46,7 @@ import {
 
 export type {
   AccuracyBudget,
+  CanaryStatus,
   CandidateMeasurement,
   ChosenPlan,
   DeployMode,
@@ -74,7 +80,27 @@ export interface DeployOptions {
   monitor?: Partial<MonitorSettings>;
   /** How the optimize stage searches: techniques, accuracy budget, target. Defaults: one-click tries ONE_CLICK_TECHNIQUES, review mode every technique; cosine/top-1 ≥ 0.99. */
   optimize?: OptimizeSettings;
+  /**
+   * Canary release: the new version goes through the pipeline as usual, but its deploy stage adds it as
+   * a revision (named after the version, see canaryRevisionName) of a live deployment of the same model
+   * — `of` (a deployment ref), or the model's newest live deployment — with `percent` (0–100) of its
+   * traffic; the other revisions keep the rest, scaled proportionally, and their replicas keep running.
+   * The revision follows that deployment's scaling (`replicas` cannot be given). Checked before anything
+   * is uploaded: a model with no live deployment is refused at once.
+   */
+  canary?: { percent: number; of?: string };
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void;
+}
+
+/** What a promote or a rollback did to a served deployment. */
+export interface RevisionChange {
+  deploymentId: string;
+  /** The revision that now has all of the traffic. */
+  kept: string;
+  /** The revisions removed (their replicas drained and stopped); empty when `kept` was already alone. */
+  removed: string[];
+  /** The gateway's view afterwards. */
+  status: GatewayDeploymentStatus;
 }
 
 export interface DeployStarted {
@@ -95,6 +121,11 @@ export interface DeploymentListEntry {
   workflowId: string;
   status: string;
   startTime: string;
+  /**
+   * Where it serves now, from the gateway: its own deployment's state (and revisions), `revision R of
+   * <deployment>, P%` for a canary version, `not served`, or `unknown` when the gateway cannot be reached.
+   */
+  serving?: string;
 }
 
 export interface ActivityProgress {
@@ -150,6 +181,8 @@ export class FerryClient {
   private readonly started = new Map<string, ResolvedDeployment>();
   /** The gateway's control API (the `local` target), for traffic and scaling. */
   private readonly gateway: LocalTarget;
+  /** PostgreSQL, opened on first use (promote and rollback record what they did). */
+  private db: { pool: Pool; repo: FerryRepository } | undefined;
 
   private constructor(
     readonly config: FerryConfig,
@@ -174,6 +207,19 @@ export class FerryClient {
 
   async close(): Promise<void> {
     await this.connection.close();
+    await this.db?.pool.end();
+    this.db = undefined;
+  }
+
+  private repository(): FerryRepository {
+    if (!this.db) {
+      const pool = new Pool({ connectionString: this.config.postgres.url, max: 2, connectionTimeoutMillis: 5000 });
+      pool.on('error', () => {
+        /* an idle client lost: the pool replaces it on next use */
+      });
+      this.db = { pool, repo: new FerryRepository(pool) };
+    }
+    return this.db.repo;
   }
 
   /** Temporal Web UI page of a workflow run. */
@@ -207,6 +253,8 @@ export class FerryClient {
     if (existing && !['FAILED', 'TERMINATED', 'CANCELLED', 'TIMED_OUT'].includes(existing)) {
       return { deploymentId, workflowId, model, version, alreadyExisted: true };
     }
+    // A canary needs a live deployment to join: find it now rather than after the optimize stage.
+    const canary = opts.canary ? await this.canaryTarget(model, version, opts) : undefined;
 
     const staged = await this.store.putFile(objectKeys.staging(randomUUID()), filePath, (sent) =>
       opts.onUploadProgress?.(sent, info.size),
@@ -228,6 +276,7 @@ export class FerryClient {
         ...opts.optimize,
         techniques: opts.optimize?.techniques ?? ((opts.mode ?? 'one-click') === 'one-click' ? ONE_CLICK_TECHNIQUES : undefined),
       },
+      ...(canary ? { canary } : {}),
     };
     try {
       const handle = await this.temporal.workflow.start('deployModelWorkflow', {
@@ -248,6 +297,50 @@ export class FerryClient {
       if (err instanceof WorkflowExecutionAlreadyStartedError) return { deploymentId, workflowId, model, version, alreadyExisted: true };
       throw err;
     }
+  }
+
+  /**
+   * The live deployment a canary of `model` joins: `opts.canary.of`, or the model's newest deployment
+   * on the gateway. Refuses (FerryError) a bad percent, a model with no live deployment, another
+   * model's deployment, a taken revision name and a deployment with no room for another revision.
+   */
+  private async canaryTarget(model: string, version: string, opts: DeployOptions): Promise<CanaryRequest> {
+    const { percent, of } = opts.canary!;
+    if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
+      throw new FerryError(`canary refused: the percent must be a number from 0 to 100, got ${String(percent)}`);
+    }
+    if (opts.replicas !== undefined) {
+      throw new FerryError("canary refused: a canary revision follows its deployment's scaling; leave out replicas and change them with `ferry scale`");
+    }
+    let base: GatewayDeploymentStatus;
+    if (of !== undefined) {
+      try {
+        base = await this.servedStatus(of);
+      } catch (err) {
+        if (err instanceof UnknownDeploymentError) throw new FerryError(`canary refused: ${err.message}`);
+        throw err;
+      }
+    } else {
+      const live = (await this.gateway.list()).filter((d) => d.model === model).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      if (!live.length) {
+        throw new FerryError(
+          `canary refused: model "${model}" has no live deployment to add it to (the gateway at ${this.config.gateway.url} serves none of it); ` +
+            `deploy it first without --canary, or name a deployment with --canary-of`,
+        );
+      }
+      base = live[0];
+    }
+    if (base.model !== model) {
+      throw new FerryError(`canary refused: deployment ${base.id} serves model "${base.model}", not "${model}" (a canary is another version of the same model)`);
+    }
+    const revision = canaryRevisionName(version);
+    if (base.revisions.some((r) => r.name === revision)) {
+      throw new FerryError(`canary refused: deployment ${base.id} already has a revision "${revision}"`);
+    }
+    if (base.revisions.length >= MAX_REVISIONS) {
+      throw new FerryError(`canary refused: deployment ${base.id} already has ${base.revisions.length} revisions (at most ${MAX_REVISIONS}); promote one or roll back first`);
+    }
+    return { of: base.id, percent };
   }
 
   /** Accepts a deployment id (`model-version`), `model:version`, or a model name (its latest deployment). */
@@ -335,6 +428,7 @@ export class FerryClient {
 
   async list(): Promise<DeploymentListEntry[]> {
     const out: DeploymentListEntry[] = [];
+    const served = await this.gateway.list().catch(() => undefined);
     for await (const wf of this.temporal.workflow.list({ query: `WorkflowType = 'deployModelWorkflow'` })) {
       const model = wf.typedSearchAttributes.get(ferryModelKey) ?? '';
       const version = wf.typedSearchAttributes.get(ferryModelVersionKey) ?? '';
@@ -347,6 +441,7 @@ export class FerryClient {
         status: wf.status.name,
         startTime: wf.startTime.toISOString(),
       });
+      out[out.length - 1].serving = servingOf(out[out.length - 1], served);
     }
     return out;
   }
@@ -366,7 +461,8 @@ export class FerryClient {
     if (!status.inferUrl) throw new FerryError(`deployment ${status.deploymentId} has no endpoint yet (it is at: ${status.phase})`);
     const res = await fetch(status.inferUrl, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      // A canary version shares its base deployment's endpoint: ask for its revision by name.
+      headers: { 'content-type': 'application/json', ...(status.canary ? { 'x-ferry-variant': status.canary.revision } : {}) },
       body: JSON.stringify(request),
     }).catch((err: Error) => {
       throw new FerryError(`endpoint ${status.inferUrl} is not reachable: ${err.message}`);
@@ -384,6 +480,13 @@ export class FerryClient {
       await handle.signal(undeploySignal, { requestedBy: 'cli' });
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) {
+        const canary = (await this.status(ref).catch(() => undefined))?.canary;
+        if (canary) {
+          throw new FerryError(
+            `${deploymentId} is revision "${canary.revision}" of deployment ${canary.baseDeploymentId}, not a deployment of its own: ` +
+              `remove it with \`ferry rollback ${canary.baseDeploymentId}\` or \`ferry promote ${canary.baseDeploymentId} --revision <other>\`, or undeploy ${canary.baseDeploymentId}`,
+          );
+        }
         throw new FerryError(`deployment ${deploymentId} is not being served (no running monitor)`);
       }
       throw err;
@@ -434,9 +537,76 @@ export class FerryClient {
     return this.gatewayCall(current.id, 'scaling', () => this.gateway.setScaling(current.id, body));
   }
 
+  // ---- canary releases: promote, roll back ----
+
+  /**
+   * Gives revision `revision` all of the traffic (header rules naming other revisions are dropped),
+   * then removes the other revisions: their replicas finish the requests they hold and stop; no
+   * request fails and the kept revision's replicas are not restarted. Resolves once they have stopped.
+   * Recorded in PostgreSQL (a `promoted` event on the deployment; canary versions' rows become
+   * `promoted` or `removed`). An unknown revision is refused and nothing changes. Promoting the only
+   * revision changes nothing.
+   */
+  async promote(ref: string, revision: string): Promise<RevisionChange> {
+    const current = await this.servedStatus(ref);
+    const names = current.revisions.map((r) => r.name);
+    if (!names.includes(revision)) {
+      throw new FerryError(`promote refused: deployment ${current.id} has no revision "${revision}" (it has: ${names.join(', ')}); nothing changed`);
+    }
+    return this.keepOnly(current, revision, 'promoted');
+  }
+
+  /**
+   * Rolls a canary back: the deployment's first revision — the one it served before canaries were added
+   * (they are appended) — gets all of the traffic and every other revision is removed, as by
+   * `promote(ref, <first revision>)`. Refused when the deployment has one revision only (a promoted
+   * canary replaced the revision before it: deploy that version again with a canary and promote it).
+   */
+  async rollback(ref: string): Promise<RevisionChange> {
+    const current = await this.servedStatus(ref);
+    if (current.revisions.length < 2) {
+      throw new FerryError(
+        `rollback refused: deployment ${current.id} serves one revision ("${current.revisions[0]?.name}") and has no canary to remove; ` +
+          'a promoted revision cannot be rolled back (deploy the previous version with --canary and promote it)',
+      );
+    }
+    return this.keepOnly(current, current.revisions[0].name, 'rolled-back');
+  }
+
+  private async keepOnly(current: GatewayDeploymentStatus, keep: string, kind: 'promoted' | 'rolled-back'): Promise<RevisionChange> {
+    const removed = current.revisions.map((r) => r.name).filter((n) => n !== keep);
+    let status = current;
+    if (removed.length) {
+      status = await this.gatewayCall(current.id, 'revisions', async () => {
+        // 1. Every new request to `keep`, from the next request on.
+        const routed = await this.gateway.setTraffic(current.id, { split: { [keep]: 100 }, rules: rulesTo(current.traffic.rules, keep) });
+        // 2. The others removed: out of routing, drained, stopped; `keep` is applied unchanged (no restart).
+        let spec;
+        try {
+          spec = specKeepingOnly(routed, keep);
+        } catch (err) {
+          if (err instanceof RevisionConflictError) throw new FerryError(`${kind === 'promoted' ? 'promote' : 'rollback'} of ${current.id} stopped: ${err.message} (changed meanwhile)`);
+          throw err;
+        }
+        return spec ? this.gateway.apply(spec) : routed;
+      });
+    }
+    try {
+      const repo = this.repository();
+      if (removed.length && (await repo.getDeployment(current.id))) await repo.recordEvent(current.id, kind, { revision: keep, removed });
+      await repo.settleCanaries(current.id, keep, removed);
+    } catch (err) {
+      throw new FerryError(
+        `${current.id}: revision "${keep}" serves all of the traffic now, but recording it in PostgreSQL failed (${(err as Error).message}); run the command again to record it`,
+      );
+    }
+    return { deploymentId: current.id, kept: keep, removed, status };
+  }
+
   /**
    * Finds `ref` on the gateway: as a gateway deployment id first (deployments applied without the
-   * pipeline have no workflow), else resolved like every other command (model:version, model name).
+   * pipeline have no workflow), else resolved like every other command (model:version, model name);
+   * a canary version resolves to the deployment it is a revision of.
    */
   private async servedStatus(ref: string): Promise<GatewayDeploymentStatus> {
     if (!ref.includes(':')) {
@@ -457,6 +627,11 @@ export class FerryClient {
       return await this.gateway.status(resolved.deploymentId);
     } catch (err) {
       if (!(err instanceof DeploymentNotFoundError)) throw err;
+      const canary = (await this.deployHandle(resolved.workflowId).query(deploymentStatusQuery).catch(() => undefined))?.canary;
+      if (canary) {
+        const base = await this.gateway.status(canary.baseDeploymentId).catch(() => undefined);
+        if (base) return base;
+      }
       throw new UnknownDeploymentError(
         `deployment ${resolved.deploymentId} is not served by the gateway at ${this.config.gateway.url} (not deployed yet, or undeployed; see \`ferry status ${ref}\`)`,
       );
@@ -504,4 +679,20 @@ export async function sha256OfFile(filePath: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(filePath)) hash.update(chunk as Buffer);
   return hash.digest('hex');
+}
+
+/** A list entry's serving state from the gateway's deployments (undefined: the gateway did not answer). */
+function servingOf(entry: DeploymentListEntry, served: GatewayDeploymentStatus[] | undefined): string {
+  if (!served) return 'unknown (gateway not reachable)';
+  const own = served.find((d) => d.id === entry.deploymentId);
+  if (own) {
+    const revisions = own.revisions.length === 1 && own.revisions[0].name === 'default' ? '' : ` (${own.revisions.map((r) => `${r.name} ${r.percent}%`).join(', ')})`;
+    return `${own.state}${revisions}`;
+  }
+  const revision = canaryRevisionName(entry.version);
+  for (const d of served) {
+    const r = d.model === entry.model ? d.revisions.find((x) => x.name === revision) : undefined;
+    if (r) return `revision ${revision} of ${d.id}, ${r.percent}%`;
+  }
+  return 'not served';
 }

@@ -14,6 +14,8 @@ export interface DeployCommandOptions {
   idleHibernateMs?: number;
   wait: boolean;
   optimize?: OptimizeSettings;
+  /** Deploy as a canary revision of a live deployment (see DeployOptions.canary). */
+  canary?: { percent: number; of?: string };
 }
 
 export async function deployCommand(ferry: FerryClient, file: string, opts: DeployCommandOptions): Promise<DeploymentStatus | undefined> {
@@ -26,6 +28,7 @@ export async function deployCommand(ferry: FerryClient, file: string, opts: Depl
     approvalTimeoutMs: opts.approvalTimeoutMs,
     monitor: opts.idleHibernateMs ? { idleHibernateMs: opts.idleHibernateMs } : undefined,
     optimize: opts.optimize,
+    canary: opts.canary,
     onUploadProgress: (sent, total) => {
       const pct = total ? (100 * sent) / total : 100;
       if (process.stdout.isTTY) process.stdout.write(`\r  upload ${bar(pct)} ${formatBytes(sent)}`);
@@ -39,7 +42,7 @@ export async function deployCommand(ferry: FerryClient, file: string, opts: Depl
   if (started.alreadyExisted) {
     console.log(`Deployment ${started.deploymentId} already exists for this model version; not starting it again.`);
   } else {
-    console.log(`Deploying ${started.deploymentId} (${opts.review ? 'review' : 'one-click'} mode)`);
+    console.log(`Deploying ${started.deploymentId} (${opts.review ? 'review' : 'one-click'} mode${opts.canary ? `, as a canary with ${opts.canary.percent}% of the traffic` : ''})`);
   }
   console.log(`  Temporal UI: ${ferry.temporalUiUrl(started.workflowId)}`);
   if (!opts.wait) return undefined;
@@ -92,6 +95,12 @@ export function printDeploymentSummary(ferry: FerryClient, s: DeploymentStatus):
     );
   }
   if (s.image) console.log(`  Image:       ${s.image.registry.replace(/^https?:\/\//, '')}/${s.image.repository}@${s.image.digest}`);
+  if (s.canary) {
+    const c = s.canary;
+    console.log(`  Canary:      revision ${c.revision} of ${c.baseDeploymentId}, ${c.percent}% of its traffic (split ${Object.entries(c.split).map(([r, p]) => `${r}=${p}%`).join(', ')})`);
+    console.log(`               responses carry x-ferry-revision; send x-ferry-variant: ${c.revision} to ask for it`);
+    console.log(`               ferry promote ${c.baseDeploymentId} --revision ${c.revision}   |   ferry rollback ${c.baseDeploymentId}`);
+  }
   console.log(`  Endpoint:    ${s.inferUrl ?? '-'}`);
   console.log(`  Dashboard:   ${ferry.dashboardUrl(s.deploymentId)}`);
   console.log(`  Temporal UI: ${ferry.temporalUiUrl(`deploy:${s.model}:${s.version}`)}`);
@@ -115,6 +124,19 @@ export async function statusCommand(ferry: FerryClient, ref: string, json: boole
         (l ? `, ${l.requestCount} requests, p50 ${l.latencyP50Ms?.toFixed(2) ?? '-'} ms, p95 ${l.latencyP95Ms?.toFixed(2) ?? '-'} ms, idle ${Math.round(l.idleMs / 1000)}s` : ''),
     );
   }
+  if (status.canary) {
+    // The workflow says what the deploy stage did; the gateway says what is served now (after a promote or a rollback).
+    const base = await ferry.gatewayStatus(status.canary.baseDeploymentId).catch(() => undefined);
+    const now = base?.revisions.find((r) => r.name === status.canary!.revision);
+    console.log(
+      `  Serving: ${now ? `revision ${now.name} of ${base!.id}, ${now.percent}% of its traffic now (${now.readyReplicas}/${now.desiredReplicas} replicas ready)` : base ? `no longer: ${base.id} has no revision ${status.canary.revision} now (rolled back or replaced)` : `no longer: ${status.canary.baseDeploymentId} is not served`}`,
+    );
+  } else if (status.inferUrl) {
+    const own = await ferry.gatewayStatus(status.deploymentId).catch(() => undefined);
+    if (own && (own.revisions.length > 1 || own.revisions[0]?.name !== 'default')) {
+      console.log(`  Revisions: ${own.revisions.map((r) => `${r.name} ${r.percent}%`).join(', ')}${own.traffic.rules.length ? ` (+${own.traffic.rules.length} header rule(s))` : ''}`);
+    }
+  }
   if (status.error) console.log(`  Error: ${status.error}`);
   printDeploymentSummary(ferry, status);
 }
@@ -130,8 +152,8 @@ export async function listCommand(ferry: FerryClient, json: boolean): Promise<vo
     return;
   }
   const w = Math.max(10, ...rows.map((r) => r.deploymentId.length));
-  console.log(`${'DEPLOYMENT'.padEnd(w)}  ${'STAGE'.padEnd(18)}  ${'RUN'.padEnd(10)}  STARTED`);
-  for (const r of rows) console.log(`${r.deploymentId.padEnd(w)}  ${r.stage.padEnd(18)}  ${r.status.padEnd(10)}  ${r.startTime}`);
+  console.log(`${'DEPLOYMENT'.padEnd(w)}  ${'STAGE'.padEnd(18)}  ${'RUN'.padEnd(10)}  ${'STARTED'.padEnd(24)}  SERVING`);
+  for (const r of rows) console.log(`${r.deploymentId.padEnd(w)}  ${r.stage.padEnd(18)}  ${r.status.padEnd(10)}  ${r.startTime.padEnd(24)}  ${r.serving ?? '-'}`);
 }
 
 export async function inferCommand(ferry: FerryClient, ref: string, inputFile: string): Promise<void> {

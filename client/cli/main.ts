@@ -17,6 +17,13 @@ Deploy and operate
   ferry deploy <model.onnx> [--review] [--name N] [--version V] [--replicas N]
                             [--approval-timeout 10m] [--idle-hibernate 15m] [--no-wait]
                             [--techniques a,b] [--accuracy-budget cosine=0.99,top1=0.99]
+                            [--canary PERCENT [--canary-of <deployment>]]
+      --canary: the new version becomes a revision (named after the version) of the model's live
+      deployment (or --canary-of's) with PERCENT of its traffic; the others keep the rest
+  ferry promote <deployment> --revision <name> [--json]
+      all traffic to that revision, then the other revisions are removed (replicas drained)
+  ferry rollback <deployment> [--json]
+      back to the deployment's first revision (the one before its canaries); the others are removed
   ferry status <deployment> [--json]
   ferry approve <deployment> --plan <plan> [--by NAME] [--signal]
   ferry list [--json]
@@ -77,9 +84,17 @@ async function main(argv: string[]): Promise<number> {
           'no-wait': { type: 'boolean', default: false },
           techniques: { type: 'string' },
           'accuracy-budget': { type: 'string' },
+          canary: { type: 'string' },
+          'canary-of': { type: 'string' },
         },
       });
-      if (positionals.length !== 1) throw new FerryError('usage: ferry deploy <model.onnx> [--review]');
+      if (positionals.length !== 1) throw new FerryError('usage: ferry deploy <model.onnx> [--review] [--canary PERCENT [--canary-of <deployment>]]');
+      if (values['canary-of'] !== undefined && values.canary === undefined) throw new FerryError('--canary-of needs --canary PERCENT');
+      if (values.canary !== undefined && values.replicas !== undefined) {
+        throw new FerryError("--replicas cannot be given with --canary: the revision follows its deployment's scaling (change it with `ferry scale`)");
+      }
+      const { parseCanaryPercent } = await import('./canary');
+      const canary = values.canary === undefined ? undefined : { percent: parseCanaryPercent(values.canary), of: values['canary-of'] };
       const optimize =
         values.techniques || values['accuracy-budget']
           ? { techniques: values.techniques ? splitList(values.techniques) : undefined, budget: values['accuracy-budget'] ? budgetOption(values['accuracy-budget']) : undefined }
@@ -94,6 +109,7 @@ async function main(argv: string[]): Promise<number> {
           idleHibernateMs: values['idle-hibernate'] ? parseDuration(values['idle-hibernate']) : undefined,
           wait: !values['no-wait'],
           optimize,
+          canary,
         }),
       );
       return 0;
@@ -199,6 +215,24 @@ async function main(argv: string[]): Promise<number> {
       const { parseScaleFlags, scaleCommand } = await import('./traffic');
       const change = parseScaleFlags(values);
       await withClient((ferry) => scaleCommand(ferry, positionals[0], change, values.json!));
+      return 0;
+    }
+    case 'promote': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { revision: { type: 'string' }, json: { type: 'boolean', default: false } },
+      });
+      if (positionals.length !== 1 || !values.revision) throw new FerryError('usage: ferry promote <deployment> --revision <name> [--json]');
+      const { promoteCommand } = await import('./canary');
+      await withClient((ferry) => promoteCommand(ferry, positionals[0], values.revision!, values.json!));
+      return 0;
+    }
+    case 'rollback': {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      if (positionals.length !== 1) throw new FerryError('usage: ferry rollback <deployment> [--json]');
+      const { rollbackCommand } = await import('./canary');
+      await withClient((ferry) => rollbackCommand(ferry, positionals[0], values.json!));
       return 0;
     }
     case 'undeploy': {
