@@ -169,6 +169,8 @@ const VISIBILITY_LAG_MS = 3000;
 export class UnknownDeploymentError extends FerryError {}
 
 const MODEL_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+/** Read-modify-write rounds of a promote or rollback lost to concurrent changes before it gives up. */
+const MAX_CONFLICTS = 4;
 const VERSION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export const defaultMonitorSettings: MonitorSettings = {
@@ -545,15 +547,16 @@ export class FerryClient {
    * request fails and the kept revision's replicas are not restarted. Resolves once they have stopped.
    * Recorded in PostgreSQL (a `promoted` event on the deployment; canary versions' rows become
    * `promoted` or `removed`). An unknown revision is refused and nothing changes. Promoting the only
-   * revision changes nothing.
+   * revision changes nothing. A hibernated deployment is woken (the removal is a whole-spec change).
    */
   async promote(ref: string, revision: string): Promise<RevisionChange> {
-    const current = await this.servedStatus(ref);
-    const names = current.revisions.map((r) => r.name);
-    if (!names.includes(revision)) {
-      throw new FerryError(`promote refused: deployment ${current.id} has no revision "${revision}" (it has: ${names.join(', ')}); nothing changed`);
-    }
-    return this.keepOnly(current, revision, 'promoted');
+    return this.keepOnly(ref, 'promoted', (current) => {
+      const names = current.revisions.map((r) => r.name);
+      if (!names.includes(revision)) {
+        throw new FerryError(`promote refused: deployment ${current.id} has no revision "${revision}" (it has: ${names.join(', ')}); nothing changed`);
+      }
+      return revision;
+    });
   }
 
   /**
@@ -563,44 +566,55 @@ export class FerryClient {
    * canary replaced the revision before it: deploy that version again with a canary and promote it).
    */
   async rollback(ref: string): Promise<RevisionChange> {
-    const current = await this.servedStatus(ref);
-    if (current.revisions.length < 2) {
-      throw new FerryError(
-        `rollback refused: deployment ${current.id} serves one revision ("${current.revisions[0]?.name}") and has no canary to remove; ` +
-          'a promoted revision cannot be rolled back (deploy the previous version with --canary and promote it)',
-      );
-    }
-    return this.keepOnly(current, current.revisions[0].name, 'rolled-back');
+    return this.keepOnly(ref, 'rolled-back', (current) => {
+      if (current.revisions.length < 2) {
+        throw new FerryError(
+          `rollback refused: deployment ${current.id} serves one revision ("${current.revisions[0]?.name}") and has no canary to remove; ` +
+            'a promoted revision cannot be rolled back (deploy the previous version with --canary and promote it)',
+        );
+      }
+      return current.revisions[0].name;
+    });
   }
 
-  private async keepOnly(current: GatewayDeploymentStatus, keep: string, kind: 'promoted' | 'rolled-back'): Promise<RevisionChange> {
-    const removed = current.revisions.map((r) => r.name).filter((n) => n !== keep);
-    let status = current;
-    if (removed.length) {
-      status = await this.gatewayCall(current.id, 'revisions', async () => {
-        // 1. Every new request to `keep`, from the next request on.
-        const routed = await this.gateway.setTraffic(current.id, { split: { [keep]: 100 }, rules: rulesTo(current.traffic.rules, keep) });
-        // 2. The others removed: out of routing, drained, stopped; `keep` is applied unchanged (no restart).
-        let spec;
-        try {
-          spec = specKeepingOnly(routed, keep);
-        } catch (err) {
-          if (err instanceof RevisionConflictError) throw new FerryError(`${kind === 'promoted' ? 'promote' : 'rollback'} of ${current.id} stopped: ${err.message} (changed meanwhile)`);
-          throw err;
-        }
-        return spec ? this.gateway.apply(spec) : routed;
-      });
+  /**
+   * Reads the deployment, lets `choose` pick the revision to keep, and changes it only over what it
+   * read (If-Match): after a concurrent change it reads again (a few times), never undoing that change blindly.
+   */
+  private async keepOnly(ref: string, kind: 'promoted' | 'rolled-back', choose: (current: GatewayDeploymentStatus) => string): Promise<RevisionChange> {
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.servedStatus(ref);
+      const keep = choose(current);
+      const removed = current.revisions.map((r) => r.name).filter((n) => n !== keep);
+      let status: GatewayDeploymentStatus | undefined = current;
+      if (removed.length) {
+        status = await this.gatewayCall(current.id, 'revisions', async () => {
+          try {
+            // 1. Every new request to `keep`, from the next request on.
+            const traffic = { split: { [keep]: 100 }, rules: rulesTo(current.traffic.rules, keep) };
+            const routed = await this.gateway.setTraffic(current.id, traffic, { ifMatch: current.specVersion });
+            // 2. The others removed: out of routing, drained, stopped; `keep` is applied unchanged (no restart).
+            const spec = specKeepingOnly(routed, keep);
+            return spec ? await this.gateway.apply(spec, { ifMatch: routed.specVersion }) : routed;
+          } catch (err) {
+            if (err instanceof GatewayRequestError && err.status === 409 && attempt < MAX_CONFLICTS) return undefined; // changed meanwhile: read again
+            if (err instanceof RevisionConflictError) throw new FerryError(`${kind === 'promoted' ? 'promote' : 'rollback'} of ${current.id} stopped: ${err.message}`);
+            throw err;
+          }
+        });
+        if (!status) continue;
+      }
+      try {
+        const repo = this.repository();
+        if (removed.length && (await repo.getDeployment(current.id))) await repo.recordEvent(current.id, kind, { revision: keep, removed });
+        await repo.settleCanaries(current.id, keep, removed);
+      } catch (err) {
+        throw new FerryError(
+          `${current.id}: revision "${keep}" serves all of the traffic now, but recording it in PostgreSQL failed (${(err as Error).message}); run the command again to record it`,
+        );
+      }
+      return { deploymentId: current.id, kept: keep, removed, status };
     }
-    try {
-      const repo = this.repository();
-      if (removed.length && (await repo.getDeployment(current.id))) await repo.recordEvent(current.id, kind, { revision: keep, removed });
-      await repo.settleCanaries(current.id, keep, removed);
-    } catch (err) {
-      throw new FerryError(
-        `${current.id}: revision "${keep}" serves all of the traffic now, but recording it in PostgreSQL failed (${(err as Error).message}); run the command again to record it`,
-      );
-    }
-    return { deploymentId: current.id, kept: keep, removed, status };
   }
 
   /**

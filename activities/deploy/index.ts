@@ -34,6 +34,9 @@ export interface DeployResult {
   canary?: CanaryStatus;
 }
 
+/** Read-modify-write rounds lost to concurrent changes before the attempt fails (and the activity retries). */
+const MAX_CONFLICTS = 5;
+
 export async function deployToLocalTarget(input: DeployInput): Promise<DeployResult> {
   if (input.canary) return deployCanaryRevision(input, input.canary);
   const { target, repo } = activityDeps();
@@ -72,37 +75,46 @@ async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & 
   const image: ImageRef = { registry: input.image.registry, repository: input.image.repository, reference: input.image.digest };
   const what = `${input.model} ${canary.version} as a canary of deployment "${canary.of}"`;
 
-  let base: DeploymentStatus;
-  try {
-    base = await target.status(canary.of);
-  } catch (err) {
-    if (err instanceof DeploymentNotFoundError) {
-      throw ApplicationFailure.nonRetryable(
-        `cannot deploy ${what}: it is not live (the gateway serves no deployment "${canary.of}"; it was undeployed or never deployed). ` +
-          `Deploy ${input.model} without --canary first, or name a live deployment with --canary-of`,
-        'NoLiveDeployment',
-      );
+  // Read, add the revision, apply only over what was read (If-Match): a concurrent change of the same
+  // deployment (another canary, a traffic change) is never undone; it makes this read again.
+  let status: DeploymentStatus | undefined;
+  for (let attempt = 1; !status; attempt++) {
+    let base: DeploymentStatus;
+    try {
+      base = await target.status(canary.of);
+    } catch (err) {
+      if (err instanceof DeploymentNotFoundError) {
+        throw ApplicationFailure.nonRetryable(
+          `cannot deploy ${what}: it is not live (the gateway serves no deployment "${canary.of}"; it was undeployed or never deployed). ` +
+            `Deploy ${input.model} without --canary first, or name a live deployment with --canary-of`,
+          'NoLiveDeployment',
+        );
+      }
+      throw err;
     }
-    throw err;
-  }
-  if (base.model !== input.model) {
-    throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: that deployment serves model "${base.model}"`, 'CanaryConflict');
-  }
-  let spec: DeploymentSpec | undefined;
-  try {
-    spec = specWithCanary(base, { name: revision, image, percent: canary.percent });
-  } catch (err) {
-    if (err instanceof RevisionConflictError) throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: ${err.message}`, 'CanaryConflict');
-    throw err;
-  }
-  let status = base;
-  if (spec) {
+    if (base.model !== input.model) {
+      throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: that deployment serves model "${base.model}"`, 'CanaryConflict');
+    }
+    let spec: DeploymentSpec | undefined;
+    try {
+      spec = specWithCanary(base, { name: revision, image, percent: canary.percent });
+    } catch (err) {
+      if (err instanceof RevisionConflictError) throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: ${err.message}`, 'CanaryConflict');
+      throw err;
+    }
+    if (!spec) {
+      status = base; // there already (an earlier attempt): nothing new to apply
+      break;
+    }
     const apply = spec;
     try {
-      status = await whileHeartbeating({ step: `adding revision ${revision} to ${canary.of}` }, () => target.apply(apply));
+      status = await whileHeartbeating({ step: `adding revision ${revision} to ${canary.of}` }, () => target.apply(apply, { ifMatch: base.specVersion }));
     } catch (err) {
+      if (err instanceof GatewayRequestError && err.status === 409 && attempt < MAX_CONFLICTS) continue;
       // The gateway refused the spec (4xx): the same spec would be refused again.
-      if (err instanceof GatewayRequestError && err.status < 500) throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: ${err.gatewayMessage}`, 'CanaryConflict');
+      if (err instanceof GatewayRequestError && err.status < 500 && err.status !== 409) {
+        throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: ${err.gatewayMessage}`, 'CanaryConflict');
+      }
       throw err;
     }
   }

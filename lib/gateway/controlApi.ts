@@ -8,6 +8,7 @@
  *            traffic?: {split?: {rev: percent}, rules?: [{header, value, revision}]}, autoscaling?: {...},
  *            scaleToZeroAfterMs?} → status (200)
  *   PUT    /_ferry/deployments/{id}/traffic      body {split?, rules?} → status; no replica restarts
+ *          (both PUTs above: with `If-Match: "<specVersion>"` from a status, 409 if the spec changed since)
  *   PUT    /_ferry/deployments/{id}/scaling      body {replicas?, autoscaling?: {...} | null, scaleToZeroAfterMs?: ms | null}
  *            → status; fields left out keep their values, autoscaling is merged over the current settings;
  *            no replica restarts, a hibernated deployment stays hibernated
@@ -39,7 +40,7 @@ export async function handleControlRequest(manager: DeploymentManager, req: http
     }
     const id = decodeURIComponent(parts[1]);
     if (parts.length === 2) {
-      if (method === 'PUT') return sendJson(res, 200, await manager.apply(id, await readJson(req)));
+      if (method === 'PUT') return sendJson(res, 200, await manager.apply(id, await readJson(req), ifMatchOf(req)));
       if (method === 'DELETE') {
         await manager.destroy(id);
         res.writeHead(204).end();
@@ -52,7 +53,7 @@ export async function handleControlRequest(manager: DeploymentManager, req: http
     }
     if (parts.length === 3 && parts[2] === 'traffic') {
       allow(method, ['PUT'], path);
-      return sendJson(res, 200, await manager.setTraffic(id, await readJson(req)));
+      return sendJson(res, 200, await manager.setTraffic(id, await readJson(req), ifMatchOf(req)));
     }
     if (parts.length === 3 && parts[2] === 'scaling') {
       allow(method, ['PUT'], path);
@@ -76,6 +77,13 @@ export async function handleControlRequest(manager: DeploymentManager, req: http
     if (err instanceof MethodNotAllowed) return sendJson(res, 405, { error: err.message }, { allow: err.allowed.join(', ') });
     return sendJson(res, 500, { error: (err as Error).message });
   }
+}
+
+/** The If-Match header's version (quotes and a weak prefix dropped); undefined when absent or `*`. */
+function ifMatchOf(req: http.IncomingMessage): string | undefined {
+  const raw = req.headers['if-match'];
+  if (typeof raw !== 'string' || raw.trim() === '*') return undefined;
+  return raw.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }
 
 class MethodNotAllowed extends Error {

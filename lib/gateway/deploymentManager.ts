@@ -3,6 +3,7 @@
  * adoption of replicas after a gateway restart, and the liveness tick that supervises replicas
  * the gateway did not start itself.
  */
+import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { DeploymentStatus, ImageRef } from '../targets/deploymentTarget';
 import { applyScalingChange, parseDeploymentSpec, sameImage, SpecError, type ParsedRevision, type ParsedSpec } from './deploymentSpec';
@@ -67,6 +68,7 @@ export class DeploymentManager {
       standby: this.standby,
       persist: () => this.persist(),
       log: opts.log,
+      epoch: randomBytes(4).toString('hex'),
     };
     this.registerGauges();
   }
@@ -188,8 +190,22 @@ export class DeploymentManager {
     return run;
   }
 
-  /** PUT /_ferry/deployments/{id}: create, update or (same spec) leave as is. */
-  apply(id: string, body: unknown): Promise<DeploymentStatus> {
+  /**
+   * A conditional change (`If-Match: <specVersion>`) goes ahead only over the spec the client read:
+   * 409 when it changed since (or the deployment was removed), so a read-modify-write (adding a canary
+   * revision, promoting one) never undoes a concurrent change.
+   */
+  private checkIfMatch(id: string, ifMatch: string | undefined): void {
+    if (ifMatch === undefined) return;
+    const d = this.deployments.get(id);
+    if (!d) throw new ControlRequestError(409, `deployment "${id}" was removed since it was read (If-Match ${ifMatch})`);
+    if (d.specVersion !== ifMatch) {
+      throw new ControlRequestError(409, `deployment "${id}" changed since it was read (spec version ${ifMatch}, now ${d.specVersion}); read it again and retry`);
+    }
+  }
+
+  /** PUT /_ferry/deployments/{id}: create, update or (same spec) leave as is; `ifMatch`: see checkIfMatch. */
+  apply(id: string, body: unknown, ifMatch?: string): Promise<DeploymentStatus> {
     let spec: ParsedSpec;
     try {
       spec = parseDeploymentSpec(id, body);
@@ -198,6 +214,7 @@ export class DeploymentManager {
       throw err;
     }
     return this.withIdLock(id, async () => {
+      this.checkIfMatch(id, ifMatch);
       const existing = this.deployments.get(id);
       const revisions: RevisionRecord[] = [];
       for (const r of spec.revisions) revisions.push(await this.resolveRevision(r, existing));
@@ -243,9 +260,10 @@ export class DeploymentManager {
   }
 
   /** PUT /_ferry/deployments/{id}/traffic: a new split and rules, from the next request on. */
-  setTraffic(id: string, body: unknown): Promise<DeploymentStatus> {
+  setTraffic(id: string, body: unknown, ifMatch?: string): Promise<DeploymentStatus> {
     return this.withIdLock(id, async () => {
       const d = this.require(id);
+      this.checkIfMatch(id, ifMatch);
       let traffic;
       try {
         traffic = normalizeTrafficPolicy(body, d.record.revisions.map((r) => r.name));

@@ -35,6 +35,8 @@ export interface LocalDeploymentContext {
   /** Saves all records; resolves once they are on disk. */
   persist(): Promise<void>;
   log(message: string): void;
+  /** Random per gateway process: the first part of every specVersion, so versions never repeat across restarts. */
+  epoch: string;
 }
 
 /** What apply may change. */
@@ -145,6 +147,8 @@ export class LocalDeployment {
   router: TrafficRouter;
   destroyed = false;
   scaleEvents: ScaleEvent[] = [];
+  /** Bumped by every change of the spec (apply, traffic): `specVersion` in the status, checked by If-Match. */
+  private generation = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private waking: Promise<void> | undefined;
   private hibernating = false;
@@ -388,6 +392,7 @@ export class LocalDeployment {
    * `keepHibernated`: a hibernated deployment only records the change (a scaling change does not wake it).
    */
   async apply(fields: DeploymentSpecFields, opts: { keepHibernated?: boolean } = {}): Promise<void> {
+    this.generation++;
     const drain = await this.exclusive(async (): Promise<Drain> => {
       if (opts.keepHibernated && this.record.state === 'hibernated') {
         Object.assign(this.record, fields);
@@ -456,6 +461,7 @@ export class LocalDeployment {
 
   /** Changes only the traffic policy: effective from the next request, nothing restarts. */
   setTraffic(traffic: DeploymentRecord['traffic']): Promise<void> {
+    this.generation++;
     this.record.traffic = traffic;
     this.router = new TrafficRouter(traffic, this.record.revisions.map((r) => r.name));
     return this.ctx.persist();
@@ -693,6 +699,11 @@ export class LocalDeployment {
 
   // ---- reporting ----
 
+  /** Changes whenever the spec does (also when a gateway restarts): what a conditional change must match. */
+  get specVersion(): string {
+    return `${this.ctx.epoch}.${this.generation}`;
+  }
+
   /** The record as stored: with the pids of every replica process that may still be running. */
   snapshot(): DeploymentRecord {
     return {
@@ -743,6 +754,7 @@ export class LocalDeployment {
       inFlight: this.inFlight(),
       heldRequests: this.heldRequests(),
       scaleEvents: [...this.scaleEvents],
+      specVersion: this.specVersion,
       spec: specOf(r),
     };
   }

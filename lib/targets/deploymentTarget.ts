@@ -187,6 +187,16 @@ export interface DeploymentStatus {
   scaleEvents: ScaleEvent[];
   /** The spec as applied (defaults filled in): apply it again with changes to update. */
   spec: Omit<DeploymentSpec, 'id'>;
+  /**
+   * Changes whenever the spec (revisions, traffic, scaling) changes. Given back as `ifMatch`, a change
+   * applies only if nothing changed since this status was read (the local gateway refuses it with 409).
+   */
+  specVersion: string;
+}
+
+/** A conditional change: only over the spec version read before (optimistic concurrency). */
+export interface ChangeOptions {
+  ifMatch?: string;
 }
 
 export class DeploymentNotFoundError extends Error {
@@ -200,7 +210,7 @@ export interface DeploymentTarget {
   /** e.g. 'local'. */
   readonly name: string;
   /** Creates or updates a deployment and resolves once its replicas answer; same spec twice → no change. */
-  apply(spec: DeploymentSpec): Promise<DeploymentStatus>;
+  apply(spec: DeploymentSpec, opts?: ChangeOptions): Promise<DeploymentStatus>;
   /** Throws DeploymentNotFoundError for an unknown id. */
   status(id: string): Promise<DeploymentStatus>;
   list(): Promise<DeploymentStatus[]>;
@@ -209,7 +219,7 @@ export interface DeploymentTarget {
   /** Changes replica counts, autoscaling or scale to zero, and nothing else; no replica is restarted. */
   setScaling(id: string, change: ScalingChange): Promise<DeploymentStatus>;
   /** Changes how requests are split between the deployment's revisions; no replica is restarted. */
-  setTraffic(id: string, traffic: TrafficPolicy): Promise<DeploymentStatus>;
+  setTraffic(id: string, traffic: TrafficPolicy, opts?: ChangeOptions): Promise<DeploymentStatus>;
   /** Stops all replicas; the endpoint stays and the next request wakes the deployment. */
   hibernate(id: string): Promise<DeploymentStatus>;
   wake(id: string): Promise<DeploymentStatus>;

@@ -3,6 +3,7 @@
  * the replicas as processes on this machine.
  */
 import {
+  type ChangeOptions,
   DeploymentNotFoundError,
   type DeploymentSpec,
   type DeploymentStatus,
@@ -11,7 +12,7 @@ import {
   type TrafficPolicy,
 } from './deploymentTarget';
 
-/** The gateway answered with an error: `status` is its HTTP status, `gatewayMessage` its reason. */
+/** The gateway answered with an error: `status` is its HTTP status (409: a conditional change found the spec changed), `gatewayMessage` its reason. */
 export class GatewayRequestError extends Error {
   constructor(
     readonly status: number,
@@ -32,9 +33,9 @@ export class LocalTarget implements DeploymentTarget {
     this.baseUrl = gatewayUrl.replace(/\/+$/, '');
   }
 
-  apply(spec: DeploymentSpec): Promise<DeploymentStatus> {
+  apply(spec: DeploymentSpec, opts: ChangeOptions = {}): Promise<DeploymentStatus> {
     const { id, ...body } = spec;
-    return this.call('PUT', `/deployments/${encodeURIComponent(id)}`, body, id);
+    return this.call('PUT', `/deployments/${encodeURIComponent(id)}`, body, id, 'json', opts.ifMatch);
   }
 
   status(id: string): Promise<DeploymentStatus> {
@@ -57,8 +58,8 @@ export class LocalTarget implements DeploymentTarget {
   }
 
   /** PUT /_ferry/deployments/{id}/traffic: e.g. {split: {v1: 90, v2: 10}} or {rules: [{header, value, revision}]}. */
-  setTraffic(id: string, traffic: TrafficPolicy): Promise<DeploymentStatus> {
-    return this.call('PUT', `/deployments/${encodeURIComponent(id)}/traffic`, traffic, id);
+  setTraffic(id: string, traffic: TrafficPolicy, opts: ChangeOptions = {}): Promise<DeploymentStatus> {
+    return this.call('PUT', `/deployments/${encodeURIComponent(id)}/traffic`, traffic, id, 'json', opts.ifMatch);
   }
 
   hibernate(id: string): Promise<DeploymentStatus> {
@@ -77,13 +78,15 @@ export class LocalTarget implements DeploymentTarget {
     return this.call('GET', `/deployments/${encodeURIComponent(id)}/metrics`, undefined, id, 'text');
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, id?: string, as: 'json' | 'text' = 'json'): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, id?: string, as: 'json' | 'text' = 'json', ifMatch?: string): Promise<T> {
     const url = `${this.baseUrl}/_ferry${path}`;
     let res: Response;
     try {
       res = await fetch(url, {
         method,
-        ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+        ...(body === undefined
+          ? {}
+          : { headers: { 'content-type': 'application/json', ...(ifMatch !== undefined ? { 'if-match': `"${ifMatch}"` } : {}) }, body: JSON.stringify(body) }),
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;

@@ -2,13 +2,14 @@
  * Canary releases as whole-spec changes on a real gateway (lib/targets/revisions.ts, what the pipeline's
  * deploy stage and the SDK's promote/rollback apply): a single-image deployment gets a second revision
  * without its replica restarting, the same canary applied again and the status's own spec put back
- * change nothing, and keeping one revision under concurrent load fails no request while the other
- * revision's replica drains and stops.
+ * change nothing, two canaries read from the same status cannot both apply (If-Match: the second gets
+ * 409 instead of silently removing the first), and keeping one revision under concurrent load fails
+ * no request while the other revision's replica drains and stops.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LocalTarget } from '../../lib/targets/local';
+import { GatewayRequestError, LocalTarget } from '../../lib/targets/local';
 import { rulesTo, specKeepingOnly, specWithCanary, splitWithCanary } from '../../lib/targets/revisions';
 import { assertAllDead, directOutput, inferThrough, isAlive, MLP_V1, MLP_V2, modelDirWith, startLoad, startTestGateway, type GatewayFixture } from './gatewayFixture';
 
@@ -72,6 +73,30 @@ describe('canary revisions on the gateway', () => {
     assert.deepEqual([pidsOf(again, 'default'), pidsOf(again, 'v2')], [defaultPids, canaryPids]);
     assert.equal(again.scaleEvents.length, events, 'no scale event');
     assert.deepEqual(again.traffic, withCanary.traffic);
+  });
+
+  test('changes made over a stale read are refused with 409 (If-Match), so a concurrent canary is never lost', { timeout: 120_000 }, async () => {
+    const read = await target.status(id);
+    const first = specWithCanary(read, { name: 'v3', modelDir: v1Dir, percent: 10 })!;
+    const second = specWithCanary(read, { name: 'v4', modelDir: v2Dir, percent: 10 })!;
+    const applied = await target.apply(first, { ifMatch: read.specVersion });
+    assert.notEqual(applied.specVersion, read.specVersion);
+    const refused = await target.apply(second, { ifMatch: read.specVersion }).catch((err: unknown) => err);
+    assert.ok(refused instanceof GatewayRequestError && refused.status === 409, String(refused));
+    assert.match(refused.gatewayMessage, /deployment "canary" changed since it was read \(spec version \S+, now \S+\); read it again and retry/);
+    const stale = await target.setTraffic(id, { split: { default: 100 } }, { ifMatch: read.specVersion }).catch((err: unknown) => err);
+    assert.ok(stale instanceof GatewayRequestError && stale.status === 409, String(stale));
+    const now = await target.status(id);
+    assert.deepEqual(now.revisions.map((r) => [r.name, r.percent]), [['default', 45], ['v2', 45], ['v3', 10]], 'the first canary stays; nothing of the refused ones applied');
+    assert.equal(now.specVersion, applied.specVersion);
+    // Read again, then it applies; an unchanged status keeps its version.
+    const retried = await target.apply(specWithCanary(now, { name: 'v4', modelDir: v2Dir, percent: 10 })!, { ifMatch: now.specVersion });
+    assert.deepEqual(retried.revisions.map((r) => r.name), ['default', 'v2', 'v3', 'v4']);
+    assert.equal((await target.status(id)).specVersion, retried.specVersion);
+    const missing = await target.apply({ id: 'gone', model: 'mlp', replicas: 1, modelDir: v1Dir }, { ifMatch: now.specVersion }).catch((err: unknown) => err);
+    assert.ok(missing instanceof GatewayRequestError && missing.status === 409 && /was removed since it was read/.test(missing.gatewayMessage), String(missing));
+    // Back to default + v2 at 50/50 for the next test; v3 and v4's replicas drain.
+    await target.apply({ ...retried.spec, id, revisions: retried.spec.revisions!.slice(0, 2), traffic: { split: { default: 50, v2: 50 } } });
   });
 
   test('promote under load: all traffic to the kept revision, the other drained and stopped, no request failed', { timeout: 120_000 }, async () => {
