@@ -209,6 +209,15 @@ describe('canary releases through the pipeline', () => {
     assert.equal(unknown.err.trim(), `ferry: promote refused: deployment ${baseId} has no revision "nope" (it has: ${v2Revision}, ${v3Revision}); nothing changed`);
     assert.deepEqual((await gateway(baseId)).traffic.split, { [v2Revision]: 80, [v3Revision]: 20 });
 
+    // The canary version's own id leads to its base deployment where that makes sense, and says so where not.
+    const traffic = await ferry('traffic', v3Id, '--json');
+    assert.equal(traffic.code, 0, traffic.err);
+    assert.equal(JSON.parse(traffic.out).id, baseId);
+    const undeploy = await ferry('undeploy', v3Id);
+    assert.equal(undeploy.code, 1);
+    assert.match(undeploy.err, new RegExp(`${v3Id} is revision "${v3Revision}" of deployment ${baseId}, not a deployment of its own: remove it with \`ferry rollback ${baseId}\``));
+    assert.equal((await gateway(baseId)).revisions.length, 2);
+
     const status = await ferry('status', v3Id);
     assert.match(status.out, new RegExp(`Serving: revision ${v3Revision} of ${baseId}, 20% of its traffic now`));
 
