@@ -3,12 +3,14 @@
  * Only decisions, timers and messages live here; every stage's I/O is an activity.
  */
 import {
+  allHandlersFinished,
   ApplicationFailure,
   condition,
   log,
   ParentClosePolicy,
   proxyActivities,
   setHandler,
+  sleep,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
@@ -133,8 +135,15 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     if (input.mode === 'review') {
       enter('optimize', 'awaiting-approval');
       status.approvalDeadline = new Date(Date.now() + input.approvalTimeoutMs).toISOString();
-      const approved = await condition(() => status.chosenPlan !== undefined, input.approvalTimeoutMs);
-      if (!approved) status.chosenPlan = { plan: measured.defaultPlan, source: 'default-after-timeout', at: nowIso() };
+      // Replay safety: no command of this run may land between an approval Update's acceptance and its
+      // completion in history, or a replaying worker (after a restart) meets them in another order and fails
+      // the run as nondeterministic. So the deadline timer is never cancelled (it fires ignored, or dies with
+      // the run), and the run waits for the Update handler to finish before its next command.
+      let deadlinePassed = false;
+      void sleep(input.approvalTimeoutMs).then(() => (deadlinePassed = true));
+      await condition(() => status.chosenPlan !== undefined || deadlinePassed);
+      await condition(allHandlersFinished);
+      if (status.chosenPlan === undefined) status.chosenPlan = { plan: measured.defaultPlan, source: 'default-after-timeout', at: nowIso() };
       enter('optimize');
     } else {
       status.chosenPlan = { plan: measured.defaultPlan, source: 'one-click', at: nowIso() };

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { eventually, startHarness, type FerryHarness } from '../helpers/ferryHarness';
+import { assertHistoriesReplay } from '../helpers/replay';
 
 let h: FerryHarness;
 before(async () => {
@@ -56,6 +57,8 @@ test('an approval Update chooses the plan; an unknown plan is refused at once', 
   // Once past the approval, further approvals are refused with the reason.
   await assert.rejects(h.ferry.approve(started.deploymentId, 'original'), /not waiting for an approval/);
   await h.ferry.undeploy(started.deploymentId);
+  // The approval Update ended the wait for the deadline in the same workflow task: that history must replay.
+  await assertHistoriesReplay(h.ferry.temporal, [started.workflowId]);
 });
 
 test('an approval Signal (chat-ops) chooses the plan', async () => {
@@ -72,6 +75,7 @@ test('an approval Signal (chat-ops) chooses the plan', async () => {
   assert.equal(done.chosenPlan?.plan, 'graph-optimize');
   assert.equal(done.chosenPlan?.approvedBy, 'bob');
   await h.ferry.undeploy(started.deploymentId);
+  await assertHistoriesReplay(h.ferry.temporal, [started.workflowId]);
 });
 
 test('without an approval the default plan is taken after the timeout', async () => {
@@ -87,4 +91,5 @@ test('without an approval the default plan is taken after the timeout', async ()
   assert.equal(done.chosenPlan?.plan, done.defaultPlan);
   assert.ok(Date.now() - t0 >= 2000, 'it waited for the timeout');
   await h.ferry.undeploy(started.deploymentId);
+  await assertHistoriesReplay(h.ferry.temporal, [started.workflowId]);
 });
