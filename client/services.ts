@@ -4,7 +4,8 @@
  * log files under the state dir, health-checked, and stopped by pid. Idempotent, like infra/stack.sh.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { FerryConfig } from '../lib/config';
 
@@ -64,11 +65,59 @@ async function httpOk(url: string): Promise<boolean> {
   }
 }
 
-export async function startService(cfg: FerryConfig, name: FerryService, timeoutMs = 60_000): Promise<{ pid: number; started: boolean }> {
+/** What the services run: their sources and the installed packages. */
+const CODE_ROOTS = ['workflows', 'activities', 'workers', 'client', 'lib', 'runtime', 'package-lock.json'];
+
+/**
+ * A fingerprint of the code a service would run now: path, size and modification time of every source
+ * file (cheap: no file is read). A running service started from other code is restarted by startService,
+ * so `ferry up` (and the demo) after a `git pull` or an edit does not keep serving the old code.
+ */
+export function codeFingerprint(repoRoot: string): string {
+  const hash = createHash('sha256');
+  const visit = (rel: string) => {
+    const abs = path.join(repoRoot, rel);
+    let st;
+    try {
+      st = statSync(abs);
+    } catch {
+      return;
+    }
+    if (st.isDirectory()) {
+      for (const entry of readdirSync(abs).sort()) if (entry !== 'node_modules' && !entry.startsWith('.')) visit(path.join(rel, entry));
+    } else {
+      hash.update(`${rel}\0${st.size}\0${st.mtimeMs}\n`);
+    }
+  };
+  for (const root of CODE_ROOTS) visit(root);
+  return hash.digest('hex').slice(0, 16);
+}
+
+export interface StartedService {
+  pid: number;
+  started: boolean;
+  /** Set when a running instance was replaced because its code changed since it started. */
+  restartedBecause?: string;
+}
+
+/** One line for the console: `ferry gateway: started (pid 123)`. */
+export function describeStart(name: FerryService, r: StartedService): string {
+  const what = r.restartedBecause ? `restarted (${r.restartedBecause})` : r.started ? 'started' : 'already running';
+  return `ferry ${name}: ${what} (pid ${r.pid})`;
+}
+
+export async function startService(cfg: FerryConfig, name: FerryService, timeoutMs = 60_000): Promise<StartedService> {
   const spec = specs[name](cfg);
   const logFile = path.join(serviceDir(cfg), `${name}.log`);
+  const codeFile = path.join(serviceDir(cfg), `${name}.code`);
+  const code = codeFingerprint(cfg.repoRoot);
   const existing = pidOf(cfg, name);
-  if (existing && (await spec.ready(cfg, logFile))) return { pid: existing, started: false };
+  let restartedBecause: string | undefined;
+  if (existing && (await spec.ready(cfg, logFile))) {
+    const runningCode = existsSync(codeFile) ? readFileSync(codeFile, 'utf8').trim() : '';
+    if (runningCode === code) return { pid: existing, started: false };
+    restartedBecause = 'its code changed since it started';
+  }
   if (existing) await stopService(cfg, name);
   // Something this state dir did not start already answers on the port (a gateway run by hand, another
   // clone): starting ours would fail, and its readiness check would be fooled by the other one.
@@ -88,10 +137,11 @@ export async function startService(cfg: FerryConfig, name: FerryService, timeout
   closeSync(fd);
   child.unref();
   writeFileSync(path.join(serviceDir(cfg), `${name}.pid`), String(child.pid));
+  writeFileSync(codeFile, code);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!isAlive(child.pid!)) break;
-    if (await spec.ready(cfg, logFile)) return { pid: child.pid!, started: true };
+    if (await spec.ready(cfg, logFile)) return { pid: child.pid!, started: true, restartedBecause };
     await new Promise((r) => setTimeout(r, 250));
   }
   const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n') : '';

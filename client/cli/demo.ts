@@ -9,7 +9,7 @@ import type { FerryConfig } from '../../lib/config';
 import { exampleModelSpec, generateMlpModel } from '../../lib/onnx/generate';
 import { concreteShape, seededRandom } from '../../lib/optimize/sampleInputs';
 import { FerryClient } from '../sdk';
-import { FERRY_SERVICES, startService } from '../services';
+import { describeStart, FERRY_SERVICES, startService } from '../services';
 import { deployCommand } from './commands';
 
 export async function writeExampleModel(config: FerryConfig, out?: string, sizeMb?: number): Promise<string> {
@@ -24,8 +24,7 @@ export async function writeExampleModel(config: FerryConfig, out?: string, sizeM
 
 export async function runDemo(config: FerryConfig): Promise<void> {
   for (const name of FERRY_SERVICES) {
-    const r = await startService(config, name);
-    console.log(`ferry ${name}: ${r.started ? 'started' : 'already running'} (pid ${r.pid})`);
+    console.log(describeStart(name, await startService(config, name)));
   }
   const file = await writeExampleModel(config);
   console.log(`Example model: ${file}`);

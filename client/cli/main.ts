@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../lib/config';
 import { FerryClient, FerryError } from '../sdk';
-import { FERRY_SERVICES, serviceStatus, startService, stopService } from '../services';
+import { describeStart, FERRY_SERVICES, serviceStatus, startService, stopService } from '../services';
 import { deployCommand, inferCommand, listCommand, statusCommand } from './commands';
 import { parseDuration } from './duration';
 import { parseBudget } from '../../lib/optimize/budget';
@@ -246,8 +246,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'up': {
       for (const name of FERRY_SERVICES) {
-        const r = await startService(config, name);
-        console.log(`ferry ${name}: ${r.started ? 'started' : 'already running'} (pid ${r.pid})`);
+        console.log(describeStart(name, await startService(config, name)));
       }
       return 0;
     }
