@@ -11,7 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { handleControlRequest, sendGatewayMetrics, sendJson } from './controlApi';
 import { DeploymentManager, type PullImageFn } from './deploymentManager';
-import { createReplicaAgent, proxyToReplica } from './proxy';
+import type { LocalDeployment, RevisionSet } from './localDeployment';
+import { proxyToReplica, ReplicaClient } from './proxy';
+import type { Replica } from './replicaProcess';
 import { acquireStateDirLock } from './stateDirLock';
 
 export interface GatewayOptions {
@@ -58,7 +60,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const host = opts.host ?? '127.0.0.1';
   const holdTimeoutMs = opts.holdTimeoutMs ?? 30_000;
   const log = opts.log ?? ((m: string) => process.stdout.write(`${new Date().toISOString()} gateway: ${m}\n`));
-  const agent = createReplicaAgent();
+  const client = new ReplicaClient();
   let manager: DeploymentManager | undefined;
 
   const server = http.createServer((req, res) => {
@@ -78,54 +80,77 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     sendJson(res, 404, { error: `no route for ${path}: deployments are served under /d/{id}/, the control API under /_ferry/` });
   });
 
-  async function serveDeploymentRequest(m: DeploymentManager, req: http.IncomingMessage, res: http.ServerResponse, rawUrl: string): Promise<void> {
-    // /d/{id}[/rest][?query] → /rest?query on a replica
-    const slash = rawUrl.indexOf('/', 3);
-    const query = rawUrl.indexOf('?', 3);
-    const idEnd = [slash, query, rawUrl.length].filter((i) => i !== -1).reduce((a, b) => Math.min(a, b));
-    let id: string;
-    try {
-      id = decodeURIComponent(rawUrl.slice(3, idEnd));
-    } catch {
-      return sendJson(res, 400, { error: 'malformed deployment id in URL' });
+  /** `/d/{id}[/rest][?query]` → `/rest?query` on a replica of the deployment. Synchronous unless held. */
+  function serveDeploymentRequest(m: DeploymentManager, req: http.IncomingMessage, res: http.ServerResponse, rawUrl: string): void {
+    let idEnd = 3;
+    for (; idEnd < rawUrl.length; idEnd++) {
+      const c = rawUrl.charCodeAt(idEnd);
+      if (c === 47 /* / */ || c === 63 /* ? */) break;
     }
-    const upstreamPath = rawUrl.slice(idEnd).startsWith('/') ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
+    let id = rawUrl.slice(3, idEnd);
+    if (id.includes('%')) {
+      try {
+        id = decodeURIComponent(id);
+      } catch {
+        return sendJson(res, 400, { error: 'malformed deployment id in URL' });
+      }
+    }
+    const upstreamPath = idEnd === rawUrl.length ? '/' : rawUrl.charCodeAt(idEnd) === 47 ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
     const deployment = m.get(id);
     if (!deployment) return sendJson(res, 404, { error: `no deployment "${id}" on this gateway` });
     const started = performance.now();
-    let revision = deployment.route(req.headers);
+    const revision = deployment.route(req.headers);
     deployment.touch();
+    const replica = revision.pick();
+    if (replica) forward(m, deployment, revision, replica, req, res, upstreamPath, started);
+    else void holdThenForward(m, deployment, revision, req, res, upstreamPath, started);
+  }
 
-    let replica = revision.pick();
-    if (!replica) {
-      const clientGone = new Promise<void>((resolve) => res.once('close', resolve));
-      const held = await deployment.hold(revision, holdTimeoutMs, clientGone);
-      if ('reason' in held) {
-        if (held.reason === 'client_gone') return;
-        m.metrics.unavailable.labels(id, held.reason).inc();
-        m.metrics.requests.labels(id, revision.name, '503').inc();
-        const retryAfter = Math.min(5, Math.max(1, Math.ceil(holdTimeoutMs / 1000)));
-        return sendJson(
-          res,
-          503,
-          { error: held.message, deployment: id, revision: revision.name, state: deployment.state, retryAfterSeconds: retryAfter },
-          { 'retry-after': String(retryAfter), 'x-ferry-revision': revision.name },
-        );
-      }
-      ({ replica, set: revision } = held);
+  /** No ready replica in the revision: hold the request until there is one (or answer 503). */
+  async function holdThenForward(
+    m: DeploymentManager,
+    deployment: LocalDeployment,
+    revision: RevisionSet,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    upstreamPath: string,
+    started: number,
+  ): Promise<void> {
+    const clientGone = new Promise<void>((resolve) => res.once('close', resolve));
+    const held = await deployment.hold(revision, holdTimeoutMs, clientGone);
+    if ('reason' in held) {
+      if (held.reason === 'client_gone') return;
+      m.metrics.unavailable.labels(deployment.id, held.reason).inc();
+      m.metrics.requests.labels(deployment.id, revision.name, '503').inc();
+      const retryAfter = Math.min(5, Math.max(1, Math.ceil(holdTimeoutMs / 1000)));
+      return sendJson(
+        res,
+        503,
+        { error: held.message, deployment: deployment.id, revision: revision.name, state: deployment.state, retryAfterSeconds: retryAfter },
+        { 'retry-after': String(retryAfter), 'x-ferry-revision': revision.name },
+      );
     }
-    let status: number | undefined;
-    try {
-      const outcome = await proxyToReplica(agent, req, res, replica.port, upstreamPath, { 'x-ferry-replica': String(replica.pid), 'x-ferry-revision': revision.name });
-      status = outcome.status;
-    } finally {
+    forward(m, deployment, held.set, held.replica, req, res, upstreamPath, started);
+  }
+
+  /** Sends the request to `replica` (already counted in flight by pick) and does the bookkeeping when it is over. */
+  function forward(
+    m: DeploymentManager,
+    deployment: LocalDeployment,
+    revision: RevisionSet,
+    replica: Replica,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    upstreamPath: string,
+    started: number,
+  ): void {
+    proxyToReplica(client, req, res, replica.address, upstreamPath, replica.responseHeaders, (status) => {
       revision.release(replica);
       deployment.touch();
-    }
-    if (status !== undefined) deployment.record.requestsServed++;
-    m.metrics.requests.labels(id, revision.name, String(status ?? 502)).inc();
-    m.metrics.requestDuration.labels(id, revision.name).observe((performance.now() - started) / 1000);
-    m.persistSoon();
+      if (status !== undefined) deployment.record.requestsServed++;
+      m.metrics.route(deployment.id, revision).record(status ?? 502, (performance.now() - started) / 1000);
+      m.persistSoon();
+    });
   }
 
   await new Promise<void>((resolve, reject) => {
@@ -175,7 +200,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         server.closeIdleConnections();
         await m.close(closeOpts?.stopReplicas ?? false);
         server.closeAllConnections();
-        agent.destroy();
+        client.destroy();
         await serverClosed;
         lock.release();
       })();

@@ -140,6 +140,29 @@ class CollectedGauge {
   }
 }
 
+/** One route's request metrics: a counter child per status code, the duration histogram child. */
+export class RouteMetrics {
+  private readonly byStatus = new Map<number, CounterChild>();
+  private readonly duration: HistogramChild;
+
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    readonly deployment: string,
+    readonly revision: string,
+    readonly generation: number,
+  ) {
+    this.duration = metrics.requestDuration.labels(deployment, revision);
+  }
+
+  /** A request answered with `status` after `seconds` (holding included). */
+  record(status: number, seconds: number): void {
+    let counter = this.byStatus.get(status);
+    if (!counter) this.byStatus.set(status, (counter = this.metrics.requests.labels(this.deployment, this.revision, String(status))));
+    counter.inc();
+    this.duration.observe(seconds);
+  }
+}
+
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const WAKE_BUCKETS = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2, 5, 10, 30, 60];
 
@@ -176,12 +199,29 @@ export class GatewayMetrics {
   );
   readonly restarts = new Counter('ferry_gateway_replica_restarts_total', 'Replicas restarted after they died unexpectedly.', ['deployment']);
   private readonly gauges: CollectedGauge[] = [];
+  private readonly routes = new WeakMap<object, RouteMetrics>();
+  /** Bumped when series are dropped, so cached RouteMetrics are rebuilt rather than feeding dropped children. */
+  private generation = 0;
+
+  /**
+   * The request counters and duration histogram of one deployment's revision (`revision`: the object
+   * that stands for it, e.g. its replica set), cached so that recording a request looks up no labels.
+   */
+  route(deployment: string, revision: { readonly name: string }): RouteMetrics {
+    let r = this.routes.get(revision);
+    if (!r || r.generation !== this.generation || r.deployment !== deployment || r.revision !== revision.name) {
+      r = new RouteMetrics(this, deployment, revision.name, this.generation);
+      this.routes.set(revision, r);
+    }
+    return r;
+  }
 
   gauge(name: string, help: string, collect: () => GaugeSample[]): void {
     this.gauges.push(new CollectedGauge(name, help, collect));
   }
 
   forgetDeployment(id: string): void {
+    this.generation++;
     for (const f of this.families()) f.forget('deployment', id);
   }
 
