@@ -7,7 +7,7 @@
  * none beyond the process (runc/Kubernetes targets give real containers).
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -21,6 +21,11 @@ export interface LaunchPlan {
   cwd: string;
   /** Manifest digest of the image, when launched from one. */
   digest?: string;
+  /**
+   * True when the program listens on the Unix domain socket named by FERRY_SOCKET (the inference
+   * server since it has runtime/server/main.ts's FERRY_SOCKET): its replicas get a socket, not a port.
+   */
+  socket?: boolean;
 }
 
 /** The parts of a pulled image the gateway needs (lib/oci/pull's PulledImage has these). */
@@ -56,7 +61,20 @@ export function launchPlanForImage(image: PulledImageForLaunch): LaunchPlan {
   }
   const args = argv.slice(1).map((arg) => (path.posix.isAbsolute(arg) && existsSync(inRootfs(arg)) ? inRootfs(arg) : arg));
   const workingDir = cfg.WorkingDir && existsSync(inRootfs(cfg.WorkingDir)) ? inRootfs(cfg.WorkingDir) : image.rootfs;
-  return { key: `image:${image.digest}`, command: process.execPath, args, env, cwd: workingDir, digest: image.digest };
+  const socket = args.length > 0 && listensOnFerrySocket(path.resolve(workingDir, args[0]));
+  return { key: `image:${image.digest}`, command: process.execPath, args, env, cwd: workingDir, digest: image.digest, ...(socket ? { socket } : {}) };
+}
+
+/**
+ * Whether an image's entry script is an inference server that knows FERRY_SOCKET (images built
+ * before it listen on PORT only and get a port). Read once, when the plan is made after a pull.
+ */
+function listensOnFerrySocket(script: string): boolean {
+  try {
+    return script.endsWith('.js') && readFileSync(script, 'latin1').includes('process.env.FERRY_SOCKET');
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -70,9 +88,9 @@ export async function launchPlanForModelDir(modelDir: string, stateDir: string):
   const plan = { key: `dir:${dir}`, command: process.execPath, cwd: repoRoot };
   try {
     const bundle = await bundledServer(stateDir);
-    return { ...plan, args: [bundle], env: { FERRY_MODEL_DIR: dir, NODE_PATH: path.join(repoRoot, 'node_modules') } };
+    return { ...plan, args: [bundle], env: { FERRY_MODEL_DIR: dir, NODE_PATH: path.join(repoRoot, 'node_modules') }, socket: true };
   } catch {
-    return { ...plan, args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')], env: { FERRY_MODEL_DIR: dir } };
+    return { ...plan, args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')], env: { FERRY_MODEL_DIR: dir }, socket: true };
   }
 }
 

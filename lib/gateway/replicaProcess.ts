@@ -1,10 +1,13 @@
 /**
- * One replica: an inference server process on a free 127.0.0.1 port, started detached (its own
- * process group, so it outlives a gateway restart and is adopted by the next gateway), with its
- * stdout/stderr appended to a log file under the state dir.
+ * One replica: an inference server process listening on a Unix domain socket under the state dir
+ * (`<stateDir>/gateway/sockets/`, when its launch plan says the program supports FERRY_SOCKET) or else
+ * on a free 127.0.0.1 port, started detached (its own process group, so it outlives a gateway restart
+ * and is adopted by the next gateway: the socket path is in its record), with its stdout/stderr
+ * appended to a log file under the state dir.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -12,7 +15,14 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReplicaRecord } from './deploymentStore';
 import type { LaunchPlan } from './launchPlan';
+import type { ReplicaAddress } from './proxy';
 import type { StandbyProcess } from './standbyProcess';
+
+/**
+ * A replica's record as stored in the state file: `socketPath` when it listens on a Unix domain socket
+ * (its `port` is then 0). Records without it (TCP replicas, older gateways) are adopted as before.
+ */
+export type StoredReplicaRecord = ReplicaRecord & { socketPath?: string };
 
 const HOST = '127.0.0.1';
 /** Log files kept per deployment; older ones are pruned when a replica starts. */
@@ -32,13 +42,19 @@ export class Replica {
   exitReason: string | undefined;
   /** Called once when the process is seen to exit (child 'exit' event or a failed liveness check). */
   onExit: ((replica: Replica) => void) | undefined;
+  /** Where the gateway sends its requests. */
+  readonly address: ReplicaAddress;
+  /** Headers the gateway adds to every response from this replica ([name, value, ...]). */
+  readonly responseHeaders: readonly string[];
   private exitWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
 
   constructor(
-    readonly record: ReplicaRecord,
+    readonly record: StoredReplicaRecord,
     private readonly child?: ChildProcess,
   ) {
+    this.address = record.socketPath ? { socketPath: record.socketPath, port: 0 } : { port: record.port };
+    this.responseHeaders = ['x-ferry-replica', String(record.pid), 'x-ferry-revision', record.revision];
     child?.once('exit', (code, signal) => this.markExited(signal ? `killed by ${signal}` : `exited with code ${code}`));
   }
 
@@ -84,6 +100,7 @@ export class Replica {
     if (this.exited) return;
     this.exited = true; // `ready` keeps its value: it tells a crash of a serving replica from a failed start
     this.exitReason = reason;
+    removeSocketFile(this.record.socketPath);
     for (const wake of this.exitWaiters.splice(0)) wake();
     this.onExit?.(this);
   }
@@ -189,11 +206,39 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Where a new replica listens: a socket path, or a TCP port. */
+export type Listen = { socketPath: string } | { port: number };
+
 /** The environment of a replica: a few host variables, the launch plan's, and where to listen. */
-export function replicaEnv(plan: LaunchPlan, port: number): Record<string, string> {
+export function replicaEnv(plan: LaunchPlan, listen: Listen | number): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
-  return Object.assign(env, plan.env, { PORT: String(port), HOST });
+  if (typeof listen === 'number') listen = { port: listen };
+  return Object.assign(env, plan.env, 'socketPath' in listen ? { FERRY_SOCKET: listen.socketPath } : { PORT: String(listen.port), HOST });
+}
+
+/** Longest socket path used (sun_path holds 108 bytes on Linux, 104 elsewhere). */
+const MAX_SOCKET_PATH = 100;
+
+/**
+ * A new socket path under `socketDir` for a replica of `plan`, or undefined when the plan's program
+ * does not listen on FERRY_SOCKET or the path would be too long (the replica then gets a TCP port).
+ */
+export function newSocketPath(plan: LaunchPlan, socketDir: string | undefined): string | undefined {
+  if (!plan.socket || !socketDir || process.platform === 'win32') return undefined;
+  const file = path.join(path.resolve(socketDir), `r-${randomBytes(6).toString('hex')}.sock`);
+  if (Buffer.byteLength(file) > MAX_SOCKET_PATH) return undefined;
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  return file;
+}
+
+function removeSocketFile(socketPath: string | undefined): void {
+  if (!socketPath) return;
+  try {
+    rmSync(socketPath, { force: true });
+  } catch {
+    /* not ours to worry about */
+  }
 }
 
 /** The host environment a standby process boots with (before it takes a replica's). */
@@ -204,19 +249,21 @@ export function standbyBootEnv(): Record<string, string> {
 }
 
 /**
- * Starts a replica of `plan` on a free port: the standby process becomes it when there is one and it
- * can run the plan, otherwise a new detached process.
+ * Starts a replica of `plan` on a socket under `socketDir` (see newSocketPath) or else a free port: the
+ * standby process becomes it when there is one and it can run the plan, otherwise a new detached process.
  */
-export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: string, standby?: StandbyProcess): Promise<Replica> {
-  const port = await freePort();
+export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: string, standby?: StandbyProcess, socketDir?: string): Promise<Replica> {
+  const socketPath = newSocketPath(plan, socketDir);
+  const port = socketPath ? 0 : await freePort();
   const startedAt = new Date();
-  const env = replicaEnv(plan, port);
+  const env = replicaEnv(plan, socketPath ? { socketPath } : { port });
   const taken = standby?.take(plan);
   if (taken) {
     taken.launch({ script: plan.args[0], args: plan.args.slice(1), env, cwd: plan.cwd });
-    const record: ReplicaRecord = {
+    const record: StoredReplicaRecord = {
       pid: taken.child.pid!,
       port,
+      ...(socketPath ? { socketPath } : {}),
       startedAt: startedAt.toISOString(),
       procStartTicks: taken.procStartTicks,
       logFile: taken.logFile,
@@ -229,7 +276,7 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
   }
   await mkdir(logDir, { recursive: true });
   await pruneLogs(logDir);
-  const logFile = path.join(logDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}-${port}.log`);
+  const logFile = path.join(logDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}-${socketPath ? path.basename(socketPath, '.sock') : port}.log`);
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
@@ -242,9 +289,10 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
     throw new Error(`cannot start ${plan.command}: ${error.message}`);
   }
   child.unref(); // the gateway may exit (and be restarted) while replicas keep serving
-  const record: ReplicaRecord = {
+  const record: StoredReplicaRecord = {
     pid: child.pid,
     port,
+    ...(socketPath ? { socketPath } : {}),
     startedAt: startedAt.toISOString(),
     procStartTicks: readProcStartTicks(child.pid),
     logFile,
@@ -255,17 +303,22 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
 }
 
 /** An already-running replica from a previous gateway, if it is still that process. */
-export function adoptReplica(record: ReplicaRecord): Replica | undefined {
-  return isSameProcessAlive(record) ? new Replica(record) : undefined;
+export function adoptReplica(record: StoredReplicaRecord): Replica | undefined {
+  if (isSameProcessAlive(record)) return new Replica(record);
+  removeSocketFile(record.socketPath);
+  return undefined;
 }
 
 /**
  * One GET /v2/health/ready: true on 200. Plain node:http without pooling: a refused connection (not
  * listening yet) fails in well under a millisecond, which makes short polling intervals cheap.
+ * `target`: a replica (its socket or port), an address, or a TCP port.
  */
-export function probeReady(port: number, timeoutMs = 1000): Promise<boolean> {
+export function probeReady(target: number | ReplicaAddress | { address: ReplicaAddress }, timeoutMs = 1000): Promise<boolean> {
+  const address = typeof target === 'number' ? { port: target } : 'address' in target ? target.address : target;
+  const where = address.socketPath ? { socketPath: address.socketPath } : { host: HOST, port: address.port };
   return new Promise((resolve) => {
-    const req = http.get({ host: HOST, port, path: '/v2/health/ready', agent: false, timeout: timeoutMs }, (res) => {
+    const req = http.get({ ...where, path: '/v2/health/ready', agent: false, timeout: timeoutMs }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode === 200));
       res.on('error', () => resolve(false));
@@ -289,14 +342,14 @@ export async function waitUntilReady(replica: Replica, timeoutMs: number): Promi
       throw new Error(`replica pid ${replica.pid} ${replica.exitReason} before it was ready; its log ends with:\n${replica.logTail()}`);
     }
     if (replica.stopping) throw new Error(`replica pid ${replica.pid} was stopped before it was ready`);
-    if (await probeReady(replica.port, Math.max(50, Math.min(1000, deadline - Date.now())))) {
+    if (await probeReady(replica.address, Math.max(50, Math.min(1000, deadline - Date.now())))) {
       if (replica.exited || replica.stopping) continue;
       replica.ready = true;
       return;
     }
     await sleep(pollDelay(Date.now() - started));
   }
-  throw new Error(`replica pid ${replica.pid} on port ${replica.port} was not ready after ${timeoutMs} ms; its log ends with:\n${replica.logTail()}`);
+  throw new Error(`replica pid ${replica.pid} ${replica.record.socketPath ? `on ${replica.record.socketPath}` : `on port ${replica.port}`} was not ready after ${timeoutMs} ms; its log ends with:\n${replica.logTail()}`);
 }
 
 /** The last lines of a log file (reads at most its last 16 KiB). */

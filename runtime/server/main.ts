@@ -3,6 +3,7 @@
  *   FERRY_MODEL_DIR  directory holding ferry-models.json (required)
  *   PORT             port to listen on (default 8000)
  *   HOST             address to bind (default 127.0.0.1)
+ *   FERRY_SOCKET     listen on this Unix domain socket instead of HOST:PORT (how the gateway runs replicas)
  *   FERRY_DRAIN_TIMEOUT_MS  how long SIGTERM waits for in-flight requests (default 30000)
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0. A second signal exits at once.
  */
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 8000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${process.env.PORT}"`);
   const host = process.env.HOST || '127.0.0.1';
+  const socketPath = process.env.FERRY_SOCKET || undefined;
   const drainTimeoutMs = Number(process.env.FERRY_DRAIN_TIMEOUT_MS ?? 30_000);
 
   let server: InferenceServer | undefined;
@@ -47,7 +49,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   const started = Date.now();
-  server = await startInferenceServer({ modelDir, port, host, telemetry, drainTimeoutMs });
+  server = await startInferenceServer({ modelDir, port, host, socketPath, telemetry, drainTimeoutMs });
   log(`ferry inference server ready at ${server.url} (models from ${modelDir}, loaded in ${Date.now() - started} ms)`);
   if (stopping) await server.close();
 }
