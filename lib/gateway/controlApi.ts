@@ -22,7 +22,7 @@
  */
 import type * as http from 'node:http';
 import { ControlRequestError, type DeploymentManager } from './deploymentManager';
-import { mergeReplicaMetrics } from './replicaMetrics';
+import { fetchReplicaMetrics, mergeReplicaMetrics } from './replicaMetrics';
 
 export async function handleControlRequest(manager: DeploymentManager, req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
   const parts = path.split('/').slice(2); // after '', '_ferry'
@@ -100,10 +100,10 @@ async function sendMetrics(manager: DeploymentManager, id: string, asJson: boole
   const d = manager.get(id);
   if (!d) throw new ControlRequestError(404, `no deployment "${id}"`);
   const replicas = await Promise.all(
-    d.status().replicas.filter((r) => r.ready).map(async (r) => {
+    d.replicas.filter((r) => r.routable).map(async (r) => {
       try {
-        const response = await fetch(`http://127.0.0.1:${r.port}/metrics`, { signal: AbortSignal.timeout(2000) });
-        return { pid: r.pid, port: r.port, revision: r.revision, metricsText: await response.text() };
+        // On the replica's socket (or port): replicas the gateway starts listen on a Unix domain socket.
+        return { pid: r.pid, port: r.port, revision: r.revision, metricsText: await fetchReplicaMetrics(r.address) };
       } catch (err) {
         return { pid: r.pid, port: r.port, revision: r.revision, metricsText: '', error: (err as Error).message };
       }

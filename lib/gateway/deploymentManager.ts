@@ -149,7 +149,7 @@ export class DeploymentManager {
       for (const replicaRecord of record.live) {
         const replica = adoptReplica(replicaRecord);
         if (!replica) continue;
-        if (record.state === 'running' && (await probeReady(replica.port, 2000))) {
+        if (record.state === 'running' && (await probeReady(replica, 2000))) {
           replica.ready = true;
           adopted.push(replica);
         } else {

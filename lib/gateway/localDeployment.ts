@@ -646,7 +646,7 @@ export class LocalDeployment {
     const started: Replica[] = [];
     try {
       for (let i = 0; i < count; i++) {
-        const replica = await spawnReplica(set.spec.plan, logDir, set.name, this.ctx.standby);
+        const replica = await spawnReplica(set.spec.plan, logDir, set.name, this.ctx.standby, path.join(this.ctx.stateDir, 'gateway', 'sockets'));
         replica.onExit = (x) => this.onReplicaExit(x);
         started.push(replica);
         this.replicas.push(replica);

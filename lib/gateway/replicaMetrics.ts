@@ -4,6 +4,8 @@
  * HELP/TYPE written once, so sums and histogram quantiles over replicas — or per revision, to compare
  * a canary with the rest — work as they would in Prometheus.
  */
+import * as http from 'node:http';
+import type { ReplicaAddress } from './proxy';
 
 export interface ReplicaMetricsText {
   pid: number;
@@ -60,4 +62,19 @@ function withReplicaLabel(sample: string, pid: number, revision: string | undefi
     return `${sample.slice(0, brace + 1)}${label}${empty ? '' : ','}${sample.slice(brace + 1)}`;
   }
   return `${sample.slice(0, space)}{${label}}${sample.slice(space)}`;
+}
+
+/** GET /metrics from one replica, on its socket or port; rejects on a non-200 answer or after `timeoutMs`. */
+export function fetchReplicaMetrics(address: ReplicaAddress, timeoutMs = 2000): Promise<string> {
+  const where = address.socketPath ? { socketPath: address.socketPath } : { host: '127.0.0.1', port: address.port };
+  return new Promise((resolve, reject) => {
+    const req = http.get({ ...where, path: '/metrics', agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`GET /metrics answered ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer to GET /metrics within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
 }
