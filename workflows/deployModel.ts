@@ -176,19 +176,19 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     // 4 deploy
     current = 'deploy';
     enter('deploy');
+    const deployInput = {
+      deploymentId: input.deploymentId,
+      modelVersionId: ingested.modelVersionId,
+      imageId: image.imageId,
+      image: image.image,
+      model: input.model,
+      replicas: input.replicas,
+      monitor: input.monitor,
+    };
     if (input.canary) {
       // A canary release: a new revision of a live deployment, watched by that deployment's monitor.
       // (Runs started before canaries existed have no `canary` and take the branch below unchanged.)
-      const deployed = await heavy.deployToLocalTarget({
-        deploymentId: input.deploymentId,
-        modelVersionId: ingested.modelVersionId,
-        imageId: image.imageId,
-        image: image.image,
-        model: input.model,
-        replicas: input.replicas,
-        monitor: input.monitor,
-        canary: { ...input.canary, version: input.version },
-      });
+      const deployed = await heavy.deployToLocalTarget({ ...deployInput, canary: { ...input.canary, version: input.version } });
       const canary = deployed.canary!;
       status.endpoint = deployed.endpoint;
       status.inferUrl = deployed.inferUrl;
@@ -205,15 +205,7 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
       upsertSearchAttributes([{ key: ferryStageKey, value: 'live' }]);
       return status;
     }
-    const deployed = await heavy.deployToLocalTarget({
-      deploymentId: input.deploymentId,
-      modelVersionId: ingested.modelVersionId,
-      imageId: image.imageId,
-      image: image.image,
-      model: input.model,
-      replicas: input.replicas,
-      monitor: input.monitor,
-    });
+    const deployed = await heavy.deployToLocalTarget(deployInput);
     status.endpoint = deployed.endpoint;
     status.inferUrl = deployed.inferUrl;
     finish('deploy', `${deployed.replicas} replica(s) at ${deployed.endpoint}`);
