@@ -5,14 +5,18 @@
  *
  *   npx tsx bench/gateway-overhead.ts [--runs 3] [--seconds 5] [--connections 16]
  *
- * Three ways to the same replica, interleaved round by round:
- *   direct           wrk → replica
+ * Three ways to the same model, interleaved round by round:
+ *   direct           wrk → a replica of the same launch plan on a 127.0.0.1 TCP port (what a client
+ *                    talking to the server itself gets; wrk cannot reach the gateway's replicas, which
+ *                    listen on Unix domain sockets)
  *   gateway          wrk → gateway → replica (one revision, fixed replica count)
  *   gateway, routed  a second deployment of the same model (its own replica) with autoscaling
  *                    bookkeeping on (min = max = 1) and a header rule evaluated on every request
  * Latency: 1 connection, one request at a time (wrk p50/p99). Throughput: --connections closed-loop
- * connections. Load from wrk on 127.0.0.1; the gateway runs in this process, the replica in its own.
- * Every figure is the median of --runs rounds with (min–max): the machine is shared.
+ * connections. Load from wrk on 127.0.0.1; the gateway runs in this process, each replica in its own.
+ * Also the gateway's CPU time per request (this process's user + system time over the run ÷ requests):
+ * far less noisy than latency on a shared machine. Every figure is the median of --runs rounds with
+ * (min–max): the machine is shared.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -20,6 +24,8 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startGateway } from '../lib/gateway';
+import { launchPlanForModelDir } from '../lib/gateway/launchPlan';
+import { spawnReplica, waitUntilReady, type Replica } from '../lib/gateway/replicaProcess';
 import { generateMlpModel } from '../lib/onnx/generate';
 import { ensureWrk, log, machineLine, median, runWrk, spread, writeServingDir, type LoadResult } from './servingLoad';
 
@@ -37,6 +43,7 @@ async function main(): Promise<void> {
   ensureWrk();
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-gateway-'));
   const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, 'state'), log: () => {} });
+  let direct: Replica | undefined;
   try {
     const spec = { inputDim: 64, hiddenDims: [256, 256], outputDim: 10, seed: 3 };
     const modelDir = await writeServingDir(path.join(tmp, 'model'), 'm', generateMlpModel(spec));
@@ -61,8 +68,11 @@ async function main(): Promise<void> {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ split: { default: 100 }, rules: [{ header: 'x-user-group', value: 'beta', revision: 'default' }] }),
     });
+    // The direct baseline: the same program and model the gateway runs, on a TCP port.
+    direct = await spawnReplica(await launchPlanForModelDir(modelDir, path.join(tmp, 'state')), path.join(tmp, 'direct-logs'), 'direct');
+    await waitUntilReady(direct, 60_000);
     const urls: Record<Way, string> = {
-      direct: `http://127.0.0.1:${plain.replicas[0].port}/v2/models/m/infer`,
+      direct: `http://127.0.0.1:${direct.port}/v2/models/m/infer`,
       gateway: `${plain.endpoint}/v2/models/m/infer`,
       routed: `${routed.endpoint}/v2/models/m/infer`,
     };
@@ -75,15 +85,25 @@ async function main(): Promise<void> {
 
     const latency: Record<Way, LoadResult[]> = { direct: [], gateway: [], routed: [] };
     const load: Record<Way, LoadResult[]> = { direct: [], gateway: [], routed: [] };
+    // This process's CPU time per request while wrk ran against it (µs): the gateway's cost.
+    const cpuAt1: Record<Way, number[]> = { direct: [], gateway: [], routed: [] };
+    const cpuAtN: Record<Way, number[]> = { direct: [], gateway: [], routed: [] };
+    const measured = async (w: Way, c: number, cpu: Record<Way, number[]>) => {
+      const before = process.cpuUsage();
+      const result = await runWrk({ url: urls[w], body, connections: c, seconds });
+      const used = process.cpuUsage(before);
+      cpu[w].push((used.user + used.system) / Math.max(1, result.requests));
+      return result;
+    };
     for (let r = 0; r < runs; r++) {
       for (const w of WAYS) {
         log(`round ${r + 1}/${runs}: ${w}, latency (1 connection)`);
-        latency[w].push(await runWrk({ url: urls[w], body, connections: 1, seconds }));
+        latency[w].push(await measured(w, 1, cpuAt1));
         await sleep(200);
       }
       for (const w of WAYS) {
         log(`round ${r + 1}/${runs}: ${w}, throughput (${connections} connections)`);
-        load[w].push(await runWrk({ url: urls[w], body, connections, seconds }));
+        load[w].push(await measured(w, connections, cpuAtN));
         await sleep(200);
       }
     }
@@ -105,7 +125,12 @@ async function main(): Promise<void> {
       say(`  ${LABEL[w].padEnd(34)}${spread(load[w].map((x) => x.requestsPerSecond), 0).padEnd(27)}${w === 'direct' ? '1.00' : spread(ratio, 2)}`);
     }
     say(`  p50 under load: ${WAYS.map((w) => `${w} ${median(load[w].map((x) => x.p50Ms)).toFixed(2)} ms`).join(', ')}`);
+    say('gateway CPU time per request (this process; direct: ~0, wrk and the replicas run elsewhere)');
+    for (const w of ['gateway', 'routed'] as const) {
+      say(`  ${LABEL[w].padEnd(34)}1 connection ${spread(cpuAt1[w], 0, ' µs')}, ${connections} connections ${spread(cpuAtN[w], 0, ' µs')}`);
+    }
   } finally {
+    await direct?.stop(5000);
     await gateway.close({ stopReplicas: true });
     await rm(tmp, { recursive: true, force: true });
   }
