@@ -1,19 +1,64 @@
 /**
- * OpenTelemetry for a server process: the Node SDK with a Prometheus exporter as its metric reader.
- * The exporter never opens its own port; the inference server mounts its handler at /metrics.
- * Trace, log and extra metric exporters stay off unless configured through the standard OTEL_* vars.
+ * OpenTelemetry for a server process: a MeterProvider with a Prometheus exporter as its reader, with
+ * the resource the Node SDK would give it (service.name, env, process and host attributes; the
+ * registered global provider, as the SDK does). The exporter never opens its own port; the inference
+ * server mounts its handler at /metrics.
+ *
+ * The Node SDK itself (@opentelemetry/sdk-node and the trace/log exporters it loads: ~30–60 ms of
+ * module loading, a fifth of a cold start) is not needed for metrics, so it is not loaded before the
+ * server is ready: `startDeferred()` (main.ts calls it once the models are loaded) starts it only when
+ * trace or log exporters are asked for through the standard OTEL_TRACES_EXPORTER / OTEL_LOGS_EXPORTER
+ * variables (off by default). Metrics, cold-start ones included, work from the first moment.
  */
 import { metrics } from '@opentelemetry/api';
-import { NodeSDK } from '@opentelemetry/sdk-node';
+import { detectResourcesSync, envDetectorSync, hostDetectorSync, processDetectorSync, Resource } from '@opentelemetry/resources';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { createPrometheusExporter, type ServerTelemetry } from './inferenceMetrics';
 
-export function startServerTelemetry(serviceName = 'ferry-inference-server'): ServerTelemetry {
+const EXPORTER_VARS = ['OTEL_TRACES_EXPORTER', 'OTEL_LOGS_EXPORTER', 'OTEL_METRICS_EXPORTER'];
+
+export interface ServerProcessTelemetry extends ServerTelemetry {
+  shutdown: () => Promise<void>;
+  /** Starts the Node SDK for trace/log exporters, when any is configured; call once the server is ready. */
+  startDeferred(): Promise<void>;
+}
+
+export function startServerTelemetry(serviceName = 'ferry-inference-server'): ServerProcessTelemetry {
   // The SDK defaults each of these to OTLP, which would retry against a collector that is not there.
-  for (const name of ['OTEL_TRACES_EXPORTER', 'OTEL_LOGS_EXPORTER', 'OTEL_METRICS_EXPORTER']) {
-    process.env[name] ??= 'none';
-  }
+  for (const name of EXPORTER_VARS) process.env[name] ??= 'none';
   const { prometheus, histograms } = createPrometheusExporter();
-  const sdk = new NodeSDK({ serviceName, metricReader: prometheus });
-  sdk.start();
-  return { meter: metrics.getMeter(serviceName), prometheus, histograms, shutdown: () => sdk.shutdown() };
+  const resource = detectResourcesSync({ detectors: [envDetectorSync, processDetectorSync, hostDetectorSync] }).merge(new Resource({ 'service.name': serviceName }));
+  const provider = new MeterProvider({ resource, readers: [prometheus] });
+  metrics.setGlobalMeterProvider(provider);
+  let sdk: { shutdown(): Promise<void> } | undefined;
+  let deferred: Promise<void> | undefined;
+  return {
+    meter: provider.getMeter(serviceName),
+    prometheus,
+    histograms,
+    startDeferred() {
+      deferred ??= (async () => {
+        const wanted = (name: string) => (process.env[name] ?? 'none').split(',').some((v) => v.trim() !== '' && v.trim() !== 'none');
+        if (!wanted('OTEL_TRACES_EXPORTER') && !wanted('OTEL_LOGS_EXPORTER')) return;
+        const { NodeSDK } = await import('@opentelemetry/sdk-node');
+        // Metrics stay with the provider above: OTEL_METRICS_EXPORTER is not read (as when the SDK was
+        // given the Prometheus reader), so the SDK makes no second, empty meter provider.
+        const metricsExporter = process.env.OTEL_METRICS_EXPORTER;
+        process.env.OTEL_METRICS_EXPORTER = 'none';
+        try {
+          const started = new NodeSDK({ serviceName, resource });
+          started.start();
+          sdk = started;
+        } finally {
+          if (metricsExporter === undefined) delete process.env.OTEL_METRICS_EXPORTER;
+          else process.env.OTEL_METRICS_EXPORTER = metricsExporter;
+        }
+      })();
+      return deferred;
+    },
+    async shutdown() {
+      await deferred?.catch(() => undefined);
+      await Promise.all([provider.shutdown(), sdk?.shutdown()]);
+    },
+  };
 }
