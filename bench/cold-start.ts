@@ -9,21 +9,24 @@
  *    with the gateway's standby process (the default) and without it; and the same for a model image
  *    pulled from the registry (skipped when the registry is not running). Variants are interleaved
  *    round by round, so the machine's other load falls on all of them alike.
- * 2. Where the time goes: replica start-up until ready, launched the ways the gateway could launch
- *    it (the repo's TypeScript through tsx, as the gateway used to for model dirs; the esbuild bundle;
- *    the standby process), with the readiness polling the gateway used to do (20 ms doubling up to
- *    200 ms) and with the current 5 ms polling.
+ * 2. Where the time goes: replica start-up until ready, launched directly the ways the gateway did
+ *    before (a new process or its standby process with node booted and a code cache; a TCP port;
+ *    readiness polled every 5 ms) and does now (a Unix domain socket; the replica says when it is
+ *    ready through a pipe; the standby process has loaded the server bundle and set up onnxruntime in
+ *    advance), with the replica's own split of that time (its code until main() ran, its models).
  * Every figure is a median over --runs with (min–max): the machine is shared, read the spread.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startGateway, type Gateway } from '../lib/gateway';
 import { launchPlanForModelDir, type LaunchPlan } from '../lib/gateway/launchPlan';
-import { probeReady, readProcStartTicks, spawnReplica, standbyBootEnv, waitUntilReady, type Replica } from '../lib/gateway/replicaProcess';
+import { readProcStartTicks, spawnReplica, standbyBootEnv, waitUntilReady, type Replica } from '../lib/gateway/replicaProcess';
 import { StandbyProcess } from '../lib/gateway/standbyProcess';
 import { exampleModelSpec, generateMlpModel } from '../lib/onnx/generate';
 
@@ -122,81 +125,100 @@ function report(label: string, e: EndToEnd): void {
   console.log(`    ratio cold / warm: ${(median(e.cold) / median(e.warm)).toFixed(0)}x`);
 }
 
-/** The gateway's readiness polling before this change: 20 ms, doubling up to 200 ms. */
-async function waitReadyOldPolling(replica: Replica, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 20;
-  while (Date.now() < deadline) {
-    if (replica.exited) throw new Error(`replica exited: ${replica.logTail()}`);
-    if (await probeReady(replica.port, 1000)) return;
-    await sleep(delay);
-    delay = Math.min(delay * 2, 200);
-  }
-  throw new Error('not ready');
-}
-
 interface Launch {
   label: string;
   plan: LaunchPlan;
-  standby: boolean;
-  polling: 'old' | 'new';
+  standby: StandbyProcess | undefined;
 }
 
-/** Replica start → ready, and its first inference, launched directly with the gateway's functions. */
+/** One inference request on a replica's socket or port: milliseconds until the whole answer. */
+function timeReplicaRequest(replica: Replica, modelName: string, body: string): Promise<number> {
+  const where = replica.address.socketPath ? { socketPath: replica.address.socketPath } : { host: '127.0.0.1', port: replica.address.port };
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ ...where, method: 'POST', path: `/v2/models/${modelName}/infer`, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`answered ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** The replica's own account of its start (runtime/server/main.ts's ready line): code and model phases. */
+function phasesOf(replica: Replica): { code: number; models: number } | undefined {
+  const text = readFileSync(replica.record.logFile, 'utf8');
+  const lines = [...text.matchAll(/ferry inference server ready at .*: code (\d+) ms, models (\d+) ms\)/g)];
+  const last = lines[lines.length - 1];
+  return last ? { code: Number(last[1]), models: Number(last[2]) } : undefined;
+}
+
+/**
+ * Replica start → ready, and its first inference, launched directly with the gateway's functions, as
+ * the gateway did before (TCP port, readiness polled every 5 ms, a standby process that only had node
+ * booted and the code cache) and does now (a Unix domain socket, the replica says when it is ready
+ * through a pipe, the standby process has loaded the server and set up onnxruntime in advance).
+ */
 async function breakdown(stateDir: string, model: Model, runs: number): Promise<void> {
-  const bundlePlan = await launchPlanForModelDir(model.dir, stateDir);
-  if (bundlePlan.args[0].includes('tsx')) throw new Error('the server bundle could not be built');
-  const tsxPlan: LaunchPlan = {
-    ...bundlePlan,
-    args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')],
-    env: { FERRY_MODEL_DIR: model.dir },
-  };
+  const plan = await launchPlanForModelDir(model.dir, stateDir);
+  if (plan.args[0].includes('tsx')) throw new Error('the server bundle could not be built');
+  const before: LaunchPlan = { ...plan, socket: false, readyFd: false, standbyEntry: false };
+  const socketDir = path.join(stateDir, 'gateway', 'sockets');
+  const plainStandby = new StandbyProcess(stateDir, standbyBootEnv, readProcStartTicks, log);
+  const prewarmStandby = new StandbyProcess(stateDir, standbyBootEnv, readProcStartTicks, log);
   const launches: Launch[] = [
-    { label: 'tsx (TypeScript loaded at start), old polling', plan: tsxPlan, standby: false, polling: 'old' },
-    { label: 'bundle (plain node), old polling', plan: bundlePlan, standby: false, polling: 'old' },
-    { label: 'bundle, 5 ms polling', plan: bundlePlan, standby: false, polling: 'new' },
-    { label: 'standby process + code cache, 5 ms polling', plan: bundlePlan, standby: true, polling: 'new' },
+    { label: 'new process, port, 5 ms polling (before)', plan: before, standby: undefined },
+    { label: 'new process, socket, ready pipe', plan, standby: undefined },
+    { label: 'standby + code cache, port, polling (before)', plan: before, standby: plainStandby },
+    { label: 'standby, loaded in advance, socket, pipe (now)', plan, standby: prewarmStandby },
   ];
-  const standby = new StandbyProcess(stateDir, standbyBootEnv, readProcStartTicks, log);
   const logDir = path.join(stateDir, 'bench-logs');
   const ready: Record<string, number[]> = {};
   const first: Record<string, number[]> = {};
-  try {
-    // Prime the code cache: a standby-launched replica that runs long enough to write it.
+  const code: Record<string, number[]> = {};
+  const models: Record<string, number[]> = {};
+  const standbyUp = async (standby: StandbyProcess) => {
     standby.fill();
     for (const deadline = Date.now() + 10_000; !standby.waiting && Date.now() < deadline; ) await sleep(20);
-    const primer = await spawnReplica(bundlePlan, logDir, 'bench', standby);
-    await waitUntilReady(primer, 30_000);
-    await sleep(1500);
-    await primer.stop(5000);
+    await sleep(300); // booted, waiting on stdin (and done loading, when it loads in advance)
+  };
+  try {
+    // Prime the code cache, and show the second standby which program to load in advance.
+    for (const standby of [plainStandby, prewarmStandby]) {
+      await standbyUp(standby);
+      const primer = await spawnReplica(standby === prewarmStandby ? plan : before, logDir, 'bench', standby, socketDir);
+      await waitUntilReady(primer, 30_000);
+      await sleep(1500);
+      await primer.stop(5000);
+    }
     for (let r = 0; r < runs; r++) {
       for (const l of launches) {
-        if (l.standby) {
-          standby.fill();
-          const deadline = Date.now() + 10_000;
-          while (!standby.waiting && Date.now() < deadline) await sleep(20);
-          await sleep(300); // booted and waiting on stdin
-        } else {
-          await sleep(300);
-        }
+        if (l.standby) await standbyUp(l.standby);
+        else await sleep(300);
         const t0 = performance.now();
-        const replica = await spawnReplica(l.plan, logDir, 'bench', l.standby ? standby : undefined);
+        const replica = await spawnReplica(l.plan, logDir, 'bench', l.standby, socketDir);
         if (l.standby && !replica.prestarted) throw new Error('the standby process was not used');
-        await (l.polling === 'old' ? waitReadyOldPolling(replica, 30_000) : waitUntilReady(replica, 30_000));
+        await waitUntilReady(replica, 30_000);
         const t1 = performance.now();
-        await timeRequest(`http://127.0.0.1:${replica.port}/v2/models/${model.name}/infer`, model.body);
-        const t2 = performance.now();
+        (first[l.label] ??= []).push(await timeReplicaRequest(replica, model.name, model.body));
         (ready[l.label] ??= []).push(t1 - t0);
-        (first[l.label] ??= []).push(t2 - t1);
+        const phases = phasesOf(replica);
+        if (phases) {
+          (code[l.label] ??= []).push(phases.code);
+          (models[l.label] ??= []).push(phases.models);
+        }
         await replica.stop(5000);
       }
     }
   } finally {
-    await standby.close();
+    await plainStandby.close();
+    await prewarmStandby.close();
   }
-  console.log('  where the time goes: one replica started directly (no gateway), start → ready; then its first request');
+  console.log('  where the time goes: one replica started directly (no gateway), start → ready (the replica\'s own account: loading its');
+  console.log('  code until main() ran, then loading the model); then its first request');
   for (const l of launches) {
-    console.log(`    ${l.label.padEnd(46)} ready ${spread(ready[l.label]).padEnd(22)} first request ${spread(first[l.label], 1)}`);
+    const phase = code[l.label]?.length ? `code ${spread(code[l.label]).padEnd(17)} models ${spread(models[l.label]).padEnd(17)}` : '';
+    console.log(`    ${l.label.padEnd(48)} ready ${spread(ready[l.label]).padEnd(18)} ${phase} first request ${spread(first[l.label], 1)}`);
   }
   const boots: number[] = [];
   for (let i = 0; i < runs; i++) {

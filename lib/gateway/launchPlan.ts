@@ -26,7 +26,14 @@ export interface LaunchPlan {
    * server since it has runtime/server/main.ts's FERRY_SOCKET): its replicas get a socket, not a port.
    */
   socket?: boolean;
+  /** True when the program writes "ready\n" to the pipe FERRY_READY_FD names once it serves (no polling). */
+  readyFd?: boolean;
+  /** True when the standby process may load the program ahead of a cold start (main.ts's standby entry). */
+  standbyEntry?: boolean;
 }
+
+/** What the repo's inference server (runtime/server/main.ts) supports: its bundle gets all of it. */
+const SERVER_FEATURES = { socket: true, readyFd: true, standbyEntry: true } as const;
 
 /** The parts of a pulled image the gateway needs (lib/oci/pull's PulledImage has these). */
 export interface PulledImageForLaunch {
@@ -61,20 +68,28 @@ export function launchPlanForImage(image: PulledImageForLaunch): LaunchPlan {
   }
   const args = argv.slice(1).map((arg) => (path.posix.isAbsolute(arg) && existsSync(inRootfs(arg)) ? inRootfs(arg) : arg));
   const workingDir = cfg.WorkingDir && existsSync(inRootfs(cfg.WorkingDir)) ? inRootfs(cfg.WorkingDir) : image.rootfs;
-  const socket = args.length > 0 && listensOnFerrySocket(path.resolve(workingDir, args[0]));
-  return { key: `image:${image.digest}`, command: process.execPath, args, env, cwd: workingDir, digest: image.digest, ...(socket ? { socket } : {}) };
+  const features = args.length > 0 ? serverFeaturesOf(path.resolve(workingDir, args[0])) : {};
+  return { key: `image:${image.digest}`, command: process.execPath, args, env, cwd: workingDir, digest: image.digest, ...features };
 }
 
 /**
- * Whether an image's entry script is an inference server that knows FERRY_SOCKET (images built
- * before it listen on PORT only and get a port). Read once, when the plan is made after a pull.
+ * What an image's entry script supports of what the repo's server does now (images built before a
+ * feature lack it: they listen on PORT, are polled for readiness, start from scratch). Read once, when
+ * the plan is made after a pull.
  */
-function listensOnFerrySocket(script: string): boolean {
+function serverFeaturesOf(script: string): Pick<LaunchPlan, 'socket' | 'readyFd' | 'standbyEntry'> {
+  let text: string;
   try {
-    return script.endsWith('.js') && readFileSync(script, 'latin1').includes('process.env.FERRY_SOCKET');
+    if (!script.endsWith('.js')) return {};
+    text = readFileSync(script, 'latin1');
   } catch {
-    return false;
+    return {};
   }
+  return {
+    ...(text.includes('process.env.FERRY_SOCKET') ? { socket: true } : {}),
+    ...(text.includes('FERRY_READY_FD') ? { readyFd: true } : {}),
+    ...(text.includes('ferry.standbyEntry') ? { standbyEntry: true } : {}),
+  };
 }
 
 /**
@@ -88,9 +103,9 @@ export async function launchPlanForModelDir(modelDir: string, stateDir: string):
   const plan = { key: `dir:${dir}`, command: process.execPath, cwd: repoRoot };
   try {
     const bundle = await bundledServer(stateDir);
-    return { ...plan, args: [bundle], env: { FERRY_MODEL_DIR: dir, NODE_PATH: path.join(repoRoot, 'node_modules') }, socket: true };
+    return { ...plan, args: [bundle], env: { FERRY_MODEL_DIR: dir, NODE_PATH: path.join(repoRoot, 'node_modules') }, ...SERVER_FEATURES };
   } catch {
-    return { ...plan, args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')], env: { FERRY_MODEL_DIR: dir }, socket: true };
+    return { ...plan, args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')], env: { FERRY_MODEL_DIR: dir }, socket: true, readyFd: true };
   }
 }
 

@@ -9,6 +9,11 @@
  * compiled from scratch on every cold start. From then on it is the replica: the gateway records its
  * pid like any other. If stdin ends before a command (the gateway went away), it exits.
  *
+ * With FERRY_STANDBY_PREWARM=<script> (and FERRY_STANDBY_CACHE_DIR) in its boot environment, it loads
+ * that script ahead of the command: a script that knows the standby hook (runtime/server/main.ts)
+ * evaluates its imports and hands back its entry, which the command then starts — if it names the same
+ * script; another script runs as usual.
+ *
  * Built by esbuild into the gateway's state dir and run with plain node (no TypeScript loader).
  * Only node builtins here: whatever the script needs, it loads from its own location.
  */
@@ -128,11 +133,45 @@ function runMain(file: string, cacheDir: string | undefined): 'used' | 'rejected
   return !cachedData ? 'none' : script.cachedDataRejected ? 'rejected' : 'used';
 }
 
+/** The entry a script built for it hands over instead of running (runtime/server/main.ts's STANDBY_ENTRY). */
+const STANDBY_ENTRY = Symbol.for('ferry.standbyEntry');
+type Entry = (launchedAt: number) => void;
+
+/**
+ * Loads `file` as the main module with the standby hook set: a script that knows the hook (the
+ * inference server) evaluates its imports and hands back its entry instead of starting; any other
+ * script just runs. Returns the entry, if one was handed back.
+ */
+function loadMain(file: string, cacheDir: string | undefined): { entry: Entry | undefined; cache: string } {
+  let entry: Entry | undefined;
+  (globalThis as Record<symbol, unknown>)[STANDBY_ENTRY] = { register: (e: Entry) => (entry = e) };
+  try {
+    const cache = runMain(file, cacheDir);
+    return { entry, cache };
+  } finally {
+    delete (globalThis as Record<symbol, unknown>)[STANDBY_ENTRY];
+  }
+}
+
 async function main(): Promise<void> {
   process.title = 'ferry-standby-replica';
   preloadBuiltins();
+  // Load the script the next replica most likely runs now, while nobody waits (its imports —
+  // onnxruntime, OpenTelemetry — are a good part of a cold start); it starts when the command comes.
+  const prewarm = process.env.FERRY_STANDBY_PREWARM;
+  let prewarmed: { entry: Entry | undefined; cache: string } | undefined;
+  if (prewarm) {
+    const t0 = performance.now();
+    try {
+      prewarmed = loadMain(prewarm, process.env.FERRY_STANDBY_CACHE_DIR || undefined);
+      process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} loaded ${prewarm} in advance (code cache ${prewarmed.cache}, ${Math.round(performance.now() - t0)} ms)\n`);
+    } catch (err) {
+      process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} could not load ${prewarm} in advance: ${(err as Error).stack ?? err}\n`);
+    }
+  }
   const command = await readCommand();
   if (!command) process.exit(0);
+  const launchedAt = performance.now();
   process.chdir(command.cwd);
   for (const name of Object.keys(process.env)) delete process.env[name];
   Object.assign(process.env, command.env);
@@ -140,9 +179,14 @@ async function main(): Promise<void> {
   process.argv = [process.execPath, command.script, ...command.args];
   // What `ps` shows: the same command line as a replica started directly (the gateway reserved room).
   process.title = process.argv.join(' ');
-  const started = performance.now();
-  const cache = runMain(command.script, command.cacheDir);
-  process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} ran ${command.script} (code cache ${cache}, ${Math.round(performance.now() - started)} ms)\n`);
+  if (prewarmed?.entry && prewarm === command.script) {
+    process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} starts ${command.script} (loaded in advance)\n`);
+    prewarmed.entry(launchedAt);
+    return;
+  }
+  const { entry, cache } = loadMain(command.script, command.cacheDir);
+  process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} ran ${command.script} (code cache ${cache}, ${Math.round(performance.now() - launchedAt)} ms)\n`);
+  entry?.(launchedAt);
 }
 
 main().catch((err: Error) => {

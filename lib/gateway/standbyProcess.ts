@@ -4,14 +4,22 @@
  * the server bundle (a V8 code cache). After it is used, the next one is started a little later, when
  * it no longer competes for the CPU with the replica that is starting.
  *
+ * Once it has seen a plan whose program supports it (`standbyEntry`: the inference server), the next
+ * standby also loads that program in advance — its imports, onnxruntime and OpenTelemetry, evaluated
+ * while nobody waits — and serves the next cold start of any plan running the same script. A plan
+ * running another script gets a process of its own, and the standby is replaced by one for it.
+ *
  * It serves launch plans that run one plain .js file with this machine's node and no node flags
  * (image entrypoints, and model dirs through the bundled server); anything else starts as usual.
+ * Its fd 3 is a pipe on which the replica it becomes says when it is ready (FERRY_READY_FD).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import type * as net from 'node:net';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import type { LaunchPlan } from './launchPlan';
 import type { LaunchCommand } from './replicaLauncher';
 
@@ -20,8 +28,19 @@ export interface TakenStandby {
   child: ChildProcess;
   procStartTicks: string | null;
   logFile: string;
+  /** Where the replica writes "ready\n" (its fd 3), when the plan's program does that (FERRY_READY_FD=3). */
+  readyPipe: Readable | undefined;
   /** Sends the launch command; the process then runs the plan's script. */
   launch(command: Omit<LaunchCommand, 'cacheDir'>): void;
+}
+
+/** The fd the standby's ready pipe has in it. */
+export const STANDBY_READY_FD = 3;
+
+interface Prewarm {
+  script: string;
+  env: Record<string, string>;
+  cwd: string;
 }
 
 const LOGS_KEPT = 20;
@@ -32,8 +51,18 @@ export function standbyCanRun(plan: LaunchPlan): boolean {
   return plan.command === process.execPath && plan.args.length >= 1 && plan.args[0].endsWith('.js') && !plan.args[0].startsWith('-') && plan.env.NODE_OPTIONS === undefined;
 }
 
+interface Waiting {
+  child: ChildProcess;
+  logFile: string;
+  procStartTicks: string | null;
+  /** The script it loaded in advance, if any. */
+  prewarmed: string | undefined;
+}
+
 export class StandbyProcess {
-  private current: { child: ChildProcess; logFile: string; procStartTicks: string | null } | undefined;
+  private current: Waiting | undefined;
+  /** What the next standby loads in advance: the program of the last plan that supports it. */
+  private prewarm: Prewarm | undefined;
   private launcher: Promise<string> | undefined;
   private refillTimer: NodeJS.Timeout | undefined;
   private filling: Promise<void> | undefined;
@@ -71,12 +100,21 @@ export class StandbyProcess {
     for (const f of files.slice(0, Math.max(0, files.length - LOGS_KEPT + 1))) await rm(path.join(logDir, f), { force: true });
     if (this.closed || this.current) return;
     const logFile = path.join(logDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.log`);
+    const prewarm = this.prewarm && existsSync(this.prewarm.script) ? this.prewarm : undefined;
+    const env = prewarm
+      ? { ...this.env(), ...prewarm.env, FERRY_STANDBY_PREWARM: prewarm.script, FERRY_STANDBY_CACHE_DIR: this.codeCacheDir }
+      : this.env();
     const fd = openSync(logFile, 'a');
     let child: ChildProcess;
     try {
       // The blank argument reserves room in the process's argument area for the title the launcher
       // sets once it knows what it runs, so `ps` shows `node <script>` like any other replica.
-      child = spawn(process.execPath, [script, ' '.repeat(TITLE_ROOM)], { env: this.env(), detached: true, stdio: ['pipe', fd, fd] });
+      child = spawn(process.execPath, [script, ' '.repeat(TITLE_ROOM)], {
+        env,
+        ...(prewarm ? { cwd: prewarm.cwd } : {}),
+        detached: true,
+        stdio: ['pipe', fd, fd, 'pipe'],
+      });
     } finally {
       closeSync(fd);
     }
@@ -85,8 +123,11 @@ export class StandbyProcess {
       throw new Error(`cannot start ${process.execPath}`);
     }
     child.stdin!.on('error', () => undefined); // it may exit before we write
+    const readyPipe = child.stdio[STANDBY_READY_FD] as net.Socket;
+    readyPipe.on('error', () => undefined);
+    readyPipe.unref(); // the gateway may exit while it waits
     child.unref();
-    const entry = { child, logFile, procStartTicks: this.readStartTicks(child.pid) };
+    const entry: Waiting = { child, logFile, procStartTicks: this.readStartTicks(child.pid), prewarmed: prewarm?.script };
     this.current = entry;
     child.once('exit', () => {
       if (this.current === entry) this.current = undefined;
@@ -102,15 +143,23 @@ export class StandbyProcess {
   take(plan: LaunchPlan): TakenStandby | undefined {
     const entry = this.current;
     if (!entry || this.closed || !standbyCanRun(plan) || entry.child.exitCode !== null || entry.child.signalCode !== null) return undefined;
+    // The next standby is for the program started last: loaded in advance when it supports that.
+    this.prewarm = plan.standbyEntry ? { script: plan.args[0], env: plan.env, cwd: plan.cwd } : undefined;
     this.current = undefined;
     clearTimeout(this.refillTimer);
     this.refillTimer = setTimeout(() => this.fill(), REFILL_DELAY_MS);
     this.refillTimer.unref();
+    if (entry.prewarmed !== undefined && entry.prewarmed !== plan.args[0]) {
+      // It loaded another program: no use to this plan. The next one loads this plan's program, if it can.
+      stopWaiting(entry);
+      return undefined;
+    }
     const cacheDir = this.codeCacheDir;
     return {
       child: entry.child,
       procStartTicks: entry.procStartTicks,
       logFile: entry.logFile,
+      readyPipe: entry.child.stdio[STANDBY_READY_FD] as net.Socket,
       launch(command) {
         const stdin = entry.child.stdin!;
         stdin.end(`${JSON.stringify({ ...command, cacheDir } satisfies LaunchCommand)}\n`);
@@ -125,14 +174,18 @@ export class StandbyProcess {
     await this.filling;
     const entry = this.current;
     this.current = undefined;
-    if (entry) {
-      entry.child.stdin?.destroy();
-      try {
-        entry.child.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
+    if (entry) stopWaiting(entry);
+  }
+}
+
+/** Stops a standby process that is nobody's replica. */
+function stopWaiting(entry: Waiting): void {
+  entry.child.stdin?.destroy();
+  (entry.child.stdio[STANDBY_READY_FD] as net.Socket | null)?.destroy();
+  try {
+    entry.child.kill('SIGKILL');
+  } catch {
+    /* already gone */
   }
 }
 
