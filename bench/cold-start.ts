@@ -9,11 +9,11 @@
  *    with the gateway's standby process (the default) and without it; and the same for a model image
  *    pulled from the registry (skipped when the registry is not running). Variants are interleaved
  *    round by round, so the machine's other load falls on all of them alike.
- * 2. Where the time goes: replica start-up until ready, launched directly the ways the gateway did
- *    before (a new process or its standby process with node booted and a code cache; a TCP port;
- *    readiness polled every 5 ms) and does now (a Unix domain socket; the replica says when it is
- *    ready through a pipe; the standby process has loaded the server bundle and set up onnxruntime in
- *    advance), with the replica's own split of that time (its code until main() ran, its models).
+ * 2. Where the time goes: replica start-up until ready (readiness polled every 5 ms), launched
+ *    directly the ways the gateway did before (a new process or its standby process with node booted
+ *    and a code cache; a TCP port) and does now (a Unix domain socket; the standby process has loaded
+ *    the server bundle and set up onnxruntime in advance), with the replica's own split of that time
+ *    (its code until main() ran, its models).
  * Every figure is a median over --runs with (min–max): the machine is shared, read the spread.
  */
 import { execFileSync } from 'node:child_process';
@@ -155,22 +155,22 @@ function phasesOf(replica: Replica): { code: number; models: number } | undefine
 
 /**
  * Replica start → ready, and its first inference, launched directly with the gateway's functions, as
- * the gateway did before (TCP port, readiness polled every 5 ms, a standby process that only had node
- * booted and the code cache) and does now (a Unix domain socket, the replica says when it is ready
- * through a pipe, the standby process has loaded the server and set up onnxruntime in advance).
+ * the gateway did before (TCP port, a standby process that only had node booted and the code cache)
+ * and does now (a Unix domain socket, the standby process has loaded the server and set up
+ * onnxruntime in advance).
  */
 async function breakdown(stateDir: string, model: Model, runs: number): Promise<void> {
   const plan = await launchPlanForModelDir(model.dir, stateDir);
   if (plan.args[0].includes('tsx')) throw new Error('the server bundle could not be built');
-  const before: LaunchPlan = { ...plan, socket: false, readyFd: false, standbyEntry: false };
+  const before: LaunchPlan = { ...plan, socket: false, standbyEntry: false };
   const socketDir = path.join(stateDir, 'gateway', 'sockets');
   const plainStandby = new StandbyProcess(stateDir, standbyBootEnv, readProcStartTicks, log);
   const prewarmStandby = new StandbyProcess(stateDir, standbyBootEnv, readProcStartTicks, log);
   const launches: Launch[] = [
-    { label: 'new process, port, 5 ms polling (before)', plan: before, standby: undefined },
-    { label: 'new process, socket, ready pipe', plan, standby: undefined },
-    { label: 'standby + code cache, port, polling (before)', plan: before, standby: plainStandby },
-    { label: 'standby, loaded in advance, socket, pipe (now)', plan, standby: prewarmStandby },
+    { label: 'new process, port (before)', plan: before, standby: undefined },
+    { label: 'new process, socket', plan, standby: undefined },
+    { label: 'standby + code cache, port (before)', plan: before, standby: plainStandby },
+    { label: 'standby, loaded in advance, socket (now)', plan, standby: prewarmStandby },
   ];
   const logDir = path.join(stateDir, 'bench-logs');
   const ready: Record<string, number[]> = {};

@@ -26,14 +26,12 @@ export interface LaunchPlan {
    * server since it has runtime/server/main.ts's FERRY_SOCKET): its replicas get a socket, not a port.
    */
   socket?: boolean;
-  /** True when the program writes "ready\n" to the pipe FERRY_READY_FD names once it serves (no polling). */
-  readyFd?: boolean;
   /** True when the standby process may load the program ahead of a cold start (main.ts's standby entry). */
   standbyEntry?: boolean;
 }
 
 /** What the repo's inference server (runtime/server/main.ts) supports: its bundle gets all of it. */
-const SERVER_FEATURES = { socket: true, readyFd: true, standbyEntry: true } as const;
+const SERVER_FEATURES = { socket: true, standbyEntry: true } as const;
 
 /** The parts of a pulled image the gateway needs (lib/oci/pull's PulledImage has these). */
 export interface PulledImageForLaunch {
@@ -77,7 +75,7 @@ export function launchPlanForImage(image: PulledImageForLaunch): LaunchPlan {
  * feature lack it: they listen on PORT, are polled for readiness, start from scratch). Read once, when
  * the plan is made after a pull.
  */
-function serverFeaturesOf(script: string): Pick<LaunchPlan, 'socket' | 'readyFd' | 'standbyEntry'> {
+function serverFeaturesOf(script: string): Pick<LaunchPlan, 'socket' | 'standbyEntry'> {
   let text: string;
   try {
     if (!script.endsWith('.js')) return {};
@@ -87,7 +85,6 @@ function serverFeaturesOf(script: string): Pick<LaunchPlan, 'socket' | 'readyFd'
   }
   return {
     ...(text.includes('process.env.FERRY_SOCKET') ? { socket: true } : {}),
-    ...(text.includes('FERRY_READY_FD') ? { readyFd: true } : {}),
     ...(text.includes('ferry.standbyEntry') ? { standbyEntry: true } : {}),
   };
 }
@@ -105,7 +102,7 @@ export async function launchPlanForModelDir(modelDir: string, stateDir: string):
     const bundle = await bundledServer(stateDir);
     return { ...plan, args: [bundle], env: { FERRY_MODEL_DIR: dir, NODE_PATH: path.join(repoRoot, 'node_modules') }, ...SERVER_FEATURES };
   } catch {
-    return { ...plan, args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')], env: { FERRY_MODEL_DIR: dir }, socket: true, readyFd: true };
+    return { ...plan, args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')], env: { FERRY_MODEL_DIR: dir }, socket: true };
   }
 }
 

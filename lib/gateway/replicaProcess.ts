@@ -12,12 +12,11 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReplicaRecord } from './deploymentStore';
 import type { LaunchPlan } from './launchPlan';
 import type { ReplicaAddress } from './proxy';
-import { STANDBY_READY_FD, type StandbyProcess } from './standbyProcess';
+import type { StandbyProcess } from './standbyProcess';
 
 /**
  * A replica's record as stored in the state file: `socketPath` when it listens on a Unix domain socket
@@ -49,15 +48,11 @@ export class Replica {
   readonly responseHeaders: readonly string[];
   private exitWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
-  /** Resolves true when the process said "ready" on its ready pipe, false when the pipe closed without. */
-  readonly readySignal: Promise<boolean> | undefined;
 
   constructor(
     readonly record: StoredReplicaRecord,
     private readonly child?: ChildProcess,
-    readyPipe?: Readable,
   ) {
-    this.readySignal = readyPipe ? readLine(readyPipe, 'ready') : undefined;
     this.address = record.socketPath ? { socketPath: record.socketPath, port: 0 } : { port: record.port };
     this.responseHeaders = ['x-ferry-replica', String(record.pid), 'x-ferry-revision', record.revision];
     child?.once('exit', (code, signal) => this.markExited(signal ? `killed by ${signal}` : `exited with code ${code}`));
@@ -214,38 +209,12 @@ export async function freePort(): Promise<number> {
 /** Where a new replica listens: a socket path, or a TCP port. */
 export type Listen = { socketPath: string } | { port: number };
 
-/**
- * The environment of a replica: a few host variables, the launch plan's, where to listen, and (when
- * the program supports it) the fd of the pipe to say "ready" on.
- */
+/** The environment of a replica: a few host variables, the launch plan's, and where to listen. */
 export function replicaEnv(plan: LaunchPlan, listen: Listen | number): Record<string, string> {
   const env: Record<string, string> = {};
   for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
   if (typeof listen === 'number') listen = { port: listen };
-  Object.assign(env, plan.env, 'socketPath' in listen ? { FERRY_SOCKET: listen.socketPath } : { PORT: String(listen.port), HOST });
-  if (plan.readyFd) env.FERRY_READY_FD = String(STANDBY_READY_FD);
-  return env;
-}
-
-/** Resolves true once `stream` carried a line `line`, false if it ends first; then lets go of it. */
-function readLine(stream: Readable, line: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    let text = '';
-    const done = (seen: boolean) => {
-      stream.removeAllListeners('data');
-      stream.destroy();
-      resolve(seen);
-    };
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      text += chunk;
-      if (text.split('\n').slice(0, -1).includes(line)) done(true);
-      else if (text.length > 1024) done(false);
-    });
-    stream.on('end', () => done(false));
-    stream.on('close', () => done(false));
-    stream.on('error', () => done(false));
-  });
+  return Object.assign(env, plan.env, 'socketPath' in listen ? { FERRY_SOCKET: listen.socketPath } : { PORT: String(listen.port), HOST });
 }
 
 /** Longest socket path used (sun_path holds 108 bytes on Linux, 104 elsewhere). */
@@ -291,7 +260,6 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
   const taken = standby?.take(plan);
   if (taken) {
     taken.launch({ script: plan.args[0], args: plan.args.slice(1), env, cwd: plan.cwd });
-    if (!plan.readyFd) taken.readyPipe?.destroy(); // the program will not say
     const record: StoredReplicaRecord = {
       pid: taken.child.pid!,
       port,
@@ -302,7 +270,7 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
       planKey: plan.key,
       revision,
     };
-    const replica = new Replica(record, taken.child, plan.readyFd ? taken.readyPipe : undefined);
+    const replica = new Replica(record, taken.child);
     replica.prestarted = true;
     return replica;
   }
@@ -312,7 +280,7 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(plan.command, plan.args, { cwd: plan.cwd, env, detached: true, stdio: ['ignore', fd, fd, plan.readyFd ? 'pipe' : 'ignore'] });
+    child = spawn(plan.command, plan.args, { cwd: plan.cwd, env, detached: true, stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }
@@ -321,9 +289,6 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
     throw new Error(`cannot start ${plan.command}: ${error.message}`);
   }
   child.unref(); // the gateway may exit (and be restarted) while replicas keep serving
-  const readyPipe = plan.readyFd ? (child.stdio[STANDBY_READY_FD] as net.Socket) : undefined;
-  readyPipe?.on('error', () => undefined);
-  readyPipe?.unref();
   const record: StoredReplicaRecord = {
     pid: child.pid,
     port,
@@ -334,7 +299,7 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
     planKey: plan.key,
     revision,
   };
-  return new Replica(record, child, readyPipe);
+  return new Replica(record, child);
 }
 
 /** An already-running replica from a previous gateway, if it is still that process. */
@@ -363,10 +328,7 @@ export function probeReady(target: number | ReplicaAddress | { address: ReplicaA
   });
 }
 
-/** While a replica that has a ready pipe starts: a probe this often, in case it never says so. */
-const SAFETY_PROBE_MS = 100;
-
-/** Readiness polling without a ready pipe: every 5 ms for the first 2 s (cold starts take a few hundred ms), then backing off to 100 ms. */
+/** Readiness polling: every 5 ms for the first 2 s (cold starts take a few hundred ms), then backing off to 100 ms. */
 function pollDelay(elapsedMs: number): number {
   return elapsedMs < 2000 ? 5 : elapsedMs < 10_000 ? 25 : 100;
 }
@@ -375,31 +337,17 @@ function pollDelay(elapsedMs: number): number {
 export async function waitUntilReady(replica: Replica, timeoutMs: number): Promise<void> {
   const started = Date.now();
   const deadline = started + timeoutMs;
-  // A program with a ready pipe says when it is ready: no polling delay, and no probes that compete
-  // for the CPU with its start. Probes stay as a slow safety net, and take over if the pipe closes.
-  let said: boolean | undefined;
-  const signal = replica.readySignal?.then((ok) => (said = ok));
-  let nextProbe = 0;
   while (Date.now() < deadline) {
     if (replica.exited || !replica.checkAlive()) {
       throw new Error(`replica pid ${replica.pid} ${replica.exitReason} before it was ready; its log ends with:\n${replica.logTail()}`);
     }
     if (replica.stopping) throw new Error(`replica pid ${replica.pid} was stopped before it was ready`);
-    if (said === true) {
+    if (await probeReady(replica.address, Math.max(50, Math.min(1000, deadline - Date.now())))) {
+      if (replica.exited || replica.stopping) continue;
       replica.ready = true;
       return;
     }
-    const listening = signal !== undefined && said === undefined;
-    if (!listening || Date.now() >= nextProbe) {
-      if (await probeReady(replica.address, Math.max(50, Math.min(1000, deadline - Date.now())))) {
-        if (replica.exited || replica.stopping) continue;
-        replica.ready = true;
-        return;
-      }
-      nextProbe = Date.now() + SAFETY_PROBE_MS;
-    }
-    if (listening) await Promise.race([sleep(SAFETY_PROBE_MS), signal]);
-    else await sleep(pollDelay(Date.now() - started));
+    await sleep(pollDelay(Date.now() - started));
   }
   throw new Error(`replica pid ${replica.pid} ${replica.record.socketPath ? `on ${replica.record.socketPath}` : `on port ${replica.port}`} was not ready after ${timeoutMs} ms; its log ends with:\n${replica.logTail()}`);
 }

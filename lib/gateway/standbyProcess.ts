@@ -11,15 +11,12 @@
  *
  * It serves launch plans that run one plain .js file with this machine's node and no node flags
  * (image entrypoints, and model dirs through the bundled server); anything else starts as usual.
- * Its fd 3 is a pipe on which the replica it becomes says when it is ready (FERRY_READY_FD).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import type * as net from 'node:net';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
 import type { LaunchPlan } from './launchPlan';
 import type { LaunchCommand } from './replicaLauncher';
 
@@ -28,14 +25,9 @@ export interface TakenStandby {
   child: ChildProcess;
   procStartTicks: string | null;
   logFile: string;
-  /** Where the replica writes "ready\n" (its fd 3), when the plan's program does that (FERRY_READY_FD=3). */
-  readyPipe: Readable | undefined;
   /** Sends the launch command; the process then runs the plan's script. */
   launch(command: Omit<LaunchCommand, 'cacheDir'>): void;
 }
-
-/** The fd the standby's ready pipe has in it. */
-export const STANDBY_READY_FD = 3;
 
 interface Prewarm {
   script: string;
@@ -113,7 +105,7 @@ export class StandbyProcess {
         env,
         ...(prewarm ? { cwd: prewarm.cwd } : {}),
         detached: true,
-        stdio: ['pipe', fd, fd, 'pipe'],
+        stdio: ['pipe', fd, fd],
       });
     } finally {
       closeSync(fd);
@@ -123,9 +115,6 @@ export class StandbyProcess {
       throw new Error(`cannot start ${process.execPath}`);
     }
     child.stdin!.on('error', () => undefined); // it may exit before we write
-    const readyPipe = child.stdio[STANDBY_READY_FD] as net.Socket;
-    readyPipe.on('error', () => undefined);
-    readyPipe.unref(); // the gateway may exit while it waits
     child.unref();
     const entry: Waiting = { child, logFile, procStartTicks: this.readStartTicks(child.pid), prewarmed: prewarm?.script };
     this.current = entry;
@@ -159,7 +148,6 @@ export class StandbyProcess {
       child: entry.child,
       procStartTicks: entry.procStartTicks,
       logFile: entry.logFile,
-      readyPipe: entry.child.stdio[STANDBY_READY_FD] as net.Socket,
       launch(command) {
         const stdin = entry.child.stdin!;
         stdin.end(`${JSON.stringify({ ...command, cacheDir } satisfies LaunchCommand)}\n`);
@@ -181,7 +169,6 @@ export class StandbyProcess {
 /** Stops a standby process that is nobody's replica. */
 function stopWaiting(entry: Waiting): void {
   entry.child.stdin?.destroy();
-  (entry.child.stdio[STANDBY_READY_FD] as net.Socket | null)?.destroy();
   try {
     entry.child.kill('SIGKILL');
   } catch {

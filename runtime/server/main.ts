@@ -5,14 +5,12 @@
  *   HOST             address to bind (default 127.0.0.1)
  *   FERRY_SOCKET     listen on this Unix domain socket instead of HOST:PORT (how the gateway runs replicas)
  *   FERRY_DRAIN_TIMEOUT_MS  how long SIGTERM waits for in-flight requests (default 30000)
- *   FERRY_READY_FD   a file descriptor (a pipe from the gateway) to write "ready\n" to once serving
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0. A second signal exits at once.
  *
  * Started by the gateway's standby process (lib/gateway/replicaLauncher.ts), this module may be loaded
  * ahead of time — its imports (onnxruntime, OpenTelemetry) evaluated while nobody waits — and `main`
  * called later, when a cold start needs a replica: see STANDBY_ENTRY below.
  */
-import { closeSync, writeSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { startInferenceServer, type InferenceServer } from './inferenceServer';
@@ -84,7 +82,6 @@ async function main(launchedAt = 0, warmedUp?: Promise<void>): Promise<void> {
   const started = performance.now();
   server = await startInferenceServer({ modelDir, port, host, socketPath, telemetry, drainTimeoutMs });
   const readyAt = performance.now();
-  signalReady();
   log(
     `ferry inference server ready at ${server.url} (models from ${modelDir}, loaded in ${Math.round(readyAt - started)} ms; ` +
       `${Math.round(readyAt - launchedAt)} ms after ${launchedAt ? 'the launch' : 'process start'}: code ${Math.round(telemetryAt - launchedAt)} ms, models ${Math.round(readyAt - started)} ms)`,
@@ -92,18 +89,6 @@ async function main(launchedAt = 0, warmedUp?: Promise<void>): Promise<void> {
   if (stopping) return void (await server.close());
   // Not needed to serve: the Node SDK (trace/log exporters, when configured) starts after the first answers can.
   telemetry.startDeferred().catch((err: Error) => log(`OpenTelemetry SDK not started: ${err.message}`));
-}
-
-/** Tells the gateway at once (no polling delay) when it gave us a pipe for that. */
-function signalReady(): void {
-  const fd = Number(process.env.FERRY_READY_FD);
-  if (!Number.isInteger(fd) || fd < 3) return;
-  try {
-    writeSync(fd, 'ready\n');
-    closeSync(fd);
-  } catch {
-    /* the gateway went away: it polls readiness anyway */
-  }
 }
 
 function run(launchedAt?: number, warmedUp?: Promise<void>): void {
