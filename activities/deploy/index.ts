@@ -45,16 +45,12 @@ export async function deployToLocalTarget(input: DeployInput): Promise<DeployRes
       id: input.deploymentId,
       model: input.model,
       replicas: input.replicas,
-      image: { registry: input.image.registry, repository: input.image.repository, reference: input.image.digest },
+      image: imageRefOf(input.image),
     }),
   );
-  const inferUrl = `${status.endpoint}/v2/models/${input.model}/infer`;
+  const inferUrl = inferUrlOf(status.endpoint, input.model);
   await repo.upsertDeployment({
-    id: input.deploymentId,
-    modelVersionId: input.modelVersionId,
-    imageId: input.imageId,
-    target: 'local',
-    endpoint: status.endpoint,
+    ...deploymentRowOf(input, status.endpoint),
     state: status.state,
     replicas: status.replicas.length,
     config: { replicas: input.replicas, monitor: input.monitor, inferUrl },
@@ -72,7 +68,7 @@ export async function deployToLocalTarget(input: DeployInput): Promise<DeployRes
 async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & { version: string }): Promise<DeployResult> {
   const { target, repo } = activityDeps();
   const revision = canaryRevisionName(canary.version);
-  const image: ImageRef = { registry: input.image.registry, repository: input.image.repository, reference: input.image.digest };
+  const image = imageRefOf(input.image);
   const what = `${input.model} ${canary.version} as a canary of deployment "${canary.of}"`;
 
   // Read, add the revision, apply only over what was read (If-Match): a concurrent change of the same
@@ -130,13 +126,9 @@ async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & 
   const baseRow = await repo.getDeployment(canary.of);
   if (baseRow) result.baseMonitorWorkflowId = workflowIds.monitor(baseRow.model, baseRow.version);
 
-  const inferUrl = `${status.endpoint}/v2/models/${input.model}/infer`;
+  const inferUrl = inferUrlOf(status.endpoint, input.model);
   await repo.upsertDeployment({
-    id: input.deploymentId,
-    modelVersionId: input.modelVersionId,
-    imageId: input.imageId,
-    target: 'local',
-    endpoint: status.endpoint,
+    ...deploymentRowOf(input, status.endpoint),
     state: 'canary',
     replicas,
     config: { canaryOf: canary.of, revision, percent: result.percent, inferUrl },
@@ -146,4 +138,17 @@ async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & 
   if (baseRow) await repo.recordEventOnce(canary.of, 'canary-added', detail, { revision, image: input.image.digest });
   await repo.recordEventOnce(input.deploymentId, 'deployed', { ...detail, canaryOf: canary.of }, { canaryOf: canary.of, image: input.image.digest });
   return { endpoint: status.endpoint, inferUrl, replicas, canary: result };
+}
+
+function imageRefOf(image: ImageRecord): ImageRef {
+  return { registry: image.registry, repository: image.repository, reference: image.digest };
+}
+
+function inferUrlOf(endpoint: string, model: string): string {
+  return `${endpoint}/v2/models/${model}/infer`;
+}
+
+/** The deployments row's fields that a plain deploy and a canary fill alike. */
+function deploymentRowOf(input: DeployInput, endpoint: string) {
+  return { id: input.deploymentId, modelVersionId: input.modelVersionId, imageId: input.imageId, target: 'local', endpoint };
 }
