@@ -1,5 +1,5 @@
 /** What activities share within one worker process: config, store, database and deployment target. */
-import { loadConfig, type FerryConfig } from '../lib/config';
+import { type FerryConfig, loadConfig } from '../lib/config';
 import { getPool } from '../lib/db/pool';
 import { FerryRepository } from '../lib/db/repository';
 import { ObjectStore } from '../lib/store/objectStore';

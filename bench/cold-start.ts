@@ -24,13 +24,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { startGateway, type Gateway } from '../lib/gateway';
-import { launchPlanForModelDir, type LaunchPlan } from '../lib/gateway/launchPlan';
-import { readProcStartTicks, spawnReplica, standbyBootEnv, waitUntilReady, type Replica } from '../lib/gateway/replicaProcess';
+import { type Gateway, startGateway } from '../lib/gateway';
+import { type LaunchPlan, launchPlanForModelDir } from '../lib/gateway/launchPlan';
+import {
+  type Replica,
+  readProcStartTicks,
+  spawnReplica,
+  standbyBootEnv,
+  waitUntilReady,
+} from '../lib/gateway/replicaProcess';
 import { StandbyProcess } from '../lib/gateway/standbyProcess';
 import { exampleModelSpec, generateMlpModel } from '../lib/onnx/generate';
 
-const repoRoot = path.resolve(__dirname, '..');
+const _repoRoot = path.resolve(__dirname, '..');
 
 function log(message: string): void {
   process.stderr.write(`${message}\n`);
@@ -60,9 +66,14 @@ async function writeModel(parent: string, sizeMb: number): Promise<Model> {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(path.join(dir, spec.name!), { recursive: true });
   await writeFile(path.join(dir, spec.name!, 'model.onnx'), bytes);
-  await writeFile(path.join(dir, 'ferry-models.json'), JSON.stringify({ models: [{ name: spec.name, version: '1', path: `${spec.name}/model.onnx` }] }));
+  await writeFile(
+    path.join(dir, 'ferry-models.json'),
+    JSON.stringify({ models: [{ name: spec.name, version: '1', path: `${spec.name}/model.onnx` }] }),
+  );
   const input = Array.from({ length: spec.inputDim }, (_, i) => ((i * 37) % 100) / 100);
-  const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, spec.inputDim], datatype: 'FP32', data: input }] });
+  const body = JSON.stringify({
+    inputs: [{ name: 'input', shape: [1, spec.inputDim], datatype: 'FP32', data: input }],
+  });
   return { dir, name: spec.name!, bytes: bytes.length, body };
 }
 
@@ -91,14 +102,23 @@ interface Variant {
 }
 
 async function control(gateway: Gateway, method: string, route: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${gateway.url}/_ferry${route}`, { method, ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+  const res = await fetch(`${gateway.url}/_ferry${route}`, {
+    method,
+    ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+  });
   const text = await res.text();
   const json = (text ? JSON.parse(text) : {}) as any;
   if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
   return json;
 }
 
-async function deployVariant(label: string, gateway: Gateway, id: string, spec: object, model: Model): Promise<Variant> {
+async function deployVariant(
+  label: string,
+  gateway: Gateway,
+  id: string,
+  spec: object,
+  model: Model,
+): Promise<Variant> {
   const status = await control(gateway, 'PUT', `/deployments/${id}`, spec);
   const url = `${status.endpoint}/v2/models/${model.name}/infer`;
   for (let i = 0; i < 3; i++) await timeRequest(url, model.body);
@@ -119,7 +139,9 @@ async function measureRound(v: Variant, model: Model): Promise<void> {
 
 function report(label: string, e: EndToEnd): void {
   console.log(`  ${label}`);
-  console.log(`    cold: request to a scaled-to-zero deployment → response   ${spread(e.cold)}   ${median(e.cold) <= 300 ? '(target ≤ 300 ms: met)' : '(target ≤ 300 ms: NOT met)'}`);
+  console.log(
+    `    cold: request to a scaled-to-zero deployment → response   ${spread(e.cold)}   ${median(e.cold) <= 300 ? '(target ≤ 300 ms: met)' : '(target ≤ 300 ms: NOT met)'}`,
+  );
   console.log(`      of which the wake (gateway's lastWakeMs: first replica ready)  ${spread(e.wake)}`);
   console.log(`    baseline: the same request to the warm deployment               ${spread(e.warm, 1)}`);
   console.log(`    ratio cold / warm: ${(median(e.cold) / median(e.warm)).toFixed(0)}x`);
@@ -133,13 +155,26 @@ interface Launch {
 
 /** One inference request on a replica's socket or port: milliseconds until the whole answer. */
 function timeReplicaRequest(replica: Replica, modelName: string, body: string): Promise<number> {
-  const where = replica.address.socketPath ? { socketPath: replica.address.socketPath } : { host: '127.0.0.1', port: replica.address.port };
+  const where = replica.address.socketPath
+    ? { socketPath: replica.address.socketPath }
+    : { host: '127.0.0.1', port: replica.address.port };
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const req = http.request({ ...where, method: 'POST', path: `/v2/models/${modelName}/infer`, agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`answered ${res.statusCode}`))));
-    });
+    const req = http.request(
+      {
+        ...where,
+        method: 'POST',
+        path: `/v2/models/${modelName}/infer`,
+        agent: false,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`answered ${res.statusCode}`)),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -186,7 +221,13 @@ async function breakdown(stateDir: string, model: Model, runs: number): Promise<
     // Prime the code cache, and show the second standby which program to load in advance.
     for (const standby of [plainStandby, prewarmStandby]) {
       await standbyUp(standby);
-      const primer = await spawnReplica(standby === prewarmStandby ? plan : before, logDir, 'bench', standby, socketDir);
+      const primer = await spawnReplica(
+        standby === prewarmStandby ? plan : before,
+        logDir,
+        'bench',
+        standby,
+        socketDir,
+      );
       await waitUntilReady(primer, 30_000);
       await sleep(1500);
       await primer.stop(5000);
@@ -214,11 +255,17 @@ async function breakdown(stateDir: string, model: Model, runs: number): Promise<
     await plainStandby.close();
     await prewarmStandby.close();
   }
-  console.log('  where the time goes: one replica started directly (no gateway), start → ready (the replica\'s own account: loading its');
+  console.log(
+    "  where the time goes: one replica started directly (no gateway), start → ready (the replica's own account: loading its",
+  );
   console.log('  code until main() ran, then loading the model); then its first request');
   for (const l of launches) {
-    const phase = code[l.label]?.length ? `code ${spread(code[l.label]).padEnd(17)} models ${spread(models[l.label]).padEnd(17)}` : '';
-    console.log(`    ${l.label.padEnd(48)} ready ${spread(ready[l.label]).padEnd(18)} ${phase} first request ${spread(first[l.label], 1)}`);
+    const phase = code[l.label]?.length
+      ? `code ${spread(code[l.label]).padEnd(17)} models ${spread(models[l.label]).padEnd(17)}`
+      : '';
+    console.log(
+      `    ${l.label.padEnd(48)} ready ${spread(ready[l.label]).padEnd(18)} ${phase} first request ${spread(first[l.label], 1)}`,
+    );
   }
   const boots: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -250,15 +297,27 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-cold-'));
   try {
     const model = await writeModel(tmp, Number(values['size-mb']));
-    console.log(`cold start, ${(model.bytes / 1e6).toFixed(1)} MB MLP (exampleModelSpec(${values['size-mb']})), ${runs} runs each, median (min–max)`);
-    console.log(`machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (shared)`);
+    console.log(
+      `cold start, ${(model.bytes / 1e6).toFixed(1)} MB MLP (exampleModelSpec(${values['size-mb']})), ${runs} runs each, median (min–max)`,
+    );
+    console.log(
+      `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} (shared)`,
+    );
 
     const gateways: Gateway[] = [];
     const variants: Variant[] = [];
     try {
       const dirSpec = { model: model.name, replicas: 1, modelDir: model.dir };
       for (const standby of [true, false]) {
-        const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, `gw-dir-${standby}`), standby, log: () => {} });
+        const gateway = await startGateway({
+          port: 0,
+          stateDir: path.join(tmp, `gw-dir-${standby}`),
+          standby,
+          log: () => {},
+        });
         gateways.push(gateway);
         const label = `model dir deployment, gateway ${standby ? 'with its standby process (default)' : 'without a standby process'}`;
         variants.push(await deployVariant(label, gateway, 'cold', dirSpec, model));
@@ -271,13 +330,24 @@ async function main(): Promise<void> {
         } else {
           log('image: building and pushing …');
           const { buildModelImage, pushImage } = await import('../lib/image/modelImage');
-          const image = await buildModelImage({ models: [{ name: model.name, version: '1', onnxPath: path.join(model.dir, model.name, 'model.onnx') }], blobDir: path.join(tmp, 'blobs') });
+          const image = await buildModelImage({
+            models: [{ name: model.name, version: '1', onnxPath: path.join(model.dir, model.name, 'model.onnx') }],
+            blobDir: path.join(tmp, 'blobs'),
+          });
           const repository = `ferry-bench/cold-start-${process.pid}`;
           const pushed = await pushImage(image, registry, repository, 'v1');
           const gateway = await startGateway({ port: 0, stateDir: path.join(tmp, 'gw-image'), log: () => {} });
           gateways.push(gateway);
           const spec = { model: model.name, replicas: 1, image: { registry, repository, reference: pushed.digest } };
-          variants.push(await deployVariant('image deployment (pulled and unpacked once; wakes from the unpacked rootfs), standby on', gateway, 'cold-image', spec, model));
+          variants.push(
+            await deployVariant(
+              'image deployment (pulled and unpacked once; wakes from the unpacked rootfs), standby on',
+              gateway,
+              'cold-image',
+              spec,
+              model,
+            ),
+          );
         }
       }
       // A deployment serves a while before it is scaled to zero: its first replica leaves the V8 code

@@ -4,14 +4,14 @@
  * answering a first request (what serving it costs without any pipeline).
  *   bash infra/stack.sh start && npx tsx bench/deploy-time.ts [--runs 3] [--size-mb 10]
  */
-import { mkdtemp, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { exampleModelSpec, generateMlpModel } from '../lib/onnx/generate';
 import { startInferenceServer } from '../runtime/server';
-import { PIPELINE_STAGES } from '../workflows/types';
 import { startHarness } from '../test/helpers/ferryHarness';
+import { PIPELINE_STAGES } from '../workflows/types';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -19,7 +19,10 @@ async function baselineServeByHand(file: string): Promise<number> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-serve-'));
   await mkdir(path.join(dir, 'm'));
   await symlink(file, path.join(dir, 'm', 'model.onnx'));
-  await writeFile(path.join(dir, 'ferry-models.json'), JSON.stringify({ models: [{ name: 'm', version: '1', path: 'm/model.onnx' }] }));
+  await writeFile(
+    path.join(dir, 'ferry-models.json'),
+    JSON.stringify({ models: [{ name: 'm', version: '1', path: 'm/model.onnx' }] }),
+  );
   const t0 = performance.now();
   const server = await startInferenceServer({ modelDir: dir, port: 0 });
   const res = await fetch(`${server.url}/v2/models/m/ready`);
@@ -30,7 +33,9 @@ async function baselineServeByHand(file: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'size-mb': { type: 'string', default: '10' } } });
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: '3' }, 'size-mb': { type: 'string', default: '10' } },
+  });
   const runs = Number(values.runs);
   const h = await startHarness('bench');
   await h.startWorker();
@@ -54,9 +59,13 @@ async function main(): Promise<void> {
       await h.ferry.undeploy(started.deploymentId);
     }
     console.log(`model: ${(sizeBytes / 1e6).toFixed(1)} MB MLP, ${runs} run(s), one-click, medians`);
-    console.log(`  ferry deploy → live endpoint: ${(median(totals) / 1000).toFixed(2)} s   (runs: ${totals.map((t) => (t / 1000).toFixed(2)).join(', ')} s)`);
+    console.log(
+      `  ferry deploy → live endpoint: ${(median(totals) / 1000).toFixed(2)} s   (runs: ${totals.map((t) => (t / 1000).toFixed(2)).join(', ')} s)`,
+    );
     for (const s of PIPELINE_STAGES) console.log(`    ${s.padEnd(10)} ${(median(perStage[s]) / 1000).toFixed(2)} s`);
-    console.log(`  baseline, server started by hand on the same file until ready: ${(median(baselines) / 1000).toFixed(3)} s`);
+    console.log(
+      `  baseline, server started by hand on the same file until ready: ${(median(baselines) / 1000).toFixed(3)} s`,
+    );
     console.log(`  ratio (pipeline / by hand): ${(median(totals) / median(baselines)).toFixed(1)}x`);
   } finally {
     await h.close();

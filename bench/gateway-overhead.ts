@@ -25,17 +25,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startGateway } from '../lib/gateway';
 import { launchPlanForModelDir } from '../lib/gateway/launchPlan';
-import { spawnReplica, waitUntilReady, type Replica } from '../lib/gateway/replicaProcess';
+import { type Replica, spawnReplica, waitUntilReady } from '../lib/gateway/replicaProcess';
 import { generateMlpModel } from '../lib/onnx/generate';
-import { ensureWrk, log, machineLine, median, runWrk, spread, writeServingDir, type LoadResult } from './servingLoad';
+import { ensureWrk, type LoadResult, log, machineLine, median, runWrk, spread, writeServingDir } from './servingLoad';
 
 type Way = 'direct' | 'gateway' | 'routed';
 const WAYS: Way[] = ['direct', 'gateway', 'routed'];
-const LABEL: Record<Way, string> = { direct: 'direct to the replica', gateway: 'through the gateway', routed: 'gateway, autoscaler + header rule' };
+const LABEL: Record<Way, string> = {
+  direct: 'direct to the replica',
+  gateway: 'through the gateway',
+  routed: 'gateway, autoscaler + header rule',
+};
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { runs: { type: 'string', default: '3' }, seconds: { type: 'string', default: '5' }, connections: { type: 'string', default: '16' } },
+    options: {
+      runs: { type: 'string', default: '3' },
+      seconds: { type: 'string', default: '5' },
+      connections: { type: 'string', default: '16' },
+    },
   });
   const runs = Number(values.runs);
   const seconds = Number(values.seconds);
@@ -47,7 +55,11 @@ async function main(): Promise<void> {
   try {
     const spec = { inputDim: 64, hiddenDims: [256, 256], outputDim: 10, seed: 3 };
     const modelDir = await writeServingDir(path.join(tmp, 'model'), 'm', generateMlpModel(spec));
-    const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 64], datatype: 'FP32', data: Array.from({ length: 64 }, (_, i) => (i % 7) / 7) }] });
+    const body = JSON.stringify({
+      inputs: [
+        { name: 'input', shape: [1, 64], datatype: 'FP32', data: Array.from({ length: 64 }, (_, i) => (i % 7) / 7) },
+      ],
+    });
     const put = async (id: string, extra: object) => {
       const res = await fetch(`${gateway.url}/_ferry/deployments/${id}`, {
         method: 'PUT',
@@ -66,10 +78,17 @@ async function main(): Promise<void> {
     await fetch(`${gateway.url}/_ferry/deployments/routed/traffic`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ split: { default: 100 }, rules: [{ header: 'x-user-group', value: 'beta', revision: 'default' }] }),
+      body: JSON.stringify({
+        split: { default: 100 },
+        rules: [{ header: 'x-user-group', value: 'beta', revision: 'default' }],
+      }),
     });
     // The direct baseline: the same program and model the gateway runs, on a TCP port.
-    direct = await spawnReplica(await launchPlanForModelDir(modelDir, path.join(tmp, 'state')), path.join(tmp, 'direct-logs'), 'direct');
+    direct = await spawnReplica(
+      await launchPlanForModelDir(modelDir, path.join(tmp, 'state')),
+      path.join(tmp, 'direct-logs'),
+      'direct',
+    );
     await waitUntilReady(direct, 60_000);
     const urls: Record<Way, string> = {
       direct: `http://127.0.0.1:${direct.port}/v2/models/m/infer`,
@@ -107,13 +126,29 @@ async function main(): Promise<void> {
         await sleep(200);
       }
     }
-    const errors = WAYS.reduce((a, w) => a + latency[w].reduce((b, x) => b + x.errors, 0) + load[w].reduce((b, x) => b + x.errors, 0), 0);
+    const errors = WAYS.reduce(
+      (a, w) => a + latency[w].reduce((b, x) => b + x.errors, 0) + load[w].reduce((b, x) => b + x.errors, 0),
+      0,
+    );
     const say = (s: string) => console.log(s);
-    say(`gateway overhead: ${spec.inputDim}→${spec.hiddenDims.join('→')}→${spec.outputDim} MLP, ${runs} rounds × ${seconds} s, median (min–max)`);
+    say(
+      `gateway overhead: ${spec.inputDim}→${spec.hiddenDims.join('→')}→${spec.outputDim} MLP, ${runs} rounds × ${seconds} s, median (min–max)`,
+    );
     say(machineLine());
     say(`errors (non-2xx + socket): ${errors}`);
     say('latency, 1 connection              p50                        p99');
-    for (const w of WAYS) say(`  ${LABEL[w].padEnd(34)}${spread(latency[w].map((x) => x.p50Ms), 3, ' ms').padEnd(27)}${spread(latency[w].map((x) => x.p99Ms), 3, ' ms')}`);
+    for (const w of WAYS)
+      say(
+        `  ${LABEL[w].padEnd(34)}${spread(
+          latency[w].map((x) => x.p50Ms),
+          3,
+          ' ms',
+        ).padEnd(27)}${spread(
+          latency[w].map((x) => x.p99Ms),
+          3,
+          ' ms',
+        )}`,
+      );
     for (const w of ['gateway', 'routed'] as const) {
       const added = latency[w].map((x, i) => x.p50Ms - latency.direct[i].p50Ms);
       const added99 = latency[w].map((x, i) => x.p99Ms - latency.direct[i].p99Ms);
@@ -122,12 +157,19 @@ async function main(): Promise<void> {
     say(`throughput, ${connections} connections         requests/s                 vs direct`);
     for (const w of WAYS) {
       const ratio = load[w].map((x, i) => x.requestsPerSecond / load.direct[i].requestsPerSecond);
-      say(`  ${LABEL[w].padEnd(34)}${spread(load[w].map((x) => x.requestsPerSecond), 0).padEnd(27)}${w === 'direct' ? '1.00' : spread(ratio, 2)}`);
+      say(
+        `  ${LABEL[w].padEnd(34)}${spread(
+          load[w].map((x) => x.requestsPerSecond),
+          0,
+        ).padEnd(27)}${w === 'direct' ? '1.00' : spread(ratio, 2)}`,
+      );
     }
     say(`  p50 under load: ${WAYS.map((w) => `${w} ${median(load[w].map((x) => x.p50Ms)).toFixed(2)} ms`).join(', ')}`);
     say('gateway CPU time per request (this process; direct: ~0, wrk and the replicas run elsewhere)');
     for (const w of ['gateway', 'routed'] as const) {
-      say(`  ${LABEL[w].padEnd(34)}1 connection ${spread(cpuAt1[w], 0, ' µs')}, ${connections} connections ${spread(cpuAtN[w], 0, ' µs')}`);
+      say(
+        `  ${LABEL[w].padEnd(34)}1 connection ${spread(cpuAt1[w], 0, ' µs')}, ${connections} connections ${spread(cpuAtN[w], 0, ' µs')}`,
+      );
     }
   } finally {
     await direct?.stop(5000);

@@ -8,8 +8,7 @@
  *
  * Not a test: it gates nothing. Numbers depend on the machine and on what else runs on it.
  */
-import { writeFile } from 'node:fs/promises';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,8 +16,8 @@ import { exampleModelSpec, generateMlpModel } from '../lib/onnx/generate';
 import { runOptimizationEngine } from '../lib/optimize/engine';
 import { formatTradeoffTable, tableFootnotes } from '../lib/optimize/table';
 import { techniques } from '../lib/optimize/techniques';
-import type { OptimizationTable } from '../workflows/types';
 import { ensureRealModel, REAL_MODELS } from '../test/fixtures/realModels';
+import type { OptimizationTable } from '../workflows/types';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -36,13 +35,27 @@ async function main(): Promise<void> {
   const threads = values.threads ? Number(values.threads) : os.availableParallelism();
   const measureMs = Number(values['measure-ms']);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-optimize-'));
-  console.log(`optimize-engine bench: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  console.log(`registered techniques: ${techniques.map((t) => t.id).join(', ')}; target threads ${threads}; ${measureMs} ms timed per candidate and batch size\n`);
+  console.log(
+    `optimize-engine bench: ${os.cpus()[0]?.model ?? 'cpu'} × ${os.availableParallelism()}, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
+  console.log(
+    `registered techniques: ${techniques.map((t) => t.id).join(', ')}; target threads ${threads}; ${measureMs} ms timed per candidate and batch size\n`,
+  );
 
   const spec = exampleModelSpec(Number(values['size-mb']));
   const models: Array<{ label: string; bytes: Uint8Array; inputs?: (typeof real)['inputs'] }> = [
-    { label: `example MLP ${[spec.inputDim, ...spec.hiddenDims, spec.outputDim].join('-')} (ferry example)`, bytes: generateMlpModel(spec) },
-    { label: `${real.id}: ${real.npm.name}@${real.npm.version} ${real.file} — ${real.what}`, bytes: new Uint8Array(await readFile(await ensureRealModel(real, (l) => console.log(l)))), inputs: real.inputs },
+    {
+      label: `example MLP ${[spec.inputDim, ...spec.hiddenDims, spec.outputDim].join('-')} (ferry example)`,
+      bytes: generateMlpModel(spec),
+    },
+    {
+      label: `${real.id}: ${real.npm.name}@${real.npm.version} ${real.file} — ${real.what}`,
+      bytes: new Uint8Array(await readFile(await ensureRealModel(real, (l) => console.log(l)))),
+      inputs: real.inputs,
+    },
   ];
   const tables: Record<string, OptimizationTable> = {};
   try {
@@ -57,17 +70,24 @@ async function main(): Promise<void> {
         measure: { measureMs, rounds: Number(values.rounds) },
         onProgress: (p) => {
           const key = `${p.phase} ${p.candidate ?? ''}`;
-          if (key !== lastPhase && (p.phase === 'measure' || p.phase === 'tune')) process.stderr.write(`   ${Math.round(100 * p.fraction)}% ${key}\n`);
+          if (key !== lastPhase && (p.phase === 'measure' || p.phase === 'tune'))
+            process.stderr.write(`   ${Math.round(100 * p.fraction)}% ${key}\n`);
           lastPhase = key;
         },
       });
       tables[m.label] = table;
-      console.log(`   ${table.analysis.parameterCount.toLocaleString()} parameters, op mix ${JSON.stringify(table.analysis.opMix)}, ${table.elapsedMs} ms for the whole run`);
-      console.log(`   recommendations: ${table.recommendations.map((r) => `${r.rank}. ${r.technique}${r.applicable ? '' : ' (n/a)'}`).join('  ')}`);
+      console.log(
+        `   ${table.analysis.parameterCount.toLocaleString()} parameters, op mix ${JSON.stringify(table.analysis.opMix)}, ${table.elapsedMs} ms for the whole run`,
+      );
+      console.log(
+        `   recommendations: ${table.recommendations.map((r) => `${r.rank}. ${r.technique}${r.applicable ? '' : ' (n/a)'}`).join('  ')}`,
+      );
       for (const line of formatTradeoffTable(table, { indent: '   ' })) console.log(line);
       for (const line of tableFootnotes(table, '   ').slice(0, 1)) console.log(line);
       const best = table.candidates.find((c) => c.id === table.best)!;
-      console.log(`   one-click choice: ${best.id}${best.sessionOptions ? ` ${JSON.stringify(best.sessionOptions)}` : ''}\n`);
+      console.log(
+        `   one-click choice: ${best.id}${best.sessionOptions ? ` ${JSON.stringify(best.sessionOptions)}` : ''}\n`,
+      );
     }
     console.log(tableFootnotes(Object.values(tables)[0]!).slice(1).join('\n'));
     if (values.json) await writeFile(values.json, `${JSON.stringify(tables, null, 2)}\n`);

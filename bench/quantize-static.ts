@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { analyzeModel } from '../lib/onnx/analyze';
-import { generateCnnModel, type CnnSpec } from '../lib/onnx/cnn';
+import { type CnnSpec, generateCnnModel } from '../lib/onnx/cnn';
 import { generateEncoderBlockModel } from '../lib/onnx/encoderBlock';
 import { generateMlpModel, seededUniform } from '../lib/onnx/generate';
 import { decodeModel } from '../lib/onnx/model';
@@ -34,7 +34,7 @@ import type { CalibrationSample } from '../lib/optimize/technique';
 import type { CalibrationMethod } from '../lib/optimize/techniques/calibration';
 import { int8Static } from '../lib/optimize/techniques/int8Static';
 import { agreementOf, type OrtOutputs } from '../lib/optimize/techniques/modelAgreement';
-import { ensurePeerPython, PEER_VENV } from './peers/peerVenv';
+import { ensurePeerPython } from './peers/peerVenv';
 
 const PEER_SCRIPT = path.join(__dirname, 'peers', 'quantize_static_peer.py');
 const CALIBRATION_SAMPLES = 32;
@@ -76,27 +76,53 @@ function npy(data: Float32Array, dims: number[]): Buffer {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(', ')}${dims.length === 1 ? ',' : ''}), }`;
   // Magic (6) + version (2) + header length (2) + header + '\n', padded to a multiple of 64.
   const total = Math.ceil((10 + header.length + 1) / 64) * 64;
-  header = header.padEnd(total - 10 - 1, ' ') + '\n';
+  header = `${header.padEnd(total - 10 - 1, ' ')}\n`;
   const head = Buffer.alloc(10);
   head.write('\x93NUMPY', 0, 'latin1');
   head[6] = 1;
   head[7] = 0;
   head.writeUInt16LE(header.length, 8);
-  return Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]);
+  return Buffer.concat([
+    head,
+    Buffer.from(header, 'latin1'),
+    Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+  ]);
 }
 
-
-async function runPeer(python: string, dir: string, key: string, model: Uint8Array, manifest: string, method: CalibrationMethod): Promise<Variant & { version: string }> {
+async function runPeer(
+  python: string,
+  dir: string,
+  key: string,
+  model: Uint8Array,
+  manifest: string,
+  method: CalibrationMethod,
+): Promise<Variant & { version: string }> {
   const src = path.join(dir, `${key}.onnx`);
   const dst = path.join(dir, `${key}.${method}.peer.onnx`);
   await writeFile(src, model);
-  const out = execFileSync(python, [PEER_SCRIPT, src, dst, manifest, method, '99.99'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split('\n').pop()!;
+  const out = execFileSync(python, [PEER_SCRIPT, src, dst, manifest, method, '99.99'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+    .toString()
+    .trim()
+    .split('\n')
+    .pop()!;
   const info = JSON.parse(out) as { onnxruntime: string; seconds: number };
-  return { label: `peer quantize_static ${method} (ORT ${info.onnxruntime})`, bytes: new Uint8Array(await readFile(dst)), transformSeconds: info.seconds, version: info.onnxruntime };
+  return {
+    label: `peer quantize_static ${method} (ORT ${info.onnxruntime})`,
+    bytes: new Uint8Array(await readFile(dst)),
+    transformSeconds: info.seconds,
+    version: info.onnxruntime,
+  };
 }
 
 async function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', logSeverityLevel: 3 });
+  return ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    logSeverityLevel: 3,
+  });
 }
 
 function median(xs: number[]): number {
@@ -108,7 +134,9 @@ async function measure(w: Workload, variants: Variant[], rounds: number): Promis
   const sessions = await Promise.all(variants.map((v) => session(v.bytes)));
   try {
     const accRand = seededUniform(1000);
-    const accFeeds = Array.from({ length: ACCURACY_SAMPLES }, () => ({ [w.input]: new ort.Tensor('float32', uniform(w.dims, accRand), w.dims) }));
+    const accFeeds = Array.from({ length: ACCURACY_SAMPLES }, () => ({
+      [w.input]: new ort.Tensor('float32', uniform(w.dims, accRand), w.dims),
+    }));
     const outputs: OrtOutputs[][] = [];
     for (const s of sessions) {
       const outs: OrtOutputs[] = [];
@@ -169,7 +197,7 @@ function printTable(title: string, rows: Row[]): void {
   for (const r of rows) {
     const spread = `  (${Math.min(...r.roundP50s).toFixed(3)}–${Math.max(...r.roundP50s).toFixed(3)})`;
     console.log(
-      `${pad(r.label, 44)} ${lpad((r.sizeBytes / 1024).toFixed(1), 9)} ${lpad((base.sizeBytes / r.sizeBytes).toFixed(2) + 'x', 8)} ${lpad(r.p50Ms.toFixed(3), 8)} ${pad(spread, 19)} ${lpad(pairedRatio(base, r).toFixed(2) + 'x', 7)} ${lpad(r.cosine.toFixed(6), 9)} ${lpad(r.maxAbsError.toExponential(2), 11)} ${lpad(r.top1 === undefined ? '-' : (100 * r.top1).toFixed(0) + '%', 6)} ${lpad(r.transformSeconds === undefined ? '' : r.transformSeconds.toFixed(2), 10)}`,
+      `${pad(r.label, 44)} ${lpad((r.sizeBytes / 1024).toFixed(1), 9)} ${lpad(`${(base.sizeBytes / r.sizeBytes).toFixed(2)}x`, 8)} ${lpad(r.p50Ms.toFixed(3), 8)} ${pad(spread, 19)} ${lpad(`${pairedRatio(base, r).toFixed(2)}x`, 7)} ${lpad(r.cosine.toFixed(6), 9)} ${lpad(r.maxAbsError.toExponential(2), 11)} ${lpad(r.top1 === undefined ? '-' : `${(100 * r.top1).toFixed(0)}%`, 6)} ${lpad(r.transformSeconds === undefined ? '' : r.transformSeconds.toFixed(2), 10)}`,
     );
   }
 }
@@ -191,20 +219,47 @@ async function main(): Promise<void> {
   console.log(
     `# bench/quantize-static — onnxruntime-node ${ort.env.versions.common}, ${os.cpus().length} CPU(s) (${os.cpus()[0]?.model ?? 'unknown'}), load average ${os.loadavg()[0].toFixed(2)}`,
   );
-  const cnn: CnnSpec = { inputShape: [3, 32, 32], convs: [{ channels: 32 }, { channels: 64, stride: 2 }, { channels: 128, stride: 2 }], classes: 10 };
+  const cnn: CnnSpec = {
+    inputShape: [3, 32, 32],
+    convs: [{ channels: 32 }, { channels: 64, stride: 2 }, { channels: 128, stride: 2 }],
+    classes: 10,
+  };
   const workloads: Workload[] = [
-    { name: 'MLP classifier 784-1024-1024-10 (MatMul + Add + Relu)', model: generateMlpModel({ inputDim: 784, hiddenDims: [1024, 1024], outputDim: 10 }), input: 'input', dims: [1, 784] },
-    { name: 'CNN 3x32x32: Conv 32, Conv 64/2, Conv 128/2, Gemm 10', model: generateCnnModel(cnn), input: 'input', dims: [1, 3, 32, 32] },
+    {
+      name: 'MLP classifier 784-1024-1024-10 (MatMul + Add + Relu)',
+      model: generateMlpModel({ inputDim: 784, hiddenDims: [1024, 1024], outputDim: 10 }),
+      input: 'input',
+      dims: [1, 784],
+    },
+    {
+      name: 'CNN 3x32x32: Conv 32, Conv 64/2, Conv 128/2, Gemm 10',
+      model: generateCnnModel(cnn),
+      input: 'input',
+      dims: [1, 3, 32, 32],
+    },
     {
       name: 'the same CNN at opset 9, weights in Constant nodes, MatMul+Add head',
       model: generateCnnModel({ ...cnn, opset: 9, weightsIn: 'constants', head: 'matmul' }),
       input: 'input',
       dims: [1, 3, 32, 32],
     },
-    { name: 'transformer encoder block d=768 h=12 ffn=3072, sequence 32', model: generateEncoderBlockModel({ dModel: 768, heads: 12, ffnDim: 3072, seqLen: 32 }), input: 'input', dims: [1, 32, 768] },
+    {
+      name: 'transformer encoder block d=768 h=12 ffn=3072, sequence 32',
+      model: generateEncoderBlockModel({ dModel: 768, heads: 12, ffnDim: 3072, seqLen: 32 }),
+      input: 'input',
+      dims: [1, 32, 768],
+    },
   ];
   if (values.only) workloads.splice(0, workloads.length, ...workloads.filter((w) => w.name.includes(values.only!)));
-  const ratios: Array<{ workload: string; method: string; size: number; p50: number; cosine: number; maxAbsError: number; peerNote?: string }> = [];
+  const ratios: Array<{
+    workload: string;
+    method: string;
+    size: number;
+    p50: number;
+    cosine: number;
+    maxAbsError: number;
+    peerNote?: string;
+  }> = [];
   const allRows: Record<string, Row[]> = {};
   try {
     for (const [wi, w] of workloads.entries()) {
@@ -251,20 +306,28 @@ async function main(): Promise<void> {
             p50: pairedRatio(ferry, peer),
             cosine: ferry.cosine / peer.cosine,
             maxAbsError: ferry.maxAbsError / peer.maxAbsError,
-            peerNote: peerUntouched ? `the peer's result is only ${(orig.sizeBytes / peer.sizeBytes).toFixed(2)}x smaller than the original` : undefined,
+            peerNote: peerUntouched
+              ? `the peer's result is only ${(orig.sizeBytes / peer.sizeBytes).toFixed(2)}x smaller than the original`
+              : undefined,
           });
         }
       }
     }
     if (python) {
-      console.log('\n## Ferry int8-static / peer (onnxruntime quantize_static, same calibration data): size and p50 < 1, cosine ≥ 1 and max abs err < 1 mean Ferry is better');
-      console.log(`${pad('workload', 70)} ${pad('method', 10)} ${lpad('size', 7)} ${lpad('p50', 7)} ${lpad('cosine', 9)} ${lpad('max abs err', 11)}`);
+      console.log(
+        '\n## Ferry int8-static / peer (onnxruntime quantize_static, same calibration data): size and p50 < 1, cosine ≥ 1 and max abs err < 1 mean Ferry is better',
+      );
+      console.log(
+        `${pad('workload', 70)} ${pad('method', 10)} ${lpad('size', 7)} ${lpad('p50', 7)} ${lpad('cosine', 9)} ${lpad('max abs err', 11)}`,
+      );
       for (const r of ratios) {
         console.log(
           `${pad(r.workload, 70)} ${pad(r.method, 10)} ${lpad(r.size.toFixed(3), 7)} ${lpad(r.p50.toFixed(3), 7)} ${lpad(r.cosine.toFixed(6), 9)} ${lpad(r.maxAbsError.toFixed(3), 11)}${r.peerNote ? `   (${r.peerNote})` : ''}`,
         );
       }
-      console.log('(p50 ratios within ~5% are inside the run-to-run noise of a shared machine; see the round spreads above)');
+      console.log(
+        '(p50 ratios within ~5% are inside the run-to-run noise of a shared machine; see the round spreads above)',
+      );
     }
     if (values.json) console.log(JSON.stringify({ rounds, rows: allRows, ratios }, null, 2));
   } finally {

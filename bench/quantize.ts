@@ -24,12 +24,12 @@ import * as ort from 'onnxruntime-node';
 import { makeNode } from '../lib/onnx/builders';
 import { generateEncoderBlockModel } from '../lib/onnx/encoderBlock';
 import { buildMlpModel, generateMlpModel, seededUniform } from '../lib/onnx/generate';
-import { decodeModel, encodeModel } from '../lib/onnx/model';
+import { encodeModel } from '../lib/onnx/model';
 import { float32Tensor, tensorToFloat32 } from '../lib/onnx/tensor';
 import { storeWeightsAsFloat16 } from '../lib/optimize/techniques/fp16';
 import { quantizeDynamicInt8 } from '../lib/optimize/techniques/int8Dynamic';
 import { cosineSimilarity } from '../lib/optimize/techniques/verifyCandidate';
-import { ensurePeerPython, PEER_VENV } from './peers/peerVenv';
+import { ensurePeerPython } from './peers/peerVenv';
 
 const PEER_SCRIPT = path.join(__dirname, 'peers', 'quantize_dynamic_peer.py');
 const WIDTH = 1024;
@@ -63,12 +63,23 @@ interface Row {
 function randomFeeds(name: string, dims: number[], seed: number): Record<string, ort.Tensor> {
   const rand = seededUniform(seed);
   const n = dims.reduce((a, b) => a * b, 1);
-  return { [name]: new ort.Tensor('float32', Float32Array.from({ length: n }, () => rand() * 2 - 1), dims) };
+  return {
+    [name]: new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: n }, () => rand() * 2 - 1),
+      dims,
+    ),
+  };
 }
 
 /** The MLP as PyTorch exports nn.Linear for 2-D inputs: Gemm(A, W[out, in], b, transB=1). */
 function gemmMlp(): Uint8Array {
-  const model = buildMlpModel({ inputDim: WIDTH, hiddenDims: [WIDTH, WIDTH, WIDTH], outputDim: WIDTH, name: 'mlp-gemm' });
+  const model = buildMlpModel({
+    inputDim: WIDTH,
+    hiddenDims: [WIDTH, WIDTH, WIDTH],
+    outputDim: WIDTH,
+    name: 'mlp-gemm',
+  });
   const graph = model.graph!;
   const inits = new Map(graph.initializer!.map((t) => [t.name!, t]));
   const nodes = graph.node!;
@@ -86,7 +97,12 @@ function gemmMlp(): Uint8Array {
     const transposed = new Float32Array(k * m);
     for (let r = 0; r < k; r++) for (let c = 0; c < m; c++) transposed[c * k + r] = data[r * m + c];
     inits.set(w.name!, float32Tensor(w.name!, [m, k], transposed));
-    out.push(makeNode('Gemm', [n.input![0], w.name!, add.input![1]], add.output!, { name: n.name!.replace('matmul', 'gemm'), attributes: [{ name: 'transB', type: 2, i: 1 }] }));
+    out.push(
+      makeNode('Gemm', [n.input![0], w.name!, add.input![1]], add.output!, {
+        name: n.name!.replace('matmul', 'gemm'),
+        attributes: [{ name: 'transB', type: 2, i: 1 }],
+      }),
+    );
     i++;
   }
   graph.node = out;
@@ -94,23 +110,42 @@ function gemmMlp(): Uint8Array {
   return encodeModel(model);
 }
 
-
-async function runPeer(python: string, dir: string, name: string, model: Uint8Array): Promise<Variant & { version: string }> {
+async function runPeer(
+  python: string,
+  dir: string,
+  name: string,
+  model: Uint8Array,
+): Promise<Variant & { version: string }> {
   const src = path.join(dir, `${name}.onnx`);
   const dst = path.join(dir, `${name}.peer.onnx`);
   await writeFile(src, model);
-  const out = execFileSync(python, [PEER_SCRIPT, src, dst], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split('\n').pop()!;
+  const out = execFileSync(python, [PEER_SCRIPT, src, dst], { stdio: ['ignore', 'pipe', 'ignore'] })
+    .toString()
+    .trim()
+    .split('\n')
+    .pop()!;
   const info = JSON.parse(out) as { onnxruntime: string; seconds: number };
-  return { label: `peer int8 (ORT ${info.onnxruntime} quantize_dynamic)`, bytes: new Uint8Array(await readFile(dst)), transformSeconds: info.seconds, version: info.onnxruntime };
+  return {
+    label: `peer int8 (ORT ${info.onnxruntime} quantize_dynamic)`,
+    bytes: new Uint8Array(await readFile(dst)),
+    transformSeconds: info.seconds,
+    version: info.onnxruntime,
+  };
 }
 
 async function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', logSeverityLevel: 3 });
+  return ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    logSeverityLevel: 3,
+  });
 }
 
 function flatten(outputs: ort.InferenceSession.OnnxValueMapType): number[] {
   const all: number[] = [];
-  for (const name of Object.keys(outputs).sort()) for (const v of (outputs[name] as ort.Tensor).data as Float32Array) all.push(v);
+  for (const name of Object.keys(outputs).sort())
+    for (const v of (outputs[name] as ort.Tensor).data as Float32Array) all.push(v);
   return all;
 }
 
@@ -185,7 +220,7 @@ function printTable(workload: Workload, rows: Row[]): void {
   for (const r of rows) {
     const spread = `  (${Math.min(...r.roundP50s).toFixed(3)}–${Math.max(...r.roundP50s).toFixed(3)})`;
     console.log(
-      `${pad(r.label, 40)} ${lpad((r.sizeBytes / 1048576).toFixed(2), 8)} ${lpad((base.sizeBytes / r.sizeBytes).toFixed(2) + 'x', 8)} ${lpad(r.p50Ms.toFixed(3), 8)} ${pad(spread, 18)} ${lpad((base.p50Ms / r.p50Ms).toFixed(2) + 'x', 7)} ${lpad(r.cosine.toFixed(6), 9)} ${lpad(r.maxAbsError.toExponential(2), 11)} ${lpad(r.transformSeconds === undefined ? '' : r.transformSeconds.toFixed(2), 11)}`,
+      `${pad(r.label, 40)} ${lpad((r.sizeBytes / 1048576).toFixed(2), 8)} ${lpad(`${(base.sizeBytes / r.sizeBytes).toFixed(2)}x`, 8)} ${lpad(r.p50Ms.toFixed(3), 8)} ${pad(spread, 18)} ${lpad(`${(base.p50Ms / r.p50Ms).toFixed(2)}x`, 7)} ${lpad(r.cosine.toFixed(6), 9)} ${lpad(r.maxAbsError.toExponential(2), 11)} ${lpad(r.transformSeconds === undefined ? '' : r.transformSeconds.toFixed(2), 11)}`,
     );
   }
 }
@@ -197,30 +232,82 @@ interface Verdict {
   int8Cosine: number;
   fp16Smaller: number;
   fp16MaxAbsError: number;
-  peer?: { size: number; latency: number; cosine: number; maxAbsError: number; peerSmaller: number; peerFaster: number };
+  peer?: {
+    size: number;
+    latency: number;
+    cosine: number;
+    maxAbsError: number;
+    peerSmaller: number;
+    peerFaster: number;
+  };
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '15' }, 'no-peer': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '15' },
+      'no-peer': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const rounds = Number(values.rounds);
   const withPeer = !values['no-peer'];
   const python = withPeer ? ensurePeerPython(['onnxruntime', 'onnx']) : undefined;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-quantize-'));
-  console.log(`# bench/quantize — onnxruntime-node ${ort.env.versions.common}, ${os.cpus().length} CPU(s) (${os.cpus()[0]?.model ?? 'unknown'}), load average ${os.loadavg()[0].toFixed(2)}`);
+  console.log(
+    `# bench/quantize — onnxruntime-node ${ort.env.versions.common}, ${os.cpus().length} CPU(s) (${os.cpus()[0]?.model ?? 'unknown'}), load average ${os.loadavg()[0].toFixed(2)}`,
+  );
   try {
     const models: Record<string, Uint8Array> = {
-      'mlp-init': generateMlpModel({ inputDim: WIDTH, hiddenDims: [WIDTH, WIDTH, WIDTH], outputDim: WIDTH, name: 'mlp' }),
-      'mlp-const': generateMlpModel({ inputDim: WIDTH, hiddenDims: [WIDTH, WIDTH, WIDTH], outputDim: WIDTH, name: 'mlp', weightsIn: 'constants' }),
+      'mlp-init': generateMlpModel({
+        inputDim: WIDTH,
+        hiddenDims: [WIDTH, WIDTH, WIDTH],
+        outputDim: WIDTH,
+        name: 'mlp',
+      }),
+      'mlp-const': generateMlpModel({
+        inputDim: WIDTH,
+        hiddenDims: [WIDTH, WIDTH, WIDTH],
+        outputDim: WIDTH,
+        name: 'mlp',
+        weightsIn: 'constants',
+      }),
       'mlp-gemm': gemmMlp(),
       encoder: generateEncoderBlockModel({ dModel: 768, heads: 12, ffnDim: 3072, seqLen: 'sequence' }),
     };
-    const accuracy = (name: string, dims: number[]) => Array.from({ length: 8 }, (_, i) => randomFeeds(name, dims, 100 + i));
+    const accuracy = (name: string, dims: number[]) =>
+      Array.from({ length: 8 }, (_, i) => randomFeeds(name, dims, 100 + i));
     const workloads: Workload[] = [
-      { name: `MLP 4x${WIDTH}, weights in initializers (MatMul + Add)`, model: 'mlp-init', feeds: randomFeeds('input', [1, WIDTH], 1), accuracyFeeds: accuracy('input', [1, WIDTH]) },
-      { name: `MLP 4x${WIDTH}, weights in Constant nodes`, model: 'mlp-const', feeds: randomFeeds('input', [1, WIDTH], 1), accuracyFeeds: accuracy('input', [1, WIDTH]) },
-      { name: `MLP 4x${WIDTH} as PyTorch exports Linear (Gemm transB=1)`, model: 'mlp-gemm', feeds: randomFeeds('input', [1, WIDTH], 1), accuracyFeeds: accuracy('input', [1, WIDTH]) },
-      { name: 'transformer encoder block d=768 h=12 ffn=3072, sequence 32', model: 'encoder', feeds: randomFeeds('input', [1, 32, 768], 1), accuracyFeeds: accuracy('input', [1, 32, 768]) },
-      { name: 'transformer encoder block d=768 h=12 ffn=3072, sequence 128', model: 'encoder', feeds: randomFeeds('input', [1, 128, 768], 1), accuracyFeeds: accuracy('input', [1, 128, 768]).slice(0, 4) },
+      {
+        name: `MLP 4x${WIDTH}, weights in initializers (MatMul + Add)`,
+        model: 'mlp-init',
+        feeds: randomFeeds('input', [1, WIDTH], 1),
+        accuracyFeeds: accuracy('input', [1, WIDTH]),
+      },
+      {
+        name: `MLP 4x${WIDTH}, weights in Constant nodes`,
+        model: 'mlp-const',
+        feeds: randomFeeds('input', [1, WIDTH], 1),
+        accuracyFeeds: accuracy('input', [1, WIDTH]),
+      },
+      {
+        name: `MLP 4x${WIDTH} as PyTorch exports Linear (Gemm transB=1)`,
+        model: 'mlp-gemm',
+        feeds: randomFeeds('input', [1, WIDTH], 1),
+        accuracyFeeds: accuracy('input', [1, WIDTH]),
+      },
+      {
+        name: 'transformer encoder block d=768 h=12 ffn=3072, sequence 32',
+        model: 'encoder',
+        feeds: randomFeeds('input', [1, 32, 768], 1),
+        accuracyFeeds: accuracy('input', [1, 32, 768]),
+      },
+      {
+        name: 'transformer encoder block d=768 h=12 ffn=3072, sequence 128',
+        model: 'encoder',
+        feeds: randomFeeds('input', [1, 128, 768], 1),
+        accuracyFeeds: accuracy('input', [1, 128, 768]).slice(0, 4),
+      },
     ];
     const variantsByModel = new Map<string, Variant[]>();
     for (const [name, bytes] of Object.entries(models)) {
@@ -270,23 +357,32 @@ async function main(): Promise<void> {
     }
 
     const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
-    console.log('\n## targets (int8: ≥3.5x smaller, ≥2.5x faster, cosine ≥0.999; fp16: ≥1.95x smaller); speed-ups are medians of per-round ratios');
+    console.log(
+      '\n## targets (int8: ≥3.5x smaller, ≥2.5x faster, cosine ≥0.999; fp16: ≥1.95x smaller); speed-ups are medians of per-round ratios',
+    );
     for (const v of verdicts) {
       console.log(
         `${pad(v.workload, 62)} int8 ${v.int8Smaller.toFixed(2)}x smaller ${mark(v.int8Smaller >= 3.5)}, ${v.int8Faster.toFixed(2)}x faster ${mark(v.int8Faster >= 2.5)}, cosine ${v.int8Cosine.toFixed(5)} ${mark(v.int8Cosine >= 0.999)}; fp16 ${v.fp16Smaller.toFixed(2)}x smaller ${mark(v.fp16Smaller >= 1.95)} (max abs err ${v.fp16MaxAbsError.toExponential(2)})`,
       );
     }
     if (withPeer) {
-      console.log('\n## Ferry int8-dynamic / peer (onnxruntime quantize_dynamic): size and p50 < 1 and cosine ≥ 1 mean Ferry is better');
-      console.log(`${pad('workload', 62)} ${lpad('size', 7)} ${lpad('p50', 7)} ${lpad('cosine', 9)} ${lpad('max abs err', 11)}   peer vs original`);
+      console.log(
+        '\n## Ferry int8-dynamic / peer (onnxruntime quantize_dynamic): size and p50 < 1 and cosine ≥ 1 mean Ferry is better',
+      );
+      console.log(
+        `${pad('workload', 62)} ${lpad('size', 7)} ${lpad('p50', 7)} ${lpad('cosine', 9)} ${lpad('max abs err', 11)}   peer vs original`,
+      );
       for (const v of verdicts) {
         const p = v.peer!;
-        const untouched = p.peerSmaller < 1.05 ? ' — the peer left the weights float32 (it quantizes initializers only)' : '';
+        const untouched =
+          p.peerSmaller < 1.05 ? ' — the peer left the weights float32 (it quantizes initializers only)' : '';
         console.log(
           `${pad(v.workload, 62)} ${lpad(p.size.toFixed(3), 7)} ${lpad(p.latency.toFixed(3), 7)} ${lpad(p.cosine.toFixed(6), 9)} ${lpad(untouched ? 'n/a' : p.maxAbsError.toFixed(3), 11)}   ${p.peerSmaller.toFixed(2)}x smaller, ${p.peerFaster.toFixed(2)}x faster${untouched}`,
         );
       }
-      console.log('(p50 ratios within ~5% are inside the run-to-run noise of a shared machine; see the round spreads above)');
+      console.log(
+        '(p50 ratios within ~5% are inside the run-to-run noise of a shared machine; see the round spreads above)',
+      );
     }
     if (values.json) console.log(JSON.stringify({ rounds, rows: allRows, verdicts }, null, 2));
   } finally {

@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateMlpModel } from '../lib/onnx/generate';
 import { startInferenceServer } from '../runtime/server';
-import { ensureWrk, log, machineLine, median, runWrk, spread, writeServingDir, type LoadResult } from './servingLoad';
+import { ensureWrk, type LoadResult, log, machineLine, median, runWrk, spread, writeServingDir } from './servingLoad';
 
 interface Config {
   label: string;
@@ -50,7 +50,12 @@ async function main(): Promise<void> {
   ];
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'ferry-bench-batching-'));
   const dirs = await Promise.all(
-    configs.map((c, i) => writeServingDir(path.join(tmp, String(i)), 'm', bytes, { sessionOptions, ...(c.batching ? { batching: c.batching } : {}) })),
+    configs.map((c, i) =>
+      writeServingDir(path.join(tmp, String(i)), 'm', bytes, {
+        sessionOptions,
+        ...(c.batching ? { batching: c.batching } : {}),
+      }),
+    ),
   );
   const input = Array.from({ length: inputDim }, (_, i) => Math.cos(i * 0.1));
   const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, inputDim], datatype: 'FP32', data: input }] });
@@ -77,29 +82,52 @@ async function main(): Promise<void> {
     await rm(tmp, { recursive: true, force: true });
   }
 
-  const params = hiddenDims.reduce((a, h, i) => a + h * ([inputDim, ...hiddenDims][i] + 1), 0) + outputDim * (hiddenDims.at(-1)! + 1);
-  console.log(`dynamic batching — MLP ${inputDim}→${hiddenDims.join('→')}→${outputDim} (${(params / 1e6).toFixed(1)} M parameters, ${(bytes.length / 1e6).toFixed(1)} MB), batch-1 JSON requests, intraOpNumThreads 1`);
+  const params =
+    hiddenDims.reduce((a, h, i) => a + h * ([inputDim, ...hiddenDims][i] + 1), 0) +
+    outputDim * (hiddenDims.at(-1)! + 1);
+  console.log(
+    `dynamic batching — MLP ${inputDim}→${hiddenDims.join('→')}→${outputDim} (${(params / 1e6).toFixed(1)} M parameters, ${(bytes.length / 1e6).toFixed(1)} MB), batch-1 JSON requests, intraOpNumThreads 1`,
+  );
   console.log(machineLine());
-  console.log(`${runs} round(s) × ${seconds}s, ${clients} concurrent clients (wrk); median (min–max) over rounds; load errors: ${results.flat().reduce((a, x) => a + x.load.errors, 0)}`);
+  console.log(
+    `${runs} round(s) × ${seconds}s, ${clients} concurrent clients (wrk); median (min–max) over rounds; load errors: ${results.flat().reduce((a, x) => a + x.load.errors, 0)}`,
+  );
   console.log('');
   console.log(`  ${'configuration'.padEnd(50)} ${'req/s'.padEnd(22)} ${'p50'.padEnd(24)} ${'p99'.padEnd(24)} rows/run`);
   for (const [i, c] of configs.entries()) {
     const xs = results[i];
     console.log(
-      `  ${c.label.padEnd(50)} ${spread(xs.map((x) => x.load.requestsPerSecond), 0).padEnd(22)} ${spread(xs.map((x) => x.load.p50Ms), 2, ' ms').padEnd(24)} ${spread(xs.map((x) => x.load.p99Ms), 2, ' ms').padEnd(24)} ${spread(xs.map((x) => x.rowsPerRun), 1)}`,
+      `  ${c.label.padEnd(50)} ${spread(
+        xs.map((x) => x.load.requestsPerSecond),
+        0,
+      ).padEnd(22)} ${spread(
+        xs.map((x) => x.load.p50Ms),
+        2,
+        ' ms',
+      ).padEnd(24)} ${spread(
+        xs.map((x) => x.load.p99Ms),
+        2,
+        ' ms',
+      ).padEnd(24)} ${spread(
+        xs.map((x) => x.rowsPerRun),
+        1,
+      )}`,
     );
   }
   const base = results[0];
   for (const i of [1, 2]) {
     const ratios = results[i].map((x, r) => x.load.requestsPerSecond / base[r].load.requestsPerSecond);
-    console.log(`  throughput ${configs[i].label} / off: ${spread(ratios, 2, 'x')}${i === 1 ? `   (target ≥ 2x: ${median(ratios) >= 2 ? 'met' : 'NOT met'})` : ''}`);
+    console.log(
+      `  throughput ${configs[i].label} / off: ${spread(ratios, 2, 'x')}${i === 1 ? `   (target ≥ 2x: ${median(ratios) >= 2 ? 'met' : 'NOT met'})` : ''}`,
+    );
   }
 }
 
 /** Rows and session.run calls so far, from the server's own Prometheus metrics. */
 async function batchStats(url: string): Promise<{ rows: number; runs: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const read = (name: string) => Number(new RegExp(`^${name}\\{model="m",version="1"\\} ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? 0);
+  const read = (name: string) =>
+    Number(new RegExp(`^${name}\\{model="m",version="1"\\} ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? 0);
   return { rows: read('ferry_inference_batch_size_sum'), runs: read('ferry_inference_batch_size_count') };
 }
 

@@ -11,20 +11,19 @@
  * `{"input": [[…]]}` for BentoML); both answers are checked against each other first. Rounds interleave
  * the servers; every figure is the median (min–max) over rounds.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { generateMlpModel } from '../lib/onnx/generate';
 import { freePort } from '../lib/gateway/replicaProcess';
+import { generateMlpModel } from '../lib/onnx/generate';
 import { startInferenceServer } from '../runtime/server';
-import { ensureWrk, log, machineLine, median, runWrk, spread, writeServingDir, type LoadResult } from './servingLoad';
 import { ensurePeerPython } from './peers/peerVenv';
+import { ensureWrk, type LoadResult, log, machineLine, median, runWrk, spread, writeServingDir } from './servingLoad';
 
 const SERVICE_DIR = path.join(__dirname, 'peers', 'bentoml');
-
 
 interface Peer {
   url: string;
@@ -103,9 +102,14 @@ async function main(): Promise<void> {
   await writeFile(modelFile, bytes);
   const sessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
   const batching = values.batching ? { maxBatchSize: 32, maxQueueDelayMs: 0 } : undefined;
-  const modelDir = await writeServingDir(path.join(tmp, 'ferry'), 'm', bytes, { sessionOptions, ...(batching ? { batching } : {}) });
+  const modelDir = await writeServingDir(path.join(tmp, 'ferry'), 'm', bytes, {
+    sessionOptions,
+    ...(batching ? { batching } : {}),
+  });
   const input = Array.from({ length: inputDim }, (_, i) => Math.sin(i * 0.7));
-  const ferryBody = JSON.stringify({ inputs: [{ name: 'input', shape: [1, inputDim], datatype: 'FP32', data: input }] });
+  const ferryBody = JSON.stringify({
+    inputs: [{ name: 'input', shape: [1, inputDim], datatype: 'FP32', data: input }],
+  });
   const peerBody = JSON.stringify({ input: [input] });
 
   type Side = { latency: LoadResult; load: LoadResult };
@@ -118,7 +122,10 @@ async function main(): Promise<void> {
       const ferryUrl = `${server.url}/v2/models/m/infer`;
       try {
         await runWrk({ url: ferryUrl, body: ferryBody, connections: 4, seconds: 1 });
-        ferry.push({ latency: await runWrk({ url: ferryUrl, body: ferryBody, connections: 1, seconds }), load: await runWrk({ url: ferryUrl, body: ferryBody, connections, seconds }) });
+        ferry.push({
+          latency: await runWrk({ url: ferryUrl, body: ferryBody, connections: 1, seconds }),
+          load: await runWrk({ url: ferryUrl, body: ferryBody, connections, seconds }),
+        });
       } finally {
         if (r > 0) await server.close();
       }
@@ -133,7 +140,10 @@ async function main(): Promise<void> {
         }
         log(`round ${r + 1}/${runs}: BentoML peer`);
         await runWrk({ url: peerUrl, body: peerBody, connections: 4, seconds: 1 });
-        peer.push({ latency: await runWrk({ url: peerUrl, body: peerBody, connections: 1, seconds }), load: await runWrk({ url: peerUrl, body: peerBody, connections, seconds }) });
+        peer.push({
+          latency: await runWrk({ url: peerUrl, body: peerBody, connections: 1, seconds }),
+          load: await runWrk({ url: peerUrl, body: peerBody, connections, seconds }),
+        });
       } finally {
         await p.stop();
       }
@@ -143,19 +153,49 @@ async function main(): Promise<void> {
   }
 
   const errors = [...ferry, ...peer].reduce((a, s) => a + s.latency.errors + s.load.errors, 0);
-  console.log(`Ferry vs BentoML (peer) — MLP ${inputDim}→${hiddenDims.join('→')}→${outputDim} (${(bytes.length / 1e6).toFixed(2)} MB), batch-1 JSON requests, onnxruntime with 1 intra-op thread, one worker each${batching ? ', batching on both (Ferry maxBatchSize 32 delay 0; BentoML batchable, max_batch_size 32)' : ', no batching'}`);
+  console.log(
+    `Ferry vs BentoML (peer) — MLP ${inputDim}→${hiddenDims.join('→')}→${outputDim} (${(bytes.length / 1e6).toFixed(2)} MB), batch-1 JSON requests, onnxruntime with 1 intra-op thread, one worker each${batching ? ', batching on both (Ferry maxBatchSize 32 delay 0; BentoML batchable, max_batch_size 32)' : ', no batching'}`,
+  );
   console.log(machineLine());
   console.log(`${runs} round(s), wrk ${seconds}s per figure; median (min–max) over rounds; load errors: ${errors}`);
   console.log('');
-  console.log(`  ${''.padEnd(28)} ${'p50 (1 connection)'.padEnd(24)} ${'p99 (1 connection)'.padEnd(24)} req/s (${connections} connections)`);
-  for (const [label, s] of [['Ferry', ferry], ['BentoML + onnxruntime', peer]] as const) {
-    console.log(`  ${label.padEnd(28)} ${spread(s.map((x) => x.latency.p50Ms), 3, ' ms').padEnd(24)} ${spread(s.map((x) => x.latency.p99Ms), 3, ' ms').padEnd(24)} ${spread(s.map((x) => x.load.requestsPerSecond), 0)}`);
+  console.log(
+    `  ${''.padEnd(28)} ${'p50 (1 connection)'.padEnd(24)} ${'p99 (1 connection)'.padEnd(24)} req/s (${connections} connections)`,
+  );
+  for (const [label, s] of [
+    ['Ferry', ferry],
+    ['BentoML + onnxruntime', peer],
+  ] as const) {
+    console.log(
+      `  ${label.padEnd(28)} ${spread(
+        s.map((x) => x.latency.p50Ms),
+        3,
+        ' ms',
+      ).padEnd(24)} ${spread(
+        s.map((x) => x.latency.p99Ms),
+        3,
+        ' ms',
+      ).padEnd(24)} ${spread(
+        s.map((x) => x.load.requestsPerSecond),
+        0,
+      )}`,
+    );
   }
   const p50Ratio = ferry.map((f, i) => f.latency.p50Ms / peer[i].latency.p50Ms);
   const rpsRatio = ferry.map((f, i) => f.load.requestsPerSecond / peer[i].load.requestsPerSecond);
   console.log(`  latency ratio Ferry/peer (p50, lower is better): ${spread(p50Ratio, 2, 'x')}`);
   console.log(`  throughput ratio Ferry/peer (higher is better):  ${spread(rpsRatio, 2, 'x')}`);
-  console.log(`  p99 under load: Ferry ${spread(ferry.map((x) => x.load.p99Ms), 2, ' ms')}, peer ${spread(peer.map((x) => x.load.p99Ms), 2, ' ms')}`);
+  console.log(
+    `  p99 under load: Ferry ${spread(
+      ferry.map((x) => x.load.p99Ms),
+      2,
+      ' ms',
+    )}, peer ${spread(
+      peer.map((x) => x.load.p99Ms),
+      2,
+      ' ms',
+    )}`,
+  );
   if (median(rpsRatio) < 1) console.log('  note: the peer outran Ferry on throughput here');
 }
 
@@ -169,7 +209,9 @@ async function checkSameAnswers(ferryUrl: string, ferryBody: string, peerUrl: st
   const f: number[] = (await post(ferryUrl, ferryBody)).outputs[0].data;
   const p: number[] = (await post(peerUrl, peerBody)).flat();
   if (f.length !== p.length || f.some((v, i) => Math.abs(v - p[i]) > 1e-4 * (1 + Math.abs(v)))) {
-    throw new Error(`Ferry and the peer disagree: ${JSON.stringify(f.slice(0, 5))} vs ${JSON.stringify(p.slice(0, 5))}`);
+    throw new Error(
+      `Ferry and the peer disagree: ${JSON.stringify(f.slice(0, 5))} vs ${JSON.stringify(p.slice(0, 5))}`,
+    );
   }
 }
 

@@ -7,7 +7,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 
 export function log(message: string): void {
   process.stderr.write(`${message}\n`);
@@ -26,7 +26,8 @@ export function ensureWrk(): string {
   if (wrk) return wrk;
   log('wrk is not installed: installing Debian package "wrk" (apt-get) …');
   const sudo = process.getuid?.() === 0 ? [] : ['sudo'];
-  const run = (args: string[]) => execFileSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
+  const run = (args: string[]) =>
+    execFileSync(sudo[0] ?? args[0], sudo.length ? args : args.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
   try {
     run(['apt-get', 'install', '-y', '-q', 'wrk']);
   } catch {
@@ -78,7 +79,18 @@ export async function runWrk(spec: LoadSpec): Promise<LoadResult> {
     ].join('\n'),
   );
   const threads = Math.min(spec.threads ?? 1, spec.connections);
-  const args = ['-t', String(threads), '-c', String(spec.connections), '-d', `${spec.seconds}s`, '--latency', '-s', script, spec.url];
+  const args = [
+    '-t',
+    String(threads),
+    '-c',
+    String(spec.connections),
+    '-d',
+    `${spec.seconds}s`,
+    '--latency',
+    '-s',
+    script,
+    spec.url,
+  ];
   const out = await new Promise<string>((resolve, reject) => {
     const child = spawn(wrk, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
@@ -121,7 +133,10 @@ export function quantile(sorted: readonly number[], q: number): number {
 }
 
 export function median(xs: readonly number[]): number {
-  return quantile([...xs].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...xs].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 /** "median (min–max)" of repeated runs, with `digits` decimals. */
@@ -133,7 +148,11 @@ export function spread(xs: readonly number[], digits: number, unit = ''): string
 }
 
 /** Latency of sequential session.run calls in this process (the in-process baseline). */
-export async function inProcessLatency(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, runs: number): Promise<{ p50Ms: number; p99Ms: number }> {
+export async function inProcessLatency(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  runs: number,
+): Promise<{ p50Ms: number; p99Ms: number }> {
   for (let i = 0; i < Math.min(200, runs); i++) await session.run(feeds);
   const times = new Array<number>(runs);
   for (let i = 0; i < runs; i++) {
@@ -146,7 +165,11 @@ export async function inProcessLatency(session: ort.InferenceSession, feeds: Rec
 }
 
 /** Back-to-back session.run calls for `seconds`: what onnxruntime alone sustains on this process's cores. */
-export async function inProcessThroughput(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, seconds: number): Promise<number> {
+export async function inProcessThroughput(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  seconds: number,
+): Promise<number> {
   for (let i = 0; i < 200; i++) await session.run(feeds);
   const end = performance.now() + seconds * 1000;
   let n = 0;
@@ -159,15 +182,26 @@ export async function inProcessThroughput(session: ort.InferenceSession, feeds: 
 }
 
 /** Writes `<dir>/<name>/model.onnx` and a ferry-models.json listing it with the given extras. */
-export async function writeServingDir(dir: string, name: string, bytes: Uint8Array, extras: Record<string, unknown> = {}): Promise<string> {
+export async function writeServingDir(
+  dir: string,
+  name: string,
+  bytes: Uint8Array,
+  extras: Record<string, unknown> = {},
+): Promise<string> {
   const { mkdir } = await import('node:fs/promises');
   await mkdir(path.join(dir, name), { recursive: true });
   await writeFile(path.join(dir, name, 'model.onnx'), bytes);
-  await writeFile(path.join(dir, 'ferry-models.json'), JSON.stringify({ models: [{ name, version: '1', path: `${name}/model.onnx`, ...extras }] }, null, 2));
+  await writeFile(
+    path.join(dir, 'ferry-models.json'),
+    JSON.stringify({ models: [{ name, version: '1', path: `${name}/model.onnx`, ...extras }] }, null, 2),
+  );
   return dir;
 }
 
 export function machineLine(): string {
-  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  const load = os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   return `machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, load average ${load} (shared: other engineers' tests run here too)`;
 }

@@ -10,14 +10,16 @@ import {
   Client,
   Connection,
   WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
   type WorkflowHandle,
+  WorkflowNotFoundError,
 } from '@temporalio/client';
 import { Pool } from 'pg';
-import { loadConfig, type FerryConfig } from '../lib/config';
+import { type FerryConfig, loadConfig } from '../lib/config';
 import { FerryRepository } from '../lib/db/repository';
 import { applyScalingChange, MAX_REVISIONS } from '../lib/gateway/deploymentSpec';
 import { normalizeTrafficPolicy } from '../lib/gateway/trafficPolicy';
+import { ONE_CLICK_TECHNIQUES } from '../lib/optimize/plans';
+import { ObjectStore, objectKeys } from '../lib/store/objectStore';
 import {
   DeploymentNotFoundError,
   type DeploymentStatus as GatewayDeploymentStatus,
@@ -26,24 +28,37 @@ import {
 } from '../lib/targets/deploymentTarget';
 import { GatewayRequestError, LocalTarget } from '../lib/targets/local';
 import { RevisionConflictError, rulesTo, specKeepingOnly } from '../lib/targets/revisions';
-import { ONE_CLICK_TECHNIQUES } from '../lib/optimize/plans';
-import { ObjectStore, objectKeys } from '../lib/store/objectStore';
-import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery, monitorStatusQuery, undeploySignal } from '../workflows/messages';
+import {
+  approvePlanSignal,
+  approvePlanUpdate,
+  deploymentStatusQuery,
+  monitorStatusQuery,
+  undeploySignal,
+} from '../workflows/messages';
 import { ferryDeploymentKey, ferryModelKey, ferryModelVersionKey, ferryStageKey } from '../workflows/searchAttributes';
 import {
-  canaryRevisionName,
   type CanaryRequest,
   type ChosenPlan,
+  canaryRevisionName,
   type DeployMode,
   type DeployModelInput,
   type DeploymentStatus,
+  deploymentIdFor,
   type MonitorSettings,
   type MonitorStatus,
   type OptimizeSettings,
-  deploymentIdFor,
   workflowIds,
 } from '../workflows/types';
 
+export type { EngineOptions, EngineProgress, EngineResult } from '../lib/optimize/engine';
+export type {
+  AutoscalingSpec,
+  DeploymentStatus as GatewayDeploymentStatus,
+  RevisionStatus,
+  ScalingChange,
+  TrafficPolicy,
+  TrafficRule,
+} from '../lib/targets/deploymentTarget';
 export type {
   AccuracyBudget,
   CanaryStatus,
@@ -59,15 +74,6 @@ export type {
   ServingSessionOptions,
   TargetSpec,
 } from '../workflows/types';
-export type { EngineOptions, EngineProgress, EngineResult } from '../lib/optimize/engine';
-export type {
-  AutoscalingSpec,
-  DeploymentStatus as GatewayDeploymentStatus,
-  RevisionStatus,
-  ScalingChange,
-  TrafficPolicy,
-  TrafficRule,
-} from '../lib/targets/deploymentTarget';
 
 export interface DeployOptions {
   /** Model name; defaults to the file name without extension. */
@@ -230,7 +236,9 @@ export class FerryClient {
   }
 
   dashboardUrl(deploymentId?: string): string {
-    return deploymentId ? `${this.config.api.url}/deployments/${encodeURIComponent(deploymentId)}` : this.config.api.url;
+    return deploymentId
+      ? `${this.config.api.url}/deployments/${encodeURIComponent(deploymentId)}`
+      : this.config.api.url;
   }
 
   /** One-click (or review) deploy: stream the file to the object store, then start the workflow. */
@@ -239,13 +247,22 @@ export class FerryClient {
       throw new FerryError(`model file ${filePath} does not exist`);
     });
     if (!info.isFile()) throw new FerryError(`${filePath} is not a file`);
-    const model = opts.model ?? path.basename(filePath).replace(/\.onnx$/i, '').toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
+    const model =
+      opts.model ??
+      path
+        .basename(filePath)
+        .replace(/\.onnx$/i, '')
+        .toLowerCase()
+        .replace(/[^a-z0-9_.-]+/g, '-');
     if (!MODEL_NAME.test(model)) {
-      throw new FerryError(`model name "${model}" is not allowed: use lowercase letters, digits, '.', '_' or '-' (max 63)`);
+      throw new FerryError(
+        `model name "${model}" is not allowed: use lowercase letters, digits, '.', '_' or '-' (max 63)`,
+      );
     }
     const sha256 = await sha256OfFile(filePath);
     const version = opts.version ?? `sha-${sha256.slice(0, 12)}`;
-    if (!VERSION_NAME.test(version)) throw new FerryError(`version "${version}" is not allowed: use letters, digits, '.', '_' or '-'`);
+    if (!VERSION_NAME.test(version))
+      throw new FerryError(`version "${version}" is not allowed: use letters, digits, '.', '_' or '-'`);
     const deploymentId = deploymentIdFor(model, version);
     const workflowId = workflowIds.deploy(model, version);
     this.started.set(deploymentId, { deploymentId, workflowId, model, version });
@@ -276,7 +293,8 @@ export class FerryClient {
       monitor: { ...defaultMonitorSettings, ...opts.monitor },
       optimize: {
         ...opts.optimize,
-        techniques: opts.optimize?.techniques ?? ((opts.mode ?? 'one-click') === 'one-click' ? ONE_CLICK_TECHNIQUES : undefined),
+        techniques:
+          opts.optimize?.techniques ?? ((opts.mode ?? 'one-click') === 'one-click' ? ONE_CLICK_TECHNIQUES : undefined),
       },
       ...(canary ? { canary } : {}),
     };
@@ -296,7 +314,8 @@ export class FerryClient {
       return { deploymentId, workflowId, model, version, runId: handle.firstExecutionRunId, alreadyExisted: false };
     } catch (err) {
       await this.store.delete(staged.key); // nothing half-written stays behind
-      if (err instanceof WorkflowExecutionAlreadyStartedError) return { deploymentId, workflowId, model, version, alreadyExisted: true };
+      if (err instanceof WorkflowExecutionAlreadyStartedError)
+        return { deploymentId, workflowId, model, version, alreadyExisted: true };
       throw err;
     }
   }
@@ -312,7 +331,9 @@ export class FerryClient {
       throw new FerryError(`canary refused: the percent must be a number from 0 to 100, got ${String(percent)}`);
     }
     if (opts.replicas !== undefined) {
-      throw new FerryError("canary refused: a canary revision follows its deployment's scaling; leave out replicas and change them with `ferry scale`");
+      throw new FerryError(
+        "canary refused: a canary revision follows its deployment's scaling; leave out replicas and change them with `ferry scale`",
+      );
     }
     let base: GatewayDeploymentStatus;
     if (of !== undefined) {
@@ -323,7 +344,9 @@ export class FerryClient {
         throw err;
       }
     } else {
-      const live = (await this.gateway.list()).filter((d) => d.model === model).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      const live = (await this.gateway.list())
+        .filter((d) => d.model === model)
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       if (!live.length) {
         throw new FerryError(
           `canary refused: model "${model}" has no live deployment to add it to (the gateway at ${this.config.gateway.url} serves none of it); ` +
@@ -333,14 +356,18 @@ export class FerryClient {
       base = live[0];
     }
     if (base.model !== model) {
-      throw new FerryError(`canary refused: deployment ${base.id} serves model "${base.model}", not "${model}" (a canary is another version of the same model)`);
+      throw new FerryError(
+        `canary refused: deployment ${base.id} serves model "${base.model}", not "${model}" (a canary is another version of the same model)`,
+      );
     }
     const revision = canaryRevisionName(version);
     if (base.revisions.some((r) => r.name === revision)) {
       throw new FerryError(`canary refused: deployment ${base.id} already has a revision "${revision}"`);
     }
     if (base.revisions.length >= MAX_REVISIONS) {
-      throw new FerryError(`canary refused: deployment ${base.id} already has ${base.revisions.length} revisions (at most ${MAX_REVISIONS}); promote one or roll back first`);
+      throw new FerryError(
+        `canary refused: deployment ${base.id} already has ${base.revisions.length} revisions (at most ${MAX_REVISIONS}); promote one or roll back first`,
+      );
     }
     return { of: base.id, percent };
   }
@@ -349,7 +376,12 @@ export class FerryClient {
   async resolve(ref: string): Promise<ResolvedDeployment> {
     if (ref.includes(':')) {
       const [model, version] = ref.replace(/^deploy:/, '').split(':');
-      return { workflowId: workflowIds.deploy(model, version), model, version, deploymentId: deploymentIdFor(model, version) };
+      return {
+        workflowId: workflowIds.deploy(model, version),
+        model,
+        version,
+        deploymentId: deploymentIdFor(model, version),
+      };
     }
     const known = this.started.get(ref);
     if (known) return known;
@@ -392,7 +424,9 @@ export class FerryClient {
     return pending.map((a) => ({
       activity: a.activityType?.name ?? '?',
       attempt: a.attempt ?? 1,
-      details: a.heartbeatDetails?.payloads?.[0] ? defaultPayloadConverter.fromPayload(a.heartbeatDetails.payloads[0]) : undefined,
+      details: a.heartbeatDetails?.payloads?.[0]
+        ? defaultPayloadConverter.fromPayload(a.heartbeatDetails.payloads[0])
+        : undefined,
       lastFailure: a.lastFailure?.message ?? undefined,
     }));
   }
@@ -405,7 +439,9 @@ export class FerryClient {
     } catch (err) {
       const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
       if (/already completed/.test(cause)) {
-        throw new FerryError(`approval refused: deployment ${ref} is not waiting for an approval (its pipeline run has finished)`);
+        throw new FerryError(
+          `approval refused: deployment ${ref} is not waiting for an approval (its pipeline run has finished)`,
+        );
       }
       throw new FerryError(`approval refused: ${cause}`);
     }
@@ -423,7 +459,9 @@ export class FerryClient {
     try {
       return (await this.deployHandle(workflowId).result()) as DeploymentStatus;
     } catch (err) {
-      const status = await this.deployHandle(workflowId).query(deploymentStatusQuery).catch(() => undefined);
+      const status = await this.deployHandle(workflowId)
+        .query(deploymentStatusQuery)
+        .catch(() => undefined);
       throw new FerryError(status?.error ?? (err as Error).message);
     }
   }
@@ -460,11 +498,15 @@ export class FerryClient {
 
   async infer(ref: string, request: InferRequest): Promise<InferResponse> {
     const status = await this.status(ref);
-    if (!status.inferUrl) throw new FerryError(`deployment ${status.deploymentId} has no endpoint yet (it is at: ${status.phase})`);
+    if (!status.inferUrl)
+      throw new FerryError(`deployment ${status.deploymentId} has no endpoint yet (it is at: ${status.phase})`);
     const res = await fetch(status.inferUrl, {
       method: 'POST',
       // A canary version shares its base deployment's endpoint: ask for its revision by name.
-      headers: { 'content-type': 'application/json', ...(status.canary ? { 'x-ferry-variant': status.canary.revision } : {}) },
+      headers: {
+        'content-type': 'application/json',
+        ...(status.canary ? { 'x-ferry-variant': status.canary.revision } : {}),
+      },
       body: JSON.stringify(request),
     }).catch((err: Error) => {
       throw new FerryError(`endpoint ${status.inferUrl} is not reachable: ${err.message}`);
@@ -513,7 +555,10 @@ export class FerryClient {
     const current = await this.servedStatus(ref);
     const traffic = { split: change.split ?? current.traffic.split, rules: change.rules ?? current.traffic.rules };
     try {
-      normalizeTrafficPolicy(traffic, current.revisions.map((r) => r.name));
+      normalizeTrafficPolicy(
+        traffic,
+        current.revisions.map((r) => r.name),
+      );
     } catch (err) {
       throw new FerryError(`traffic of ${current.id} not changed: ${(err as Error).message}`);
     }
@@ -530,9 +575,17 @@ export class FerryClient {
    */
   async setScaling(ref: string, change: ScalingChange): Promise<GatewayDeploymentStatus> {
     const current = await this.servedStatus(ref);
-    const body: ScalingChange = change.replicas !== undefined && change.autoscaling === undefined ? { ...change, autoscaling: null } : change;
+    const body: ScalingChange =
+      change.replicas !== undefined && change.autoscaling === undefined ? { ...change, autoscaling: null } : change;
     try {
-      applyScalingChange({ replicas: current.spec.replicas ?? 1, autoscaling: current.autoscaling, scaleToZeroAfterMs: current.scaleToZeroAfterMs }, body);
+      applyScalingChange(
+        {
+          replicas: current.spec.replicas ?? 1,
+          autoscaling: current.autoscaling,
+          scaleToZeroAfterMs: current.scaleToZeroAfterMs,
+        },
+        body,
+      );
     } catch (err) {
       throw new FerryError(`scaling of ${current.id} not changed: ${(err as Error).message}`);
     }
@@ -553,7 +606,9 @@ export class FerryClient {
     return this.keepOnly(ref, 'promoted', (current) => {
       const names = current.revisions.map((r) => r.name);
       if (!names.includes(revision)) {
-        throw new FerryError(`promote refused: deployment ${current.id} has no revision "${revision}" (it has: ${names.join(', ')}); nothing changed`);
+        throw new FerryError(
+          `promote refused: deployment ${current.id} has no revision "${revision}" (it has: ${names.join(', ')}); nothing changed`,
+        );
       }
       return revision;
     });
@@ -581,7 +636,11 @@ export class FerryClient {
    * Reads the deployment, lets `choose` pick the revision to keep, and changes it only over what it
    * read (If-Match): after a concurrent change it reads again (a few times), never undoing that change blindly.
    */
-  private async keepOnly(ref: string, kind: 'promoted' | 'rolled-back', choose: (current: GatewayDeploymentStatus) => string): Promise<RevisionChange> {
+  private async keepOnly(
+    ref: string,
+    kind: 'promoted' | 'rolled-back',
+    choose: (current: GatewayDeploymentStatus) => string,
+  ): Promise<RevisionChange> {
     for (let attempt = 1; ; attempt++) {
       const current = await this.servedStatus(ref);
       const keep = choose(current);
@@ -598,7 +657,10 @@ export class FerryClient {
             return spec ? await this.gateway.apply(spec, { ifMatch: routed.specVersion }) : routed;
           } catch (err) {
             if (err instanceof GatewayRequestError && err.status === 409 && attempt < MAX_CONFLICTS) return undefined; // changed meanwhile: read again
-            if (err instanceof RevisionConflictError) throw new FerryError(`${kind === 'promoted' ? 'promote' : 'rollback'} of ${current.id} stopped: ${err.message}`);
+            if (err instanceof RevisionConflictError)
+              throw new FerryError(
+                `${kind === 'promoted' ? 'promote' : 'rollback'} of ${current.id} stopped: ${err.message}`,
+              );
             throw err;
           }
         });
@@ -606,7 +668,8 @@ export class FerryClient {
       }
       try {
         const repo = this.repository();
-        if (removed.length && (await repo.getDeployment(current.id))) await repo.recordEvent(current.id, kind, { revision: keep, removed });
+        if (removed.length && (await repo.getDeployment(current.id)))
+          await repo.recordEvent(current.id, kind, { revision: keep, removed });
         await repo.settleCanaries(current.id, keep, removed);
       } catch (err) {
         throw new FerryError(
@@ -635,13 +698,19 @@ export class FerryClient {
       resolved = await this.resolve(ref);
     } catch (err) {
       if (!(err instanceof UnknownDeploymentError)) throw err;
-      throw new UnknownDeploymentError(`no deployment "${ref}": the gateway at ${this.config.gateway.url} serves none by that id, and no model or deployment has that name (try \`ferry list\`)`);
+      throw new UnknownDeploymentError(
+        `no deployment "${ref}": the gateway at ${this.config.gateway.url} serves none by that id, and no model or deployment has that name (try \`ferry list\`)`,
+      );
     }
     try {
       return await this.gateway.status(resolved.deploymentId);
     } catch (err) {
       if (!(err instanceof DeploymentNotFoundError)) throw err;
-      const canary = (await this.deployHandle(resolved.workflowId).query(deploymentStatusQuery).catch(() => undefined))?.canary;
+      const canary = (
+        await this.deployHandle(resolved.workflowId)
+          .query(deploymentStatusQuery)
+          .catch(() => undefined)
+      )?.canary;
       if (canary) {
         const base = await this.gateway.status(canary.baseDeploymentId).catch(() => undefined);
         if (base) return base;
@@ -657,8 +726,10 @@ export class FerryClient {
     try {
       return await call();
     } catch (err) {
-      if (err instanceof DeploymentNotFoundError) throw new UnknownDeploymentError(`deployment ${id} was removed from the gateway meanwhile`);
-      if (err instanceof GatewayRequestError && err.status < 500) throw new FerryError(`${what} of ${id} not changed: ${err.gatewayMessage}`);
+      if (err instanceof DeploymentNotFoundError)
+        throw new UnknownDeploymentError(`deployment ${id} was removed from the gateway meanwhile`);
+      if (err instanceof GatewayRequestError && err.status < 500)
+        throw new FerryError(`${what} of ${id} not changed: ${err.gatewayMessage}`);
       throw err;
     }
   }
@@ -680,7 +751,9 @@ export class FerryClient {
  */
 export async function optimizeModelFile(
   filePath: string,
-  opts: import('../lib/optimize/engineProcess').EngineChildOptions & { onProgress?: (p: import('../lib/optimize/engine').EngineProgress) => void },
+  opts: import('../lib/optimize/engineProcess').EngineChildOptions & {
+    onProgress?: (p: import('../lib/optimize/engine').EngineProgress) => void;
+  },
 ): Promise<import('../lib/optimize/engine').EngineResult> {
   const info = await stat(filePath).catch(() => undefined);
   if (!info?.isFile()) throw new FerryError(`model file ${filePath} cannot be read`);
@@ -700,7 +773,10 @@ function servingOf(entry: DeploymentListEntry, served: GatewayDeploymentStatus[]
   if (!served) return 'unknown (gateway not reachable)';
   const own = served.find((d) => d.id === entry.deploymentId);
   if (own) {
-    const revisions = own.revisions.length === 1 && own.revisions[0].name === 'default' ? '' : ` (${own.revisions.map((r) => `${r.name} ${r.percent}%`).join(', ')})`;
+    const revisions =
+      own.revisions.length === 1 && own.revisions[0].name === 'default'
+        ? ''
+        : ` (${own.revisions.map((r) => `${r.name} ${r.percent}%`).join(', ')})`;
     return `${own.state}${revisions}`;
   }
   const revision = canaryRevisionName(entry.version);

@@ -5,7 +5,17 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import type { FerryConfig } from '../lib/config';
 
@@ -84,7 +94,8 @@ export function codeFingerprint(repoRoot: string): string {
       return;
     }
     if (st.isDirectory()) {
-      for (const entry of readdirSync(abs).sort()) if (entry !== 'node_modules' && !entry.startsWith('.')) visit(path.join(rel, entry));
+      for (const entry of readdirSync(abs).sort())
+        if (entry !== 'node_modules' && !entry.startsWith('.')) visit(path.join(rel, entry));
     } else {
       hash.update(`${rel}\0${st.size}\0${st.mtimeMs}\n`);
     }
@@ -160,7 +171,9 @@ export async function stopService(cfg: FerryConfig, name: FerryService, graceMs 
   return true;
 }
 
-export async function serviceStatus(cfg: FerryConfig): Promise<Array<{ name: FerryService; pid?: number; healthy: boolean; log: string }>> {
+export async function serviceStatus(
+  cfg: FerryConfig,
+): Promise<Array<{ name: FerryService; pid?: number; healthy: boolean; log: string }>> {
   return Promise.all(
     FERRY_SERVICES.map(async (name) => {
       const log = path.join(serviceDir(cfg), `${name}.log`);

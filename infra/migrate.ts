@@ -48,7 +48,9 @@ export class MigrationError extends Error {
 }
 
 export function readMigrations(dir: string = MIGRATIONS_DIR): MigrationFile[] {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.sql')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.sql'))
+    .sort();
   const seen = new Map<string, string>();
   const out: MigrationFile[] = [];
   for (const file of files) {
@@ -59,7 +61,13 @@ export function readMigrations(dir: string = MIGRATIONS_DIR): MigrationFile[] {
     if (other) throw new MigrationError(`two migrations share version ${version}: ${other} and ${file}`);
     seen.set(version, file);
     const bytes = readFileSync(path.join(dir, file));
-    out.push({ version, name, file, sql: bytes.toString('utf8'), checksum: createHash('sha256').update(bytes).digest('hex') });
+    out.push({
+      version,
+      name,
+      file,
+      sql: bytes.toString('utf8'),
+      checksum: createHash('sha256').update(bytes).digest('hex'),
+    });
   }
   return out;
 }

@@ -49,7 +49,9 @@ async function main(mode: string): Promise<void> {
       await client.send(new HeadBucketCommand({ Bucket: s3.bucket }));
       created = true;
     }
-    console.log(`bucket ${s3.bucket} ${created ? 'created' : 'present'} at ${s3.endpoint} (signed as ${s3.accessKeyId})`);
+    console.log(
+      `bucket ${s3.bucket} ${created ? 'created' : 'present'} at ${s3.endpoint} (signed as ${s3.accessKeyId})`,
+    );
   } finally {
     client.destroy();
   }

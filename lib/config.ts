@@ -67,6 +67,10 @@ export function loadConfig(): FerryConfig {
       port: gatewayPort,
       url: str('FERRY_GATEWAY_URL', `http://127.0.0.1:${gatewayPort}`),
     },
-    api: { host: str('FERRY_API_HOST', '127.0.0.1'), port: apiPort, url: str('FERRY_API_URL', `http://127.0.0.1:${apiPort}`) },
+    api: {
+      host: str('FERRY_API_HOST', '127.0.0.1'),
+      port: apiPort,
+      url: str('FERRY_API_URL', `http://127.0.0.1:${apiPort}`),
+    },
   };
 }

@@ -34,7 +34,9 @@ async function main(): Promise<void> {
     // A crashed worker's cached workflows move to another worker after this, instead of the 10 s default.
     stickyQueueScheduleToStartTimeout: '3s',
   });
-  console.log(`ferry worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (pid ${process.pid})`);
+  console.log(
+    `ferry worker: task queue ${config.temporal.taskQueue} on ${config.temporal.address} (pid ${process.pid})`,
+  );
   try {
     await worker.run();
   } finally {

@@ -2,9 +2,11 @@
  * DeployModelWorkflow: upload → optimize (approval) → container → deploy → monitor.
  * Only decisions, timers and messages live here; every stage's I/O is an activity.
  */
+
+import type { RetryPolicy } from '@temporalio/common';
 import {
-  allHandlersFinished,
   ApplicationFailure,
+  allHandlersFinished,
   condition,
   log,
   ParentClosePolicy,
@@ -15,7 +17,6 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RetryPolicy } from '@temporalio/common';
 import type * as activities from '../activities';
 import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery } from './messages';
 import { monitorDeploymentWorkflow } from './monitorDeployment';
@@ -44,7 +45,10 @@ const quick = proxyActivities<typeof activities>({
 const heavy = proxyActivities<typeof activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '20s',
-  retry: { ...retry, nonRetryableErrorTypes: ['InvalidModel', 'ModelVersionConflict', 'UnknownPlan', 'OptimizationNotPossible'] },
+  retry: {
+    ...retry,
+    nonRetryableErrorTypes: ['InvalidModel', 'ModelVersionConflict', 'UnknownPlan', 'OptimizationNotPossible'],
+  },
 });
 
 export async function deployModelWorkflow(input: DeployModelInput): Promise<DeploymentStatus> {
@@ -106,7 +110,9 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
   const finish = (stage: PipelineStage, detail: string) => {
     const rec = status.stages.find((s) => s.stage === stage)!;
     Object.assign(rec, { state: 'done', finishedAt: nowIso(), detail });
-    status.percent = Math.round((100 * status.stages.filter((s) => s.state === 'done').length) / PIPELINE_STAGES.length);
+    status.percent = Math.round(
+      (100 * status.stages.filter((s) => s.state === 'done').length) / PIPELINE_STAGES.length,
+    );
   };
   let current: PipelineStage = 'upload';
 
@@ -116,7 +122,10 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     enter('upload');
     const ingested = await heavy.ingestModel({ model: input.model, version: input.version, upload: input.upload });
     status.summary = ingested.summary;
-    finish('upload', `${ingested.summary.parameterCount.toLocaleString()} parameters, sha256 ${ingested.sha256.slice(0, 12)}`);
+    finish(
+      'upload',
+      `${ingested.summary.parameterCount.toLocaleString()} parameters, sha256 ${ingested.sha256.slice(0, 12)}`,
+    );
 
     // 2 optimize
     current = 'optimize';
@@ -143,7 +152,8 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
       void sleep(input.approvalTimeoutMs).then(() => (deadlinePassed = true));
       await condition(() => status.chosenPlan !== undefined || deadlinePassed);
       await condition(allHandlersFinished);
-      if (status.chosenPlan === undefined) status.chosenPlan = { plan: measured.defaultPlan, source: 'default-after-timeout', at: nowIso() };
+      if (status.chosenPlan === undefined)
+        status.chosenPlan = { plan: measured.defaultPlan, source: 'default-after-timeout', at: nowIso() };
       enter('optimize');
     } else {
       status.chosenPlan = { plan: measured.defaultPlan, source: 'one-click', at: nowIso() };
@@ -158,7 +168,10 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     });
     const optimized = choice.model;
     status.benchmark = choice.benchmark;
-    finish('optimize', `plan ${plan} (${status.chosenPlan!.source}) of ${measured.plans.length} measured, ${status.benchmark.speedup.toFixed(2)}x speed, ${status.benchmark.sizeRatio.toFixed(2)}x smaller`);
+    finish(
+      'optimize',
+      `plan ${plan} (${status.chosenPlan!.source}) of ${measured.plans.length} measured, ${status.benchmark.speedup.toFixed(2)}x speed, ${status.benchmark.sizeRatio.toFixed(2)}x smaller`,
+    );
 
     // 3 container
     current = 'container';
@@ -188,18 +201,29 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     if (input.canary) {
       // A canary release: a new revision of a live deployment, watched by that deployment's monitor.
       // (Runs started before canaries existed have no `canary` and take the branch below unchanged.)
-      const deployed = await heavy.deployToLocalTarget({ ...deployInput, canary: { ...input.canary, version: input.version } });
+      const deployed = await heavy.deployToLocalTarget({
+        ...deployInput,
+        canary: { ...input.canary, version: input.version },
+      });
       const canary = deployed.canary!;
       status.endpoint = deployed.endpoint;
       status.inferUrl = deployed.inferUrl;
       status.canary = canary;
-      const split = Object.entries(canary.split).map(([r, p]) => `${r}=${p}%`).join(', ');
-      finish('deploy', `revision ${canary.revision} of ${canary.baseDeploymentId} with ${canary.percent}% of its traffic (${split}); ${deployed.replicas} replica(s) at ${deployed.endpoint}`);
+      const split = Object.entries(canary.split)
+        .map(([r, p]) => `${r}=${p}%`)
+        .join(', ');
+      finish(
+        'deploy',
+        `revision ${canary.revision} of ${canary.baseDeploymentId} with ${canary.percent}% of its traffic (${split}); ${deployed.replicas} replica(s) at ${deployed.endpoint}`,
+      );
 
       current = 'monitor';
       enter('monitor');
       status.monitorWorkflowId = canary.baseMonitorWorkflowId;
-      finish('monitor', `watched with every revision of ${canary.baseDeploymentId}${canary.baseMonitorWorkflowId ? ` by ${canary.baseMonitorWorkflowId}` : ''} (no monitor of its own)`);
+      finish(
+        'monitor',
+        `watched with every revision of ${canary.baseDeploymentId}${canary.baseMonitorWorkflowId ? ` by ${canary.baseMonitorWorkflowId}` : ''} (no monitor of its own)`,
+      );
 
       status.phase = 'live';
       upsertSearchAttributes([{ key: ferryStageKey, value: 'live' }]);
@@ -221,7 +245,10 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
       typedSearchAttributes: workflowInfo().typedSearchAttributes,
     });
     status.monitorWorkflowId = monitorId;
-    finish('monitor', `monitoring every ${Math.round(input.monitor.intervalMs / 1000)}s, hibernate after ${Math.round(input.monitor.idleHibernateMs / 1000)}s idle`);
+    finish(
+      'monitor',
+      `monitoring every ${Math.round(input.monitor.intervalMs / 1000)}s, hibernate after ${Math.round(input.monitor.idleHibernateMs / 1000)}s idle`,
+    );
 
     status.phase = 'live';
     upsertSearchAttributes([{ key: ferryStageKey, value: 'live' }]);

@@ -177,7 +177,13 @@ export interface CandidateMeasurement {
   /** The score: estimated USD per million batch-1 inferences (lower is better); see lib/optimize/score.ts. */
   costPerMillionUsd: number;
   /** Ratios against the original measured in the same run (>1 = better for size/speed). */
-  vsOriginal: { sizeRatio: number; gzipRatio: number; speedupP50: number; speedupLargeBatch?: number; memoryRatio: number };
+  vsOriginal: {
+    sizeRatio: number;
+    gzipRatio: number;
+    speedupP50: number;
+    speedupLargeBatch?: number;
+    memoryRatio: number;
+  };
 }
 
 export interface ThroughputFigures extends LatencyFigures {

@@ -7,8 +7,8 @@ import { heartbeat } from '@temporalio/activity';
 import { buildModelImage, pushImage } from '../../lib/image/modelImage';
 import type { ImageRecord } from '../../workflows/types';
 import { activityDeps } from '../deps';
-import { withScratchDir } from '../scratch';
 import type { ModelObject } from '../optimize';
+import { withScratchDir } from '../scratch';
 
 export function imageRepositoryFor(model: string): string {
   return `ferry/${model}`;

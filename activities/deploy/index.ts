@@ -7,10 +7,22 @@
  * with the same image changes nothing, so a retry is a no-op too.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { DeploymentNotFoundError, type DeploymentStatus, type DeploymentSpec, type ImageRef } from '../../lib/targets/deploymentTarget';
+import {
+  DeploymentNotFoundError,
+  type DeploymentSpec,
+  type DeploymentStatus,
+  type ImageRef,
+} from '../../lib/targets/deploymentTarget';
 import { GatewayRequestError } from '../../lib/targets/local';
 import { RevisionConflictError, specWithCanary } from '../../lib/targets/revisions';
-import { canaryRevisionName, type CanaryRequest, type CanaryStatus, type ImageRecord, type MonitorSettings, workflowIds } from '../../workflows/types';
+import {
+  type CanaryRequest,
+  type CanaryStatus,
+  canaryRevisionName,
+  type ImageRecord,
+  type MonitorSettings,
+  workflowIds,
+} from '../../workflows/types';
 import { activityDeps } from '../deps';
 import { whileHeartbeating } from '../heartbeat';
 
@@ -55,7 +67,10 @@ export async function deployToLocalTarget(input: DeployInput): Promise<DeployRes
     replicas: status.replicas.length,
     config: { replicas: input.replicas, monitor: input.monitor, inferUrl },
   });
-  await repo.recordEvent(input.deploymentId, 'deployed', { image: input.image.digest, replicas: status.replicas.length });
+  await repo.recordEvent(input.deploymentId, 'deployed', {
+    image: input.image.digest,
+    replicas: status.replicas.length,
+  });
   return { endpoint: status.endpoint, inferUrl, replicas: status.replicas.length };
 }
 
@@ -65,7 +80,10 @@ export async function deployToLocalTarget(input: DeployInput): Promise<DeployRes
  * until its replicas answer; no replica of the other revisions restarts. Records the version's row
  * (state 'canary', the base's endpoint; no monitor of its own) and a `canary-added` event on the base.
  */
-async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & { version: string }): Promise<DeployResult> {
+async function deployCanaryRevision(
+  input: DeployInput,
+  canary: CanaryRequest & { version: string },
+): Promise<DeployResult> {
   const { target, repo } = activityDeps();
   const revision = canaryRevisionName(canary.version);
   const image = imageRefOf(input.image);
@@ -89,13 +107,17 @@ async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & 
       throw err;
     }
     if (base.model !== input.model) {
-      throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: that deployment serves model "${base.model}"`, 'CanaryConflict');
+      throw ApplicationFailure.nonRetryable(
+        `cannot deploy ${what}: that deployment serves model "${base.model}"`,
+        'CanaryConflict',
+      );
     }
     let spec: DeploymentSpec | undefined;
     try {
       spec = specWithCanary(base, { name: revision, image, percent: canary.percent });
     } catch (err) {
-      if (err instanceof RevisionConflictError) throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: ${err.message}`, 'CanaryConflict');
+      if (err instanceof RevisionConflictError)
+        throw ApplicationFailure.nonRetryable(`cannot deploy ${what}: ${err.message}`, 'CanaryConflict');
       throw err;
     }
     if (!spec) {
@@ -104,7 +126,9 @@ async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & 
     }
     const apply = spec;
     try {
-      status = await whileHeartbeating({ step: `adding revision ${revision} to ${canary.of}` }, () => target.apply(apply, { ifMatch: base.specVersion }));
+      status = await whileHeartbeating({ step: `adding revision ${revision} to ${canary.of}` }, () =>
+        target.apply(apply, { ifMatch: base.specVersion }),
+      );
     } catch (err) {
       if (err instanceof GatewayRequestError && err.status === 409 && attempt < MAX_CONFLICTS) continue;
       // The gateway refused the spec (4xx): the same spec would be refused again.
@@ -133,10 +157,22 @@ async function deployCanaryRevision(input: DeployInput, canary: CanaryRequest & 
     replicas,
     config: { canaryOf: canary.of, revision, percent: result.percent, inferUrl },
   });
-  const detail = { revision, version: canary.version, deployment: input.deploymentId, image: input.image.digest, percent: result.percent, split: result.split };
+  const detail = {
+    revision,
+    version: canary.version,
+    deployment: input.deploymentId,
+    image: input.image.digest,
+    percent: result.percent,
+    split: result.split,
+  };
   // Deployments applied to the gateway by hand have no row (and so no events).
   if (baseRow) await repo.recordEventOnce(canary.of, 'canary-added', detail, { revision, image: input.image.digest });
-  await repo.recordEventOnce(input.deploymentId, 'deployed', { ...detail, canaryOf: canary.of }, { canaryOf: canary.of, image: input.image.digest });
+  await repo.recordEventOnce(
+    input.deploymentId,
+    'deployed',
+    { ...detail, canaryOf: canary.of },
+    { canaryOf: canary.of, image: input.image.digest },
+  );
   return { endpoint: status.endpoint, inferUrl, replicas, canary: result };
 }
 
@@ -150,5 +186,11 @@ function inferUrlOf(endpoint: string, model: string): string {
 
 /** The deployments row's fields that a plain deploy and a canary fill alike. */
 function deploymentRowOf(input: DeployInput, endpoint: string) {
-  return { id: input.deploymentId, modelVersionId: input.modelVersionId, imageId: input.imageId, target: 'local', endpoint };
+  return {
+    id: input.deploymentId,
+    modelVersionId: input.modelVersionId,
+    imageId: input.imageId,
+    target: 'local',
+    endpoint,
+  };
 }

@@ -2,7 +2,13 @@
  * Stage 5, monitor: read the serving replicas' Prometheus metrics through the target, store a sample,
  * hibernate when idle, destroy on undeploy.
  */
-import { histogramQuantile, intervalBuckets, mergedBuckets, parsePrometheusText, sumOf } from '../../lib/monitor/prometheus';
+import {
+  histogramQuantile,
+  intervalBuckets,
+  mergedBuckets,
+  parsePrometheusText,
+  sumOf,
+} from '../../lib/monitor/prometheus';
 import type { MetricsSnapshot, ServingState } from '../../workflows/types';
 import { activityDeps } from '../deps';
 

@@ -13,8 +13,8 @@ import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import { getPool } from '../../lib/db/pool';
 import type { EngineProgress } from '../../lib/optimize/engine';
 import { runOptimizationEngineInChild } from '../../lib/optimize/engineProcess';
-import { plansFromTable, benchmarkReportFor } from '../../lib/optimize/plans';
-import { recordOptimizationChoice as storeChoice, recordOptimizationTable } from '../../lib/optimize/results';
+import { benchmarkReportFor, plansFromTable } from '../../lib/optimize/plans';
+import { recordOptimizationTable, recordOptimizationChoice as storeChoice } from '../../lib/optimize/results';
 import { objectKeys } from '../../lib/store/objectStore';
 import type {
   ApprovalSource,
@@ -128,8 +128,11 @@ export async function recordOptimizationChoice(input: {
   approvedBy?: string;
 }): Promise<{ model: ModelObject; benchmark: BenchmarkReport }> {
   const candidate = input.table.candidates.find((c) => c.id === input.plan);
-  if (!candidate || candidate.state !== 'measured' || !candidate.artifact) {
-    throw ApplicationFailure.nonRetryable(`plan "${input.plan}" is not a measured candidate of this model`, 'UnknownPlan');
+  if (candidate?.state !== 'measured' || !candidate.artifact) {
+    throw ApplicationFailure.nonRetryable(
+      `plan "${input.plan}" is not a measured candidate of this model`,
+      'UnknownPlan',
+    );
   }
   const { config } = activityDeps();
   await storeChoice(getPool(config.postgres.url), {
@@ -145,6 +148,13 @@ export async function recordOptimizationChoice(input: {
 }
 
 function describe(p: EngineProgress): string {
-  const what = p.phase === 'transform' ? 'building' : p.phase === 'measure' ? 'measuring' : p.phase === 'tune' ? 'tuning' : p.phase;
+  const what =
+    p.phase === 'transform'
+      ? 'building'
+      : p.phase === 'measure'
+        ? 'measuring'
+        : p.phase === 'tune'
+          ? 'tuning'
+          : p.phase;
   return [what, p.candidate, p.detail && p.detail !== 'measuring' ? `(${p.detail})` : ''].filter(Boolean).join(' ');
 }

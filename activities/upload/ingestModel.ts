@@ -21,7 +21,11 @@ export interface IngestResult {
   summary: ModelSummary;
 }
 
-export async function ingestModel(input: { model: string; version: string; upload: StagedUpload }): Promise<IngestResult> {
+export async function ingestModel(input: {
+  model: string;
+  version: string;
+  upload: StagedUpload;
+}): Promise<IngestResult> {
   const { store, repo } = activityDeps();
   const { upload } = input;
 

@@ -19,8 +19,12 @@ export function ensurePeerPython(packages: string[], modules: string[] = package
   try {
     execFileSync(python, ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore' });
   } catch {
-    console.log(`installing the peer into ${PEER_VENV}: pip install ${packages.join(' ')} (a minute on a fresh machine)`);
-    execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...packages], { stdio: 'inherit' });
+    console.log(
+      `installing the peer into ${PEER_VENV}: pip install ${packages.join(' ')} (a minute on a fresh machine)`,
+    );
+    execFileSync(python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...packages], {
+      stdio: 'inherit',
+    });
   }
   return python;
 }

@@ -16,60 +16,67 @@ import { FerryClient, FerryError, UnknownDeploymentError } from '../sdk';
 import { dashboardPage, deploymentPage } from './pages';
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
 
-export async function startApiServer(config: FerryConfig, port = config.api.port): Promise<{ url: string; close(): Promise<void> }> {
+export async function startApiServer(
+  config: FerryConfig,
+  port = config.api.port,
+): Promise<{ url: string; close(): Promise<void> }> {
   const ferry = await FerryClient.connect(config);
   const repo = new FerryRepository(getPool(config.postgres.url));
 
-  const routes: Array<[string, RegExp, (m: RegExpExecArray, req: http.IncomingMessage, url: URL) => Promise<unknown>]> = [
-    ['GET', /^\/healthz$/, async () => ({ ok: true })],
-    ['GET', /^\/api\/deployments$/, async () => ferry.list()],
-    ['GET', /^\/api\/deployments\/([^/]+)$/, async (m) => deploymentView(ferry, repo, decodeURIComponent(m[1]))],
+  const routes: Array<[string, RegExp, (m: RegExpExecArray, req: http.IncomingMessage, url: URL) => Promise<unknown>]> =
     [
-      'POST',
-      /^\/api\/deployments\/([^/]+)\/approve$/,
-      async (m, req) => {
-        const body = (await readJson(req)) as { plan?: string; approvedBy?: string };
-        if (!body.plan) throw new HttpError(400, 'body needs a "plan"');
-        return ferry.approve(decodeURIComponent(m[1]), body.plan, body.approvedBy ?? 'dashboard');
-      },
-    ],
-    [
-      'POST',
-      /^\/api\/chatops\/approve$/,
-      async (_m, req) => {
-        const body = (await readJson(req)) as { deployment?: string; plan?: string; user?: string };
-        if (!body.deployment || !body.plan) throw new HttpError(400, 'body needs "deployment" and "plan"');
-        await ferry.approveBySignal(body.deployment, body.plan, body.user ?? 'chatops');
-        return { accepted: true, deployment: body.deployment, plan: body.plan };
-      },
-    ],
-    [
-      'POST',
-      /^\/api\/deployments$/,
-      async (_m, req, url) => {
-        // Raw ONNX bytes in the body, streamed to a temp file and then to the object store.
-        const name = url.searchParams.get('name');
-        if (!name) throw new HttpError(400, 'query parameter "name" is required');
-        const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-api-upload-'));
-        try {
-          const file = path.join(dir, `${name}.onnx`);
-          await pipeline(req, createWriteStream(file));
-          return await ferry.deploy(file, {
-            model: name,
-            version: url.searchParams.get('version') ?? undefined,
-            mode: url.searchParams.get('mode') === 'review' ? 'review' : 'one-click',
-          });
-        } finally {
-          await rm(dir, { recursive: true, force: true });
-        }
-      },
-    ],
-  ];
+      ['GET', /^\/healthz$/, async () => ({ ok: true })],
+      ['GET', /^\/api\/deployments$/, async () => ferry.list()],
+      ['GET', /^\/api\/deployments\/([^/]+)$/, async (m) => deploymentView(ferry, repo, decodeURIComponent(m[1]))],
+      [
+        'POST',
+        /^\/api\/deployments\/([^/]+)\/approve$/,
+        async (m, req) => {
+          const body = (await readJson(req)) as { plan?: string; approvedBy?: string };
+          if (!body.plan) throw new HttpError(400, 'body needs a "plan"');
+          return ferry.approve(decodeURIComponent(m[1]), body.plan, body.approvedBy ?? 'dashboard');
+        },
+      ],
+      [
+        'POST',
+        /^\/api\/chatops\/approve$/,
+        async (_m, req) => {
+          const body = (await readJson(req)) as { deployment?: string; plan?: string; user?: string };
+          if (!body.deployment || !body.plan) throw new HttpError(400, 'body needs "deployment" and "plan"');
+          await ferry.approveBySignal(body.deployment, body.plan, body.user ?? 'chatops');
+          return { accepted: true, deployment: body.deployment, plan: body.plan };
+        },
+      ],
+      [
+        'POST',
+        /^\/api\/deployments$/,
+        async (_m, req, url) => {
+          // Raw ONNX bytes in the body, streamed to a temp file and then to the object store.
+          const name = url.searchParams.get('name');
+          if (!name) throw new HttpError(400, 'query parameter "name" is required');
+          const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-api-upload-'));
+          try {
+            const file = path.join(dir, `${name}.onnx`);
+            await pipeline(req, createWriteStream(file));
+            return await ferry.deploy(file, {
+              model: name,
+              version: url.searchParams.get('version') ?? undefined,
+              mode: url.searchParams.get('mode') === 'review' ? 'review' : 'one-click',
+            });
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+        },
+      ],
+    ];
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -84,7 +91,13 @@ export async function startApiServer(config: FerryConfig, port = config.api.port
       sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}` });
     } catch (err) {
       const status =
-        err instanceof HttpError ? err.status : err instanceof UnknownDeploymentError ? 404 : err instanceof FerryError ? 400 : 500;
+        err instanceof HttpError
+          ? err.status
+          : err instanceof UnknownDeploymentError
+            ? 404
+            : err instanceof FerryError
+              ? 400
+              : 500;
       sendJson(res, status, { error: err instanceof Error ? err.message : String(err) });
     }
   });

@@ -4,18 +4,24 @@
  * traffic; promote gives one revision all of it and removes the others, rollback goes back to the
  * deployment's first revision. Flags are checked here before anything is contacted.
  */
-import { FerryError, type FerryClient, type RevisionChange } from '../sdk';
+import { type FerryClient, FerryError, type RevisionChange } from '../sdk';
 import { formatTraffic } from './traffic';
 
 /** `--canary 10`, `10%` or `12.5` → 10 / 12.5; from 0 to 100. */
 export function parseCanaryPercent(raw: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*%?\s*$/.exec(raw);
   const n = m ? Number(m[1]) : NaN;
-  if (!(n >= 0 && n <= 100)) throw new FerryError(`--canary must be a percentage of the traffic from 0 to 100, got "${raw}"`);
+  if (!(n >= 0 && n <= 100))
+    throw new FerryError(`--canary must be a percentage of the traffic from 0 to 100, got "${raw}"`);
   return n;
 }
 
-export async function promoteCommand(ferry: FerryClient, ref: string, revision: string, json: boolean): Promise<RevisionChange> {
+export async function promoteCommand(
+  ferry: FerryClient,
+  ref: string,
+  revision: string,
+  json: boolean,
+): Promise<RevisionChange> {
   const change = await ferry.promote(ref, revision);
   report(change, json, `Promoted revision ${change.kept} of ${change.deploymentId}`);
   return change;
@@ -33,7 +39,9 @@ function report(change: RevisionChange, json: boolean, done: string): void {
     return;
   }
   if (change.removed.length) {
-    console.log(`${done}: it serves all of the traffic; removed ${change.removed.join(', ')} (their replicas finished their requests and stopped).`);
+    console.log(
+      `${done}: it serves all of the traffic; removed ${change.removed.join(', ')} (their replicas finished their requests and stopped).`,
+    );
   } else {
     console.log(`${change.deploymentId} already serves revision ${change.kept} alone; nothing changed.`);
   }

@@ -1,9 +1,9 @@
 /** The `ferry` commands that talk to a running Ferry (Temporal, the gateway) through the SDK. */
 import { readFile } from 'node:fs/promises';
-import { FerryClient, FerryError, type InferRequest } from '../sdk';
-import type { DeploymentStatus, OptimizeSettings } from '../../workflows/types';
 import { formatTradeoffTable, tableFootnotes } from '../../lib/optimize/table';
-import { describeHeartbeat, formatBytes, StageProgressPrinter, bar } from './progress';
+import type { DeploymentStatus, OptimizeSettings } from '../../workflows/types';
+import { type FerryClient, FerryError, type InferRequest } from '../sdk';
+import { bar, describeHeartbeat, formatBytes, StageProgressPrinter } from './progress';
 
 export interface DeployCommandOptions {
   review: boolean;
@@ -18,7 +18,11 @@ export interface DeployCommandOptions {
   canary?: { percent: number; of?: string };
 }
 
-export async function deployCommand(ferry: FerryClient, file: string, opts: DeployCommandOptions): Promise<DeploymentStatus | undefined> {
+export async function deployCommand(
+  ferry: FerryClient,
+  file: string,
+  opts: DeployCommandOptions,
+): Promise<DeploymentStatus | undefined> {
   let lastShown = -1;
   const started = await ferry.deploy(file, {
     model: opts.model,
@@ -42,7 +46,9 @@ export async function deployCommand(ferry: FerryClient, file: string, opts: Depl
   if (started.alreadyExisted) {
     console.log(`Deployment ${started.deploymentId} already exists for this model version; not starting it again.`);
   } else {
-    console.log(`Deploying ${started.deploymentId} (${opts.review ? 'review' : 'one-click'} mode${opts.canary ? `, as a canary with ${opts.canary.percent}% of the traffic` : ''})`);
+    console.log(
+      `Deploying ${started.deploymentId} (${opts.review ? 'review' : 'one-click'} mode${opts.canary ? `, as a canary with ${opts.canary.percent}% of the traffic` : ''})`,
+    );
   }
   console.log(`  Temporal UI: ${ferry.temporalUiUrl(started.workflowId)}`);
   if (!opts.wait) return undefined;
@@ -57,14 +63,22 @@ export async function watchDeployment(ferry: FerryClient, ref: string): Promise<
   let announcedApproval = false;
   for (;;) {
     const status = await ferry.status(ref);
-    const progress = status.phase === 'live' || status.phase === 'failed' ? [] : await ferry.activityProgress(ref).catch(() => []);
+    const progress =
+      status.phase === 'live' || status.phase === 'failed' ? [] : await ferry.activityProgress(ref).catch(() => []);
     printer.update(status, describeHeartbeat(progress[0]?.details));
     if (status.phase === 'awaiting-approval' && !announcedApproval) {
       announcedApproval = true;
       printer.clearLive();
       printPlans(status);
-      console.log(`  Waiting for approval until ${status.approvalDeadline} (then the default, ${status.defaultPlan}, is taken):`);
-      console.log(`    ferry approve ${status.deploymentId} --plan <${(status.plans ?? []).filter((p) => p.withinBudget !== false).map((p) => p.id).join('|')}>`);
+      console.log(
+        `  Waiting for approval until ${status.approvalDeadline} (then the default, ${status.defaultPlan}, is taken):`,
+      );
+      console.log(
+        `    ferry approve ${status.deploymentId} --plan <${(status.plans ?? [])
+          .filter((p) => p.withinBudget !== false)
+          .map((p) => p.id)
+          .join('|')}>`,
+      );
     }
     if (status.phase === 'live') return status;
     if (status.phase === 'failed') throw new FerryError(status.error ?? 'deployment failed');
@@ -76,7 +90,8 @@ function printPlans(status: DeploymentStatus): void {
   if (status.optimization) {
     // The plans are the measured candidates: show the table they were measured in.
     console.log('  Optimization candidates (measured against the original in one run):');
-    for (const line of formatTradeoffTable(status.optimization, { indent: '    ', chosen: status.chosenPlan?.plan })) console.log(line);
+    for (const line of formatTradeoffTable(status.optimization, { indent: '    ', chosen: status.chosenPlan?.plan }))
+      console.log(line);
     for (const line of tableFootnotes(status.optimization, '    ').slice(0, 1)) console.log(line);
     return;
   }
@@ -94,12 +109,23 @@ export function printDeploymentSummary(ferry: FerryClient, s: DeploymentStatus):
         `p95 ${b.candidate.latency.p95Ms.toFixed(3)} ms vs ${b.original.latency.p95Ms.toFixed(3)} ms, size ${formatBytes(b.candidate.sizeBytes)} vs ${formatBytes(b.original.sizeBytes)}, max |diff| ${b.maxAbsDiff.toExponential(2)}`,
     );
   }
-  if (s.image) console.log(`  Image:       ${s.image.registry.replace(/^https?:\/\//, '')}/${s.image.repository}@${s.image.digest}`);
+  if (s.image)
+    console.log(
+      `  Image:       ${s.image.registry.replace(/^https?:\/\//, '')}/${s.image.repository}@${s.image.digest}`,
+    );
   if (s.canary) {
     const c = s.canary;
-    console.log(`  Canary:      revision ${c.revision} of ${c.baseDeploymentId}, ${c.percent}% of its traffic (split ${Object.entries(c.split).map(([r, p]) => `${r}=${p}%`).join(', ')})`);
+    console.log(
+      `  Canary:      revision ${c.revision} of ${c.baseDeploymentId}, ${c.percent}% of its traffic (split ${Object.entries(
+        c.split,
+      )
+        .map(([r, p]) => `${r}=${p}%`)
+        .join(', ')})`,
+    );
     console.log(`               responses carry x-ferry-revision; send x-ferry-variant: ${c.revision} to ask for it`);
-    console.log(`               ferry promote ${c.baseDeploymentId} --revision ${c.revision}   |   ferry rollback ${c.baseDeploymentId}`);
+    console.log(
+      `               ferry promote ${c.baseDeploymentId} --revision ${c.revision}   |   ferry rollback ${c.baseDeploymentId}`,
+    );
   }
   console.log(`  Endpoint:    ${s.inferUrl ?? '-'}`);
   console.log(`  Dashboard:   ${ferry.dashboardUrl(s.deploymentId)}`);
@@ -116,12 +142,17 @@ export async function statusCommand(ferry: FerryClient, ref: string, json: boole
   console.log(`${status.deploymentId}: ${status.phase} ${bar(status.percent)}`);
   for (const s of status.stages) console.log(`  ${s.state.padEnd(8)} ${s.stage.padEnd(9)} ${s.detail ?? ''}`);
   if (status.phase === 'awaiting-approval' || status.optimization) printPlans(status);
-  if (status.chosenPlan) console.log(`  Plan: ${status.chosenPlan.plan} (${status.chosenPlan.source}${status.chosenPlan.approvedBy ? ` by ${status.chosenPlan.approvedBy}` : ''})`);
+  if (status.chosenPlan)
+    console.log(
+      `  Plan: ${status.chosenPlan.plan} (${status.chosenPlan.source}${status.chosenPlan.approvedBy ? ` by ${status.chosenPlan.approvedBy}` : ''})`,
+    );
   if (serving) {
     const l = serving.lastSample;
     console.log(
       `  Serving: ${serving.servingState}, ${serving.hibernations} hibernation(s)` +
-        (l ? `, ${l.requestCount} requests, p50 ${l.latencyP50Ms?.toFixed(2) ?? '-'} ms, p95 ${l.latencyP95Ms?.toFixed(2) ?? '-'} ms, idle ${Math.round(l.idleMs / 1000)}s` : ''),
+        (l
+          ? `, ${l.requestCount} requests, p50 ${l.latencyP50Ms?.toFixed(2) ?? '-'} ms, p95 ${l.latencyP95Ms?.toFixed(2) ?? '-'} ms, idle ${Math.round(l.idleMs / 1000)}s`
+          : ''),
     );
   }
   if (status.canary) {
@@ -134,7 +165,9 @@ export async function statusCommand(ferry: FerryClient, ref: string, json: boole
   } else if (status.inferUrl) {
     const own = await ferry.gatewayStatus(status.deploymentId).catch(() => undefined);
     if (own && (own.revisions.length > 1 || own.revisions[0]?.name !== 'default')) {
-      console.log(`  Revisions: ${own.revisions.map((r) => `${r.name} ${r.percent}%`).join(', ')}${own.traffic.rules.length ? ` (+${own.traffic.rules.length} header rule(s))` : ''}`);
+      console.log(
+        `  Revisions: ${own.revisions.map((r) => `${r.name} ${r.percent}%`).join(', ')}${own.traffic.rules.length ? ` (+${own.traffic.rules.length} header rule(s))` : ''}`,
+      );
     }
   }
   if (status.error) console.log(`  Error: ${status.error}`);
@@ -152,8 +185,13 @@ export async function listCommand(ferry: FerryClient, json: boolean): Promise<vo
     return;
   }
   const w = Math.max(10, ...rows.map((r) => r.deploymentId.length));
-  console.log(`${'DEPLOYMENT'.padEnd(w)}  ${'STAGE'.padEnd(18)}  ${'RUN'.padEnd(10)}  ${'STARTED'.padEnd(24)}  SERVING`);
-  for (const r of rows) console.log(`${r.deploymentId.padEnd(w)}  ${r.stage.padEnd(18)}  ${r.status.padEnd(10)}  ${r.startTime.padEnd(24)}  ${r.serving ?? '-'}`);
+  console.log(
+    `${'DEPLOYMENT'.padEnd(w)}  ${'STAGE'.padEnd(18)}  ${'RUN'.padEnd(10)}  ${'STARTED'.padEnd(24)}  SERVING`,
+  );
+  for (const r of rows)
+    console.log(
+      `${r.deploymentId.padEnd(w)}  ${r.stage.padEnd(18)}  ${r.status.padEnd(10)}  ${r.startTime.padEnd(24)}  ${r.serving ?? '-'}`,
+    );
 }
 
 export async function inferCommand(ferry: FerryClient, ref: string, inputFile: string): Promise<void> {
@@ -166,6 +204,7 @@ export async function inferCommand(ferry: FerryClient, ref: string, inputFile: s
   } catch (err) {
     throw new FerryError(`input file ${inputFile} is not JSON: ${(err as Error).message}`);
   }
-  if (!Array.isArray(request.inputs)) throw new FerryError(`input file ${inputFile} needs an "inputs" array (Open Inference Protocol v2)`);
+  if (!Array.isArray(request.inputs))
+    throw new FerryError(`input file ${inputFile} needs an "inputs" array (Open Inference Protocol v2)`);
   console.log(JSON.stringify(await ferry.infer(ref, request), null, 2));
 }

@@ -43,14 +43,23 @@ export async function runDemo(config: FerryConfig): Promise<void> {
     const rand = seededRandom(7);
     const data = Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => Number((rand() * 2 - 1).toFixed(4)));
     const t0 = performance.now();
-    const answer = await ferry.infer(status.deploymentId, { inputs: [{ name: input.name, shape, datatype: input.dataType, data }] });
+    const answer = await ferry.infer(status.deploymentId, {
+      inputs: [{ name: input.name, shape, datatype: input.dataType, data }],
+    });
     const ms = performance.now() - t0;
     const out = answer.outputs[0];
     const values = out.data as number[];
     const top = values.reduce((best, v, i) => (v > values[best] ? i : best), 0);
     console.log(`\nOne inference through the endpoint (${ms.toFixed(1)} ms):`);
-    console.log(`  ${out.name} ${JSON.stringify(out.shape)} = [${values.slice(0, 10).map((v) => v.toFixed(4)).join(', ')}${values.length > 10 ? ', ...' : ''}]  (top class ${top})`);
-    console.log(`\nTry it yourself:\n  curl -s -X POST ${status.inferUrl} -H 'content-type: application/json' \\\n    -d '{"inputs":[{"name":"${input.name}","shape":${JSON.stringify(shape)},"datatype":"${input.dataType}","data":[...${data.length} numbers]}]}'`);
+    console.log(
+      `  ${out.name} ${JSON.stringify(out.shape)} = [${values
+        .slice(0, 10)
+        .map((v) => v.toFixed(4))
+        .join(', ')}${values.length > 10 ? ', ...' : ''}]  (top class ${top})`,
+    );
+    console.log(
+      `\nTry it yourself:\n  curl -s -X POST ${status.inferUrl} -H 'content-type: application/json' \\\n    -d '{"inputs":[{"name":"${input.name}","shape":${JSON.stringify(shape)},"datatype":"${input.dataType}","data":[...${data.length} numbers]}]}'`,
+    );
   } finally {
     await ferry.close();
   }

@@ -4,12 +4,12 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../../lib/config';
+import { parseBudget } from '../../lib/optimize/budget';
+import type { AccuracyBudget } from '../../workflows/types';
 import { FerryClient, FerryError } from '../sdk';
 import { describeStart, FERRY_SERVICES, serviceStatus, startService, stopService } from '../services';
 import { deployCommand, inferCommand, listCommand, statusCommand } from './commands';
 import { parseDuration } from './duration';
-import { parseBudget } from '../../lib/optimize/budget';
-import type { AccuracyBudget } from '../../workflows/types';
 
 const HELP = `ferry — deploy a trained model at the lowest cost that meets its latency goal
 
@@ -88,16 +88,28 @@ async function main(argv: string[]): Promise<number> {
           'canary-of': { type: 'string' },
         },
       });
-      if (positionals.length !== 1) throw new FerryError('usage: ferry deploy <model.onnx> [--review] [--canary PERCENT [--canary-of <deployment>]]');
-      if (values['canary-of'] !== undefined && values.canary === undefined) throw new FerryError('--canary-of needs --canary PERCENT');
+      if (positionals.length !== 1)
+        throw new FerryError(
+          'usage: ferry deploy <model.onnx> [--review] [--canary PERCENT [--canary-of <deployment>]]',
+        );
+      if (values['canary-of'] !== undefined && values.canary === undefined)
+        throw new FerryError('--canary-of needs --canary PERCENT');
       if (values.canary !== undefined && values.replicas !== undefined) {
-        throw new FerryError("--replicas cannot be given with --canary: the revision follows its deployment's scaling (change it with `ferry scale`)");
+        throw new FerryError(
+          "--replicas cannot be given with --canary: the revision follows its deployment's scaling (change it with `ferry scale`)",
+        );
       }
       const { parseCanaryPercent } = await import('./canary');
-      const canary = values.canary === undefined ? undefined : { percent: parseCanaryPercent(values.canary), of: values['canary-of'] };
+      const canary =
+        values.canary === undefined
+          ? undefined
+          : { percent: parseCanaryPercent(values.canary), of: values['canary-of'] };
       const optimize =
         values.techniques || values['accuracy-budget']
-          ? { techniques: values.techniques ? splitList(values.techniques) : undefined, budget: values['accuracy-budget'] ? budgetOption(values['accuracy-budget']) : undefined }
+          ? {
+              techniques: values.techniques ? splitList(values.techniques) : undefined,
+              budget: values['accuracy-budget'] ? budgetOption(values['accuracy-budget']) : undefined,
+            }
           : undefined;
       await withClient((ferry) =>
         deployCommand(ferry, positionals[0], {
@@ -130,7 +142,8 @@ async function main(argv: string[]): Promise<number> {
           json: { type: 'boolean', default: false },
         },
       });
-      if (positionals.length !== 1 || !values.out) throw new FerryError('usage: ferry optimize <model.onnx> --out DIR [--techniques a,b] [--json]');
+      if (positionals.length !== 1 || !values.out)
+        throw new FerryError('usage: ferry optimize <model.onnx> --out DIR [--techniques a,b] [--json]');
       const { optimizeCommand } = await import('./optimize');
       await optimizeCommand(positionals[0], {
         out: values.out,
@@ -138,14 +151,21 @@ async function main(argv: string[]): Promise<number> {
         calibrationFile: values.calibration,
         inputsFile: values.inputs,
         budget: values['accuracy-budget'] ? budgetOption(values['accuracy-budget']) : undefined,
-        target: { ...(values.threads ? { threads: positiveInt('--threads', values.threads) } : {}), sameMachine: values['same-machine'] },
+        target: {
+          ...(values.threads ? { threads: positiveInt('--threads', values.threads) } : {}),
+          sameMachine: values['same-machine'],
+        },
         measureMs: values['measure-ms'] ? positiveInt('--measure-ms', values['measure-ms']) : undefined,
         json: values.json!,
       });
       return 0;
     }
     case 'status': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { json: { type: 'boolean', default: false } },
+      });
       if (positionals.length !== 1) throw new FerryError('usage: ferry status <deployment> [--json]');
       await withClient((ferry) => statusCommand(ferry, positionals[0], values.json!));
       return 0;
@@ -156,7 +176,8 @@ async function main(argv: string[]): Promise<number> {
         allowPositionals: true,
         options: { plan: { type: 'string' }, by: { type: 'string' }, signal: { type: 'boolean', default: false } },
       });
-      if (positionals.length !== 1 || !values.plan) throw new FerryError('usage: ferry approve <deployment> --plan <plan>');
+      if (positionals.length !== 1 || !values.plan)
+        throw new FerryError('usage: ferry approve <deployment> --plan <plan>');
       await withClient(async (ferry) => {
         if (values.signal) {
           await ferry.approveBySignal(positionals[0], values.plan!, values.by ?? 'cli');
@@ -174,8 +195,13 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'infer': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { input: { type: 'string' } } });
-      if (positionals.length !== 1 || !values.input) throw new FerryError('usage: ferry infer <deployment> --input request.json');
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { input: { type: 'string' } },
+      });
+      if (positionals.length !== 1 || !values.input)
+        throw new FerryError('usage: ferry infer <deployment> --input request.json');
       await withClient((ferry) => inferCommand(ferry, positionals[0], values.input!));
       return 0;
     }
@@ -190,7 +216,10 @@ async function main(argv: string[]): Promise<number> {
           json: { type: 'boolean', default: false },
         },
       });
-      if (positionals.length !== 1) throw new FerryError('usage: ferry traffic <deployment> [--split a=90,b=10] [--rule header:value=revision ...] [--clear-rules] [--json]');
+      if (positionals.length !== 1)
+        throw new FerryError(
+          'usage: ferry traffic <deployment> [--split a=90,b=10] [--rule header:value=revision ...] [--clear-rules] [--json]',
+        );
       const { parseTrafficFlags, trafficCommand } = await import('./traffic');
       const request = parseTrafficFlags(values);
       await withClient((ferry) => trafficCommand(ferry, positionals[0], request, values.json!));
@@ -211,7 +240,10 @@ async function main(argv: string[]): Promise<number> {
           json: { type: 'boolean', default: false },
         },
       });
-      if (positionals.length !== 1) throw new FerryError('usage: ferry scale <deployment> [--replicas N | --min N --max N ...] [--scale-to-zero-after 10m | --no-scale-to-zero] [--json]');
+      if (positionals.length !== 1)
+        throw new FerryError(
+          'usage: ferry scale <deployment> [--replicas N | --min N --max N ...] [--scale-to-zero-after 10m | --no-scale-to-zero] [--json]',
+        );
       const { parseScaleFlags, scaleCommand } = await import('./traffic');
       const change = parseScaleFlags(values);
       await withClient((ferry) => scaleCommand(ferry, positionals[0], change, values.json!));
@@ -223,13 +255,18 @@ async function main(argv: string[]): Promise<number> {
         allowPositionals: true,
         options: { revision: { type: 'string' }, json: { type: 'boolean', default: false } },
       });
-      if (positionals.length !== 1 || !values.revision) throw new FerryError('usage: ferry promote <deployment> --revision <name> [--json]');
+      if (positionals.length !== 1 || !values.revision)
+        throw new FerryError('usage: ferry promote <deployment> --revision <name> [--json]');
       const { promoteCommand } = await import('./canary');
       await withClient((ferry) => promoteCommand(ferry, positionals[0], values.revision!, values.json!));
       return 0;
     }
     case 'rollback': {
-      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { json: { type: 'boolean', default: false } },
+      });
       if (positionals.length !== 1) throw new FerryError('usage: ferry rollback <deployment> [--json]');
       const { rollbackCommand } = await import('./canary');
       await withClient((ferry) => rollbackCommand(ferry, positionals[0], values.json!));
@@ -269,7 +306,9 @@ async function main(argv: string[]): Promise<number> {
       let ok = true;
       for (const s of await serviceStatus(config)) {
         ok &&= s.healthy;
-        console.log(`${s.name.padEnd(8)} ${s.healthy ? 'healthy' : s.pid ? 'unhealthy' : 'stopped'}${s.pid ? ` pid ${s.pid}` : ''}  log ${s.log}`);
+        console.log(
+          `${s.name.padEnd(8)} ${s.healthy ? 'healthy' : s.pid ? 'unhealthy' : 'stopped'}${s.pid ? ` pid ${s.pid}` : ''}  log ${s.log}`,
+        );
       }
       return ok ? 0 : 1;
     }
@@ -281,7 +320,11 @@ async function main(argv: string[]): Promise<number> {
     case 'example': {
       const { values } = parseArgs({ args: rest, options: { out: { type: 'string' }, 'size-mb': { type: 'string' } } });
       const { writeExampleModel } = await import('./demo');
-      const file = await writeExampleModel(config, values.out, values['size-mb'] ? Number(values['size-mb']) : undefined);
+      const file = await writeExampleModel(
+        config,
+        values.out,
+        values['size-mb'] ? Number(values['size-mb']) : undefined,
+      );
       console.log(file);
       return 0;
     }
@@ -297,17 +340,30 @@ async function main(argv: string[]): Promise<number> {
           'max-queue-delay': { type: 'string' },
         },
       });
-      if (!positionals.length) throw new FerryError('usage: ferry serve <model.onnx> [more.onnx ...] [--port N] [--host H] [--threads N] [--batch N [--max-queue-delay MS]]');
-      if (values['max-queue-delay'] !== undefined && values.batch === undefined) throw new FerryError('--max-queue-delay needs --batch N (dynamic batching is off without it)');
+      if (!positionals.length)
+        throw new FerryError(
+          'usage: ferry serve <model.onnx> [more.onnx ...] [--port N] [--host H] [--threads N] [--batch N [--max-queue-delay MS]]',
+        );
+      if (values['max-queue-delay'] !== undefined && values.batch === undefined)
+        throw new FerryError('--max-queue-delay needs --batch N (dynamic batching is off without it)');
       const maxQueueDelayMs = values['max-queue-delay'] === undefined ? undefined : Number(values['max-queue-delay']);
       if (maxQueueDelayMs !== undefined && !(maxQueueDelayMs >= 0 && maxQueueDelayMs <= 60_000)) {
-        throw new FerryError(`--max-queue-delay must be milliseconds in [0, 60000], got "${values['max-queue-delay']}"`);
+        throw new FerryError(
+          `--max-queue-delay must be milliseconds in [0, 60000], got "${values['max-queue-delay']}"`,
+        );
       }
       const { serveModelFiles } = await import('./serve');
       await serveModelFiles(positionals, positiveInt('--port', values.port!), {
         host: values.host,
-        sessionOptions: values.threads === undefined ? undefined : { intraOpNumThreads: positiveInt('--threads', values.threads) },
-        batching: values.batch === undefined ? undefined : { maxBatchSize: positiveInt('--batch', values.batch), ...(maxQueueDelayMs !== undefined ? { maxQueueDelayMs } : {}) },
+        sessionOptions:
+          values.threads === undefined ? undefined : { intraOpNumThreads: positiveInt('--threads', values.threads) },
+        batching:
+          values.batch === undefined
+            ? undefined
+            : {
+                maxBatchSize: positiveInt('--batch', values.batch),
+                ...(maxQueueDelayMs !== undefined ? { maxQueueDelayMs } : {}),
+              },
       });
       return await new Promise<number>(() => {}); // until a signal stops it
     }
@@ -316,7 +372,11 @@ async function main(argv: string[]): Promise<number> {
       return await new Promise<number>(() => {});
     case 'gateway': {
       const { startGateway } = await import('../../lib/gateway');
-      const gw = await startGateway({ port: config.gateway.port, host: config.gateway.host, stateDir: config.stateDir });
+      const gw = await startGateway({
+        port: config.gateway.port,
+        host: config.gateway.host,
+        stateDir: config.stateDir,
+      });
       console.log(`ferry gateway: ${gw.url}`);
       const stop = () => gw.close().then(() => process.exit(0));
       process.once('SIGTERM', stop);
@@ -345,7 +405,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function splitList(raw: string): string[] {
-  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function budgetOption(raw: string): Partial<AccuracyBudget> {

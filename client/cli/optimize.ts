@@ -27,13 +27,18 @@ export interface OptimizeCommandOptions {
 export async function readCalibration(file: string): Promise<CalibrationSample[]> {
   const parsed = await readJson(file, 'calibration file');
   const samples = Array.isArray(parsed) ? parsed : (parsed as { samples?: unknown }).samples;
-  if (!Array.isArray(samples) || samples.length === 0) throw new FerryError(`calibration file ${file}: expected a non-empty array of samples (or { "samples": [...] })`);
+  if (!Array.isArray(samples) || samples.length === 0)
+    throw new FerryError(`calibration file ${file}: expected a non-empty array of samples (or { "samples": [...] })`);
   return samples.map((sample, i) => {
     const out: CalibrationSample = {};
     for (const [name, t] of Object.entries(sample as Record<string, { dims?: number[]; data?: number[] }>)) {
-      if (!Array.isArray(t?.dims) || !Array.isArray(t?.data)) throw new FerryError(`calibration file ${file}: sample ${i} input "${name}" needs "dims" and "data" arrays`);
+      if (!Array.isArray(t?.dims) || !Array.isArray(t?.data))
+        throw new FerryError(`calibration file ${file}: sample ${i} input "${name}" needs "dims" and "data" arrays`);
       const n = t.dims.reduce((a, b) => a * b, 1);
-      if (n !== t.data.length) throw new FerryError(`calibration file ${file}: sample ${i} input "${name}" has ${t.data.length} values for dims [${t.dims.join(', ')}]`);
+      if (n !== t.data.length)
+        throw new FerryError(
+          `calibration file ${file}: sample ${i} input "${name}" has ${t.data.length} values for dims [${t.dims.join(', ')}]`,
+        );
       out[name] = { dims: t.dims, data: Float32Array.from(t.data) };
     }
     return out;
@@ -41,9 +46,15 @@ export async function readCalibration(file: string): Promise<CalibrationSample[]
 }
 
 /** `{ "fixed": { "sr": { "type": "int64", "dims": [], "data": [16000] } }, "dims": { "sequence": 512 } }`. */
-export async function readInputs(file: string): Promise<{ fixed?: Record<string, FixedInputJson>; dims?: Record<string, number> }> {
-  const parsed = (await readJson(file, 'inputs file')) as { fixed?: Record<string, FixedInputJson>; dims?: Record<string, number> };
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new FerryError(`inputs file ${file}: expected { "fixed": {...}, "dims": {...} }`);
+export async function readInputs(
+  file: string,
+): Promise<{ fixed?: Record<string, FixedInputJson>; dims?: Record<string, number> }> {
+  const parsed = (await readJson(file, 'inputs file')) as {
+    fixed?: Record<string, FixedInputJson>;
+    dims?: Record<string, number>;
+  };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new FerryError(`inputs file ${file}: expected { "fixed": {...}, "dims": {...} }`);
   return { fixed: parsed.fixed, dims: parsed.dims };
 }
 
@@ -100,10 +111,19 @@ export async function optimizeCommand(file: string, opts: OptimizeCommandOptions
   const reportPath = path.join(opts.out, 'report.json');
   const textPath = path.join(opts.out, 'report.txt');
   const text = [
-    `${path.basename(file)}: ${table.analysis.parameterCount.toLocaleString()} parameters, ${table.analysis.macsEstimate.toLocaleString()} MACs, op mix ${Object.entries(table.analysis.opMix).map(([k, v]) => `${k} ${v}`).join(', ')}${table.analysis.dynamicDims.length ? `, dynamic dims ${table.analysis.dynamicDims.join(', ')}` : ''}`,
+    `${path.basename(file)}: ${table.analysis.parameterCount.toLocaleString()} parameters, ${table.analysis.macsEstimate.toLocaleString()} MACs, op mix ${Object.entries(
+      table.analysis.opMix,
+    )
+      .map(([k, v]) => `${k} ${v}`)
+      .join(
+        ', ',
+      )}${table.analysis.dynamicDims.length ? `, dynamic dims ${table.analysis.dynamicDims.join(', ')}` : ''}`,
     '',
     'Recommendations:',
-    ...table.recommendations.map((r) => `  ${r.rank}. ${r.technique.padEnd(16)} ${r.applicable ? r.expectedEffect : r.reasons[0]}${r.applicable && r.reasons.length ? ` [${r.reasons.join('; ')}]` : ''}`),
+    ...table.recommendations.map(
+      (r) =>
+        `  ${r.rank}. ${r.technique.padEnd(16)} ${r.applicable ? r.expectedEffect : r.reasons[0]}${r.applicable && r.reasons.length ? ` [${r.reasons.join('; ')}]` : ''}`,
+    ),
     '',
     'Trade-off table (ratios against the original, measured in this run):',
     ...formatTradeoffTable(table, { indent: '  ' }),
@@ -119,13 +139,17 @@ export async function optimizeCommand(file: string, opts: OptimizeCommandOptions
     return;
   }
   console.log(text.join('\n'));
-  console.log(`\nWrote ${Object.keys(files).length} candidate model(s) and report.json / report.txt to ${opts.out} (in ${(table.elapsedMs / 1000).toFixed(1)}s).`);
+  console.log(
+    `\nWrote ${Object.keys(files).length} candidate model(s) and report.json / report.txt to ${opts.out} (in ${(table.elapsedMs / 1000).toFixed(1)}s).`,
+  );
 }
 
 /** The chosen candidate and how it would be served (its session options and the batching decision). */
 function bestLines(table: OptimizationTable): string[] {
   const best = table.candidates.find((c) => c.id === table.best);
-  const lines = [`Best within the budget: ${table.best}${best?.sessionOptions ? ` with session options ${JSON.stringify(best.sessionOptions)}` : ''}`];
+  const lines = [
+    `Best within the budget: ${table.best}${best?.sessionOptions ? ` with session options ${JSON.stringify(best.sessionOptions)}` : ''}`,
+  ];
   const batchingNote = best?.notes.find((n) => n.startsWith('dynamic batching'));
   if (batchingNote) lines.push(`Serving: ${batchingNote}`);
   return lines;

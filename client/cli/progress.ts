@@ -36,7 +36,7 @@ export class StageProgressPrinter {
     }
     if (status.phase === 'live' || status.phase === 'failed') return;
     const running = status.stages.find((s) => s.state === 'running');
-    const label = status.phase === 'awaiting-approval' ? 'waiting for approval' : running?.stage ?? status.phase;
+    const label = status.phase === 'awaiting-approval' ? 'waiting for approval' : (running?.stage ?? status.phase);
     if (isTty) {
       process.stdout.write(`  ${bar(status.percent)} ${label}${activityDetail ? `: ${activityDetail}` : ''}`);
       this.liveLine = true;

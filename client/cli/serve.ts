@@ -24,7 +24,9 @@ export interface ServeOptions {
 export async function serveModelFiles(files: string[], port: number, options: ServeOptions = {}): Promise<void> {
   const manifest = files.length === 1 ? manifestPathOf(files[0]) : undefined;
   if (manifest && (options.batching || options.sessionOptions)) {
-    throw new Error('--batch and --threads apply to .onnx files; a manifest sets "batching" and "sessionOptions" per model');
+    throw new Error(
+      '--batch and --threads apply to .onnx files; a manifest sets "batching" and "sessionOptions" per model',
+    );
   }
   const { modelDir, names } = manifest ? await modelDirFromManifest(manifest) : await modelDirFromFiles(files, options);
   const server = await startInferenceServer({ modelDir, port, host: options.host, log: (m) => console.log(m) });
@@ -47,19 +49,30 @@ function manifestPathOf(arg: string): string | undefined {
 
 async function modelDirFromManifest(file: string): Promise<{ modelDir: string; names: string[] }> {
   const parsed = JSON.parse(await readFile(file, 'utf8')) as { models?: Array<{ name: string; path: string }> };
-  if (path.basename(file) === MODEL_MANIFEST_FILE) return { modelDir: path.dirname(file), names: (parsed.models ?? []).map((m) => m.name) };
+  if (path.basename(file) === MODEL_MANIFEST_FILE)
+    return { modelDir: path.dirname(file), names: (parsed.models ?? []).map((m) => m.name) };
   // Another file name: the server reads <dir>/ferry-models.json, so write one whose paths point back.
   const modelDir = await mkdtemp(path.join(os.tmpdir(), 'ferry-serve-'));
-  const models = (parsed.models ?? []).map((m) => ({ ...m, path: typeof m.path === 'string' ? path.resolve(path.dirname(file), m.path) : m.path }));
+  const models = (parsed.models ?? []).map((m) => ({
+    ...m,
+    path: typeof m.path === 'string' ? path.resolve(path.dirname(file), m.path) : m.path,
+  }));
   await writeFile(path.join(modelDir, MODEL_MANIFEST_FILE), JSON.stringify({ ...parsed, models }, null, 2));
   return { modelDir, names: models.map((m) => m.name) };
 }
 
-async function modelDirFromFiles(files: string[], options: ServeOptions): Promise<{ modelDir: string; names: string[] }> {
+async function modelDirFromFiles(
+  files: string[],
+  options: ServeOptions,
+): Promise<{ modelDir: string; names: string[] }> {
   const modelDir = await mkdtemp(path.join(os.tmpdir(), 'ferry-serve-'));
   const models = [];
   for (const file of files) {
-    const name = path.basename(file).replace(/\.onnx$/i, '').toLowerCase().replace(/[^a-z0-9_.-]+/g, '-');
+    const name = path
+      .basename(file)
+      .replace(/\.onnx$/i, '')
+      .toLowerCase()
+      .replace(/[^a-z0-9_.-]+/g, '-');
     await mkdir(path.join(modelDir, name), { recursive: true });
     await symlink(path.resolve(file), path.join(modelDir, name, 'model.onnx'));
     models.push({

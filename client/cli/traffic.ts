@@ -3,7 +3,14 @@
  * replica counts, autoscaling and scale to zero, shown and changed through the gateway (via the SDK).
  * Flags are parsed here into SDK changes, so a malformed one is refused before anything is contacted.
  */
-import { FerryError, type FerryClient, type GatewayDeploymentStatus, type ScalingChange, type TrafficPolicy, type TrafficRule } from '../sdk';
+import {
+  type FerryClient,
+  FerryError,
+  type GatewayDeploymentStatus,
+  type ScalingChange,
+  type TrafficPolicy,
+  type TrafficRule,
+} from '../sdk';
 import { parseDuration } from './duration';
 
 // ---- ferry traffic ----
@@ -25,13 +32,17 @@ export interface TrafficRequest {
 /** `a=90,b=10` → {a: 90, b: 10}. The sum and the names are checked by the SDK against the deployment. */
 export function parseSplit(raw: string): Record<string, number> {
   const split: Record<string, number> = {};
-  for (const part of raw.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^([^=\s]+)\s*=\s*(\d+(?:\.\d+)?)%?$/.exec(part);
     if (!m) throw new FerryError(`--split: "${part}" is not revision=percent (example: --split stable=90,canary=10)`);
     if (m[1] in split) throw new FerryError(`--split: revision "${m[1]}" is given twice`);
     split[m[1]] = Number(m[2]);
   }
-  if (Object.keys(split).length === 0) throw new FerryError('--split: give revision=percent pairs, e.g. --split stable=90,canary=10');
+  if (Object.keys(split).length === 0)
+    throw new FerryError('--split: give revision=percent pairs, e.g. --split stable=90,canary=10');
   return split;
 }
 
@@ -39,10 +50,14 @@ export function parseSplit(raw: string): Record<string, number> {
 export function parseRule(raw: string): TrafficRule {
   const colon = raw.indexOf(':');
   const equals = raw.lastIndexOf('=');
-  if (colon <= 0 || equals < colon) throw new FerryError(`--rule: "${raw}" is not header:value=revision (example: --rule x-user-group:beta=canary)`);
+  if (colon <= 0 || equals < colon)
+    throw new FerryError(`--rule: "${raw}" is not header:value=revision (example: --rule x-user-group:beta=canary)`);
   const header = raw.slice(0, colon).trim().toLowerCase();
   const revision = raw.slice(equals + 1).trim();
-  if (!header || !revision) throw new FerryError(`--rule: "${raw}" needs a header name and a revision (example: --rule x-user-group:beta=canary)`);
+  if (!header || !revision)
+    throw new FerryError(
+      `--rule: "${raw}" needs a header name and a revision (example: --rule x-user-group:beta=canary)`,
+    );
   return { header, value: raw.slice(colon + 1, equals), revision };
 }
 
@@ -53,7 +68,12 @@ export function parseTrafficFlags(flags: TrafficFlags): TrafficRequest | undefin
   return { split: flags.split === undefined ? undefined : parseSplit(flags.split), addRules, clearRules };
 }
 
-export async function trafficCommand(ferry: FerryClient, ref: string, request: TrafficRequest | undefined, json: boolean): Promise<void> {
+export async function trafficCommand(
+  ferry: FerryClient,
+  ref: string,
+  request: TrafficRequest | undefined,
+  json: boolean,
+): Promise<void> {
   let status: GatewayDeploymentStatus;
   if (!request) {
     status = await ferry.gatewayStatus(ref);
@@ -90,7 +110,8 @@ export function formatTraffic(s: GatewayDeploymentStatus): string[] {
 }
 
 function artifact(r: GatewayDeploymentStatus['revisions'][number]): string {
-  if (r.image) return `${r.image.registry.replace(/^https?:\/\//, '')}/${r.image.repository}@${r.image.digest ?? r.image.reference}`;
+  if (r.image)
+    return `${r.image.registry.replace(/^https?:\/\//, '')}/${r.image.repository}@${r.image.digest ?? r.image.reference}`;
   return r.modelDir ?? '-';
 }
 
@@ -109,9 +130,13 @@ export interface ScaleFlags {
 /** The SDK change the flags ask for; undefined when there are none (show only). */
 export function parseScaleFlags(flags: ScaleFlags): ScalingChange | undefined {
   const change: ScalingChange = {};
-  const autoscalingFlags = (['min', 'max', 'target-concurrency', 'scale-down-delay'] as const).filter((f) => flags[f] !== undefined);
+  const autoscalingFlags = (['min', 'max', 'target-concurrency', 'scale-down-delay'] as const).filter(
+    (f) => flags[f] !== undefined,
+  );
   if (flags.replicas !== undefined && autoscalingFlags.length) {
-    throw new FerryError(`give either --replicas N (a fixed count) or --${autoscalingFlags[0]} and the other autoscaling flags, not both`);
+    throw new FerryError(
+      `give either --replicas N (a fixed count) or --${autoscalingFlags[0]} and the other autoscaling flags, not both`,
+    );
   }
   if (flags.replicas !== undefined) {
     change.replicas = positiveInt('--replicas', flags.replicas);
@@ -120,24 +145,37 @@ export function parseScaleFlags(flags: ScaleFlags): ScalingChange | undefined {
   if (autoscalingFlags.length) {
     const min = flags.min === undefined ? undefined : positiveInt('--min', flags.min);
     const max = flags.max === undefined ? undefined : positiveInt('--max', flags.max);
-    if (min !== undefined && max !== undefined && max < min) throw new FerryError(`--max (${max}) must be at least --min (${min})`);
+    if (min !== undefined && max !== undefined && max < min)
+      throw new FerryError(`--max (${max}) must be at least --min (${min})`);
     const target = flags['target-concurrency'];
-    if (target !== undefined && !(Number(target) > 0)) throw new FerryError(`--target-concurrency must be a number above 0 (requests in flight per replica), got "${target}"`);
+    if (target !== undefined && !(Number(target) > 0))
+      throw new FerryError(
+        `--target-concurrency must be a number above 0 (requests in flight per replica), got "${target}"`,
+      );
     // Only the given knobs: the gateway keeps the others' current values.
     change.autoscaling = {
       ...(min !== undefined ? { minReplicas: min } : {}),
       ...(max !== undefined ? { maxReplicas: max } : {}),
       ...(target !== undefined ? { targetInFlight: Number(target) } : {}),
-      ...(flags['scale-down-delay'] !== undefined ? { scaleDownDelayMs: duration('--scale-down-delay', flags['scale-down-delay']) } : {}),
+      ...(flags['scale-down-delay'] !== undefined
+        ? { scaleDownDelayMs: duration('--scale-down-delay', flags['scale-down-delay']) }
+        : {}),
     };
   }
-  if (flags['scale-to-zero-after'] !== undefined && flags['no-scale-to-zero']) throw new FerryError('give --scale-to-zero-after or --no-scale-to-zero, not both');
-  if (flags['scale-to-zero-after'] !== undefined) change.scaleToZeroAfterMs = duration('--scale-to-zero-after', flags['scale-to-zero-after']);
+  if (flags['scale-to-zero-after'] !== undefined && flags['no-scale-to-zero'])
+    throw new FerryError('give --scale-to-zero-after or --no-scale-to-zero, not both');
+  if (flags['scale-to-zero-after'] !== undefined)
+    change.scaleToZeroAfterMs = duration('--scale-to-zero-after', flags['scale-to-zero-after']);
   if (flags['no-scale-to-zero']) change.scaleToZeroAfterMs = null;
   return Object.keys(change).length ? change : undefined;
 }
 
-export async function scaleCommand(ferry: FerryClient, ref: string, change: ScalingChange | undefined, json: boolean): Promise<void> {
+export async function scaleCommand(
+  ferry: FerryClient,
+  ref: string,
+  change: ScalingChange | undefined,
+  json: boolean,
+): Promise<void> {
   const status = change ? await ferry.setScaling(ref, change) : await ferry.gatewayStatus(ref);
   if (json) {
     console.log(JSON.stringify(status, null, 2));
@@ -148,7 +186,9 @@ export async function scaleCommand(ferry: FerryClient, ref: string, change: Scal
 }
 
 export function formatScaling(s: GatewayDeploymentStatus): string[] {
-  const lines = [`${s.id} (model ${s.model}): ${s.state}${s.state === 'hibernated' ? ` (the next request wakes it with ${s.desiredReplicas} replica(s))` : ''}`];
+  const lines = [
+    `${s.id} (model ${s.model}): ${s.state}${s.state === 'hibernated' ? ` (the next request wakes it with ${s.desiredReplicas} replica(s))` : ''}`,
+  ];
   const a = s.autoscaling;
   const perRevision = s.spec.replicas ?? 1;
   if (a) {
@@ -160,8 +200,13 @@ export function formatScaling(s: GatewayDeploymentStatus): string[] {
     lines.push(`  Fixed:         ${perRevision} replica(s) per revision (no autoscaling)`);
   }
   const own = (s.spec.revisions ?? []).filter((r) => r.replicas !== undefined);
-  if (own.length) lines.push(`  Own counts:    ${own.map((r) => `${r.name} ${r.replicas}`).join(', ')} (these revisions do not follow the deployment's count)`);
-  lines.push(`  Scale to zero: ${s.scaleToZeroAfterMs === null ? 'off (only an explicit hibernate)' : `after ${formatMs(s.scaleToZeroAfterMs)} without a request`}`);
+  if (own.length)
+    lines.push(
+      `  Own counts:    ${own.map((r) => `${r.name} ${r.replicas}`).join(', ')} (these revisions do not follow the deployment's count)`,
+    );
+  lines.push(
+    `  Scale to zero: ${s.scaleToZeroAfterMs === null ? 'off (only an explicit hibernate)' : `after ${formatMs(s.scaleToZeroAfterMs)} without a request`}`,
+  );
   lines.push(
     ...table(
       ['REVISION', 'DESIRED', 'READY', 'IN FLIGHT', 'HELD', 'REPLICA PIDS'],
@@ -171,7 +216,10 @@ export function formatScaling(s: GatewayDeploymentStatus): string[] {
         String(r.readyReplicas),
         String(r.inFlight),
         String(r.heldRequests),
-        s.replicas.filter((x) => x.revision === r.name).map((x) => `${x.pid}${x.ready ? '' : ' (starting)'}`).join(', ') || '-',
+        s.replicas
+          .filter((x) => x.revision === r.name)
+          .map((x) => `${x.pid}${x.ready ? '' : ' (starting)'}`)
+          .join(', ') || '-',
       ]),
     ),
   );
@@ -187,13 +235,18 @@ export function formatScaling(s: GatewayDeploymentStatus): string[] {
 
 function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `  ${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}`;
+  const line = (cells: string[]) =>
+    `  ${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}`;
   return [line(header), ...rows.map(line)];
 }
 
 /** 600000 → "10m", 1500 → "1.5s": the units parseDuration reads back. */
 export function formatMs(ms: number): string {
-  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= size && (ms % size === 0 || unit === 's')) return `${Number((ms / size).toFixed(3))}${unit}`;
   }
   return `${ms}ms`;

@@ -169,7 +169,12 @@ export class FerryRepository {
    * Records the event unless one of this kind whose detail contains `identity` is there already, so an
    * activity that runs again records it once. True when it was recorded now.
    */
-  async recordEventOnce(deploymentId: string, kind: string, detail: Record<string, unknown>, identity: Record<string, unknown>): Promise<boolean> {
+  async recordEventOnce(
+    deploymentId: string,
+    kind: string,
+    detail: Record<string, unknown>,
+    identity: Record<string, unknown>,
+  ): Promise<boolean> {
     const res = await this.pool.query(
       `INSERT INTO deployment_events(deployment_id, kind, detail)
        SELECT $1, $2, $3 WHERE NOT EXISTS (

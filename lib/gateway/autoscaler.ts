@@ -20,21 +20,37 @@ export const MAX_REPLICAS = 64;
 
 /** Defaults filled in and every field checked; throws a message fit for a 400. */
 export function normalizeAutoscaling(input: unknown, replicas: number | undefined): AutoscalingSettings {
-  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new Error('"autoscaling" must be an object');
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    throw new Error('"autoscaling" must be an object');
   const a = input as Record<string, unknown>;
-  const allowed = ['targetInFlight', 'minReplicas', 'maxReplicas', 'stableWindowMs', 'panicWindowMs', 'panicThreshold', 'scaleDownDelayMs'];
+  const allowed = [
+    'targetInFlight',
+    'minReplicas',
+    'maxReplicas',
+    'stableWindowMs',
+    'panicWindowMs',
+    'panicThreshold',
+    'scaleDownDelayMs',
+  ];
   for (const key of Object.keys(a)) {
-    if (!allowed.includes(key)) throw new Error(`"autoscaling" has an unknown field "${key}" (known: ${allowed.join(', ')})`);
+    if (!allowed.includes(key))
+      throw new Error(`"autoscaling" has an unknown field "${key}" (known: ${allowed.join(', ')})`);
   }
   const num = (key: string, fallback: number, check: (v: number) => boolean, rule: string): number => {
     const v = a[key];
     if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) throw new Error(`"autoscaling.${key}" must be ${rule}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || !check(v))
+      throw new Error(`"autoscaling.${key}" must be ${rule}`);
     return v;
   };
   const int = (v: number) => Number.isInteger(v);
   const targetInFlight = num('targetInFlight', 1, (v) => v > 0, 'a number above 0');
-  const minReplicas = num('minReplicas', 1, (v) => int(v) && v >= 1 && v <= MAX_REPLICAS, `an integer from 1 to ${MAX_REPLICAS} (scale to zero is "scaleToZeroAfterMs")`);
+  const minReplicas = num(
+    'minReplicas',
+    1,
+    (v) => int(v) && v >= 1 && v <= MAX_REPLICAS,
+    `an integer from 1 to ${MAX_REPLICAS} (scale to zero is "scaleToZeroAfterMs")`,
+  );
   const maxReplicas = num(
     'maxReplicas',
     Math.min(MAX_REPLICAS, Math.max(minReplicas, replicas ?? 0, 4)),
@@ -42,7 +58,12 @@ export function normalizeAutoscaling(input: unknown, replicas: number | undefine
     `an integer from minReplicas (${minReplicas}) to ${MAX_REPLICAS}`,
   );
   const stableWindowMs = num('stableWindowMs', 60_000, (v) => v >= 100 && v <= 3_600_000, 'from 100 to 3600000 ms');
-  const panicWindowMs = num('panicWindowMs', Math.max(100, stableWindowMs / 10), (v) => v >= 50 && v <= stableWindowMs, `from 50 ms to stableWindowMs (${stableWindowMs})`);
+  const panicWindowMs = num(
+    'panicWindowMs',
+    Math.max(100, stableWindowMs / 10),
+    (v) => v >= 50 && v <= stableWindowMs,
+    `from 50 ms to stableWindowMs (${stableWindowMs})`,
+  );
   const panicThreshold = num('panicThreshold', 2, (v) => v >= 1 && v <= 10, 'from 1 to 10');
   const scaleDownDelayMs = num('scaleDownDelayMs', 30_000, (v) => v >= 0 && v <= 3_600_000, 'from 0 to 3600000 ms');
   return { targetInFlight, minReplicas, maxReplicas, stableWindowMs, panicWindowMs, panicThreshold, scaleDownDelayMs };
@@ -109,7 +130,8 @@ class ConcurrencyIntegral {
       const base = this.samples[baseIndex];
       const next = this.samples[baseIndex + 1] ?? { t: now, integral: this.integral };
       start = from;
-      startIntegral = base.integral + ((next.integral - base.integral) * (from - base.t)) / Math.max(1e-9, next.t - base.t);
+      startIntegral =
+        base.integral + ((next.integral - base.integral) * (from - base.t)) / Math.max(1e-9, next.t - base.t);
     }
     const span = now - start;
     return span <= 0 ? this.level : (this.integral - startIntegral) / span;
@@ -159,7 +181,8 @@ export class ConcurrencyAutoscaler {
     const replicasFor = (c: number) => Math.ceil(c / s.targetInFlight - 1e-9);
     const clamp = (n: number) => Math.min(s.maxReplicas, Math.max(s.minReplicas, n));
 
-    if (panicConcurrency >= s.panicThreshold * Math.max(1, ready) * s.targetInFlight) this.panicUntil = now + s.stableWindowMs;
+    if (panicConcurrency >= s.panicThreshold * Math.max(1, ready) * s.targetInFlight)
+      this.panicUntil = now + s.stableWindowMs;
     const panic = now < this.panicUntil;
     const raw = clamp(panic ? Math.max(replicasFor(panicConcurrency), current) : replicasFor(stableConcurrency));
 

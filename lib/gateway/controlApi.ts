@@ -24,7 +24,13 @@ import type * as http from 'node:http';
 import { ControlRequestError, type DeploymentManager } from './deploymentManager';
 import { fetchReplicaMetrics, mergeReplicaMetrics } from './replicaMetrics';
 
-export async function handleControlRequest(manager: DeploymentManager, req: http.IncomingMessage, res: http.ServerResponse, path: string, query: string): Promise<void> {
+export async function handleControlRequest(
+  manager: DeploymentManager,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  path: string,
+  query: string,
+): Promise<void> {
   const parts = path.split('/').slice(2); // after '', '_ferry'
   const method = req.method ?? 'GET';
   try {
@@ -74,7 +80,8 @@ export async function handleControlRequest(manager: DeploymentManager, req: http
     throw new ControlRequestError(404, `no control route ${method} ${path}`);
   } catch (err) {
     if (err instanceof ControlRequestError) return sendJson(res, err.status, { error: err.message });
-    if (err instanceof MethodNotAllowed) return sendJson(res, 405, { error: err.message }, { allow: err.allowed.join(', ') });
+    if (err instanceof MethodNotAllowed)
+      return sendJson(res, 405, { error: err.message }, { allow: err.allowed.join(', ') });
     return sendJson(res, 500, { error: (err as Error).message });
   }
 }
@@ -83,45 +90,70 @@ export async function handleControlRequest(manager: DeploymentManager, req: http
 function ifMatchOf(req: http.IncomingMessage): string | undefined {
   const raw = req.headers['if-match'];
   if (typeof raw !== 'string' || raw.trim() === '*') return undefined;
-  return raw.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+  return raw
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
 }
 
 class MethodNotAllowed extends Error {
-  constructor(readonly allowed: string[], message: string) {
+  constructor(
+    readonly allowed: string[],
+    message: string,
+  ) {
     super(message);
   }
 }
 
 function allow(method: string, allowed: string[], path: string): void {
-  if (!allowed.includes(method)) throw new MethodNotAllowed(allowed, `${method} is not allowed on ${path} (use ${allowed.join(' or ')})`);
+  if (!allowed.includes(method))
+    throw new MethodNotAllowed(allowed, `${method} is not allowed on ${path} (use ${allowed.join(' or ')})`);
 }
 
-async function sendMetrics(manager: DeploymentManager, id: string, asJson: boolean, res: http.ServerResponse): Promise<void> {
+async function sendMetrics(
+  manager: DeploymentManager,
+  id: string,
+  asJson: boolean,
+  res: http.ServerResponse,
+): Promise<void> {
   const d = manager.get(id);
   if (!d) throw new ControlRequestError(404, `no deployment "${id}"`);
   const replicas = await Promise.all(
-    d.replicas.filter((r) => r.routable).map(async (r) => {
-      try {
-        // On the replica's socket (or port): replicas the gateway starts listen on a Unix domain socket.
-        return { pid: r.pid, port: r.port, revision: r.revision, metricsText: await fetchReplicaMetrics(r.address) };
-      } catch (err) {
-        return { pid: r.pid, port: r.port, revision: r.revision, metricsText: '', error: (err as Error).message };
-      }
-    }),
+    d.replicas
+      .filter((r) => r.routable)
+      .map(async (r) => {
+        try {
+          // On the replica's socket (or port): replicas the gateway starts listen on a Unix domain socket.
+          return { pid: r.pid, port: r.port, revision: r.revision, metricsText: await fetchReplicaMetrics(r.address) };
+        } catch (err) {
+          return { pid: r.pid, port: r.port, revision: r.revision, metricsText: '', error: (err as Error).message };
+        }
+      }),
   );
   if (asJson) return sendJson(res, 200, { id, replicas });
   const text = mergeReplicaMetrics(replicas);
-  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(200, {
+    'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
 export function sendGatewayMetrics(manager: DeploymentManager, res: http.ServerResponse): void {
   const text = manager.metrics.render();
-  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(200, {
+    'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
-export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers?: http.OutgoingHttpHeaders): void {
+export function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers?: http.OutgoingHttpHeaders,
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);

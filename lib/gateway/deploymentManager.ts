@@ -6,12 +6,24 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { DeploymentStatus, ImageRef } from '../targets/deploymentTarget';
-import { applyScalingChange, parseDeploymentSpec, sameImage, SpecError, type ParsedRevision, type ParsedSpec } from './deploymentSpec';
-import { DeploymentStore, type DeploymentRecord, type RevisionRecord } from './deploymentStore';
+import {
+  applyScalingChange,
+  type ParsedRevision,
+  type ParsedSpec,
+  parseDeploymentSpec,
+  SpecError,
+  sameImage,
+} from './deploymentSpec';
+import { type DeploymentRecord, DeploymentStore, type RevisionRecord } from './deploymentStore';
 import { GatewayMetrics, type GaugeSample } from './gatewayMetrics';
-import { launchPlanForImage, launchPlanForModelDir, type LaunchPlan, type PulledImageForLaunch } from './launchPlan';
-import { LocalDeployment, type DeploymentSpecFields, type LocalDeploymentContext, type RevisionSet } from './localDeployment';
-import { adoptReplica, probeReady, readProcStartTicks, standbyBootEnv, type Replica } from './replicaProcess';
+import { type LaunchPlan, launchPlanForImage, launchPlanForModelDir, type PulledImageForLaunch } from './launchPlan';
+import {
+  type DeploymentSpecFields,
+  LocalDeployment,
+  type LocalDeploymentContext,
+  type RevisionSet,
+} from './localDeployment';
+import { adoptReplica, probeReady, type Replica, readProcStartTicks, standbyBootEnv } from './replicaProcess';
 import { StandbyProcess } from './standbyProcess';
 import { normalizeTrafficPolicy } from './trafficPolicy';
 
@@ -57,7 +69,9 @@ export class DeploymentManager {
 
   constructor(private readonly opts: DeploymentManagerOptions) {
     this.store = new DeploymentStore(opts.stateDir);
-    this.standby = opts.standby ? new StandbyProcess(opts.stateDir, standbyBootEnv, readProcStartTicks, opts.log) : undefined;
+    this.standby = opts.standby
+      ? new StandbyProcess(opts.stateDir, standbyBootEnv, readProcStartTicks, opts.log)
+      : undefined;
     this.ctx = {
       stateDir: opts.stateDir,
       gatewayUrl: opts.gatewayUrl,
@@ -86,32 +100,73 @@ export class DeploymentManager {
       return out;
     };
     const m = this.metrics;
-    m.gauge('ferry_gateway_in_flight_requests', 'Requests being forwarded to replicas now.', perRevision((s) => s.inFlight));
-    m.gauge('ferry_gateway_held_requests', 'Requests waiting for a ready replica now (during a wake or a scale-up).', perRevision((s) => s.held));
-    m.gauge('ferry_gateway_desired_replicas', 'Replicas the autoscaler (or the fixed count) wants; 0 while hibernated.', perRevision((s) => s.desired));
-    m.gauge('ferry_gateway_ready_replicas', 'Replicas ready and receiving requests.', perRevision((s) => s.readyCount()));
-    m.gauge('ferry_gateway_starting_replicas', 'Replicas started and not yet ready.', perRevision((s) => s.members.filter((r) => !r.ready && !r.exited && !r.stopping).length));
+    m.gauge(
+      'ferry_gateway_in_flight_requests',
+      'Requests being forwarded to replicas now.',
+      perRevision((s) => s.inFlight),
+    );
+    m.gauge(
+      'ferry_gateway_held_requests',
+      'Requests waiting for a ready replica now (during a wake or a scale-up).',
+      perRevision((s) => s.held),
+    );
+    m.gauge(
+      'ferry_gateway_desired_replicas',
+      'Replicas the autoscaler (or the fixed count) wants; 0 while hibernated.',
+      perRevision((s) => s.desired),
+    );
+    m.gauge(
+      'ferry_gateway_ready_replicas',
+      'Replicas ready and receiving requests.',
+      perRevision((s) => s.readyCount()),
+    );
+    m.gauge(
+      'ferry_gateway_starting_replicas',
+      'Replicas started and not yet ready.',
+      perRevision((s) => s.members.filter((r) => !r.ready && !r.exited && !r.stopping).length),
+    );
     m.gauge(
       'ferry_gateway_draining_replicas',
       'Replicas taken out of routing, finishing their in-flight requests before they stop.',
       perRevision((s, d) => [...d.retiring].filter((r) => r.revision === s.name && !r.exited).length),
     );
-    m.gauge('ferry_gateway_traffic_percent', 'Share of the traffic split per revision (header rules come first).', perRevision((s, d) => d.router.percentOf(s.name)));
-    m.gauge('ferry_gateway_autoscaler_panic', '1 while the revision\'s autoscaler is in panic mode.', perRevision((s) => (s.autoscaler?.last ? Number(s.autoscaler.last.panic) : undefined)));
-    m.gauge('ferry_gateway_autoscaler_observed_concurrency', 'Average requests in flight or held over the autoscaler\'s stable and panic windows.', () => {
-      const out: GaugeSample[] = [];
-      for (const d of this.deployments.values()) {
-        for (const set of d.revisions.values()) {
-          const last = set.autoscaler?.last;
-          if (!last) continue;
-          out.push({ labels: { deployment: d.id, revision: set.name, window: 'stable' }, value: last.stableConcurrency });
-          out.push({ labels: { deployment: d.id, revision: set.name, window: 'panic' }, value: last.panicConcurrency });
+    m.gauge(
+      'ferry_gateway_traffic_percent',
+      'Share of the traffic split per revision (header rules come first).',
+      perRevision((s, d) => d.router.percentOf(s.name)),
+    );
+    m.gauge(
+      'ferry_gateway_autoscaler_panic',
+      "1 while the revision's autoscaler is in panic mode.",
+      perRevision((s) => (s.autoscaler?.last ? Number(s.autoscaler.last.panic) : undefined)),
+    );
+    m.gauge(
+      'ferry_gateway_autoscaler_observed_concurrency',
+      "Average requests in flight or held over the autoscaler's stable and panic windows.",
+      () => {
+        const out: GaugeSample[] = [];
+        for (const d of this.deployments.values()) {
+          for (const set of d.revisions.values()) {
+            const last = set.autoscaler?.last;
+            if (!last) continue;
+            out.push({
+              labels: { deployment: d.id, revision: set.name, window: 'stable' },
+              value: last.stableConcurrency,
+            });
+            out.push({
+              labels: { deployment: d.id, revision: set.name, window: 'panic' },
+              value: last.panicConcurrency,
+            });
+          }
         }
-      }
-      return out;
-    });
+        return out;
+      },
+    );
     m.gauge('ferry_gateway_hibernated', '1 while the deployment is scaled to zero.', () =>
-      [...this.deployments.values()].map((d) => ({ labels: { deployment: d.id }, value: d.record.state === 'hibernated' ? 1 : 0 })),
+      [...this.deployments.values()].map((d) => ({
+        labels: { deployment: d.id },
+        value: d.record.state === 'hibernated' ? 1 : 0,
+      })),
     );
   }
 
@@ -164,7 +219,9 @@ export class DeploymentManager {
       }
       deployment.adopt(adopted);
       this.deployments.set(record.id, deployment);
-      this.opts.log(`deployment "${record.id}": restored (${deployment.record.state}, adopted ${adopted.map((r) => r.pid).join(', ') || 'no replicas'})`);
+      this.opts.log(
+        `deployment "${record.id}": restored (${deployment.record.state}, adopted ${adopted.map((r) => r.pid).join(', ') || 'no replicas'})`,
+      );
       // Top up to the desired counts, or retire replicas of an older spec, in the background.
       if (adopted.length > 0) deployment.scheduleReconcile(0);
     }
@@ -198,9 +255,13 @@ export class DeploymentManager {
   private checkIfMatch(id: string, ifMatch: string | undefined): void {
     if (ifMatch === undefined) return;
     const d = this.deployments.get(id);
-    if (!d) throw new ControlRequestError(409, `deployment "${id}" was removed since it was read (If-Match ${ifMatch})`);
+    if (!d)
+      throw new ControlRequestError(409, `deployment "${id}" was removed since it was read (If-Match ${ifMatch})`);
     if (d.specVersion !== ifMatch) {
-      throw new ControlRequestError(409, `deployment "${id}" changed since it was read (spec version ${ifMatch}, now ${d.specVersion}); read it again and retry`);
+      throw new ControlRequestError(
+        409,
+        `deployment "${id}" changed since it was read (spec version ${ifMatch}, now ${d.specVersion}); read it again and retry`,
+      );
     }
   }
 
@@ -266,7 +327,10 @@ export class DeploymentManager {
       this.checkIfMatch(id, ifMatch);
       let traffic;
       try {
-        traffic = normalizeTrafficPolicy(body, d.record.revisions.map((r) => r.name));
+        traffic = normalizeTrafficPolicy(
+          body,
+          d.record.revisions.map((r) => r.name),
+        );
       } catch (err) {
         throw new ControlRequestError(400, (err as Error).message);
       }
@@ -299,7 +363,8 @@ export class DeploymentManager {
   /** A revision with its launch plan; pulls only when no revision of the deployment runs that image already. */
   private async resolveRevision(r: ParsedRevision, existing: LocalDeployment | undefined): Promise<RevisionRecord> {
     const base = { name: r.name, ...(r.replicas !== undefined ? { replicas: r.replicas } : {}) };
-    if (r.modelDir) return { ...base, modelDir: r.modelDir, plan: await launchPlanForModelDir(r.modelDir, this.opts.stateDir) };
+    if (r.modelDir)
+      return { ...base, modelDir: r.modelDir, plan: await launchPlanForModelDir(r.modelDir, this.opts.stateDir) };
     const ref = r.image!;
     const running = existing?.record.revisions.find((x) => sameImage(x.image, ref));
     if (running) return { ...base, image: ref, plan: running.plan };

@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ImageRef } from '../targets/deploymentTarget';
-import { MAX_REPLICAS, normalizeAutoscaling, type AutoscalingSettings } from './autoscaler';
-import { normalizeTrafficPolicy, type NormalizedTrafficPolicy } from './trafficPolicy';
+import { type AutoscalingSettings, MAX_REPLICAS, normalizeAutoscaling } from './autoscaler';
+import { type NormalizedTrafficPolicy, normalizeTrafficPolicy } from './trafficPolicy';
 
 export const DEFAULT_REVISION = 'default';
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -35,18 +35,31 @@ export class SpecError extends Error {}
 
 export function checkDeploymentId(id: string): void {
   if (!ID_PATTERN.test(id)) {
-    throw new SpecError(`deployment id "${id}" must be 1-128 letters, digits, ".", "_" or "-" (not starting with "." "_" or "-")`);
+    throw new SpecError(
+      `deployment id "${id}" must be 1-128 letters, digits, ".", "_" or "-" (not starting with "." "_" or "-")`,
+    );
   }
 }
 
-const KNOWN_FIELDS = ['model', 'replicas', 'image', 'modelDir', 'revisions', 'traffic', 'autoscaling', 'scaleToZeroAfterMs'];
+const KNOWN_FIELDS = [
+  'model',
+  'replicas',
+  'image',
+  'modelDir',
+  'revisions',
+  'traffic',
+  'autoscaling',
+  'scaleToZeroAfterMs',
+];
 
 export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
   checkDeploymentId(id);
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new SpecError('body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new SpecError('body must be a JSON object');
   const b = body as Record<string, unknown>;
   for (const key of Object.keys(b)) {
-    if (!KNOWN_FIELDS.includes(key) && key !== 'id') throw new SpecError(`unknown field "${key}" (known: ${KNOWN_FIELDS.join(', ')})`);
+    if (!KNOWN_FIELDS.includes(key) && key !== 'id')
+      throw new SpecError(`unknown field "${key}" (known: ${KNOWN_FIELDS.join(', ')})`);
   }
   if (typeof b.model !== 'string' || b.model === '') throw new SpecError('"model" must be a non-empty string');
 
@@ -55,7 +68,8 @@ export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
     const replicasHint = Number.isInteger(b.replicas) ? (b.replicas as number) : undefined;
     autoscaling = wrap(() => normalizeAutoscaling(b.autoscaling, replicasHint));
   }
-  const replicas = b.replicas === undefined && autoscaling ? autoscaling.minReplicas : checkReplicas(b.replicas, '"replicas"');
+  const replicas =
+    b.replicas === undefined && autoscaling ? autoscaling.minReplicas : checkReplicas(b.replicas, '"replicas"');
 
   let revisions: ParsedRevision[];
   if (b.revisions !== undefined) {
@@ -63,20 +77,26 @@ export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
       throw new SpecError('give either "revisions" or one "image"/"modelDir", not both');
     }
     if (!Array.isArray(b.revisions) || b.revisions.length === 0 || b.revisions.length > MAX_REVISIONS) {
-      throw new SpecError(`"revisions" must be an array of 1 to ${MAX_REVISIONS} revisions {name, image | modelDir, replicas?}`);
+      throw new SpecError(
+        `"revisions" must be an array of 1 to ${MAX_REVISIONS} revisions {name, image | modelDir, replicas?}`,
+      );
     }
     const seen = new Set<string>();
     revisions = b.revisions.map((raw, i) => {
       const where = `"revisions[${i}]"`;
-      if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SpecError(`${where} must be an object`);
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+        throw new SpecError(`${where} must be an object`);
       const r = raw as Record<string, unknown>;
       if (typeof r.name !== 'string' || !REVISION_PATTERN.test(r.name)) {
-        throw new SpecError(`${where}.name must be 1-63 letters, digits, ".", "_" or "-" (not starting with "." "_" or "-")`);
+        throw new SpecError(
+          `${where}.name must be 1-63 letters, digits, ".", "_" or "-" (not starting with "." "_" or "-")`,
+        );
       }
       if (seen.has(r.name)) throw new SpecError(`revision "${r.name}" is listed twice`);
       seen.add(r.name);
       for (const key of Object.keys(r)) {
-        if (!['name', 'image', 'modelDir', 'replicas'].includes(key)) throw new SpecError(`${where} has an unknown field "${key}"`);
+        if (!['name', 'image', 'modelDir', 'replicas'].includes(key))
+          throw new SpecError(`${where} has an unknown field "${key}"`);
       }
       const revision: ParsedRevision = { name: r.name, ...parseArtifact(r, `${where}.`) };
       if (r.replicas !== undefined) revision.replicas = checkReplicas(r.replicas, `${where}.replicas`);
@@ -86,7 +106,12 @@ export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
     revisions = [{ name: DEFAULT_REVISION, ...parseArtifact(b, '') }];
   }
 
-  const traffic = wrap(() => normalizeTrafficPolicy(b.traffic, revisions.map((r) => r.name)));
+  const traffic = wrap(() =>
+    normalizeTrafficPolicy(
+      b.traffic,
+      revisions.map((r) => r.name),
+    ),
+  );
 
   const scaleToZeroAfterMs = parseIdleMs(b.scaleToZeroAfterMs);
   return { model: b.model, replicas, revisions, traffic, autoscaling, scaleToZeroAfterMs };
@@ -101,12 +126,15 @@ const SCALING_FIELDS = ['replicas', 'autoscaling', 'scaleToZeroAfterMs'];
  * client can change one knob without restating (or knowing) the others.
  */
 export function applyScalingChange(current: ScalingFields, body: unknown): ScalingFields {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new SpecError('body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new SpecError('body must be a JSON object');
   const b = body as Record<string, unknown>;
   for (const key of Object.keys(b)) {
-    if (!SCALING_FIELDS.includes(key)) throw new SpecError(`unknown field "${key}" (a scaling change has: ${SCALING_FIELDS.join(', ')})`);
+    if (!SCALING_FIELDS.includes(key))
+      throw new SpecError(`unknown field "${key}" (a scaling change has: ${SCALING_FIELDS.join(', ')})`);
   }
-  if (Object.keys(b).length === 0) throw new SpecError(`nothing to change: give ${SCALING_FIELDS.join(', ')} or several`);
+  if (Object.keys(b).length === 0)
+    throw new SpecError(`nothing to change: give ${SCALING_FIELDS.join(', ')} or several`);
   const replicas = b.replicas === undefined ? current.replicas : checkReplicas(b.replicas, '"replicas"');
   let autoscaling = current.autoscaling;
   if (b.autoscaling === null) autoscaling = null;
@@ -119,14 +147,17 @@ export function applyScalingChange(current: ScalingFields, body: unknown): Scali
     const merged = { ...current.autoscaling, ...Object.fromEntries(given) };
     autoscaling = wrap(() => normalizeAutoscaling(merged, replicas));
   }
-  const scaleToZeroAfterMs = b.scaleToZeroAfterMs === undefined ? current.scaleToZeroAfterMs : parseIdleMs(b.scaleToZeroAfterMs);
+  const scaleToZeroAfterMs =
+    b.scaleToZeroAfterMs === undefined ? current.scaleToZeroAfterMs : parseIdleMs(b.scaleToZeroAfterMs);
   return { replicas, autoscaling, scaleToZeroAfterMs };
 }
 
 function parseIdleMs(v: unknown): number | null {
   if (v === undefined || v === null) return null;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < MIN_IDLE_MS) {
-    throw new SpecError(`"scaleToZeroAfterMs" must be a number of milliseconds ≥ ${MIN_IDLE_MS}, or null to never scale to zero on idle`);
+    throw new SpecError(
+      `"scaleToZeroAfterMs" must be a number of milliseconds ≥ ${MIN_IDLE_MS}, or null to never scale to zero on idle`,
+    );
   }
   return v;
 }
@@ -140,16 +171,26 @@ function checkReplicas(v: unknown, what: string): number {
 
 function parseArtifact(b: Record<string, unknown>, prefix: string): { image?: ImageRef; modelDir?: string } {
   if ((b.image === undefined) === (b.modelDir === undefined)) {
-    throw new SpecError(`give exactly one of "${prefix}image" ({registry, repository, reference}) or "${prefix}modelDir"`);
+    throw new SpecError(
+      `give exactly one of "${prefix}image" ({registry, repository, reference}) or "${prefix}modelDir"`,
+    );
   }
   if (b.image !== undefined) {
     const img = b.image as Record<string, unknown>;
     for (const key of ['registry', 'repository', 'reference']) {
-      if (typeof img?.[key] !== 'string' || img[key] === '') throw new SpecError(`"${prefix}image.${key}" must be a non-empty string`);
+      if (typeof img?.[key] !== 'string' || img[key] === '')
+        throw new SpecError(`"${prefix}image.${key}" must be a non-empty string`);
     }
-    return { image: { registry: img.registry as string, repository: img.repository as string, reference: img.reference as string } };
+    return {
+      image: {
+        registry: img.registry as string,
+        repository: img.repository as string,
+        reference: img.reference as string,
+      },
+    };
   }
-  if (typeof b.modelDir !== 'string' || !path.isAbsolute(b.modelDir)) throw new SpecError(`"${prefix}modelDir" must be an absolute path`);
+  if (typeof b.modelDir !== 'string' || !path.isAbsolute(b.modelDir))
+    throw new SpecError(`"${prefix}modelDir" must be an absolute path`);
   if (!existsSync(path.join(b.modelDir, 'ferry-models.json'))) {
     throw new SpecError(`"${prefix}modelDir" ${b.modelDir} has no ferry-models.json`);
   }

@@ -65,7 +65,9 @@ interface LegacyFields {
 /** Fills in what files from older gateways lack (they describe one revision, "default"). */
 function upgradeRecord(raw: DeploymentRecord & LegacyFields): DeploymentRecord {
   const { image, modelDir, plan, ...rest } = raw;
-  const revisions = raw.revisions ?? [{ name: 'default', ...(image ? { image } : {}), ...(modelDir ? { modelDir } : {}), plan: plan! }];
+  const revisions = raw.revisions ?? [
+    { name: 'default', ...(image ? { image } : {}), ...(modelDir ? { modelDir } : {}), plan: plan! },
+  ];
   return {
     ...rest,
     revisions,

@@ -77,11 +77,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       void handleControlRequest(manager, req, res, path, q === -1 ? '' : rawUrl.slice(q + 1));
       return;
     }
-    sendJson(res, 404, { error: `no route for ${path}: deployments are served under /d/{id}/, the control API under /_ferry/` });
+    sendJson(res, 404, {
+      error: `no route for ${path}: deployments are served under /d/{id}/, the control API under /_ferry/`,
+    });
   });
 
   /** `/d/{id}[/rest][?query]` → `/rest?query` on a replica of the deployment. Synchronous unless held. */
-  function serveDeploymentRequest(m: DeploymentManager, req: http.IncomingMessage, res: http.ServerResponse, rawUrl: string): void {
+  function serveDeploymentRequest(
+    m: DeploymentManager,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    rawUrl: string,
+  ): void {
     let idEnd = 3;
     for (; idEnd < rawUrl.length; idEnd++) {
       const c = rawUrl.charCodeAt(idEnd);
@@ -95,7 +102,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         return sendJson(res, 400, { error: 'malformed deployment id in URL' });
       }
     }
-    const upstreamPath = idEnd === rawUrl.length ? '/' : rawUrl.charCodeAt(idEnd) === 47 ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
+    const upstreamPath =
+      idEnd === rawUrl.length ? '/' : rawUrl.charCodeAt(idEnd) === 47 ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
     const deployment = m.get(id);
     if (!deployment) return sendJson(res, 404, { error: `no deployment "${id}" on this gateway` });
     const started = performance.now();
@@ -126,7 +134,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return sendJson(
         res,
         503,
-        { error: held.message, deployment: deployment.id, revision: revision.name, state: deployment.state, retryAfterSeconds: retryAfter },
+        {
+          error: held.message,
+          deployment: deployment.id,
+          revision: revision.name,
+          state: deployment.state,
+          retryAfterSeconds: retryAfter,
+        },
         { 'retry-after': String(retryAfter), 'x-ferry-revision': revision.name },
       );
     }

@@ -51,7 +51,7 @@ abstract class Family<Child> {
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
     for (const { values, child } of this.children.values()) lines.push(...this.samples(values, child));
-    return lines.join('\n') + '\n';
+    return `${lines.join('\n')}\n`;
   }
 }
 
@@ -109,7 +109,9 @@ export class Histogram extends Family<HistogramChild> {
     let cumulative = 0;
     for (let i = 0; i < this.bounds.length; i++) {
       cumulative += child.counts[i];
-      out.push(`${this.name}_bucket${labelText(this.labelNames, values, `le="${formatValue(this.bounds[i])}"`)} ${cumulative}`);
+      out.push(
+        `${this.name}_bucket${labelText(this.labelNames, values, `le="${formatValue(this.bounds[i])}"`)} ${cumulative}`,
+      );
     }
     out.push(`${this.name}_bucket${labelText(this.labelNames, values, 'le="+Inf"')} ${child.count}`);
     out.push(`${this.name}_sum${labelText(this.labelNames, values)} ${formatValue(child.sum)}`);
@@ -134,9 +136,14 @@ class CollectedGauge {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
     for (const s of this.collect()) {
       const names = Object.keys(s.labels);
-      lines.push(`${this.name}${labelText(names, names.map((n) => s.labels[n]))} ${formatValue(s.value)}`);
+      lines.push(
+        `${this.name}${labelText(
+          names,
+          names.map((n) => s.labels[n]),
+        )} ${formatValue(s.value)}`,
+      );
     }
-    return lines.join('\n') + '\n';
+    return `${lines.join('\n')}\n`;
   }
 }
 
@@ -157,7 +164,11 @@ export class RouteMetrics {
   /** A request answered with `status` after `seconds` (holding included). */
   record(status: number, seconds: number): void {
     let counter = this.byStatus.get(status);
-    if (!counter) this.byStatus.set(status, (counter = this.metrics.requests.labels(this.deployment, this.revision, String(status))));
+    if (!counter)
+      this.byStatus.set(
+        status,
+        (counter = this.metrics.requests.labels(this.deployment, this.revision, String(status))),
+      );
     counter.inc();
     this.duration.observe(seconds);
   }
@@ -183,21 +194,36 @@ export class GatewayMetrics {
     'Requests answered 503 by the gateway, by reason (hold_timeout: not ready within the hold timeout; wake_failed: replicas could not start).',
     ['deployment', 'reason'],
   );
-  readonly held = new Counter('ferry_gateway_held_requests_total', 'Requests held until a replica of their revision was ready.', ['deployment', 'revision']);
-  readonly holdDuration = new Histogram('ferry_gateway_hold_duration_seconds', 'How long requests were held waiting for a ready replica.', ['deployment'], WAKE_BUCKETS);
+  readonly held = new Counter(
+    'ferry_gateway_held_requests_total',
+    'Requests held until a replica of their revision was ready.',
+    ['deployment', 'revision'],
+  );
+  readonly holdDuration = new Histogram(
+    'ferry_gateway_hold_duration_seconds',
+    'How long requests were held waiting for a ready replica.',
+    ['deployment'],
+    WAKE_BUCKETS,
+  );
   readonly wakeDuration = new Histogram(
     'ferry_gateway_wake_duration_seconds',
     'From the start of a wake from zero until the first replica was ready.',
     ['deployment'],
     WAKE_BUCKETS,
   );
-  readonly coldStarts = new Counter('ferry_gateway_cold_starts_total', 'Wakes from zero started by a request.', ['deployment']);
+  readonly coldStarts = new Counter('ferry_gateway_cold_starts_total', 'Wakes from zero started by a request.', [
+    'deployment',
+  ]);
   readonly scaleEvents = new Counter(
     'ferry_gateway_scale_events_total',
-    'Changes of a revision\'s desired replica count, by direction and reason (stable, panic, idle, wake, hibernate, apply).',
+    "Changes of a revision's desired replica count, by direction and reason (stable, panic, idle, wake, hibernate, apply).",
     ['deployment', 'revision', 'direction', 'reason'],
   );
-  readonly restarts = new Counter('ferry_gateway_replica_restarts_total', 'Replicas restarted after they died unexpectedly.', ['deployment']);
+  readonly restarts = new Counter(
+    'ferry_gateway_replica_restarts_total',
+    'Replicas restarted after they died unexpectedly.',
+    ['deployment'],
+  );
   private readonly gauges: CollectedGauge[] = [];
   private readonly routes = new WeakMap<object, RouteMetrics>();
   /** Bumped when series are dropped, so cached RouteMetrics are rebuilt rather than feeding dropped children. */
@@ -226,7 +252,17 @@ export class GatewayMetrics {
   }
 
   private families(): Array<Counter | Histogram> {
-    return [this.requests, this.requestDuration, this.unavailable, this.held, this.holdDuration, this.wakeDuration, this.coldStarts, this.scaleEvents, this.restarts];
+    return [
+      this.requests,
+      this.requestDuration,
+      this.unavailable,
+      this.held,
+      this.holdDuration,
+      this.wakeDuration,
+      this.coldStarts,
+      this.scaleEvents,
+      this.restarts,
+    ];
   }
 
   render(): string {

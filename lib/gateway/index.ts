@@ -1,2 +1,2 @@
-export { startGateway, type Gateway, type GatewayOptions } from './gateway';
 export type { PullImageFn } from './deploymentManager';
+export { type Gateway, type GatewayOptions, startGateway } from './gateway';

@@ -36,7 +36,9 @@ const SERVER_FEATURES = { socket: true, standbyEntry: true } as const;
 /** The parts of a pulled image the gateway needs (lib/oci/pull's PulledImage has these). */
 export interface PulledImageForLaunch {
   digest: string;
-  config: { config?: { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null; WorkingDir?: string } };
+  config: {
+    config?: { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null; WorkingDir?: string };
+  };
   rootfs: string;
 }
 
@@ -64,10 +66,20 @@ export function launchPlanForImage(image: PulledImageForLaunch): LaunchPlan {
     if (name === 'PATH') continue; // the image's PATH means nothing on the host
     env[name] = PATH_ENV_VARS.includes(name) && path.posix.isAbsolute(value) ? inRootfs(value) : value;
   }
-  const args = argv.slice(1).map((arg) => (path.posix.isAbsolute(arg) && existsSync(inRootfs(arg)) ? inRootfs(arg) : arg));
+  const args = argv
+    .slice(1)
+    .map((arg) => (path.posix.isAbsolute(arg) && existsSync(inRootfs(arg)) ? inRootfs(arg) : arg));
   const workingDir = cfg.WorkingDir && existsSync(inRootfs(cfg.WorkingDir)) ? inRootfs(cfg.WorkingDir) : image.rootfs;
   const features = args.length > 0 ? serverFeaturesOf(path.resolve(workingDir, args[0])) : {};
-  return { key: `image:${image.digest}`, command: process.execPath, args, env, cwd: workingDir, digest: image.digest, ...features };
+  return {
+    key: `image:${image.digest}`,
+    command: process.execPath,
+    args,
+    env,
+    cwd: workingDir,
+    digest: image.digest,
+    ...features,
+  };
 }
 
 /**
@@ -100,9 +112,19 @@ export async function launchPlanForModelDir(modelDir: string, stateDir: string):
   const plan = { key: `dir:${dir}`, command: process.execPath, cwd: repoRoot };
   try {
     const bundle = await bundledServer(stateDir);
-    return { ...plan, args: [bundle], env: { FERRY_MODEL_DIR: dir, NODE_PATH: path.join(repoRoot, 'node_modules') }, ...SERVER_FEATURES };
+    return {
+      ...plan,
+      args: [bundle],
+      env: { FERRY_MODEL_DIR: dir, NODE_PATH: path.join(repoRoot, 'node_modules') },
+      ...SERVER_FEATURES,
+    };
   } catch {
-    return { ...plan, args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')], env: { FERRY_MODEL_DIR: dir }, socket: true };
+    return {
+      ...plan,
+      args: ['--import', 'tsx', path.join(repoRoot, 'runtime/server/main.ts')],
+      env: { FERRY_MODEL_DIR: dir },
+      socket: true,
+    };
   }
 }
 

@@ -10,15 +10,23 @@
  * their in-flight requests are done (or a deadline passed). Drains run outside the queue, so a wake
  * never waits behind a slow request on a replica being retired.
  */
-import { performance } from 'node:perf_hooks';
-import * as path from 'node:path';
+
 import type * as http from 'node:http';
-import type { DeploymentSpec, DeploymentState, DeploymentStatus, ReplicaStatus, RevisionStatus, ScaleEvent } from '../targets/deploymentTarget';
-import { ConcurrencyAutoscaler, type AutoscalingSettings } from './autoscaler';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type {
+  DeploymentSpec,
+  DeploymentState,
+  DeploymentStatus,
+  ReplicaStatus,
+  RevisionStatus,
+  ScaleEvent,
+} from '../targets/deploymentTarget';
+import { type AutoscalingSettings, ConcurrencyAutoscaler } from './autoscaler';
 import { DEFAULT_REVISION } from './deploymentSpec';
 import type { DeploymentRecord, RevisionRecord } from './deploymentStore';
 import type { GatewayMetrics } from './gatewayMetrics';
-import { spawnReplica, waitUntilReady, type Replica } from './replicaProcess';
+import { type Replica, spawnReplica, waitUntilReady } from './replicaProcess';
 import type { StandbyProcess } from './standbyProcess';
 import { TrafficRouter } from './trafficPolicy';
 
@@ -40,7 +48,10 @@ export interface LocalDeploymentContext {
 }
 
 /** What apply may change. */
-export type DeploymentSpecFields = Pick<DeploymentRecord, 'model' | 'replicas' | 'revisions' | 'traffic' | 'autoscaling' | 'scaleToZeroAfterMs'>;
+export type DeploymentSpecFields = Pick<
+  DeploymentRecord,
+  'model' | 'replicas' | 'revisions' | 'traffic' | 'autoscaling' | 'scaleToZeroAfterMs'
+>;
 
 /** Why a held request could not be given a replica. */
 export interface HoldFailure {
@@ -166,9 +177,16 @@ export class LocalDeployment {
     private readonly ctx: LocalDeploymentContext,
   ) {
     this.lastRequestMs = record.lastRequestAt ? Date.parse(record.lastRequestAt) : null;
-    this.lastActivityMs = Math.max(this.lastRequestMs ?? 0, record.runningSince ? Date.parse(record.runningSince) : 0, Date.now());
+    this.lastActivityMs = Math.max(
+      this.lastRequestMs ?? 0,
+      record.runningSince ? Date.parse(record.runningSince) : 0,
+      Date.now(),
+    );
     this.syncRevisionSets(true);
-    this.router = new TrafficRouter(record.traffic, record.revisions.map((r) => r.name));
+    this.router = new TrafficRouter(
+      record.traffic,
+      record.revisions.map((r) => r.name),
+    );
   }
 
   get id(): string {
@@ -257,7 +275,8 @@ export class LocalDeployment {
     this.scaleEvents.push(event);
     if (this.scaleEvents.length > SCALE_EVENTS_KEPT) this.scaleEvents.shift();
     this.ctx.metrics.scaleEvents.labels(this.id, set.name, to > from ? 'up' : 'down', reason).inc();
-    if (reason === 'stable' || reason === 'panic') this.ctx.log(`deployment "${this.id}" revision "${set.name}": ${from} → ${to} replicas (${reason})`);
+    if (reason === 'stable' || reason === 'panic')
+      this.ctx.log(`deployment "${this.id}" revision "${set.name}": ${from} → ${to} replicas (${reason})`);
   }
 
   // ---- the request path ----
@@ -277,7 +296,11 @@ export class LocalDeployment {
    * returns that replica, already counted as in flight on the set returned with it; or why not, after
    * `timeoutMs`. If the revision is removed meanwhile, the request moves to the first revision.
    */
-  async hold(set: RevisionSet, timeoutMs: number, clientGone: Promise<void>): Promise<{ replica: Replica; set: RevisionSet } | HoldFailure> {
+  async hold(
+    set: RevisionSet,
+    timeoutMs: number,
+    clientGone: Promise<void>,
+  ): Promise<{ replica: Replica; set: RevisionSet } | HoldFailure> {
     const started = performance.now();
     let current = set;
     current.held++;
@@ -301,12 +324,21 @@ export class LocalDeployment {
           () => 'ok' as const,
           (err: Error) => err,
         );
-        const outcome = await Promise.race([capacity, current.nextReady().then(() => 'ok' as const), timedOut, clientGone.then(() => 'gone' as const)]);
+        const outcome = await Promise.race([
+          capacity,
+          current.nextReady().then(() => 'ok' as const),
+          timedOut,
+          clientGone.then(() => 'gone' as const),
+        ]);
         if (outcome === 'timeout') {
-          return { reason: 'hold_timeout', message: `deployment "${this.id}" is waking up and was not ready within ${timeoutMs} ms; retry shortly` };
+          return {
+            reason: 'hold_timeout',
+            message: `deployment "${this.id}" is waking up and was not ready within ${timeoutMs} ms; retry shortly`,
+          };
         }
         if (outcome === 'gone') return { reason: 'client_gone', message: 'the client closed the connection' };
-        if (outcome instanceof Error) return { reason: 'wake_failed', message: `deployment "${this.id}" could not be woken: ${outcome.message}` };
+        if (outcome instanceof Error)
+          return { reason: 'wake_failed', message: `deployment "${this.id}" could not be woken: ${outcome.message}` };
         if (this.destroyed) return { reason: 'wake_failed', message: `deployment "${this.id}" was deleted` };
       }
     } finally {
@@ -351,7 +383,8 @@ export class LocalDeployment {
       this.replicas = this.replicas.filter((r) => !r.exited);
       this.reindex();
       try {
-        if (!set.members.some((r) => !r.stopping && r.record.planKey === set.spec.plan.key)) await this.startReplicas(set, 1);
+        if (!set.members.some((r) => !r.stopping && r.record.planKey === set.spec.plan.key))
+          await this.startReplicas(set, 1);
       } catch (err) {
         this.record.state = 'hibernated'; // the next request tries again
         this.record.runningSince = null;
@@ -369,7 +402,9 @@ export class LocalDeployment {
           this.record.coldStarts++;
           this.ctx.metrics.coldStarts.labels(this.id).inc();
         }
-        this.ctx.log(`deployment "${this.id}" woke in ${this.record.lastWakeMs} ms${byRequest ? ' (held a request)' : ''}`);
+        this.ctx.log(
+          `deployment "${this.id}" woke in ${this.record.lastWakeMs} ms${byRequest ? ' (held a request)' : ''}`,
+        );
       }
       await this.ctx.persist();
     }).finally(() => {
@@ -397,7 +432,10 @@ export class LocalDeployment {
       if (opts.keepHibernated && this.record.state === 'hibernated') {
         Object.assign(this.record, fields);
         this.syncRevisionSets(false); // desired counts stay 0; the wake starts the new ones
-        this.router = new TrafficRouter(this.record.traffic, this.record.revisions.map((r) => r.name));
+        this.router = new TrafficRouter(
+          this.record.traffic,
+          this.record.revisions.map((r) => r.name),
+        );
         await this.ctx.persist();
         return { done: Promise.resolve() };
       }
@@ -405,7 +443,12 @@ export class LocalDeployment {
         fields: this.specFields(),
         state: this.record.state,
         sets: new Map(this.revisions),
-        setState: [...this.revisions.values()].map((s) => ({ set: s, desired: s.desired, spec: s.spec, autoscaler: s.autoscaler })),
+        setState: [...this.revisions.values()].map((s) => ({
+          set: s,
+          desired: s.desired,
+          spec: s.spec,
+          autoscaler: s.autoscaler,
+        })),
       };
       const wasRunning = this.record.state === 'running';
       Object.assign(this.record, fields);
@@ -414,7 +457,10 @@ export class LocalDeployment {
       // autoscaled one keeps what its autoscaler wanted (within the new min/max) rather than falling
       // back to the starting count, which would drain replicas serving a load.
       this.syncRevisionSets(!wasRunning, 'apply');
-      this.router = new TrafficRouter(this.record.traffic, this.record.revisions.map((r) => r.name));
+      this.router = new TrafficRouter(
+        this.record.traffic,
+        this.record.revisions.map((r) => r.name),
+      );
       try {
         const drained = await this.reconcile();
         this.record.runningSince ??= new Date().toISOString();
@@ -426,9 +472,13 @@ export class LocalDeployment {
         Object.assign(this.record, previous.fields);
         this.record.state = previous.state;
         this.revisions = previous.sets;
-        for (const p of previous.setState) Object.assign(p.set, { desired: p.desired, spec: p.spec, autoscaler: p.autoscaler });
+        for (const p of previous.setState)
+          Object.assign(p.set, { desired: p.desired, spec: p.spec, autoscaler: p.autoscaler });
         this.reindex();
-        this.router = new TrafficRouter(this.record.traffic, this.record.revisions.map((r) => r.name));
+        this.router = new TrafficRouter(
+          this.record.traffic,
+          this.record.revisions.map((r) => r.name),
+        );
         const cleanup = await this.reconcile().catch((): Drain => ({ done: Promise.resolve() }));
         await this.ctx.persist();
         void cleanup.done.then(() => this.ctx.persist());
@@ -441,13 +491,23 @@ export class LocalDeployment {
 
   specFields(): DeploymentSpecFields {
     const r = this.record;
-    return { model: r.model, replicas: r.replicas, revisions: r.revisions, traffic: r.traffic, autoscaling: r.autoscaling, scaleToZeroAfterMs: r.scaleToZeroAfterMs };
+    return {
+      model: r.model,
+      replicas: r.replicas,
+      revisions: r.revisions,
+      traffic: r.traffic,
+      autoscaling: r.autoscaling,
+      scaleToZeroAfterMs: r.scaleToZeroAfterMs,
+    };
   }
 
   /** True when applying `fields` would change nothing (the same launch plans, counts and policies). */
   isUnchanged(fields: DeploymentSpecFields): boolean {
     const canonical = (f: DeploymentSpecFields) =>
-      JSON.stringify({ ...f, revisions: f.revisions.map((r) => ({ name: r.name, key: r.plan.key, replicas: r.replicas ?? null })) });
+      JSON.stringify({
+        ...f,
+        revisions: f.revisions.map((r) => ({ name: r.name, key: r.plan.key, replicas: r.replicas ?? null })),
+      });
     return canonical(fields) === canonical(this.specFields());
   }
 
@@ -463,7 +523,10 @@ export class LocalDeployment {
   setTraffic(traffic: DeploymentRecord['traffic']): Promise<void> {
     this.generation++;
     this.record.traffic = traffic;
-    this.router = new TrafficRouter(traffic, this.record.revisions.map((r) => r.name));
+    this.router = new TrafficRouter(
+      traffic,
+      this.record.revisions.map((r) => r.name),
+    );
     return this.ctx.persist();
   }
 
@@ -473,7 +536,8 @@ export class LocalDeployment {
       this.record.state = 'hibernated';
       this.record.runningSince = null;
       for (const set of this.revisions.values()) this.setDesired(set, 0, reason);
-      if (reason === 'idle') this.ctx.log(`deployment "${this.id}": idle for ${this.record.scaleToZeroAfterMs} ms, scaling to zero`);
+      if (reason === 'idle')
+        this.ctx.log(`deployment "${this.id}": idle for ${this.record.scaleToZeroAfterMs} ms, scaling to zero`);
       const drained = await this.reconcile();
       await this.ctx.persist();
       return drained;
@@ -522,7 +586,8 @@ export class LocalDeployment {
     this.reindex();
     const a = this.record.autoscaling;
     if (a && this.record.state === 'running') {
-      for (const set of this.revisions.values()) set.desired = Math.min(a.maxReplicas, Math.max(a.minReplicas, set.members.length));
+      for (const set of this.revisions.values())
+        set.desired = Math.min(a.maxReplicas, Math.max(a.minReplicas, set.members.length));
     }
   }
 
@@ -544,7 +609,13 @@ export class LocalDeployment {
     }
     if (changed) this.scheduleReconcile(0);
     const idleAfter = this.record.scaleToZeroAfterMs;
-    if (idleAfter !== null && this.operations === 0 && Date.now() - this.lastActivityMs >= idleAfter && this.inFlight() === 0 && this.heldRequests() === 0) {
+    if (
+      idleAfter !== null &&
+      this.operations === 0 &&
+      Date.now() - this.lastActivityMs >= idleAfter &&
+      this.inFlight() === 0 &&
+      this.heldRequests() === 0
+    ) {
       this.hibernating = true;
       this.hibernate('idle')
         .catch((err: Error) => this.ctx.log(`deployment "${this.id}": scale to zero failed: ${err.message}`))
@@ -608,7 +679,9 @@ export class LocalDeployment {
       },
       (err: Error) => {
         this.restartBackoffMs = Math.min(MAX_RESTART_BACKOFF_MS, Math.max(500, this.restartBackoffMs * 2));
-        this.ctx.log(`deployment "${this.id}": reconcile failed (next try in ${this.restartBackoffMs} ms): ${err.message}`);
+        this.ctx.log(
+          `deployment "${this.id}": reconcile failed (next try in ${this.restartBackoffMs} ms): ${err.message}`,
+        );
         for (const s of this.revisions.values()) s.notifyReady();
         this.scheduleReconcile();
       },
@@ -635,7 +708,12 @@ export class LocalDeployment {
       const current = set.members.filter((r) => r.record.planKey === set.spec.plan.key);
       retire.push(...set.members.filter((r) => r.record.planKey !== set.spec.plan.key));
       // Keep the ready ones, then the busiest (fewer requests to wait for), then the oldest.
-      current.sort((a, b) => Number(b.ready) - Number(a.ready) || b.inFlight - a.inFlight || a.record.startedAt.localeCompare(b.record.startedAt));
+      current.sort(
+        (a, b) =>
+          Number(b.ready) - Number(a.ready) ||
+          b.inFlight - a.inFlight ||
+          a.record.startedAt.localeCompare(b.record.startedAt),
+      );
       retire.push(...current.slice(set.desired));
     }
     return this.retire(retire);
@@ -646,7 +724,13 @@ export class LocalDeployment {
     const started: Replica[] = [];
     try {
       for (let i = 0; i < count; i++) {
-        const replica = await spawnReplica(set.spec.plan, logDir, set.name, this.ctx.standby, path.join(this.ctx.stateDir, 'gateway', 'sockets'));
+        const replica = await spawnReplica(
+          set.spec.plan,
+          logDir,
+          set.name,
+          this.ctx.standby,
+          path.join(this.ctx.stateDir, 'gateway', 'sockets'),
+        );
         replica.onExit = (x) => this.onReplicaExit(x);
         started.push(replica);
         this.replicas.push(replica);
@@ -663,7 +747,9 @@ export class LocalDeployment {
           }),
         ),
       ]);
-      this.ctx.log(`deployment "${this.id}" revision "${set.name}": started replica pid(s) ${started.map((r) => `${r.pid}:${r.port}${r.prestarted ? ' (pre-started)' : ''}`).join(', ')}`);
+      this.ctx.log(
+        `deployment "${this.id}" revision "${set.name}": started replica pid(s) ${started.map((r) => `${r.pid}:${r.port}${r.prestarted ? ' (pre-started)' : ''}`).join(', ')}`,
+      );
       return started;
     } catch (err) {
       await this.retire(started).done;
@@ -688,7 +774,10 @@ export class LocalDeployment {
       list.map(async (r) => {
         if (r.ready && r.inFlight > 0) {
           const idle = await r.whenIdle(this.ctx.drainTimeoutMs);
-          if (!idle) this.ctx.log(`deployment "${this.id}": replica pid ${r.pid} still had ${r.inFlight} request(s) in flight after ${this.ctx.drainTimeoutMs} ms; stopping it anyway`);
+          if (!idle)
+            this.ctx.log(
+              `deployment "${this.id}": replica pid ${r.pid} still had ${r.inFlight} request(s) in flight after ${this.ctx.drainTimeoutMs} ms; stopping it anyway`,
+            );
         }
         await r.stop(this.ctx.stopGraceMs);
         this.retiring.delete(r);
@@ -726,18 +815,34 @@ export class LocalDeployment {
       inFlight: set.inFlight,
       heldRequests: set.held,
       ...(set.autoscaler?.last
-        ? { autoscaler: { panic: set.autoscaler.last.panic, stableConcurrency: round(set.autoscaler.last.stableConcurrency), panicConcurrency: round(set.autoscaler.last.panicConcurrency) } }
+        ? {
+            autoscaler: {
+              panic: set.autoscaler.last.panic,
+              stableConcurrency: round(set.autoscaler.last.stableConcurrency),
+              panicConcurrency: round(set.autoscaler.last.panicConcurrency),
+            },
+          }
         : {}),
     }));
     const replicas: ReplicaStatus[] = this.replicas
       .filter((x) => !x.exited && !x.stopping)
-      .map((x) => ({ pid: x.pid, port: x.port, startedAt: x.record.startedAt, ready: x.ready, revision: x.revision, inFlight: x.inFlight }));
+      .map((x) => ({
+        pid: x.pid,
+        port: x.port,
+        startedAt: x.record.startedAt,
+        ready: x.ready,
+        revision: x.revision,
+        inFlight: x.inFlight,
+      }));
     return {
       id: r.id,
       model: r.model,
       state: this.state,
       endpoint: `${this.ctx.gatewayUrl}/d/${encodeURIComponent(r.id)}`,
-      desiredReplicas: [...this.revisions.values()].reduce((n, s) => n + (hibernated ? this.initialReplicas(s.spec) : s.desired), 0),
+      desiredReplicas: [...this.revisions.values()].reduce(
+        (n, s) => n + (hibernated ? this.initialReplicas(s.spec) : s.desired),
+        0,
+      ),
       replicas,
       ...artifactOf(first),
       createdAt: r.createdAt,
@@ -772,13 +877,21 @@ function artifactOf(spec: RevisionRecord): Pick<RevisionStatus, 'image' | 'model
 /** The spec that re-creates this deployment: the original single-revision form when it is one. */
 function specOf(r: DeploymentRecord): Omit<DeploymentSpec, 'id'> {
   const artifact = (x: RevisionRecord) => (x.image ? { image: x.image } : { modelDir: x.modelDir });
-  const single = r.revisions.length === 1 && r.revisions[0].name === DEFAULT_REVISION && r.revisions[0].replicas === undefined;
+  const single =
+    r.revisions.length === 1 && r.revisions[0].name === DEFAULT_REVISION && r.revisions[0].replicas === undefined;
   return {
     model: r.model,
     replicas: r.replicas,
     ...(single
       ? artifact(r.revisions[0])
-      : { revisions: r.revisions.map((x) => ({ name: x.name, ...artifact(x), ...(x.replicas !== undefined ? { replicas: x.replicas } : {}) })), traffic: r.traffic }),
+      : {
+          revisions: r.revisions.map((x) => ({
+            name: x.name,
+            ...artifact(x),
+            ...(x.replicas !== undefined ? { replicas: x.replicas } : {}),
+          })),
+          traffic: r.traffic,
+        }),
     ...(r.autoscaling ? { autoscaling: r.autoscaling } : {}),
     scaleToZeroAfterMs: r.scaleToZeroAfterMs,
   };

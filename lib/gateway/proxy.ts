@@ -23,7 +23,17 @@ export interface ReplicaAddress {
 export type ProxyDone = (status: number | undefined, error: Error | undefined) => void;
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are not forwarded. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 /** Request headers not passed on: hop-by-hop, the body framing (set anew), Expect (the gateway's server answered it). */
 const DROPPED_REQUEST_HEADERS = new Set([...HOP_BY_HOP, 'content-length', 'expect', 'x-forwarded-for']);
 
@@ -216,7 +226,7 @@ class Connection {
   }
 }
 
-const enum Body {
+enum Body {
   /** Reading the status line and headers. */
   Head,
   /** `remaining` bytes of a content-length body. */
@@ -234,7 +244,7 @@ const enum Body {
   Done,
 }
 
-const enum RequestBody {
+enum RequestBody {
   /** No body, or a small one already in `body`: sent with the head. */
   Whole,
   /** content-length: `length` bytes streamed as they arrive. */
@@ -329,12 +339,13 @@ class Exchange {
     let head = `${req.method} ${this.upstreamPath} HTTP/1.1\r\n`;
     for (let i = 0; i < raw.length; i += 2) {
       const lower = raw[i].toLowerCase();
-      if (DROPPED_REQUEST_HEADERS.has(lower) || (connectionTokens !== undefined && connectionTokens.includes(lower))) continue;
+      if (DROPPED_REQUEST_HEADERS.has(lower) || connectionTokens?.includes(lower)) continue;
       head += `${raw[i]}: ${raw[i + 1]}\r\n`;
     }
     head += `x-forwarded-for: ${req.socket.remoteAddress ?? ''}\r\n`;
     if (this.requestMode === RequestBody.Chunked) head += 'transfer-encoding: chunked\r\n\r\n';
-    else if (this.requestMode === RequestBody.Length) head += `content-length: ${req.headers['content-length']}\r\n\r\n`;
+    else if (this.requestMode === RequestBody.Length)
+      head += `content-length: ${req.headers['content-length']}\r\n\r\n`;
     else if (this.body !== undefined) head += `content-length: ${this.body.length}\r\n\r\n`;
     else head += '\r\n';
     return head;
@@ -411,7 +422,8 @@ class Exchange {
           const nl = data.indexOf(10); // '\n'
           if (nl === -1) {
             this.line += data.toString('latin1');
-            if (this.line.length > MAX_HEAD_BYTES) return this.fail(new Error('malformed chunked response from the replica'));
+            if (this.line.length > MAX_HEAD_BYTES)
+              return this.fail(new Error('malformed chunked response from the replica'));
             return;
           }
           const text = (this.line + data.toString('latin1', 0, nl)).replace(/\r$/, '');
@@ -480,7 +492,12 @@ class Exchange {
     const d1 = text.charCodeAt(10) - 48;
     const d2 = text.charCodeAt(11) - 48;
     const after = text.length > 12 ? text.charCodeAt(12) : 13;
-    if (!text.startsWith('HTTP/1.') || text.charCodeAt(8) !== 32 || !(d0 >= 1 && d0 <= 9 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9) || (after !== 32 && after !== 13)) {
+    if (
+      !text.startsWith('HTTP/1.') ||
+      text.charCodeAt(8) !== 32 ||
+      !(d0 >= 1 && d0 <= 9 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9) ||
+      (after !== 32 && after !== 13)
+    ) {
       this.fail(new Error(`malformed response from the replica: ${JSON.stringify(text.slice(0, 100))}`));
       return EMPTY;
     }
@@ -527,7 +544,8 @@ class Exchange {
       const tokens = connection.split(',').map((t) => t.trim());
       if (tokens.includes('close')) this.keepAlive = false;
       if (tokens.some((t) => t !== 'close' && t !== 'keep-alive')) {
-        for (let i = headers.length - 2; i >= 0; i -= 2) if (tokens.includes(headers[i].toLowerCase())) headers.splice(i, 2);
+        for (let i = headers.length - 2; i >= 0; i -= 2)
+          if (tokens.includes(headers[i].toLowerCase())) headers.splice(i, 2);
       }
     }
     if (http10 && !(connection ?? '').includes('keep-alive')) this.keepAlive = false;
@@ -542,7 +560,9 @@ class Exchange {
       return EMPTY;
     }
     if (chunked) {
-      if (contentLength !== -1) for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i].toLowerCase() === 'content-length') headers.splice(i, 2);
+      if (contentLength !== -1)
+        for (let i = headers.length - 2; i >= 0; i -= 2)
+          if (headers[i].toLowerCase() === 'content-length') headers.splice(i, 2);
       this.state = Body.ChunkSize;
       this.writeHead(false);
     } else if (contentLength !== -1) {
@@ -626,7 +646,9 @@ class Exchange {
     const res = this.res;
     if (!res.headersSent && !res.destroyed) {
       const { socketPath, port } = this.pool.address;
-      const body = JSON.stringify({ error: `replica ${socketPath ? `at ${socketPath}` : `on port ${port}`} failed: ${err.message}` });
+      const body = JSON.stringify({
+        error: `replica ${socketPath ? `at ${socketPath}` : `on port ${port}`} failed: ${err.message}`,
+      });
       res.writeHead(502, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
       res.end(body);
     } else if (!res.writableFinished) {

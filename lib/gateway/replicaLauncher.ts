@@ -62,7 +62,23 @@ function readCommand(): Promise<LaunchCommand | undefined> {
 
 /** Builtins an inference server loads at once: loaded while waiting, not during the cold start. */
 function preloadBuiltins(): void {
-  for (const name of ['http', 'net', 'crypto', 'zlib', 'stream', 'url', 'util', 'events', 'fs/promises', 'os', 'perf_hooks', 'async_hooks', 'buffer', 'string_decoder', 'diagnostics_channel']) {
+  for (const name of [
+    'http',
+    'net',
+    'crypto',
+    'zlib',
+    'stream',
+    'url',
+    'util',
+    'events',
+    'fs/promises',
+    'os',
+    'perf_hooks',
+    'async_hooks',
+    'buffer',
+    'string_decoder',
+    'diagnostics_channel',
+  ]) {
     try {
       require(`node:${name}`);
     } catch {
@@ -73,7 +89,10 @@ function preloadBuiltins(): void {
 
 function cacheKey(file: string): string {
   const s = statSync(file);
-  return createHash('sha256').update(`${file}\0${s.size}\0${s.mtimeMs}\0${process.version}\0${process.arch}`).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(`${file}\0${s.size}\0${s.mtimeMs}\0${process.version}\0${process.arch}`)
+    .digest('hex')
+    .slice(0, 32);
 }
 
 /**
@@ -92,7 +111,8 @@ function runMain(file: string, cacheDir: string | undefined): 'used' | 'rejected
       cachedData = undefined;
     }
   }
-  const importModuleDynamically = (vm as unknown as { constants?: { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } }).constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+  const importModuleDynamically = (vm as unknown as { constants?: { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } })
+    .constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
   const script = new vm.Script(M.wrap(source), {
     filename: file,
     cachedData,
@@ -107,7 +127,9 @@ function runMain(file: string, cacheDir: string | undefined): 'used' | 'rejected
   (process as unknown as { mainModule: unknown }).mainModule = mod;
   const localRequire = ((id: string) => mod.require(id)) as NodeJS.Require;
   Object.assign(localRequire, {
-    resolve: Object.assign((request: string, options?: unknown) => M._resolveFilename(request, mod, false, options), { paths: () => mod.paths }),
+    resolve: Object.assign((request: string, options?: unknown) => M._resolveFilename(request, mod, false, options), {
+      paths: () => mod.paths,
+    }),
     main: mod,
     cache: M._cache,
     extensions: M._extensions,
@@ -164,9 +186,13 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     try {
       prewarmed = loadMain(prewarm, process.env.FERRY_STANDBY_CACHE_DIR || undefined);
-      process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} loaded ${prewarm} in advance (code cache ${prewarmed.cache}, ${Math.round(performance.now() - t0)} ms)\n`);
+      process.stdout.write(
+        `${new Date().toISOString()} ferry standby process ${process.pid} loaded ${prewarm} in advance (code cache ${prewarmed.cache}, ${Math.round(performance.now() - t0)} ms)\n`,
+      );
     } catch (err) {
-      process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} could not load ${prewarm} in advance: ${(err as Error).stack ?? err}\n`);
+      process.stdout.write(
+        `${new Date().toISOString()} ferry standby process ${process.pid} could not load ${prewarm} in advance: ${(err as Error).stack ?? err}\n`,
+      );
     }
   }
   const command = await readCommand();
@@ -180,12 +206,16 @@ async function main(): Promise<void> {
   // What `ps` shows: the same command line as a replica started directly (the gateway reserved room).
   process.title = process.argv.join(' ');
   if (prewarmed?.entry && prewarm === command.script) {
-    process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} starts ${command.script} (loaded in advance)\n`);
+    process.stdout.write(
+      `${new Date().toISOString()} ferry standby process ${process.pid} starts ${command.script} (loaded in advance)\n`,
+    );
     prewarmed.entry(launchedAt);
     return;
   }
   const { entry, cache } = loadMain(command.script, command.cacheDir);
-  process.stdout.write(`${new Date().toISOString()} ferry standby process ${process.pid} ran ${command.script} (code cache ${cache}, ${Math.round(performance.now() - launchedAt)} ms)\n`);
+  process.stdout.write(
+    `${new Date().toISOString()} ferry standby process ${process.pid} ran ${command.script} (code cache ${cache}, ${Math.round(performance.now() - launchedAt)} ms)\n`,
+  );
   entry?.(launchedAt);
 }
 

@@ -48,13 +48,16 @@ export function mergeReplicaMetrics(replicas: ReplicaMetricsText[]): string {
   let out = '';
   for (const f of families.values()) {
     if (f.samples.length === 0 && f.meta.length === 0) continue;
-    out += [...f.meta, ...f.samples].join('\n') + '\n';
+    out += `${[...f.meta, ...f.samples].join('\n')}\n`;
   }
   return out;
 }
 
 function withReplicaLabel(sample: string, pid: number, revision: string | undefined): string {
-  const label = revision === undefined ? `replica="${pid}"` : `replica="${pid}",revision="${revision.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`;
+  const label =
+    revision === undefined
+      ? `replica="${pid}"`
+      : `replica="${pid}",revision="${revision.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`;
   const brace = sample.indexOf('{');
   const space = sample.search(/\s/);
   if (brace !== -1 && (space === -1 || brace < space)) {
@@ -71,7 +74,11 @@ export function fetchReplicaMetrics(address: ReplicaAddress, timeoutMs = 2000): 
     const req = http.get({ ...where, path: '/metrics', agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`GET /metrics answered ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode === 200
+          ? resolve(Buffer.concat(chunks).toString('utf8'))
+          : reject(new Error(`GET /metrics answered ${res.statusCode}`)),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer to GET /metrics within ${timeoutMs} ms`)));

@@ -5,7 +5,7 @@
  * and is adopted by the next gateway: the socket path is in its record), with its stdout/stderr
  * appended to a log file under the state dir.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
@@ -28,7 +28,18 @@ const HOST = '127.0.0.1';
 /** Log files kept per deployment; older ones are pruned when a replica starts. */
 const LOGS_KEPT = 20;
 /** Host variables a replica may need; everything else comes from the launch plan. */
-const INHERITED_ENV = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ', 'NODE_OPTIONS', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_TRACES_EXPORTER', 'OTEL_METRICS_EXPORTER', 'OTEL_LOGS_EXPORTER'];
+const INHERITED_ENV = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'LANG',
+  'TZ',
+  'NODE_OPTIONS',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_METRICS_EXPORTER',
+  'OTEL_LOGS_EXPORTER',
+];
 
 export class Replica {
   exited = false;
@@ -214,7 +225,11 @@ export function replicaEnv(plan: LaunchPlan, listen: Listen | number): Record<st
   const env: Record<string, string> = {};
   for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
   if (typeof listen === 'number') listen = { port: listen };
-  return Object.assign(env, plan.env, 'socketPath' in listen ? { FERRY_SOCKET: listen.socketPath } : { PORT: String(listen.port), HOST });
+  return Object.assign(
+    env,
+    plan.env,
+    'socketPath' in listen ? { FERRY_SOCKET: listen.socketPath } : { PORT: String(listen.port), HOST },
+  );
 }
 
 /** Longest socket path used (sun_path holds 108 bytes on Linux, 104 elsewhere). */
@@ -252,7 +267,13 @@ export function standbyBootEnv(): Record<string, string> {
  * Starts a replica of `plan` on a socket under `socketDir` (see newSocketPath) or else a free port: the
  * standby process becomes it when there is one and it can run the plan, otherwise a new detached process.
  */
-export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: string, standby?: StandbyProcess, socketDir?: string): Promise<Replica> {
+export async function spawnReplica(
+  plan: LaunchPlan,
+  logDir: string,
+  revision: string,
+  standby?: StandbyProcess,
+  socketDir?: string,
+): Promise<Replica> {
   const socketPath = newSocketPath(plan, socketDir);
   const port = socketPath ? 0 : await freePort();
   const startedAt = new Date();
@@ -276,7 +297,10 @@ export async function spawnReplica(plan: LaunchPlan, logDir: string, revision: s
   }
   await mkdir(logDir, { recursive: true });
   await pruneLogs(logDir);
-  const logFile = path.join(logDir, `${startedAt.toISOString().replace(/[:.]/g, '-')}-${socketPath ? path.basename(socketPath, '.sock') : port}.log`);
+  const logFile = path.join(
+    logDir,
+    `${startedAt.toISOString().replace(/[:.]/g, '-')}-${socketPath ? path.basename(socketPath, '.sock') : port}.log`,
+  );
   const fd = openSync(logFile, 'a');
   let child: ChildProcess;
   try {
@@ -314,7 +338,10 @@ export function adoptReplica(record: StoredReplicaRecord): Replica | undefined {
  * listening yet) fails in well under a millisecond, which makes short polling intervals cheap.
  * `target`: a replica (its socket or port), an address, or a TCP port.
  */
-export function probeReady(target: number | ReplicaAddress | { address: ReplicaAddress }, timeoutMs = 1000): Promise<boolean> {
+export function probeReady(
+  target: number | ReplicaAddress | { address: ReplicaAddress },
+  timeoutMs = 1000,
+): Promise<boolean> {
   const address = typeof target === 'number' ? { port: target } : 'address' in target ? target.address : target;
   const where = address.socketPath ? { socketPath: address.socketPath } : { host: HOST, port: address.port };
   return new Promise((resolve) => {
@@ -339,7 +366,9 @@ export async function waitUntilReady(replica: Replica, timeoutMs: number): Promi
   const deadline = started + timeoutMs;
   while (Date.now() < deadline) {
     if (replica.exited || !replica.checkAlive()) {
-      throw new Error(`replica pid ${replica.pid} ${replica.exitReason} before it was ready; its log ends with:\n${replica.logTail()}`);
+      throw new Error(
+        `replica pid ${replica.pid} ${replica.exitReason} before it was ready; its log ends with:\n${replica.logTail()}`,
+      );
     }
     if (replica.stopping) throw new Error(`replica pid ${replica.pid} was stopped before it was ready`);
     if (await probeReady(replica.address, Math.max(50, Math.min(1000, deadline - Date.now())))) {
@@ -349,7 +378,9 @@ export async function waitUntilReady(replica: Replica, timeoutMs: number): Promi
     }
     await sleep(pollDelay(Date.now() - started));
   }
-  throw new Error(`replica pid ${replica.pid} ${replica.record.socketPath ? `on ${replica.record.socketPath}` : `on port ${replica.port}`} was not ready after ${timeoutMs} ms; its log ends with:\n${replica.logTail()}`);
+  throw new Error(
+    `replica pid ${replica.pid} ${replica.record.socketPath ? `on ${replica.record.socketPath}` : `on port ${replica.port}`} was not ready after ${timeoutMs} ms; its log ends with:\n${replica.logTail()}`,
+  );
 }
 
 /** The last lines of a log file (reads at most its last 16 KiB). */
@@ -372,5 +403,6 @@ export function readLogTail(file: string, lines = 20): string {
 
 async function pruneLogs(logDir: string): Promise<void> {
   const files = (await readdir(logDir)).filter((f) => f.endsWith('.log')).sort();
-  for (const f of files.slice(0, Math.max(0, files.length - LOGS_KEPT + 1))) await rm(path.join(logDir, f), { force: true });
+  for (const f of files.slice(0, Math.max(0, files.length - LOGS_KEPT + 1)))
+    await rm(path.join(logDir, f), { force: true });
 }

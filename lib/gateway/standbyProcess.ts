@@ -12,7 +12,7 @@
  * It serves launch plans that run one plain .js file with this machine's node and no node flags
  * (image entrypoints, and model dirs through the bundled server); anything else starts as usual.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -40,7 +40,13 @@ const TITLE_ROOM = 2048;
 const REFILL_DELAY_MS = 1500;
 
 export function standbyCanRun(plan: LaunchPlan): boolean {
-  return plan.command === process.execPath && plan.args.length >= 1 && plan.args[0].endsWith('.js') && !plan.args[0].startsWith('-') && plan.env.NODE_OPTIONS === undefined;
+  return (
+    plan.command === process.execPath &&
+    plan.args.length >= 1 &&
+    plan.args[0].endsWith('.js') &&
+    !plan.args[0].startsWith('-') &&
+    plan.env.NODE_OPTIONS === undefined
+  );
 }
 
 interface Waiting {
@@ -89,12 +95,18 @@ export class StandbyProcess {
     const logDir = path.join(this.stateDir, 'gateway', 'logs', '_standby');
     await mkdir(logDir, { recursive: true });
     const files = (await readdir(logDir)).filter((f) => f.endsWith('.log')).sort();
-    for (const f of files.slice(0, Math.max(0, files.length - LOGS_KEPT + 1))) await rm(path.join(logDir, f), { force: true });
+    for (const f of files.slice(0, Math.max(0, files.length - LOGS_KEPT + 1)))
+      await rm(path.join(logDir, f), { force: true });
     if (this.closed || this.current) return;
     const logFile = path.join(logDir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}.log`);
     const prewarm = this.prewarm && existsSync(this.prewarm.script) ? this.prewarm : undefined;
     const env = prewarm
-      ? { ...this.env(), ...prewarm.env, FERRY_STANDBY_PREWARM: prewarm.script, FERRY_STANDBY_CACHE_DIR: this.codeCacheDir }
+      ? {
+          ...this.env(),
+          ...prewarm.env,
+          FERRY_STANDBY_PREWARM: prewarm.script,
+          FERRY_STANDBY_CACHE_DIR: this.codeCacheDir,
+        }
       : this.env();
     const fd = openSync(logFile, 'a');
     let child: ChildProcess;
@@ -116,7 +128,12 @@ export class StandbyProcess {
     }
     child.stdin!.on('error', () => undefined); // it may exit before we write
     child.unref();
-    const entry: Waiting = { child, logFile, procStartTicks: this.readStartTicks(child.pid), prewarmed: prewarm?.script };
+    const entry: Waiting = {
+      child,
+      logFile,
+      procStartTicks: this.readStartTicks(child.pid),
+      prewarmed: prewarm?.script,
+    };
     this.current = entry;
     child.once('exit', () => {
       if (this.current === entry) this.current = undefined;
@@ -131,7 +148,14 @@ export class StandbyProcess {
   /** The waiting process, if there is one; the next is started after a pause. */
   take(plan: LaunchPlan): TakenStandby | undefined {
     const entry = this.current;
-    if (!entry || this.closed || !standbyCanRun(plan) || entry.child.exitCode !== null || entry.child.signalCode !== null) return undefined;
+    if (
+      !entry ||
+      this.closed ||
+      !standbyCanRun(plan) ||
+      entry.child.exitCode !== null ||
+      entry.child.signalCode !== null
+    )
+      return undefined;
     // The next standby is for the program started last: loaded in advance when it supports that.
     this.prewarm = plan.standbyEntry ? { script: plan.args[0], env: plan.env, cwd: plan.cwd } : undefined;
     this.current = undefined;

@@ -20,7 +20,9 @@ export function acquireStateDirLock(stateDir: string): { release(): void } {
     holder = undefined; // absent or unreadable: nobody holds it
   }
   if (holder && holder.pid !== process.pid && isSameProcessAlive(holder)) {
-    throw new Error(`another Ferry gateway (pid ${holder.pid}) is using ${stateDir}; stop it first or use another state dir`);
+    throw new Error(
+      `another Ferry gateway (pid ${holder.pid}) is using ${stateDir}; stop it first or use another state dir`,
+    );
   }
   const mine: LockContent = { pid: process.pid, procStartTicks: readProcStartTicks(process.pid) };
   writeFileSync(file, JSON.stringify(mine));

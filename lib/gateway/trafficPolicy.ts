@@ -14,14 +14,19 @@ export type NormalizedTrafficPolicy = Required<TrafficPolicy>;
 /** A policy checked against the revision names, with defaults filled in. Throws a message for a 400. */
 export function normalizeTrafficPolicy(input: unknown, revisionNames: readonly string[]): NormalizedTrafficPolicy {
   if (input === undefined || input === null) return { split: { [revisionNames[0]]: 100 }, rules: [] };
-  if (typeof input !== 'object' || Array.isArray(input)) throw new Error('"traffic" must be an object {split?, rules?}');
+  if (typeof input !== 'object' || Array.isArray(input))
+    throw new Error('"traffic" must be an object {split?, rules?}');
   const t = input as Record<string, unknown>;
   for (const key of Object.keys(t)) {
-    if (key !== 'split' && key !== 'rules') throw new Error(`"traffic" has an unknown field "${key}" (use "split" and "rules")`);
+    if (key !== 'split' && key !== 'rules')
+      throw new Error(`"traffic" has an unknown field "${key}" (use "split" and "rules")`);
   }
   const known = new Set(revisionNames);
   const mustBeRevision = (name: string, where: string) => {
-    if (!known.has(name)) throw new Error(`${where} names revision "${name}", which this deployment does not have (it has: ${revisionNames.join(', ')})`);
+    if (!known.has(name))
+      throw new Error(
+        `${where} names revision "${name}", which this deployment does not have (it has: ${revisionNames.join(', ')})`,
+      );
   };
 
   let split: Record<string, number> = { [revisionNames[0]]: 100 };
@@ -39,7 +44,8 @@ export function normalizeTrafficPolicy(input: unknown, revisionNames: readonly s
       if (percent > 0) split[name] = percent;
       sum += percent;
     }
-    if (Math.abs(sum - 100) > 1e-6) throw new Error(`"traffic.split" percentages must add up to 100 (they add up to ${sum})`);
+    if (Math.abs(sum - 100) > 1e-6)
+      throw new Error(`"traffic.split" percentages must add up to 100 (they add up to ${sum})`);
   }
 
   const rules: TrafficRule[] = [];

@@ -9,8 +9,8 @@
  */
 import * as path from 'node:path';
 import { loadConfig } from '../config';
-import { assembleImage, canonicalJson, type BuiltImage } from '../oci/image';
-import { layerFromFiles, type LayerBlob, type LayerFile } from '../oci/layer';
+import { assembleImage, type BuiltImage, canonicalJson } from '../oci/image';
+import { type LayerBlob, type LayerFile, layerFromFiles } from '../oci/layer';
 import { pushImage } from '../oci/push';
 import { buildRuntimeLayer, type RuntimeLayerOptions } from './runtimeLayer';
 
@@ -61,7 +61,9 @@ function checkModels(models: readonly ImageModel[]): void {
   const seen = new Set<string>();
   for (const m of models) {
     if (!MODEL_NAME_PATTERN.test(m.name)) {
-      throw new Error(`model name "${m.name}" cannot be a directory in the image: use letters, digits, ".", "_" or "-"`);
+      throw new Error(
+        `model name "${m.name}" cannot be a directory in the image: use letters, digits, ".", "_" or "-"`,
+      );
     }
     if (seen.has(m.name)) throw new Error(`model "${m.name}" is listed twice in one image`);
     if (m.version.trim() === '') throw new Error(`model "${m.name}" has an empty version`);
@@ -75,8 +77,14 @@ export async function buildModelImage(opts: BuildModelImageOptions): Promise<Bui
   const runtime = await buildRuntimeLayer(opts.runtime);
   const { cacheKey: _key, fromCache: _cached, buildMs: _ms, ...runtimeLayer } = runtime;
 
-  const modelFile = (m: ImageModel): LayerFile => ({ path: `${MODEL_DIR_IN_IMAGE}/${m.name}/model.onnx`, sourcePath: m.onnxPath });
-  const indexFile: LayerFile = { path: `${MODEL_DIR_IN_IMAGE}/ferry-models.json`, bytes: Buffer.from(modelIndexJson(opts.models)) };
+  const modelFile = (m: ImageModel): LayerFile => ({
+    path: `${MODEL_DIR_IN_IMAGE}/${m.name}/model.onnx`,
+    sourcePath: m.onnxPath,
+  });
+  const indexFile: LayerFile = {
+    path: `${MODEL_DIR_IN_IMAGE}/ferry-models.json`,
+    bytes: Buffer.from(modelIndexJson(opts.models)),
+  };
   const modelLayers: LayerBlob[] = [];
   if (opts.models.length === 1) {
     modelLayers.push(await layerFromFiles([indexFile, modelFile(opts.models[0]!)], blobDir));
@@ -105,4 +113,3 @@ export async function buildModelImage(opts: BuildModelImageOptions): Promise<Bui
     { 'org.opencontainers.image.title': labels['org.opencontainers.image.title']! },
   );
 }
-

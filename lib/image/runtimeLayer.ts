@@ -10,13 +10,13 @@
  * re-pushes nothing of it. Building it means hashing and gzipping ~46 MB of native library, so the
  * blob is cached under `<cacheDir>/layers/`, keyed by a hash of exactly what goes into it.
  */
-import { mkdir, readdir, readFile, stat, writeFile, rename } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { build } from 'esbuild';
 import { loadConfig } from '../config';
 import { sha256Digest, sha256File } from '../oci/digest';
 import { canonicalJson } from '../oci/image';
-import { blobPathFor, writeLayer, type LayerBlob } from '../oci/layer';
+import { blobPathFor, type LayerBlob, writeLayer } from '../oci/layer';
 import type { TarEntry } from '../oci/tar';
 
 /** Bump when the layout or build settings change, so old cache entries stop matching. */
@@ -55,13 +55,21 @@ const isRuntimeJs = (file: string) => file.endsWith('.js') || path.basename(file
 async function findPackage(name: string, searchDirs: string[]): Promise<string> {
   for (const dir of searchDirs) {
     const candidate = path.join(dir, name);
-    if (await stat(path.join(candidate, 'package.json')).then(() => true, () => false)) return candidate;
+    if (
+      await stat(path.join(candidate, 'package.json')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
   }
   throw new Error(`${name} is not installed (looked in ${searchDirs.join(', ')}); run npm ci`);
 }
 
 /** The files of onnxruntime-node and onnxruntime-common that a linux/x64 process needs. */
-async function onnxRuntimeEntries(nodeModulesDir: string): Promise<Array<TarEntry & { type: 'file'; sourcePath: string }>> {
+async function onnxRuntimeEntries(
+  nodeModulesDir: string,
+): Promise<Array<TarEntry & { type: 'file'; sourcePath: string }>> {
   const ortNode = await findPackage('onnxruntime-node', [nodeModulesDir]);
   const ortCommon = await findPackage('onnxruntime-common', [path.join(ortNode, 'node_modules'), nodeModulesDir]);
   const nativeDir = path.join(ortNode, NATIVE_PLATFORM_DIR);
@@ -80,7 +88,11 @@ async function onnxRuntimeEntries(nodeModulesDir: string): Promise<Array<TarEntr
     ...pick(ortNode, nativeFiles, 'onnxruntime-node'),
     ...pick(ortCommon, [path.join(ortCommon, 'package.json')], 'onnxruntime-common'),
     // The bundle require()s it, and its package.json maps require to dist/cjs.
-    ...pick(ortCommon, (await listFiles(path.join(ortCommon, 'dist', 'cjs'))).filter(isRuntimeJs), 'onnxruntime-common'),
+    ...pick(
+      ortCommon,
+      (await listFiles(path.join(ortCommon, 'dist', 'cjs'))).filter(isRuntimeJs),
+      'onnxruntime-common',
+    ),
   ];
 }
 
@@ -118,15 +130,27 @@ export async function buildRuntimeLayer(options: RuntimeLayerOptions = {}): Prom
   const entries: TarEntry[] = [{ type: 'file', path: '/app/server.js', bytes: bundle }, ...ortFiles];
 
   const inputs = await Promise.all(
-    ortFiles.map(async (f) => [f.path, (await sha256File(f.sourcePath)).digest, ((await stat(f.sourcePath)).mode & 0o111) !== 0]),
+    ortFiles.map(async (f) => [
+      f.path,
+      (await sha256File(f.sourcePath)).digest,
+      ((await stat(f.sourcePath)).mode & 0o111) !== 0,
+    ]),
   );
-  const cacheKey = sha256Digest(canonicalJson({ format: RUNTIME_LAYER_FORMAT, bundle: sha256Digest(bundle), inputs })).slice('sha256:'.length);
+  const cacheKey = sha256Digest(
+    canonicalJson({ format: RUNTIME_LAYER_FORMAT, bundle: sha256Digest(bundle), inputs }),
+  ).slice('sha256:'.length);
   const indexPath = path.join(layersDir, `runtime-${cacheKey}.json`);
 
-  const cached = await readFile(indexPath, 'utf8').then((text) => JSON.parse(text) as Omit<LayerBlob, 'blobPath'>, () => null);
+  const cached = await readFile(indexPath, 'utf8').then(
+    (text) => JSON.parse(text) as Omit<LayerBlob, 'blobPath'>,
+    () => null,
+  );
   if (cached) {
     const blobPath = blobPathFor(layersDir, cached.digest);
-    const size = await stat(blobPath).then((s) => s.size, () => -1);
+    const size = await stat(blobPath).then(
+      (s) => s.size,
+      () => -1,
+    );
     if (size === cached.size) {
       return { ...cached, blobPath, cacheKey, fromCache: true, buildMs: performance.now() - started };
     }

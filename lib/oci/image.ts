@@ -62,7 +62,9 @@ export interface SerializedDocument<T> {
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
-      return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      return Object.fromEntries(
+        Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      );
     }
     return v;
   });
@@ -86,7 +88,10 @@ export interface ImageSettings {
 }
 
 /** The image config for `layers` (in order, bottom first). */
-export function createImageConfig(layers: readonly LayerBlob[], settings: ImageSettings = {}): SerializedDocument<OciImageConfig> {
+export function createImageConfig(
+  layers: readonly LayerBlob[],
+  settings: ImageSettings = {},
+): SerializedDocument<OciImageConfig> {
   const config: OciImageConfig['config'] = {};
   if (settings.entrypoint) config.Entrypoint = [...settings.entrypoint];
   if (settings.cmd) config.Cmd = [...settings.cmd];
@@ -137,7 +142,11 @@ export interface BuiltImage {
   sizeBytes: number;
 }
 
-export function assembleImage(layers: readonly LayerBlob[], settings: ImageSettings, annotations?: Record<string, string>): BuiltImage {
+export function assembleImage(
+  layers: readonly LayerBlob[],
+  settings: ImageSettings,
+  annotations?: Record<string, string>,
+): BuiltImage {
   const config = createImageConfig(layers, settings);
   const manifest = createImageManifest(config, layers, annotations);
   return {

@@ -47,7 +47,13 @@ export async function writeLayer(entries: readonly TarEntry[], blobDir: string):
   const tarDigest = new DigestingStream();
   const gzipDigest = new DigestingStream();
   try {
-    await pipeline(createTarStream(entries), tarDigest, createGzip({ level: GZIP_LEVEL }), gzipDigest, createWriteStream(tempPath));
+    await pipeline(
+      createTarStream(entries),
+      tarDigest,
+      createGzip({ level: GZIP_LEVEL }),
+      gzipDigest,
+      createWriteStream(tempPath),
+    );
     const digest = gzipDigest.digest();
     const blobPath = blobPathFor(blobDir, digest);
     await rename(tempPath, blobPath); // atomic: a reader never sees a half-written blob
@@ -59,7 +65,10 @@ export async function writeLayer(entries: readonly TarEntry[], blobDir: string):
 
 /** A layer from files given by their path in the image and a source file or bytes. */
 export function layerFromFiles(files: readonly LayerFile[], blobDir: string): Promise<LayerBlob> {
-  return writeLayer(files.map((f): TarEntry => ({ type: 'file', ...f })), blobDir);
+  return writeLayer(
+    files.map((f): TarEntry => ({ type: 'file', ...f })),
+    blobDir,
+  );
 }
 
 /** Tar entries for everything under `dir`, placed at `imagePath` ("/" by default) in the image. */

@@ -67,11 +67,19 @@ async function readMarker(destDir: string): Promise<PullMarker | null> {
 }
 
 async function exists(p: string): Promise<boolean> {
-  return stat(p).then(() => true, () => false);
+  return stat(p).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Downloads a blob to `filePath`, refusing it (and deleting the file) unless size and sha256 match. */
-export async function downloadVerifiedBlob(client: RegistryClient, repository: string, descriptor: OciDescriptor, filePath: string): Promise<void> {
+export async function downloadVerifiedBlob(
+  client: RegistryClient,
+  repository: string,
+  descriptor: OciDescriptor,
+  filePath: string,
+): Promise<void> {
   const body = await client.getBlob(repository, descriptor.digest);
   const digesting = new DigestingStream();
   try {
@@ -89,7 +97,10 @@ export async function downloadVerifiedBlob(client: RegistryClient, repository: s
 }
 
 /** Resolves `reference` to a single-platform manifest (picking linux/amd64 from an index). */
-async function resolveManifest(client: RegistryClient, ref: ImageRef): Promise<{ resolvedDigest: string; digest: string; manifest: OciManifest }> {
+async function resolveManifest(
+  client: RegistryClient,
+  ref: ImageRef,
+): Promise<{ resolvedDigest: string; digest: string; manifest: OciManifest }> {
   const top = await client.getManifest(ref.repository, ref.reference);
   if (top.mediaType !== OCI_INDEX_MEDIA_TYPE && top.mediaType !== DOCKER_MANIFEST_LIST_MEDIA_TYPE) {
     return { resolvedDigest: top.digest, digest: top.digest, manifest: top.document as OciManifest };
@@ -118,7 +129,12 @@ function checkManifest(manifest: OciManifest, where: string): void {
   }
 }
 
-async function unpackLayer(blobPath: string, layer: OciDescriptor, expectedDiffId: string, rootfs: string): Promise<void> {
+async function unpackLayer(
+  blobPath: string,
+  layer: OciDescriptor,
+  expectedDiffId: string,
+  rootfs: string,
+): Promise<void> {
   const diff = new DigestingStream();
   const decompress = GZIP_LAYER_TYPES.has(layer.mediaType) ? [createGunzip()] : [];
   const feeding = pipeline([createReadStream(blobPath), ...decompress, diff]);
@@ -131,7 +147,9 @@ async function unpackLayer(blobPath: string, layer: OciDescriptor, expectedDiffI
   }
   await feeding;
   if (diff.digest() !== expectedDiffId) {
-    throw new Error(`layer ${layer.digest} unpacks to ${diff.digest()}, but the image config expects ${expectedDiffId}`);
+    throw new Error(
+      `layer ${layer.digest} unpacks to ${diff.digest()}, but the image config expects ${expectedDiffId}`,
+    );
   }
 }
 
@@ -143,7 +161,12 @@ export async function pullImage(ref: ImageRef, destDir: string): Promise<PulledI
   const done = (m: PullMarker): PulledImage => ({ digest: m.digest, config: m.config, rootfs });
 
   // Pinned by digest and already unpacked: no network at all.
-  if (marker && (await exists(rootfs)) && isDigest(ref.reference) && (ref.reference === marker.resolvedDigest || ref.reference === marker.digest)) {
+  if (
+    marker &&
+    (await exists(rootfs)) &&
+    isDigest(ref.reference) &&
+    (ref.reference === marker.resolvedDigest || ref.reference === marker.digest)
+  ) {
     return done(marker);
   }
   const client = new RegistryClient(ref.registry);
@@ -157,7 +180,8 @@ export async function pullImage(ref: ImageRef, destDir: string): Promise<PulledI
   const newRootfs = path.join(workDir, 'rootfs');
   await mkdir(newRootfs, { recursive: true });
   try {
-    if (manifest.config.size > MAX_CONFIG_BYTES) throw new Error(`${where}: image config is implausibly large (${manifest.config.size} bytes)`);
+    if (manifest.config.size > MAX_CONFIG_BYTES)
+      throw new Error(`${where}: image config is implausibly large (${manifest.config.size} bytes)`);
     const configPath = path.join(workDir, 'config.json');
     await downloadVerifiedBlob(client, ref.repository, manifest.config, configPath);
     const config = JSON.parse(await readFile(configPath, 'utf8')) as OciImageConfig;

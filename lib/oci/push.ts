@@ -3,7 +3,7 @@
  * then the manifest under its tag. Blobs are pushed bottom layer first, so an interrupted push
  * leaves the shared runtime layer in place for the retry.
  */
-import { OCI_MANIFEST_MEDIA_TYPE, type BuiltImage } from './image';
+import { type BuiltImage, OCI_MANIFEST_MEDIA_TYPE } from './image';
 import { RegistryClient } from './registry';
 
 export interface PushedImage {
@@ -16,7 +16,12 @@ export interface PushedImage {
   skippedBytes: number;
 }
 
-export async function pushImage(image: BuiltImage, registryUrl: string, repository: string, tag: string): Promise<PushedImage> {
+export async function pushImage(
+  image: BuiltImage,
+  registryUrl: string,
+  repository: string,
+  tag: string,
+): Promise<PushedImage> {
   const client = new RegistryClient(registryUrl);
   let pushedBytes = 0;
   let skippedBytes = 0;
@@ -31,6 +36,7 @@ export async function pushImage(image: BuiltImage, registryUrl: string, reposito
     else skippedBytes += blob.size;
   }
   const digest = await client.putManifest(repository, tag, image.manifestJson, OCI_MANIFEST_MEDIA_TYPE);
-  if (digest !== image.digest) throw new Error(`pushed manifest digest ${digest} differs from the built image's ${image.digest}`);
+  if (digest !== image.digest)
+    throw new Error(`pushed manifest digest ${digest} differs from the built image's ${image.digest}`);
   return { digest, sizeBytes: image.sizeBytes, pushedBytes, skippedBytes };
 }

@@ -21,7 +21,12 @@ import {
   type OciManifest,
 } from './image';
 
-const MANIFEST_ACCEPT = [OCI_MANIFEST_MEDIA_TYPE, OCI_INDEX_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, DOCKER_MANIFEST_LIST_MEDIA_TYPE].join(', ');
+const MANIFEST_ACCEPT = [
+  OCI_MANIFEST_MEDIA_TYPE,
+  OCI_INDEX_MEDIA_TYPE,
+  DOCKER_MANIFEST_MEDIA_TYPE,
+  DOCKER_MANIFEST_LIST_MEDIA_TYPE,
+].join(', ');
 /** The distribution spec lets registries refuse manifests above 4 MiB; no real one is near that. */
 const MAX_MANIFEST_BYTES = 4 << 20;
 const REPOSITORY_PATTERN = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
@@ -65,7 +70,9 @@ export function assertRepository(repository: string): void {
 
 export function assertReference(reference: string): void {
   if (!isDigest(reference) && !TAG_PATTERN.test(reference)) {
-    throw new Error(`invalid image reference "${reference}": expected a tag ([A-Za-z0-9_.-], max 128) or a sha256 digest`);
+    throw new Error(
+      `invalid image reference "${reference}": expected a tag ([A-Za-z0-9_.-], max 128) or a sha256 digest`,
+    );
   }
 }
 
@@ -121,7 +128,9 @@ export class RegistryClient {
     // Location may be relative and may already carry a query (distribution adds _state=...).
     // Append rather than rebuild the query: the upload state must go back byte for byte.
     const sessionUrl = new URL(location, this.baseUrl);
-    const uploadUrl = new URL(`${sessionUrl.href}${sessionUrl.search ? '&' : '?'}digest=${encodeURIComponent(blob.digest)}`);
+    const uploadUrl = new URL(
+      `${sessionUrl.href}${sessionUrl.search ? '&' : '?'}digest=${encodeURIComponent(blob.digest)}`,
+    );
     const putOp = `uploading blob ${blob.digest} (${blob.size} bytes) to ${repository}`;
     const done = await this.send(putOp, {
       method: 'PUT',
@@ -135,7 +144,12 @@ export class RegistryClient {
   }
 
   /** PUTs a manifest under `tag` and returns its digest (checked against the registry's own). */
-  async putManifest(repository: string, tag: string, manifestJson: string, mediaType = OCI_MANIFEST_MEDIA_TYPE): Promise<string> {
+  async putManifest(
+    repository: string,
+    tag: string,
+    manifestJson: string,
+    mediaType = OCI_MANIFEST_MEDIA_TYPE,
+  ): Promise<string> {
     assertRepository(repository);
     assertReference(tag);
     const digest = sha256Digest(manifestJson);
@@ -167,7 +181,11 @@ export class RegistryClient {
       headers: { Accept: MANIFEST_ACCEPT },
     });
     await this.expectStatus(res, [200], operation);
-    const bytes = await readLimited(res, MAX_MANIFEST_BYTES, () => new RegistryError(this.baseUrl, operation, 'manifest exceeds 4 MiB'));
+    const bytes = await readLimited(
+      res,
+      MAX_MANIFEST_BYTES,
+      () => new RegistryError(this.baseUrl, operation, 'manifest exceeds 4 MiB'),
+    );
     const digest = sha256Digest(bytes);
     if (isDigest(reference) && reference !== digest) {
       throw new RegistryError(this.baseUrl, operation, `content digest is ${digest}, not the requested ${reference}`);
@@ -183,7 +201,8 @@ export class RegistryClient {
     } catch {
       throw new RegistryError(this.baseUrl, operation, 'manifest is not valid JSON');
     }
-    const mediaType = (document as { mediaType?: string }).mediaType ?? String(res.headers['content-type'] ?? '').split(';')[0]!;
+    const mediaType =
+      (document as { mediaType?: string }).mediaType ?? String(res.headers['content-type'] ?? '').split(';')[0]!;
     return { digest, mediaType, json, document };
   }
 
@@ -207,15 +226,26 @@ export class RegistryClient {
       res = await rawRequest(spec, this.timeoutMs);
     } catch (error) {
       const err = error as NodeJS.ErrnoException;
-      const why = err.code === 'ECONNREFUSED' ? 'connection refused — is the registry running? (infra/stack.sh start)' : err.code ?? err.message;
+      const why =
+        err.code === 'ECONNREFUSED'
+          ? 'connection refused — is the registry running? (infra/stack.sh start)'
+          : (err.code ?? err.message);
       throw new RegistryError(this.baseUrl, operation, `cannot reach ${spec.url.origin} (${why})`);
     }
     const status = res.statusCode ?? 0;
     // Registries commonly redirect blob downloads to their storage backend.
-    if ([301, 302, 303, 307, 308].includes(status) && res.headers.location && (spec.method === 'GET' || spec.method === 'HEAD')) {
+    if (
+      [301, 302, 303, 307, 308].includes(status) &&
+      res.headers.location &&
+      (spec.method === 'GET' || spec.method === 'HEAD')
+    ) {
       res.resume();
       if (redirects >= 5) throw new RegistryError(this.baseUrl, operation, 'too many redirects');
-      return this.send(operation, { ...spec, url: new URL(res.headers.location, spec.url), headers: undefined }, redirects + 1);
+      return this.send(
+        operation,
+        { ...spec, url: new URL(res.headers.location, spec.url), headers: undefined },
+        redirects + 1,
+      );
     }
     return res;
   }
@@ -249,7 +279,11 @@ export async function getManifest(registryUrl: string, repository: string, refer
   const client = new RegistryClient(registryUrl);
   const fetched = await client.getManifest(repository, reference);
   if (!('layers' in fetched.document)) {
-    throw new RegistryError(client.baseUrl, `getting manifest ${repository}:${reference}`, `it is an index (${fetched.mediaType}), not an image manifest`);
+    throw new RegistryError(
+      client.baseUrl,
+      `getting manifest ${repository}:${reference}`,
+      `it is an index (${fetched.mediaType}), not an image manifest`,
+    );
   }
   return fetched.document;
 }
@@ -259,7 +293,9 @@ function rawRequest(spec: RequestSpec, timeoutMs: number): Promise<http.Incoming
     const transport = spec.url.protocol === 'https:' ? https : http;
     const req = transport.request(spec.url, { method: spec.method, headers: spec.headers }, resolve);
     req.on('error', reject);
-    req.setTimeout(timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })),
+    );
     if (spec.body === undefined) req.end();
     else if (Buffer.isBuffer(spec.body)) req.end(spec.body);
     else {

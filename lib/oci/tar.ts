@@ -51,7 +51,8 @@ export function planTarEntries(entries: readonly TarEntry[]): TarEntry[] {
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
       const existing = byPath.get(dir);
-      if (existing && existing.type !== 'directory') throw new Error(`tar entry ${dir} is both a file and a parent of ${p}`);
+      if (existing && existing.type !== 'directory')
+        throw new Error(`tar entry ${dir} is both a file and a parent of ${p}`);
       if (!existing) byPath.set(dir, { type: 'directory', path: dir });
     }
   }
@@ -64,7 +65,7 @@ function writeString(block: Buffer, offset: number, length: number, value: strin
 }
 
 function writeOctal(block: Buffer, offset: number, length: number, value: number): void {
-  writeString(block, offset, length, value.toString(8).padStart(length - 1, '0') + '\0');
+  writeString(block, offset, length, `${value.toString(8).padStart(length - 1, '0')}\0`);
 }
 
 interface HeaderFields {
@@ -92,7 +93,7 @@ function encodeHeader(h: HeaderFields): Buffer {
   writeOctal(block, 337, 8, 0); // devminor
   let sum = 0;
   for (const byte of block) sum += byte;
-  writeString(block, 148, 8, sum.toString(8).padStart(6, '0') + '\0 ');
+  writeString(block, 148, 8, `${sum.toString(8).padStart(6, '0')}\0 `);
   return block;
 }
 
@@ -127,7 +128,12 @@ function headerBlocks(h: HeaderFields): Buffer[] {
   if (records.length === 0) return [main];
   const pax = Buffer.from(records.join(''), 'utf8');
   const paxName = asciiPrefix(`PaxHeaders/${path.posix.basename(h.name)}`, 100);
-  return [encodeHeader({ name: paxName, mode: 0o644, size: pax.length, typeflag: 'x' }), pax, padding(pax.length), main];
+  return [
+    encodeHeader({ name: paxName, mode: 0o644, size: pax.length, typeflag: 'x' }),
+    pax,
+    padding(pax.length),
+    main,
+  ];
 }
 
 function asciiPrefix(value: string, max: number): string {
@@ -289,7 +295,12 @@ function parsePax(body: Buffer): Map<string, string> {
 }
 
 const KIND_BY_TYPEFLAG: Record<string, TarEntryKind> = {
-  '0': 'file', '': 'file', '7': 'file', '5': 'directory', '2': 'symlink', '1': 'hardlink',
+  '0': 'file',
+  '': 'file',
+  '7': 'file',
+  '5': 'directory',
+  '2': 'symlink',
+  '1': 'hardlink',
 };
 
 /** Parses a tar stream entry by entry. Bodies are streamed; metadata entries (pax, GNU) are folded in. */

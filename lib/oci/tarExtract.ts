@@ -9,8 +9,8 @@
 import { createWriteStream } from 'node:fs';
 import { chmod, link, lstat, mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { readTar, type TarReadEntry } from './tar';
 
 export class UnsafeTarEntryError extends Error {
@@ -117,7 +117,8 @@ export async function extractTar(
         }
       } else {
         const hidden = name.slice(WHITEOUT_PREFIX.length);
-        if (hidden === '' || hidden === '.' || hidden === '..') throw new UnsafeTarEntryError(entry.path, 'bad whiteout');
+        if (hidden === '' || hidden === '.' || hidden === '..')
+          throw new UnsafeTarEntryError(entry.path, 'bad whiteout');
         await rm(path.join(dir, hidden), { recursive: true, force: true });
       }
       continue;
@@ -146,13 +147,17 @@ export async function extractTar(
         const linkRel = safeRelativePath(entry.linkTarget);
         await ensureParents(root, linkRel, entry.path, false);
         const existing = await lstatOrNull(path.join(root, linkRel));
-        if (!existing?.isFile()) throw new UnsafeTarEntryError(entry.path, `hard link target ${linkRel} is not a file in the tree`);
+        if (!existing?.isFile())
+          throw new UnsafeTarEntryError(entry.path, `hard link target ${linkRel} is not a file in the tree`);
         await clearTarget(target, false);
         await link(path.join(root, linkRel), target);
         break;
       }
       default:
-        throw new UnsafeTarEntryError(entry.path, `unsupported entry type "${entry.typeflag}" (devices and fifos are refused)`);
+        throw new UnsafeTarEntryError(
+          entry.path,
+          `unsupported entry type "${entry.typeflag}" (devices and fifos are refused)`,
+        );
     }
     writtenThisLayer.add(rel);
   }
@@ -160,4 +165,3 @@ export async function extractTar(
   for (const [dir, mode] of directoryModes.reverse()) await chmod(dir, mode);
   return { entries };
 }
-

@@ -5,8 +5,8 @@
 import { forEachGraph, forEachNode, isDefaultDomain, normalizeDomain, subgraphsOf } from './graph';
 import type { GraphProto, OnnxModel, TensorProto, TypeProto } from './model';
 import { STANDARD_DOMAINS } from './runtimeSupport';
-import { gemmDims, inferShapes, matMulShape, shapeOfType, type Shape } from './shapeInference';
-import { dataTypeName, elementCount, externalDataEntry, isExternal, tensorByteSize, TensorDataType } from './tensor';
+import { gemmDims, inferShapes, matMulShape, type Shape, shapeOfType } from './shapeInference';
+import { dataTypeName, elementCount, externalDataEntry, isExternal, TensorDataType, tensorByteSize } from './tensor';
 
 export interface TensorSummary {
   name: string;
@@ -101,7 +101,10 @@ export function analyzeModel(model: OnnxModel): ModelAnalysis {
   return {
     irVersion: Number(model.ir_version ?? 0),
     producer: { name: model.producer_name ?? '', version: model.producer_version ?? '' },
-    opsets: (model.opset_import ?? []).map((o) => ({ domain: normalizeDomain(o.domain), version: Number(o.version ?? 0) })),
+    opsets: (model.opset_import ?? []).map((o) => ({
+      domain: normalizeDomain(o.domain),
+      version: Number(o.version ?? 0),
+    })),
     customDomains,
     inputs,
     outputs,
@@ -148,7 +151,7 @@ function countWeights(graph: GraphProto): { parameterCount: number; weightBytes:
           parameterCount += 1;
           weightBytes += a.name === 'value_float' ? 4 : 8;
         } else if (a.name === 'value_floats' || a.name === 'value_ints') {
-          const n = a.name === 'value_floats' ? a.floats?.length ?? 0 : a.ints?.length ?? 0;
+          const n = a.name === 'value_floats' ? (a.floats?.length ?? 0) : (a.ints?.length ?? 0);
           parameterCount += n;
           weightBytes += n * (a.name === 'value_floats' ? 4 : 8);
         }
@@ -158,14 +161,17 @@ function countWeights(graph: GraphProto): { parameterCount: number; weightBytes:
   return { parameterCount, weightBytes, externalDataFiles: [...files].sort() };
 }
 
-function countOps(model: OnnxModel, graph: GraphProto): { opHistogram: Record<string, number>; nodeCount: number; customDomains: string[] } {
+function countOps(
+  model: OnnxModel,
+  graph: GraphProto,
+): { opHistogram: Record<string, number>; nodeCount: number; customDomains: string[] } {
   const opHistogram: Record<string, number> = {};
   const localFunctions = new Set((model.functions ?? []).map((f) => `${normalizeDomain(f.domain)}:${f.name}`));
   const custom = new Set<string>();
   let nodeCount = 0;
   forEachNode(graph, (node) => {
     const domain = normalizeDomain(node.domain);
-    const key = domain === 'ai.onnx' ? node.op_type ?? '' : `${domain}.${node.op_type}`;
+    const key = domain === 'ai.onnx' ? (node.op_type ?? '') : `${domain}.${node.op_type}`;
     opHistogram[key] = (opHistogram[key] ?? 0) + 1;
     nodeCount++;
     // A call of a function defined in the model needs no operator library.
@@ -205,7 +211,12 @@ function estimateMacs(root: GraphProto): { macs: number; uncounted: number } {
   return { macs, uncounted };
 }
 
-function nodeMacs(node: NonNullable<GraphProto['node']>[number], a: Shape, b: Shape, out: Shape | undefined): number | undefined {
+function nodeMacs(
+  node: NonNullable<GraphProto['node']>[number],
+  a: Shape,
+  b: Shape,
+  out: Shape | undefined,
+): number | undefined {
   switch (node.op_type) {
     case 'MatMul': {
       const o = matMulShape(a, b);

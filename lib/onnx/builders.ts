@@ -1,7 +1,7 @@
 /** Small constructors for hand-built ONNX graphs (generated models, test fixtures, graph transforms). */
 import {
-  AttributeType,
   type AttributeProto,
+  AttributeType,
   type GraphProto,
   type Int64,
   type NodeProto,
@@ -10,14 +10,20 @@ import {
 } from './model';
 
 /** A tensor input/output declaration. Shape entries: number = fixed, string = symbolic, null = unknown. */
-export function tensorValueInfo(name: string, elemType: number, shape: ReadonlyArray<number | string | null>): ValueInfoProto {
+export function tensorValueInfo(
+  name: string,
+  elemType: number,
+  shape: ReadonlyArray<number | string | null>,
+): ValueInfoProto {
   return {
     name,
     type: {
       tensor_type: {
         elem_type: elemType,
         shape: {
-          dim: shape.map((d) => (typeof d === 'number' ? { dim_value: d } : typeof d === 'string' ? { dim_param: d } : {})),
+          dim: shape.map((d) =>
+            typeof d === 'number' ? { dim_value: d } : typeof d === 'string' ? { dim_param: d } : {},
+          ),
         },
       },
     },
@@ -43,7 +49,11 @@ export const attr = {
   ints: (name: string, ints: Int64[]): AttributeProto => ({ name, type: AttributeType.INTS, ints }),
   float: (name: string, f: number): AttributeProto => ({ name, type: AttributeType.FLOAT, f }),
   floats: (name: string, floats: number[]): AttributeProto => ({ name, type: AttributeType.FLOATS, floats }),
-  string: (name: string, s: string): AttributeProto => ({ name, type: AttributeType.STRING, s: new TextEncoder().encode(s) }),
+  string: (name: string, s: string): AttributeProto => ({
+    name,
+    type: AttributeType.STRING,
+    s: new TextEncoder().encode(s),
+  }),
   tensor: (name: string, t: TensorProto): AttributeProto => ({ name, type: AttributeType.TENSOR, t }),
   graph: (name: string, g: GraphProto): AttributeProto => ({ name, type: AttributeType.GRAPH, g }),
 };

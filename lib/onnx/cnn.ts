@@ -60,12 +60,22 @@ export function buildCnnModel(spec: CnnSpec): OnnxModel {
     const pad = Math.floor(k / 2);
     const fanIn = channels * k * k;
     // He-uniform weights keep activations at a similar scale through the Relus.
-    addWeight(float32Tensor(`conv${i}.weight`, [conv.channels, channels, k, k], uniform(conv.channels * fanIn, Math.sqrt(6 / fanIn))));
+    addWeight(
+      float32Tensor(
+        `conv${i}.weight`,
+        [conv.channels, channels, k, k],
+        uniform(conv.channels * fanIn, Math.sqrt(6 / fanIn)),
+      ),
+    );
     addWeight(float32Tensor(`conv${i}.bias`, [conv.channels], uniform(conv.channels, 0.1)));
     nodes.push(
       makeNode('Conv', [x, `conv${i}.weight`, `conv${i}.bias`], [`conv${i}_out`], {
         name: `conv${i}`,
-        attributes: [attr.ints('kernel_shape', [k, k]), attr.ints('pads', [pad, pad, pad, pad]), attr.ints('strides', [stride, stride])],
+        attributes: [
+          attr.ints('kernel_shape', [k, k]),
+          attr.ints('pads', [pad, pad, pad, pad]),
+          attr.ints('strides', [stride, stride]),
+        ],
       }),
     );
     nodes.push(makeNode('Relu', [`conv${i}_out`], [`relu${i}_out`], { name: `relu${i}` }));
@@ -82,14 +92,17 @@ export function buildCnnModel(spec: CnnSpec): OnnxModel {
     // Stored as PyTorch's Linear exports it: weight [classes, features] with transB=1.
     addWeight(float32Tensor('fc.weight', [spec.classes, features], uniform(spec.classes * features, limit)));
     addWeight(float32Tensor('fc.bias', [spec.classes], uniform(spec.classes, 0.1)));
-    nodes.push(makeNode('Gemm', ['flat', 'fc.weight', 'fc.bias'], [logits], { name: 'fc', attributes: [attr.int('transB', 1)] }));
+    nodes.push(
+      makeNode('Gemm', ['flat', 'fc.weight', 'fc.bias'], [logits], { name: 'fc', attributes: [attr.int('transB', 1)] }),
+    );
   } else {
     addWeight(float32Tensor('fc.weight', [features, spec.classes], uniform(spec.classes * features, limit)));
     addWeight(float32Tensor('fc.bias', [spec.classes], uniform(spec.classes, 0.1)));
     nodes.push(makeNode('MatMul', ['flat', 'fc.weight'], ['fc_matmul_out'], { name: 'fc_matmul' }));
     nodes.push(makeNode('Add', ['fc_matmul_out', 'fc.bias'], [logits], { name: 'fc_add' }));
   }
-  if (spec.softmax) nodes.push(makeNode('Softmax', ['logits'], ['output'], { name: 'softmax', attributes: [attr.int('axis', 1)] }));
+  if (spec.softmax)
+    nodes.push(makeNode('Softmax', ['logits'], ['output'], { name: 'softmax', attributes: [attr.int('axis', 1)] }));
   const graph: GraphProto = {
     name: spec.name ?? 'cnn',
     node: nodes,

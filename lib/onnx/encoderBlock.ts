@@ -76,7 +76,10 @@ export function buildEncoderBlockModel(spec: EncoderBlockSpec): OnnxModel {
     addTensor(float32Tensor(`${prefix}.gamma`, [d], gamma));
     addTensor(float32Tensor(`${prefix}.beta`, [d], uniform(d, 0.05)));
     if (layerNorm === 'op') {
-      return node('LayerNormalization', [x, `${prefix}.gamma`, `${prefix}.beta`], `${prefix}_out`, [attr.int('axis', -1), attr.float('epsilon', 1e-5)]);
+      return node('LayerNormalization', [x, `${prefix}.gamma`, `${prefix}.beta`], `${prefix}_out`, [
+        attr.int('axis', -1),
+        attr.float('epsilon', 1e-5),
+      ]);
     }
     const axes = (input: string, output: string) =>
       opset >= 18
@@ -100,20 +103,34 @@ export function buildEncoderBlockModel(spec: EncoderBlockSpec): OnnxModel {
     const q = linear(x, `${p}.attention.query`, d, d);
     const k = linear(x, `${p}.attention.key`, d, d);
     const v = linear(x, `${p}.attention.value`, d, d);
-    const qh = node('Transpose', [node('Reshape', [q, 'split_heads_shape'], `${p}_q_heads`)], `${p}_q_t`, [attr.ints('perm', [0, 2, 1, 3])]);
-    const kh = node('Transpose', [node('Reshape', [k, 'split_heads_shape'], `${p}_k_heads`)], `${p}_k_t`, [attr.ints('perm', [0, 2, 3, 1])]);
-    const vh = node('Transpose', [node('Reshape', [v, 'split_heads_shape'], `${p}_v_heads`)], `${p}_v_t`, [attr.ints('perm', [0, 2, 1, 3])]);
+    const qh = node('Transpose', [node('Reshape', [q, 'split_heads_shape'], `${p}_q_heads`)], `${p}_q_t`, [
+      attr.ints('perm', [0, 2, 1, 3]),
+    ]);
+    const kh = node('Transpose', [node('Reshape', [k, 'split_heads_shape'], `${p}_k_heads`)], `${p}_k_t`, [
+      attr.ints('perm', [0, 2, 3, 1]),
+    ]);
+    const vh = node('Transpose', [node('Reshape', [v, 'split_heads_shape'], `${p}_v_heads`)], `${p}_v_t`, [
+      attr.ints('perm', [0, 2, 1, 3]),
+    ]);
     const scores = node('MatMul', [qh, kh], `${p}_attention_scores`);
     const scaled = node('Mul', [scores, 'attention_scale'], `${p}_attention_scaled`);
     const probs = node('Softmax', [scaled], `${p}_attention_probs`, [attr.int('axis', -1)]);
     const context = node('MatMul', [probs, vh], `${p}_attention_context`);
-    const merged = node('Reshape', [node('Transpose', [context], `${p}_context_t`, [attr.ints('perm', [0, 2, 1, 3])]), 'merge_heads_shape'], `${p}_context_merged`);
+    const merged = node(
+      'Reshape',
+      [node('Transpose', [context], `${p}_context_t`, [attr.ints('perm', [0, 2, 1, 3])]), 'merge_heads_shape'],
+      `${p}_context_merged`,
+    );
     const attnOut = linear(merged, `${p}.attention.output`, d, d);
     const h1 = norm(node('Add', [x, attnOut], `${p}_attention_residual`), `${p}.attention.norm`);
     const up = linear(h1, `${p}.ffn.up`, d, ffnDim);
     // GELU(u) = 0.5 · u · (1 + erf(u / √2))
     const erf = node('Erf', [node('Div', [up, 'gelu_sqrt2'], `${p}_gelu_div`)], `${p}_gelu_erf`);
-    const gelu = node('Mul', [node('Mul', [up, node('Add', [erf, 'one'], `${p}_gelu_add`)], `${p}_gelu_mul`), 'gelu_half'], `${p}_gelu_out`);
+    const gelu = node(
+      'Mul',
+      [node('Mul', [up, node('Add', [erf, 'one'], `${p}_gelu_add`)], `${p}_gelu_mul`), 'gelu_half'],
+      `${p}_gelu_out`,
+    );
     const down = linear(gelu, `${p}.ffn.down`, ffnDim, d);
     x = norm(node('Add', [h1, down], `${p}_ffn_residual`), `${p}.ffn.norm`);
   }

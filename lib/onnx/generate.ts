@@ -1,13 +1,14 @@
 /** Models Ferry generates: the demo's example MLP, models for tests, and deliberately broken fixtures. */
+
+export { CORRUPT_MODELS, type CorruptModelKind, corruptModelBytes } from './corruptModels';
 export {
   buildMlpModel,
   DEFAULT_MLP_OPSET,
   exampleModelSpec,
   generateMlpModel,
+  type MlpLayerWeights,
+  type MlpSpec,
   mlpParameterCount,
   mlpWeights,
   seededUniform,
-  type MlpLayerWeights,
-  type MlpSpec,
 } from './mlp';
-export { CORRUPT_MODELS, corruptModelBytes, type CorruptModelKind } from './corruptModels';

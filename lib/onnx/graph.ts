@@ -40,7 +40,12 @@ export function nodeLabel(node: NodeProto, index: number): string {
 export type GraphLocation = string;
 export const MAIN_GRAPH: GraphLocation = 'the main graph';
 
-export function subgraphLocation(parent: GraphLocation, node: NodeProto, index: number, attribute: string): GraphLocation {
+export function subgraphLocation(
+  parent: GraphLocation,
+  node: NodeProto,
+  index: number,
+  attribute: string,
+): GraphLocation {
   const own = `subgraph '${attribute}' of node ${nodeLabel(node, index)}`;
   return parent === MAIN_GRAPH ? own : `${own} in ${parent}`;
 }
@@ -53,15 +58,21 @@ export function forEachNode(
 ): void {
   (graph.node ?? []).forEach((node, index) => {
     visit(node, index, graph, location);
-    for (const sub of subgraphsOf(node)) forEachNode(sub.graph, visit, subgraphLocation(location, node, index, sub.attribute));
+    for (const sub of subgraphsOf(node))
+      forEachNode(sub.graph, visit, subgraphLocation(location, node, index, sub.attribute));
   });
 }
 
 /** Visits a graph and all graphs nested in it. */
-export function forEachGraph(graph: GraphProto, visit: (graph: GraphProto, location: GraphLocation) => void, location: GraphLocation = MAIN_GRAPH): void {
+export function forEachGraph(
+  graph: GraphProto,
+  visit: (graph: GraphProto, location: GraphLocation) => void,
+  location: GraphLocation = MAIN_GRAPH,
+): void {
   visit(graph, location);
   (graph.node ?? []).forEach((node, index) => {
-    for (const sub of subgraphsOf(node)) forEachGraph(sub.graph, visit, subgraphLocation(location, node, index, sub.attribute));
+    for (const sub of subgraphsOf(node))
+      forEachGraph(sub.graph, visit, subgraphLocation(location, node, index, sub.attribute));
   });
 }
 

@@ -12,7 +12,8 @@ export class NameAllocator {
 
   constructor(model: OnnxModel) {
     forEachGraph(model.graph ?? {}, (g) => {
-      for (const v of [...(g.input ?? []), ...(g.output ?? []), ...(g.value_info ?? [])]) if (v.name) this.used.add(v.name);
+      for (const v of [...(g.input ?? []), ...(g.output ?? []), ...(g.value_info ?? [])])
+        if (v.name) this.used.add(v.name);
       for (const t of g.initializer ?? []) if (t.name) this.used.add(t.name);
       for (const s of g.sparse_initializer ?? []) if (s.values?.name) this.used.add(s.values.name);
       for (const n of g.node ?? []) {
@@ -79,7 +80,10 @@ export class GraphScope {
     if (init) {
       const isMainGraph = this.parent === undefined;
       if (this.inputs.has(name) && !(isMainGraph && this.irVersion < 4)) {
-        return { constant: false, reason: `'${name}' is a graph input with a default value, which a caller may override` };
+        return {
+          constant: false,
+          reason: `'${name}' is a graph input with a default value, which a caller may override`,
+        };
       }
       return { constant: true, weight: { name, tensor: init, graph: this.graph, source: 'initializer' } };
     }
@@ -88,7 +92,11 @@ export class GraphScope {
     if (producer) {
       if (producer.op_type === 'Constant' && isDefaultDomain(producer.domain)) {
         const value = producer.attribute?.find((a) => a.name === 'value' && a.t);
-        if (value?.t) return { constant: true, weight: { name, tensor: value.t, graph: this.graph, source: 'constant-node', node: producer } };
+        if (value?.t)
+          return {
+            constant: true,
+            weight: { name, tensor: value.t, graph: this.graph, source: 'constant-node', node: producer },
+          };
         return { constant: false, reason: `'${name}' comes from a Constant node without a dense tensor value` };
       }
       return { constant: false, reason: `'${name}' is computed at run time (by ${producer.op_type})` };

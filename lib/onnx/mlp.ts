@@ -2,9 +2,10 @@
  * Deterministic float32 MLPs as real ONNX files: the one-click demo's example model and the models tests run.
  * Same options and seed → byte-identical file. Import through generate.ts.
  */
+
+import { seededUniform } from '../seededRandom';
 import { attr, constantNode, irVersionForOpset, makeNode, tensorValueInfo } from './builders';
 import { encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto } from './model';
-import { seededUniform } from '../seededRandom';
 import { float32Tensor, TensorDataType } from './tensor';
 
 export interface MlpSpec {
@@ -80,7 +81,12 @@ export function buildMlpModel(spec: MlpSpec): OnnxModel {
   });
   if (spec.softmax) {
     // Negative axes arrived in opset 11; before that axis 1 means the same for a 2-D input.
-    nodes.push(makeNode('Softmax', ['logits'], ['output'], { name: 'softmax', attributes: [attr.int('axis', opset >= 11 ? -1 : 1)] }));
+    nodes.push(
+      makeNode('Softmax', ['logits'], ['output'], {
+        name: 'softmax',
+        attributes: [attr.int('axis', opset >= 11 ? -1 : 1)],
+      }),
+    );
   }
   const graph: GraphProto = {
     name: spec.name ?? 'mlp',

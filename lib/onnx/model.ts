@@ -8,9 +8,16 @@
  * `i`/`ints`, `int64_data`, `uint64_data`) are `number | bigint`: bigint only where a number would be inexact.
  */
 import { ModelProtoType, UNKNOWN_FIELDS } from './schema';
-import { TensorDataLocation } from './tensor';
+import type { TensorDataLocation } from './tensor';
 
-export { TensorDataType, TensorDataLocation, float32Tensor, int64Tensor, tensorToFloat32, tensorToBigInt64 } from './tensor';
+export {
+  float32Tensor,
+  int64Tensor,
+  TensorDataLocation,
+  TensorDataType,
+  tensorToBigInt64,
+  tensorToFloat32,
+} from './tensor';
 
 export type Int64 = number | bigint;
 

@@ -49,7 +49,9 @@ const BREAKING: Array<[string, number, string]> = [
   ['Scan', 9, 'Scan dropped its batch axis at opset 9'],
 ];
 
-export type OpsetUpgradeResult = { ok: true; from: number; to: number; changes: string[] } | { ok: false; reason: string };
+export type OpsetUpgradeResult =
+  | { ok: true; from: number; to: number; changes: string[] }
+  | { ok: false; reason: string };
 
 function opsetOf(model: OnnxModel): number {
   return Number((model.opset_import ?? []).find((o) => isDefaultDomain(o.domain))?.version ?? 0);
@@ -75,8 +77,10 @@ export function opsetUpgradeBlocker(model: OnnxModel, target: number): string | 
   const from = opsetOf(model);
   if (from >= target) return undefined;
   if (from === 0) return 'the model imports no default-domain opset';
-  if (from < OLDEST_UPGRADABLE_OPSET) return `the model's opset ${from} is older than ${OLDEST_UPGRADABLE_OPSET}, the oldest Ferry can upgrade`;
-  if (target > NEWEST_UPGRADE_TARGET) return `Ferry's upgrade table covers opsets up to ${NEWEST_UPGRADE_TARGET}, not ${target}`;
+  if (from < OLDEST_UPGRADABLE_OPSET)
+    return `the model's opset ${from} is older than ${OLDEST_UPGRADABLE_OPSET}, the oldest Ferry can upgrade`;
+  if (target > NEWEST_UPGRADE_TARGET)
+    return `Ferry's upgrade table covers opsets up to ${NEWEST_UPGRADE_TARGET}, not ${target}`;
   let blocker: string | undefined;
   forEachGraph(model.graph ?? {}, (g) => {
     for (const node of g.node ?? []) {
@@ -85,7 +89,12 @@ export function opsetUpgradeBlocker(model: OnnxModel, target: number): string | 
       const breaking = BREAKING.find(([name, version]) => name === op && from < version && target >= version);
       if (breaking) blocker = `${label(node)}: ${breaking[2]}`;
       else if (!STABLE_OPS.has(op)) blocker = `${label(node)}: op ${op} is not in Ferry's opset upgrade table`;
-      else if (op === 'BatchNormalization' && from < 9 && target >= 9 && Number(findAttribute(node, 'spatial')?.i ?? 1) !== 1) {
+      else if (
+        op === 'BatchNormalization' &&
+        from < 9 &&
+        target >= 9 &&
+        Number(findAttribute(node, 'spatial')?.i ?? 1) !== 1
+      ) {
         blocker = `${label(node)}: BatchNormalization with spatial=0 has no equivalent from opset 9`;
       } else if ((op === 'Clip' || op === 'Pad') && from < 11 && target >= 11 && node.input?.length !== 1) {
         blocker = `${label(node)}: unexpected inputs for ${op} before opset 11`;
@@ -110,7 +119,8 @@ export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgr
   forEachGraph(model.graph ?? {}, (g) => {
     for (const v of [...(g.input ?? []), ...(g.output ?? []), ...(g.value_info ?? [])]) if (v.name) taken.add(v.name);
     for (const t of g.initializer ?? []) if (t.name) taken.add(t.name);
-    for (const n of g.node ?? []) for (const x of [...(n.input ?? []), ...(n.output ?? []), n.name ?? '']) if (x) taken.add(x);
+    for (const n of g.node ?? [])
+      for (const x of [...(n.input ?? []), ...(n.output ?? []), n.name ?? '']) if (x) taken.add(x);
   });
   const fresh = (base: string): string => {
     let name = base;
@@ -126,7 +136,12 @@ export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgr
     const out: NodeProto[] = [];
     const constant = (base: string, tensor: TensorProto): string => {
       const name = fresh(base);
-      out.push(makeNode('Constant', [], [name], { name: fresh(`${name}_constant`), attributes: [attr.tensor('value', { ...tensor, name })] }));
+      out.push(
+        makeNode('Constant', [], [name], {
+          name: fresh(`${name}_constant`),
+          attributes: [attr.tensor('value', { ...tensor, name })],
+        }),
+      );
       return name;
     };
     const int64Input = (node: NodeProto, what: string, values: Int64[]): string =>
@@ -175,7 +190,8 @@ export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgr
         changes.push(`${label(node)}: pads/value attributes became inputs (opset 11)`);
       } else if (op === 'Dropout' && crosses(12)) {
         // From 12 the ratio is an input that only matters in training mode; inference is the identity either way.
-        if (findAttribute(node, 'ratio')) changes.push(`${label(node)}: ratio attribute dropped (opset 12; inference ignores it)`);
+        if (findAttribute(node, 'ratio'))
+          changes.push(`${label(node)}: ratio attribute dropped (opset 12; inference ignores it)`);
         dropAttributes(node, ['ratio', 'is_test']);
       } else if ((op === 'Squeeze' || op === 'Unsqueeze' || op === 'ReduceSum') && crosses(13)) {
         const axes = intsOf(node, 'axes');
@@ -207,13 +223,20 @@ export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgr
           const shape = fresh(`${base}_shape`);
           const normalizedOut = fresh(`${base}_2d`);
           out.push(makeNode('Shape', [x], [shape], { name: fresh(`${base}_Shape`) }));
-          out.push(makeNode('Flatten', [x], [flat], { name: fresh(`${base}_Flatten`), attributes: [attr.int('axis', axis)] }));
+          out.push(
+            makeNode('Flatten', [x], [flat], { name: fresh(`${base}_Flatten`), attributes: [attr.int('axis', axis)] }),
+          );
           node.input = [flat];
           node.output = [normalizedOut];
-          node.attribute = [...(node.attribute ?? []).filter((a: AttributeProto) => a.name !== 'axis'), attr.int('axis', 1)];
+          node.attribute = [
+            ...(node.attribute ?? []).filter((a: AttributeProto) => a.name !== 'axis'),
+            attr.int('axis', 1),
+          ];
           out.push(node);
           out.push(makeNode('Reshape', [normalizedOut, shape], [y], { name: fresh(`${base}_Reshape`) }));
-          changes.push(`${label(node)}: wrapped in Flatten/Reshape to keep its pre-13 meaning (axis ${axis}, input rank ${rank ?? 'unknown'})`);
+          changes.push(
+            `${label(node)}: wrapped in Flatten/Reshape to keep its pre-13 meaning (axis ${axis}, input rank ${rank ?? 'unknown'})`,
+          );
           continue;
         }
       } else if (op === 'BatchNormalization' && crosses(9)) {
@@ -238,7 +261,8 @@ export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgr
       const inits = new Set((model.graph.initializer ?? []).map((t) => t.name));
       const before = model.graph.input?.length ?? 0;
       model.graph.input = (model.graph.input ?? []).filter((v) => !inits.has(v.name));
-      if (model.graph.input.length !== before) changes.push(`${before - model.graph.input.length} initializers no longer listed as graph inputs (IR 4 rule)`);
+      if (model.graph.input.length !== before)
+        changes.push(`${before - model.graph.input.length} initializers no longer listed as graph inputs (IR 4 rule)`);
     }
   }
   return { ok: true, from, to: target, changes };

@@ -66,7 +66,13 @@ function installPlainCodec(type: protobuf.Type): void {
 
   // protobufjs calls nested types as `types[i].decode(reader, length, endGroupTag, depth)`.
   const decode = generatedDecode as unknown as (r: protobuf.Reader, l?: number, e?: number, n?: number) => AnyMessage;
-  type.decode = function decodePlain(this: protobuf.Type, input: protobuf.Reader | Uint8Array, length?: number, endGroup?: number, depth?: number) {
+  type.decode = function decodePlain(
+    this: protobuf.Type,
+    input: protobuf.Reader | Uint8Array,
+    length?: number,
+    endGroup?: number,
+    depth?: number,
+  ) {
     const reader = input instanceof protobuf.Reader ? input : protobuf.Reader.create(input);
     const start = reader.pos;
     const end = length === undefined ? reader.len : start + length;
@@ -92,7 +98,12 @@ function installPlainCodec(type: protobuf.Type): void {
   } as typeof type.decode;
 
   const encode = generatedEncode as unknown as (m: AnyMessage, w?: protobuf.Writer, depth?: number) => protobuf.Writer;
-  type.encode = function encodePlain(this: protobuf.Type, message: AnyMessage, writer?: protobuf.Writer, depth?: number) {
+  type.encode = function encodePlain(
+    this: protobuf.Type,
+    message: AnyMessage,
+    writer?: protobuf.Writer,
+    depth?: number,
+  ) {
     const prepared = int64Fields.length > 0 ? withInt64AsLongBits(message, int64Fields) : message;
     const w = encode.call(this, prepared, writer, depth);
     const unknown = message[UNKNOWN_FIELDS] as Uint8Array[] | undefined;

@@ -5,7 +5,7 @@
  */
 import { findAttribute, isDefaultDomain } from './graph';
 import type { GraphProto, NodeProto, TensorProto, TypeProto } from './model';
-import { elementCount, tensorToBigInt64, TensorDataType } from './tensor';
+import { elementCount, TensorDataType, tensorToBigInt64 } from './tensor';
 
 export type Dim = number | string | null;
 export type Shape = Dim[];
@@ -13,18 +13,76 @@ export type Shape = Dim[];
 export function shapeOfType(type: TypeProto | undefined): Shape | undefined {
   const shape = type?.tensor_type?.shape;
   if (!shape) return undefined;
-  return (shape.dim ?? []).map((d) => (d.dim_value !== undefined ? Number(d.dim_value) : d.dim_param !== undefined ? d.dim_param : null));
+  return (shape.dim ?? []).map((d) =>
+    d.dim_value !== undefined ? Number(d.dim_value) : d.dim_param !== undefined ? d.dim_param : null,
+  );
 }
 
 const SAME_SHAPE_OPS = new Set([
-  'Relu', 'LeakyRelu', 'Sigmoid', 'Tanh', 'Gelu', 'Erf', 'Exp', 'Log', 'Sqrt', 'Neg', 'Abs', 'Reciprocal', 'Softmax',
-  'LogSoftmax', 'Identity', 'Cast', 'CastLike', 'Clip', 'Dropout', 'HardSigmoid', 'HardSwish', 'Elu', 'Selu', 'Softplus',
-  'Softsign', 'Sin', 'Cos', 'Floor', 'Ceil', 'Round', 'Not', 'Sign', 'BatchNormalization', 'LayerNormalization',
-  'InstanceNormalization', 'LRN', 'QuantizeLinear', 'DequantizeLinear', 'Mish', 'ThresholdedRelu', 'Celu',
+  'Relu',
+  'LeakyRelu',
+  'Sigmoid',
+  'Tanh',
+  'Gelu',
+  'Erf',
+  'Exp',
+  'Log',
+  'Sqrt',
+  'Neg',
+  'Abs',
+  'Reciprocal',
+  'Softmax',
+  'LogSoftmax',
+  'Identity',
+  'Cast',
+  'CastLike',
+  'Clip',
+  'Dropout',
+  'HardSigmoid',
+  'HardSwish',
+  'Elu',
+  'Selu',
+  'Softplus',
+  'Softsign',
+  'Sin',
+  'Cos',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Not',
+  'Sign',
+  'BatchNormalization',
+  'LayerNormalization',
+  'InstanceNormalization',
+  'LRN',
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'Mish',
+  'ThresholdedRelu',
+  'Celu',
 ]);
 const BROADCAST_OPS = new Set([
-  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Where', 'Equal', 'Less', 'Greater', 'LessOrEqual',
-  'GreaterOrEqual', 'And', 'Or', 'Xor', 'PRelu', 'Mod', 'BitShift',
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Max',
+  'Min',
+  'Sum',
+  'Mean',
+  'Where',
+  'Equal',
+  'Less',
+  'Greater',
+  'LessOrEqual',
+  'GreaterOrEqual',
+  'And',
+  'Or',
+  'Xor',
+  'PRelu',
+  'Mod',
+  'BitShift',
 ]);
 const POOL_OPS = new Set(['MaxPool', 'AveragePool', 'LpPool']);
 const GLOBAL_POOL_OPS = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool']);
@@ -115,12 +173,17 @@ function int64Values(t: TensorProto): number[] | undefined {
   }
 }
 
-function inferNode(node: NodeProto, shapeOf: (name: string) => Shape | undefined, constants: Map<string, number[]>): Shape | undefined {
+function inferNode(
+  node: NodeProto,
+  shapeOf: (name: string) => Shape | undefined,
+  constants: Map<string, number[]>,
+): Shape | undefined {
   const op = node.op_type ?? '';
   const inputs = (node.input ?? []).map((n) => (n === '' ? undefined : shapeOf(n)));
   const [x, w] = inputs;
   if (SAME_SHAPE_OPS.has(op)) return x;
-  if (BROADCAST_OPS.has(op)) return inputs.every((s) => s !== undefined) ? broadcastShapes(inputs as Shape[]) : undefined;
+  if (BROADCAST_OPS.has(op))
+    return inputs.every((s) => s !== undefined) ? broadcastShapes(inputs as Shape[]) : undefined;
   if (!x) return undefined;
   switch (op) {
     case 'MatMul':
@@ -130,7 +193,8 @@ function inferNode(node: NodeProto, shapeOf: (name: string) => Shape | undefined
       return dims ? [dims.m, dims.n] : undefined;
     }
     case 'Conv': {
-      if (!w || x.length < 3 || w.length !== x.length || !w.slice(2).every((d) => typeof d === 'number')) return undefined;
+      if (!w || x.length < 3 || w.length !== x.length || !w.slice(2).every((d) => typeof d === 'number'))
+        return undefined;
       return [x[0], w[0], ...windowOutput(node, x, w.slice(2) as number[])];
     }
     case 'MaxPool':
@@ -154,9 +218,15 @@ function inferNode(node: NodeProto, shapeOf: (name: string) => Shape | undefined
     case 'Reshape': {
       const target = constants.get(node.input?.[1] ?? '');
       if (!target) return undefined;
-      const out: Shape = target.map((d, i) => (d === 0 && intAttr(node, 'allowzero', 0) === 0 ? x[i] ?? null : d === -1 ? null : d));
+      const out: Shape = target.map((d, i) =>
+        d === 0 && intAttr(node, 'allowzero', 0) === 0 ? (x[i] ?? null) : d === -1 ? null : d,
+      );
       const minus = target.indexOf(-1);
-      if (minus >= 0 && x.every((d) => typeof d === 'number') && out.every((d, i) => i === minus || typeof d === 'number')) {
+      if (
+        minus >= 0 &&
+        x.every((d) => typeof d === 'number') &&
+        out.every((d, i) => i === minus || typeof d === 'number')
+      ) {
         const known = elementCount(out.filter((_, i) => i !== minus) as number[]);
         out[minus] = known > 0 ? elementCount(x as number[]) / known : null;
       }

@@ -145,7 +145,7 @@ export function tensorToFloat32(t: TensorProto): Float32Array {
     case TensorDataType.FLOAT:
       return raw ? new Float32Array(alignedCopy(raw)) : Float32Array.from(t.float_data ?? []);
     case TensorDataType.DOUBLE:
-      return Float32Array.from(raw ? new Float64Array(alignedCopy(raw)) : t.double_data ?? []);
+      return Float32Array.from(raw ? new Float64Array(alignedCopy(raw)) : (t.double_data ?? []));
     case TensorDataType.FLOAT16: {
       // Without raw_data, float16 bits live in int32_data, one per entry.
       const bits = raw ? new Uint16Array(alignedCopy(raw)) : Uint16Array.from(t.int32_data ?? []);
@@ -161,7 +161,11 @@ export function tensorToFloat32(t: TensorProto): Float32Array {
 }
 
 /** A FLOAT tensor with its values in raw_data (how exporters store weights: compact and fast to read). */
-export function float32Tensor(name: string, dims: readonly number[], data: Float32Array | readonly number[]): TensorProto {
+export function float32Tensor(
+  name: string,
+  dims: readonly number[],
+  data: Float32Array | readonly number[],
+): TensorProto {
   const values = data instanceof Float32Array ? data : Float32Array.from(data);
   if (values.length !== elementCount(dims)) {
     throw new Error(`float32Tensor ${name}: ${values.length} values do not fill dims [${dims.join(', ')}]`);

@@ -8,17 +8,25 @@ import {
   attributeTensors,
   forEachGraph,
   forEachNode,
+  type GraphLocation,
   MAIN_GRAPH,
   nodeLabel,
   normalizeDomain,
   subgraphLocation,
   subgraphsOf,
-  type GraphLocation,
 } from './graph';
 import { decodeModel, type GraphProto, type OnnxModel, type TensorProto } from './model';
 import { MAX_IR_VERSION, MAX_OPSET_BY_DOMAIN, MIN_DEFAULT_OPSET } from './runtimeSupport';
 import { UNKNOWN_FIELDS } from './schema';
-import { bitsPerElement, dataTypeName, elementCount, externalDataEntry, isExternal, rawByteLength, TensorDataType } from './tensor';
+import {
+  bitsPerElement,
+  dataTypeName,
+  elementCount,
+  externalDataEntry,
+  isExternal,
+  rawByteLength,
+  TensorDataType,
+} from './tensor';
 
 export type ModelValidationCode =
   | 'empty-model'
@@ -63,7 +71,10 @@ export function validateModel(bytes: Uint8Array, opts: ValidateOptions = {}): Va
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_MODEL_BYTES;
   if (bytes.length === 0) throw new ModelValidationError('empty-model', 'the file is empty (0 bytes)');
   if (bytes.length > maxBytes) {
-    throw new ModelValidationError('too-large', `the model is ${bytes.length} bytes, over the limit of ${maxBytes} bytes`);
+    throw new ModelValidationError(
+      'too-large',
+      `the model is ${bytes.length} bytes, over the limit of ${maxBytes} bytes`,
+    );
   }
 
   const model = decodeOrExplain(bytes);
@@ -103,7 +114,10 @@ function decodeOrExplain(bytes: Uint8Array): OnnxModel {
     );
   }
   if (!model.graph) {
-    throw new ModelValidationError('no-graph', 'the model has no graph: export the model again with its computation graph');
+    throw new ModelValidationError(
+      'no-graph',
+      'the model has no graph: export the model again with its computation graph',
+    );
   }
   return model;
 }
@@ -111,11 +125,17 @@ function decodeOrExplain(bytes: Uint8Array): OnnxModel {
 function checkHeader(model: OnnxModel): void {
   const graph = model.graph as GraphProto;
   if ((graph.node?.length ?? 0) === 0 && (graph.output?.length ?? 0) === 0) {
-    throw new ModelValidationError('empty-model', 'the model graph has no nodes and no outputs: there is nothing to run');
+    throw new ModelValidationError(
+      'empty-model',
+      'the model graph has no nodes and no outputs: there is nothing to run',
+    );
   }
   const ir = model.ir_version;
   if (ir === undefined) {
-    throw new ModelValidationError('unsupported-ir-version', 'the model has no ir_version; every ONNX model must declare one');
+    throw new ModelValidationError(
+      'unsupported-ir-version',
+      'the model has no ir_version; every ONNX model must declare one',
+    );
   }
   if (typeof ir !== 'number' || ir < 1 || ir > MAX_IR_VERSION) {
     throw new ModelValidationError(
@@ -132,7 +152,10 @@ function checkHeader(model: OnnxModel): void {
     const d = normalizeDomain(domain);
     const max = MAX_OPSET_BY_DOMAIN[d];
     if (typeof version !== 'number' || version < 1) {
-      throw new ModelValidationError('unsupported-opset', `opset_import for domain '${d}' has invalid version ${version}`);
+      throw new ModelValidationError(
+        'unsupported-opset',
+        `opset_import for domain '${d}' has invalid version ${version}`,
+      );
     }
     if (max !== undefined && version > max) {
       throw new ModelValidationError(
@@ -174,14 +197,18 @@ function checkGraph(graph: GraphProto, outer: ReadonlySet<string>, location: Gra
   const define = (name: string, what: string, allowInputOverride = false): void => {
     const previous = definedBy.get(name);
     if (previous !== undefined && !(allowInputOverride && previous === 'a graph input')) {
-      throw new ModelValidationError('duplicate-name', `tensor '${name}' in ${location} is defined twice: by ${previous} and by ${what}`);
+      throw new ModelValidationError(
+        'duplicate-name',
+        `tensor '${name}' in ${location} is defined twice: by ${previous} and by ${what}`,
+      );
     }
     definedBy.set(name, what);
   };
   for (const input of graph.input ?? []) define(input.name ?? '', 'a graph input');
   // Before IR 4 initializers were also listed as graph inputs (the input then has a default): not a duplicate.
   for (const init of graph.initializer ?? []) define(init.name ?? '', `initializer '${init.name}'`, true);
-  for (const sparse of graph.sparse_initializer ?? []) define(sparse.values?.name ?? '', `sparse initializer '${sparse.values?.name}'`, true);
+  for (const sparse of graph.sparse_initializer ?? [])
+    define(sparse.values?.name ?? '', `sparse initializer '${sparse.values?.name}'`, true);
   const nodes = graph.node ?? [];
   nodes.forEach((node, index) => {
     for (const out of node.output ?? []) if (out !== '') define(out, `node ${nodeLabel(node, index)}`);
@@ -212,7 +239,10 @@ function checkGraph(graph: GraphProto, outer: ReadonlySet<string>, location: Gra
   for (const output of graph.output ?? []) {
     const name = output.name ?? '';
     if (!definedBy.has(name) && !outer.has(name)) {
-      throw new ModelValidationError('dangling-output', `graph output '${name}' of ${location} is not produced by any node, initializer or input`);
+      throw new ModelValidationError(
+        'dangling-output',
+        `graph output '${name}' of ${location} is not produced by any node, initializer or input`,
+      );
     }
   }
   checkAcyclic(nodes, dependencies, location);
@@ -256,7 +286,10 @@ function checkAcyclic(nodes: NonNullable<GraphProto['node']>, dependencies: stri
   const first = loop.indexOf(Math.min(...loop));
   const cycle = [...loop.slice(first), ...loop.slice(0, first)];
   const names = [...cycle, cycle[0]].map((i) => nodeLabel(nodes[i], i)).join(' → ');
-  throw new ModelValidationError('cycle', `the nodes of ${location} form a cycle: ${names}; an ONNX graph must be acyclic`);
+  throw new ModelValidationError(
+    'cycle',
+    `the nodes of ${location} form a cycle: ${names}; an ONNX graph must be acyclic`,
+  );
 }
 
 /** Checks every stored tensor (initializers and node attributes, in all graphs); returns declared external bytes. */
@@ -283,15 +316,23 @@ function checkTensors(graph: GraphProto): number {
 /** Which typed field holds a tensor's values when raw_data is not used. */
 function typedField(dataType: number): { field: keyof TensorProto; perElement: number } {
   switch (dataType) {
-    case TensorDataType.FLOAT: return { field: 'float_data', perElement: 1 };
-    case TensorDataType.COMPLEX64: return { field: 'float_data', perElement: 2 };
-    case TensorDataType.DOUBLE: return { field: 'double_data', perElement: 1 };
-    case TensorDataType.COMPLEX128: return { field: 'double_data', perElement: 2 };
-    case TensorDataType.INT64: return { field: 'int64_data', perElement: 1 };
+    case TensorDataType.FLOAT:
+      return { field: 'float_data', perElement: 1 };
+    case TensorDataType.COMPLEX64:
+      return { field: 'float_data', perElement: 2 };
+    case TensorDataType.DOUBLE:
+      return { field: 'double_data', perElement: 1 };
+    case TensorDataType.COMPLEX128:
+      return { field: 'double_data', perElement: 2 };
+    case TensorDataType.INT64:
+      return { field: 'int64_data', perElement: 1 };
     case TensorDataType.UINT32:
-    case TensorDataType.UINT64: return { field: 'uint64_data', perElement: 1 };
-    case TensorDataType.STRING: return { field: 'string_data', perElement: 1 };
-    default: return { field: 'int32_data', perElement: 1 }; // int8/16/32, uint8/16, bool, 16- and 8-bit floats, sub-byte types
+    case TensorDataType.UINT64:
+      return { field: 'uint64_data', perElement: 1 };
+    case TensorDataType.STRING:
+      return { field: 'string_data', perElement: 1 };
+    default:
+      return { field: 'int32_data', perElement: 1 }; // int8/16/32, uint8/16, bool, 16- and 8-bit floats, sub-byte types
   }
 }
 
@@ -307,16 +348,25 @@ const VALUE_FIELDS = ['float_data', 'int32_data', 'string_data', 'int64_data', '
 function checkTensor(t: TensorProto, what: string): number {
   const dt = t.data_type ?? TensorDataType.UNDEFINED;
   if (TensorDataType[dt] === undefined || dt === TensorDataType.UNDEFINED) {
-    throw new ModelValidationError('bad-data-type', `${what} has data type ${dt}, which is not an ONNX tensor data type`);
+    throw new ModelValidationError(
+      'bad-data-type',
+      `${what} has data type ${dt}, which is not an ONNX tensor data type`,
+    );
   }
   for (const d of t.dims ?? []) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw new ModelValidationError('initializer-size-mismatch', `${what} has an invalid dimension ${d} in dims [${(t.dims ?? []).join(', ')}]`);
+      throw new ModelValidationError(
+        'initializer-size-mismatch',
+        `${what} has an invalid dimension ${d} in dims [${(t.dims ?? []).join(', ')}]`,
+      );
     }
   }
   const count = elementCount(t.dims);
   if (!Number.isSafeInteger(count)) {
-    throw new ModelValidationError('initializer-size-mismatch', `${what} has dims [${(t.dims ?? []).join(', ')}]: too many elements`);
+    throw new ModelValidationError(
+      'initializer-size-mismatch',
+      `${what} has dims [${(t.dims ?? []).join(', ')}]: too many elements`,
+    );
   }
   const shape = `dims [${(t.dims ?? []).join(', ')}] (${count} ${dataTypeName(dt)} elements)`;
 
@@ -326,7 +376,10 @@ function checkTensor(t: TensorProto, what: string): number {
   if (t.raw_data && t.raw_data.length > 0) {
     const expected = rawByteLength(dt, count);
     if (expected === undefined) {
-      throw new ModelValidationError('initializer-size-mismatch', `${what} is a ${dataTypeName(dt)} tensor stored in raw_data, which only fixed-width types may use`);
+      throw new ModelValidationError(
+        'initializer-size-mismatch',
+        `${what} is a ${dataTypeName(dt)} tensor stored in raw_data, which only fixed-width types may use`,
+      );
     }
     if (t.raw_data.length !== expected) {
       throw new ModelValidationError(
@@ -360,7 +413,8 @@ function checkExternalData(t: TensorProto, what: string, count: number, shape: s
   if (!location) {
     throw new ModelValidationError('external-data-path', `${what} keeps its data externally but names no location`);
   }
-  const absolute = location.startsWith('/') || location.startsWith('\\') || /^[A-Za-z]:/.test(location) || location.startsWith('~');
+  const absolute =
+    location.startsWith('/') || location.startsWith('\\') || /^[A-Za-z]:/.test(location) || location.startsWith('~');
   const escapes = location.split(/[\\/]/).some((segment) => segment === '..');
   if (absolute || escapes || location.includes('\0')) {
     throw new ModelValidationError(
@@ -374,7 +428,10 @@ function checkExternalData(t: TensorProto, what: string, count: number, shape: s
     if (raw === undefined) return undefined;
     const n = Number(raw);
     if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n)) {
-      throw new ModelValidationError('external-data-path', `${what} has external data ${key} '${raw}', which is not a byte count`);
+      throw new ModelValidationError(
+        'external-data-path',
+        `${what} has external data ${key} '${raw}', which is not a byte count`,
+      );
     }
     return n;
   };
@@ -389,4 +446,3 @@ function checkExternalData(t: TensorProto, what: string, count: number, shape: s
   }
   return length ?? expected ?? 0;
 }
-

@@ -24,7 +24,12 @@ interface Accumulator {
 }
 
 /** `classifier`: 'auto' treats rank-2 float outputs with ≥2 columns as class scores. */
-export function compareOutputs(reference: OutputsWire, candidate: OutputsWire, samples: number, classifier: 'auto' | boolean = 'auto'): AgreementResult {
+export function compareOutputs(
+  reference: OutputsWire,
+  candidate: OutputsWire,
+  samples: number,
+  classifier: 'auto' | boolean = 'auto',
+): AgreementResult {
   const acc = new Map<string, Accumulator>();
   let problem: string | undefined;
   if (candidate.runs.length !== reference.runs.length) {
@@ -44,7 +49,10 @@ export function compareOutputs(reference: OutputsWire, candidate: OutputsWire, s
         continue;
       }
       const isFloat = r.type === 'float32' || r.type === 'float64';
-      const classScores = classifier === true ? r.dims.length >= 2 : classifier === 'auto' && isFloat && r.dims.length === 2 && r.dims[1]! >= 2;
+      const classScores =
+        classifier === true
+          ? r.dims.length >= 2
+          : classifier === 'auto' && isFloat && r.dims.length === 2 && r.dims[1]! >= 2;
       let a = acc.get(name);
       if (!a) acc.set(name, (a = { dot: 0, normA: 0, normB: 0, maxAbs: 0, rows: 0, agreeingRows: 0, classScores }));
       const x = r.data;
@@ -75,7 +83,8 @@ export function compareOutputs(reference: OutputsWire, candidate: OutputsWire, s
   let top1: number | null = null;
   for (const a of acc.values()) {
     maxAbsError = Number.isNaN(a.maxAbs) ? NaN : Math.max(maxAbsError, a.maxAbs);
-    const c = a.normA === 0 && a.normB === 0 ? 1 : a.normA === 0 || a.normB === 0 ? 0 : a.dot / Math.sqrt(a.normA * a.normB);
+    const c =
+      a.normA === 0 && a.normB === 0 ? 1 : a.normA === 0 || a.normB === 0 ? 0 : a.dot / Math.sqrt(a.normA * a.normB);
     cosine = Math.min(cosine, Math.min(1, c));
     if (a.classScores && a.rows > 0) top1 = Math.min(top1 ?? 1, a.agreeingRows / a.rows);
   }

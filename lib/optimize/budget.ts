@@ -22,7 +22,8 @@ export function resolveBudget(partial?: Partial<AccuracyBudget>): AccuracyBudget
   if (partial?.minTop1 !== undefined) budget.minTop1 = partial.minTop1;
   if (partial?.maxAbsError !== undefined) budget.maxAbsError = partial.maxAbsError;
   for (const [k, v] of Object.entries(budget)) {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`accuracy budget ${k} must be a non-negative number, got ${v}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new Error(`accuracy budget ${k} must be a non-negative number, got ${v}`);
   }
   if (budget.minCosine > 1 || budget.minTop1 > 1) throw new Error('accuracy budget cosine and top1 are at most 1');
   return budget;
@@ -31,7 +32,10 @@ export function resolveBudget(partial?: Partial<AccuracyBudget>): AccuracyBudget
 /** `cosine=0.99,top1=0.99,maxabs=0.01` → a partial budget. */
 export function parseBudget(text: string): Partial<AccuracyBudget> {
   const out: Partial<AccuracyBudget> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [key, raw] = part.split('=');
     const value = Number(raw);
     if (raw === undefined || !Number.isFinite(value)) throw new Error(`accuracy budget "${part}": expected key=number`);
@@ -58,8 +62,10 @@ export function parseBudget(text: string): Partial<AccuracyBudget> {
 export function budgetRejection(a: AgreementFigures, budget: AccuracyBudget): string | undefined {
   const reasons: string[] = [];
   if (!(a.cosine >= budget.minCosine)) reasons.push(`cosine ${fmt(a.cosine)} < ${budget.minCosine}`);
-  if (a.top1 !== null && !(a.top1 >= budget.minTop1)) reasons.push(`top-1 agreement ${fmt(a.top1)} < ${budget.minTop1}`);
-  if (budget.maxAbsError !== undefined && !(a.maxAbsError <= budget.maxAbsError)) reasons.push(`max abs error ${a.maxAbsError.toExponential(2)} > ${budget.maxAbsError}`);
+  if (a.top1 !== null && !(a.top1 >= budget.minTop1))
+    reasons.push(`top-1 agreement ${fmt(a.top1)} < ${budget.minTop1}`);
+  if (budget.maxAbsError !== undefined && !(a.maxAbsError <= budget.maxAbsError))
+    reasons.push(`max abs error ${a.maxAbsError.toExponential(2)} > ${budget.maxAbsError}`);
   return reasons.length ? `outside the accuracy budget: ${reasons.join(', ')}` : undefined;
 }
 

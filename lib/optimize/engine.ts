@@ -15,12 +15,11 @@
  *
  * Works with whatever lib/optimize/techniques/index.ts registers (or the `registry` given).
  */
-import { gzipSync } from 'node:zlib';
+
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { analyzeModel, type ModelAnalysis } from '../onnx/analyze';
-import { decodeModel } from '../onnx/model';
+import { gzipSync } from 'node:zlib';
 import type {
   AccuracyBudget,
   CandidateMeasurement,
@@ -29,12 +28,14 @@ import type {
   ServingSessionOptions,
   TargetSpec,
 } from '../../workflows/types';
+import { analyzeModel, type ModelAnalysis } from '../onnx/analyze';
+import { decodeModel } from '../onnx/model';
 import { compareOutputs } from './agreement';
 import { budgetRejection, resolveBudget } from './budget';
 import { measureInChild } from './measure';
 import type { MeasureRequest, MeasureResponse, OutputsWire } from './measureProtocol';
 import { opMix, recommendTechniques, tableAnalysis } from './recommend';
-import { feedsToWire, generateFeeds, isBatchDynamic, type FixedInputJson } from './sampleInputs';
+import { type FixedInputJson, feedsToWire, generateFeeds, isBatchDynamic } from './sampleInputs';
 import { coresUsed, costPerMillionUsd, pickBest, SCORE_DEFINITION } from './score';
 import { decideServingBatching } from './servingBatching';
 import type { CalibrationSample, Feeds, OptimizationTechnique, TechniqueContext } from './technique';
@@ -99,7 +100,8 @@ export interface EngineResult {
 
 export function resolveTarget(partial?: Partial<TargetSpec>): TargetSpec {
   const threads = partial?.threads ?? os.availableParallelism();
-  if (!Number.isInteger(threads) || threads < 1) throw new Error(`target threads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new Error(`target threads must be a positive integer, got ${threads}`);
   return { kind: partial?.kind ?? 'cpu', sameMachine: partial?.sameMachine ?? false, threads };
 }
 
@@ -116,7 +118,8 @@ export function candidatePlan(selected: string[], combinations: boolean): string
     if (model.includes(GRAPH_OPTIMIZE_ID)) {
       for (const id of model) if (id !== GRAPH_OPTIMIZE_ID) plan.push([id, GRAPH_OPTIMIZE_ID]);
     }
-    if (model.includes('prune-magnitude') && model.includes('int8-dynamic')) plan.push(['prune-magnitude', 'int8-dynamic']);
+    if (model.includes('prune-magnitude') && model.includes('int8-dynamic'))
+      plan.push(['prune-magnitude', 'int8-dynamic']);
   }
   return plan;
 }
@@ -155,12 +158,24 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
     const batch1 = generateFeeds(analysis.inputs, { ...feedOpts, batch: 1, seed: 1 });
     const batchDynamic = isBatchDynamic(analysis.inputs);
     const largeBatchSize = opts.measure?.largeBatch ?? 16;
-    const largeBatch = batchDynamic && largeBatchSize > 1 ? generateFeeds(analysis.inputs, { ...feedOpts, batch: largeBatchSize, seed: 2 }) : undefined;
-    const agreement = agreementFeeds(analysis, feedOpts, batchDynamic, opts.calibration, opts.measure?.agreementSamples);
+    const largeBatch =
+      batchDynamic && largeBatchSize > 1
+        ? generateFeeds(analysis.inputs, { ...feedOpts, batch: largeBatchSize, seed: 2 })
+        : undefined;
+    const agreement = agreementFeeds(
+      analysis,
+      feedOpts,
+      batchDynamic,
+      opts.calibration,
+      opts.measure?.agreementSamples,
+    );
     const agreementRows = agreement.reduce((n, f) => n + rowsOf(f), 0);
 
     // Build every planned candidate (in this process: transforms are TypeScript or onnxruntime passes).
-    const plan = candidatePlan(selected.map((t) => t.id), opts.combinations ?? true);
+    const plan = candidatePlan(
+      selected.map((t) => t.id),
+      opts.combinations ?? true,
+    );
     const tuning = selected.find((t) => t.id === SESSION_TUNING_ID);
     const totalSteps = plan.length + plan.length + 1 + (tuning ? 2 : 0);
     let step = 0;
@@ -186,7 +201,8 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
         result = await applyTechnique(technique, prefix, techniques, {
           ...ctxBase,
           options: opts.techniqueOptions?.[id],
-          onProgress: (f, detail) => progress({ phase: 'transform', fraction: (step + f) / totalSteps, candidate: key, detail }),
+          onProgress: (f, detail) =>
+            progress({ phase: 'transform', fraction: (step + f) / totalSteps, candidate: key, detail }),
         });
         // A later step that re-expands what an earlier one shrank (onnxruntime folding FP16 weights' Casts back
         // into float32 constants) makes a combination that is only a worse copy of its parts.
@@ -232,17 +248,26 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
         maxIterations: 5000,
         measureMs: measureOpts.measureMs,
       };
-      const files = { requestPath: path.join(scratch, `${id}.request.json`), responsePath: path.join(scratch, `${id}.response.json`) };
+      const files = {
+        requestPath: path.join(scratch, `${id}.request.json`),
+        responsePath: path.join(scratch, `${id}.response.json`),
+      };
       let m = await measureInChild(req, files, measureOpts.timeoutMs);
       // More rounds: keep the round with the lowest batch-1 p50 (the least disturbed by other work on the machine).
       for (let round = 1; round < measureOpts.rounds && m.response.ok; round++) {
         const again = await measureInChild(req, files, measureOpts.timeoutMs);
-        if (again.response.ok && m.response.ok && again.response.batch1.p50Ms < m.response.batch1.p50Ms) m = { ...again, outputs: m.outputs };
+        if (again.response.ok && m.response.ok && again.response.batch1.p50Ms < m.response.batch1.p50Ms)
+          m = { ...again, outputs: m.outputs };
       }
       return { ...m, modelPath };
     };
 
-    progress({ phase: 'measure', fraction: step / totalSteps, candidate: ORIGINAL_CANDIDATE, detail: 'measuring the original' });
+    progress({
+      phase: 'measure',
+      fraction: step / totalSteps,
+      candidate: ORIGINAL_CANDIDATE,
+      detail: 'measuring the original',
+    });
     const original = await measureOne(ORIGINAL_CANDIDATE, opts.model, defaults);
     step++;
     if (!original.response.ok || !original.outputs) {
@@ -258,7 +283,12 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
     const dropLargeBatch = !origResp.largeBatch;
     if (dropLargeBatch) wire.largeBatch = undefined;
 
-    const rowOf = (model: Uint8Array, resp: Extract<MeasureResponse, { ok: true }>, outputs: OutputsWire, sessionOptions: ServingSessionOptions) => {
+    const rowOf = (
+      model: Uint8Array,
+      resp: Extract<MeasureResponse, { ok: true }>,
+      outputs: OutputsWire,
+      sessionOptions: ServingSessionOptions,
+    ) => {
       const gzipBytes = model === opts.model ? origGzip : gzipSync(model).length;
       const agreementResult = compareOutputs(reference, outputs, agreementRows, opts.classifier ?? 'auto');
       const cores = coresUsed(sessionOptions, target);
@@ -267,7 +297,14 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
         gzipBytes,
         loadMs: resp.loadMs,
         batch1: { ...pickLatency(resp.batch1), batchSize: 1, throughputPerSec: 1000 / resp.batch1.meanMs },
-        largeBatch: resp.largeBatch && largeBatch ? { ...pickLatency(resp.largeBatch), batchSize: largeBatchSize, throughputPerSec: (1000 * largeBatchSize) / resp.largeBatch.meanMs } : undefined,
+        largeBatch:
+          resp.largeBatch && largeBatch
+            ? {
+                ...pickLatency(resp.largeBatch),
+                batchSize: largeBatchSize,
+                throughputPerSec: (1000 * largeBatchSize) / resp.largeBatch.meanMs,
+              }
+            : undefined,
         peakRssBytes: resp.peakRssBytes,
         modelRssBytes: Math.max(0, resp.peakRssBytes - resp.rssBeforeLoadBytes),
         agreement: agreementResult.figures,
@@ -277,7 +314,8 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
           sizeRatio: opts.model.length / model.length,
           gzipRatio: origGzip / gzipBytes,
           speedupP50: origResp.batch1.p50Ms / resp.batch1.p50Ms,
-          speedupLargeBatch: resp.largeBatch && origResp.largeBatch ? origResp.largeBatch.p50Ms / resp.largeBatch.p50Ms : undefined,
+          speedupLargeBatch:
+            resp.largeBatch && origResp.largeBatch ? origResp.largeBatch.p50Ms / resp.largeBatch.p50Ms : undefined,
           memoryRatio: origResp.peakRssBytes / resp.peakRssBytes,
         },
       };
@@ -311,7 +349,15 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
         // The steps before the last one were built and are their own candidates: say only what stopped this one.
         const last = b.techniques[b.techniques.length - 1];
         const reason = b.techniques.length > 1 && b.reason ? `${last}: ${b.reason}` : b.reason;
-        candidates.push({ id, title, techniques: b.techniques, state: b.state === 'built' ? 'failed' : b.state, withinBudget: false, reason, notes: [] });
+        candidates.push({
+          id,
+          title,
+          techniques: b.techniques,
+          state: b.state === 'built' ? 'failed' : b.state,
+          withinBudget: false,
+          reason,
+          notes: [],
+        });
         return;
       }
       const sessionOptions = b.sessionOptions ?? defaults;
@@ -327,13 +373,18 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
           techniques: b.techniques,
           state: 'failed',
           withinBudget: false,
-          reason: r.stage === 'load' ? `onnxruntime cannot load it: ${r.error}` : `onnxruntime fails to run it (${r.stage}): ${r.error}`,
+          reason:
+            r.stage === 'load'
+              ? `onnxruntime cannot load it: ${r.error}`
+              : `onnxruntime fails to run it (${r.stage}): ${r.error}`,
           notes: b.notes,
         });
         return;
       }
       const { row, problem } = rowOf(b.model, m.response, m.outputs, sessionOptions);
-      const rejection = problem ? `outputs differ from the original's: ${problem}` : budgetRejection(row.agreement, budget);
+      const rejection = problem
+        ? `outputs differ from the original's: ${problem}`
+        : budgetRejection(row.agreement, budget);
       const batching = rejection ? undefined : servingBatching(m.response, row);
       candidates.push({
         id,
@@ -359,14 +410,21 @@ export async function runOptimizationEngine(opts: EngineOptions): Promise<Engine
           ? { techniques: [], model: opts.model, analysis, notes: [], state: 'built' }
           : built.get(bestSoFar.id)!;
       const techniques = [...base.techniques, SESSION_TUNING_ID];
-      progress({ phase: 'tune', fraction: step / totalSteps, candidate: candidateId(techniques), detail: `tuning session options of ${bestSoFar.id}` });
+      progress({
+        phase: 'tune',
+        fraction: step / totalSteps,
+        candidate: candidateId(techniques),
+        detail: `tuning session options of ${bestSoFar.id}`,
+      });
       const tuned = await applyTechnique(tuning, base, techniques, {
         ...ctxBase,
         options: opts.techniqueOptions?.[SESSION_TUNING_ID],
-        onProgress: (f, detail) => progress({ phase: 'tune', fraction: (step + f) / totalSteps, candidate: candidateId(techniques), detail }),
+        onProgress: (f, detail) =>
+          progress({ phase: 'tune', fraction: (step + f) / totalSteps, candidate: candidateId(techniques), detail }),
       });
       step++;
-      if (bestSoFar.id !== ORIGINAL_CANDIDATE) tuned.notes.unshift(`tuned on ${bestSoFar.id}, the best candidate before tuning`);
+      if (bestSoFar.id !== ORIGINAL_CANDIDATE)
+        tuned.notes.unshift(`tuned on ${bestSoFar.id}, the best candidate before tuning`);
       await measureBuilt(tuned);
     }
 
@@ -400,7 +458,14 @@ function pickLatency(t: { p50Ms: number; p95Ms: number; meanMs: number; iteratio
 
 function bestOf(candidates: OptimizationCandidate[]): OptimizationCandidate | undefined {
   const pool = candidates.filter((c) => c.state === 'measured' && c.withinBudget && c.row);
-  const best = pickBest(pool.map((c) => ({ id: c.id, cost: c.row!.costPerMillionUsd, p50Ms: c.row!.batch1.p50Ms, gzipBytes: c.row!.gzipBytes })));
+  const best = pickBest(
+    pool.map((c) => ({
+      id: c.id,
+      cost: c.row!.costPerMillionUsd,
+      p50Ms: c.row!.batch1.p50Ms,
+      gzipBytes: c.row!.gzipBytes,
+    })),
+  );
   return best && pool.find((c) => c.id === best.id);
 }
 
@@ -409,7 +474,9 @@ function selectTechniques(registry: OptimizationTechnique[], ids?: string[]): Op
   const byId = new Map(registry.map((t) => [t.id, t]));
   const unknown = ids.filter((id) => !byId.has(id));
   if (unknown.length) {
-    throw new Error(`unknown technique${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}; registered: ${registry.map((t) => t.id).join(', ') || '(none)'}`);
+    throw new Error(
+      `unknown technique${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}; registered: ${registry.map((t) => t.id).join(', ') || '(none)'}`,
+    );
   }
   return [...new Set(ids)].map((id) => byId.get(id)!);
 }
@@ -425,13 +492,19 @@ async function applyTechnique(
   if (!check.ok) return { techniques, notes: [...prefix.notes], state: 'not-applicable', reason: check.reason };
   try {
     const result = await technique.apply(prefix.model!, { ...ctx, analysis });
-    if (!result.applied) return { techniques, notes: [...prefix.notes], state: 'not-applicable', reason: result.reason };
+    if (!result.applied)
+      return { techniques, notes: [...prefix.notes], state: 'not-applicable', reason: result.reason };
     const model = result.model;
     let nextAnalysis: ModelAnalysis | undefined;
     try {
       nextAnalysis = model === prefix.model ? analysis : analyzeModel(decodeModel(model));
     } catch (err) {
-      return { techniques, notes: [...prefix.notes], state: 'failed', reason: `the transformed model does not decode: ${(err as Error).message}` };
+      return {
+        techniques,
+        notes: [...prefix.notes],
+        state: 'failed',
+        reason: `the transformed model does not decode: ${(err as Error).message}`,
+      };
     }
     return {
       techniques,
@@ -442,7 +515,12 @@ async function applyTechnique(
       state: 'built',
     };
   } catch (err) {
-    return { techniques, notes: [...prefix.notes], state: 'failed', reason: `${technique.id} failed: ${(err as Error).message}` };
+    return {
+      techniques,
+      notes: [...prefix.notes],
+      state: 'failed',
+      reason: `${technique.id} failed: ${(err as Error).message}`,
+    };
   }
 }
 
@@ -461,7 +539,11 @@ function agreementFeeds(
 ): Feeds[] {
   if (calibration?.length) {
     return calibration.slice(0, samples ?? 64).map((sample, i) => {
-      const generated = generateFeeds(analysis.inputs, { ...feedOpts, batch: sample[Object.keys(sample)[0] ?? '']?.dims[0] ?? 1, seed: 100 + i });
+      const generated = generateFeeds(analysis.inputs, {
+        ...feedOpts,
+        batch: sample[Object.keys(sample)[0] ?? '']?.dims[0] ?? 1,
+        seed: 100 + i,
+      });
       for (const [name, t] of Object.entries(sample)) generated[name] = { type: 'float32', dims: t.dims, data: t.data };
       return generated;
     });
@@ -473,5 +555,7 @@ function agreementFeeds(
       generateFeeds(analysis.inputs, { ...feedOpts, batch: Math.min(32, rows - 32 * i), seed: 3 + i }),
     );
   }
-  return Array.from({ length: samples ?? 64 }, (_, i) => generateFeeds(analysis.inputs, { ...feedOpts, batch: 1, seed: 100 + i }));
+  return Array.from({ length: samples ?? 64 }, (_, i) =>
+    generateFeeds(analysis.inputs, { ...feedOpts, batch: 1, seed: 100 + i }),
+  );
 }

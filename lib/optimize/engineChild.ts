@@ -8,7 +8,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { runOptimizationEngine } from './engine';
-import { engineOptionsFromWire, type EngineRequestWire } from './engineProcess';
+import { type EngineRequestWire, engineOptionsFromWire } from './engineProcess';
 
 process.on('disconnect', () => process.exit(3));
 
@@ -16,7 +16,10 @@ async function main(requestPath: string, resultPath: string): Promise<void> {
   const req = JSON.parse(readFileSync(requestPath, 'utf8')) as EngineRequestWire;
   const opts = engineOptionsFromWire(req, new Uint8Array(readFileSync(req.modelPath)));
   try {
-    const result = await runOptimizationEngine({ ...opts, onProgress: (p) => process.send?.({ type: 'progress', progress: p }) });
+    const result = await runOptimizationEngine({
+      ...opts,
+      onProgress: (p) => process.send?.({ type: 'progress', progress: p }),
+    });
     writeFileSync(resultPath, JSON.stringify({ ok: true, result }));
   } catch (err) {
     writeFileSync(resultPath, JSON.stringify({ ok: false, error: (err as Error).message }));

@@ -49,7 +49,9 @@ export async function runOptimizationEngineInChild(
       ...opts,
       modelPath: path.resolve(modelPath),
       calibration: opts.calibration?.map((sample) =>
-        Object.fromEntries(Object.entries(sample).map(([name, t]) => [name, { dims: t.dims, data: Array.from(t.data) }])),
+        Object.fromEntries(
+          Object.entries(sample).map(([name, t]) => [name, { dims: t.dims, data: Array.from(t.data) }]),
+        ),
       ),
     };
     await writeFile(requestPath, JSON.stringify(wire));
@@ -68,23 +70,27 @@ export async function runOptimizationEngineInChild(
     // Cancelled (e.g. the activity was cancelled or timed out): the engine stops, and its measuring child with it.
     const abort = () => child.kill('SIGKILL');
     signal?.addEventListener('abort', abort, { once: true });
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve({ code: null, signal: 'SIGKILL', timedOut: true });
-      }, timeoutMs);
-      child.once('exit', (code, sig) => {
-        clearTimeout(timer);
-        resolve({ code, signal: sig, timedOut: false });
-      });
-    });
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>(
+      (resolve) => {
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          resolve({ code: null, signal: 'SIGKILL', timedOut: true });
+        }, timeoutMs);
+        child.once('exit', (code, sig) => {
+          clearTimeout(timer);
+          resolve({ code, signal: sig, timedOut: false });
+        });
+      },
+    );
     signal?.removeEventListener('abort', abort);
     if (signal?.aborted) throw new Error('the optimization was cancelled');
     let outcome: { ok: true; result: EngineResult } | { ok: false; error: string };
     try {
       outcome = JSON.parse(await readFile(resultPath, 'utf8'));
     } catch {
-      const why = exit.timedOut ? `the optimization engine did not finish within ${Math.round(timeoutMs / 60_000)} min` : `the optimization engine process died (${exit.signal ?? `exit ${exit.code}`})`;
+      const why = exit.timedOut
+        ? `the optimization engine did not finish within ${Math.round(timeoutMs / 60_000)} min`
+        : `the optimization engine process died (${exit.signal ?? `exit ${exit.code}`})`;
       throw new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
     }
     if (!outcome.ok) throw new Error(outcome.error);

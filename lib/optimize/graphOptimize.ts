@@ -13,7 +13,11 @@ import * as ort from 'onnxruntime-node';
 export type PortableLevel = 'basic' | 'extended';
 export type OfflineLevel = PortableLevel | 'all';
 
-export async function optimizeGraphOffline(inputPath: string, outputPath: string, level: OfflineLevel = 'extended'): Promise<void> {
+export async function optimizeGraphOffline(
+  inputPath: string,
+  outputPath: string,
+  level: OfflineLevel = 'extended',
+): Promise<void> {
   const session = await ort.InferenceSession.create(inputPath, {
     graphOptimizationLevel: level,
     optimizedModelFilePath: outputPath,

@@ -56,7 +56,11 @@ export interface ChildMeasurement {
   outputs?: OutputsWire;
 }
 
-export async function measureInChild(req: MeasureRequest, files: { requestPath: string; responsePath: string }, timeoutMs: number): Promise<ChildMeasurement> {
+export async function measureInChild(
+  req: MeasureRequest,
+  files: { requestPath: string; responsePath: string },
+  timeoutMs: number,
+): Promise<ChildMeasurement> {
   await writeFile(files.requestPath, JSON.stringify(req));
   const script = await measureChildBundle();
   const child = spawn(process.execPath, [script, files.requestPath, files.responsePath], {
@@ -69,21 +73,23 @@ export async function measureInChild(req: MeasureRequest, files: { requestPath: 
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>((resolve) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve({ code: null, signal: 'SIGKILL', timedOut: true });
-    }, timeoutMs);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, timedOut: false });
-    });
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      stderr += err.message;
-      resolve({ code: -1, signal: null, timedOut: false });
-    });
-  });
+  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>(
+    (resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve({ code: null, signal: 'SIGKILL', timedOut: true });
+      }, timeoutMs);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        resolve({ code, signal, timedOut: false });
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        stderr += err.message;
+        resolve({ code: -1, signal: null, timedOut: false });
+      });
+    },
+  );
   let response: MeasureResponse | undefined;
   try {
     response = JSON.parse(await readFile(files.responsePath, 'utf8')) as MeasureResponse;

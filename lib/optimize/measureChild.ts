@@ -7,9 +7,15 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { latencyStats, type MeasureRequest, type MeasureResponse, type OutputsWire, type TimedRuns } from './measureProtocol';
+import {
+  latencyStats,
+  type MeasureRequest,
+  type MeasureResponse,
+  type OutputsWire,
+  type TimedRuns,
+} from './measureProtocol';
 import { measureRowIndependence, type RowIndependence } from './rowIndependence';
-import { feedsFromWire, toOrtFeeds, type FeedTensorWire } from './sampleInputs';
+import { type FeedTensorWire, feedsFromWire, toOrtFeeds } from './sampleInputs';
 
 // If the engine that started us dies, there is nobody to report to: stop.
 process.on('disconnect', () => process.exit(3));
@@ -69,13 +75,27 @@ async function main(requestPath: string, responsePath: string): Promise<void> {
       try {
         const feeds = toOrtFeeds(feedsFromWire(req.largeBatch.feeds));
         largeBatch = await timeRuns(session, feeds, req);
-        rowIndependence = await measureRowIndependence(session, feeds, req.largeBatch.batchSize, await session.run(feeds));
+        rowIndependence = await measureRowIndependence(
+          session,
+          feeds,
+          req.largeBatch.batchSize,
+          await session.run(feeds),
+        );
       } catch (err) {
         largeBatchError = (err as Error).message;
       }
     }
     await session.release();
-    respond({ ok: true, loadMs, rssBeforeLoadBytes, peakRssBytes, batch1, largeBatch, largeBatchError, rowIndependence });
+    respond({
+      ok: true,
+      loadMs,
+      rssBeforeLoadBytes,
+      peakRssBytes,
+      batch1,
+      largeBatch,
+      largeBatchError,
+      rowIndependence,
+    });
   } catch (err) {
     respond({ ok: false, stage, error: (err as Error).message });
   }
@@ -87,14 +107,21 @@ function samplePeak(): void {
   if (rss > peakRss) peakRss = rss;
 }
 
-async function timeRuns(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, req: MeasureRequest): Promise<TimedRuns> {
+async function timeRuns(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  req: MeasureRequest,
+): Promise<TimedRuns> {
   for (let i = 0; i < req.warmup; i++) {
     await session.run(feeds);
     samplePeak();
   }
   const ms: number[] = [];
   const start = performance.now();
-  while (ms.length < req.maxIterations && (ms.length < req.minIterations || performance.now() - start < req.measureMs)) {
+  while (
+    ms.length < req.maxIterations &&
+    (ms.length < req.minIterations || performance.now() - start < req.measureMs)
+  ) {
     const t0 = process.hrtime.bigint();
     await session.run(feeds);
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);

@@ -50,5 +50,10 @@ export interface OutputsWire {
 export function latencyStats(ms: number[]): TimedRuns {
   const sorted = [...ms].sort((a, b) => a - b);
   const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-  return { iterations: ms.length, p50Ms: at(0.5), p95Ms: at(0.95), meanMs: ms.reduce((a, b) => a + b, 0) / Math.max(1, ms.length) };
+  return {
+    iterations: ms.length,
+    p50Ms: at(0.5),
+    p95Ms: at(0.95),
+    meanMs: ms.reduce((a, b) => a + b, 0) / Math.max(1, ms.length),
+  };
 }

@@ -5,7 +5,11 @@
 import type { Pool } from 'pg';
 import type { OptimizationTable } from '../../workflows/types';
 
-export async function recordOptimizationTable(pool: Pool, modelVersionId: number, table: OptimizationTable): Promise<void> {
+export async function recordOptimizationTable(
+  pool: Pool,
+  modelVersionId: number,
+  table: OptimizationTable,
+): Promise<void> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -51,7 +55,10 @@ export async function recordOptimizationChoice(
   pool: Pool,
   r: { modelVersionId: number; candidate: string; source: string; approvedBy?: string },
 ): Promise<void> {
-  await pool.query('UPDATE optimization_results SET chosen = (plan = $2) WHERE model_version_id = $1', [r.modelVersionId, r.candidate]);
+  await pool.query('UPDATE optimization_results SET chosen = (plan = $2) WHERE model_version_id = $1', [
+    r.modelVersionId,
+    r.candidate,
+  ]);
   await pool.query(
     'UPDATE optimization_runs SET chosen = $2, chosen_source = $3, chosen_by = $4, chosen_at = now() WHERE model_version_id = $1',
     [r.modelVersionId, r.candidate, r.source, r.approvedBy ?? null],

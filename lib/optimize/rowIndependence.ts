@@ -30,7 +30,11 @@ export function rowsToCompare(batch: number): number[] {
 }
 
 /** Row `row` of every input whose first dimension is the batch; other inputs (scalars, fixed) as they are. */
-export function sliceFeedRow(feeds: Record<string, ort.Tensor>, batch: number, row: number): Record<string, ort.Tensor> {
+export function sliceFeedRow(
+  feeds: Record<string, ort.Tensor>,
+  batch: number,
+  row: number,
+): Record<string, ort.Tensor> {
   const out: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) {
     if (t.dims.length === 0 || t.dims[0] !== batch) {
@@ -39,7 +43,9 @@ export function sliceFeedRow(feeds: Record<string, ort.Tensor>, batch: number, r
     }
     const rowSize = t.size / batch;
     const data = t.data;
-    const part = Array.isArray(data) ? data.slice(row * rowSize, (row + 1) * rowSize) : (data as Numeric).slice(row * rowSize, (row + 1) * rowSize);
+    const part = Array.isArray(data)
+      ? data.slice(row * rowSize, (row + 1) * rowSize)
+      : (data as Numeric).slice(row * rowSize, (row + 1) * rowSize);
     out[name] = new ort.Tensor(t.type as 'float32', part as Float32Array, [1, ...t.dims.slice(1)]);
   }
   return out;
@@ -56,10 +62,15 @@ export async function measureRowIndependence(
   // The server refuses to batch a model whose declared shapes lack a batch dimension: the same rule here.
   const declared = whyNotBatchable(session.inputMetadata.map(signatureOf), session.outputMetadata.map(signatureOf));
   if (declared) return { ...result, notRowShaped: `the server cannot batch it: ${declared}` };
-  const numericOutputs = Object.entries(batched).filter(([, v]) => v instanceof ort.Tensor && v.type !== 'string') as Array<[string, ort.Tensor]>;
+  const numericOutputs = Object.entries(batched).filter(
+    ([, v]) => v instanceof ort.Tensor && v.type !== 'string',
+  ) as Array<[string, ort.Tensor]>;
   for (const [name, t] of numericOutputs) {
     if (t.dims.length === 0 || t.dims[0] !== batch) {
-      return { ...result, notRowShaped: `output "${name}" has shape [${t.dims.join(',')}] for a batch of ${batch}, so its first dimension is not the batch` };
+      return {
+        ...result,
+        notRowShaped: `output "${name}" has shape [${t.dims.join(',')}] for a batch of ${batch}, so its first dimension is not the batch`,
+      };
     }
   }
   for (const row of rowsToCompare(batch)) {
@@ -69,7 +80,10 @@ export async function measureRowIndependence(
       const inBatch = (t.data as Numeric).subarray(row * rowSize, (row + 1) * rowSize);
       const single = (alone[name] as ort.Tensor).data as Numeric;
       if (single.length !== rowSize) {
-        return { ...result, notRowShaped: `output "${name}" has ${single.length} values for one row alone but ${rowSize} per row in a batch` };
+        return {
+          ...result,
+          notRowShaped: `output "${name}" has ${single.length} values for one row alone but ${rowSize} per row in a batch`,
+        };
       }
       compareRow(result, inBatch, single);
     }

@@ -1,8 +1,8 @@
 /** Deterministic inputs for a model from its input specs, so two models are compared on the same data. */
 import * as ort from 'onnxruntime-node';
 import type { TensorSpec } from '../../workflows/types';
-import type { FeedTensor, Feeds } from './technique';
 import { seededUniform } from '../seededRandom';
+import type { Feeds, FeedTensor } from './technique';
 
 export function concreteShape(spec: TensorSpec, batchSize: number): number[] {
   return spec.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? batchSize : 1));
@@ -19,19 +19,39 @@ export function sampleInputs(specs: TensorSpec[], batchSize = 1, seed = 42): Rec
     const n = shape.reduce((a, b) => a * b, 1);
     switch (spec.dataType) {
       case 'FP32':
-        feeds[spec.name] = new ort.Tensor('float32', Float32Array.from({ length: n }, () => rand() * 2 - 1), shape);
+        feeds[spec.name] = new ort.Tensor(
+          'float32',
+          Float32Array.from({ length: n }, () => rand() * 2 - 1),
+          shape,
+        );
         break;
       case 'FP64':
-        feeds[spec.name] = new ort.Tensor('float64', Float64Array.from({ length: n }, () => rand() * 2 - 1), shape);
+        feeds[spec.name] = new ort.Tensor(
+          'float64',
+          Float64Array.from({ length: n }, () => rand() * 2 - 1),
+          shape,
+        );
         break;
       case 'INT64':
-        feeds[spec.name] = new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rand() * 4))), shape);
+        feeds[spec.name] = new ort.Tensor(
+          'int64',
+          BigInt64Array.from({ length: n }, () => BigInt(Math.floor(rand() * 4))),
+          shape,
+        );
         break;
       case 'INT32':
-        feeds[spec.name] = new ort.Tensor('int32', Int32Array.from({ length: n }, () => Math.floor(rand() * 4)), shape);
+        feeds[spec.name] = new ort.Tensor(
+          'int32',
+          Int32Array.from({ length: n }, () => Math.floor(rand() * 4)),
+          shape,
+        );
         break;
       case 'BOOL':
-        feeds[spec.name] = new ort.Tensor('bool', Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 1 : 0)), shape);
+        feeds[spec.name] = new ort.Tensor(
+          'bool',
+          Uint8Array.from({ length: n }, () => (rand() < 0.5 ? 1 : 0)),
+          shape,
+        );
         break;
       default:
         throw new Error(`cannot generate sample data for input "${spec.name}" of type ${spec.dataType}`);
@@ -75,14 +95,20 @@ export function batchDimName(specs: TensorSpec[]): string | undefined {
     const d = s.shape[0];
     if (s.shape.length > 0 && typeof d === 'string') return d;
   }
-  return specs.some((s) => s.shape.length > 0 && (s.shape[0] === null || (typeof s.shape[0] === 'number' && s.shape[0] <= 0))) ? '' : undefined;
+  return specs.some(
+    (s) => s.shape.length > 0 && (s.shape[0] === null || (typeof s.shape[0] === 'number' && s.shape[0] <= 0)),
+  )
+    ? ''
+    : undefined;
 }
 
 /** Can requests be batched? Every input with dims has a dynamic axis 0 or a dim named like the batch dim. */
 export function isBatchDynamic(specs: TensorSpec[]): boolean {
   const name = batchDimName(specs);
   if (name === undefined) return false;
-  return specs.every((s) => s.shape.length === 0 || typeof s.shape[0] !== 'number' || (name !== '' && s.shape.includes(name)));
+  return specs.every(
+    (s) => s.shape.length === 0 || typeof s.shape[0] !== 'number' || (name !== '' && s.shape.includes(name)),
+  );
 }
 
 export function feedShape(spec: TensorSpec, opts: FeedOptions, batchName = batchDimName([spec])): number[] {
@@ -107,15 +133,28 @@ export function generateFeeds(specs: TensorSpec[], opts: FeedOptions): Feeds {
   for (const spec of specs) {
     const fixed = opts.fixed?.[spec.name];
     const type = fixed?.type ?? ORT_TYPE_OF_SPEC[spec.dataType];
-    if (!type) throw new Error(`cannot generate sample data for input "${spec.name}" of type ${spec.dataType}; give it with fixed inputs`);
+    if (!type)
+      throw new Error(
+        `cannot generate sample data for input "${spec.name}" of type ${spec.dataType}; give it with fixed inputs`,
+      );
     if (fixed) {
-      feeds[spec.name] = fixedFeed(spec.name, type, fixed, opts.batch, batchName !== undefined && spec.shape.length > 0);
+      feeds[spec.name] = fixedFeed(
+        spec.name,
+        type,
+        fixed,
+        opts.batch,
+        batchName !== undefined && spec.shape.length > 0,
+      );
       continue;
     }
     const dims = feedShape(spec, opts, batchName);
     const n = dims.reduce((a, b) => a * b, 1);
     const lower = spec.name.toLowerCase();
-    const intValue = lower.includes('mask') ? () => 1 : /token_type|segment/.test(lower) ? () => 0 : () => Math.floor(rand() * 2);
+    const intValue = lower.includes('mask')
+      ? () => 1
+      : /token_type|segment/.test(lower)
+        ? () => 0
+        : () => Math.floor(rand() * 2);
     feeds[spec.name] = { type, dims, data: makeArray(type, n, () => (isFloat(type) ? rand() * 2 - 1 : intValue())) };
   }
   return feeds;
@@ -143,9 +182,16 @@ function makeArray(type: FeedTensor['type'], n: number, value: (i: number) => nu
   }
 }
 
-function fixedFeed(name: string, type: FeedTensor['type'], fixed: FixedInputJson, batch: number, batched: boolean): FeedTensor {
+function fixedFeed(
+  name: string,
+  type: FeedTensor['type'],
+  fixed: FixedInputJson,
+  batch: number,
+  batched: boolean,
+): FeedTensor {
   const n = fixed.dims.reduce((a, b) => a * b, 1);
-  if (fixed.data.length !== n) throw new Error(`fixed input "${name}": ${fixed.data.length} values for dims [${fixed.dims.join(', ')}]`);
+  if (fixed.data.length !== n)
+    throw new Error(`fixed input "${name}": ${fixed.data.length} values for dims [${fixed.dims.join(', ')}]`);
   // A batch-1 value given for a batched input is repeated along axis 0.
   const repeat = batched && fixed.dims[0] === 1 && batch > 1 ? batch : 1;
   const dims = repeat > 1 ? [batch, ...fixed.dims.slice(1)] : [...fixed.dims];
@@ -169,7 +215,11 @@ export interface FeedTensorWire {
 export function feedsToWire(feeds: Feeds): Record<string, FeedTensorWire> {
   const out: Record<string, FeedTensorWire> = {};
   for (const [name, f] of Object.entries(feeds)) {
-    out[name] = { type: f.type, dims: f.dims, base64: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength).toString('base64') };
+    out[name] = {
+      type: f.type,
+      dims: f.dims,
+      base64: Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength).toString('base64'),
+    };
   }
   return out;
 }
@@ -180,12 +230,17 @@ export function feedsFromWire(wire: Record<string, FeedTensorWire>): Feeds {
     const bytes = Buffer.from(w.base64, 'base64');
     const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
     const data =
-      w.type === 'float32' ? new Float32Array(buf)
-      : w.type === 'float64' ? new Float64Array(buf)
-      : w.type === 'int64' ? new BigInt64Array(buf)
-      : w.type === 'int32' ? new Int32Array(buf)
-      : w.type === 'int8' ? new Int8Array(buf)
-      : new Uint8Array(buf);
+      w.type === 'float32'
+        ? new Float32Array(buf)
+        : w.type === 'float64'
+          ? new Float64Array(buf)
+          : w.type === 'int64'
+            ? new BigInt64Array(buf)
+            : w.type === 'int32'
+              ? new Int32Array(buf)
+              : w.type === 'int8'
+                ? new Int8Array(buf)
+                : new Uint8Array(buf);
     out[name] = { type: w.type, dims: w.dims, data };
   }
   return out;

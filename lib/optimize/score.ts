@@ -18,7 +18,8 @@ export const SCORE_DEFINITION =
   'score = estimated USD per million batch-1 requests = p50 latency × (cores × $0.04048/core-hour + peak RSS GiB × $0.004445/GiB-hour); lowest wins, ties (within 2%) go to lower p50, then smaller gzip size';
 
 export function coresUsed(options: ServingSessionOptions | undefined, target: TargetSpec): number {
-  const intra = options?.intraOpNumThreads && options.intraOpNumThreads > 0 ? options.intraOpNumThreads : target.threads;
+  const intra =
+    options?.intraOpNumThreads && options.intraOpNumThreads > 0 ? options.intraOpNumThreads : target.threads;
   const inter = options?.executionMode === 'parallel' ? Math.max(1, options.interOpNumThreads ?? 1) : 1;
   return Math.max(1, Math.min(target.threads, intra * inter));
 }

@@ -30,19 +30,27 @@ export function decideServingBatching(input: {
 }): BatchingDecision {
   const { original, candidate, row, budget } = input;
   const off = (why: string): BatchingDecision => ({ note: `dynamic batching off: ${why}` });
-  if (!row.largeBatch || !original || !candidate) return off('the batch dimension is fixed or the large batch did not run');
+  if (!row.largeBatch || !original || !candidate)
+    return off('the batch dimension is fixed or the large batch did not run');
   if (original.notRowShaped) return off(original.notRowShaped);
   if (original.rows === 0) return off('no rows could be compared');
   const tolerance = ROUNDING_TOLERANCE * Math.max(1, original.maxAbsRef);
   if (!(original.maxAbsDiff <= tolerance)) {
-    return off(`the original model mixes rows of a batch (a row alone differs from the same row in a batch by up to ${formatNumber(original.maxAbsDiff)})`);
+    return off(
+      `the original model mixes rows of a batch (a row alone differs from the same row in a batch by up to ${formatNumber(original.maxAbsDiff)})`,
+    );
   }
   if (candidate.notRowShaped) return off(candidate.notRowShaped);
   if (!(candidate.minCosine >= budget.minCosine)) {
-    return off(`in a batch its rows drift from the same rows alone (cosine ${candidate.minCosine.toFixed(5)} < budget ${budget.minCosine})`);
+    return off(
+      `in a batch its rows drift from the same rows alone (cosine ${candidate.minCosine.toFixed(5)} < budget ${budget.minCosine})`,
+    );
   }
   const gain = row.largeBatch.throughputPerSec / row.batch1.throughputPerSec;
-  if (!(gain >= MIN_GAIN)) return off(`batch ${row.largeBatch.batchSize} serves only ${gain.toFixed(2)}x the rows per second of batch 1 (needs ${MIN_GAIN}x)`);
+  if (!(gain >= MIN_GAIN))
+    return off(
+      `batch ${row.largeBatch.batchSize} serves only ${gain.toFixed(2)}x the rows per second of batch 1 (needs ${MIN_GAIN}x)`,
+    );
   return {
     batching: { maxBatchSize: row.largeBatch.batchSize, maxQueueDelayMs: QUEUE_DELAY_MS },
     note: `dynamic batching on (up to ${row.largeBatch.batchSize} rows): rows are independent and batch ${row.largeBatch.batchSize} serves ${gain.toFixed(2)}x the rows per second of batch 1`,

@@ -71,7 +71,12 @@ export function formatTradeoffTable(table: OptimizationTable, opts: TableOptions
       formatMs(r.batch1.p50Ms),
       formatMs(r.batch1.p95Ms),
       ratio(r.vsOriginal.speedupP50),
-      ...(large ? [lb ? `${formatMs(lb.p50Ms)} ${ratio(r.vsOriginal.speedupLargeBatch)}` : '-', lb ? throughput(lb.throughputPerSec) : '-'] : []),
+      ...(large
+        ? [
+            lb ? `${formatMs(lb.p50Ms)} ${ratio(r.vsOriginal.speedupLargeBatch)}` : '-',
+            lb ? throughput(lb.throughputPerSec) : '-',
+          ]
+        : []),
       formatBytes(r.peakRssBytes),
       r.agreement.cosine.toFixed(5),
       r.agreement.top1 === null ? '-' : r.agreement.top1.toFixed(3),
@@ -89,7 +94,9 @@ export function formatTradeoffTable(table: OptimizationTable, opts: TableOptions
       .trimEnd();
   const out = [line(header), ...rows.map(line)];
   for (const c of table.candidates.filter((x) => x.state !== 'measured')) {
-    out.push(`${opts.indent ?? ''}${c.id.padEnd(widths[0]!)}  ${c.state === 'not-applicable' ? 'not applicable' : 'failed'}: ${c.reason ?? ''}`);
+    out.push(
+      `${opts.indent ?? ''}${c.id.padEnd(widths[0]!)}  ${c.state === 'not-applicable' ? 'not applicable' : 'failed'}: ${c.reason ?? ''}`,
+    );
   }
   return out;
 }

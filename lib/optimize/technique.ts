@@ -3,8 +3,9 @@
  * graph transform written in TypeScript (or an onnxruntime pass); it either returns a model that
  * onnxruntime loads, or says why it does not apply and leaves the model unchanged.
  */
-import type { ModelAnalysis } from '../onnx/analyze';
+
 import type { ServingSessionOptions } from '../../workflows/types';
+import type { ModelAnalysis } from '../onnx/analyze';
 
 export type { ServingSessionOptions };
 

@@ -78,7 +78,14 @@ export class LocalTarget implements DeploymentTarget {
     return this.call('GET', `/deployments/${encodeURIComponent(id)}/metrics`, undefined, id, 'text');
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, id?: string, as: 'json' | 'text' = 'json', ifMatch?: string): Promise<T> {
+  private async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    id?: string,
+    as: 'json' | 'text' = 'json',
+    ifMatch?: string,
+  ): Promise<T> {
     const url = `${this.baseUrl}/_ferry${path}`;
     let res: Response;
     try {
@@ -86,7 +93,13 @@ export class LocalTarget implements DeploymentTarget {
         method,
         ...(body === undefined
           ? {}
-          : { headers: { 'content-type': 'application/json', ...(ifMatch !== undefined ? { 'if-match': `"${ifMatch}"` } : {}) }, body: JSON.stringify(body) }),
+          : {
+              headers: {
+                'content-type': 'application/json',
+                ...(ifMatch !== undefined ? { 'if-match': `"${ifMatch}"` } : {}),
+              },
+              body: JSON.stringify(body),
+            }),
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -104,8 +117,13 @@ export class LocalTarget implements DeploymentTarget {
         /* not JSON: keep the text */
       }
       // Only the gateway's "no deployment" is one: a 404 for an unknown route (an older gateway) is not.
-      if (res.status === 404 && id !== undefined && message.startsWith('no deployment')) throw new DeploymentNotFoundError(id);
-      throw new GatewayRequestError(res.status, message, `gateway ${method} ${path} failed with ${res.status}: ${message}`);
+      if (res.status === 404 && id !== undefined && message.startsWith('no deployment'))
+        throw new DeploymentNotFoundError(id);
+      throw new GatewayRequestError(
+        res.status,
+        message,
+        `gateway ${method} ${path} failed with ${res.status}: ${message}`,
+      );
     }
     if (res.status === 204) return undefined as T;
     return (as === 'text' ? text : JSON.parse(text)) as T;

@@ -18,7 +18,11 @@ export function revisionsOf(spec: DeploymentStatus['spec']): RevisionSpec[] {
  * (100 − percent) / 100 (rounded to 0.01, the remainder on the largest), so the ratio between them
  * stays and the sum is 100. Revisions without a share keep none.
  */
-export function splitWithCanary(current: Record<string, number>, name: string, percent: number): Record<string, number> {
+export function splitWithCanary(
+  current: Record<string, number>,
+  name: string,
+  percent: number,
+): Record<string, number> {
   const rest = 100 - percent;
   const scaled: Record<string, number> = {};
   for (const [revision, share] of Object.entries(current)) {
@@ -56,12 +60,22 @@ export type CanaryArtifact = { image: ImageRef; modelDir?: undefined } | { model
  * that revision serving that artifact (applied before: nothing to do). Throws RevisionConflictError
  * when the name is taken by another artifact or the deployment has no room for another revision.
  */
-export function specWithCanary(current: DeploymentStatus, canary: { name: string; percent: number } & CanaryArtifact): DeploymentSpec | undefined {
+export function specWithCanary(
+  current: DeploymentStatus,
+  canary: { name: string; percent: number } & CanaryArtifact,
+): DeploymentSpec | undefined {
   const revisions = revisionsOf(current.spec);
   const taken = revisions.find((r) => r.name === canary.name);
   if (taken) {
-    if (canary.image ? sameImageRef(taken.image, canary.image) : taken.modelDir !== undefined && taken.modelDir === canary.modelDir) return undefined;
-    throw new RevisionConflictError(`deployment ${current.id} already has a revision "${canary.name}" serving something else; remove it first (ferry promote/rollback)`);
+    if (
+      canary.image
+        ? sameImageRef(taken.image, canary.image)
+        : taken.modelDir !== undefined && taken.modelDir === canary.modelDir
+    )
+      return undefined;
+    throw new RevisionConflictError(
+      `deployment ${current.id} already has a revision "${canary.name}" serving something else; remove it first (ferry promote/rollback)`,
+    );
   }
   if (revisions.length >= MAX_REVISIONS) {
     throw new RevisionConflictError(
@@ -71,8 +85,14 @@ export function specWithCanary(current: DeploymentStatus, canary: { name: string
   return {
     id: current.id,
     ...scalingOf(current),
-    revisions: [...revisions, { name: canary.name, ...(canary.image ? { image: canary.image } : { modelDir: canary.modelDir }) }],
-    traffic: { split: splitWithCanary(current.traffic.split, canary.name, canary.percent), rules: current.traffic.rules },
+    revisions: [
+      ...revisions,
+      { name: canary.name, ...(canary.image ? { image: canary.image } : { modelDir: canary.modelDir }) },
+    ],
+    traffic: {
+      split: splitWithCanary(current.traffic.split, canary.name, canary.percent),
+      rules: current.traffic.rules,
+    },
   };
 }
 
@@ -83,9 +103,17 @@ export function specWithCanary(current: DeploymentStatus, canary: { name: string
 export function specKeepingOnly(current: DeploymentStatus, keep: string): DeploymentSpec | undefined {
   const revisions = revisionsOf(current.spec);
   const kept = revisions.find((r) => r.name === keep);
-  if (!kept) throw new RevisionConflictError(`deployment ${current.id} has no revision "${keep}" (it has: ${revisions.map((r) => r.name).join(', ')})`);
+  if (!kept)
+    throw new RevisionConflictError(
+      `deployment ${current.id} has no revision "${keep}" (it has: ${revisions.map((r) => r.name).join(', ')})`,
+    );
   if (revisions.length === 1) return undefined;
-  return { id: current.id, ...scalingOf(current), revisions: [kept], traffic: { split: { [keep]: 100 }, rules: rulesTo(current.traffic.rules, keep) } };
+  return {
+    id: current.id,
+    ...scalingOf(current),
+    revisions: [kept],
+    traffic: { split: { [keep]: 100 }, rules: rulesTo(current.traffic.rules, keep) },
+  };
 }
 
 /** The header rules that still route to `revision`. */
@@ -93,7 +121,9 @@ export function rulesTo(rules: TrafficRule[], revision: string): TrafficRule[] {
   return rules.filter((r) => r.revision === revision);
 }
 
-function scalingOf(current: DeploymentStatus): Pick<DeploymentSpec, 'model' | 'replicas' | 'autoscaling' | 'scaleToZeroAfterMs'> {
+function scalingOf(
+  current: DeploymentStatus,
+): Pick<DeploymentSpec, 'model' | 'replicas' | 'autoscaling' | 'scaleToZeroAfterMs'> {
   const s = current.spec;
   return {
     model: s.model,

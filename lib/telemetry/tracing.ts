@@ -8,7 +8,12 @@ import * as path from 'node:path';
 import type { ExportResult } from '@opentelemetry/core';
 import { Resource } from '@opentelemetry/resources';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { BatchSpanProcessor, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  BatchSpanProcessor,
+  type ReadableSpan,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 
 /** Writes finished spans as one JSON object per line. */
 export class JsonLinesSpanExporter implements SpanExporter {
@@ -31,7 +36,7 @@ export class JsonLinesSpanExporter implements SpanExporter {
           service: s.resource.attributes['service.name'],
         }),
       );
-      if (lines.length) appendFileSync(this.file, lines.join('\n') + '\n');
+      if (lines.length) appendFileSync(this.file, `${lines.join('\n')}\n`);
       done({ code: 0 });
     } catch (error) {
       done({ code: 1, error: error as Error });

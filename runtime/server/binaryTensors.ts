@@ -17,10 +17,31 @@ if (os.endianness() !== 'LE') {
 }
 
 const ELEMENT_BYTES: Record<Exclude<V2Datatype, 'BYTES'>, number> = {
-  BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8,
+  BOOL: 1,
+  UINT8: 1,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 2,
+  FP16: 2,
+  UINT32: 4,
+  INT32: 4,
+  FP32: 4,
+  UINT64: 8,
+  INT64: 8,
+  FP64: 8,
 };
 
-type NumericArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array;
+type NumericArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array;
 type NumericArrayConstructor = {
   new (length: number): NumericArray;
   new (buffer: ArrayBufferLike, byteOffset: number, length: number): NumericArray;
@@ -28,8 +49,18 @@ type NumericArrayConstructor = {
 };
 
 const ARRAY_OF: Record<Exclude<V2Datatype, 'BYTES'>, NumericArrayConstructor> = {
-  BOOL: Uint8Array, UINT8: Uint8Array, INT8: Int8Array, UINT16: Uint16Array, INT16: Int16Array, FP16: Uint16Array,
-  UINT32: Uint32Array, INT32: Int32Array, FP32: Float32Array, UINT64: BigUint64Array, INT64: BigInt64Array, FP64: Float64Array,
+  BOOL: Uint8Array,
+  UINT8: Uint8Array,
+  INT8: Int8Array,
+  UINT16: Uint16Array,
+  INT16: Int16Array,
+  FP16: Uint16Array,
+  UINT32: Uint32Array,
+  INT32: Int32Array,
+  FP32: Float32Array,
+  UINT64: BigUint64Array,
+  INT64: BigInt64Array,
+  FP64: Float64Array,
 };
 
 /** The binary section of a request body, consumed tensor by tensor. */
@@ -39,7 +70,10 @@ export class BinaryCursor {
 
   take(name: string, size: number): Buffer {
     if (this.offset + size > this.bytes.length) {
-      throw new RequestError(400, `input "${name}" declares binary_data_size ${size}, but only ${this.bytes.length - this.offset} bytes of binary data are left in the body`);
+      throw new RequestError(
+        400,
+        `input "${name}" declares binary_data_size ${size}, but only ${this.bytes.length - this.offset} bytes of binary data are left in the body`,
+      );
     }
     const part = this.bytes.subarray(this.offset, this.offset + size);
     this.offset += size;
@@ -49,7 +83,11 @@ export class BinaryCursor {
   /** After every input has taken its bytes, none may be left over. */
   checkConsumed(): void {
     const left = this.bytes.length - this.offset;
-    if (left !== 0) throw new RequestError(400, `${left} bytes of binary data after the JSON header belong to no input (check each input's binary_data_size)`);
+    if (left !== 0)
+      throw new RequestError(
+        400,
+        `${left} bytes of binary data after the JSON header belong to no input (check each input's binary_data_size)`,
+      );
   }
 }
 
@@ -57,17 +95,28 @@ export class BinaryCursor {
 export function splitBinaryBody(body: Buffer, headerLength: string): { json: string; binary: BinaryCursor } {
   const n = /^\d+$/.test(headerLength.trim()) ? Number(headerLength) : NaN;
   if (!Number.isSafeInteger(n) || n > body.length) {
-    throw new RequestError(400, `Inference-Header-Content-Length must be the JSON header's length in bytes (at most the body's ${body.length}), got "${headerLength}"`);
+    throw new RequestError(
+      400,
+      `Inference-Header-Content-Length must be the JSON header's length in bytes (at most the body's ${body.length}), got "${headerLength}"`,
+    );
   }
   return { json: body.toString('utf8', 0, n), binary: new BinaryCursor(body.subarray(n)) };
 }
 
 /** Typed data (or strings for BYTES) for `count` elements of `datatype` held in `bytes`. */
-export function tensorDataFromBinary(name: string, datatype: V2Datatype, count: number, bytes: Buffer): NumericArray | string[] {
+export function tensorDataFromBinary(
+  name: string,
+  datatype: V2Datatype,
+  count: number,
+  bytes: Buffer,
+): NumericArray | string[] {
   if (datatype === 'BYTES') return stringsFromBinary(name, count, bytes);
   const size = ELEMENT_BYTES[datatype];
   if (bytes.length !== count * size) {
-    throw new RequestError(400, `input "${name}" has ${count} ${datatype} elements (${count * size} bytes) but binary_data_size is ${bytes.length}`);
+    throw new RequestError(
+      400,
+      `input "${name}" has ${count} ${datatype} elements (${count * size} bytes) but binary_data_size is ${bytes.length}`,
+    );
   }
   const Ctor = ARRAY_OF[datatype];
   let data: NumericArray;
@@ -90,14 +139,23 @@ function stringsFromBinary(name: string, count: number, bytes: Buffer): string[]
   const out: string[] = new Array(count);
   let at = 0;
   for (let i = 0; i < count; i++) {
-    if (at + 4 > bytes.length) throw new RequestError(400, `input "${name}" (BYTES) binary data ends before element ${i} of ${count}`);
+    if (at + 4 > bytes.length)
+      throw new RequestError(400, `input "${name}" (BYTES) binary data ends before element ${i} of ${count}`);
     const len = bytes.readUInt32LE(at);
     at += 4;
-    if (at + len > bytes.length) throw new RequestError(400, `input "${name}" (BYTES) element ${i} claims ${len} bytes, more than are left in its binary data`);
+    if (at + len > bytes.length)
+      throw new RequestError(
+        400,
+        `input "${name}" (BYTES) element ${i} claims ${len} bytes, more than are left in its binary data`,
+      );
     out[i] = bytes.toString('utf8', at, at + len);
     at += len;
   }
-  if (at !== bytes.length) throw new RequestError(400, `input "${name}" (BYTES) has ${bytes.length - at} bytes of binary data after its ${count} elements`);
+  if (at !== bytes.length)
+    throw new RequestError(
+      400,
+      `input "${name}" (BYTES) has ${bytes.length - at} bytes of binary data after its ${count} elements`,
+    );
   return out;
 }
 

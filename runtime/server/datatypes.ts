@@ -38,7 +38,7 @@ const V2_TO_ORT: Record<V2Datatype, Tensor.Type> = {
 const ORT_TO_V2 = new Map<string, V2Datatype>(Object.entries(V2_TO_ORT).map(([v2, ort]) => [ort, v2 as V2Datatype]));
 
 export function isV2Datatype(value: unknown): value is V2Datatype {
-  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(V2_TO_ORT, value);
+  return typeof value === 'string' && Object.hasOwn(V2_TO_ORT, value);
 }
 
 export function ortTypeOf(datatype: V2Datatype): Tensor.Type {

@@ -16,17 +16,17 @@
  * attribute set on every record, which cost several µs per request — a measurable share of a small
  * model's whole request (bench/serving-overhead.ts).
  */
-import { ValueType, type Attributes, type Meter, type ObservableResult } from '@opentelemetry/api';
+import { type Attributes, type Meter, type ObservableResult, ValueType } from '@opentelemetry/api';
 import { hrTime } from '@opentelemetry/core';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { Resource } from '@opentelemetry/resources';
 import {
   AggregationTemporality,
+  type CollectionResult,
   DataPointType,
+  type HistogramMetricData,
   InstrumentType,
   MeterProvider,
-  type CollectionResult,
-  type HistogramMetricData,
   type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 
@@ -57,14 +57,22 @@ export interface ServerTelemetry {
 /** A Prometheus exporter (no port of its own) that also exports the server's histograms. */
 export function createPrometheusExporter(): { prometheus: PrometheusExporter; histograms: HistogramProducer } {
   const histograms = new HistogramProducer();
-  return { prometheus: new PrometheusExporter({ preventServerStart: true, metricProducers: [histograms] }), histograms };
+  return {
+    prometheus: new PrometheusExporter({ preventServerStart: true, metricProducers: [histograms] }),
+    histograms,
+  };
 }
 
 /** A private provider + exporter, for servers started in-process (tests, `ferry serve`). */
 export function createStandaloneTelemetry(): ServerTelemetry {
   const { prometheus, histograms } = createPrometheusExporter();
   const provider = new MeterProvider({ readers: [prometheus] });
-  return { meter: provider.getMeter('ferry-inference-server'), prometheus, histograms, shutdown: () => provider.shutdown() };
+  return {
+    meter: provider.getMeter('ferry-inference-server'),
+    prometheus,
+    histograms,
+    shutdown: () => provider.shutdown(),
+  };
 }
 
 /** Cumulative explicit-bucket histogram of one series: counts per bucket (last one is +Inf), sum, count. */
@@ -119,23 +127,38 @@ export class HistogramProducer implements MetricProducer {
   async collect(): Promise<CollectionResult> {
     const endTime = hrTime();
     const metrics: HistogramMetricData[] = this.families.map((f) => ({
-      descriptor: { name: f.name, description: f.description, unit: f.unit, type: InstrumentType.HISTOGRAM, valueType: ValueType.DOUBLE, advice: {} },
+      descriptor: {
+        name: f.name,
+        description: f.description,
+        unit: f.unit,
+        type: InstrumentType.HISTOGRAM,
+        valueType: ValueType.DOUBLE,
+        advice: {},
+      },
       aggregationTemporality: AggregationTemporality.CUMULATIVE,
       dataPointType: DataPointType.HISTOGRAM,
       // Like the SDK's own histograms: a series appears once it has an observation.
-      dataPoints: f.series.filter((s) => s.histogram.count > 0).map(({ attributes, histogram: h }) => ({
-        attributes,
-        startTime: this.startTime,
-        endTime,
-        value: {
-          buckets: { boundaries: [...f.boundaries], counts: Array.from(h.counts) },
-          sum: h.sum,
-          count: h.count,
-          ...(h.count ? { min: h.min, max: h.max } : {}),
-        },
-      })),
+      dataPoints: f.series
+        .filter((s) => s.histogram.count > 0)
+        .map(({ attributes, histogram: h }) => ({
+          attributes,
+          startTime: this.startTime,
+          endTime,
+          value: {
+            buckets: { boundaries: [...f.boundaries], counts: Array.from(h.counts) },
+            sum: h.sum,
+            count: h.count,
+            ...(h.count ? { min: h.min, max: h.max } : {}),
+          },
+        })),
     }));
-    return { resourceMetrics: { resource: Resource.empty(), scopeMetrics: [{ scope: { name: 'ferry-inference-server' }, metrics }] }, errors: [] };
+    return {
+      resourceMetrics: {
+        resource: Resource.empty(),
+        scopeMetrics: [{ scope: { name: 'ferry-inference-server' }, metrics }],
+      },
+      errors: [],
+    };
   }
 }
 
@@ -183,35 +206,52 @@ export class InferenceMetrics {
   constructor(telemetry: Pick<ServerTelemetry, 'meter' | 'histograms'>) {
     const meter = telemetry.meter;
     // `servedOnly`: leave out the counters of requests for unknown models (model="").
-    const observeEach = (read: (c: ModelCounters) => number, servedOnly = false) => (result: ObservableResult) => {
-      for (const c of this.counters) {
-        if (!(servedOnly && c.attributes.model === '')) result.observe(read(c), c.attributes);
-      }
-    };
+    const observeEach =
+      (read: (c: ModelCounters) => number, servedOnly = false) =>
+      (result: ObservableResult) => {
+        for (const c of this.counters) {
+          if (!(servedOnly && c.attributes.model === '')) result.observe(read(c), c.attributes);
+        }
+      };
     meter
-      .createObservableCounter('ferry_inference_requests_total', { description: 'Inference requests received, per model version' })
+      .createObservableCounter('ferry_inference_requests_total', {
+        description: 'Inference requests received, per model version',
+      })
       .addCallback(observeEach((c) => c.requests));
     meter
-      .createObservableCounter('ferry_inference_errors_total', { description: 'Inference requests answered with an error, by HTTP status code' })
+      .createObservableCounter('ferry_inference_errors_total', {
+        description: 'Inference requests answered with an error, by HTTP status code',
+      })
       .addCallback((result: ObservableResult) => {
         for (const c of this.counters) {
           for (const [code, n] of c.errorsByCode) result.observe(n, { ...c.attributes, code: String(code) });
         }
       });
     meter
-      .createObservableCounter('ferry_inference_executions_total', { description: 'session.run calls; several requests share one when batched' })
+      .createObservableCounter('ferry_inference_executions_total', {
+        description: 'session.run calls; several requests share one when batched',
+      })
       .addCallback(observeEach((c) => c.executions, true));
     meter
-      .createObservableGauge('ferry_inference_in_flight', { description: 'Inference requests received and not yet answered' })
+      .createObservableGauge('ferry_inference_in_flight', {
+        description: 'Inference requests received and not yet answered',
+      })
       .addCallback(observeEach((c) => c.inFlight, true));
     meter
-      .createObservableCounter('ferry_inference_cold_starts_total', { description: 'Model loads at process start (a cold start of this model version)' })
+      .createObservableCounter('ferry_inference_cold_starts_total', {
+        description: 'Model loads at process start (a cold start of this model version)',
+      })
       .addCallback(observeEach((c) => c.coldStarts, true));
 
     const producer = telemetry.histograms;
     this.histograms = {
       producer,
-      duration: producer.family('ferry_inference_request_duration_seconds', 'Time from request received to response written, per model version', 's', LATENCY_BUCKETS_SECONDS),
+      duration: producer.family(
+        'ferry_inference_request_duration_seconds',
+        'Time from request received to response written, per model version',
+        's',
+        LATENCY_BUCKETS_SECONDS,
+      ),
       queueDuration: producer.family(
         'ferry_inference_queue_duration_seconds',
         "Time from a request's tensors decoded to its session.run starting (waiting for the model or for batch mates)",
@@ -224,8 +264,18 @@ export class InferenceMetrics {
         's',
         LATENCY_BUCKETS_SECONDS,
       ),
-      batchSize: producer.family('ferry_inference_batch_size', 'Rows (first-dimension entries, summed over merged requests) per session.run', '', BATCH_SIZE_BUCKETS),
-      coldStartDuration: producer.family('ferry_inference_cold_start_duration_seconds', 'Time to load a model into onnxruntime at process start', 's', COLD_START_BUCKETS_SECONDS),
+      batchSize: producer.family(
+        'ferry_inference_batch_size',
+        'Rows (first-dimension entries, summed over merged requests) per session.run',
+        '',
+        BATCH_SIZE_BUCKETS,
+      ),
+      coldStartDuration: producer.family(
+        'ferry_inference_cold_start_duration_seconds',
+        'Time to load a model into onnxruntime at process start',
+        's',
+        COLD_START_BUCKETS_SECONDS,
+      ),
     };
   }
 

@@ -5,18 +5,31 @@
  * modelScheduler.ts), plus Prometheus metrics at /metrics (see inferenceMetrics.ts). It listens before
  * the models are loaded so liveness answers at once and readiness turns true when every session is loaded.
  */
+
+import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { randomUUID } from 'node:crypto';
 import { version as ferryVersion } from '../../package.json';
-import { INFERENCE_HEADER_CONTENT_LENGTH, splitBinaryBody, type BinaryCursor } from './binaryTensors';
-import { createStandaloneTelemetry, InferenceMetrics, type ModelCounters, type ServerTelemetry } from './inferenceMetrics';
-import { loadModelRepository, type LoadedModel, type ModelRepository } from './modelRepository';
+import { type BinaryCursor, INFERENCE_HEADER_CONTENT_LENGTH, splitBinaryBody } from './binaryTensors';
+import {
+  createStandaloneTelemetry,
+  InferenceMetrics,
+  type ModelCounters,
+  type ServerTelemetry,
+} from './inferenceMetrics';
+import { type LoadedModel, loadModelRepository, type ModelRepository } from './modelRepository';
 import { ModelScheduler } from './modelScheduler';
 import { RequestError } from './requestError';
-import { decodeInputs, encodeInferResponse, parseInferRequest, requestedOutputs, responsePlanOf, type EncodedResponse } from './tensorCodec';
+import {
+  decodeInputs,
+  type EncodedResponse,
+  encodeInferResponse,
+  parseInferRequest,
+  requestedOutputs,
+  responsePlanOf,
+} from './tensorCodec';
 
 export interface InferenceServerOptions {
   modelDir: string;
@@ -70,15 +83,29 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
 
-  function sendJson(res: http.ServerResponse, status: number, body: string, extraHeaders?: http.OutgoingHttpHeaders): void {
+  function sendJson(
+    res: http.ServerResponse,
+    status: number,
+    body: string,
+    extraHeaders?: http.OutgoingHttpHeaders,
+  ): void {
     if (res.headersSent) return void res.destroy();
-    const headers: http.OutgoingHttpHeaders = { ...JSON_HEADERS, 'content-length': Buffer.byteLength(body), ...extraHeaders };
+    const headers: http.OutgoingHttpHeaders = {
+      ...JSON_HEADERS,
+      'content-length': Buffer.byteLength(body),
+      ...extraHeaders,
+    };
     if (closing) headers.connection = 'close';
     res.writeHead(status, headers);
     res.end(body);
   }
 
-  function sendError(res: http.ServerResponse, status: number, message: string, extraHeaders?: http.OutgoingHttpHeaders): void {
+  function sendError(
+    res: http.ServerResponse,
+    status: number,
+    message: string,
+    extraHeaders?: http.OutgoingHttpHeaders,
+  ): void {
     sendJson(res, status, JSON.stringify({ error: message }), extraHeaders);
   }
 
@@ -92,15 +119,21 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
       return telemetry.prometheus.getMetricsRequestHandler(req, res);
     }
     const parts = path.split('/'); // ['', 'v2', ...]
-    if (parts[1] !== 'v2') return sendError(res, 404, `no route for ${path}: this server speaks the Open Inference Protocol under /v2`);
+    if (parts[1] !== 'v2')
+      return sendError(res, 404, `no route for ${path}: this server speaks the Open Inference Protocol under /v2`);
     if (parts.length === 2 || (parts.length === 3 && parts[2] === '')) {
       if (!expectMethod(req, res, 'GET')) return;
-      return sendJson(res, 200, JSON.stringify({ name: 'ferry', version: ferryVersion, extensions: ['binary_tensor_data'] }));
+      return sendJson(
+        res,
+        200,
+        JSON.stringify({ name: 'ferry', version: ferryVersion, extensions: ['binary_tensor_data'] }),
+      );
     }
     if (parts[2] === 'health' && parts.length === 4) {
       if (!expectMethod(req, res, 'GET')) return;
       if (parts[3] === 'live') return sendJson(res, 200, '{"live":true}');
-      if (parts[3] === 'ready') return sendJson(res, repository && !closing ? 200 : 503, `{"ready":${Boolean(repository && !closing)}}`);
+      if (parts[3] === 'ready')
+        return sendJson(res, repository && !closing ? 200 : 503, `{"ready":${Boolean(repository && !closing)}}`);
     }
     if (parts[2] === 'models' && parts.length >= 4) {
       // /v2/models/{name}[/versions/{v}][/ready|/infer]
@@ -129,7 +162,8 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
         return sendError(res, (err as RequestError).status ?? 500, (err as Error).message);
       }
       if (action === undefined) return sendJson(res, 200, modelMetadata(repository, model));
-      if (action === 'ready') return sendJson(res, 200, JSON.stringify({ name: model.name, version: model.version, ready: true }));
+      if (action === 'ready')
+        return sendJson(res, 200, JSON.stringify({ name: model.name, version: model.version, ready: true }));
       if (action === 'config') return sendJson(res, 200, modelConfig(model, servingByModel.get(model)!.scheduler));
     }
     return sendError(res, 404, `no route for ${req.method} ${path}`);
@@ -141,7 +175,12 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     return false;
   }
 
-  async function infer(req: http.IncomingMessage, res: http.ServerResponse, name: string, version: string | undefined): Promise<void> {
+  async function infer(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    name: string,
+    version: string | undefined,
+  ): Promise<void> {
     const started = performance.now();
     if (req.method !== 'POST') return void expectMethod(req, res, 'POST');
     if (!repository) return sendError(res, 503, 'models are still loading', { 'retry-after': '1' });
@@ -216,7 +255,9 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     else server.listen(opts.port, host, listening);
   });
   // For a socket, `url` names it (unix:<path>); HTTP clients need the socketPath option to reach it.
-  const url = opts.socketPath ? `unix:${opts.socketPath}` : `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
+  const url = opts.socketPath
+    ? `unix:${opts.socketPath}`
+    : `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
 
   async function close(): Promise<void> {
     if (closing) return;
@@ -241,7 +282,8 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
 
   try {
     const loaded = await loadModelRepository(opts.modelDir);
-    const observeRun = (model: LoadedModel, rows: number) => metrics.recordRun(servingByModel.get(model)!.counters, rows);
+    const observeRun = (model: LoadedModel, rows: number) =>
+      metrics.recordRun(servingByModel.get(model)!.counters, rows);
     servingByModel = new Map(
       loaded.models.map((m) => {
         const counters = metrics.countersFor(m.name, m.version);
@@ -263,11 +305,20 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
  * finding the model not batchable).
  */
 function modelConfig(model: LoadedModel, scheduler: ModelScheduler): string {
-  return JSON.stringify({ name: model.name, version: model.version, sessionOptions: model.sessionOptions, batching: scheduler.batchingInForce ?? null });
+  return JSON.stringify({
+    name: model.name,
+    version: model.version,
+    sessionOptions: model.sessionOptions,
+    batching: scheduler.batchingInForce ?? null,
+  });
 }
 
 function modelMetadata(repository: ModelRepository, model: LoadedModel): string {
-  const describe = (s: LoadedModel['inputs'][number]) => ({ name: s.name, datatype: s.datatype ?? 'UNSUPPORTED', shape: s.shape });
+  const describe = (s: LoadedModel['inputs'][number]) => ({
+    name: s.name,
+    datatype: s.datatype ?? 'UNSUPPORTED',
+    shape: s.shape,
+  });
   return JSON.stringify({
     name: model.name,
     versions: repository.versionsOf(model.name),
@@ -310,7 +361,11 @@ function parseJson(text: string): unknown {
 
 /** onnxruntime rejects some bad inputs only at run time (e.g. models without declared shapes). */
 function runtimeFailure(err: Error): Error {
-  if (/invalid (dimensions|rank)|Got invalid|unexpected input data type|shape mismatch|out of (data )?bounds/i.test(err.message)) {
+  if (
+    /invalid (dimensions|rank)|Got invalid|unexpected input data type|shape mismatch|out of (data )?bounds/i.test(
+      err.message,
+    )
+  ) {
     return new RequestError(400, `the model rejected the input: ${err.message}`);
   }
   return err;

@@ -13,7 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
-import { startInferenceServer, type InferenceServer } from './inferenceServer';
+import { type InferenceServer, startInferenceServer } from './inferenceServer';
 import { startServerTelemetry } from './telemetry';
 
 /**
@@ -28,7 +28,8 @@ const STANDBY_ENTRY = Symbol.for('ferry.standbyEntry');
  * the runtime itself (~25 ms of a 10 MB model's ~50 ms here): a standby process does that with this
  * one in advance, so the replica's real models load faster.
  */
-const WARM_UP_MODEL = 'CAg6PAoQCgF4EgF5IghJZGVudGl0eRIGd2FybXVwWg8KAXgSCgoICAESBAoCCAFiDwoBeRIKCggIARIECgIIAUIECgAQDQ==';
+const WARM_UP_MODEL =
+  'CAg6PAoQCgF4EgF5IghJZGVudGl0eRIGd2FybXVwWg8KAXgSCgoICAESBAoCCAFiDwoBeRIKCggIARIECgIIAUIECgAQDQ==';
 
 async function warmUpOnnxRuntime(): Promise<void> {
   const session = await ort.InferenceSession.create(Buffer.from(WARM_UP_MODEL, 'base64'));
@@ -51,7 +52,8 @@ async function main(launchedAt = 0, warmedUp?: Promise<void>): Promise<void> {
   const modelDir = process.env.FERRY_MODEL_DIR;
   if (!modelDir) throw new Error('FERRY_MODEL_DIR is not set: point it at a directory with ferry-models.json');
   const port = Number(process.env.PORT ?? 8000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got "${process.env.PORT}"`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`PORT must be a port number, got "${process.env.PORT}"`);
   const host = process.env.HOST || '127.0.0.1';
   const socketPath = process.env.FERRY_SOCKET || undefined;
   const drainTimeoutMs = Number(process.env.FERRY_DRAIN_TIMEOUT_MS ?? 30_000);
@@ -98,10 +100,14 @@ function run(launchedAt?: number, warmedUp?: Promise<void>): void {
   });
 }
 
-const standby = (globalThis as Record<symbol, unknown>)[STANDBY_ENTRY] as { register(entry: (launchedAt: number) => void): void } | undefined;
+const standby = (globalThis as Record<symbol, unknown>)[STANDBY_ENTRY] as
+  | { register(entry: (launchedAt: number) => void): void }
+  | undefined;
 if (standby) {
   // Loaded ahead of a cold start: set onnxruntime up now, start when the replica is asked for.
-  const warmedUp = warmUpOnnxRuntime().catch((err: Error) => log(`onnxruntime warm-up failed (models load as usual): ${err.message}`));
+  const warmedUp = warmUpOnnxRuntime().catch((err: Error) =>
+    log(`onnxruntime warm-up failed (models load as usual): ${err.message}`),
+  );
   standby.register((launchedAt) => run(launchedAt, warmedUp));
 } else {
   run();

@@ -12,10 +12,10 @@
  * call, as in Triton. `"batching": true` or `{}` takes the defaults, see DEFAULT_BATCHING.
  */
 import { readFile } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
-import { v2DatatypeOf, type V2Datatype } from './datatypes';
+import { type V2Datatype, v2DatatypeOf } from './datatypes';
 import { RequestError } from './requestError';
 
 export const MODEL_MANIFEST_FILE = 'ferry-models.json';
@@ -97,12 +97,18 @@ export class ModelRepository {
   resolve(name: string, version: string | undefined): LoadedModel {
     const entry = this.byName.get(name);
     if (!entry) {
-      throw new RequestError(404, `unknown model "${name}" (this server serves: ${[...this.byName.keys()].join(', ') || 'none'})`);
+      throw new RequestError(
+        404,
+        `unknown model "${name}" (this server serves: ${[...this.byName.keys()].join(', ') || 'none'})`,
+      );
     }
     if (version === undefined) return entry.latest;
     const model = entry.versions.get(version);
     if (!model) {
-      throw new RequestError(404, `model "${name}" has no version "${version}" (versions: ${[...entry.versions.keys()].join(', ')})`);
+      throw new RequestError(
+        404,
+        `model "${name}" has no version "${version}" (versions: ${[...entry.versions.keys()].join(', ')})`,
+      );
     }
     return model;
   }
@@ -142,7 +148,10 @@ export async function readModelManifest(modelDir: string): Promise<ModelManifest
       }
     }
     checkBatchingEntry(file, i, entry.batching);
-    if (entry.sessionOptions !== undefined && (typeof entry.sessionOptions !== 'object' || entry.sessionOptions === null || Array.isArray(entry.sessionOptions))) {
+    if (
+      entry.sessionOptions !== undefined &&
+      (typeof entry.sessionOptions !== 'object' || entry.sessionOptions === null || Array.isArray(entry.sessionOptions))
+    ) {
       throw new Error(`model manifest ${file}: models[${i}].sessionOptions must be an object`);
     }
     const key = `${entry.name}@${entry.version}`;
@@ -155,19 +164,30 @@ export async function readModelManifest(modelDir: string): Promise<ModelManifest
 function checkBatchingEntry(file: string, i: number, batching: unknown): void {
   if (batching === undefined || typeof batching === 'boolean') return;
   if (typeof batching !== 'object' || batching === null || Array.isArray(batching)) {
-    throw new Error(`model manifest ${file}: models[${i}].batching must be true, false or {"maxBatchSize": n, "maxQueueDelayMs": ms}`);
+    throw new Error(
+      `model manifest ${file}: models[${i}].batching must be true, false or {"maxBatchSize": n, "maxQueueDelayMs": ms}`,
+    );
   }
   const b = batching as Record<string, unknown>;
   for (const key of Object.keys(b)) {
     if (key !== 'maxBatchSize' && key !== 'maxQueueDelayMs') {
-      throw new Error(`model manifest ${file}: models[${i}].batching has unknown key "${key}" (known: maxBatchSize, maxQueueDelayMs)`);
+      throw new Error(
+        `model manifest ${file}: models[${i}].batching has unknown key "${key}" (known: maxBatchSize, maxQueueDelayMs)`,
+      );
     }
   }
   if (b.maxBatchSize !== undefined && !(Number.isInteger(b.maxBatchSize) && (b.maxBatchSize as number) >= 1)) {
-    throw new Error(`model manifest ${file}: models[${i}].batching.maxBatchSize must be an integer ≥ 1, got ${JSON.stringify(b.maxBatchSize)}`);
+    throw new Error(
+      `model manifest ${file}: models[${i}].batching.maxBatchSize must be an integer ≥ 1, got ${JSON.stringify(b.maxBatchSize)}`,
+    );
   }
-  if (b.maxQueueDelayMs !== undefined && !(typeof b.maxQueueDelayMs === 'number' && b.maxQueueDelayMs >= 0 && b.maxQueueDelayMs <= 60_000)) {
-    throw new Error(`model manifest ${file}: models[${i}].batching.maxQueueDelayMs must be a number of milliseconds in [0, 60000], got ${JSON.stringify(b.maxQueueDelayMs)}`);
+  if (
+    b.maxQueueDelayMs !== undefined &&
+    !(typeof b.maxQueueDelayMs === 'number' && b.maxQueueDelayMs >= 0 && b.maxQueueDelayMs <= 60_000)
+  ) {
+    throw new Error(
+      `model manifest ${file}: models[${i}].batching.maxQueueDelayMs must be a number of milliseconds in [0, 60000], got ${JSON.stringify(b.maxQueueDelayMs)}`,
+    );
   }
 }
 
@@ -182,12 +202,19 @@ function batchingConfigOf(entry: ModelManifestEntry): BatchingConfig | undefined
  * every output must have a declared rank ≥ 1 whose first dimension is dynamic. (Whether an output's
  * first dimension really is the batch is checked again on every merged run.)
  */
-export function whyNotBatchable(inputs: readonly TensorSignature[], outputs: readonly TensorSignature[]): string | undefined {
-  for (const [kind, list] of [['input', inputs], ['output', outputs]] as const) {
+export function whyNotBatchable(
+  inputs: readonly TensorSignature[],
+  outputs: readonly TensorSignature[],
+): string | undefined {
+  for (const [kind, list] of [
+    ['input', inputs],
+    ['output', outputs],
+  ] as const) {
     for (const s of list) {
       if (s.datatype === undefined) return `${kind} "${s.name}" is not a tensor the protocol carries`;
       if (!s.shapeKnown || s.shape.length === 0) return `${kind} "${s.name}" declares no shape with a batch dimension`;
-      if (s.shape[0] !== -1) return `${kind} "${s.name}" has a fixed first dimension (${s.shape[0]}), not a dynamic batch dimension`;
+      if (s.shape[0] !== -1)
+        return `${kind} "${s.name}" has a fixed first dimension (${s.shape[0]}), not a dynamic batch dimension`;
     }
   }
   return undefined;
@@ -204,7 +231,9 @@ export async function loadModelRepository(modelDir: string): Promise<ModelReposi
       try {
         session = await ort.InferenceSession.create(file, entry.sessionOptions ?? {});
       } catch (err) {
-        throw new Error(`cannot load model "${entry.name}" version "${entry.version}" from ${file}: ${(err as Error).message}`);
+        throw new Error(
+          `cannot load model "${entry.name}" version "${entry.version}" from ${file}: ${(err as Error).message}`,
+        );
       }
       const loadSeconds = (performance.now() - loadStarted) / 1000;
       const inputs = session.inputMetadata.map(signatureOf);
@@ -213,7 +242,9 @@ export async function loadModelRepository(modelDir: string): Promise<ModelReposi
       const notBatchable = batching && whyNotBatchable(inputs, outputs);
       if (notBatchable) {
         await session.release();
-        throw new Error(`model "${entry.name}" version "${entry.version}" asks for batching, but ${notBatchable}: remove "batching" from its entry in ${MODEL_MANIFEST_FILE}`);
+        throw new Error(
+          `model "${entry.name}" version "${entry.version}" asks for batching, but ${notBatchable}: remove "batching" from its entry in ${MODEL_MANIFEST_FILE}`,
+        );
       }
       loaded.push({
         name: entry.name,

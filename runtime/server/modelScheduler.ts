@@ -82,7 +82,15 @@ export class ModelScheduler {
   infer(feeds: Record<string, ort.Tensor>, fetches: string[] | undefined): Promise<InferOutcome> {
     if (!this.batching && !this.busy) return this.runNow(feeds, fetches);
     return new Promise<InferOutcome>((resolve, reject) => {
-      const request: QueuedRequest = { feeds, fetches, rows: -1, key: '', submittedAt: performance.now(), resolve, reject };
+      const request: QueuedRequest = {
+        feeds,
+        fetches,
+        rows: -1,
+        key: '',
+        submittedAt: performance.now(),
+        resolve,
+        reject,
+      };
       if (this.batching) this.describeForBatching(request);
       this.queue.push(request);
       if (!this.busy) this.dispatch();
@@ -159,7 +167,10 @@ export class ModelScheduler {
     const batching = this.batching;
     if (batching && batching.maxQueueDelayMs > 0 && !this.flushing && head.rows > 0) {
       const waited = performance.now() - head.submittedAt;
-      if (waited < batching.maxQueueDelayMs && this.compatibleRows(head, batching.maxBatchSize) < batching.maxBatchSize) {
+      if (
+        waited < batching.maxQueueDelayMs &&
+        this.compatibleRows(head, batching.maxBatchSize) < batching.maxBatchSize
+      ) {
         this.timer = setTimeout(() => {
           this.timer = undefined;
           this.dispatch();
@@ -247,7 +258,9 @@ export class ModelScheduler {
   private async runAlone(r: QueuedRequest, dispatchedAt: number): Promise<void> {
     const started = performance.now();
     try {
-      const results = r.fetches ? await this.model.session.run(r.feeds, r.fetches) : await this.model.session.run(r.feeds);
+      const results = r.fetches
+        ? await this.model.session.run(r.feeds, r.fetches)
+        : await this.model.session.run(r.feeds);
       const ended = performance.now();
       this.observeRun(this.model, r.rows > 0 ? r.rows : firstDimOf(r.feeds), 1);
       r.resolve({ outputs: results, queueMs: dispatchedAt - r.submittedAt, computeMs: ended - started });

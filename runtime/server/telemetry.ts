@@ -11,7 +11,13 @@
  * variables (off by default). Metrics, cold-start ones included, work from the first moment.
  */
 import { metrics } from '@opentelemetry/api';
-import { detectResourcesSync, envDetectorSync, hostDetectorSync, processDetectorSync, Resource } from '@opentelemetry/resources';
+import {
+  detectResourcesSync,
+  envDetectorSync,
+  hostDetectorSync,
+  processDetectorSync,
+  Resource,
+} from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { createPrometheusExporter, type ServerTelemetry } from './inferenceMetrics';
 
@@ -27,7 +33,9 @@ export function startServerTelemetry(serviceName = 'ferry-inference-server'): Se
   // The SDK defaults each of these to OTLP, which would retry against a collector that is not there.
   for (const name of EXPORTER_VARS) process.env[name] ??= 'none';
   const { prometheus, histograms } = createPrometheusExporter();
-  const resource = detectResourcesSync({ detectors: [envDetectorSync, processDetectorSync, hostDetectorSync] }).merge(new Resource({ 'service.name': serviceName }));
+  const resource = detectResourcesSync({ detectors: [envDetectorSync, processDetectorSync, hostDetectorSync] }).merge(
+    new Resource({ 'service.name': serviceName }),
+  );
   const provider = new MeterProvider({ resource, readers: [prometheus] });
   metrics.setGlobalMeterProvider(provider);
   let sdk: { shutdown(): Promise<void> } | undefined;
@@ -38,7 +46,8 @@ export function startServerTelemetry(serviceName = 'ferry-inference-server'): Se
     histograms,
     startDeferred() {
       deferred ??= (async () => {
-        const wanted = (name: string) => (process.env[name] ?? 'none').split(',').some((v) => v.trim() !== '' && v.trim() !== 'none');
+        const wanted = (name: string) =>
+          (process.env[name] ?? 'none').split(',').some((v) => v.trim() !== '' && v.trim() !== 'none');
         if (!wanted('OTEL_TRACES_EXPORTER') && !wanted('OTEL_LOGS_EXPORTER')) return;
         const { NodeSDK } = await import('@opentelemetry/sdk-node');
         // Metrics stay with the provider above: OTEL_METRICS_EXPORTER is not read (as when the SDK was

@@ -9,15 +9,15 @@
  * `binary_data`), which the server acts on instead; a binary output carries `binary_data_size`.
  */
 import * as ort from 'onnxruntime-node';
-import { binaryOfTensorData, tensorDataFromBinary, type BinaryCursor } from './binaryTensors';
+import { type BinaryCursor, binaryOfTensorData, tensorDataFromBinary } from './binaryTensors';
 import {
   float16BitsFromNumber,
   INTEGER_RANGES,
   isV2Datatype,
   numberFromFloat16Bits,
   ortTypeOf,
-  v2DatatypeOf,
   type V2Datatype,
+  v2DatatypeOf,
 } from './datatypes';
 import type { LoadedModel, TensorSignature } from './modelRepository';
 import type { OutputTensor } from './modelScheduler';
@@ -44,7 +44,8 @@ export function parseInferRequest(body: unknown): InferRequestBody {
     throw new RequestError(400, 'request body must have a non-empty "inputs" array');
   }
   if (req.id !== undefined && typeof req.id !== 'string') throw new RequestError(400, '"id" must be a string');
-  if (req.parameters !== undefined && !isPlainObject(req.parameters)) throw new RequestError(400, '"parameters" must be an object');
+  if (req.parameters !== undefined && !isPlainObject(req.parameters))
+    throw new RequestError(400, '"parameters" must be an object');
   if (req.outputs !== undefined) {
     if (!Array.isArray(req.outputs)) throw new RequestError(400, '"outputs" must be an array of {"name": ...}');
     for (const [i, o] of req.outputs.entries()) {
@@ -52,7 +53,8 @@ export function parseInferRequest(body: unknown): InferRequestBody {
         throw new RequestError(400, `outputs[${i}] must be an object with a string "name"`);
       }
       const params = (o as { parameters?: unknown }).parameters;
-      if (params !== undefined && !isPlainObject(params)) throw new RequestError(400, `outputs[${i}].parameters must be an object`);
+      if (params !== undefined && !isPlainObject(params))
+        throw new RequestError(400, `outputs[${i}].parameters must be an object`);
     }
   }
   return req as unknown as InferRequestBody;
@@ -72,7 +74,10 @@ export function decodeInputs(model: LoadedModel, inputs: unknown[], binary?: Bin
     if (typeof name !== 'string') throw new RequestError(400, `inputs[${i}] must have a string "name"`);
     const signature = model.inputsByName.get(name);
     if (!signature) {
-      throw new RequestError(400, `model "${model.name}" has no input "${name}" (inputs: ${model.inputs.map((s) => s.name).join(', ')})`);
+      throw new RequestError(
+        400,
+        `model "${model.name}" has no input "${name}" (inputs: ${model.inputs.map((s) => s.name).join(', ')})`,
+      );
     }
     if (name in feeds) throw new RequestError(400, `input "${name}" is given twice`);
     feeds[name] = decodeInput(signature, raw, binary);
@@ -80,52 +85,81 @@ export function decodeInputs(model: LoadedModel, inputs: unknown[], binary?: Bin
   binary?.checkConsumed();
   for (const signature of model.inputs) {
     if (!(signature.name in feeds)) {
-      throw new RequestError(400, `missing input "${signature.name}" (model "${model.name}" expects inputs: ${model.inputs.map((s) => s.name).join(', ')})`);
+      throw new RequestError(
+        400,
+        `missing input "${signature.name}" (model "${model.name}" expects inputs: ${model.inputs.map((s) => s.name).join(', ')})`,
+      );
     }
   }
   return feeds;
 }
 
-function decodeInput(signature: TensorSignature, raw: Record<string, unknown>, binary: BinaryCursor | undefined): ort.Tensor {
+function decodeInput(
+  signature: TensorSignature,
+  raw: Record<string, unknown>,
+  binary: BinaryCursor | undefined,
+): ort.Tensor {
   const { name } = signature;
   if (signature.datatype === undefined) {
     throw new RequestError(400, `input "${name}" has a type the inference protocol cannot carry`);
   }
   const datatype = raw.datatype;
-  if (!isV2Datatype(datatype)) throw new RequestError(400, `input "${name}" has unknown datatype ${JSON.stringify(datatype)}`);
+  if (!isV2Datatype(datatype))
+    throw new RequestError(400, `input "${name}" has unknown datatype ${JSON.stringify(datatype)}`);
   if (datatype !== signature.datatype) {
     throw new RequestError(400, `input "${name}" expects datatype ${signature.datatype}, got ${datatype}`);
   }
   const shape = raw.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new RequestError(400, `input "${name}" must have a "shape" array of non-negative integers, got ${JSON.stringify(shape)}`);
+    throw new RequestError(
+      400,
+      `input "${name}" must have a "shape" array of non-negative integers, got ${JSON.stringify(shape)}`,
+    );
   }
   if (signature.shapeKnown && !shapeFits(signature.shape, shape)) {
-    throw new RequestError(400, `input "${name}" expects shape ${formatShape(signature.shape)}, got ${formatShape(shape)}`);
+    throw new RequestError(
+      400,
+      `input "${name}" expects shape ${formatShape(signature.shape)}, got ${formatShape(shape)}`,
+    );
   }
   const params = raw.parameters;
-  if (params !== undefined && !isPlainObject(params)) throw new RequestError(400, `input "${name}" "parameters" must be an object`);
+  if (params !== undefined && !isPlainObject(params))
+    throw new RequestError(400, `input "${name}" "parameters" must be an object`);
   const binarySize = params?.binary_data_size;
   if (binarySize !== undefined) {
     if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) {
-      throw new RequestError(400, `input "${name}" binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`);
+      throw new RequestError(
+        400,
+        `input "${name}" binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`,
+      );
     }
-    if (raw.data !== undefined) throw new RequestError(400, `input "${name}" has both "data" and binary_data_size: send its elements one way`);
+    if (raw.data !== undefined)
+      throw new RequestError(400, `input "${name}" has both "data" and binary_data_size: send its elements one way`);
     if (!binary) {
-      throw new RequestError(400, `input "${name}" declares binary_data_size, but the request has no Inference-Header-Content-Length header saying where its JSON ends`);
+      throw new RequestError(
+        400,
+        `input "${name}" declares binary_data_size, but the request has no Inference-Header-Content-Length header saying where its JSON ends`,
+      );
     }
     let count = 1;
     for (const d of shape) count *= d;
     const data = tensorDataFromBinary(name, datatype, count, binary.take(name, binarySize as number));
     return new ort.Tensor(ortTypeOf(datatype) as 'float32', data as Float32Array, shape);
   }
-  if (!Array.isArray(raw.data)) throw new RequestError(400, `input "${name}" must have a "data" array (or binary data: "parameters": {"binary_data_size": n})`);
+  if (!Array.isArray(raw.data))
+    throw new RequestError(
+      400,
+      `input "${name}" must have a "data" array (or binary data: "parameters": {"binary_data_size": n})`,
+    );
   // Nested data ([[1,2],[3,4]]) is accepted and flattened in row-major order.
   const data: unknown[] = raw.data.length > 0 && Array.isArray(raw.data[0]) ? raw.data.flat(Infinity) : raw.data;
   let count = 1;
   for (const d of shape) count *= d;
   if (data.length !== count) {
-    throw new RequestError(400, `input "${name}" has shape ${formatShape(shape)} (${count} elements) but its data has ${data.length} elements`);
+    throw new RequestError(
+      400,
+      `input "${name}" has shape ${formatShape(shape)} (${count} elements) but its data has ${data.length} elements`,
+    );
   }
   return new ort.Tensor(ortTypeOf(datatype) as 'float32', toTensorData(name, datatype, data) as Float32Array, shape);
 }
@@ -138,11 +172,25 @@ function shapeFits(expected: readonly number[], actual: readonly number[]): bool
   return true;
 }
 
-type TensorData = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array | BigInt64Array | BigUint64Array | string[];
+type TensorData =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Int16Array
+  | Int32Array
+  | Uint8Array
+  | Uint16Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | string[];
 
 /** A module-level function, not a closure: the dev loader's keepNames makes every closure cost a defineProperty. */
 function badElement(name: string, datatype: V2Datatype, data: unknown[], i: number, what: string): never {
-  throw new RequestError(400, `input "${name}" (${datatype}) data[${i}] must be ${what}, got ${JSON.stringify(data[i])}`);
+  throw new RequestError(
+    400,
+    `input "${name}" (${datatype}) data[${i}] must be ${what}, got ${JSON.stringify(data[i])}`,
+  );
 }
 
 function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): TensorData {
@@ -177,7 +225,8 @@ function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): Tens
       const out = new TYPED_INTEGER_ARRAYS[datatype](n);
       for (let i = 0; i < n; i++) {
         const v = data[i] as number;
-        if (!Number.isInteger(v) || v < min || v > max) badElement(name, datatype, data, i, `an integer in [${min}, ${max}]`);
+        if (!Number.isInteger(v) || v < min || v > max)
+          badElement(name, datatype, data, i, `an integer in [${min}, ${max}]`);
         out[i] = v;
       }
       return out;
@@ -192,8 +241,18 @@ function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): Tens
         let big: bigint | undefined;
         if (typeof v === 'number' && Number.isInteger(v)) big = BigInt(v);
         else if (typeof v === 'string' && /^-?\d+$/.test(v)) big = BigInt(v);
-        const fits = big !== undefined && (unsigned ? big >= 0n && big < 1n << 64n : big >= -(1n << 63n) && big < 1n << 63n);
-        if (!fits) badElement(name, datatype, data, i, unsigned ? 'an unsigned 64-bit integer (number or digit string)' : 'a 64-bit integer (number or digit string)');
+        const fits =
+          big !== undefined && (unsigned ? big >= 0n && big < 1n << 64n : big >= -(1n << 63n) && big < 1n << 63n);
+        if (!fits)
+          badElement(
+            name,
+            datatype,
+            data,
+            i,
+            unsigned
+              ? 'an unsigned 64-bit integer (number or digit string)'
+              : 'a 64-bit integer (number or digit string)',
+          );
         out[i] = big!;
       }
       return out;
@@ -224,12 +283,18 @@ const TYPED_INTEGER_ARRAYS = {
 } as const;
 
 /** Output names to fetch: the requested ones (checked) or all of the model's outputs. */
-export function requestedOutputs(model: LoadedModel, outputs: Array<{ name: string }> | undefined): string[] | undefined {
+export function requestedOutputs(
+  model: LoadedModel,
+  outputs: Array<{ name: string }> | undefined,
+): string[] | undefined {
   if (!outputs || outputs.length === 0) return undefined;
   const seen = new Set<string>();
   return outputs.map(({ name }) => {
     if (!model.outputNames.has(name)) {
-      throw new RequestError(400, `model "${model.name}" has no output "${name}" (outputs: ${model.outputs.map((s) => s.name).join(', ')})`);
+      throw new RequestError(
+        400,
+        `model "${model.name}" has no output "${name}" (outputs: ${model.outputs.map((s) => s.name).join(', ')})`,
+      );
     }
     if (seen.has(name)) throw new RequestError(400, `output "${name}" is asked for twice`);
     seen.add(name);
@@ -254,7 +319,10 @@ export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined
   if (body.parameters) {
     const { binary_data_output: binaryOutput, ...rest } = body.parameters;
     if (binaryOutput !== undefined && typeof binaryOutput !== 'boolean') {
-      throw new RequestError(400, `parameters.binary_data_output must be true or false, got ${JSON.stringify(binaryOutput)}`);
+      throw new RequestError(
+        400,
+        `parameters.binary_data_output must be true or false, got ${JSON.stringify(binaryOutput)}`,
+      );
     }
     plan.binaryByDefault = binaryOutput === true;
     if (Object.keys(rest).length) plan.parameters = rest;
@@ -263,9 +331,15 @@ export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined
     if (!o.parameters) continue;
     const { binary_data: binary, ...rest } = o.parameters;
     if (binary !== undefined && typeof binary !== 'boolean') {
-      throw new RequestError(400, `output "${o.name}" parameters.binary_data must be true or false, got ${JSON.stringify(binary)}`);
+      throw new RequestError(
+        400,
+        `output "${o.name}" parameters.binary_data must be true or false, got ${JSON.stringify(binary)}`,
+      );
     }
-    plan.outputs.set(o.name, { binary: binary as boolean | undefined, parameters: Object.keys(rest).length ? rest : undefined });
+    plan.outputs.set(o.name, {
+      binary: binary as boolean | undefined,
+      parameters: Object.keys(rest).length ? rest : undefined,
+    });
   }
   return plan;
 }
@@ -291,7 +365,8 @@ export function encodeInferResponse(
   for (const name of order ?? Object.keys(results)) {
     const tensor = results[name];
     const datatype = v2DatatypeOf(tensor.type);
-    if (datatype === undefined) throw new Error(`output "${name}" has type ${tensor.type}, which the inference protocol cannot carry`);
+    if (datatype === undefined)
+      throw new Error(`output "${name}" has type ${tensor.type}, which the inference protocol cannot carry`);
     if (outputs) outputs += ',';
     const head = `{"name":${JSON.stringify(name)},"datatype":"${datatype}","shape":[${tensor.dims.join(',')}]`;
     if (!plan) {

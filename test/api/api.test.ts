@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { startApiServer } from '../../client/api/server';
-import { eventually, freePort, startHarness, type FerryHarness } from '../helpers/ferryHarness';
+import { eventually, type FerryHarness, freePort, startHarness } from '../helpers/ferryHarness';
 
 let h: FerryHarness;
 let api: { url: string; close(): Promise<void> };
@@ -27,7 +27,9 @@ async function json(res: Response) {
 test('deploy over HTTP in review mode, refuse a bad approval, approve through the chat-ops webhook', async () => {
   const name = `api-${h.runId}`;
   const bytes = await readFile(await h.writeModel(name, { inputDim: 12, hiddenDims: [24], outputDim: 3, seed: 8 }));
-  const started = await json(await fetch(`${api.url}/api/deployments?name=${name}&mode=review`, { method: 'POST', body: bytes }));
+  const started = await json(
+    await fetch(`${api.url}/api/deployments?name=${name}&mode=review`, { method: 'POST', body: bytes }),
+  );
   assert.equal(started.status, 200, JSON.stringify(started.body));
   const id = started.body.deploymentId as string;
   assert.equal(started.body.alreadyExisted, false);

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import { startApiServer } from '../../client/api/server';
 import { launchBrowser } from '../helpers/browser';
-import { eventually, freePort, startHarness, type FerryHarness } from '../helpers/ferryHarness';
+import { eventually, type FerryHarness, freePort, startHarness } from '../helpers/ferryHarness';
 
 let h: FerryHarness;
 let api: { url: string; close(): Promise<void> };
@@ -26,13 +26,19 @@ after(async () => {
 
 test('approve a plan from the dashboard and watch the deployment go live', async () => {
   const name = `ui-${h.runId}`;
-  const started = await h.ferry.deploy(await h.writeModel(name, { inputDim: 10, hiddenDims: [20], outputDim: 4, seed: 12 }), {
-    model: name,
-    mode: 'review',
-    approvalTimeoutMs: 10 * 60_000,
-    monitor: { intervalMs: 1000, idleHibernateMs: 10 * 60_000 },
-  });
-  await eventually('awaiting approval', async () => (await h.ferry.status(started.deploymentId)).phase === 'awaiting-approval');
+  const started = await h.ferry.deploy(
+    await h.writeModel(name, { inputDim: 10, hiddenDims: [20], outputDim: 4, seed: 12 }),
+    {
+      model: name,
+      mode: 'review',
+      approvalTimeoutMs: 10 * 60_000,
+      monitor: { intervalMs: 1000, idleHibernateMs: 10 * 60_000 },
+    },
+  );
+  await eventually(
+    'awaiting approval',
+    async () => (await h.ferry.status(started.deploymentId)).phase === 'awaiting-approval',
+  );
 
   const page = await browser.newPage();
   await page.goto(`${api.url}/deployments/${started.deploymentId}`);
@@ -48,7 +54,9 @@ test('approve a plan from the dashboard and watch the deployment go live', async
   // Approve "original": the row whose code cell says original.
   await page.locator('tr', { hasText: 'Keep as is' }).locator('button').click();
   // A string, evaluated in the page: the test's tsconfig has no DOM types.
-  await page.waitForFunction(`document.getElementById('title')?.textContent?.endsWith('live')`, undefined, { timeout: 60_000 });
+  await page.waitForFunction(`document.getElementById('title')?.textContent?.endsWith('live')`, undefined, {
+    timeout: 60_000,
+  });
 
   const status = await h.ferry.status(started.deploymentId);
   assert.equal(status.chosenPlan?.plan, 'original');

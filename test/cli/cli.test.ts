@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { startHarness, type FerryHarness } from '../helpers/ferryHarness';
+import { type FerryHarness, startHarness } from '../helpers/ferryHarness';
 
 const run = promisify(execFile);
 const ferryBin = path.resolve(__dirname, '../../bin/ferry');
@@ -53,13 +53,19 @@ test('deploy, status, list, infer, refused approve, undeploy through the CLI', a
   assert.match(list.out, new RegExp(`${parsed.deploymentId}\\s+live`));
 
   const input = path.join(h.tmpDir, 'request.json');
-  await writeFile(input, JSON.stringify({ inputs: [{ name: 'input', shape: [1, 6], datatype: 'FP32', data: [1, 0, -1, 0.5, 0.25, 2] }] }));
+  await writeFile(
+    input,
+    JSON.stringify({ inputs: [{ name: 'input', shape: [1, 6], datatype: 'FP32', data: [1, 0, -1, 0.5, 0.25, 2] }] }),
+  );
   const inferred = await ferry('infer', parsed.deploymentId, '--input', input);
   assert.equal(inferred.code, 0, inferred.out);
   const answer = JSON.parse(inferred.out.slice(inferred.out.indexOf('{')));
   assert.deepEqual(answer.outputs[0].shape, [1, 2]);
 
-  await writeFile(input, JSON.stringify({ inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] }));
+  await writeFile(
+    input,
+    JSON.stringify({ inputs: [{ name: 'input', shape: [1, 5], datatype: 'FP32', data: [1, 2, 3, 4, 5] }] }),
+  );
   const wrongShape = await ferry('infer', parsed.deploymentId, '--input', input);
   assert.equal(wrongShape.code, 1);
   assert.match(wrongShape.out, /inference failed \(400\): .*shape/);

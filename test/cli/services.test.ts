@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { freePort } from '../../lib/gateway/replicaProcess';
-import { loadConfig } from '../../lib/config';
 import { codeFingerprint, isAlive, startService, stopService } from '../../client/services';
+import { loadConfig } from '../../lib/config';
+import { freePort } from '../../lib/gateway/replicaProcess';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'ferry-services-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -30,7 +30,9 @@ test('the code fingerprint follows the sources (not node_modules or dot dirs)', 
   assert.notEqual(codeFingerprint(repo), edited, 'a new source changes it');
 });
 
-test('a running service is kept while its code is the same, and restarted when it changed', { timeout: 120_000 }, async () => {
+test('a running service is kept while its code is the same, and restarted when it changed', {
+  timeout: 120_000,
+}, async () => {
   process.env.FERRY_STATE_DIR = path.join(tmp, 'state');
   process.env.FERRY_GATEWAY_PORT = String(await freePort());
   const config = loadConfig();

@@ -8,7 +8,15 @@ import { ConcurrencyAutoscaler, normalizeAutoscaling } from '../../lib/gateway/a
 import { normalizeTrafficPolicy, TrafficRouter } from '../../lib/gateway/trafficPolicy';
 
 const settings = normalizeAutoscaling(
-  { targetInFlight: 2, minReplicas: 1, maxReplicas: 10, stableWindowMs: 10_000, panicWindowMs: 1000, panicThreshold: 2, scaleDownDelayMs: 5000 },
+  {
+    targetInFlight: 2,
+    minReplicas: 1,
+    maxReplicas: 10,
+    stableWindowMs: 10_000,
+    panicWindowMs: 1000,
+    panicThreshold: 2,
+    scaleDownDelayMs: 5000,
+  },
   1,
 );
 
@@ -66,7 +74,10 @@ describe('ConcurrencyAutoscaler', () => {
       if (d.desired < 4 && firstBelow4 === -1) firstBelow4 = t;
     }
     // ceil(avg/2) drops to 3 once avg ≤ 6, i.e. 2.5 s after the drop; plus the 5 s delay.
-    assert.ok(firstBelow4 >= 10_000 + 2500 + 5000 - 100 && firstBelow4 <= 10_000 + 2500 + 5000 + 200, `first scale-down at ${firstBelow4}`);
+    assert.ok(
+      firstBelow4 >= 10_000 + 2500 + 5000 - 100 && firstBelow4 <= 10_000 + 2500 + 5000 + 200,
+      `first scale-down at ${firstBelow4}`,
+    );
     assert.equal(state.desired, 1, 'back to minReplicas');
   });
 
@@ -88,10 +99,19 @@ describe('ConcurrencyAutoscaler', () => {
       panicThreshold: 2,
       scaleDownDelayMs: 30_000,
     });
-    assert.throws(() => normalizeAutoscaling({ minReplicas: 0 }, 1), /"autoscaling.minReplicas" must be an integer from 1 to 64 \(scale to zero is "scaleToZeroAfterMs"\)/);
-    assert.throws(() => normalizeAutoscaling({ minReplicas: 3, maxReplicas: 2 }, 1), /"autoscaling.maxReplicas" must be an integer from minReplicas \(3\)/);
+    assert.throws(
+      () => normalizeAutoscaling({ minReplicas: 0 }, 1),
+      /"autoscaling.minReplicas" must be an integer from 1 to 64 \(scale to zero is "scaleToZeroAfterMs"\)/,
+    );
+    assert.throws(
+      () => normalizeAutoscaling({ minReplicas: 3, maxReplicas: 2 }, 1),
+      /"autoscaling.maxReplicas" must be an integer from minReplicas \(3\)/,
+    );
     assert.throws(() => normalizeAutoscaling({ targetInflight: 2 }, 1), /unknown field "targetInflight"/);
-    assert.throws(() => normalizeAutoscaling({ panicWindowMs: 5000, stableWindowMs: 1000 }, 1), /panicWindowMs" must be from 50 ms to stableWindowMs/);
+    assert.throws(
+      () => normalizeAutoscaling({ panicWindowMs: 5000, stableWindowMs: 1000 }, 1),
+      /panicWindowMs" must be from 50 ms to stableWindowMs/,
+    );
   });
 });
 
@@ -111,7 +131,10 @@ describe('TrafficRouter', () => {
   });
 
   test('x-ferry-variant, then rules, then the split', () => {
-    const policy = normalizeTrafficPolicy({ split: { a: 100 }, rules: [{ header: 'X-Group', value: 'beta', revision: 'b' }] }, ['a', 'b']);
+    const policy = normalizeTrafficPolicy(
+      { split: { a: 100 }, rules: [{ header: 'X-Group', value: 'beta', revision: 'b' }] },
+      ['a', 'b'],
+    );
     const router = new TrafficRouter(policy, ['a', 'b']);
     assert.equal(router.choose({}), 'a');
     assert.equal(router.choose({ 'x-group': 'beta' }), 'b');

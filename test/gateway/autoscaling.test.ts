@@ -7,7 +7,17 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { assertAllDead, control, eventually, gatewayMetrics, inferSlow, slowModelDir, startLoad, startTestGateway, type GatewayFixture } from './gatewayFixture';
+import {
+  assertAllDead,
+  control,
+  eventually,
+  type GatewayFixture,
+  gatewayMetrics,
+  inferSlow,
+  slowModelDir,
+  startLoad,
+  startTestGateway,
+} from './gatewayFixture';
 
 let fx: GatewayFixture;
 before(async () => {
@@ -15,9 +25,18 @@ before(async () => {
 });
 after(() => fx.cleanup());
 
-test('concurrent load scales up quickly; the count comes back down after the scale-down delay', { timeout: 80_000 }, async () => {
+test('concurrent load scales up quickly; the count comes back down after the scale-down delay', {
+  timeout: 80_000,
+}, async () => {
   const modelDir = await slowModelDir(fx.dir);
-  const autoscaling = { targetInFlight: 1, minReplicas: 1, maxReplicas: 3, stableWindowMs: 1000, panicWindowMs: 200, scaleDownDelayMs: 1500 };
+  const autoscaling = {
+    targetInFlight: 1,
+    minReplicas: 1,
+    maxReplicas: 3,
+    stableWindowMs: 1000,
+    panicWindowMs: 200,
+    scaleDownDelayMs: 1500,
+  };
   const put = await control(fx.gateway.url, 'PUT', '/deployments/auto', { model: 'slow', modelDir, autoscaling });
   assert.equal(put.status, 200, JSON.stringify(put.json));
   assert.deepEqual(put.json.autoscaling, { ...autoscaling, panicThreshold: 2 });
@@ -49,13 +68,29 @@ test('concurrent load scales up quickly; the count comes back down after the sca
   console.log(`scale-up ${Math.round(scaleUpMs)} ms, ${outcomes.length} requests`);
   assert.deepEqual([...new Set(outcomes.map((o) => o.status))], [200], 'no request failed while scaling up');
   const up = scaledUp.scaleEvents.filter((e: any) => e.to > e.from);
-  assert.ok(up.length >= 1 && up.some((e: any) => e.reason === 'panic'), `a panic scale-up: ${JSON.stringify(scaledUp.scaleEvents)}`);
+  assert.ok(
+    up.length >= 1 && up.some((e: any) => e.reason === 'panic'),
+    `a panic scale-up: ${JSON.stringify(scaledUp.scaleEvents)}`,
+  );
   assert.equal(scaledUp.desiredReplicas, 3);
   assert.ok(scaleUpMs < 20_000, `scaled up in ${Math.round(scaleUpMs)} ms`);
   assert.equal(during.value('ferry_gateway_desired_replicas', { deployment: 'auto', revision: 'default' }), 3);
   assert.equal(during.value('ferry_gateway_ready_replicas', { deployment: 'auto', revision: 'default' }), 3);
-  assert.ok((during.value('ferry_gateway_scale_events_total', { deployment: 'auto', revision: 'default', direction: 'up', reason: 'panic' }) ?? 0) >= 1);
-  assert.ok((during.value('ferry_gateway_autoscaler_observed_concurrency', { deployment: 'auto', revision: 'default', window: 'panic' }) ?? 0) > 1);
+  assert.ok(
+    (during.value('ferry_gateway_scale_events_total', {
+      deployment: 'auto',
+      revision: 'default',
+      direction: 'up',
+      reason: 'panic',
+    }) ?? 0) >= 1,
+  );
+  assert.ok(
+    (during.value('ferry_gateway_autoscaler_observed_concurrency', {
+      deployment: 'auto',
+      revision: 'default',
+      window: 'panic',
+    }) ?? 0) > 1,
+  );
   assert.ok(during.value('ferry_gateway_in_flight_requests', { deployment: 'auto', revision: 'default' })! >= 1);
   const served = new Set(outcomes.slice(outcomesUp.length).map((o) => o.replica));
   assert.ok(served.size >= 2, `after the scale-up, requests went to several replicas: ${[...served].join(', ')}`);
@@ -77,7 +112,14 @@ test('concurrent load scales up quickly; the count comes back down after the sca
   const removed = scaledUp.replicas.map((r: any) => r.pid).filter((p: number) => p !== scaledDown.replicas[0].pid);
   await assertAllDead(removed, 'replicas removed by the scale-down');
   const afterDown = await gatewayMetrics(fx.gateway.url);
-  assert.ok((afterDown.value('ferry_gateway_scale_events_total', { deployment: 'auto', revision: 'default', direction: 'down', reason: 'stable' }) ?? 0) >= 1);
+  assert.ok(
+    (afterDown.value('ferry_gateway_scale_events_total', {
+      deployment: 'auto',
+      revision: 'default',
+      direction: 'down',
+      reason: 'stable',
+    }) ?? 0) >= 1,
+  );
   assert.equal(afterDown.value('ferry_gateway_desired_replicas', { deployment: 'auto', revision: 'default' }), 1);
   assert.equal((await inferSlow(endpoint, 10)).status, 200);
   assert.ok(typeof firstPid === 'number');

@@ -11,7 +11,18 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GatewayRequestError, LocalTarget } from '../../lib/targets/local';
 import { rulesTo, specKeepingOnly, specWithCanary, splitWithCanary } from '../../lib/targets/revisions';
-import { assertAllDead, directOutput, inferThrough, isAlive, MLP_V1, MLP_V2, modelDirWith, startLoad, startTestGateway, type GatewayFixture } from './gatewayFixture';
+import {
+  assertAllDead,
+  directOutput,
+  type GatewayFixture,
+  inferThrough,
+  isAlive,
+  MLP_V1,
+  MLP_V2,
+  modelDirWith,
+  startLoad,
+  startTestGateway,
+} from './gatewayFixture';
 
 describe('canary revisions on the gateway', () => {
   let fx: GatewayFixture;
@@ -21,7 +32,10 @@ describe('canary revisions on the gateway', () => {
   let expected: Record<string, number[]>;
   const id = 'canary';
   const pidsOf = (s: { replicas: Array<{ pid: number; revision: string }> }, revision: string) =>
-    s.replicas.filter((r) => r.revision === revision).map((r) => r.pid).sort();
+    s.replicas
+      .filter((r) => r.revision === revision)
+      .map((r) => r.pid)
+      .sort();
 
   before(async () => {
     fx = await startTestGateway('canary-revisions');
@@ -43,16 +57,27 @@ describe('canary revisions on the gateway', () => {
     assert.deepEqual(splitWithCanary({ a: 100 }, 'b', 0), { a: 100 }, 'none: reachable by header only');
   });
 
-  test('a canary joins a single-image deployment; its replica keeps running; applying it again changes nothing', { timeout: 120_000 }, async () => {
+  test('a canary joins a single-image deployment; its replica keeps running; applying it again changes nothing', {
+    timeout: 120_000,
+  }, async () => {
     const first = await target.apply({ id, model: 'mlp', replicas: 1, modelDir: v1Dir });
-    assert.deepEqual(first.revisions.map((r) => r.name), ['default']);
+    assert.deepEqual(
+      first.revisions.map((r) => r.name),
+      ['default'],
+    );
     const defaultPids = pidsOf(first, 'default');
     assert.equal(defaultPids.length, 1);
 
     const spec = specWithCanary(first, { name: 'v2', modelDir: v2Dir, percent: 50 })!;
     assert.deepEqual(spec.traffic, { split: { default: 50, v2: 50 }, rules: [] });
     const withCanary = await target.apply(spec);
-    assert.deepEqual(withCanary.revisions.map((r) => [r.name, r.percent, r.readyReplicas]), [['default', 50, 1], ['v2', 50, 1]]);
+    assert.deepEqual(
+      withCanary.revisions.map((r) => [r.name, r.percent, r.readyReplicas]),
+      [
+        ['default', 50, 1],
+        ['v2', 50, 1],
+      ],
+    );
     assert.deepEqual(pidsOf(withCanary, 'default'), defaultPids, 'the first revision was not restarted');
     const canaryPids = pidsOf(withCanary, 'v2');
 
@@ -67,7 +92,10 @@ describe('canary revisions on the gateway', () => {
 
     // The same canary again: nothing to apply. The status's spec put back as is: no replica restarts, no scale event.
     assert.equal(specWithCanary(withCanary, { name: 'v2', modelDir: v2Dir, percent: 50 }), undefined);
-    assert.throws(() => specWithCanary(withCanary, { name: 'v2', modelDir: v1Dir, percent: 50 }), /already has a revision "v2" serving something else/);
+    assert.throws(
+      () => specWithCanary(withCanary, { name: 'v2', modelDir: v1Dir, percent: 50 }),
+      /already has a revision "v2" serving something else/,
+    );
     const events = withCanary.scaleEvents.length;
     const again = await target.apply({ id, ...withCanary.spec });
     assert.deepEqual([pidsOf(again, 'default'), pidsOf(again, 'v2')], [defaultPids, canaryPids]);
@@ -75,7 +103,9 @@ describe('canary revisions on the gateway', () => {
     assert.deepEqual(again.traffic, withCanary.traffic);
   });
 
-  test('changes made over a stale read are refused with 409 (If-Match), so a concurrent canary is never lost', { timeout: 120_000 }, async () => {
+  test('changes made over a stale read are refused with 409 (If-Match), so a concurrent canary is never lost', {
+    timeout: 120_000,
+  }, async () => {
     const read = await target.status(id);
     const first = specWithCanary(read, { name: 'v3', modelDir: v1Dir, percent: 10 })!;
     const second = specWithCanary(read, { name: 'v4', modelDir: v2Dir, percent: 10 })!;
@@ -83,24 +113,62 @@ describe('canary revisions on the gateway', () => {
     assert.notEqual(applied.specVersion, read.specVersion);
     const refused = await target.apply(second, { ifMatch: read.specVersion }).catch((err: unknown) => err);
     assert.ok(refused instanceof GatewayRequestError && refused.status === 409, String(refused));
-    assert.match(refused.gatewayMessage, /deployment "canary" changed since it was read \(spec version \S+, now \S+\); read it again and retry/);
-    const stale = await target.setTraffic(id, { split: { default: 100 } }, { ifMatch: read.specVersion }).catch((err: unknown) => err);
+    assert.match(
+      refused.gatewayMessage,
+      /deployment "canary" changed since it was read \(spec version \S+, now \S+\); read it again and retry/,
+    );
+    const stale = await target
+      .setTraffic(id, { split: { default: 100 } }, { ifMatch: read.specVersion })
+      .catch((err: unknown) => err);
     assert.ok(stale instanceof GatewayRequestError && stale.status === 409, String(stale));
     const now = await target.status(id);
-    assert.deepEqual(now.revisions.map((r) => [r.name, r.percent]), [['default', 45], ['v2', 45], ['v3', 10]], 'the first canary stays; nothing of the refused ones applied');
+    assert.deepEqual(
+      now.revisions.map((r) => [r.name, r.percent]),
+      [
+        ['default', 45],
+        ['v2', 45],
+        ['v3', 10],
+      ],
+      'the first canary stays; nothing of the refused ones applied',
+    );
     assert.equal(now.specVersion, applied.specVersion);
     // Read again, then it applies; an unchanged status keeps its version.
-    const retried = await target.apply(specWithCanary(now, { name: 'v4', modelDir: v2Dir, percent: 10 })!, { ifMatch: now.specVersion });
-    assert.deepEqual(retried.revisions.map((r) => r.name), ['default', 'v2', 'v3', 'v4']);
+    const retried = await target.apply(specWithCanary(now, { name: 'v4', modelDir: v2Dir, percent: 10 })!, {
+      ifMatch: now.specVersion,
+    });
+    assert.deepEqual(
+      retried.revisions.map((r) => r.name),
+      ['default', 'v2', 'v3', 'v4'],
+    );
     assert.equal((await target.status(id)).specVersion, retried.specVersion);
-    const missing = await target.apply({ id: 'gone', model: 'mlp', replicas: 1, modelDir: v1Dir }, { ifMatch: now.specVersion }).catch((err: unknown) => err);
-    assert.ok(missing instanceof GatewayRequestError && missing.status === 409 && /was removed since it was read/.test(missing.gatewayMessage), String(missing));
+    const missing = await target
+      .apply({ id: 'gone', model: 'mlp', replicas: 1, modelDir: v1Dir }, { ifMatch: now.specVersion })
+      .catch((err: unknown) => err);
+    assert.ok(
+      missing instanceof GatewayRequestError &&
+        missing.status === 409 &&
+        /was removed since it was read/.test(missing.gatewayMessage),
+      String(missing),
+    );
     // Back to default + v2 at 50/50 for the next test; v3 and v4's replicas drain.
-    await target.apply({ ...retried.spec, id, revisions: retried.spec.revisions!.slice(0, 2), traffic: { split: { default: 50, v2: 50 } } });
+    await target.apply({
+      ...retried.spec,
+      id,
+      revisions: retried.spec.revisions!.slice(0, 2),
+      traffic: { split: { default: 50, v2: 50 } },
+    });
   });
 
-  test('promote under load: all traffic to the kept revision, the other drained and stopped, no request failed', { timeout: 120_000 }, async () => {
-    const before = await target.setTraffic(id, { split: { default: 50, v2: 50 }, rules: [{ header: 'x-group', value: 'old', revision: 'default' }, { header: 'x-group', value: 'new', revision: 'v2' }] });
+  test('promote under load: all traffic to the kept revision, the other drained and stopped, no request failed', {
+    timeout: 120_000,
+  }, async () => {
+    const before = await target.setTraffic(id, {
+      split: { default: 50, v2: 50 },
+      rules: [
+        { header: 'x-group', value: 'old', revision: 'default' },
+        { header: 'x-group', value: 'new', revision: 'v2' },
+      ],
+    });
     const [defaultPid] = pidsOf(before, 'default');
     const [canaryPid] = pidsOf(before, 'v2');
     const load = startLoad(6, async () => {
@@ -110,7 +178,10 @@ describe('canary revisions on the gateway', () => {
     await sleep(300);
     const routed = await target.setTraffic(id, { split: { v2: 100 }, rules: rulesTo(before.traffic.rules, 'v2') });
     const spec = specKeepingOnly(routed, 'v2')!;
-    assert.deepEqual(spec.revisions?.map((r) => r.name), ['v2']);
+    assert.deepEqual(
+      spec.revisions?.map((r) => r.name),
+      ['v2'],
+    );
     const promoted = await target.apply(spec);
     const promotedAt = performance.now();
     await sleep(300);
@@ -120,10 +191,19 @@ describe('canary revisions on the gateway', () => {
     const failed = outcomes.filter((o) => o.status !== 200);
     assert.equal(failed.length, 0, `failed: ${JSON.stringify(failed.slice(0, 3))}`);
     for (const o of outcomes) assert.deepEqual(o.json.outputs[0].data, expected[o.revision!]);
-    assert.ok(outcomes.some((o) => o.revision === 'default'), 'the old revision served before the promotion');
+    assert.ok(
+      outcomes.some((o) => o.revision === 'default'),
+      'the old revision served before the promotion',
+    );
     assert.deepEqual([...new Set(outcomes.filter((o) => o.sentAt! > promotedAt).map((o) => o.revision))], ['v2']);
-    assert.deepEqual(promoted.revisions.map((r) => [r.name, r.percent]), [['v2', 100]]);
-    assert.deepEqual(promoted.traffic, { split: { v2: 100 }, rules: [{ header: 'x-group', value: 'new', revision: 'v2' }] });
+    assert.deepEqual(
+      promoted.revisions.map((r) => [r.name, r.percent]),
+      [['v2', 100]],
+    );
+    assert.deepEqual(promoted.traffic, {
+      split: { v2: 100 },
+      rules: [{ header: 'x-group', value: 'new', revision: 'v2' }],
+    });
     assert.deepEqual(pidsOf(promoted, 'v2'), [canaryPid], 'the kept revision was not restarted');
     assert.ok(isAlive(canaryPid));
     await assertAllDead([defaultPid], 'the removed revision');

@@ -9,10 +9,21 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { launchPlanForModelDir, type LaunchPlan } from '../../lib/gateway/launchPlan';
+import { type LaunchPlan, launchPlanForModelDir } from '../../lib/gateway/launchPlan';
 import { readProcStartTicks, spawnReplica, standbyBootEnv, waitUntilReady } from '../../lib/gateway/replicaProcess';
 import { StandbyProcess } from '../../lib/gateway/standbyProcess';
-import { assertAllDead, control, directOutput, eventually, inferThrough, isAlive, MLP_V1, modelDirWith, startTestGateway, tempDir } from './gatewayFixture';
+import {
+  assertAllDead,
+  control,
+  directOutput,
+  eventually,
+  inferThrough,
+  isAlive,
+  MLP_V1,
+  modelDirWith,
+  startTestGateway,
+  tempDir,
+} from './gatewayFixture';
 
 function logsIn(dir: string): string {
   if (!existsSync(dir)) return '';
@@ -24,7 +35,9 @@ function logsIn(dir: string): string {
 }
 
 describe('cold start', () => {
-  test('a wake uses the standby process that loaded the server in advance; socket and metrics work', { timeout: 90_000 }, async () => {
+  test('a wake uses the standby process that loaded the server in advance; socket and metrics work', {
+    timeout: 90_000,
+  }, async () => {
     const fx = await startTestGateway('cold-start');
     try {
       const stateDir = path.join(fx.dir, 'state');
@@ -40,12 +53,20 @@ describe('cold start', () => {
       assert.equal(sockets.length, 1);
 
       // Having started the server once, the gateway keeps a standby process that loaded it in advance.
-      await eventually('a standby process that loaded the server in advance', () => /loaded .*server-.*\.js in advance \(code cache/.test(logsIn(standbyLogs)), 30_000);
+      await eventually(
+        'a standby process that loaded the server in advance',
+        () => /loaded .*server-.*\.js in advance \(code cache/.test(logsIn(standbyLogs)),
+        30_000,
+      );
 
       const hibernated = await control(fx.gateway.url, 'POST', '/deployments/cold/hibernate');
       assert.equal(hibernated.json.state, 'hibernated');
       await assertAllDead([first.pid], 'hibernate');
-      await eventually('the socket file to go with its replica', () => readdirSync(socketDir).filter((f) => f.endsWith('.sock')).length === 0, 5000);
+      await eventually(
+        'the socket file to go with its replica',
+        () => readdirSync(socketDir).filter((f) => f.endsWith('.sock')).length === 0,
+        5000,
+      );
 
       const held = await inferThrough(put.json.endpoint);
       assert.equal(held.status, 200, JSON.stringify(held.json));
@@ -53,24 +74,50 @@ describe('cold start', () => {
       const woke = (await control(fx.gateway.url, 'GET', '/deployments/cold')).json;
       assert.equal(woke.coldStarts, 1);
       assert.equal(String(woke.replicas[0].pid), held.replica);
-      assert.ok(fx.logs.some((l) => /started replica pid\(s\) \d+:0 \(pre-started\)/.test(l)), fx.logs.join('\n'));
+      assert.ok(
+        fx.logs.some((l) => /started replica pid\(s\) \d+:0 \(pre-started\)/.test(l)),
+        fx.logs.join('\n'),
+      );
       const replicaLog = logsIn(standbyLogs);
       assert.match(replicaLog, /starts .*server-.*\.js \(loaded in advance\)/);
-      assert.match(replicaLog, /ferry inference server ready at unix:.*\.sock .*after the launch: code \d+ ms, models \d+ ms\)/);
+      assert.match(
+        replicaLog,
+        /ferry inference server ready at unix:.*\.sock .*after the launch: code \d+ ms, models \d+ ms\)/,
+      );
 
       // The replica's metrics, through the gateway: served on its socket, cold start recorded.
       const metrics = await (await fetch(`${fx.gateway.url}/_ferry/deployments/cold/metrics`)).text();
       const pid = woke.replicas[0].pid;
-      assert.match(metrics, new RegExp(`^ferry_inference_cold_starts_total\\{replica="${pid}",revision="default",model="mlp",version="1"\\} 1$`, 'm'));
-      assert.match(metrics, new RegExp(`^ferry_inference_cold_start_duration_seconds_count\\{replica="${pid}",revision="default",model="mlp",version="1"\\} 1$`, 'm'));
-      assert.match(metrics, new RegExp(`^ferry_inference_requests_total\\{replica="${pid}",revision="default",model="mlp",version="1"\\} 1$`, 'm'));
+      assert.match(
+        metrics,
+        new RegExp(
+          `^ferry_inference_cold_starts_total\\{replica="${pid}",revision="default",model="mlp",version="1"\\} 1$`,
+          'm',
+        ),
+      );
+      assert.match(
+        metrics,
+        new RegExp(
+          `^ferry_inference_cold_start_duration_seconds_count\\{replica="${pid}",revision="default",model="mlp",version="1"\\} 1$`,
+          'm',
+        ),
+      );
+      assert.match(
+        metrics,
+        new RegExp(
+          `^ferry_inference_requests_total\\{replica="${pid}",revision="default",model="mlp",version="1"\\} 1$`,
+          'm',
+        ),
+      );
       assert.match(metrics, /target_info\{replica="\d+",revision="default",service_name="ferry-inference-server"/);
     } finally {
       await fx.cleanup();
     }
   });
 
-  test('the standby serves only the program it loaded; a plan of another one gets its own process and the next standby is for it', { timeout: 60_000 }, async () => {
+  test('the standby serves only the program it loaded; a plan of another one gets its own process and the next standby is for it', {
+    timeout: 60_000,
+  }, async () => {
     const dir = await tempDir('standby-programs');
     const stateDir = path.join(dir, 'state');
     const standby = new StandbyProcess(stateDir, standbyBootEnv, readProcStartTicks, () => undefined);

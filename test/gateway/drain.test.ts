@@ -6,7 +6,17 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { assertAllDead, control, eventually, gatewayMetrics, inferSlow, isAlive, slowModelDir, startTestGateway, type GatewayFixture } from './gatewayFixture';
+import {
+  assertAllDead,
+  control,
+  eventually,
+  type GatewayFixture,
+  gatewayMetrics,
+  inferSlow,
+  isAlive,
+  slowModelDir,
+  startTestGateway,
+} from './gatewayFixture';
 
 let fx: GatewayFixture;
 let endpoint: string;
@@ -27,7 +37,9 @@ async function inFlightByPid(): Promise<Map<number, number>> {
   return new Map(s.replicas.map((r: any) => [r.pid, r.inFlight]));
 }
 
-test('scale-down: the removed replica finishes its in-flight request before it is stopped', { timeout: 60_000 }, async () => {
+test('scale-down: the removed replica finishes its in-flight request before it is stopped', {
+  timeout: 60_000,
+}, async () => {
   // Two long requests: the least-loaded routing puts one on each replica.
   const requests = [inferSlow(endpoint, LONG), inferSlow(endpoint, LONG)];
   const busy = await eventually('both replicas busy', async () => {
@@ -37,11 +49,17 @@ test('scale-down: the removed replica finishes its in-flight request before it i
   const pids = [...busy.keys()];
 
   const scaledSent = performance.now();
-  const scaled = control(fx.gateway.url, 'PUT', '/deployments/drain', { model: 'slow', modelDir: (await control(fx.gateway.url, 'GET', '/deployments/drain')).json.modelDir, replicas: 1 });
+  const scaled = control(fx.gateway.url, 'PUT', '/deployments/drain', {
+    model: 'slow',
+    modelDir: (await control(fx.gateway.url, 'GET', '/deployments/drain')).json.modelDir,
+    replicas: 1,
+  });
   // While the PUT waits for the drain: one replica is out of routing but alive and still working.
   const draining = await eventually('a draining replica', async () => {
     const m = await gatewayMetrics(fx.gateway.url);
-    return m.value('ferry_gateway_draining_replicas', { deployment: 'drain', revision: 'default' }) === 1 ? m : undefined;
+    return m.value('ferry_gateway_draining_replicas', { deployment: 'drain', revision: 'default' }) === 1
+      ? m
+      : undefined;
   });
   assert.ok(draining);
   const routed = await inFlightByPid();
@@ -51,13 +69,23 @@ test('scale-down: the removed replica finishes its in-flight request before it i
 
   const results = await Promise.all(requests);
   const finishedAt = performance.now();
-  assert.deepEqual(results.map((r) => r.status), [200, 200], JSON.stringify(results.map((r) => r.json)).slice(0, 300));
-  assert.ok(results.some((r) => Number(r.replica) === drainingPid), 'one of them was served by the drained replica');
+  assert.deepEqual(
+    results.map((r) => r.status),
+    [200, 200],
+    JSON.stringify(results.map((r) => r.json)).slice(0, 300),
+  );
+  assert.ok(
+    results.some((r) => Number(r.replica) === drainingPid),
+    'one of them was served by the drained replica',
+  );
   const put = await scaled;
   assert.equal(put.status, 200, JSON.stringify(put.json));
   assert.ok(performance.now() >= finishedAt && finishedAt > scaledSent);
   await assertAllDead([drainingPid], 'the drained replica');
-  assert.deepEqual(put.json.replicas.map((r: any) => r.pid), pids.filter((p) => p !== drainingPid));
+  assert.deepEqual(
+    put.json.replicas.map((r: any) => r.pid),
+    pids.filter((p) => p !== drainingPid),
+  );
 });
 
 test('hibernate waits for the in-flight request, answers it, then stops the replica', { timeout: 60_000 }, async () => {
@@ -74,7 +102,10 @@ test('hibernate waits for the in-flight request, answers it, then stops the repl
   const res = await request;
   assert.equal(res.status, 200, JSON.stringify(res.json).slice(0, 300));
   assert.equal(Number(res.replica), pid);
-  assert.ok(requestDoneAt > 0 && requestDoneAt <= hibernatedAt + 5, 'the hibernate answered after the request finished');
+  assert.ok(
+    requestDoneAt > 0 && requestDoneAt <= hibernatedAt + 5,
+    'the hibernate answered after the request finished',
+  );
   await assertAllDead([pid], 'hibernate');
   await sleep(10);
 });

@@ -14,13 +14,13 @@ import {
   control,
   directOutput,
   eventually,
+  type GatewayFixture,
   inferThrough,
   isAlive,
   MLP_V1,
   MLP_V2,
   modelDirWith,
   startTestGateway,
-  type GatewayFixture,
 } from './gatewayFixture';
 
 describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
@@ -72,7 +72,10 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
     assert.equal(again.status, 200);
     assert.deepEqual(again.json.replicas, before.replicas);
     const list = await control(fx.gateway.url, 'GET', '/deployments');
-    assert.deepEqual(list.json.deployments.map((d: any) => d.id), [id]);
+    assert.deepEqual(
+      list.json.deployments.map((d: any) => d.id),
+      [id],
+    );
     assert.ok(list.json.deployments[0].requestsServed >= 2);
     assert.equal(typeof list.json.deployments[0].lastRequestAt, 'string');
   });
@@ -83,12 +86,31 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
     const text = await res.text();
-    assert.equal(text.match(/^# TYPE ferry_inference_requests_total counter$/gm)?.length, 1, 'one TYPE line per family');
+    assert.equal(
+      text.match(/^# TYPE ferry_inference_requests_total counter$/gm)?.length,
+      1,
+      'one TYPE line per family',
+    );
     for (const r of status.replicas) {
-      assert.match(text, new RegExp(`^ferry_inference_requests_total\\{replica="${r.pid}",revision="default",model="mlp",version="1"\\} \\d+$`, 'm'));
-      assert.match(text, new RegExp(`^ferry_inference_request_duration_seconds_bucket\\{replica="${r.pid}",revision="default",model="mlp",version="1",le="0.0001"\\} \\d+$`, 'm'));
+      assert.match(
+        text,
+        new RegExp(
+          `^ferry_inference_requests_total\\{replica="${r.pid}",revision="default",model="mlp",version="1"\\} \\d+$`,
+          'm',
+        ),
+      );
+      assert.match(
+        text,
+        new RegExp(
+          `^ferry_inference_request_duration_seconds_bucket\\{replica="${r.pid}",revision="default",model="mlp",version="1",le="0.0001"\\} \\d+$`,
+          'm',
+        ),
+      );
     }
-    const total = [...text.matchAll(/^ferry_inference_requests_total\{[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+    const total = [...text.matchAll(/^ferry_inference_requests_total\{[^}]*\} (\d+)$/gm)].reduce(
+      (a, m) => a + Number(m[1]),
+      0,
+    );
     assert.ok(total >= 2, `requests counted across replicas: ${total}`);
 
     const json = await control(fx.gateway.url, 'GET', `/deployments/${id}/metrics?format=json`);
@@ -105,7 +127,10 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
       return s.replicas.length === 2 && s.replicas.every((r: any) => r.ready && r.pid !== victim) ? s : undefined;
     });
     assert.ok(after.restarts >= 1);
-    assert.ok(after.replicas.some((r: any) => r.pid === before.replicas[1].pid), 'the healthy replica was left alone');
+    assert.ok(
+      after.replicas.some((r: any) => r.pid === before.replicas[1].pid),
+      'the healthy replica was left alone',
+    );
     for (let i = 0; i < 2; i++) assert.equal((await inferThrough(after.endpoint)).status, 200);
   });
 
@@ -138,7 +163,10 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
     await control(fx.gateway.url, 'POST', `/deployments/${id}/hibernate`);
     const before = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
     const results = await Promise.all(Array.from({ length: 6 }, () => inferThrough(before.endpoint)));
-    assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200, 200, 200]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [200, 200, 200, 200, 200, 200],
+    );
     // The held requests are answered by the first ready replica; the second starts right behind it.
     await eventually('the wake to finish starting replicas', async () => {
       const s = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
@@ -158,7 +186,11 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
     const oldPids = woke.json.replicas.map((r: any) => r.pid);
 
     const v2Dir = await modelDirWith(MLP_V2, fx.dir, 'models-v2');
-    const replaced = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, { modelDir: v2Dir, replicas: 1, model: 'mlp' });
+    const replaced = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, {
+      modelDir: v2Dir,
+      replicas: 1,
+      model: 'mlp',
+    });
     assert.equal(replaced.status, 200, JSON.stringify(replaced.json));
     assert.equal(replaced.json.replicas.length, 1);
     assert.ok(!oldPids.includes(replaced.json.replicas[0].pid));
@@ -169,7 +201,11 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
 
   test('scaling (only replicas changed) keeps the running replicas', async () => {
     const before = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
-    const up = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, { modelDir: before.modelDir, replicas: 2, model: 'mlp' });
+    const up = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, {
+      modelDir: before.modelDir,
+      replicas: 2,
+      model: 'mlp',
+    });
     assert.equal(up.json.replicas.length, 2);
     assert.ok(up.json.replicas.some((r: any) => r.pid === before.replicas[0].pid));
   });
@@ -191,8 +227,14 @@ describe('gateway: deploy, route, hibernate, wake, supervise, delete', () => {
     assert.match(await bad({ modelDir, replicas: 0, model: 'mlp' }), /"replicas" must be an integer from 1/);
     assert.match(await bad({ replicas: 1, model: 'mlp' }), /exactly one of "image".*or "modelDir"/);
     assert.match(await bad({ modelDir: '/nonexistent', replicas: 1, model: 'mlp' }), /has no ferry-models.json/);
-    assert.match(await bad({ image: { registry: 'http://127.0.0.1:1' }, replicas: 1, model: 'mlp' }), /"image.repository" must be/);
-    assert.equal((await control(fx.gateway.url, 'PUT', '/deployments/-bad', { modelDir, replicas: 1, model: 'm' })).status, 400);
+    assert.match(
+      await bad({ image: { registry: 'http://127.0.0.1:1' }, replicas: 1, model: 'mlp' }),
+      /"image.repository" must be/,
+    );
+    assert.equal(
+      (await control(fx.gateway.url, 'PUT', '/deployments/-bad', { modelDir, replicas: 1, model: 'm' })).status,
+      400,
+    );
     assert.equal((await control(fx.gateway.url, 'POST', '/deployments/nope/hibernate')).status, 404);
     assert.equal((await control(fx.gateway.url, 'POST', '/deployments/nope/wake')).status, 404);
     assert.equal((await control(fx.gateway.url, 'GET', '/deployments/nope/metrics')).status, 404);
@@ -222,9 +264,16 @@ describe('gateway: failures', () => {
     const fx = await startTestGateway('gateway-fail');
     try {
       const broken = await modelDirWith(new Uint8Array([1, 2, 3, 4]), fx.dir, 'broken');
-      const res = await control(fx.gateway.url, 'PUT', '/deployments/broken', { modelDir: broken, replicas: 1, model: 'mlp' });
+      const res = await control(fx.gateway.url, 'PUT', '/deployments/broken', {
+        modelDir: broken,
+        replicas: 1,
+        model: 'mlp',
+      });
       assert.equal(res.status, 500);
-      assert.match(res.json.error, /deployment "broken": replica pid \d+ exited with code 1 before it was ready; its log ends with:\n[\s\S]*fatal: cannot load model "mlp"/);
+      assert.match(
+        res.json.error,
+        /deployment "broken": replica pid \d+ exited with code 1 before it was ready; its log ends with:\n[\s\S]*fatal: cannot load model "mlp"/,
+      );
       assert.equal((await control(fx.gateway.url, 'GET', '/deployments/broken')).status, 404);
       const pid = Number(/replica pid (\d+)/.exec(res.json.error)![1]);
       assert.equal(isAlive(pid), false);
@@ -244,7 +293,10 @@ describe('gateway: failures', () => {
       assert.equal(res.status, 503);
       assert.equal(res.headers.get('retry-after'), '1');
       assert.match(res.json.error, /deployment "slow" is waking up and was not ready within 30 ms; retry shortly/);
-      await eventually('the wake to finish', async () => (await control(fx.gateway.url, 'GET', '/deployments/slow')).json.state === 'running');
+      await eventually(
+        'the wake to finish',
+        async () => (await control(fx.gateway.url, 'GET', '/deployments/slow')).json.state === 'running',
+      );
       assert.equal((await inferThrough(put.json.endpoint)).status, 200);
     } finally {
       await fx.cleanup();

@@ -5,12 +5,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as ort from 'onnxruntime-node';
-import { startGateway, type Gateway, type GatewayOptions } from '../../lib/gateway';
+import { isAlive } from '../../client/services';
+import { type Gateway, type GatewayOptions, startGateway } from '../../lib/gateway';
 import { attr, makeNode, tensorValueInfo } from '../../lib/onnx/builders';
 import { encodeModel } from '../../lib/onnx/model';
 import { float32Tensor, TensorDataType } from '../../lib/onnx/tensor';
 import { mlpModel, writeModelDir } from '../runtime/onnxTestModels';
-import { isAlive } from '../../client/services';
 
 export const MLP_V1 = mlpModel({ inputDim: 4, hiddenDims: [8], outputDim: 3, seed: 1 });
 export const MLP_V2 = mlpModel({ inputDim: 4, hiddenDims: [8], outputDim: 3, seed: 2 });
@@ -32,16 +32,30 @@ export async function directOutput(bytes: Uint8Array): Promise<number[]> {
   return Array.from(out.output.data as Float32Array);
 }
 
-export async function inferThrough(endpoint: string, headers: Record<string, string> = {}): Promise<{ status: number; json: any; replica: string | null; revision: string | null; headers: Headers }> {
+export async function inferThrough(
+  endpoint: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any; replica: string | null; revision: string | null; headers: Headers }> {
   const res = await fetch(`${endpoint}/v2/models/mlp/infer`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: SAMPLE_INPUT }] }),
   });
-  return { status: res.status, json: await res.json(), replica: res.headers.get('x-ferry-replica'), revision: res.headers.get('x-ferry-revision'), headers: res.headers };
+  return {
+    status: res.status,
+    json: await res.json(),
+    replica: res.headers.get('x-ferry-replica'),
+    revision: res.headers.get('x-ferry-revision'),
+    headers: res.headers,
+  };
 }
 
-export async function control(gatewayUrl: string, method: string, route: string, body?: unknown): Promise<{ status: number; json: any }> {
+export async function control(
+  gatewayUrl: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; json: any }> {
   const res = await fetch(`${gatewayUrl}/_ferry${route}`, {
     method,
     ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
@@ -52,7 +66,11 @@ export async function control(gatewayUrl: string, method: string, route: string,
 
 export { isAlive };
 
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -77,7 +95,14 @@ export interface GatewayFixture {
 export async function startTestGateway(prefix: string, opts: Partial<GatewayOptions> = {}): Promise<GatewayFixture> {
   const dir = await tempDir(prefix);
   const logs: string[] = [];
-  const gateway = await startGateway({ port: 0, stateDir: path.join(dir, 'state'), stopGraceMs: 5000, readyTimeoutMs: 30_000, log: (m) => logs.push(m), ...opts });
+  const gateway = await startGateway({
+    port: 0,
+    stateDir: path.join(dir, 'state'),
+    stopGraceMs: 5000,
+    readyTimeoutMs: 30_000,
+    log: (m) => logs.push(m),
+    ...opts,
+  });
   return {
     dir,
     gateway,
@@ -105,7 +130,13 @@ export function slowMatMulModel(dim = 256, layers = 8): Uint8Array {
   const node = [makeNode('Tile', ['x', 'repeats'], ['tiled'])];
   let current = 'tiled';
   for (let l = 0; l < layers; l++) {
-    initializer.push(float32Tensor(`w${l}`, [dim, dim], Float32Array.from({ length: dim * dim }, () => random() / Math.sqrt(dim))));
+    initializer.push(
+      float32Tensor(
+        `w${l}`,
+        [dim, dim],
+        Float32Array.from({ length: dim * dim }, () => random() / Math.sqrt(dim)),
+      ),
+    );
     node.push(makeNode('MatMul', [current, `w${l}`], [`mm${l}`]), makeNode('Relu', [`mm${l}`], [`relu${l}`]));
     current = `relu${l}`;
   }
@@ -117,7 +148,10 @@ export function slowMatMulModel(dim = 256, layers = 8): Uint8Array {
       name: 'slow',
       node,
       initializer,
-      input: [tensorValueInfo('x', TensorDataType.FLOAT, [1, dim]), tensorValueInfo('repeats', TensorDataType.INT64, [2])],
+      input: [
+        tensorValueInfo('x', TensorDataType.FLOAT, [1, dim]),
+        tensorValueInfo('repeats', TensorDataType.INT64, [2]),
+      ],
       output: [tensorValueInfo('y', TensorDataType.FLOAT, [1, dim])],
     },
   });
@@ -137,7 +171,12 @@ export interface InferOutcome {
 }
 
 /** One request to the slow model with `rows` rows of work. */
-export async function inferSlow(endpoint: string, rows: number, headers: Record<string, string> = {}, dim = 256): Promise<InferOutcome> {
+export async function inferSlow(
+  endpoint: string,
+  rows: number,
+  headers: Record<string, string> = {},
+  dim = 256,
+): Promise<InferOutcome> {
   const res = await fetch(`${endpoint}/v2/models/slow/infer`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
@@ -155,11 +194,19 @@ export async function inferSlow(endpoint: string, rows: number, headers: Record<
   } catch {
     json = text;
   }
-  return { status: res.status, revision: res.headers.get('x-ferry-revision'), replica: res.headers.get('x-ferry-replica'), json };
+  return {
+    status: res.status,
+    revision: res.headers.get('x-ferry-revision'),
+    replica: res.headers.get('x-ferry-replica'),
+    json,
+  };
 }
 
 /** `concurrency` clients sending `request()` back to back until `stop()`; every outcome is kept. */
-export function startLoad(concurrency: number, request: () => Promise<InferOutcome>): { outcomes: InferOutcome[]; stop(): Promise<InferOutcome[]> } {
+export function startLoad(
+  concurrency: number,
+  request: () => Promise<InferOutcome>,
+): { outcomes: InferOutcome[]; stop(): Promise<InferOutcome[]> } {
   const outcomes: InferOutcome[] = [];
   let running = true;
   const clients = Array.from({ length: concurrency }, async () => {
@@ -183,7 +230,9 @@ export function startLoad(concurrency: number, request: () => Promise<InferOutco
 }
 
 /** The gateway's /metrics text, and one sample's value (undefined when absent). */
-export async function gatewayMetrics(gatewayUrl: string): Promise<{ text: string; value(name: string, labels: Record<string, string>): number | undefined }> {
+export async function gatewayMetrics(
+  gatewayUrl: string,
+): Promise<{ text: string; value(name: string, labels: Record<string, string>): number | undefined }> {
   const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
   return {
     text,

@@ -4,14 +4,24 @@
  * replicas died meanwhile (the next request wakes them).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
-import { readFileSync } from 'node:fs';
 import { freePort, isSameProcessAlive } from '../../lib/gateway/replicaProcess';
-import { assertAllDead, control, directOutput, eventually, inferThrough, isAlive, MLP_V1, modelDirWith, tempDir } from './gatewayFixture';
+import {
+  assertAllDead,
+  control,
+  directOutput,
+  eventually,
+  inferThrough,
+  isAlive,
+  MLP_V1,
+  modelDirWith,
+  tempDir,
+} from './gatewayFixture';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const gateways: ChildProcess[] = [];
@@ -48,7 +58,8 @@ after(async () => {
   // If the test failed half-way, replicas recorded by the last gateway are still running: stop them.
   try {
     const state = JSON.parse(readFileSync(path.join(dir, 'state', 'gateway', 'deployments.json'), 'utf8'));
-    for (const d of state.deployments) for (const r of d.live) if (isSameProcessAlive(r)) process.kill(-r.pid, 'SIGKILL');
+    for (const d of state.deployments)
+      for (const r of d.live) if (isSameProcessAlive(r)) process.kill(-r.pid, 'SIGKILL');
   } catch {
     /* no state file, or nothing left running */
   }

@@ -34,12 +34,20 @@ test('deploys a pushed model image and serves it through the gateway', { timeout
   try {
     const onnxPath = path.join(fx.dir, 'mlp.onnx');
     await writeFile(onnxPath, MLP_V1);
-    const image = await buildModelImage({ models: [{ name: 'mlp', version: '1', onnxPath }], blobDir: path.join(fx.dir, 'blobs') });
+    const image = await buildModelImage({
+      models: [{ name: 'mlp', version: '1', onnxPath }],
+      blobDir: path.join(fx.dir, 'blobs'),
+    });
     const repository = `ferry-test/gateway-image-${process.pid}-${Date.now()}`;
     const pushed = await pushImage(image, registry, repository, 'v1');
 
     const target = new LocalTarget(fx.gateway.url);
-    const status = await target.apply({ id: 'img', model: 'mlp', replicas: 1, image: { registry, repository, reference: pushed.digest } });
+    const status = await target.apply({
+      id: 'img',
+      model: 'mlp',
+      replicas: 1,
+      image: { registry, repository, reference: pushed.digest },
+    });
     assert.equal(status.state, 'running');
     assert.equal(status.image?.digest, pushed.digest);
     const pid = status.replicas[0].pid;
@@ -47,7 +55,11 @@ test('deploys a pushed model image and serves it through the gateway', { timeout
     // sets its title to the same command line once it becomes the replica.
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim().split(/ +/);
     assert.equal(cmdline[0], process.execPath, 'the host node runs the entrypoint');
-    assert.match(cmdline[1], /\/images\/.+\/rootfs\/app\/server\.js$/, 'the entrypoint is the bundle unpacked from the image');
+    assert.match(
+      cmdline[1],
+      /\/images\/.+\/rootfs\/app\/server\.js$/,
+      'the entrypoint is the bundle unpacked from the image',
+    );
     assert.match(
       readFileSync(`/proc/${pid}/maps`, 'utf8'),
       /\/images\/.+\/rootfs\/app\/node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/onnxruntime_binding\.node/,
@@ -57,12 +69,20 @@ test('deploys a pushed model image and serves it through the gateway', { timeout
     const res = await inferThrough(status.endpoint);
     assert.equal(res.status, 200, JSON.stringify(res.json));
     assert.deepEqual(res.json.outputs[0].data, await directOutput(MLP_V1));
-    const meta = await (await fetch(`${status.endpoint}/v2/models/mlp`)).json() as any;
+    const meta = (await (await fetch(`${status.endpoint}/v2/models/mlp`)).json()) as any;
     assert.deepEqual(meta.inputs, [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }]);
-    assert.match(await target.metrics('img'), /ferry_inference_requests_total\{replica="\d+",revision="default",model="mlp",version="1"\} 1/);
+    assert.match(
+      await target.metrics('img'),
+      /ferry_inference_requests_total\{replica="\d+",revision="default",model="mlp",version="1"\} 1/,
+    );
 
     // Same spec again: no re-pull, no new replica.
-    const again = await target.apply({ id: 'img', model: 'mlp', replicas: 1, image: { registry, repository, reference: pushed.digest } });
+    const again = await target.apply({
+      id: 'img',
+      model: 'mlp',
+      replicas: 1,
+      image: { registry, repository, reference: pushed.digest },
+    });
     assert.equal(again.replicas[0].pid, pid);
 
     // Hibernated image deployments wake from the unpacked rootfs without the registry.

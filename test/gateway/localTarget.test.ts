@@ -4,7 +4,15 @@ import { after, before, test } from 'node:test';
 import { freePort } from '../../lib/gateway/replicaProcess';
 import { DeploymentNotFoundError } from '../../lib/targets/deploymentTarget';
 import { LocalTarget } from '../../lib/targets/local';
-import { assertAllDead, directOutput, inferThrough, MLP_V1, modelDirWith, startTestGateway, type GatewayFixture } from './gatewayFixture';
+import {
+  assertAllDead,
+  directOutput,
+  type GatewayFixture,
+  inferThrough,
+  MLP_V1,
+  modelDirWith,
+  startTestGateway,
+} from './gatewayFixture';
 
 let fx: GatewayFixture;
 before(async () => {
@@ -25,13 +33,22 @@ test('LocalTarget drives the whole lifecycle through the control API', async () 
   const res = await inferThrough(applied.endpoint);
   assert.deepEqual(res.json.outputs[0].data, await directOutput(MLP_V1));
 
-  assert.deepEqual((await target.list()).map((d) => d.id), ['lt']);
+  assert.deepEqual(
+    (await target.list()).map((d) => d.id),
+    ['lt'],
+  );
   const metrics = await target.metrics('lt');
-  assert.match(metrics, /^ferry_inference_requests_total\{replica="\d+",revision="default",model="mlp",version="1"\} 1$/m);
+  assert.match(
+    metrics,
+    /^ferry_inference_requests_total\{replica="\d+",revision="default",model="mlp",version="1"\} 1$/m,
+  );
 
   const scaled = await target.scale('lt', 2);
   assert.equal(scaled.replicas.length, 2);
-  assert.ok(scaled.replicas.some((r) => r.pid === applied.replicas[0].pid), 'scaling keeps the running replica');
+  assert.ok(
+    scaled.replicas.some((r) => r.pid === applied.replicas[0].pid),
+    'scaling keeps the running replica',
+  );
 
   const hibernated = await target.hibernate('lt');
   assert.equal(hibernated.state, 'hibernated');
@@ -45,20 +62,28 @@ test('LocalTarget drives the whole lifecycle through the control API', async () 
   assert.equal(woke.replicas.length, 2);
 
   await target.destroy('lt');
-  await assertAllDead(woke.replicas.map((r) => r.pid), 'destroy');
+  await assertAllDead(
+    woke.replicas.map((r) => r.pid),
+    'destroy',
+  );
   await assert.rejects(target.status('lt'), DeploymentNotFoundError);
   await target.destroy('lt'); // idempotent
-  await assert.rejects(target.apply({ id: 'lt', model: 'mlp', replicas: 0, modelDir }), /failed with 400: "replicas" must be an integer/);
+  await assert.rejects(
+    target.apply({ id: 'lt', model: 'mlp', replicas: 0, modelDir }),
+    /failed with 400: "replicas" must be an integer/,
+  );
 });
 
 test('LocalTarget says how to start the gateway when it is down', async () => {
   const port = await freePort();
   const target = new LocalTarget(`http://127.0.0.1:${port}`);
-  await assert.rejects(
-    target.status('x'),
-    (err: Error) => {
-      assert.match(err.message, new RegExp(`^Ferry gateway at http://127.0.0.1:${port} is not reachable \\(ECONNREFUSED\\): start it with \`ferry up\``));
-      return true;
-    },
-  );
+  await assert.rejects(target.status('x'), (err: Error) => {
+    assert.match(
+      err.message,
+      new RegExp(
+        `^Ferry gateway at http://127.0.0.1:${port} is not reachable \\(ECONNREFUSED\\): start it with \`ferry up\``,
+      ),
+    );
+    return true;
+  });
 });

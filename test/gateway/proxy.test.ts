@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { proxyToReplica, ReplicaClient, SMALL_BODY_BYTES, type ReplicaAddress } from '../../lib/gateway/proxy';
+import { proxyToReplica, type ReplicaAddress, ReplicaClient, SMALL_BODY_BYTES } from '../../lib/gateway/proxy';
 import { freePort } from '../../lib/gateway/replicaProcess';
 
 interface Upstream {
@@ -25,7 +25,9 @@ interface Upstream {
 }
 
 async function listen(server: http.Server | net.Server, socketPath?: string): Promise<ReplicaAddress> {
-  await new Promise<void>((resolve) => (socketPath ? server.listen(socketPath, resolve) : server.listen(0, '127.0.0.1', resolve)));
+  await new Promise<void>((resolve) =>
+    socketPath ? server.listen(socketPath, resolve) : server.listen(0, '127.0.0.1', resolve),
+  );
   return socketPath ? { socketPath, port: 0 } : { port: (server.address() as AddressInfo).port };
 }
 
@@ -93,7 +95,15 @@ interface Front {
 async function front(client: ReplicaClient, target: () => ReplicaAddress): Promise<Front> {
   const outcomes: Front['outcomes'] = [];
   const server = http.createServer((req, res) =>
-    proxyToReplica(client, req, res, target(), req.url!, ['x-ferry-replica', '42', 'x-ferry-revision', 'v1'], (status, error) => outcomes.push({ status, error })),
+    proxyToReplica(
+      client,
+      req,
+      res,
+      target(),
+      req.url!,
+      ['x-ferry-replica', '42', 'x-ferry-revision', 'v1'],
+      (status, error) => outcomes.push({ status, error }),
+    ),
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -108,12 +118,22 @@ async function front(client: ReplicaClient, target: () => ReplicaAddress): Promi
 }
 
 /** A request with node:http (full control over headers, no fetch normalisation). */
-function request(url: string, opts: http.RequestOptions & { body?: Buffer | string | Buffer[] } = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; rawHeaders: string[]; body: Buffer }> {
+function request(
+  url: string,
+  opts: http.RequestOptions & { body?: Buffer | string | Buffer[] } = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; rawHeaders: string[]; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { agent: false, ...opts }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode!,
+          headers: res.headers,
+          rawHeaders: res.rawHeaders,
+          body: Buffer.concat(chunks),
+        }),
+      );
       res.on('error', reject);
       res.on('close', () => {
         if (!res.complete) reject(new Error('the response was cut off'));
@@ -158,15 +178,24 @@ for (const transport of ['unix socket', 'tcp'] as const) {
         req.on('end', () => {
           const body = Buffer.concat(chunks);
           res.writeHead(201, [
-            'Content-Type', 'application/json',
-            'Content-Length', String(body.length + 2),
-            'X-Custom', 'a',
-            'Set-Cookie', 'one=1',
-            'Set-Cookie', 'two=2',
-            'Keep-Alive', 'timeout=65',
-            'X-Ferry-Replica', 'spoofed',
-            'Connection', 'x-private, keep-alive',
-            'X-Private', 'secret',
+            'Content-Type',
+            'application/json',
+            'Content-Length',
+            String(body.length + 2),
+            'X-Custom',
+            'a',
+            'Set-Cookie',
+            'one=1',
+            'Set-Cookie',
+            'two=2',
+            'Keep-Alive',
+            'timeout=65',
+            'X-Ferry-Replica',
+            'spoofed',
+            'Connection',
+            'x-private, keep-alive',
+            'X-Private',
+            'secret',
           ]);
           res.end(`[${body}]`);
         });
@@ -176,7 +205,14 @@ for (const transport of ['unix socket', 'tcp'] as const) {
         for (let i = 0; i < 3; i++) {
           const r = await request(`${fr.url}/v2/models/m/infer?x=1`, {
             method: 'POST',
-            headers: { 'content-type': 'application/json', 'x-user-group': 'beta', connection: 'keep-alive, x-hop', 'x-hop': 'drop me', te: 'trailers', 'x-forwarded-for': '6.6.6.6' },
+            headers: {
+              'content-type': 'application/json',
+              'x-user-group': 'beta',
+              connection: 'keep-alive, x-hop',
+              'x-hop': 'drop me',
+              te: 'trailers',
+              'x-forwarded-for': '6.6.6.6',
+            },
             body: `{"i":${i}}`,
           });
           assert.equal(r.status, 201);
@@ -186,7 +222,11 @@ for (const transport of ['unix socket', 'tcp'] as const) {
           assert.equal(r.headers['x-ferry-replica'], '42');
           assert.equal(r.headers['x-ferry-revision'], 'v1');
           assert.equal(r.headers['x-private'], undefined, 'a header the replica named in Connection is not forwarded');
-          assert.notEqual(r.headers['keep-alive'], 'timeout=65', "the replica's keep-alive is not forwarded (the gateway's own server sets one)");
+          assert.notEqual(
+            r.headers['keep-alive'],
+            'timeout=65',
+            "the replica's keep-alive is not forwarded (the gateway's own server sets one)",
+          );
         }
         assert.equal(seen!['x-user-group'], 'beta');
         assert.equal(seen!['content-length'], '7');
@@ -195,7 +235,10 @@ for (const transport of ['unix socket', 'tcp'] as const) {
         assert.equal(seen!['x-forwarded-for'], '127.0.0.1');
         assert.ok(seenRaw.includes('x-user-group'));
         assert.equal(up.connections(), 1, 'one keep-alive connection carried every request');
-        assert.deepEqual(fr.outcomes.map((o) => o.status), [201, 201, 201]);
+        assert.deepEqual(
+          fr.outcomes.map((o) => o.status),
+          [201, 201, 201],
+        );
       } finally {
         await fr.close();
         await up.close();
@@ -220,18 +263,32 @@ for (const transport of ['unix socket', 'tcp'] as const) {
           const digest = hash.digest('hex');
           if (req.url === '/chunked') {
             // No content-length: node sends it chunked.
-            res.writeHead(200, { 'content-type': 'application/octet-stream', 'x-request-sha': digest, 'x-request-size': String(size), 'x-te': String(req.headers['transfer-encoding']) });
+            res.writeHead(200, {
+              'content-type': 'application/octet-stream',
+              'x-request-sha': digest,
+              'x-request-size': String(size),
+              'x-te': String(req.headers['transfer-encoding']),
+            });
             for (let off = 0; off < big.length; off += 100_000) res.write(big.subarray(off, off + 100_000));
             res.end();
           } else {
-            res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': big.length, 'x-request-sha': digest, 'x-request-size': String(size) });
+            res.writeHead(200, {
+              'content-type': 'application/octet-stream',
+              'content-length': big.length,
+              'x-request-sha': digest,
+              'x-request-size': String(size),
+            });
             res.end(big);
           }
         });
       }, socketPath());
       const fr = await front(client, () => up.address);
       try {
-        const r = await request(`${fr.url}/length`, { method: 'POST', headers: { 'content-length': String(big.length) }, body: big });
+        const r = await request(`${fr.url}/length`, {
+          method: 'POST',
+          headers: { 'content-length': String(big.length) },
+          body: big,
+        });
         assert.equal(r.status, 200);
         assert.equal(r.headers['x-request-size'], String(big.length));
         assert.equal(r.headers['x-request-sha'], sha(big));
@@ -240,14 +297,28 @@ for (const transport of ['unix socket', 'tcp'] as const) {
         assert.ok(firstChunkBeforeEnd);
 
         // A chunked request (no content-length) and a chunked response.
-        const pieces = [big.subarray(0, 1000), big.subarray(1000, SMALL_BODY_BYTES * 3), big.subarray(SMALL_BODY_BYTES * 3)];
-        const c = await request(`${fr.url}/chunked`, { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: pieces });
+        const pieces = [
+          big.subarray(0, 1000),
+          big.subarray(1000, SMALL_BODY_BYTES * 3),
+          big.subarray(SMALL_BODY_BYTES * 3),
+        ];
+        const c = await request(`${fr.url}/chunked`, {
+          method: 'POST',
+          headers: { 'transfer-encoding': 'chunked' },
+          body: pieces,
+        });
         assert.equal(c.status, 200);
         assert.equal(c.headers['x-te'], 'chunked');
         assert.equal(c.headers['x-request-sha'], sha(big));
         assert.equal(c.headers['transfer-encoding'], 'chunked');
         assert.equal(sha(c.body), sha(big));
-        assert.deepEqual(fr.outcomes.map((o) => [o.status, o.error]), [[200, undefined], [200, undefined]]);
+        assert.deepEqual(
+          fr.outcomes.map((o) => [o.status, o.error]),
+          [
+            [200, undefined],
+            [200, undefined],
+          ],
+        );
       } finally {
         await fr.close();
         await up.close();
@@ -283,7 +354,8 @@ for (const transport of ['unix socket', 'tcp'] as const) {
 
     test('what node:http never sends: 100 Continue before the answer, a close-delimited body, chunk extensions and trailers', async () => {
       const up = await rawUpstream((head) => {
-        if (head.startsWith('GET /close')) return 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil the end';
+        if (head.startsWith('GET /close'))
+          return 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil the end';
         if (head.startsWith('GET /chunks'))
           return 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n';
         return 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok';
@@ -298,7 +370,10 @@ for (const transport of ['unix socket', 'tcp'] as const) {
         const close = await request(`${fr.url}/close`);
         assert.equal(close.status, 200);
         assert.equal(close.body.toString(), 'until the end');
-        assert.deepEqual(fr.outcomes.map((o) => o.status), [202, 200, 200]);
+        assert.deepEqual(
+          fr.outcomes.map((o) => o.status),
+          [202, 200, 200],
+        );
       } finally {
         await fr.close();
         await up.close();
@@ -308,7 +383,8 @@ for (const transport of ['unix socket', 'tcp'] as const) {
     test('a malformed response, or a replica that dies mid-response: 502 while nothing was answered, else the client is cut off', async () => {
       const up = await rawUpstream((head) => {
         if (head.startsWith('GET /garbage')) return 'SMTP ready\r\n\r\n';
-        if (head.startsWith('GET /big')) return `HTTP/1.1 200 OK\r\nContent-Length: ${SMALL_BODY_BYTES * 4}\r\n\r\nonly a part`;
+        if (head.startsWith('GET /big'))
+          return `HTTP/1.1 200 OK\r\nContent-Length: ${SMALL_BODY_BYTES * 4}\r\n\r\nonly a part`;
         return 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part';
       }, socketPath());
       const fr = await front(client, () => up.address);
@@ -333,7 +409,8 @@ for (const transport of ['unix socket', 'tcp'] as const) {
     });
 
     test('a replica that is not there: 502 with the reason', async () => {
-      const address: ReplicaAddress = transport === 'tcp' ? { port: await freePort() } : { socketPath: path.join(dir, 'missing.sock'), port: 0 };
+      const address: ReplicaAddress =
+        transport === 'tcp' ? { port: await freePort() } : { socketPath: path.join(dir, 'missing.sock'), port: 0 };
       const fr = await front(client, () => address);
       try {
         const r = await request(`${fr.url}/v2/health/ready`);
@@ -353,7 +430,11 @@ for (const transport of ['unix socket', 'tcp'] as const) {
       }, socketPath());
       const fr = await front(client, () => up.address);
       try {
-        const req = http.request(`${fr.url}/slow`, { agent: false, method: 'POST', headers: { 'content-length': '2' } });
+        const req = http.request(`${fr.url}/slow`, {
+          agent: false,
+          method: 'POST',
+          headers: { 'content-length': '2' },
+        });
         req.on('error', () => undefined);
         req.end('{}');
         await sleep(200);
@@ -372,7 +453,7 @@ for (const transport of ['unix socket', 'tcp'] as const) {
       const capped = new ReplicaClient({ maxConnections: 2 });
       let active = 0;
       let most = 0;
-      const up = await upstream(async (req, res) => {
+      const up = await upstream(async (_req, res) => {
         active++;
         most = Math.max(most, active);
         await sleep(30);
@@ -382,7 +463,10 @@ for (const transport of ['unix socket', 'tcp'] as const) {
       const fr = await front(capped, () => up.address);
       try {
         const all = await Promise.all(Array.from({ length: 8 }, () => request(`${fr.url}/x`)));
-        assert.deepEqual(all.map((r) => r.status), Array(8).fill(200));
+        assert.deepEqual(
+          all.map((r) => r.status),
+          Array(8).fill(200),
+        );
         assert.equal(most, 2);
         assert.equal(up.connections(), 2);
       } finally {
@@ -394,7 +478,7 @@ for (const transport of ['unix socket', 'tcp'] as const) {
 
     test('idle connections are closed after the idle timeout', async () => {
       const short = new ReplicaClient({ idleTimeoutMs: 150 });
-      const up = await upstream((req, res) => res.writeHead(200, { 'content-length': 2 }).end('ok'), socketPath());
+      const up = await upstream((_req, res) => res.writeHead(200, { 'content-length': 2 }).end('ok'), socketPath());
       const fr = await front(short, () => up.address);
       try {
         assert.equal((await request(`${fr.url}/x`)).status, 200);

@@ -8,10 +8,24 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalTarget } from '../../lib/targets/local';
-import { assertAllDead, control, directOutput, eventually, gatewayMetrics, inferSlow, inferThrough, MLP_V1, modelDirWith, slowModelDir, startTestGateway } from './gatewayFixture';
+import {
+  assertAllDead,
+  control,
+  directOutput,
+  eventually,
+  gatewayMetrics,
+  inferSlow,
+  inferThrough,
+  MLP_V1,
+  modelDirWith,
+  slowModelDir,
+  startTestGateway,
+} from './gatewayFixture';
 
 describe('scale to zero', () => {
-  test('idle → zero replicas; the next request is held, wakes one, and is answered; busy deployments stay up', { timeout: 80_000 }, async () => {
+  test('idle → zero replicas; the next request is held, wakes one, and is answered; busy deployments stay up', {
+    timeout: 80_000,
+  }, async () => {
     const fx = await startTestGateway('scale-to-zero', { autoscaleTickMs: 50 });
     try {
       const target = new LocalTarget(fx.gateway.url);
@@ -38,12 +52,29 @@ describe('scale to zero', () => {
       assert.ok(performance.now() - lastRequest >= 600);
       assert.deepEqual(zero.replicas, []);
       assert.equal(zero.desiredReplicas, 1, 'what a wake starts');
-      assert.deepEqual(zero.revisions.map((r) => r.desiredReplicas), [0]);
-      assert.deepEqual(zero.scaleEvents.at(-1), { ...zero.scaleEvents.at(-1)!, revision: 'default', from: 1, to: 0, reason: 'idle' });
+      assert.deepEqual(
+        zero.revisions.map((r) => r.desiredReplicas),
+        [0],
+      );
+      assert.deepEqual(zero.scaleEvents.at(-1), {
+        ...zero.scaleEvents.at(-1)!,
+        revision: 'default',
+        from: 1,
+        to: 0,
+        reason: 'idle',
+      });
       await assertAllDead(pids, 'idle scale to zero');
       let m = await gatewayMetrics(fx.gateway.url);
       assert.equal(m.value('ferry_gateway_hibernated', { deployment: 'idle' }), 1);
-      assert.equal(m.value('ferry_gateway_scale_events_total', { deployment: 'idle', revision: 'default', direction: 'down', reason: 'idle' }), 1);
+      assert.equal(
+        m.value('ferry_gateway_scale_events_total', {
+          deployment: 'idle',
+          revision: 'default',
+          direction: 'down',
+          reason: 'idle',
+        }),
+        1,
+      );
 
       // The monitor workflow's hibernate of an already idle deployment agrees: no error, same state.
       assert.equal((await target.hibernate('idle')).state, 'hibernated');
@@ -71,11 +102,18 @@ describe('scale to zero', () => {
     }
   });
 
-  test('a request longer than the idle time is not cut: in-flight requests keep the deployment up', { timeout: 60_000 }, async () => {
+  test('a request longer than the idle time is not cut: in-flight requests keep the deployment up', {
+    timeout: 60_000,
+  }, async () => {
     const fx = await startTestGateway('scale-to-zero-busy', { autoscaleTickMs: 50 });
     try {
       const modelDir = await slowModelDir(fx.dir, 'slow', 256);
-      const put = await control(fx.gateway.url, 'PUT', '/deployments/busy', { model: 'slow', modelDir, replicas: 1, scaleToZeroAfterMs: 200 });
+      const put = await control(fx.gateway.url, 'PUT', '/deployments/busy', {
+        model: 'slow',
+        modelDir,
+        replicas: 1,
+        scaleToZeroAfterMs: 200,
+      });
       assert.equal(put.status, 200, JSON.stringify(put.json));
       // One request that takes longer than the idle time.
       const started = performance.now();
@@ -93,19 +131,32 @@ describe('scale to zero', () => {
       assert.equal(res.status, 200, JSON.stringify(res.json));
       assert.ok(tookMs > 200, `the request took longer than the idle time (${Math.round(tookMs)} ms)`);
       assert.deepEqual([...new Set(states)], ['running'], 'not scaled to zero while a request was in flight');
-      await eventually('idle after the request', async () => (await control(fx.gateway.url, 'GET', '/deployments/busy')).json.state === 'hibernated');
+      await eventually(
+        'idle after the request',
+        async () => (await control(fx.gateway.url, 'GET', '/deployments/busy')).json.state === 'hibernated',
+      );
     } finally {
       await fx.cleanup();
     }
   });
 
-  test('a request held longer than the hold timeout: 503, Retry-After, JSON saying it is waking; the wake completes', { timeout: 60_000 }, async () => {
+  test('a request held longer than the hold timeout: 503, Retry-After, JSON saying it is waking; the wake completes', {
+    timeout: 60_000,
+  }, async () => {
     const fx = await startTestGateway('scale-to-zero-hold', { autoscaleTickMs: 50, holdTimeoutMs: 40 });
     try {
       const modelDir = await modelDirWith(MLP_V1, fx.dir);
-      const put = await control(fx.gateway.url, 'PUT', '/deployments/sleepy', { model: 'mlp', modelDir, replicas: 1, scaleToZeroAfterMs: 300 });
+      const put = await control(fx.gateway.url, 'PUT', '/deployments/sleepy', {
+        model: 'mlp',
+        modelDir,
+        replicas: 1,
+        scaleToZeroAfterMs: 300,
+      });
       assert.equal(put.status, 200);
-      await eventually('scale to zero', async () => (await control(fx.gateway.url, 'GET', '/deployments/sleepy')).json.state === 'hibernated');
+      await eventually(
+        'scale to zero',
+        async () => (await control(fx.gateway.url, 'GET', '/deployments/sleepy')).json.state === 'hibernated',
+      );
 
       const res = await inferThrough(put.json.endpoint);
       assert.equal(res.status, 503);
@@ -117,9 +168,15 @@ describe('scale to zero', () => {
       assert.equal(res.json.retryAfterSeconds, 1);
       const m = await gatewayMetrics(fx.gateway.url);
       assert.equal(m.value('ferry_gateway_unavailable_total', { deployment: 'sleepy', reason: 'hold_timeout' }), 1);
-      assert.equal(m.value('ferry_gateway_requests_total', { deployment: 'sleepy', revision: 'default', code: '503' }), 1);
+      assert.equal(
+        m.value('ferry_gateway_requests_total', { deployment: 'sleepy', revision: 'default', code: '503' }),
+        1,
+      );
 
-      await eventually('the wake to finish', async () => (await control(fx.gateway.url, 'GET', '/deployments/sleepy')).json.state === 'running');
+      await eventually(
+        'the wake to finish',
+        async () => (await control(fx.gateway.url, 'GET', '/deployments/sleepy')).json.state === 'running',
+      );
       const retried = await inferThrough(put.json.endpoint);
       assert.equal(retried.status, 200);
     } finally {

@@ -7,7 +7,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { control, eventually, inferThrough, isAlive, MLP_V1, modelDirWith, startTestGateway, type GatewayFixture } from './gatewayFixture';
+import {
+  control,
+  eventually,
+  type GatewayFixture,
+  inferThrough,
+  isAlive,
+  MLP_V1,
+  modelDirWith,
+  startTestGateway,
+} from './gatewayFixture';
 
 let fx: GatewayFixture;
 let modelDir: string;
@@ -20,12 +29,21 @@ after(() => fx.cleanup());
 const get = async (id: string) => (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
 const pids = (s: any) => s.replicas.map((r: any) => r.pid).sort();
 
-test('autoscaling on, then a lower minimum: same replicas keep serving; the extra one leaves only after the scale-down delay', { timeout: 60_000 }, async () => {
-  const put = await control(fx.gateway.url, 'PUT', '/deployments/sc', { model: 'mlp', modelDir, replicas: 1, scaleToZeroAfterMs: 600_000 });
+test('autoscaling on, then a lower minimum: same replicas keep serving; the extra one leaves only after the scale-down delay', {
+  timeout: 60_000,
+}, async () => {
+  const put = await control(fx.gateway.url, 'PUT', '/deployments/sc', {
+    model: 'mlp',
+    modelDir,
+    replicas: 1,
+    scaleToZeroAfterMs: 600_000,
+  });
   assert.equal(put.status, 200, JSON.stringify(put.json));
   const firstPid = put.json.replicas[0].pid;
 
-  const on = await control(fx.gateway.url, 'PUT', '/deployments/sc/scaling', { autoscaling: { minReplicas: 2, maxReplicas: 3, scaleDownDelayMs: 1500 } });
+  const on = await control(fx.gateway.url, 'PUT', '/deployments/sc/scaling', {
+    autoscaling: { minReplicas: 2, maxReplicas: 3, scaleDownDelayMs: 1500 },
+  });
   assert.equal(on.status, 200, JSON.stringify(on.json));
   assert.equal(on.json.autoscaling.minReplicas, 2);
   assert.equal(on.json.autoscaling.maxReplicas, 3);
@@ -42,7 +60,10 @@ test('autoscaling on, then a lower minimum: same replicas keep serving; the extr
   const loweredAt = performance.now();
   const lower = await control(fx.gateway.url, 'PUT', '/deployments/sc/scaling', { autoscaling: { minReplicas: 1 } });
   assert.equal(lower.status, 200, JSON.stringify(lower.json));
-  assert.deepEqual([lower.json.autoscaling.minReplicas, lower.json.autoscaling.maxReplicas, lower.json.autoscaling.scaleDownDelayMs], [1, 3, 1500]);
+  assert.deepEqual(
+    [lower.json.autoscaling.minReplicas, lower.json.autoscaling.maxReplicas, lower.json.autoscaling.scaleDownDelayMs],
+    [1, 3, 1500],
+  );
   assert.deepEqual(pids(lower.json), pids(on.json));
   await sleep(700); // many autoscaler ticks
   const held = await get('sc');
@@ -73,12 +94,19 @@ test('bad scaling changes are refused with the reason; nothing changes', async (
   assert.equal((await control(fx.gateway.url, 'PUT', '/deployments/nope/scaling', { replicas: 1 })).status, 404);
   assert.equal((await control(fx.gateway.url, 'GET', '/deployments/sc/scaling')).status, 405);
   const now = await get('sc');
-  assert.deepEqual([now.autoscaling, now.scaleToZeroAfterMs, pids(now)], [before.autoscaling, before.scaleToZeroAfterMs, pids(before)]);
+  assert.deepEqual(
+    [now.autoscaling, now.scaleToZeroAfterMs, pids(now)],
+    [before.autoscaling, before.scaleToZeroAfterMs, pids(before)],
+  );
 });
 
 test('a hibernated deployment stays hibernated through a scaling change and wakes with the new counts', async () => {
   assert.equal((await control(fx.gateway.url, 'POST', '/deployments/sc/hibernate')).status, 200);
-  const changed = await control(fx.gateway.url, 'PUT', '/deployments/sc/scaling', { replicas: 2, autoscaling: null, scaleToZeroAfterMs: null });
+  const changed = await control(fx.gateway.url, 'PUT', '/deployments/sc/scaling', {
+    replicas: 2,
+    autoscaling: null,
+    scaleToZeroAfterMs: null,
+  });
   assert.equal(changed.status, 200, JSON.stringify(changed.json));
   assert.equal(changed.json.state, 'hibernated');
   assert.deepEqual(changed.json.replicas, []);

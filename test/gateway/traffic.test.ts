@@ -10,7 +10,9 @@ import {
   assertAllDead,
   control,
   directOutput,
+  type GatewayFixture,
   gatewayMetrics,
+  type InferOutcome,
   inferThrough,
   isAlive,
   MLP_V1,
@@ -18,8 +20,6 @@ import {
   modelDirWith,
   startLoad,
   startTestGateway,
-  type GatewayFixture,
-  type InferOutcome,
 } from './gatewayFixture';
 
 describe('traffic splits between revisions', () => {
@@ -41,10 +41,17 @@ describe('traffic splits between revisions', () => {
   });
 
   /** Every outcome is a 200 whose output is what its revision's model computes. */
-  function assertAllServedCorrectly(outcomes: InferOutcome[] | Array<{ status: number; revision: string | null; json: any }>): void {
+  function assertAllServedCorrectly(
+    outcomes: InferOutcome[] | Array<{ status: number; revision: string | null; json: any }>,
+  ): void {
     const failed = outcomes.filter((o) => o.status !== 200);
     assert.equal(failed.length, 0, `failed requests: ${JSON.stringify(failed.slice(0, 3))}`);
-    for (const o of outcomes) assert.deepEqual(o.json.outputs[0].data, expected[o.revision!], `revision ${o.revision} answered with its own model`);
+    for (const o of outcomes)
+      assert.deepEqual(
+        o.json.outputs[0].data,
+        expected[o.revision!],
+        `revision ${o.revision} answered with its own model`,
+      );
   }
 
   before(async () => {
@@ -86,7 +93,14 @@ describe('traffic splits between revisions', () => {
     // The replicas' own metrics carry the revision too: a canary's latency and errors can be compared.
     const replicaText = await (await fetch(`${fx.gateway.url}/_ferry/deployments/${id}/metrics`)).text();
     const served = (rev: string) =>
-      [...replicaText.matchAll(new RegExp(`^ferry_inference_requests_total\\{replica="\\d+",revision="${rev}",model="mlp",version="1"\\} (\\d+)$`, 'gm'))].reduce((a, x) => a + Number(x[1]), 0);
+      [
+        ...replicaText.matchAll(
+          new RegExp(
+            `^ferry_inference_requests_total\\{replica="\\d+",revision="${rev}",model="mlp",version="1"\\} (\\d+)$`,
+            'gm',
+          ),
+        ),
+      ].reduce((a, x) => a + Number(x[1]), 0);
     assert.equal(served('canary'), canary);
     assert.equal(served('stable'), outcomes.length - canary);
     assert.equal(m.value('ferry_gateway_traffic_percent', { deployment: id, revision: 'canary' }), 10);
@@ -106,7 +120,12 @@ describe('traffic splits between revisions', () => {
     await sleep(400);
     // The same change through a whole spec: traffic only, so nothing restarts either.
     const splitSentAt = performance.now();
-    const back = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, spec({ split: { stable: 50, canary: 50 } }));
+    const back = await control(
+      fx.gateway.url,
+      'PUT',
+      `/deployments/${id}`,
+      spec({ split: { stable: 50, canary: 50 } }),
+    );
     assert.equal(back.status, 200, JSON.stringify(back.json));
     const splitAgainAt = performance.now();
     await sleep(400);
@@ -116,11 +135,19 @@ describe('traffic splits between revisions', () => {
     assertAllServedCorrectly(outcomes);
     const allCanary = outcomes.filter((o) => o.sentAt! > switchedAt && o.sentAt! < splitSentAt);
     assert.ok(allCanary.length > 5);
-    assert.deepEqual([...new Set(allCanary.map((o) => o.revision))], ['canary'], 'after the change every new request went to the canary');
+    assert.deepEqual(
+      [...new Set(allCanary.map((o) => o.revision))],
+      ['canary'],
+      'after the change every new request went to the canary',
+    );
     const afterSplit = outcomes.filter((o) => o.sentAt! > splitAgainAt);
     assert.deepEqual([...new Set(afterSplit.map((o) => o.revision))].sort(), ['canary', 'stable']);
     const now = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
-    assert.deepEqual(now.replicas.map((r: any) => r.pid).sort(), pidsBefore, 'no replica was restarted by a traffic change');
+    assert.deepEqual(
+      now.replicas.map((r: any) => r.pid).sort(),
+      pidsBefore,
+      'no replica was restarted by a traffic change',
+    );
   });
 
   test('A/B by header: x-ferry-variant names a revision; a header rule routes a group', async () => {
@@ -139,8 +166,16 @@ describe('traffic splits between revisions', () => {
     assert.deepEqual(await ask({ 'x-user-group': 'beta' }), ['canary']);
     assert.deepEqual(await ask({ 'x-user-group': 'alpha' }), ['stable']);
     assert.deepEqual(await ask({ 'x-ferry-variant': 'canary' }), ['canary']);
-    assert.deepEqual(await ask({ 'x-ferry-variant': 'stable', 'x-user-group': 'beta' }), ['stable'], 'x-ferry-variant comes first');
-    assert.deepEqual(await ask({ 'x-ferry-variant': 'nope' }), ['stable'], 'an unknown variant falls through to the split');
+    assert.deepEqual(
+      await ask({ 'x-ferry-variant': 'stable', 'x-user-group': 'beta' }),
+      ['stable'],
+      'x-ferry-variant comes first',
+    );
+    assert.deepEqual(
+      await ask({ 'x-ferry-variant': 'nope' }),
+      ['stable'],
+      'an unknown variant falls through to the split',
+    );
   });
 
   test('bad traffic policies are refused with the reason; nothing changes', async () => {
@@ -150,11 +185,26 @@ describe('traffic splits between revisions', () => {
       return res.json.error as string;
     };
     assert.match(await bad({ split: { stable: 50, canary: 40 } }), /must add up to 100 \(they add up to 90\)/);
-    assert.match(await bad({ split: { stable: 50, other: 50 } }), /names revision "other", which this deployment does not have \(it has: stable, canary\)/);
-    assert.match(await bad({ rules: [{ header: 'x-a', value: 'b', revision: 'gone' }] }), /traffic.rules\[0\]" names revision "gone"/);
+    assert.match(
+      await bad({ split: { stable: 50, other: 50 } }),
+      /names revision "other", which this deployment does not have \(it has: stable, canary\)/,
+    );
+    assert.match(
+      await bad({ rules: [{ header: 'x-a', value: 'b', revision: 'gone' }] }),
+      /traffic.rules\[0\]" names revision "gone"/,
+    );
     assert.match(await bad({ spilt: {} }), /unknown field "spilt"/);
-    assert.equal((await control(fx.gateway.url, 'PUT', '/deployments/nope/traffic', { split: { x: 100 } })).status, 404);
-    const spec400 = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, { ...spec({}), revisions: [{ name: 'a', modelDir: v1Dir }, { name: 'a', modelDir: v2Dir }] });
+    assert.equal(
+      (await control(fx.gateway.url, 'PUT', '/deployments/nope/traffic', { split: { x: 100 } })).status,
+      404,
+    );
+    const spec400 = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, {
+      ...spec({}),
+      revisions: [
+        { name: 'a', modelDir: v1Dir },
+        { name: 'a', modelDir: v2Dir },
+      ],
+    });
     assert.equal(spec400.status, 400);
     assert.match(spec400.json.error, /revision "a" is listed twice/);
     const now = (await control(fx.gateway.url, 'GET', `/deployments/${id}`)).json;
@@ -183,7 +233,11 @@ describe('traffic splits between revisions', () => {
     });
     assert.equal(swapped.status, 200, JSON.stringify(swapped.json));
     const outcomes = await load.stop();
-    assert.equal(outcomes.filter((o) => o.status !== 200).length, 0, JSON.stringify(outcomes.find((o) => o.status !== 200)));
+    assert.equal(
+      outcomes.filter((o) => o.status !== 200).length,
+      0,
+      JSON.stringify(outcomes.find((o) => o.status !== 200)),
+    );
     assert.ok(outcomes.length > 20);
     await assertAllDead([canaryPid], 'the replaced canary replica');
     assert.ok(isAlive(stablePid), 'the other revision was not touched');
@@ -192,9 +246,16 @@ describe('traffic splits between revisions', () => {
     const fromNew = await inferThrough(endpoint, { 'x-ferry-variant': 'canary' });
     assert.deepEqual(fromNew.json.outputs[0].data, expected.stable, 'the replaced revision serves its new model');
 
-    const single = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, { model: 'mlp', replicas: 1, revisions: [{ name: 'stable', modelDir: v1Dir }] });
+    const single = await control(fx.gateway.url, 'PUT', `/deployments/${id}`, {
+      model: 'mlp',
+      replicas: 1,
+      revisions: [{ name: 'stable', modelDir: v1Dir }],
+    });
     assert.equal(single.status, 200, JSON.stringify(single.json));
-    assert.deepEqual(single.json.revisions.map((r: any) => r.name), ['stable']);
+    assert.deepEqual(
+      single.json.revisions.map((r: any) => r.name),
+      ['stable'],
+    );
     assert.deepEqual(single.json.traffic.split, { stable: 100 });
     await assertAllDead([newCanary.pid], 'the removed revision');
     assert.equal((await inferThrough(endpoint, { 'x-ferry-variant': 'canary' })).revision, 'stable');

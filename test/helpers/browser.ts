@@ -1,12 +1,13 @@
 /** Headless Debian Chromium driven by playwright-core (no browser download; scripts/test.sh installs chromium).
 // playwright gives every launch a fresh temporary profile. */
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser, chromium } from 'playwright-core';
 
 export const CHROMIUM = process.env.FERRY_CHROMIUM ?? '/usr/bin/chromium';
 
 export async function launchBrowser(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run bash scripts/test.sh (it installs Debian's chromium)`);
+  if (!existsSync(CHROMIUM))
+    throw new Error(`${CHROMIUM} is missing: run bash scripts/test.sh (it installs Debian's chromium)`);
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,

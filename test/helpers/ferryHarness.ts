@@ -3,15 +3,15 @@
  * gateway with a private state dir and port — against the dev stack's real Temporal, Postgres,
  * SeaweedFS and registry. Everything it starts, it stops.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadConfig, type FerryConfig } from '../../lib/config';
-import { generateMlpModel } from '../../lib/onnx/generate';
 import { FerryClient } from '../../client/sdk';
+import { type FerryConfig, loadConfig } from '../../lib/config';
 import { freePort } from '../../lib/gateway/replicaProcess';
+import { generateMlpModel } from '../../lib/onnx/generate';
 
 const repoRoot = path.resolve(__dirname, '../..');
 
@@ -25,7 +25,10 @@ export interface FerryHarness {
   env: NodeJS.ProcessEnv;
   startWorker(): Promise<ChildProcess>;
   worker(): ChildProcess | undefined;
-  writeModel(name: string, spec?: { inputDim: number; hiddenDims: number[]; outputDim: number; seed?: number }): Promise<string>;
+  writeModel(
+    name: string,
+    spec?: { inputDim: number; hiddenDims: number[]; outputDim: number; seed?: number },
+  ): Promise<string>;
   gatewayStatus(deploymentId: string): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
@@ -64,7 +67,11 @@ export async function startHarness(label: string): Promise<FerryHarness> {
   const spawnLogged = (name: string, args: string[]) => {
     const logFile = path.join(tmpDir, `${name}-${children.length}.log`);
     const fd = openSync(logFile, 'w');
-    const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: repoRoot, env, stdio: ['ignore', fd, fd] });
+    const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+      cwd: repoRoot,
+      env,
+      stdio: ['ignore', fd, fd],
+    });
     closeSync(fd);
     children.push(child);
     return { child, logFile };
@@ -99,8 +106,10 @@ export async function startHarness(label: string): Promise<FerryHarness> {
       // Remove every deployment this gateway serves, so no replica outlives the test.
       const res = await fetch(`${config.gateway.url}/_ferry/deployments`).catch(() => undefined);
       const list = res?.ok ? ((await res.json()) as any) : [];
-      for (const d of Array.isArray(list) ? list : list.deployments ?? []) {
-        await fetch(`${config.gateway.url}/_ferry/deployments/${encodeURIComponent(d.id)}`, { method: 'DELETE' }).catch(() => {});
+      for (const d of Array.isArray(list) ? list : (list.deployments ?? [])) {
+        await fetch(`${config.gateway.url}/_ferry/deployments/${encodeURIComponent(d.id)}`, { method: 'DELETE' }).catch(
+          () => {},
+        );
       }
       await harness.ferry.close();
       for (const child of children) {
@@ -113,7 +122,12 @@ export async function startHarness(label: string): Promise<FerryHarness> {
   return harness;
 }
 
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 250): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  everyMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

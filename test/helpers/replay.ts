@@ -8,7 +8,8 @@ import { Worker } from '@temporalio/worker';
 
 export async function assertHistoriesReplay(client: Client, workflowIds: string[]): Promise<void> {
   const histories = [];
-  for (const workflowId of workflowIds) histories.push({ workflowId, history: await client.workflow.getHandle(workflowId).fetchHistory() });
+  for (const workflowId of workflowIds)
+    histories.push({ workflowId, history: await client.workflow.getHandle(workflowId).fetchHistory() });
   for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows') }, histories)) {
     assert.equal(r.error, undefined, `${r.workflowId} does not replay: ${r.error?.message}`);
   }

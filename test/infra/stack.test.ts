@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, appendFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -23,8 +23,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Connection } from '@temporalio/client';
 import { Client } from 'pg';
+import { applyMigrations, MIGRATIONS_DIR, readMigrations } from '../../infra/migrate';
 import { loadConfig } from '../../lib/config';
-import { MIGRATIONS_DIR, applyMigrations, readMigrations } from '../../infra/migrate';
 
 const config = loadConfig();
 /** temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD (@temporalio/proto is not a direct dependency) */
@@ -77,7 +77,15 @@ describe('dev stack: postgres', () => {
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
     );
     const names = tables.rows.map((r) => r.table_name);
-    for (const t of ['models', 'model_versions', 'optimization_results', 'images', 'deployments', 'deployment_metrics', 'deployment_events']) {
+    for (const t of [
+      'models',
+      'model_versions',
+      'optimization_results',
+      'images',
+      'deployments',
+      'deployment_metrics',
+      'deployment_events',
+    ]) {
       assert.ok(names.includes(t), `table ${t} exists (have: ${names.join(', ')})`);
     }
     const idx = await db.query(`SELECT indexdef FROM pg_indexes WHERE tablename = 'deployment_metrics'`);
@@ -91,7 +99,10 @@ describe('dev stack: postgres', () => {
     const before = await db.query('SELECT version, applied_at FROM schema_migrations ORDER BY version');
     const result = await applyMigrations(config.postgres.url);
     assert.deepEqual(result.applied, []);
-    assert.deepEqual(result.alreadyApplied, before.rows.map((r) => r.version));
+    assert.deepEqual(
+      result.alreadyApplied,
+      before.rows.map((r) => r.version),
+    );
     const afterRows = await db.query('SELECT version, applied_at FROM schema_migrations ORDER BY version');
     assert.deepEqual(afterRows.rows, before.rows);
   });
@@ -104,11 +115,17 @@ describe('dev stack: postgres', () => {
     try {
       cpSync(MIGRATIONS_DIR, dir, { recursive: true });
       const first = await applyMigrations(scratchUrl, { dir });
-      assert.deepEqual(first.applied, readMigrations().map((m) => m.version));
+      assert.deepEqual(
+        first.applied,
+        readMigrations().map((m) => m.version),
+      );
 
       // edit the applied 001 file: the next run must refuse and apply nothing
       appendFileSync(path.join(dir, '001_initial_schema.sql'), '\nCREATE TABLE sneaky (id int);\n');
-      await assert.rejects(applyMigrations(scratchUrl, { dir }), /001_initial_schema\.sql was changed after it was applied/);
+      await assert.rejects(
+        applyMigrations(scratchUrl, { dir }),
+        /001_initial_schema\.sql was changed after it was applied/,
+      );
 
       const check = new Client({ connectionString: scratchUrl });
       await check.connect();
@@ -121,7 +138,10 @@ describe('dev stack: postgres', () => {
 
       // a migration that fails is rolled back and not recorded
       cpSync(MIGRATIONS_DIR, dir, { recursive: true });
-      appendFileSync(path.join(dir, '999_broken.sql'), 'CREATE TABLE half_done (id int);\nSELECT no_such_function();\n');
+      appendFileSync(
+        path.join(dir, '999_broken.sql'),
+        'CREATE TABLE half_done (id int);\nSELECT no_such_function();\n',
+      );
       await assert.rejects(applyMigrations(scratchUrl, { dir }), /999_broken\.sql failed and was rolled back/);
       const check2 = new Client({ connectionString: scratchUrl });
       await check2.connect();
@@ -178,11 +198,14 @@ describe('dev stack: seaweedfs S3', () => {
       maxAttempts: 1,
     });
     try {
-      await assert.rejects(bad.send(new PutObjectCommand({ Bucket: config.s3.bucket, Key: 'test/nope', Body: 'x' })), (err: unknown) => {
-        assert.ok(err instanceof S3ServiceException);
-        assert.equal(err.$metadata.httpStatusCode, 403);
-        return true;
-      });
+      await assert.rejects(
+        bad.send(new PutObjectCommand({ Bucket: config.s3.bucket, Key: 'test/nope', Body: 'x' })),
+        (err: unknown) => {
+          assert.ok(err instanceof S3ServiceException);
+          assert.equal(err.$metadata.httpStatusCode, 403);
+          return true;
+        },
+      );
     } finally {
       bad.destroy();
     }

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { histogramQuantile, intervalBuckets, mergedBuckets, parsePrometheusText, sumOf } from '../../lib/monitor/prometheus';
+import {
+  histogramQuantile,
+  intervalBuckets,
+  mergedBuckets,
+  parsePrometheusText,
+  sumOf,
+} from '../../lib/monitor/prometheus';
 
 const scrape = (pid: number, counts: [number, number, number, number]) => `
 # HELP ferry_inference_request_duration_seconds latency
@@ -30,7 +36,13 @@ test('quantiles interpolate inside the bucket, and are null without observations
     { le: Infinity, count: 10 },
   ];
   assert.ok(Math.abs(histogramQuantile(0.5, buckets)! - 0.0055) < 1e-12);
-  assert.equal(histogramQuantile(0.5, [{ le: 0.01, count: 0 }, { le: Infinity, count: 0 }]), null);
+  assert.equal(
+    histogramQuantile(0.5, [
+      { le: 0.01, count: 0 },
+      { le: Infinity, count: 0 },
+    ]),
+    null,
+  );
 });
 
 test('interval buckets subtract the previous snapshot, even after a JSON round trip, and survive counter resets', () => {
@@ -38,8 +50,18 @@ test('interval buckets subtract the previous snapshot, even after a JSON round t
   const now = mergedBuckets(parsePrometheusText(scrape(1, [5, 5, 9, 9])), 'ferry_inference_request_duration_seconds');
   const viaJson = JSON.parse(JSON.stringify(prev));
   const interval = intervalBuckets(now, viaJson);
-  assert.deepEqual(interval.map((b) => b.count), [0, 0, 4, 4], 'only the 4 slow requests of this interval');
+  assert.deepEqual(
+    interval.map((b) => b.count),
+    [0, 0, 4, 4],
+    'only the 4 slow requests of this interval',
+  );
   assert.ok(histogramQuantile(0.5, interval)! > 0.01, 'interval p50 reflects the slow requests');
-  const restarted = mergedBuckets(parsePrometheusText(scrape(2, [1, 1, 1, 1])), 'ferry_inference_request_duration_seconds');
-  assert.deepEqual(intervalBuckets(restarted, now).map((b) => b.count), [1, 1, 1, 1]);
+  const restarted = mergedBuckets(
+    parsePrometheusText(scrape(2, [1, 1, 1, 1])),
+    'ferry_inference_request_duration_seconds',
+  );
+  assert.deepEqual(
+    intervalBuckets(restarted, now).map((b) => b.count),
+    [1, 1, 1, 1],
+  );
 });

@@ -4,22 +4,21 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createGunzip } from 'node:zlib';
-import { buildModelImage, pushImage, type BuiltImage } from '../../lib/image/modelImage';
-import { buildRuntimeLayer, bundleServer } from '../../lib/image/runtimeLayer';
 import { loadConfig } from '../../lib/config';
+import { type BuiltImage, buildModelImage, pushImage } from '../../lib/image/modelImage';
+import { buildRuntimeLayer, bundleServer } from '../../lib/image/runtimeLayer';
 import { pullImage } from '../../lib/oci/pull';
 import { getManifest, RegistryClient } from '../../lib/oci/registry';
 import { readTar } from '../../lib/oci/tar';
 import { tinyOnnxModel } from './fixtures/tinyOnnx';
-import { freePort, uniqueRepository, useRegistry, type TestRegistry } from './registryFixture';
+import { freePort, type TestRegistry, uniqueRepository, useRegistry } from './registryFixture';
 
 const run = promisify(execFile);
 const TINY_ENTRY = path.join(__dirname, 'fixtures', 'tinyServer.ts');
@@ -48,7 +47,11 @@ before(async () => {
   registry = await useRegistry();
   work = await mkdtemp(path.join(os.tmpdir(), 'ferry-image-test-'));
   runtime = { entry: TINY_ENTRY, cacheDir: path.join(work, 'cache') };
-  for (const [name, op, n] of [['add3', 'Add', 3], ['mul3', 'Mul', 3], ['add5', 'Add', 5]] as const) {
+  for (const [name, op, n] of [
+    ['add3', 'Add', 3],
+    ['mul3', 'Mul', 3],
+    ['add5', 'Add', 5],
+  ] as const) {
     models[name] = path.join(work, `${name}.onnx`);
     await writeFile(models[name]!, tinyOnnxModel(op, n));
   }
@@ -62,7 +65,9 @@ after(async () => {
 describe('runtime layer', () => {
   it('holds the bundled server and only the linux/x64 onnxruntime files; the second build comes from the cache', async (t) => {
     const built = await buildRuntimeLayer(runtime);
-    t.diagnostic(`runtime layer: ${(built.size / 1e6).toFixed(1)} MB compressed, built in ${built.buildMs.toFixed(0)} ms`);
+    t.diagnostic(
+      `runtime layer: ${(built.size / 1e6).toFixed(1)} MB compressed, built in ${built.buildMs.toFixed(0)} ms`,
+    );
     assert.equal(built.fromCache, false);
     const names = await layerPaths(built.blobPath);
     for (const required of [
@@ -95,8 +100,16 @@ describe('model images against the registry', () => {
   let first: BuiltImage;
 
   it('builds reproducibly: same models → same image digest', async () => {
-    first = await buildModelImage({ models: [{ name: 'tiny', version: '1', onnxPath: models.add3! }], runtime, blobDir: path.join(work, 'blobs-a') });
-    const again = await buildModelImage({ models: [{ name: 'tiny', version: '1', onnxPath: models.add3! }], runtime, blobDir: path.join(work, 'blobs-b') });
+    first = await buildModelImage({
+      models: [{ name: 'tiny', version: '1', onnxPath: models.add3! }],
+      runtime,
+      blobDir: path.join(work, 'blobs-a'),
+    });
+    const again = await buildModelImage({
+      models: [{ name: 'tiny', version: '1', onnxPath: models.add3! }],
+      runtime,
+      blobDir: path.join(work, 'blobs-b'),
+    });
     assert.equal(again.digest, first.digest);
     assert.equal(first.layers.length, 2);
     const { config } = first;
@@ -106,18 +119,26 @@ describe('model images against the registry', () => {
     assert.deepEqual(config.config.ExposedPorts, { '8000/tcp': {} });
     assert.equal(config.config.Labels?.['org.opencontainers.image.title'], 'tiny');
     assert.equal(config.config.Labels?.['ai.ferry.models'], 'tiny:1');
-    assert.deepEqual(config.rootfs.diff_ids, first.layers.map((l) => l.diffId));
+    assert.deepEqual(
+      config.rootfs.diff_ids,
+      first.layers.map((l) => l.diffId),
+    );
   });
 
   it('pushes, serves the manifest by digest, and pulls a rootfs whose server runs the model', async (t) => {
     const started = performance.now();
     const pushed = await pushImage(first, registry.url, repository, 'v1');
-    t.diagnostic(`first push: ${(pushed.pushedBytes / 1e6).toFixed(1)} MB in ${(performance.now() - started).toFixed(0)} ms`);
+    t.diagnostic(
+      `first push: ${(pushed.pushedBytes / 1e6).toFixed(1)} MB in ${(performance.now() - started).toFixed(0)} ms`,
+    );
     assert.equal(pushed.digest, first.digest);
     assert.equal(pushed.pushedBytes + pushed.skippedBytes, pushed.sizeBytes);
 
     const manifest = await getManifest(registry.url, repository, pushed.digest);
-    assert.deepEqual(manifest.layers.map((l) => l.digest), first.layers.map((l) => l.digest));
+    assert.deepEqual(
+      manifest.layers.map((l) => l.digest),
+      first.layers.map((l) => l.digest),
+    );
     assert.equal(manifest.config.digest, first.configDigest);
     const byTag = await new RegistryClient(registry.url).getManifest(repository, 'v1');
     assert.equal(byTag.digest, first.digest);
@@ -149,7 +170,11 @@ describe('model images against the registry', () => {
   });
 
   it('a new model version re-pushes only its model layer and config, and replaces the pulled rootfs', async () => {
-    const second = await buildModelImage({ models: [{ name: 'tiny', version: '2', onnxPath: models.mul3! }], runtime, blobDir: path.join(work, 'blobs-a') });
+    const second = await buildModelImage({
+      models: [{ name: 'tiny', version: '2', onnxPath: models.mul3! }],
+      runtime,
+      blobDir: path.join(work, 'blobs-a'),
+    });
     assert.equal(second.layers[0]!.digest, first.layers[0]!.digest, 'same runtime layer');
     const pushed = await pushImage(second, registry.url, repository, 'v2');
     const modelLayerAndConfig = second.sizeBytes - second.layers[0]!.size;
@@ -180,7 +205,10 @@ describe('model images against the registry', () => {
     assert.equal(image.config.config.Labels?.team, 'search');
     const pushed = await pushImage(image, registry.url, repository, 'multi');
     assert.equal(pushed.skippedBytes >= image.layers[0]!.size, true);
-    const pulled = await pullImage({ registry: registry.url, repository, reference: pushed.digest }, path.join(work, 'pull-multi'));
+    const pulled = await pullImage(
+      { registry: registry.url, repository, reference: pushed.digest },
+      path.join(work, 'pull-multi'),
+    );
     const index = JSON.parse(await readFile(path.join(pulled.rootfs, 'models/ferry-models.json'), 'utf8'));
     assert.deepEqual(index.models, [
       { name: 'adder', version: '7', path: 'adder/model.onnx', sessionOptions: { intraOpNumThreads: 1 } },
@@ -190,15 +218,26 @@ describe('model images against the registry', () => {
   });
 
   it('refuses model names that are not a safe directory name', async () => {
-    await assert.rejects(buildModelImage({ models: [{ name: '../x', version: '1', onnxPath: models.add3! }], runtime }), /cannot be a directory/);
     await assert.rejects(
-      buildModelImage({ models: [{ name: 'a', version: '1', onnxPath: models.add3! }, { name: 'a', version: '2', onnxPath: models.add3! }], runtime }),
+      buildModelImage({ models: [{ name: '../x', version: '1', onnxPath: models.add3! }], runtime }),
+      /cannot be a directory/,
+    );
+    await assert.rejects(
+      buildModelImage({
+        models: [
+          { name: 'a', version: '1', onnxPath: models.add3! },
+          { name: 'a', version: '2', onnxPath: models.add3! },
+        ],
+        runtime,
+      }),
       /twice/,
     );
   });
 
   const realEntry = path.join(repoRoot, 'runtime', 'server', 'main.ts');
-  it('the real inference server (runtime/server/main.ts) answers an infer request from the pulled rootfs', { skip: !existsSync(realEntry) && 'runtime/server/main.ts not written yet' }, async (t) => {
+  it('the real inference server (runtime/server/main.ts) answers an infer request from the pulled rootfs', {
+    skip: !existsSync(realEntry) && 'runtime/server/main.ts not written yet',
+  }, async (t) => {
     const image = await buildModelImage({
       models: [{ name: 'tiny', version: '1', onnxPath: models.add3! }],
       runtime: { cacheDir: runtime.cacheDir },
@@ -206,8 +245,13 @@ describe('model images against the registry', () => {
     });
     const started = performance.now();
     const pushed = await pushImage(image, registry.url, repository, 'real-server');
-    t.diagnostic(`push of the real-server image: ${(pushed.pushedBytes / 1e6).toFixed(1)} MB sent, ${(pushed.skippedBytes / 1e6).toFixed(1)} MB skipped, ${(performance.now() - started).toFixed(0)} ms`);
-    const { rootfs } = await pullImage({ registry: registry.url, repository, reference: pushed.digest }, path.join(work, 'pull-real'));
+    t.diagnostic(
+      `push of the real-server image: ${(pushed.pushedBytes / 1e6).toFixed(1)} MB sent, ${(pushed.skippedBytes / 1e6).toFixed(1)} MB skipped, ${(performance.now() - started).toFixed(0)} ms`,
+    );
+    const { rootfs } = await pullImage(
+      { registry: registry.url, repository, reference: pushed.digest },
+      path.join(work, 'pull-real'),
+    );
     const port = await freePort();
     const child = spawn(process.execPath, [path.join(rootfs, 'app', 'server.js')], {
       env: { PATH: process.env.PATH, FERRY_MODEL_DIR: path.join(rootfs, 'models'), PORT: String(port) },
@@ -219,9 +263,13 @@ describe('model images against the registry', () => {
       const base = `http://127.0.0.1:${port}`;
       const deadline = Date.now() + 20_000;
       for (;;) {
-        const ready = await fetch(`${base}/v2/health/ready`).then((r) => r.ok, () => false);
+        const ready = await fetch(`${base}/v2/health/ready`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (ready) break;
-        if (child.exitCode !== null || Date.now() > deadline) assert.fail(`server from the image did not become ready: ${stderr}`);
+        if (child.exitCode !== null || Date.now() > deadline)
+          assert.fail(`server from the image did not become ready: ${stderr}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       const res = await fetch(`${base}/v2/models/tiny/infer`, {

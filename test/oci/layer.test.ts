@@ -51,7 +51,10 @@ describe('layers', () => {
   it('bytes and a source file with the same content make the same layer', async () => {
     const store = path.join(work, 'store-3');
     const fromBytes = await layerFromFiles([{ path: '/m/config.json', bytes: Buffer.from('{"a":1}') }], store);
-    const fromFile = await layerFromFiles([{ path: 'm/config.json', sourcePath: path.join(source, 'sub', 'config.json') }], store);
+    const fromFile = await layerFromFiles(
+      [{ path: 'm/config.json', sourcePath: path.join(source, 'sub', 'config.json') }],
+      store,
+    );
     assert.equal(fromFile.digest, fromBytes.digest);
   });
 

@@ -8,7 +8,7 @@ import { assembleImage } from '../../lib/oci/image';
 import { layerFromFiles } from '../../lib/oci/layer';
 import { pullImage } from '../../lib/oci/pull';
 import { pushImage } from '../../lib/oci/push';
-import { startPrivateRegistry, uniqueRepository, type TestRegistry } from './registryFixture';
+import { startPrivateRegistry, type TestRegistry, uniqueRepository } from './registryFixture';
 
 let work: string;
 let blobs: string;

@@ -10,7 +10,7 @@ import { layerFromFiles } from '../../lib/oci/layer';
 import { pullImage } from '../../lib/oci/pull';
 import { pushImage } from '../../lib/oci/push';
 import { RegistryClient, RegistryError } from '../../lib/oci/registry';
-import { freePort, uniqueRepository, useRegistry, type TestRegistry } from './registryFixture';
+import { freePort, type TestRegistry, uniqueRepository, useRegistry } from './registryFixture';
 
 let registry: TestRegistry;
 let work: string;
@@ -47,12 +47,15 @@ describe('registry client', () => {
     const client = new RegistryClient(registry.url);
     const bytes = Buffer.from('real content');
     const claimed = sha256Digest('other content');
-    await assert.rejects(client.pushBlob(repository, { digest: claimed, size: bytes.length, bytes }), (error: unknown) => {
-      assert.ok(error instanceof RegistryError);
-      assert.equal(error.code, 'DIGEST_INVALID');
-      assert.ok(error.message.includes(registry.url), error.message);
-      return true;
-    });
+    await assert.rejects(
+      client.pushBlob(repository, { digest: claimed, size: bytes.length, bytes }),
+      (error: unknown) => {
+        assert.ok(error instanceof RegistryError);
+        assert.equal(error.code, 'DIGEST_INVALID');
+        assert.ok(error.message.includes(registry.url), error.message);
+        return true;
+      },
+    );
   });
 
   it('names the registry, the repository and the reference when a manifest is missing', async () => {
@@ -61,7 +64,12 @@ describe('registry client', () => {
       assert.ok(error instanceof RegistryError);
       assert.equal(error.status, 404);
       assert.equal(error.code, 'MANIFEST_UNKNOWN');
-      assert.match(error.message, new RegExp(`registry ${registry.url}: getting manifest ${repository}:no-such-tag failed: HTTP 404 MANIFEST_UNKNOWN`));
+      assert.match(
+        error.message,
+        new RegExp(
+          `registry ${registry.url}: getting manifest ${repository}:no-such-tag failed: HTTP 404 MANIFEST_UNKNOWN`,
+        ),
+      );
       return true;
     });
   });
@@ -81,7 +89,12 @@ describe('registry down', () => {
     const image = assembleImage([layer], {});
     await assert.rejects(pushImage(image, downUrl, 'ferry/down', 'v1'), (error: unknown) => {
       assert.ok(error instanceof RegistryError);
-      assert.match(error.message, new RegExp(`^registry ${downUrl}: checking blob sha256:[0-9a-f]{64} in ferry/down failed: cannot reach .*connection refused`));
+      assert.match(
+        error.message,
+        new RegExp(
+          `^registry ${downUrl}: checking blob sha256:[0-9a-f]{64} in ferry/down failed: cannot reach .*connection refused`,
+        ),
+      );
       return true;
     });
     await assert.rejects(

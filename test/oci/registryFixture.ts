@@ -6,7 +6,7 @@
  * started for this test file. `startPrivateRegistry()` always starts one, for tests that need to
  * reach into its storage (e.g. to corrupt a blob on disk).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
@@ -36,7 +36,9 @@ async function answers(url: string): Promise<boolean> {
 
 export async function startPrivateRegistry(): Promise<TestRegistry> {
   if (!existsSync(REGISTRY_BIN)) {
-    throw new Error(`${REGISTRY_BIN} is missing: run "bash infra/stack.sh install" (it installs Debian's docker-registry)`);
+    throw new Error(
+      `${REGISTRY_BIN} is missing: run "bash infra/stack.sh install" (it installs Debian's docker-registry)`,
+    );
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-test-registry-'));
   const port = await freePort();

@@ -2,7 +2,19 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readFile, readlink, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -64,9 +76,18 @@ describe('tar writer', () => {
     await writeTar(await directoryEntries(source, '/app'), tarPath);
     const listing = execFileSync('tar', ['--numeric-owner', '-tvf', tarPath], { encoding: 'utf8' });
     const lines = listing.trim().split('\n');
-    assert.ok(lines.some((l) => l.endsWith(` app/${LONG_NAME}`)), 'long name restored from pax record');
-    assert.ok(lines.some((l) => l.endsWith(` app/${UNICODE_NAME}`)), 'unicode name');
-    assert.ok(lines.some((l) => l.includes('app/run-link -> bin/run.sh')), 'symlink');
+    assert.ok(
+      lines.some((l) => l.endsWith(` app/${LONG_NAME}`)),
+      'long name restored from pax record',
+    );
+    assert.ok(
+      lines.some((l) => l.endsWith(` app/${UNICODE_NAME}`)),
+      'unicode name',
+    );
+    assert.ok(
+      lines.some((l) => l.includes('app/run-link -> bin/run.sh')),
+      'symlink',
+    );
     for (const line of lines) {
       assert.match(line, / 0\/0 /, `owner 0/0: ${line}`);
       assert.match(line, /1970-01-01 00:00/, `mtime 0: ${line}`);
@@ -94,17 +115,24 @@ describe('tar writer', () => {
   it('refuses a path with ".." and duplicate paths', () => {
     assert.throws(() => createTarStream([{ type: 'file', path: 'a/../../x', bytes: Buffer.alloc(1) }]), /\.\./);
     assert.throws(
-      () => createTarStream([{ type: 'file', path: 'a', bytes: Buffer.alloc(1) }, { type: 'file', path: '/a', bytes: Buffer.alloc(2) }]),
+      () =>
+        createTarStream([
+          { type: 'file', path: 'a', bytes: Buffer.alloc(1) },
+          { type: 'file', path: '/a', bytes: Buffer.alloc(2) },
+        ]),
       /twice/,
     );
   });
 
   it('reader streams entries and skips bodies nobody reads', async () => {
     const tarPath = path.join(work, 'read.tar');
-    await writeTar([
-      { type: 'file', path: 'a.txt', bytes: Buffer.from('aaa') },
-      { type: 'file', path: 'b/c.txt', bytes: Buffer.from('ccc') },
-    ], tarPath);
+    await writeTar(
+      [
+        { type: 'file', path: 'a.txt', bytes: Buffer.from('aaa') },
+        { type: 'file', path: 'b/c.txt', bytes: Buffer.from('ccc') },
+      ],
+      tarPath,
+    );
     const seen: string[] = [];
     for await (const entry of readTar(createReadStream(tarPath))) {
       if (entry.path === 'b/c.txt') {
@@ -142,7 +170,10 @@ describe('tar extractor on untrusted archives (made by GNU tar)', () => {
     // -P keeps the leading "../" that GNU tar would otherwise strip.
     execFileSync('tar', ['-cPf', tarPath, '../evil.txt'], { cwd: path.join(evilDir, 'inner') });
     assert.match(execFileSync('tar', ['-tPf', tarPath], { encoding: 'utf8' }), /^\.\.\/evil\.txt$/m);
-    await assert.rejects(extractInto(tarPath), (e: unknown) => e instanceof UnsafeTarEntryError && /"\.\."/.test(e.message));
+    await assert.rejects(
+      extractInto(tarPath),
+      (e: unknown) => e instanceof UnsafeTarEntryError && /"\.\."/.test(e.message),
+    );
     await assert.rejects(stat(path.join(work, 'evil.txt')), 'nothing written next to the destination');
   });
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { analyzeModel } from '../../lib/onnx/analyze';
 import { attr, constantNode, makeNode, tensorValueInfo } from '../../lib/onnx/builders';
 import { buildMlpModel } from '../../lib/onnx/generate';
-import { decodeModel, encodeModel, float32Tensor, TensorDataType, type OnnxModel } from '../../lib/onnx/model';
+import { decodeModel, encodeModel, float32Tensor, type OnnxModel, TensorDataType } from '../../lib/onnx/model';
 import { float32Input, runModel } from './ortSession';
 
 const FLOAT = TensorDataType.FLOAT;
@@ -46,8 +46,17 @@ test('a weight shared by several nodes is counted once', async () => {
     opset_import: [{ domain: '', version: 17 }],
     graph: {
       name: 'shared',
-      node: [makeNode('MatMul', ['x', 'W'], ['h'], { name: 'first' }), makeNode('MatMul', ['h', 'W'], ['y'], { name: 'second' })],
-      initializer: [float32Tensor('W', [6, 6], Array.from({ length: 36 }, (_, i) => (i % 7) / 10))],
+      node: [
+        makeNode('MatMul', ['x', 'W'], ['h'], { name: 'first' }),
+        makeNode('MatMul', ['h', 'W'], ['y'], { name: 'second' }),
+      ],
+      initializer: [
+        float32Tensor(
+          'W',
+          [6, 6],
+          Array.from({ length: 36 }, (_, i) => (i % 7) / 10),
+        ),
+      ],
       input: [tensorValueInfo('x', FLOAT, ['n', 6])],
       output: [tensorValueInfo('y', FLOAT, ['n', 6])],
     },
@@ -63,7 +72,10 @@ test('a weight shared by several nodes is counted once', async () => {
 test('histogram and parameters include nested If subgraphs; custom domains and old-style inputs are reported', () => {
   const thenBranch = {
     name: 'then',
-    node: [constantNode('k', float32Tensor('k', [3], [1, 2, 3])), makeNode('Mul', ['x', 'k'], ['t_out'], { name: 'then_mul' })],
+    node: [
+      constantNode('k', float32Tensor('k', [3], [1, 2, 3])),
+      makeNode('Mul', ['x', 'k'], ['t_out'], { name: 'then_mul' }),
+    ],
     output: [tensorValueInfo('t_out', FLOAT, [3])],
   };
   const elseBranch = {
@@ -73,16 +85,26 @@ test('histogram and parameters include nested If subgraphs; custom domains and o
   };
   const model: OnnxModel = {
     ir_version: 3,
-    opset_import: [{ domain: '', version: 11 }, { domain: 'my.ops', version: 1 }],
+    opset_import: [
+      { domain: '', version: 11 },
+      { domain: 'my.ops', version: 1 },
+    ],
     graph: {
       name: 'nested',
       node: [
-        makeNode('If', ['cond'], ['y'], { name: 'branch', attributes: [attr.graph('then_branch', thenBranch), attr.graph('else_branch', elseBranch)] }),
+        makeNode('If', ['cond'], ['y'], {
+          name: 'branch',
+          attributes: [attr.graph('then_branch', thenBranch), attr.graph('else_branch', elseBranch)],
+        }),
         makeNode('Fancy', ['y'], ['z'], { name: 'custom', domain: 'my.ops' }),
       ],
       initializer: [float32Tensor('unused_bias', [2], [0, 0])],
       // IR 3 style: the initializer is also listed as an input; it is a weight, not a request input.
-      input: [tensorValueInfo('cond', TensorDataType.BOOL, []), tensorValueInfo('x', FLOAT, [3]), tensorValueInfo('unused_bias', FLOAT, [2])],
+      input: [
+        tensorValueInfo('cond', TensorDataType.BOOL, []),
+        tensorValueInfo('x', FLOAT, [3]),
+        tensorValueInfo('unused_bias', FLOAT, [2]),
+      ],
       output: [tensorValueInfo('z', FLOAT, [null])],
     },
   };
@@ -91,7 +113,10 @@ test('histogram and parameters include nested If subgraphs; custom domains and o
   assert.equal(a.nodeCount, 5);
   assert.equal(a.parameterCount, 5); // 2 (initializer) + 3 (Constant inside the then-branch)
   assert.deepEqual(a.customDomains, ['my.ops']);
-  assert.deepEqual(a.inputs.map((i) => i.name), ['cond', 'x']);
+  assert.deepEqual(
+    a.inputs.map((i) => i.name),
+    ['cond', 'x'],
+  );
   assert.deepEqual(a.inputs[0], { name: 'cond', dataType: 'BOOL', shape: [] });
   assert.deepEqual(a.dynamicDims, ['z[0]']);
   assert.equal(a.hasBatchDim, false, 'a scalar input has no batch dim');
@@ -106,7 +131,10 @@ test('Conv and Gemm MACs come from propagated shapes (and onnxruntime agrees on 
     graph: {
       name: 'cnn',
       node: [
-        makeNode('Conv', ['img', 'k'], ['c'], { name: 'conv', attributes: [attr.ints('pads', [1, 1, 1, 1]), attr.ints('kernel_shape', [3, 3])] }),
+        makeNode('Conv', ['img', 'k'], ['c'], {
+          name: 'conv',
+          attributes: [attr.ints('pads', [1, 1, 1, 1]), attr.ints('kernel_shape', [3, 3])],
+        }),
         makeNode('Relu', ['c'], ['r']),
         makeNode('Flatten', ['r'], ['f'], { attributes: [attr.int('axis', 1)] }),
         makeNode('Gemm', ['f', 'fc', 'fc_b'], ['logits'], { attributes: [attr.int('transB', 1)] }),
@@ -125,7 +153,9 @@ test('Conv and Gemm MACs come from propagated shapes (and onnxruntime agrees on 
   assert.equal(a.macsUncountedNodes, 0);
   assert.equal(a.parameterCount, 216 + 81920 + 10);
   assert.deepEqual(a.dynamicDims, ['N']);
-  const r = await runModel(encodeModel(model), { img: float32Input(new Float32Array(2 * 3 * 32 * 32), [2, 3, 32, 32]) });
+  const r = await runModel(encodeModel(model), {
+    img: float32Input(new Float32Array(2 * 3 * 32 * 32), [2, 3, 32, 32]),
+  });
   assert.deepEqual(r.logits.dims, [2, 10], 'the Gemm accepted an 8192-wide input, so the Conv output was 8×32×32');
 });
 

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { analyzeModel } from '../../lib/onnx/analyze';
-import { exampleModelSpec, generateMlpModel, mlpParameterCount, mlpWeights, seededUniform, type MlpSpec } from '../../lib/onnx/generate';
+import {
+  exampleModelSpec,
+  generateMlpModel,
+  type MlpSpec,
+  mlpParameterCount,
+  mlpWeights,
+  seededUniform,
+} from '../../lib/onnx/generate';
 import { decodeModel, tensorToFloat32 } from '../../lib/onnx/model';
 import { float32Input, runModel } from './ortSession';
 
@@ -11,7 +18,8 @@ function referenceForward(bytes: Uint8Array, x: Float32Array, batch: number, sof
   const graph = model.graph!;
   const tensors = new Map<string, Float32Array>();
   for (const t of graph.initializer ?? []) tensors.set(t.name!, tensorToFloat32(t));
-  for (const n of graph.node ?? []) if (n.op_type === 'Constant') tensors.set(n.output![0], tensorToFloat32(n.attribute![0].t!));
+  for (const n of graph.node ?? [])
+    if (n.op_type === 'Constant') tensors.set(n.output![0], tensorToFloat32(n.attribute![0].t!));
   let act = Float64Array.from(x);
   let width = x.length / batch;
   for (let layer = 0; tensors.has(`layer${layer}.weight`); layer++) {
@@ -35,7 +43,7 @@ function referenceForward(bytes: Uint8Array, x: Float32Array, batch: number, sof
       const row = act.subarray(r * width, (r + 1) * width);
       const max = Math.max(...row);
       let total = 0;
-      for (let j = 0; j < width; j++) total += (row[j] = Math.exp(row[j] - max));
+      for (let j = 0; j < width; j++) total += row[j] = Math.exp(row[j] - max);
       for (let j = 0; j < width; j++) row[j] /= total;
     }
   }
@@ -58,7 +66,10 @@ async function assertMatchesReference(spec: MlpSpec, batch: number): Promise<voi
   (y.data as Float32Array).forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - expected[i]))));
   assert.ok(maxDiff < 1e-4, `onnxruntime and the JS reference differ by ${maxDiff}`);
   // The outputs must not be trivially equal (e.g. all zero): the check above would then prove nothing.
-  assert.ok(expected.some((v) => Math.abs(v) > 1e-3), 'reference outputs are all ~0');
+  assert.ok(
+    expected.some((v) => Math.abs(v) > 1e-3),
+    'reference outputs are all ~0',
+  );
 }
 
 test('a generated MLP runs in onnxruntime and matches a JS forward pass (weights in initializers)', async () => {
@@ -66,7 +77,10 @@ test('a generated MLP runs in onnxruntime and matches a JS forward pass (weights
 });
 
 test('a generated MLP with weights in Constant nodes computes the same as the JS reference', async () => {
-  await assertMatchesReference({ inputDim: 32, hiddenDims: [64, 64, 16], outputDim: 5, seed: 5, weightsIn: 'constants' }, 3);
+  await assertMatchesReference(
+    { inputDim: 32, hiddenDims: [64, 64, 16], outputDim: 5, seed: 5, weightsIn: 'constants' },
+    3,
+  );
 });
 
 test('softmax head and an old opset (9) load and match the reference', async () => {

@@ -11,9 +11,9 @@ import {
   float32Tensor,
   int64Tensor,
   TensorDataType,
+  type TensorProto,
   tensorToBigInt64,
   tensorToFloat32,
-  type TensorProto,
 } from '../../lib/onnx/model';
 import { UNKNOWN_FIELDS } from '../../lib/onnx/schema';
 import { validateModel } from '../../lib/onnx/validate';
@@ -49,8 +49,20 @@ for (const fixture of ['reference-runnable.onnx', 'reference-kitchen-sink.onnx']
 test('the reference model decodes field for field: functions, attribute refs, INT64_MAX, metadata', () => {
   const model = decodeModel(readFixture('reference-runnable.onnx'));
   assert.equal(model.ir_version, 10);
-  assert.deepEqual(model.opset_import?.map((o) => [o.domain, o.version]), [['', 21], ['local.fn', 1]]);
-  assert.deepEqual(model.metadata_props?.map((p) => [p.key, p.value]), [['author', 'ferry tests'], ['license', 'Apache-2.0']]);
+  assert.deepEqual(
+    model.opset_import?.map((o) => [o.domain, o.version]),
+    [
+      ['', 21],
+      ['local.fn', 1],
+    ],
+  );
+  assert.deepEqual(
+    model.metadata_props?.map((p) => [p.key, p.value]),
+    [
+      ['author', 'ferry tests'],
+      ['license', 'Apache-2.0'],
+    ],
+  );
   const fn = model.functions![0];
   assert.equal(fn.name, 'ScaledRelu');
   assert.equal(fn.domain, 'local.fn');
@@ -89,13 +101,23 @@ test('the kitchen-sink model keeps every kind of field: 64-bit extremes, strings
   const init = (name: string): TensorProto => g.initializer!.find((t) => t.name === name)!;
   assert.deepEqual(init('u64').uint64_data, [2n ** 64n - 1n, 7]);
   assert.deepEqual(init('i64_min').int64_data, [-(2n ** 63n), INT64_MAX]);
-  assert.deepEqual(init('strs').string_data!.map((s) => new TextDecoder().decode(s)), ['hello', 'wörld']);
+  assert.deepEqual(
+    init('strs').string_data!.map((s) => new TextDecoder().decode(s)),
+    ['hello', 'wörld'],
+  );
   assert.deepEqual(Array.from(tensorToFloat32(init('f16'))), [1, -2]);
   assert.deepEqual(Array.from(tensorToFloat32(init('f64'))), [1, -0.5]);
   assert.deepEqual(init('segmented').segment, { begin: 0, end: 2 });
   const ext = init('ext_weight');
   assert.equal(ext.data_location, 1);
-  assert.deepEqual(ext.external_data!.map((e) => [e.key, e.value]), [['location', 'weights/ext.bin'], ['offset', '4096'], ['length', '16']]);
+  assert.deepEqual(
+    ext.external_data!.map((e) => [e.key, e.value]),
+    [
+      ['location', 'weights/ext.bin'],
+      ['offset', '4096'],
+      ['length', '16'],
+    ],
+  );
   assert.deepEqual(g.sparse_initializer![0].dims, [10, 10]);
   assert.deepEqual(g.sparse_initializer![0].indices!.int64_data, [0, 17, 99]);
 
@@ -135,28 +157,49 @@ test('fields unknown to the schema survive decode → encode, and onnxruntime st
   // Append field 100 (varint 42) to the ModelProto: appending a field to a protobuf message is valid.
   const withTopLevel = new Uint8Array([...plain, 0xa0, 0x06, 0x2a]);
   const model = decodeModel(withTopLevel);
-  assert.deepEqual(model[UNKNOWN_FIELDS]?.map((c) => Array.from(c)), [[0xa0, 0x06, 0x2a]]);
+  assert.deepEqual(
+    model[UNKNOWN_FIELDS]?.map((c) => Array.from(c)),
+    [[0xa0, 0x06, 0x2a]],
+  );
   // And a length-delimited field 50 inside a node, the way a newer ONNX release might add one.
   model.graph!.node![0][UNKNOWN_FIELDS] = [Uint8Array.from([0x92, 0x03, 0x02, 0x68, 0x69])];
   const encoded = encodeModel(model);
   const again = decodeModel(encoded);
-  assert.deepEqual(again[UNKNOWN_FIELDS]?.map((c) => Array.from(c)), [[0xa0, 0x06, 0x2a]]);
-  assert.deepEqual(again.graph!.node![0][UNKNOWN_FIELDS]?.map((c) => Array.from(c)), [[0x92, 0x03, 0x02, 0x68, 0x69]]);
+  assert.deepEqual(
+    again[UNKNOWN_FIELDS]?.map((c) => Array.from(c)),
+    [[0xa0, 0x06, 0x2a]],
+  );
+  assert.deepEqual(
+    again.graph!.node![0][UNKNOWN_FIELDS]?.map((c) => Array.from(c)),
+    [[0x92, 0x03, 0x02, 0x68, 0x69]],
+  );
   assert.deepEqual(Buffer.from(encodeModel(again)), Buffer.from(encoded));
 
   const rand = seededUniform(3);
-  const x = float32Input(Float32Array.from({ length: 10 }, () => rand() - 0.5), [2, 5]);
+  const x = float32Input(
+    Float32Array.from({ length: 10 }, () => rand() - 0.5),
+    [2, 5],
+  );
   const a = await runModel(plain, { input: x });
   const b = await runModel(encoded, { input: x });
   assert.deepEqual(Array.from(b.output.data as Float32Array), Array.from(a.output.data as Float32Array));
 });
 
 test('decode → encode of an untouched generated model is byte-identical and computes identically', async () => {
-  const bytes = generateMlpModel({ inputDim: 64, hiddenDims: [128, 64], outputDim: 10, seed: 21, weightsIn: 'constants' });
+  const bytes = generateMlpModel({
+    inputDim: 64,
+    hiddenDims: [128, 64],
+    outputDim: 10,
+    seed: 21,
+    weightsIn: 'constants',
+  });
   const reencoded = encodeModel(decodeModel(bytes));
   assert.deepEqual(Buffer.from(reencoded), Buffer.from(bytes));
   const rand = seededUniform(5);
-  const x = float32Input(Float32Array.from({ length: 3 * 64 }, () => rand() * 2 - 1), [3, 64]);
+  const x = float32Input(
+    Float32Array.from({ length: 3 * 64 }, () => rand() * 2 - 1),
+    [3, 64],
+  );
   const [a, b] = [await runModel(bytes, { input: x }), await runModel(reencoded, { input: x })];
   assert.deepEqual(Array.from(b.output.data as Float32Array), Array.from(a.output.data as Float32Array));
 });
@@ -166,12 +209,18 @@ test('a Slice whose INT64_MAX end was built in JS runs as intended after encodin
   const model = buildMlpModel({ inputDim: 4, hiddenDims: [], outputDim: 6, seed: 2 });
   const g = model.graph!;
   g.node!.push({ op_type: 'Slice', name: 'tail', input: ['output', 'starts', 'ends', 'axes'], output: ['tail'] });
-  g.initializer!.push(int64Tensor('starts', [1], [2]), int64Tensor('ends', [1], [INT64_MAX]), int64Tensor('axes', [1], [1]));
+  g.initializer!.push(
+    int64Tensor('starts', [1], [2]),
+    int64Tensor('ends', [1], [INT64_MAX]),
+    int64Tensor('axes', [1], [1]),
+  );
   g.initializer!.push({ name: 'ends_typed', dims: [1], data_type: TensorDataType.INT64, int64_data: [INT64_MAX] });
   g.output = [...g.output!, { name: 'tail' }];
   const bytes = encodeModel(model);
   const decoded = decodeModel(bytes);
-  assert.deepEqual(Array.from(tensorToBigInt64(decoded.graph!.initializer!.find((t) => t.name === 'ends')!)), [INT64_MAX]);
+  assert.deepEqual(Array.from(tensorToBigInt64(decoded.graph!.initializer!.find((t) => t.name === 'ends')!)), [
+    INT64_MAX,
+  ]);
   assert.deepEqual(decoded.graph!.initializer!.find((t) => t.name === 'ends_typed')!.int64_data, [INT64_MAX]);
   const r = await runModel(bytes, { input: float32Input(new Float32Array(4).fill(1), [1, 4]) });
   assert.deepEqual(r.tail.dims, [1, 4]);
@@ -179,7 +228,9 @@ test('a Slice whose INT64_MAX end was built in JS runs as intended after encodin
 });
 
 test('an unsafe JS number for an int64 field is clamped, not wrapped to INT64_MIN', () => {
-  const bytes = encodeModel({ graph: { initializer: [{ name: 't', dims: [1], data_type: 7, int64_data: [2 ** 63] }] } });
+  const bytes = encodeModel({
+    graph: { initializer: [{ name: 't', dims: [1], data_type: 7, int64_data: [2 ** 63] }] },
+  });
   assert.deepEqual(decodeModel(bytes).graph!.initializer![0].int64_data, [INT64_MAX]);
 });
 
@@ -187,11 +238,23 @@ test('tensor helpers: float32Tensor ↔ tensorToFloat32, typed fields, and wrong
   const values = Float32Array.from([0.1, -2, 3.5, 1e-8, 65504, -0]);
   const t = float32Tensor('w', [2, 3], values);
   assert.equal(t.raw_data!.length, 24);
-  assert.deepEqual(tensorToFloat32(decodeModel(encodeModel({ graph: { initializer: [t] } })).graph!.initializer![0]), values);
-  assert.deepEqual(Array.from(tensorToFloat32({ data_type: TensorDataType.FLOAT, dims: [2], float_data: [1, 2] })), [1, 2]);
+  assert.deepEqual(
+    tensorToFloat32(decodeModel(encodeModel({ graph: { initializer: [t] } })).graph!.initializer![0]),
+    values,
+  );
+  assert.deepEqual(
+    Array.from(tensorToFloat32({ data_type: TensorDataType.FLOAT, dims: [2], float_data: [1, 2] })),
+    [1, 2],
+  );
   // bfloat16 0x3fc0 = 1.5; float16 0x3c00 = 1, 0x0001 = smallest subnormal
-  assert.deepEqual(Array.from(tensorToFloat32({ data_type: TensorDataType.BFLOAT16, dims: [1], int32_data: [0x3fc0] })), [1.5]);
-  assert.deepEqual(Array.from(tensorToFloat32({ data_type: TensorDataType.FLOAT16, dims: [2], int32_data: [0x3c00, 0x0001] })), [1, Math.fround(2 ** -24)]);
+  assert.deepEqual(
+    Array.from(tensorToFloat32({ data_type: TensorDataType.BFLOAT16, dims: [1], int32_data: [0x3fc0] })),
+    [1.5],
+  );
+  assert.deepEqual(
+    Array.from(tensorToFloat32({ data_type: TensorDataType.FLOAT16, dims: [2], int32_data: [0x3c00, 0x0001] })),
+    [1, Math.fround(2 ** -24)],
+  );
   assert.throws(() => float32Tensor('bad', [2, 2], [1, 2, 3]), /do not fill dims \[2, 2\]/);
   assert.throws(() => tensorToFloat32(int64Tensor('i', [1], [1])), /INT64, not a floating-point type/);
   assert.throws(() => tensorToFloat32({ name: 'e', data_type: 1, data_location: 1 }), /external file/);

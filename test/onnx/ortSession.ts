@@ -3,7 +3,10 @@ import * as ort from 'onnxruntime-node';
 
 ort.env.logLevel = 'error';
 
-export async function runModel(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+export async function runModel(
+  bytes: Uint8Array,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Record<string, ort.Tensor>> {
   const session = await ort.InferenceSession.create(bytes);
   try {
     return await session.run(feeds);

@@ -8,7 +8,11 @@ import { validateModel } from '../../lib/onnx/validate';
 import { ort } from './ortSession';
 
 function probe(irVersion: number, opsets: OperatorSetId[]): Uint8Array {
-  return encodeModel({ ...buildMlpModel({ inputDim: 2, hiddenDims: [], outputDim: 2 }), ir_version: irVersion, opset_import: opsets });
+  return encodeModel({
+    ...buildMlpModel({ inputDim: 2, hiddenDims: [], outputDim: 2 }),
+    ir_version: irVersion,
+    opset_import: opsets,
+  });
 }
 
 async function loads(bytes: Uint8Array): Promise<boolean> {
@@ -32,7 +36,12 @@ test(`IR version ${MAX_IR_VERSION} is the newest onnxruntime loads, and validate
 for (const [domain, max] of Object.entries(MAX_OPSET_BY_DOMAIN)) {
   test(`opset ${max} is the newest onnxruntime loads for domain ${domain}, and validateModel agrees`, async () => {
     const imports = (v: number): OperatorSetId[] =>
-      domain === 'ai.onnx' ? [{ domain: '', version: v }] : [{ domain: '', version: 17 }, { domain, version: v }];
+      domain === 'ai.onnx'
+        ? [{ domain: '', version: v }]
+        : [
+            { domain: '', version: 17 },
+            { domain, version: v },
+          ];
     const newest = probe(MAX_IR_VERSION, imports(max));
     const tooNew = probe(MAX_IR_VERSION, imports(max + 1));
     assert.equal(await loads(newest), true);

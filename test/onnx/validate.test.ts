@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { attr, makeNode, tensorValueInfo } from '../../lib/onnx/builders';
-import { buildMlpModel, CORRUPT_MODELS, corruptModelBytes, generateMlpModel, type CorruptModelKind } from '../../lib/onnx/generate';
-import { encodeModel, float32Tensor, TensorDataType, type GraphProto, type OnnxModel } from '../../lib/onnx/model';
-import { ModelValidationError, validateModel, type ModelValidationCode } from '../../lib/onnx/validate';
+import {
+  buildMlpModel,
+  CORRUPT_MODELS,
+  type CorruptModelKind,
+  corruptModelBytes,
+  generateMlpModel,
+} from '../../lib/onnx/generate';
+import { encodeModel, float32Tensor, type GraphProto, type OnnxModel, TensorDataType } from '../../lib/onnx/model';
+import { type ModelValidationCode, ModelValidationError, validateModel } from '../../lib/onnx/validate';
 import { float32Input, ort, runModel } from './ortSession';
 
 const FLOAT = TensorDataType.FLOAT;
@@ -51,12 +57,18 @@ test('the dangling-input message names the reading node and the missing tensor',
 
 test('the cycle message lists the nodes on the cycle in order', () => {
   const err = assertRejected(corruptModelBytes('cycle'), 'cycle');
-  assert.match(err.message, /'layer0_matmul' \(MatMul\) → 'layer0_add' \(Add\) → 'layer0_relu' \(Relu\) → 'layer1_matmul' \(MatMul\) → 'layer1_add' \(Add\) → 'layer0_matmul'/);
+  assert.match(
+    err.message,
+    /'layer0_matmul' \(MatMul\) → 'layer0_add' \(Add\) → 'layer0_relu' \(Relu\) → 'layer1_matmul' \(MatMul\) → 'layer1_add' \(Add\) → 'layer0_matmul'/,
+  );
 });
 
 test('the size-mismatch message gives dims, expected and actual byte counts', () => {
   const err = assertRejected(corruptModelBytes('initializer-size-mismatch'), 'initializer-size-mismatch');
-  assert.match(err.message, /initializer 'layer0\.weight' in the main graph has dims \[4, 8\] \(32 FLOAT elements\), which take 128 bytes, but its raw_data holds 124 bytes/);
+  assert.match(
+    err.message,
+    /initializer 'layer0\.weight' in the main graph has dims \[4, 8\] \(32 FLOAT elements\), which take 128 bytes, but its raw_data holds 124 bytes/,
+  );
 });
 
 test('typed-field initializers are checked too (float_data / int64_data counts)', () => {
@@ -66,7 +78,12 @@ test('typed-field initializers are checked too (float_data / int64_data counts)'
   bias.float_data = [0.5, 0.25];
   validateModel(encodeModel(model)); // two values for dims [2]: fine
   bias.float_data = [0.5, 0.25, 1];
-  assertRejected(encodeModel(model), 'initializer-size-mismatch', "'layer0.bias'", 'float_data holds 3 entries (expected 2)');
+  assertRejected(
+    encodeModel(model),
+    'initializer-size-mismatch',
+    "'layer0.bias'",
+    'float_data holds 3 entries (expected 2)',
+  );
   delete bias.float_data;
   bias.int64_data = [1, 2];
   assertRejected(encodeModel(model), 'initializer-size-mismatch', 'its values are in int64_data');
@@ -80,14 +97,29 @@ test('a Constant node tensor with the wrong size is rejected, naming the node', 
 });
 
 test('ir_version and opsets are checked against what the bundled onnxruntime loads', () => {
-  const withHeader = (patch: Partial<OnnxModel>): Uint8Array => encodeModel({ ...buildMlpModel({ inputDim: 2, hiddenDims: [], outputDim: 2 }), ...patch });
+  const withHeader = (patch: Partial<OnnxModel>): Uint8Array =>
+    encodeModel({ ...buildMlpModel({ inputDim: 2, hiddenDims: [], outputDim: 2 }), ...patch });
   const model = buildMlpModel({ inputDim: 2, hiddenDims: [], outputDim: 2 });
   delete model.ir_version;
   assertRejected(encodeModel(model), 'unsupported-ir-version', 'no ir_version');
   assertRejected(withHeader({ ir_version: 14 }), 'unsupported-ir-version', 'IR version 14', 'IR versions 1 to 13');
-  assertRejected(withHeader({ opset_import: [{ domain: '', version: 27 }] }), 'unsupported-opset', "domain 'ai.onnx'", 'up to opset 26');
+  assertRejected(
+    withHeader({ opset_import: [{ domain: '', version: 27 }] }),
+    'unsupported-opset',
+    "domain 'ai.onnx'",
+    'up to opset 26',
+  );
   assertRejected(withHeader({ opset_import: [{ domain: '', version: 5 }] }), 'unsupported-opset', 'opset 5', 'convert');
-  assertRejected(withHeader({ opset_import: [{ domain: '', version: 17 }, { domain: 'ai.onnx.ml', version: 6 }] }), 'unsupported-opset', 'ai.onnx.ml');
+  assertRejected(
+    withHeader({
+      opset_import: [
+        { domain: '', version: 17 },
+        { domain: 'ai.onnx.ml', version: 6 },
+      ],
+    }),
+    'unsupported-opset',
+    'ai.onnx.ml',
+  );
   assertRejected(withHeader({ opset_import: [] }), 'missing-opset-import');
   // 'ai.onnx' is the default domain spelled out: accepted.
   validateModel(withHeader({ opset_import: [{ domain: 'ai.onnx', version: 17 }] }));
@@ -110,7 +142,10 @@ test('garbage that protobuf happily decodes is still not accepted as ONNX', () =
   // A header without a graph.
   assertRejected(encodeModel({ ir_version: 8, opset_import: [{ domain: '', version: 17 }] }), 'no-graph');
   // A graph with nothing in it.
-  assertRejected(encodeModel({ ir_version: 8, opset_import: [{ domain: '', version: 17 }], graph: { name: 'g' } }), 'empty-model');
+  assertRejected(
+    encodeModel({ ir_version: 8, opset_import: [{ domain: '', version: 17 }], graph: { name: 'g' } }),
+    'empty-model',
+  );
 });
 
 test('size limits: the file itself and declared external data', () => {
@@ -122,7 +157,10 @@ test('size limits: the file itself and declared external data', () => {
   const w = model.graph!.initializer![0];
   delete w.raw_data;
   w.data_location = 1;
-  w.external_data = [{ key: 'location', value: 'weights/layer0.bin' }, { key: 'length', value: String(16 * 16 * 4) }];
+  w.external_data = [
+    { key: 'location', value: 'weights/layer0.bin' },
+    { key: 'length', value: String(16 * 16 * 4) },
+  ];
   const external = encodeModel(model);
   const ok = validateModel(external);
   assert.deepEqual(ok.analysis.externalDataFiles, ['weights/layer0.bin']);
@@ -149,7 +187,10 @@ test('duplicate definitions and unproduced graph outputs are rejected', () => {
 function ifModel(thenInputs: string[] = ['x', 'W']): OnnxModel {
   const thenBranch: GraphProto = {
     name: 'then_graph',
-    node: [makeNode('MatMul', thenInputs, ['xw'], { name: 'then_matmul' }), makeNode('Add', ['xw', 'b'], ['then_out'], { name: 'then_add' })],
+    node: [
+      makeNode('MatMul', thenInputs, ['xw'], { name: 'then_matmul' }),
+      makeNode('Add', ['xw', 'b'], ['then_out'], { name: 'then_add' }),
+    ],
     output: [tensorValueInfo('then_out', FLOAT, ['n', 3])],
   };
   const elseBranch: GraphProto = {
@@ -164,7 +205,10 @@ function ifModel(thenInputs: string[] = ['x', 'W']): OnnxModel {
       name: 'if_model',
       node: [
         makeNode('Relu', ['x_raw'], ['x'], { name: 'relu' }),
-        makeNode('If', ['cond'], ['y'], { name: 'choose', attributes: [attr.graph('then_branch', thenBranch), attr.graph('else_branch', elseBranch)] }),
+        makeNode('If', ['cond'], ['y'], {
+          name: 'choose',
+          attributes: [attr.graph('then_branch', thenBranch), attr.graph('else_branch', elseBranch)],
+        }),
       ],
       initializer: [float32Tensor('W', [3, 3], [1, 0, 0, 0, 2, 0, 0, 0, 3]), float32Tensor('b', [3], [10, 20, 30])],
       input: [tensorValueInfo('x_raw', FLOAT, ['n', 3]), tensorValueInfo('cond', TensorDataType.BOOL, [])],
@@ -187,7 +231,13 @@ test('an If whose branches read outer-scope names validates, and runs in onnxrun
 
 test('a subgraph reading a name defined nowhere is rejected, with the subgraph located', async () => {
   const bytes = encodeModel(ifModel(['x', 'W_missing']));
-  assertRejected(bytes, 'dangling-input', "'then_matmul' (MatMul)", "'W_missing'", "subgraph 'then_branch' of node 'choose' (If)");
+  assertRejected(
+    bytes,
+    'dangling-input',
+    "'then_matmul' (MatMul)",
+    "'W_missing'",
+    "subgraph 'then_branch' of node 'choose' (If)",
+  );
   await assert.rejects(ort.InferenceSession.create(bytes));
 });
 

@@ -29,13 +29,13 @@ import {
   detectMlp,
   distillMlp,
   exportStudent,
+  type MlpStructure,
+  type StudentLayer,
   studentFromTeacherUnits,
   studentGradients,
   trainStudent,
-  type MlpStructure,
-  type StudentLayer,
 } from '../../lib/optimize/techniques/distill';
-import { agreementOf, runBatches, type OrtFeeds } from '../../lib/optimize/techniques/modelAgreement';
+import { agreementOf, type OrtFeeds, runBatches } from '../../lib/optimize/techniques/modelAgreement';
 
 ort.env.logLevel = 'error';
 
@@ -46,7 +46,12 @@ before(async () => {
 after(async () => rm(workDir, { recursive: true, force: true }));
 
 function context(model: Uint8Array, extra: Partial<TechniqueContext> = {}): TechniqueContext {
-  return { analysis: analyzeModel(decodeModel(model)), target: { kind: 'cpu', sameMachine: true, threads: 1 }, workDir, ...extra };
+  return {
+    analysis: analyzeModel(decodeModel(model)),
+    target: { kind: 'cpu', sameMachine: true, threads: 1 },
+    workDir,
+    ...extra,
+  };
 }
 
 function applied(result: TechniqueResult): Extract<TechniqueResult, { applied: true }> {
@@ -77,7 +82,10 @@ function blobs(rows: number, sampleSeed: number, centerSeed = 5): { x: Float32Ar
 
 function asFeeds(x: Float32Array, batch = 256): OrtFeeds[] {
   const out: OrtFeeds[] = [];
-  for (let r = 0; r < x.length / DIM; r += batch) out.push({ input: new ort.Tensor('float32', x.slice(r * DIM, (r + batch) * DIM), [Math.min(batch, x.length / DIM - r), DIM]) });
+  for (let r = 0; r < x.length / DIM; r += batch)
+    out.push({
+      input: new ort.Tensor('float32', x.slice(r * DIM, (r + batch) * DIM), [Math.min(batch, x.length / DIM - r), DIM]),
+    });
   return out;
 }
 
@@ -111,17 +119,35 @@ describe('a trained MLP classifier (32-128-128-10 + Softmax) distilled with cali
 
   before(async () => {
     // The teacher: a generated MLP trained on labelled blobs (one-hot targets on the logits), exported as ONNX.
-    const base = generateMlpModel({ inputDim: DIM, hiddenDims: [128, 128], outputDim: CLASSES, softmax: true, seed: 3 });
+    const base = generateMlpModel({
+      inputDim: DIM,
+      hiddenDims: [128, 128],
+      outputDim: CLASSES,
+      softmax: true,
+      seed: 3,
+    });
     const layers = studentFromTeacherUnits(mlpOf(base).layers, [128, 128]);
     const train = blobs(4096, 17);
     const targets = new Float32Array(4096 * CLASSES);
     train.y.forEach((k, r) => (targets[r * CLASSES + k] = 4));
-    trainStudent(layers, train.x, targets, 4096, { epochs: 8, batchSize: 64, learningRate: 3e-3, loss: 'mse', temperature: 1, seed: 3, timeBudgetMs: 60_000 });
+    trainStudent(layers, train.x, targets, 4096, {
+      epochs: 8,
+      batchSize: 64,
+      learningRate: 3e-3,
+      loss: 'mse',
+      temperature: 1,
+      seed: 3,
+      timeBudgetMs: 60_000,
+    });
     teacher = exportStudent(base, layers, 'test teacher trained on blobs');
 
     const calib = blobs(2048, 23);
-    const calibration: CalibrationSample[] = Array.from({ length: 8 }, (_, i) => ({ input: { dims: [256, DIM], data: calib.x.slice(i * 256 * DIM, (i + 1) * 256 * DIM) } }));
-    result = applied(await distillMlp.apply(teacher, context(teacher, { calibration, onProgress: (f) => progress.push(f) })));
+    const calibration: CalibrationSample[] = Array.from({ length: 8 }, (_, i) => ({
+      input: { dims: [256, DIM], data: calib.x.slice(i * 256 * DIM, (i + 1) * 256 * DIM) },
+    }));
+    result = applied(
+      await distillMlp.apply(teacher, context(teacher, { calibration, onProgress: (f) => progress.push(f) })),
+    );
   });
 
   test('the fixture is a real classifier: the teacher is right on most held-out rows', async () => {
@@ -133,7 +159,14 @@ describe('a trained MLP classifier (32-128-128-10 + Softmax) distilled with cali
 
   test('the student is an MLP with half the hidden width, the same input/output names and shapes, and is smaller', async () => {
     const student = mlpOf(result.model);
-    assert.deepEqual(student.layers.map((l) => [l.inDim, l.outDim]), [[32, 64], [64, 64], [64, 10]]);
+    assert.deepEqual(
+      student.layers.map((l) => [l.inDim, l.outDim]),
+      [
+        [32, 64],
+        [64, 64],
+        [64, 10],
+      ],
+    );
     assert.equal(student.head?.kind, 'Softmax');
     assert.ok(result.model.length * 3 < teacher.length, `${teacher.length} → ${result.model.length} bytes`);
     const a = analyzeModel(decodeModel(teacher));
@@ -155,9 +188,14 @@ describe('a trained MLP classifier (32-128-128-10 + Softmax) distilled with cali
     const untrained = exportStudent(teacher, studentFromTeacherUnits(mlpOf(teacher).layers, [64, 64]), 'untrained');
     const u = await predict(untrained, heldOut.x);
     const agreeUntrained = u.top1.filter((k, r) => k === t.top1[r]).length / t.top1.length;
-    console.log(`top-1 agreement with the teacher: trained ${agree.toFixed(3)}, untrained ${agreeUntrained.toFixed(3)}`);
+    console.log(
+      `top-1 agreement with the teacher: trained ${agree.toFixed(3)}, untrained ${agreeUntrained.toFixed(3)}`,
+    );
     assert.ok(agree >= agreeUntrained + 0.08, `trained ${agree} vs untrained ${agreeUntrained}`);
-    const all = agreementOf([{ output: new ort.Tensor('float32', t.probs, [1024, CLASSES]) }], [{ output: new ort.Tensor('float32', s.probs, [1024, CLASSES]) }]);
+    const all = agreementOf(
+      [{ output: new ort.Tensor('float32', t.probs, [1024, CLASSES]) }],
+      [{ output: new ort.Tensor('float32', s.probs, [1024, CLASSES]) }],
+    );
     assert.ok(all.cosine > 0.95, `cosine ${all.cosine}`);
   });
 
@@ -196,24 +234,44 @@ describe('generated MLPs without calibration data', () => {
       const b = init.get(`layer${i}.bias`)!;
       b.raw_data = new Uint8Array(Float32Array.from(new Float32Array(b.raw_data!.slice().buffer), (v) => v * 2).buffer);
       const out = g.node!.find((x) => x.op_type === 'Add' && x.input![0] === n.output![0])!.output![0];
-      nodes.push(makeNode('Gemm', [n.input![0], w.name!, b.name!], [out], { name: `gemm${i}`, attributes: [{ name: 'transB', type: 2, i: 1 }, { name: 'alpha', type: 1, f: 2 }, { name: 'beta', type: 1, f: 0.5 }] }));
+      nodes.push(
+        makeNode('Gemm', [n.input![0], w.name!, b.name!], [out], {
+          name: `gemm${i}`,
+          attributes: [
+            { name: 'transB', type: 2, i: 1 },
+            { name: 'alpha', type: 1, f: 2 },
+            { name: 'beta', type: 1, f: 0.5 },
+          ],
+        }),
+      );
     }
     g.node = nodes;
     const bytes = encodeModel(model);
     const reference = generateMlpModel({ inputDim: 16, hiddenDims: [64], outputDim: 4, seed: 9 });
-    const feeds = asFeeds(Float32Array.from({ length: 64 * 16 }, (_, i) => Math.sin(i)).map((v) => v), 64).map((f) => ({ input: new ort.Tensor('float32', f.input.data as Float32Array, [64, 16]) }));
+    const feeds = asFeeds(
+      Float32Array.from({ length: 64 * 16 }, (_, i) => Math.sin(i)).map((v) => v),
+      64,
+    ).map((f) => ({ input: new ort.Tensor('float32', f.input.data as Float32Array, [64, 16]) }));
     const same = agreementOf(await runBatches(reference, feeds), await runBatches(bytes, feeds));
     assert.ok(same.maxAbsError < 1e-5, 'the Gemm fixture computes what the MatMul MLP does');
 
     const r = applied(await distillMlp.apply(bytes, context(bytes)));
     assert.match(r.notes.join('\n'), /generated rows \(uniform in \[-1, 1\)/);
     const student = mlpOf(r.model);
-    assert.deepEqual(student.layers.map((l) => [l.inDim, l.outDim, l.transB]), [[16, 32, true], [32, 4, true]]);
+    assert.deepEqual(
+      student.layers.map((l) => [l.inDim, l.outDim, l.transB]),
+      [
+        [16, 32, true],
+        [32, 4, true],
+      ],
+    );
     const a = agreementOf(await runBatches(bytes, feeds), await runBatches(r.model, feeds));
     assert.ok(a.cosine > 0.95, `cosine ${a.cosine}`);
     // Export fidelity: dropping only the 4 weakest of 64 units, untrained, must stay very close to the teacher
     // (a transB/alpha/beta mistake in reading or writing the Gemm weights would not).
-    const near = applied(await distillMlp.apply(bytes, context(bytes, { options: { hiddenDims: [60], epochs: 1, learningRate: 1e-12 } })));
+    const near = applied(
+      await distillMlp.apply(bytes, context(bytes, { options: { hiddenDims: [60], epochs: 1, learningRate: 1e-12 } })),
+    );
     const b = agreementOf(await runBatches(bytes, feeds), await runBatches(near.model, feeds));
     assert.ok(b.cosine > 0.99, `cosine ${b.cosine} with 60 of 64 units kept`);
   });
@@ -222,7 +280,10 @@ describe('generated MLPs without calibration data', () => {
     const rand = seededUniform(31);
     const w = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
     const gemm = (i: number, x: string, y: string) =>
-      makeNode('Gemm', [x, `fc${i}.weight`, `fc${i}.bias`], [y], { name: `fc${i}`, attributes: [{ name: 'transB', type: 2, i: 1 }] });
+      makeNode('Gemm', [x, `fc${i}.weight`, `fc${i}.bias`], [y], {
+        name: `fc${i}`,
+        attributes: [{ name: 'transB', type: 2, i: 1 }],
+      });
     const model = encodeModel({
       ir_version: 8,
       opset_import: [{ domain: '', version: 17 }],
@@ -235,7 +296,12 @@ describe('generated MLPs without calibration data', () => {
           makeNode('Dropout', ['r0'], ['d0'], { name: 'dropout0' }),
           gemm(1, 'd0', 'output'),
         ],
-        initializer: [float32Tensor('fc0.weight', [48, 64], w(48 * 64, 0.25)), float32Tensor('fc0.bias', [48], w(48, 0.1)), float32Tensor('fc1.weight', [5, 48], w(5 * 48, 0.3)), float32Tensor('fc1.bias', [5], w(5, 0.1))],
+        initializer: [
+          float32Tensor('fc0.weight', [48, 64], w(48 * 64, 0.25)),
+          float32Tensor('fc0.bias', [48], w(48, 0.1)),
+          float32Tensor('fc1.weight', [5, 48], w(5 * 48, 0.3)),
+          float32Tensor('fc1.bias', [5], w(5, 0.1)),
+        ],
         input: [tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 1, 8, 8])],
         output: [tensorValueInfo('output', TensorDataType.FLOAT, ['batch', 5])],
       },
@@ -244,14 +310,22 @@ describe('generated MLPs without calibration data', () => {
     assert.deepEqual([mlp.inputRowDims, mlp.flatten?.name, mlp.layers.length], [[1, 8, 8], 'flatten', 2]);
     const r = applied(await distillMlp.apply(model, context(model)));
     const student = mlpOf(r.model);
-    assert.deepEqual(student.layers.map((l) => [l.inDim, l.outDim]), [[64, 24], [24, 5]]);
+    assert.deepEqual(
+      student.layers.map((l) => [l.inDim, l.outDim]),
+      [
+        [64, 24],
+        [24, 5],
+      ],
+    );
     const x = Float32Array.from({ length: 32 * 64 }, () => rand() * 2 - 1);
     const feeds = [{ input: new ort.Tensor('float32', x, [32, 1, 8, 8]) }];
     const a = agreementOf(await runBatches(model, feeds), await runBatches(r.model, feeds));
     console.log(`torch-style MLP: cosine ${a.cosine.toFixed(4)} after distillation to half width`);
     assert.ok(a.cosine > 0.9, `cosine ${a.cosine}`);
     // Export fidelity through Flatten and transB: keeping 46 of 48 units, untrained, stays very close.
-    const near = applied(await distillMlp.apply(model, context(model, { options: { hiddenDims: [46], epochs: 1, learningRate: 1e-12 } })));
+    const near = applied(
+      await distillMlp.apply(model, context(model, { options: { hiddenDims: [46], epochs: 1, learningRate: 1e-12 } })),
+    );
     const b = agreementOf(await runBatches(model, feeds), await runBatches(near.model, feeds));
     assert.ok(b.cosine > 0.99, `cosine ${b.cosine} with 46 of 48 units kept`);
   });
@@ -279,7 +353,12 @@ describe('training math', () => {
       activation: act,
     });
     for (const loss of ['mse', 'kl'] as const) {
-      const layers = [layer(5, 7, { kind: 'Tanh', alpha: 0 }), layer(7, 6, { kind: 'LeakyRelu', alpha: 0.1 }), layer(6, 6, { kind: 'Relu', alpha: 0 }), layer(6, 3)];
+      const layers = [
+        layer(5, 7, { kind: 'Tanh', alpha: 0 }),
+        layer(7, 6, { kind: 'LeakyRelu', alpha: 0.1 }),
+        layer(6, 6, { kind: 'Relu', alpha: 0 }),
+        layer(6, 3),
+      ];
       const x = Float32Array.from({ length: 4 * 5 }, () => rand() * 2 - 1);
       const targets = Float32Array.from({ length: 4 * 3 }, () => rand() * 2 - 1);
       const { grads } = studentGradients(layers, x, 4, targets, loss);
@@ -295,7 +374,10 @@ describe('training math', () => {
           const down = studentGradients(layers, x, 4, targets, loss).loss;
           p[i] = keep;
           const numeric = (up - down) / (2 * h);
-          assert.ok(Math.abs(numeric - grads[k][i]) <= 2e-3 + 0.02 * Math.abs(numeric), `${loss} param ${k}[${i}]: analytic ${grads[k][i]}, numeric ${numeric}`);
+          assert.ok(
+            Math.abs(numeric - grads[k][i]) <= 2e-3 + 0.02 * Math.abs(numeric),
+            `${loss} param ${k}[${i}]: analytic ${grads[k][i]}, numeric ${numeric}`,
+          );
           checked++;
         }
       });
@@ -308,7 +390,11 @@ describe('architectures Ferry cannot train', () => {
   const externalMessage = /distillation needs an external training job for this architecture/;
 
   test('a CNN is declined with the external-training message, and nothing claims to have run', async () => {
-    const cnn = generateCnnModel({ inputShape: [3, 16, 16], convs: [{ channels: 8 }, { channels: 16, stride: 2 }], classes: 10 });
+    const cnn = generateCnnModel({
+      inputShape: [3, 16, 16],
+      convs: [{ channels: 8 }, { channels: 16, stride: 2 }],
+      classes: 10,
+    });
     const ctx = context(cnn);
     const check = distillMlp.applicability(ctx.analysis, ctx.target);
     assert.equal(check.ok, false);

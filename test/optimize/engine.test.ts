@@ -11,12 +11,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { modelIndexJson } from '../../lib/image/modelImage';
 import { buildMlpModel, generateMlpModel } from '../../lib/onnx/generate';
 import { decodeModel, encodeModel } from '../../lib/onnx/model';
-import { tensorToFloat32, float32Tensor } from '../../lib/onnx/tensor';
+import { float32Tensor, tensorToFloat32 } from '../../lib/onnx/tensor';
 import { compareOutputs } from '../../lib/optimize/agreement';
 import { budgetRejection, parseBudget, resolveBudget } from '../../lib/optimize/budget';
-import { candidatePlan, runOptimizationEngine, type EngineProgress } from '../../lib/optimize/engine';
+import { candidatePlan, type EngineProgress, runOptimizationEngine } from '../../lib/optimize/engine';
 import type { OutputsWire } from '../../lib/optimize/measureProtocol';
 import { plansFromTable } from '../../lib/optimize/plans';
 import { feedsToWire, generateFeeds, isBatchDynamic } from '../../lib/optimize/sampleInputs';
@@ -26,7 +27,6 @@ import type { OptimizationTechnique } from '../../lib/optimize/technique';
 import { techniques as registered } from '../../lib/optimize/techniques';
 import { graphOptimize } from '../../lib/optimize/techniques/graphOptimize';
 import { sessionTuning } from '../../lib/optimize/techniques/sessionTuning';
-import { modelIndexJson } from '../../lib/image/modelImage';
 
 let dir: string;
 before(async () => {
@@ -111,7 +111,13 @@ describe('engine on a generated MLP', () => {
     assert.equal(orig.state, 'measured');
     assert.equal(orig.withinBudget, true);
     assert.deepEqual(orig.row!.agreement, { maxAbsError: 0, cosine: 1, top1: 1, samples: 64 });
-    assert.deepEqual(orig.row!.vsOriginal, { sizeRatio: 1, gzipRatio: 1, speedupP50: 1, speedupLargeBatch: 1, memoryRatio: 1 });
+    assert.deepEqual(orig.row!.vsOriginal, {
+      sizeRatio: 1,
+      gzipRatio: 1,
+      speedupP50: 1,
+      speedupLargeBatch: 1,
+      memoryRatio: 1,
+    });
   });
 
   test('every row is measured on batch 1 and a larger batch, with sizes, load time, memory and a cost', () => {
@@ -122,7 +128,10 @@ describe('engine on a generated MLP', () => {
       assert.ok(r.batch1.iterations >= 20 && r.batch1.p50Ms > 0 && r.batch1.p95Ms >= r.batch1.p50Ms, `${c.id} batch 1`);
       assert.equal(r.largeBatch?.batchSize, 16, `${c.id}: the MLP's batch dim is dynamic`);
       assert.ok(r.largeBatch!.throughputPerSec > 0);
-      assert.ok(r.peakRssBytes > r.modelRssBytes && r.modelRssBytes > 0, `${c.id} memory ${r.peakRssBytes} ${r.modelRssBytes}`);
+      assert.ok(
+        r.peakRssBytes > r.modelRssBytes && r.modelRssBytes > 0,
+        `${c.id} memory ${r.peakRssBytes} ${r.modelRssBytes}`,
+      );
       assert.ok(Math.abs(r.costPerMillionUsd - costPerMillionUsd(r.batch1.p50Ms, r.cores, r.peakRssBytes)) < 1e-12);
     }
   });
@@ -133,7 +142,10 @@ describe('engine on a generated MLP', () => {
     assert.equal(go.withinBudget, true);
     assert.ok(go.row!.agreement.cosine > 0.99999, `cosine ${go.row!.agreement.cosine}`);
     assert.equal(go.row!.agreement.top1, 1);
-    assert.ok(go.notes.some((n) => /FusedGemm|Gemm/.test(n)), go.notes.join(' | '));
+    assert.ok(
+      go.notes.some((n) => /FusedGemm|Gemm/.test(n)),
+      go.notes.join(' | '),
+    );
   });
 
   test('a lossy candidate is rejected by the budget with the reason; it stays in the table', () => {
@@ -155,7 +167,7 @@ describe('engine on a generated MLP', () => {
     assert.ok(!existsSync(path.join(dir, 'mlp', 'broken-op.onnx')));
     // ... nor is a combination with it: graph-optimize cannot load it either.
     const combo = result.table.candidates.find((c) => c.id === 'broken-op.graph-optimize');
-    assert.ok(!combo || combo.state !== 'measured');
+    assert.ok(combo?.state !== 'measured');
   });
 
   test('techniques that decline, do not apply, or throw say why', () => {
@@ -181,7 +193,9 @@ describe('engine on a generated MLP', () => {
     const o = tuned.sessionOptions!;
     assert.ok(o.intraOpNumThreads && o.executionMode && o.graphOptimizationLevel, JSON.stringify(o));
     assert.equal(tuned.row!.cores, coresUsed(o, result.table.target));
-    const index = JSON.parse(modelIndexJson([{ name: 'm', version: '1', onnxPath: 'x', sessionOptions: o as Record<string, unknown> }]));
+    const index = JSON.parse(
+      modelIndexJson([{ name: 'm', version: '1', onnxPath: 'x', sessionOptions: o as Record<string, unknown> }]),
+    );
     assert.deepEqual(index.models[0].sessionOptions, JSON.parse(JSON.stringify(o)));
   });
 
@@ -194,7 +208,13 @@ describe('engine on a generated MLP', () => {
   });
 
   test('every offered candidate file loads and runs in onnxruntime with its session options', async () => {
-    const feeds = { input: new ort.Tensor('float32', Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)), [1, 64]) };
+    const feeds = {
+      input: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: 64 }, (_, i) => Math.sin(i)),
+        [1, 64],
+      ),
+    };
     const reference = (await (await ort.InferenceSession.create(model)).run(feeds)).output!.data as Float32Array;
     for (const c of result.candidates.filter((x) => x.state === 'measured' && x.withinBudget)) {
       const session = await ort.InferenceSession.create(c.modelPath!, c.sessionOptions);
@@ -214,7 +234,10 @@ describe('engine on a generated MLP', () => {
 
   test('recommendations rank the applicable techniques first, each with reasons and an expected effect', () => {
     const recs = result.table.recommendations;
-    assert.deepEqual(recs.map((r) => r.rank), recs.map((_, i) => i + 1));
+    assert.deepEqual(
+      recs.map((r) => r.rank),
+      recs.map((_, i) => i + 1),
+    );
     const firstNot = recs.findIndex((r) => !r.applicable);
     assert.ok(firstNot === -1 || recs.slice(firstNot).every((r) => !r.applicable));
     assert.match(recs.find((r) => r.technique === 'gpu-only')!.reasons[0]!, /not applicable: GPU kernels only/);
@@ -224,16 +247,36 @@ describe('engine on a generated MLP', () => {
 
 test('a looser budget accepts what the default rejects; a stricter one rejects even fusion drift', async () => {
   const model = generateMlpModel({ inputDim: 32, hiddenDims: [64], outputDim: 6, seed: 3 });
-  const loose = await runOptimizationEngine({ model, workDir: path.join(dir, 'loose'), registry: [perturbWeights], budget: { minCosine: 0, minTop1: 0 }, measure: quick });
+  const loose = await runOptimizationEngine({
+    model,
+    workDir: path.join(dir, 'loose'),
+    registry: [perturbWeights],
+    budget: { minCosine: 0, minTop1: 0 },
+    measure: quick,
+  });
   assert.equal(loose.table.candidates.find((c) => c.id === 'perturb-weights')!.withinBudget, true);
-  const strict = await runOptimizationEngine({ model, workDir: path.join(dir, 'strict'), registry: [perturbWeights], budget: { maxAbsError: 1e-9 }, measure: quick });
+  const strict = await runOptimizationEngine({
+    model,
+    workDir: path.join(dir, 'strict'),
+    registry: [perturbWeights],
+    budget: { maxAbsError: 1e-9 },
+    measure: quick,
+  });
   assert.match(strict.table.candidates.find((c) => c.id === 'perturb-weights')!.rejection!, /max abs error .* > 1e-9/);
 });
 
 test('calibration samples are the agreement inputs; unknown techniques are refused with the registered list', async () => {
   const model = generateMlpModel({ inputDim: 8, hiddenDims: [16], outputDim: 3, seed: 2 });
-  const calibration = Array.from({ length: 5 }, (_, i) => ({ input: { dims: [1, 8], data: Float32Array.from({ length: 8 }, (_, j) => Math.cos(i + j)) } }));
-  const r = await runOptimizationEngine({ model, workDir: path.join(dir, 'calib'), registry: [graphOptimize], calibration, measure: quick });
+  const calibration = Array.from({ length: 5 }, (_, i) => ({
+    input: { dims: [1, 8], data: Float32Array.from({ length: 8 }, (_, j) => Math.cos(i + j)) },
+  }));
+  const r = await runOptimizationEngine({
+    model,
+    workDir: path.join(dir, 'calib'),
+    registry: [graphOptimize],
+    calibration,
+    measure: quick,
+  });
   assert.equal(r.table.candidates[0]!.row!.agreement.samples, 5);
   assert.match(r.table.method, /5 row\(s\) of the calibration data/);
   await assert.rejects(
@@ -257,28 +300,75 @@ test('combinations: a weight transform then graph-optimize, pruning then int8; s
 
 test('agreement: cosine, max abs error and top-1 over class-score outputs; shape changes are a problem', () => {
   const wire = (rows: number[][]): OutputsWire => ({
-    runs: [feedsToWire({ out: { type: 'float32', dims: [rows.length, rows[0]!.length], data: Float32Array.from(rows.flat()) } })],
+    runs: [
+      feedsToWire({
+        out: { type: 'float32', dims: [rows.length, rows[0]!.length], data: Float32Array.from(rows.flat()) },
+      }),
+    ],
     skipped: [],
   });
-  const a = wire([[1, 0, 0], [0, 2, 0], [0, 0, 3], [1, 1, 0.5]]);
+  const a = wire([
+    [1, 0, 0],
+    [0, 2, 0],
+    [0, 0, 3],
+    [1, 1, 0.5],
+  ]);
   const same = compareOutputs(a, a, 4);
   assert.deepEqual(same.figures, { maxAbsError: 0, cosine: 1, top1: 1, samples: 4 });
-  const flipped = compareOutputs(a, wire([[1, 0, 0], [0, 2, 0], [0, 0, 3], [0.9, 1.1, 0.5]]), 4);
+  const flipped = compareOutputs(
+    a,
+    wire([
+      [1, 0, 0],
+      [0, 2, 0],
+      [0, 0, 3],
+      [0.9, 1.1, 0.5],
+    ]),
+    4,
+  );
   assert.equal(flipped.figures.top1, 0.75);
   assert.ok(Math.abs(flipped.figures.maxAbsError - 0.1) < 1e-6);
   assert.ok(flipped.figures.cosine > 0.99 && flipped.figures.cosine < 1);
   assert.equal(compareOutputs(a, a, 4, false).figures.top1, null);
-  assert.match(compareOutputs(a, wire([[1, 0], [0, 2]]), 4).problem!, /shape \[2, 2\].*\[4, 3\]/);
-  assert.match(compareOutputs(a, wire([[NaN, 0, 0], [0, 2, 0], [0, 0, 3], [1, 1, 0.5]]), 4).problem!, /NaN/);
+  assert.match(
+    compareOutputs(
+      a,
+      wire([
+        [1, 0],
+        [0, 2],
+      ]),
+      4,
+    ).problem!,
+    /shape \[2, 2\].*\[4, 3\]/,
+  );
+  assert.match(
+    compareOutputs(
+      a,
+      wire([
+        [NaN, 0, 0],
+        [0, 2, 0],
+        [0, 0, 3],
+        [1, 1, 0.5],
+      ]),
+      4,
+    ).problem!,
+    /NaN/,
+  );
 });
 
 test('budget: parsing, defaults and the reason it gives', () => {
   assert.deepEqual(resolveBudget(), { minCosine: 0.99, minTop1: 0.99 });
-  assert.deepEqual(parseBudget('cosine=0.999, top1=0.98,maxabs=0.01'), { minCosine: 0.999, minTop1: 0.98, maxAbsError: 0.01 });
+  assert.deepEqual(parseBudget('cosine=0.999, top1=0.98,maxabs=0.01'), {
+    minCosine: 0.999,
+    minTop1: 0.98,
+    maxAbsError: 0.01,
+  });
   assert.throws(() => parseBudget('cosine'), /expected key=number/);
   assert.throws(() => parseBudget('speed=2'), /known keys are cosine, top1, maxabs/);
   assert.throws(() => resolveBudget({ minCosine: 1.5 }), /at most 1/);
-  assert.equal(budgetRejection({ maxAbsError: 0.1, cosine: 0.995, top1: null, samples: 1 }, resolveBudget()), undefined);
+  assert.equal(
+    budgetRejection({ maxAbsError: 0.1, cosine: 0.995, top1: null, samples: 1 }, resolveBudget()),
+    undefined,
+  );
   assert.equal(
     budgetRejection({ maxAbsError: 0.1, cosine: 0.98, top1: 0.9, samples: 1 }, resolveBudget()),
     'outside the accuracy budget: cosine 0.9800 < 0.99, top-1 agreement 0.9000 < 0.99',
@@ -286,9 +376,27 @@ test('budget: parsing, defaults and the reason it gives', () => {
 });
 
 test('score: lowest cost wins; within 2% the lower latency, then the smaller size', () => {
-  assert.equal(pickBest([{ id: 'a', cost: 1, p50Ms: 2, gzipBytes: 5 }, { id: 'b', cost: 0.5, p50Ms: 4, gzipBytes: 5 }])!.id, 'b');
-  assert.equal(pickBest([{ id: 'a', cost: 1, p50Ms: 2, gzipBytes: 5 }, { id: 'b', cost: 0.99, p50Ms: 4, gzipBytes: 5 }])!.id, 'a');
-  assert.equal(pickBest([{ id: 'a', cost: 1, p50Ms: 2, gzipBytes: 5 }, { id: 'b', cost: 1, p50Ms: 2, gzipBytes: 4 }])!.id, 'b');
+  assert.equal(
+    pickBest([
+      { id: 'a', cost: 1, p50Ms: 2, gzipBytes: 5 },
+      { id: 'b', cost: 0.5, p50Ms: 4, gzipBytes: 5 },
+    ])!.id,
+    'b',
+  );
+  assert.equal(
+    pickBest([
+      { id: 'a', cost: 1, p50Ms: 2, gzipBytes: 5 },
+      { id: 'b', cost: 0.99, p50Ms: 4, gzipBytes: 5 },
+    ])!.id,
+    'a',
+  );
+  assert.equal(
+    pickBest([
+      { id: 'a', cost: 1, p50Ms: 2, gzipBytes: 5 },
+      { id: 'b', cost: 1, p50Ms: 2, gzipBytes: 4 },
+    ])!.id,
+    'b',
+  );
   // Two cores must nearly halve the latency to pay for themselves.
   assert.ok(costPerMillionUsd(1, 2, 0) > costPerMillionUsd(1.9, 1, 0));
 });
@@ -302,7 +410,12 @@ test('sample inputs: batch dim propagated by name, masks all ones, token types z
     { name: 'sr', dataType: 'INT64', shape: [] },
   ];
   assert.equal(isBatchDynamic(specs), true);
-  const f = generateFeeds(specs, { batch: 3, seed: 1, dims: { sequence: 5 }, fixed: { sr: { type: 'int64', dims: [], data: [16000] } } });
+  const f = generateFeeds(specs, {
+    batch: 3,
+    seed: 1,
+    dims: { sequence: 5 },
+    fixed: { sr: { type: 'int64', dims: [], data: [16000] } },
+  });
   assert.deepEqual(f.input_ids!.dims, [3, 5]);
   assert.deepEqual(f.state!.dims, [2, 3, 4]);
   assert.ok(Array.from(f.attention_mask!.data as BigInt64Array).every((v) => v === 1n));
@@ -318,10 +431,19 @@ test('graph-optimize refuses the hardware-specific level for an image that may r
   const model = encodeModel(buildMlpModel({ inputDim: 8, hiddenDims: [8], outputDim: 2, seed: 1 }));
   const { analyzeModel } = await import('../../lib/onnx/analyze');
   const analysis = analyzeModel(decodeModel(model));
-  const portable = await graphOptimize.apply(model, { analysis, target: { kind: 'cpu', sameMachine: false, threads: 1 }, workDir: dir, options: { level: 'all' } });
+  const portable = await graphOptimize.apply(model, {
+    analysis,
+    target: { kind: 'cpu', sameMachine: false, threads: 1 },
+    workDir: dir,
+    options: { level: 'all' },
+  });
   assert.equal(portable.applied, false);
   assert.match((portable as { reason: string }).reason, /'all' is hardware-specific/);
-  const local = await graphOptimize.apply(model, { analysis, target: { kind: 'cpu', sameMachine: true, threads: 1 }, workDir: dir });
+  const local = await graphOptimize.apply(model, {
+    analysis,
+    target: { kind: 'cpu', sameMachine: true, threads: 1 },
+    workDir: dir,
+  });
   assert.equal(local.applied, true);
   assert.match((local as { notes: string[] }).notes[0]!, /^level all: /);
 });

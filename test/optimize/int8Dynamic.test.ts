@@ -10,7 +10,11 @@ import { forEachNode } from '../../lib/onnx/graph';
 import { decodeModel, encodeModel, type GraphProto, type OnnxModel } from '../../lib/onnx/model';
 import { float32Tensor, TensorDataType, tensorToFloat32 } from '../../lib/onnx/tensor';
 import type { TechniqueContext, TechniqueResult } from '../../lib/optimize/technique';
-import { int8DynamicTechnique, quantizeDynamicInt8, quantizeWeightSymmetric } from '../../lib/optimize/techniques/int8Dynamic';
+import {
+  int8DynamicTechnique,
+  quantizeDynamicInt8,
+  quantizeWeightSymmetric,
+} from '../../lib/optimize/techniques/int8Dynamic';
 import { compareOutputs } from '../../lib/optimize/techniques/verifyCandidate';
 
 ort.env.logLevel = 'error';
@@ -27,7 +31,11 @@ function context(model: Uint8Array, options?: Record<string, unknown>): Techniqu
 function randomTensor(dims: number[], seed: number): ort.Tensor {
   const rand = seededUniform(seed);
   const n = dims.reduce((a, b) => a * b, 1);
-  return new ort.Tensor('float32', Float32Array.from({ length: n }, () => rand() * 2 - 1), dims);
+  return new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: n }, () => rand() * 2 - 1),
+    dims,
+  );
 }
 
 async function run(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
@@ -68,7 +76,10 @@ test('quantizeWeightSymmetric: one scale per column, the column max maps to ±12
   // B = [[1, -4], [0.5, 2], [-1, 1]] (K=3, N=2)
   const b = Float32Array.from([1, -4, 0.5, 2, -1, 1]);
   const q = quantizeWeightSymmetric(b, 3, 2);
-  assert.deepEqual([...q.scales].map((s) => +s.toFixed(6)), [+(1 / 127).toFixed(6), +(4 / 127).toFixed(6)]);
+  assert.deepEqual(
+    [...q.scales].map((s) => +s.toFixed(6)),
+    [+(1 / 127).toFixed(6), +(4 / 127).toFixed(6)],
+  );
   assert.deepEqual([...q.values], [127, -127, 64, 64, -127, 32]);
   const bt = Float32Array.from([1, 0.5, -1, -4, 2, 1]); // the same matrix stored [N, K]
   const qt = quantizeWeightSymmetric(bt, 3, 2, { transposed: true });
@@ -80,7 +91,10 @@ test('quantizeWeightSymmetric: one scale per column, the column max maps to ±12
   assert.equal(Math.max(...[...reduced.values].map(Math.abs)), 63);
   const zeros = quantizeWeightSymmetric(new Float32Array(4), 2, 2);
   assert.deepEqual([...zeros.values], [0, 0, 0, 0]);
-  assert.ok(zeros.scales.every((s) => s > 0), 'an all-zero column still gets a usable scale');
+  assert.ok(
+    zeros.scales.every((s) => s > 0),
+    'an all-zero column still gets a usable scale',
+  );
 });
 
 for (const weightsIn of ['initializers', 'constants'] as const) {
@@ -94,11 +108,15 @@ for (const weightsIn of ['initializers', 'constants'] as const) {
     assert.ok(!ops.includes('MatMul') && !ops.includes('Add'), `MatMul and bias Add are replaced: ${ops.join(' ')}`);
     const model = decodeModel(result.model);
     assert.ok(model.opset_import!.some((o) => o.domain === 'com.microsoft' && Number(o.version) === 1));
-    const floatWeights = model.graph!.initializer!.filter((t) => t.data_type === TensorDataType.FLOAT && t.dims!.length === 2);
+    const floatWeights = model.graph!.initializer!.filter(
+      (t) => t.data_type === TensorDataType.FLOAT && t.dims!.length === 2,
+    );
     assert.equal(floatWeights.length, 0, 'no float32 weight matrix remains');
     assert.ok(!ops.includes('Constant') || weightsIn === 'constants', 'no Constant nodes appear');
     if (weightsIn === 'constants') {
-      const floatConstants = model.graph!.node!.filter((n) => n.op_type === 'Constant' && n.attribute![0].t!.dims!.length === 2);
+      const floatConstants = model.graph!.node!.filter(
+        (n) => n.op_type === 'Constant' && n.attribute![0].t!.dims!.length === 2,
+      );
       assert.equal(floatConstants.length, 0, 'weight Constant nodes are replaced by int8 initializers');
     }
     assert.deepEqual(graphIo(result.model), graphIo(original), 'graph inputs and outputs are unchanged');
@@ -107,7 +125,10 @@ for (const weightsIn of ['initializers', 'constants'] as const) {
     const a = await agreement(original, result.model, { input: randomTensor([8, 256], 11) });
     assert.ok(a.cosine >= 0.999, `cosine ${a.cosine}`);
     assert.ok(a.maxAbsError > 0, 'the outputs did change: the quantized kernel really ran');
-    assert.ok(result.notes.some((n) => /quantized 3 MatMul\/Gemm/.test(n)), result.notes.join('\n'));
+    assert.ok(
+      result.notes.some((n) => /quantized 3 MatMul\/Gemm/.test(n)),
+      result.notes.join('\n'),
+    );
   });
 }
 
@@ -129,17 +150,28 @@ function sharedAndGemmModel(): { model: Uint8Array; w: Float32Array } {
       }),
       makeNode('Relu', ['h2'], ['h2r'], { name: 'relu2' }),
       makeNode('Transpose', ['h2r'], ['h2t'], { name: 'transpose', attributes: [attr.ints('perm', [1, 0])] }),
-      makeNode('Gemm', ['h2t', 'gemm2.weight', 'side'], ['output'], { name: 'gemm_transa', attributes: [attr.int('transA', 1), attr.float('beta', 0.25)] }),
+      makeNode('Gemm', ['h2t', 'gemm2.weight', 'side'], ['output'], {
+        name: 'gemm_transa',
+        attributes: [attr.int('transA', 1), attr.float('beta', 0.25)],
+      }),
     ],
     initializer: [
       float32Tensor('shared.weight', [128, 128], w),
       float32Tensor('gemm1.bias', [96], u(96, 0.1)),
       float32Tensor('gemm2.weight', [96, 32], u(96 * 32, Math.sqrt(3 / 96))),
     ],
-    input: [tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 128]), tensorValueInfo('side', TensorDataType.FLOAT, ['batch', 32])],
+    input: [
+      tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 128]),
+      tensorValueInfo('side', TensorDataType.FLOAT, ['batch', 32]),
+    ],
     output: [tensorValueInfo('output', TensorDataType.FLOAT, ['batch', 32])],
   };
-  const model: OnnxModel = { ir_version: irVersionForOpset(13), opset_import: [{ domain: '', version: 13 }], producer_name: 'test', graph };
+  const model: OnnxModel = {
+    ir_version: irVersionForOpset(13),
+    opset_import: [{ domain: '', version: 13 }],
+    producer_name: 'test',
+    graph,
+  };
   return { model: encodeModel(model), w };
 }
 
@@ -162,13 +194,25 @@ test('a weight shared by two MatMuls is quantized once; Gemm transB/alpha/beta/C
   // gemm_transb: bias is beta·C folded into the kernel; gemm_transa: A transposed, beta·C added after.
   const ops = opTypes(model);
   assert.deepEqual(ops, [
-    'com.microsoft.DynamicQuantizeMatMul', 'Relu', 'com.microsoft.DynamicQuantizeMatMul', 'com.microsoft.DynamicQuantizeMatMul', 'Relu', 'Transpose',
-    'Transpose', 'Mul', 'com.microsoft.DynamicQuantizeMatMul', 'Add',
+    'com.microsoft.DynamicQuantizeMatMul',
+    'Relu',
+    'com.microsoft.DynamicQuantizeMatMul',
+    'com.microsoft.DynamicQuantizeMatMul',
+    'Relu',
+    'Transpose',
+    'Transpose',
+    'Mul',
+    'com.microsoft.DynamicQuantizeMatMul',
+    'Add',
   ]);
   const gemm1Node = decoded.graph!.node!.find((n) => n.name === 'gemm_transb_quant')!;
   const bias = decoded.graph!.initializer!.find((t) => t.name === gemm1Node.input![4])!;
   const c = tensorToFloat32(decodeModel(original).graph!.initializer!.find((t) => t.name === 'gemm1.bias')!);
-  assert.deepEqual([...tensorToFloat32(bias)], [...c].map((v) => Math.fround(v * 2)), 'bias = beta · C');
+  assert.deepEqual(
+    [...tensorToFloat32(bias)],
+    [...c].map((v) => Math.fround(v * 2)),
+    'bias = beta · C',
+  );
   const a = await agreement(original, model, { input: randomTensor([4, 128], 21), side: randomTensor([4, 32], 22) });
   assert.ok(a.cosine >= 0.999, `cosine ${a.cosine}`);
   assert.ok(a.maxAbsError > 0);
@@ -177,15 +221,28 @@ test('a weight shared by two MatMuls is quantized once; Gemm transB/alpha/beta/C
 test('Gemm with a C of shape [M, N] or a scalar, and opset 9 / IR 4 models, stay correct', async () => {
   const rand = seededUniform(9);
   const u = (n: number) => Float32Array.from({ length: n }, () => rand() * 2 - 1);
-  for (const [cDims, opset] of [[[4, 64], 11], [[], 9], [[1, 64], 9]] as const) {
+  for (const [cDims, opset] of [
+    [[4, 64], 11],
+    [[], 9],
+    [[1, 64], 9],
+  ] as const) {
     const graph: GraphProto = {
       name: 'gemm',
-      node: [makeNode('Gemm', ['input', 'w', 'c'], ['output'], { name: 'gemm', attributes: [attr.float('beta', 0.5)] })],
-      initializer: [float32Tensor('w', [128, 64], u(128 * 64)), float32Tensor('c', [...cDims], u(cDims.reduce((x: number, y: number) => x * y, 1)))],
+      node: [
+        makeNode('Gemm', ['input', 'w', 'c'], ['output'], { name: 'gemm', attributes: [attr.float('beta', 0.5)] }),
+      ],
+      initializer: [
+        float32Tensor('w', [128, 64], u(128 * 64)),
+        float32Tensor('c', [...cDims], u(cDims.reduce((x: number, y: number) => x * y, 1))),
+      ],
       input: [tensorValueInfo('input', TensorDataType.FLOAT, [4, 128])],
       output: [tensorValueInfo('output', TensorDataType.FLOAT, [4, 64])],
     };
-    const original = encodeModel({ ir_version: irVersionForOpset(opset), opset_import: [{ domain: '', version: opset }], graph });
+    const original = encodeModel({
+      ir_version: irVersionForOpset(opset),
+      opset_import: [{ domain: '', version: opset }],
+      graph,
+    });
     const result = applied(await int8DynamicTechnique.apply(original, context(original)));
     const a = await agreement(original, result.model, { input: randomTensor([4, 128], 3) });
     assert.ok(a.cosine >= 0.999, `C dims [${cDims}], opset ${opset}: cosine ${a.cosine}`);
@@ -221,7 +278,10 @@ for (const variant of [
     assert.equal(report.quantized.length, 12, 'Q, K, V, output, FFN up and down in each of 2 blocks');
     assert.equal(report.skipped.length, 4);
     for (const s of report.skipped) assert.match(s.reason, /B is not a constant: .* computed at run time/, s.node);
-    assert.ok(result.notes.some((n) => n.includes('layer0_attention_scores_node') && n.includes('computed at run time')), result.notes.join('\n'));
+    assert.ok(
+      result.notes.some((n) => n.includes('layer0_attention_scores_node') && n.includes('computed at run time')),
+      result.notes.join('\n'),
+    );
     const ops = opTypes(result.model);
     assert.equal(ops.filter((o) => o === 'MatMul').length, 4, 'the attention MatMuls are still float MatMuls');
     // Q, K and V read the same activation: it is quantized once per block and the three run as MatMulIntegerToFloat.
@@ -248,24 +308,48 @@ test('a MatMul inside an If branch reading an outer weight is quantized in place
   const w = Float32Array.from({ length: 64 * 64 }, () => (rand() * 2 - 1) * 0.2);
   const branch = (name: string, op: string): GraphProto => ({
     name,
-    node: [makeNode('MatMul', ['input', 'w'], [`${name}_mm`], { name: `${name}_matmul` }), makeNode(op, [`${name}_mm`], [`${name}_out`], { name: `${name}_act` })],
+    node: [
+      makeNode('MatMul', ['input', 'w'], [`${name}_mm`], { name: `${name}_matmul` }),
+      makeNode(op, [`${name}_mm`], [`${name}_out`], { name: `${name}_act` }),
+    ],
     output: [tensorValueInfo(`${name}_out`, TensorDataType.FLOAT, [null, 64])],
   });
   const graph: GraphProto = {
     name: 'branchy',
-    node: [makeNode('If', ['flag'], ['output'], { name: 'if', attributes: [attr.graph('then_branch', branch('then', 'Relu')), attr.graph('else_branch', branch('else', 'Sigmoid'))] })],
+    node: [
+      makeNode('If', ['flag'], ['output'], {
+        name: 'if',
+        attributes: [
+          attr.graph('then_branch', branch('then', 'Relu')),
+          attr.graph('else_branch', branch('else', 'Sigmoid')),
+        ],
+      }),
+    ],
     initializer: [float32Tensor('w', [64, 64], w)],
-    input: [tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 64]), tensorValueInfo('flag', TensorDataType.BOOL, [])],
+    input: [
+      tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 64]),
+      tensorValueInfo('flag', TensorDataType.BOOL, []),
+    ],
     output: [tensorValueInfo('output', TensorDataType.FLOAT, ['batch', 64])],
   };
   const original = encodeModel({ ir_version: 8, opset_import: [{ domain: '', version: 17 }], graph });
   const { model, report } = quantizeDynamicInt8(original);
   assert.ok(model, JSON.stringify(report));
-  assert.deepEqual(report.sharedWeights.map((s) => s.nodes), [['then_matmul', 'else_matmul']]);
+  assert.deepEqual(
+    report.sharedWeights.map((s) => s.nodes),
+    [['then_matmul', 'else_matmul']],
+  );
   const g = decodeModel(model).graph!;
-  assert.deepEqual(g.initializer!.map((t) => t.name).sort(), ['w_quantized', 'w_scale'], 'one int8 copy and one scale, read by both branches');
+  assert.deepEqual(
+    g.initializer!.map((t) => t.name).sort(),
+    ['w_quantized', 'w_scale'],
+    'one int8 copy and one scale, read by both branches',
+  );
   for (const flag of [true, false]) {
-    const a = await agreement(original, model, { input: randomTensor([3, 64], 2), flag: new ort.Tensor('bool', [flag], []) });
+    const a = await agreement(original, model, {
+      input: randomTensor([3, 64], 2),
+      flag: new ort.Tensor('bool', [flag], []),
+    });
     assert.ok(a.cosine >= 0.999, `flag ${flag}: cosine ${a.cosine}`);
   }
 });
@@ -282,7 +366,10 @@ test('not applicable: no MatMul/Gemm, only run-time B, or weights below minEleme
     },
   });
   const ctx = context(noMatMul);
-  assert.deepEqual(int8DynamicTechnique.applicability(ctx.analysis, ctx.target), { ok: false, reason: 'the model has no MatMul or Gemm node to quantize' });
+  assert.deepEqual(int8DynamicTechnique.applicability(ctx.analysis, ctx.target), {
+    ok: false,
+    reason: 'the model has no MatMul or Gemm node to quantize',
+  });
   const r1 = await int8DynamicTechnique.apply(noMatMul, ctx);
   assert.equal(r1.applied, false);
   assert.match((r1 as { reason: string }).reason, /no MatMul or Gemm/);
@@ -320,12 +407,28 @@ test('small weights stay float32 and are reported while large ones are quantized
   const m = buildMlpModel({ inputDim: 256, hiddenDims: [256], outputDim: 4 });
   const original = encodeModel(m);
   const result = applied(await int8DynamicTechnique.apply(original, context(original)));
-  assert.ok(!result.notes.some((n) => n.startsWith('left in float32')), 'at the default minimum (1024) both weights are quantized');
+  assert.ok(
+    !result.notes.some((n) => n.startsWith('left in float32')),
+    'at the default minimum (1024) both weights are quantized',
+  );
   const ops = opTypes(result.model);
-  assert.deepEqual(ops.filter((o) => o.endsWith('MatMul')), ['com.microsoft.DynamicQuantizeMatMul', 'com.microsoft.DynamicQuantizeMatMul']);
+  assert.deepEqual(
+    ops.filter((o) => o.endsWith('MatMul')),
+    ['com.microsoft.DynamicQuantizeMatMul', 'com.microsoft.DynamicQuantizeMatMul'],
+  );
   const strict = applied(await int8DynamicTechnique.apply(original, context(original, { minElements: 2000 })));
-  assert.ok(strict.notes.some((n) => /left in float32: layer1_matmul \(MatMul\): weight 'layer1.weight' has 1024 elements, below minElements \(2000\)/.test(n)), strict.notes.join('\n'));
-  assert.deepEqual(opTypes(strict.model).filter((o) => o.endsWith('MatMul')), ['com.microsoft.DynamicQuantizeMatMul', 'MatMul']);
+  assert.ok(
+    strict.notes.some((n) =>
+      /left in float32: layer1_matmul \(MatMul\): weight 'layer1.weight' has 1024 elements, below minElements \(2000\)/.test(
+        n,
+      ),
+    ),
+    strict.notes.join('\n'),
+  );
+  assert.deepEqual(
+    opTypes(strict.model).filter((o) => o.endsWith('MatMul')),
+    ['com.microsoft.DynamicQuantizeMatMul', 'MatMul'],
+  );
 });
 
 test('GPU targets are told why int8-dynamic does not fit them', () => {
@@ -333,5 +436,8 @@ test('GPU targets are told why int8-dynamic does not fit them', () => {
   const analysis = analyzeModel(decodeModel(original));
   const verdict = int8DynamicTechnique.applicability(analysis, { kind: 'gpu', sameMachine: false, threads: 1 });
   assert.equal(verdict.ok, false);
-  assert.match(int8DynamicTechnique.expectedEffect(analysis, { kind: 'cpu', sameMachine: true, threads: 1 }), /4x smaller/);
+  assert.match(
+    int8DynamicTechnique.expectedEffect(analysis, { kind: 'cpu', sameMachine: true, threads: 1 }),
+    /4x smaller/,
+  );
 });

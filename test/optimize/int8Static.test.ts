@@ -17,9 +17,14 @@ import { decodeModel, encodeModel, type OnnxModel, type TensorProto } from '../.
 import { upgradeDefaultOpset } from '../../lib/onnx/opsetUpgrade';
 import { float32Tensor, TensorDataType } from '../../lib/onnx/tensor';
 import type { CalibrationSample, TechniqueContext, TechniqueResult } from '../../lib/optimize/technique';
-import { calibrateRanges, entropyThresholdBins, generateCalibrationData, percentileRange } from '../../lib/optimize/techniques/calibration';
+import {
+  calibrateRanges,
+  entropyThresholdBins,
+  generateCalibrationData,
+  percentileRange,
+} from '../../lib/optimize/techniques/calibration';
 import { int8Static, quantizeStaticQdq, unfusedQdqNodes } from '../../lib/optimize/techniques/int8Static';
-import { agreementOf, runBatches, type OrtFeeds } from '../../lib/optimize/techniques/modelAgreement';
+import { agreementOf, type OrtFeeds, runBatches } from '../../lib/optimize/techniques/modelAgreement';
 
 ort.env.logLevel = 'error';
 
@@ -30,7 +35,12 @@ before(async () => {
 after(async () => rm(workDir, { recursive: true, force: true }));
 
 function context(model: Uint8Array, extra: Partial<TechniqueContext> = {}): TechniqueContext {
-  return { analysis: analyzeModel(decodeModel(model)), target: { kind: 'cpu', sameMachine: true, threads: 1 }, workDir, ...extra };
+  return {
+    analysis: analyzeModel(decodeModel(model)),
+    target: { kind: 'cpu', sameMachine: true, threads: 1 },
+    workDir,
+    ...extra,
+  };
 }
 
 function applied(result: TechniqueResult): Extract<TechniqueResult, { applied: true }> {
@@ -42,7 +52,9 @@ function applied(result: TechniqueResult): Extract<TechniqueResult, { applied: t
 function calibrationSamples(dims: number[], count: number, seed: number): CalibrationSample[] {
   const rand = seededUniform(seed);
   const n = dims.reduce((a, b) => a * b, 1);
-  return Array.from({ length: count }, () => ({ input: { dims, data: Float32Array.from({ length: n }, () => rand() * 2 - 1) } }));
+  return Array.from({ length: count }, () => ({
+    input: { dims, data: Float32Array.from({ length: n }, () => rand() * 2 - 1) },
+  }));
 }
 
 /** Held-out inputs (a seed calibration never saw). */
@@ -57,30 +69,46 @@ async function agreement(original: Uint8Array, candidate: Uint8Array, batches: O
 /** Op types of the graph onnxruntime runs after its portable ('extended') optimizations. */
 async function fusedOps(model: Uint8Array): Promise<string[]> {
   const path = join(workDir, `fused-${Math.random().toString(36).slice(2)}.onnx`);
-  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'extended', optimizedModelFilePath: path, logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(model, {
+    graphOptimizationLevel: 'extended',
+    optimizedModelFilePath: path,
+    logSeverityLevel: 3,
+  });
   await session.release();
-  return (decodeModel(await readFile(path)).graph?.node ?? []).map((n) => (isDefaultDomain(n.domain) ? n.op_type! : `${n.domain}.${n.op_type}`));
+  return (decodeModel(await readFile(path)).graph?.node ?? []).map((n) =>
+    isDefaultDomain(n.domain) ? n.op_type! : `${n.domain}.${n.op_type}`,
+  );
 }
 
 function defaultOpset(model: OnnxModel): number {
   return Number(model.opset_import?.find((o) => isDefaultDomain(o.domain))?.version);
 }
 
-const CNN_SPEC = { inputShape: [3, 16, 16] as [number, number, number], convs: [{ channels: 16 }, { channels: 32, stride: 2 }], classes: 10, opset: 9 };
+const CNN_SPEC = {
+  inputShape: [3, 16, 16] as [number, number, number],
+  convs: [{ channels: 16 }, { channels: 32, stride: 2 }],
+  classes: 10,
+  opset: 9,
+};
 
 describe('CNN at opset 9 (Conv+Relu+Conv+Relu+Flatten+Gemm), with user calibration data', () => {
   const original = generateCnnModel(CNN_SPEC);
   let result: Extract<TechniqueResult, { applied: true }>;
 
   before(async () => {
-    result = applied(await int8Static.apply(original, context(original, { calibration: calibrationSamples([4, 3, 16, 16], 8, 11) })));
+    result = applied(
+      await int8Static.apply(original, context(original, { calibration: calibrationSamples([4, 3, 16, 16], 8, 11) })),
+    );
   });
 
   test('the opset is raised to 13 and the graph carries int8 weights behind DequantizeLinear', () => {
     const model = decodeModel(result.model);
     assert.equal(defaultOpset(model), 13);
     assert.ok(Number(model.ir_version) >= 7);
-    assert.ok(result.notes.some((n) => n.includes('opset raised from 9 to 13')), result.notes.join('\n'));
+    assert.ok(
+      result.notes.some((n) => n.includes('opset raised from 9 to 13')),
+      result.notes.join('\n'),
+    );
     const g = model.graph!;
     const ops = g.node!.map((n) => n.op_type);
     assert.ok(ops.filter((o) => o === 'QuantizeLinear').length >= 2, ops.join(' '));
@@ -90,13 +118,21 @@ describe('CNN at opset 9 (Conv+Relu+Conv+Relu+Flatten+Gemm), with user calibrati
       assert.ok(!inits.has(w), `float ${w} is gone`);
       const q = inits.get(`${w}_quantized`);
       assert.equal(q?.data_type, TensorDataType.INT8, `${w} is int8`);
-      assert.equal(inits.get(`${w}_scale`)?.dims?.[0], w === 'fc.weight' ? 10 : w === 'conv0.weight' ? 16 : 32, `${w} has one scale per output channel`);
+      assert.equal(
+        inits.get(`${w}_scale`)?.dims?.[0],
+        w === 'fc.weight' ? 10 : w === 'conv0.weight' ? 16 : 32,
+        `${w} has one scale per output channel`,
+      );
     }
     // The int32 bias is stored as is, or in 16 bits and widened by a Cast to int32 when its values fit.
     const biasCast = g.node!.find((n) => n.op_type === 'Cast' && n.output?.[0] === 'conv0.bias_quantized');
     if (biasCast) {
       assert.equal(inits.get(biasCast.input![0])?.data_type, TensorDataType.INT16, 'Conv bias is stored in 16 bits');
-      assert.equal(Number(biasCast.attribute?.find((a) => a.name === 'to')?.i), TensorDataType.INT32, 'Conv bias is widened to int32');
+      assert.equal(
+        Number(biasCast.attribute?.find((a) => a.name === 'to')?.i),
+        TensorDataType.INT32,
+        'Conv bias is widened to int32',
+      );
     } else {
       assert.equal(inits.get('conv0.bias_quantized')?.data_type, TensorDataType.INT32, 'Conv bias is int32');
     }
@@ -119,10 +155,18 @@ describe('CNN at opset 9 (Conv+Relu+Conv+Relu+Flatten+Gemm), with user calibrati
 
   test('weights from Constant nodes and a MatMul+Add head quantize the same way', async () => {
     const model = generateCnnModel({ ...CNN_SPEC, weightsIn: 'constants', head: 'matmul', softmax: true });
-    const r = applied(await int8Static.apply(model, context(model, { calibration: calibrationSamples([4, 3, 16, 16], 8, 11) })));
+    const r = applied(
+      await int8Static.apply(model, context(model, { calibration: calibrationSamples([4, 3, 16, 16], 8, 11) })),
+    );
     const g = decodeModel(r.model).graph!;
-    assert.ok(!g.node!.some((n) => n.op_type === 'Constant' && n.output?.[0] === 'conv0.weight'), 'float Constant weight removed');
-    assert.ok(g.node!.some((n) => n.op_type === 'Gemm'), 'MatMul + Add became one Gemm');
+    assert.ok(
+      !g.node!.some((n) => n.op_type === 'Constant' && n.output?.[0] === 'conv0.weight'),
+      'float Constant weight removed',
+    );
+    assert.ok(
+      g.node!.some((n) => n.op_type === 'Gemm'),
+      'MatMul + Add became one Gemm',
+    );
     const ops = await fusedOps(r.model);
     assert.equal(ops.filter((o) => o.endsWith('QLinearConv')).length, 2, ops.join(' '));
     assert.ok(ops.includes('com.microsoft.QGemm'), ops.join(' '));
@@ -132,13 +176,22 @@ describe('CNN at opset 9 (Conv+Relu+Conv+Relu+Flatten+Gemm), with user calibrati
 });
 
 describe('generated MLPs', () => {
-  const mlp = generateMlpModel({ inputDim: 64, hiddenDims: [256, 256], outputDim: 10, opset: 9, weightsIn: 'constants' });
+  const mlp = generateMlpModel({
+    inputDim: 64,
+    hiddenDims: [256, 256],
+    outputDim: 10,
+    opset: 9,
+    weightsIn: 'constants',
+  });
   const calibration = calibrationSamples([16, 64], 8, 5);
 
   test('minmax, percentile and entropy calibration all give a model that runs and agrees (cosine ≥ 0.99)', async () => {
     for (const calibrationMethod of ['minmax', 'percentile', 'entropy']) {
       const r = applied(await int8Static.apply(mlp, context(mlp, { calibration, options: { calibrationMethod } })));
-      assert.ok(r.notes.some((n) => n.startsWith(`calibration: ${calibrationMethod}`)), r.notes.join('\n'));
+      assert.ok(
+        r.notes.some((n) => n.startsWith(`calibration: ${calibrationMethod}`)),
+        r.notes.join('\n'),
+      );
       const ops = await fusedOps(r.model);
       assert.equal(ops.filter((o) => o === 'com.microsoft.QGemm').length, 3, `${calibrationMethod}: ${ops.join(' ')}`);
       const a = await agreement(mlp, r.model, heldOut([16, 64], 4, 77));
@@ -150,13 +203,17 @@ describe('generated MLPs', () => {
     const model = generateMlpModel({ inputDim: 64, hiddenDims: [256, 256], outputDim: 10 });
     const inputs = analyzeModel(decodeModel(model)).inputs;
     const run = async (calibrationMethod: 'minmax' | 'percentile') =>
-      (await quantizeStaticQdq(model, { options: { calibrationMethod, percentile: 99 }, inputs, workDir })).report.activations;
+      (await quantizeStaticQdq(model, { options: { calibrationMethod, percentile: 99 }, inputs, workDir })).report
+        .activations;
     const minmax = await run('minmax');
     const percentile = await run('percentile');
     for (const name of ['layer0_out', 'layer1_out']) {
       assert.equal(percentile[name].observedMax, minmax[name].observedMax, name);
       assert.equal(minmax[name].max, minmax[name].observedMax, `minmax keeps the whole range of ${name}`);
-      assert.ok(percentile[name].max < minmax[name].max, `${name}: percentile ${percentile[name].max} < minmax ${minmax[name].max}`);
+      assert.ok(
+        percentile[name].max < minmax[name].max,
+        `${name}: percentile ${percentile[name].max} < minmax ${minmax[name].max}`,
+      );
       assert.equal(minmax[name].zeroPoint, 0, `${name} is a Relu output: zero point at the uint8 minimum`);
     }
   });
@@ -174,7 +231,10 @@ describe('generated MLPs', () => {
 
   test('without calibration data it generates inputs from the specs and says the ranges are weaker', async () => {
     const r = applied(await int8Static.apply(mlp, context(mlp)));
-    assert.ok(r.notes.some((n) => n.includes('generated') && n.includes('weaker ranges')), r.notes.join('\n'));
+    assert.ok(
+      r.notes.some((n) => n.includes('generated') && n.includes('weaker ranges')),
+      r.notes.join('\n'),
+    );
     const a = await agreement(mlp, r.model, heldOut([16, 64], 4, 79));
     assert.ok(a.cosine >= 0.99, `cosine ${a.cosine}`);
   });
@@ -193,7 +253,11 @@ describe('generated MLPs', () => {
           makeNode('Relu', ['a0'], ['r0'], { name: 'relu0' }),
           makeNode('MatMul', ['r0', 'w1'], ['output'], { name: 'mm1' }),
         ],
-        initializer: [float32Tensor('w0', [32, 64], w(32 * 64, 0.3)), float32Tensor('b0', [64], w(64, 0.1)), float32Tensor('w1', [64, 16], w(64 * 16, 0.2))],
+        initializer: [
+          float32Tensor('w0', [32, 64], w(32 * 64, 0.3)),
+          float32Tensor('b0', [64], w(64, 0.1)),
+          float32Tensor('w1', [64, 16], w(64 * 16, 0.2)),
+        ],
         input: [tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 'seq', 32])],
         output: [tensorValueInfo('output', TensorDataType.FLOAT, ['batch', 'seq', 16])],
       },
@@ -202,7 +266,15 @@ describe('generated MLPs', () => {
     const ops = await fusedOps(r.model);
     assert.equal(ops.filter((o) => o === 'QLinearMatMul').length, 2, ops.join(' '));
     const rand2 = seededUniform(8);
-    const feeds = [{ input: new ort.Tensor('float32', Float32Array.from({ length: 2 * 5 * 32 }, () => rand2() * 2 - 1), [2, 5, 32]) }];
+    const feeds = [
+      {
+        input: new ort.Tensor(
+          'float32',
+          Float32Array.from({ length: 2 * 5 * 32 }, () => rand2() * 2 - 1),
+          [2, 5, 32],
+        ),
+      },
+    ];
     const a = await agreement(model, r.model, feeds);
     assert.ok(a.cosine >= 0.99, `cosine ${a.cosine}`);
   });
@@ -237,12 +309,23 @@ describe('Adds downstream of quantized nodes', () => {
       },
     });
     const r = applied(await int8Static.apply(model, context(model)));
-    assert.ok(r.notes.some((n) => n.includes('3 Add node(s) downstream run in 8 bits')), r.notes.join('\n'));
+    assert.ok(
+      r.notes.some((n) => n.includes('3 Add node(s) downstream run in 8 bits')),
+      r.notes.join('\n'),
+    );
     const ops = await fusedOps(r.model);
     assert.equal(ops.filter((o) => o === 'com.microsoft.QLinearAdd').length, 3, ops.join(' '));
     assert.equal(ops.filter((o) => o === 'QLinearMatMul').length, 2, ops.join(' '));
     const rand2 = seededUniform(9);
-    const feeds = [{ input: new ort.Tensor('float32', Float32Array.from({ length: 2 * 6 * 32 }, () => rand2() * 2 - 1), [2, 6, 32]) }];
+    const feeds = [
+      {
+        input: new ort.Tensor(
+          'float32',
+          Float32Array.from({ length: 2 * 6 * 32 }, () => rand2() * 2 - 1),
+          [2, 6, 32],
+        ),
+      },
+    ];
     const a = await agreement(model, r.model, feeds);
     assert.ok(a.cosine >= 0.99, `cosine ${a.cosine}`);
     // With the option off the Adds stay float32.
@@ -275,7 +358,10 @@ describe('when it does not apply', () => {
       opset_import: [{ domain: '', version: 17 }],
       graph: {
         name: 'scores',
-        node: [makeNode('Transpose', ['input'], ['t'], { attributes: [attr.ints('perm', [1, 0])] }), makeNode('MatMul', ['input', 't'], ['output'], { name: 'scores' })],
+        node: [
+          makeNode('Transpose', ['input'], ['t'], { attributes: [attr.ints('perm', [1, 0])] }),
+          makeNode('MatMul', ['input', 't'], ['output'], { name: 'scores' }),
+        ],
         input: [tensorValueInfo('input', TensorDataType.FLOAT, [4, 8])],
         output: [tensorValueInfo('output', TensorDataType.FLOAT, [4, 4])],
       },
@@ -292,7 +378,14 @@ describe('when it does not apply', () => {
     g.initializer!.push(float32Tensor('scales', [4], [1, 1, 1, 1]));
     const relu = g.node!.find((n) => n.op_type === 'Relu')!;
     const flatten = g.node!.find((n) => n.op_type === 'Flatten')!;
-    g.node!.splice(g.node!.indexOf(flatten), 0, makeNode('Upsample', [relu.output![0], 'scales'], ['up'], { name: 'upsample', attributes: [attr.string('mode', 'nearest')] }));
+    g.node!.splice(
+      g.node!.indexOf(flatten),
+      0,
+      makeNode('Upsample', [relu.output![0], 'scales'], ['up'], {
+        name: 'upsample',
+        attributes: [attr.string('mode', 'nearest')],
+      }),
+    );
     flatten.input = ['up'];
     const model = encodeModel(cnn);
     await runBatches(model, heldOut([1, 1, 8, 8], 1, 1)); // the fixture itself runs
@@ -333,7 +426,14 @@ describe('when it does not apply', () => {
     assert.deepEqual(await unfusedQdqNodes(model, ['conv'], workDir), ['conv']);
     const cnn = generateCnnModel({ inputShape: [1, 8, 8], convs: [{ channels: 4 }], classes: 2 });
     const r = await quantizeStaticQdq(cnn, { inputs: analyzeModel(decodeModel(cnn)).inputs, workDir });
-    assert.deepEqual(await unfusedQdqNodes(r.model, r.report.quantized.map((x) => x.nameInModel), workDir), []);
+    assert.deepEqual(
+      await unfusedQdqNodes(
+        r.model,
+        r.report.quantized.map((x) => x.nameInModel),
+        workDir,
+      ),
+      [],
+    );
   });
 
   test('bad options are refused with a message', async () => {
@@ -369,7 +469,10 @@ describe('calibration', () => {
     const data = generateCalibrationData(analyzeModel(decodeModel(model)).inputs, { batches: 4, batchSize: 8 });
     const r = await calibrateRanges(model, ['input', 'layer0_out', 'output'], data, { workDir, method: 'minmax' });
     const augmented = decodeModel(await readFile(r.augmentedModelPath));
-    assert.deepEqual(augmented.graph!.output!.map((o) => o.name), ['output', 'layer0_out']);
+    assert.deepEqual(
+      augmented.graph!.output!.map((o) => o.name),
+      ['output', 'layer0_out'],
+    );
     assert.ok(r.ranges.get('input')!.min >= -1 && r.ranges.get('input')!.max < 1);
     assert.equal(r.ranges.get('layer0_out')!.min, 0, 'a Relu output starts at 0');
     // The ranges are the real extremes: running the model on the same data never leaves them.
@@ -388,7 +491,9 @@ describe('calibration', () => {
         node: [
           makeNode('Unsqueeze', ['input'], ['u'], { attributes: [attr.ints('axes', [0])] }),
           makeNode('Squeeze', ['u'], ['s'], { attributes: [attr.ints('axes', [0])] }),
-          makeNode('Slice', ['s'], ['sl'], { attributes: [attr.ints('starts', [1]), attr.ints('ends', [3]), attr.ints('axes', [1])] }),
+          makeNode('Slice', ['s'], ['sl'], {
+            attributes: [attr.ints('starts', [1]), attr.ints('ends', [3]), attr.ints('axes', [1])],
+          }),
           makeNode('Clip', ['sl'], ['c'], { attributes: [attr.float('min', -0.5), attr.float('max', 0.5)] }),
           makeNode('Pad', ['c'], ['p'], { attributes: [attr.ints('pads', [0, 1, 0, 1]), attr.float('value', 2)] }),
           makeNode('ReduceSum', ['p'], ['r'], { attributes: [attr.ints('axes', [1]), attr.int('keepdims', 1)] }),

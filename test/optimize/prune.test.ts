@@ -27,7 +27,12 @@ before(async () => {
 after(async () => rm(workDir, { recursive: true, force: true }));
 
 function context(model: Uint8Array, options?: Record<string, unknown>): TechniqueContext {
-  return { analysis: analyzeModel(decodeModel(model)), target: { kind: 'cpu', sameMachine: true, threads: 1 }, workDir, ...(options ? { options } : {}) };
+  return {
+    analysis: analyzeModel(decodeModel(model)),
+    target: { kind: 'cpu', sameMachine: true, threads: 1 },
+    workDir,
+    ...(options ? { options } : {}),
+  };
 }
 
 function applied(result: TechniqueResult): Extract<TechniqueResult, { applied: true }> {
@@ -57,13 +62,37 @@ function sparsity(values: Float32Array): number {
 function randomFeeds(dims: number[], seed: number) {
   const rand = seededUniform(seed);
   const n = dims.reduce((a, b) => a * b, 1);
-  return [{ input: new ort.Tensor('float32', Float32Array.from({ length: n }, () => rand() * 2 - 1), dims) }];
+  return [
+    {
+      input: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: n }, () => rand() * 2 - 1),
+        dims,
+      ),
+    },
+  ];
 }
 
 const MODELS: Array<{ name: string; bytes: Uint8Array; dims: number[] }> = [
-  { name: 'MLP 64-256-256-10', bytes: generateMlpModel({ inputDim: 64, hiddenDims: [256, 256], outputDim: 10 }), dims: [8, 64] },
-  { name: 'MLP with weights in Constant nodes', bytes: generateMlpModel({ inputDim: 32, hiddenDims: [96], outputDim: 5, weightsIn: 'constants' }), dims: [8, 32] },
-  { name: 'CNN (Conv+Relu+Conv+Relu+Gemm)', bytes: generateCnnModel({ inputShape: [3, 16, 16], convs: [{ channels: 16 }, { channels: 32, stride: 2 }], classes: 10 }), dims: [2, 3, 16, 16] },
+  {
+    name: 'MLP 64-256-256-10',
+    bytes: generateMlpModel({ inputDim: 64, hiddenDims: [256, 256], outputDim: 10 }),
+    dims: [8, 64],
+  },
+  {
+    name: 'MLP with weights in Constant nodes',
+    bytes: generateMlpModel({ inputDim: 32, hiddenDims: [96], outputDim: 5, weightsIn: 'constants' }),
+    dims: [8, 32],
+  },
+  {
+    name: 'CNN (Conv+Relu+Conv+Relu+Gemm)',
+    bytes: generateCnnModel({
+      inputShape: [3, 16, 16],
+      convs: [{ channels: 16 }, { channels: 32, stride: 2 }],
+      classes: 10,
+    }),
+    dims: [2, 3, 16, 16],
+  },
 ];
 
 for (const { name, bytes, dims } of MODELS) {
@@ -89,12 +118,24 @@ for (const { name, bytes, dims } of MODELS) {
             }
           });
           assert.ok(maxPruned <= minKept, `${w}: pruned up to ${maxPruned}, kept from ${minKept}`);
-          assert.ok(r.notes.some((n) => n.startsWith(`${w} `) && n.includes(`${(100 * sparsity(values)).toFixed(1)}% zero`)), `${w} reported`);
+          assert.ok(
+            r.notes.some((n) => n.startsWith(`${w} `) && n.includes(`${(100 * sparsity(values)).toFixed(1)}% zero`)),
+            `${w} reported`,
+          );
         }
-        assert.ok(gzipSize(r.model) < gzipSize(bytes) * (1 - target * 0.6), `gzip ${gzipSize(bytes)} → ${gzipSize(r.model)}`);
+        assert.ok(
+          gzipSize(r.model) < gzipSize(bytes) * (1 - target * 0.6),
+          `gzip ${gzipSize(bytes)} → ${gzipSize(r.model)}`,
+        );
         assert.equal(r.model.length, bytes.length, 'dense storage: same raw size');
-        assert.ok(r.notes.some((n) => n.includes('dense float32 storage does not shrink')), r.notes.join('\n'));
-        assert.ok(r.notes.some((n) => /gzip -9 size \d+ → \d+ bytes/.test(n)), r.notes.join('\n'));
+        assert.ok(
+          r.notes.some((n) => n.includes('dense float32 storage does not shrink')),
+          r.notes.join('\n'),
+        );
+        assert.ok(
+          r.notes.some((n) => /gzip -9 size \d+ → \d+ bytes/.test(n)),
+          r.notes.join('\n'),
+        );
         const reported = r.notes.find((n) => n.startsWith('agreement'))!;
         const reportedMax = Number(/max abs error ([\d.e+-]+)/.exec(reported)?.[1]);
         assert.ok(reportedMax > 0, `max abs error reported: ${reported}`);
@@ -125,8 +166,17 @@ describe('pruning rules', () => {
       opset_import: [{ domain: '', version: 17 }],
       graph: {
         name: 'shared',
-        node: [makeNode('MatMul', ['input', 'w'], ['h'], { name: 'first' }), makeNode('MatMul', ['h', 'w'], ['output'], { name: 'second' })],
-        initializer: [float32Tensor('w', [16, 16], Float32Array.from({ length: 256 }, () => rand() - 0.5))],
+        node: [
+          makeNode('MatMul', ['input', 'w'], ['h'], { name: 'first' }),
+          makeNode('MatMul', ['h', 'w'], ['output'], { name: 'second' }),
+        ],
+        initializer: [
+          float32Tensor(
+            'w',
+            [16, 16],
+            Float32Array.from({ length: 256 }, () => rand() - 0.5),
+          ),
+        ],
         input: [tensorValueInfo('input', TensorDataType.FLOAT, ['batch', 16])],
         output: [tensorValueInfo('output', TensorDataType.FLOAT, ['batch', 16])],
       },

@@ -4,17 +4,16 @@
  * or is reported not applicable with a reason. No candidate onnxruntime cannot load may appear.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { runOptimizationEngine, type EngineResult } from '../../lib/optimize/engine';
+import { type EngineResult, runOptimizationEngine } from '../../lib/optimize/engine';
 import { generateFeeds, toOrtFeeds } from '../../lib/optimize/sampleInputs';
 import { formatTradeoffTable } from '../../lib/optimize/table';
 import { techniques } from '../../lib/optimize/techniques';
 import { ensureRealModel, REAL_MODELS } from '../fixtures/realModels';
-import { readFile } from 'node:fs/promises';
 
 let dir: string;
 before(async () => {

@@ -30,10 +30,19 @@ function batchMixingModel(): Uint8Array {
       name: 'batch-mixing',
       node: [
         makeNode('MatMul', ['x', 'W'], ['h'], { name: 'mm' }),
-        makeNode('ReduceMean', ['h'], ['m'], { name: 'mean', attributes: [attr.ints('axes', [0]), attr.int('keepdims', 1)] }),
+        makeNode('ReduceMean', ['h'], ['m'], {
+          name: 'mean',
+          attributes: [attr.ints('axes', [0]), attr.int('keepdims', 1)],
+        }),
         makeNode('Sub', ['h', 'm'], ['y'], { name: 'sub' }),
       ],
-      initializer: [float32Tensor('W', [8, 8], Array.from({ length: 64 }, (_, i) => Math.sin(i)))],
+      initializer: [
+        float32Tensor(
+          'W',
+          [8, 8],
+          Array.from({ length: 64 }, (_, i) => Math.sin(i)),
+        ),
+      ],
       input: [tensorValueInfo('x', FLOAT, ['n', 8])],
       output: [tensorValueInfo('y', FLOAT, ['n', 8])],
     },
@@ -89,7 +98,14 @@ describe('row independence, measured in onnxruntime', () => {
   test('rows compared are first, middle and last; a row slice keeps the other dimensions', () => {
     assert.deepEqual(rowsToCompare(16), [0, 8, 15]);
     assert.deepEqual(rowsToCompare(1), [0]);
-    const feeds = { x: new ort.Tensor('float32', Float32Array.from({ length: 6 }, (_, i) => i), [3, 2]), sr: new ort.Tensor('int64', BigInt64Array.from([16000n]), []) };
+    const feeds = {
+      x: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: 6 }, (_, i) => i),
+        [3, 2],
+      ),
+      sr: new ort.Tensor('int64', BigInt64Array.from([16000n]), []),
+    };
     const row = sliceFeedRow(feeds, 3, 2);
     assert.deepEqual(row.x.dims, [1, 2]);
     assert.deepEqual([...(row.x.data as Float32Array)], [4, 5]);
@@ -97,7 +113,11 @@ describe('row independence, measured in onnxruntime', () => {
   });
 
   test('an MLP treats rows independently: alone and in a batch agree to rounding', async () => {
-    const r = await independenceOf(generateMlpModel({ inputDim: 32, hiddenDims: [64], outputDim: 10, seed: 3 }), 'input', 32);
+    const r = await independenceOf(
+      generateMlpModel({ inputDim: 32, hiddenDims: [64], outputDim: 10, seed: 3 }),
+      'input',
+      32,
+    );
     assert.equal(r.notRowShaped, undefined);
     assert.equal(r.rows, 3);
     assert.ok(r.maxAbsRef > 0.01, 'the outputs are not all zero');
@@ -138,19 +158,34 @@ describe('the decision', () => {
   });
 
   test('off when the original mixes rows, even if the candidate looks fine', () => {
-    const d = decideServingBatching({ original: { ...exact, maxAbsDiff: 0.5 }, candidate: exact, row: row(1000, 4000), budget });
+    const d = decideServingBatching({
+      original: { ...exact, maxAbsDiff: 0.5 },
+      candidate: exact,
+      row: row(1000, 4000),
+      budget,
+    });
     assert.equal(d.batching, undefined);
     assert.match(d.note, /mixes rows/);
   });
 
   test("off when the candidate's rows drift past the budget in a batch (per-batch quantization scales)", () => {
-    const d = decideServingBatching({ original: exact, candidate: { ...exact, minCosine: 0.95 }, row: row(1000, 4000), budget });
+    const d = decideServingBatching({
+      original: exact,
+      candidate: { ...exact, minCosine: 0.95 },
+      row: row(1000, 4000),
+      budget,
+    });
     assert.equal(d.batching, undefined);
     assert.match(d.note, /cosine 0\.95000 < budget 0\.99/);
   });
 
   test('off when batching does not pay', () => {
-    const d = decideServingBatching({ original: exact, candidate: exact, row: row(1000, 1000 * (MIN_GAIN - 0.05)), budget });
+    const d = decideServingBatching({
+      original: exact,
+      candidate: exact,
+      row: row(1000, 1000 * (MIN_GAIN - 0.05)),
+      budget,
+    });
     assert.equal(d.batching, undefined);
     assert.match(d.note, /only 1\.20x/);
   });
@@ -171,21 +206,38 @@ describe('the engine', () => {
 
   test('an MLP is served with batching; the image manifest carries it', async () => {
     const model = generateMlpModel({ inputDim: 128, hiddenDims: [512, 512], outputDim: 16, seed: 5 });
-    const { table } = await runOptimizationEngine({ model, workDir: path.join(dir, 'mlp'), techniques: ['graph-optimize'], target: { threads: 1 }, measure: quick });
+    const { table } = await runOptimizationEngine({
+      model,
+      workDir: path.join(dir, 'mlp'),
+      techniques: ['graph-optimize'],
+      target: { threads: 1 },
+      measure: quick,
+    });
     const original = table.candidates.find((c) => c.id === 'original')!;
     assert.ok(original.batching, `the original should batch: ${original.notes.join('; ')}`);
     assert.equal(original.batching.maxBatchSize, 16);
     assert.ok(original.notes.some((n) => /dynamic batching on/.test(n)));
-    const manifest = JSON.parse(modelIndexJson([{ name: 'mlp', version: '1', onnxPath: 'x', batching: original.batching }]));
+    const manifest = JSON.parse(
+      modelIndexJson([{ name: 'mlp', version: '1', onnxPath: 'x', batching: original.batching }]),
+    );
     assert.deepEqual(manifest.models[0].batching, { maxBatchSize: 16, maxQueueDelayMs: 0 });
   });
 
   test('a model that mixes rows is never served with batching, and says why', async () => {
-    const { table } = await runOptimizationEngine({ model: batchMixingModel(), workDir: path.join(dir, 'mix'), techniques: ['graph-optimize'], target: { threads: 1 }, measure: quick });
+    const { table } = await runOptimizationEngine({
+      model: batchMixingModel(),
+      workDir: path.join(dir, 'mix'),
+      techniques: ['graph-optimize'],
+      target: { threads: 1 },
+      measure: quick,
+    });
     for (const c of table.candidates.filter((x) => x.state === 'measured')) {
       assert.equal(c.batching, undefined, `${c.id} must not batch`);
     }
     const original = table.candidates.find((c) => c.id === 'original')!;
-    assert.ok(original.notes.some((n) => /dynamic batching off: the original model mixes rows/.test(n)), original.notes.join('; '));
+    assert.ok(
+      original.notes.some((n) => /dynamic batching off: the original model mixes rows/.test(n)),
+      original.notes.join('; '),
+    );
   });
 });

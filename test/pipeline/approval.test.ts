@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { eventually, startHarness, type FerryHarness } from '../helpers/ferryHarness';
+import { eventually, type FerryHarness, startHarness } from '../helpers/ferryHarness';
 import { assertHistoriesReplay } from '../helpers/replay';
 
 let h: FerryHarness;
@@ -24,7 +24,11 @@ async function awaitingApproval(ref: string) {
 
 test('an approval Update chooses the plan; an unknown plan is refused at once', async () => {
   const name = `ap-${h.runId}`;
-  const started = await h.ferry.deploy(await h.writeModel(name), { model: name, mode: 'review', approvalTimeoutMs: 10 * 60_000 });
+  const started = await h.ferry.deploy(await h.writeModel(name), {
+    model: name,
+    mode: 'review',
+    approvalTimeoutMs: 10 * 60_000,
+  });
 
   // Too early or too late are refused too, not only unknown plans: here the run is not yet waiting.
   const waiting = await awaitingApproval(started.deploymentId);
@@ -34,15 +38,24 @@ test('an approval Update chooses the plan; an unknown plan is refused at once', 
   assert.ok(ids.includes('original') && ids.includes('graph-optimize'), `plans: ${ids.join(', ')}`);
   const measuredIds = waiting.optimization?.candidates.filter((c) => c.state === 'measured').map((c) => c.id);
   assert.deepEqual(ids, measuredIds, 'the plans are exactly the measured candidates');
-  for (const p of waiting.plans!) assert.ok(p.row && p.techniques && typeof p.withinBudget === 'boolean', `plan ${p.id} carries its measurement`);
+  for (const p of waiting.plans!)
+    assert.ok(p.row && p.techniques && typeof p.withinBudget === 'boolean', `plan ${p.id} carries its measurement`);
   assert.equal(waiting.defaultPlan, waiting.optimization?.best);
   assert.ok(waiting.approvalDeadline);
 
-  await assert.rejects(h.ferry.approve(started.deploymentId, 'int3-magic'), /unknown plan "int3-magic"; choose one of: original/);
+  await assert.rejects(
+    h.ferry.approve(started.deploymentId, 'int3-magic'),
+    /unknown plan "int3-magic"; choose one of: original/,
+  );
   // A candidate outside the accuracy budget is refused with the budget's reason (when the registry has a lossy technique).
   const rejected = waiting.plans!.find((p) => p.withinBudget === false);
-  if (rejected) await assert.rejects(h.ferry.approve(started.deploymentId, rejected.id), /is outside the accuracy budget: /);
-  assert.equal((await h.ferry.status(started.deploymentId)).phase, 'awaiting-approval', 'a refused approval changes nothing');
+  if (rejected)
+    await assert.rejects(h.ferry.approve(started.deploymentId, rejected.id), /is outside the accuracy budget: /);
+  assert.equal(
+    (await h.ferry.status(started.deploymentId)).phase,
+    'awaiting-approval',
+    'a refused approval changes nothing',
+  );
 
   const chosen = await h.ferry.approve(started.deploymentId, 'original', 'alice');
   assert.equal(chosen.plan, 'original');
@@ -63,11 +76,14 @@ test('an approval Update chooses the plan; an unknown plan is refused at once', 
 
 test('an approval Signal (chat-ops) chooses the plan', async () => {
   const name = `sg-${h.runId}`;
-  const started = await h.ferry.deploy(await h.writeModel(name, { inputDim: 16, hiddenDims: [32], outputDim: 4, seed: 9 }), {
-    model: name,
-    mode: 'review',
-    approvalTimeoutMs: 10 * 60_000,
-  });
+  const started = await h.ferry.deploy(
+    await h.writeModel(name, { inputDim: 16, hiddenDims: [32], outputDim: 4, seed: 9 }),
+    {
+      model: name,
+      mode: 'review',
+      approvalTimeoutMs: 10 * 60_000,
+    },
+  );
   await awaitingApproval(started.deploymentId);
   await h.ferry.approveBySignal(started.deploymentId, 'bogus-plan', 'bob'); // ignored: unknown plan
   await h.ferry.approveBySignal(started.deploymentId, 'graph-optimize', 'bob');
@@ -81,11 +97,14 @@ test('an approval Signal (chat-ops) chooses the plan', async () => {
 test('without an approval the default plan is taken after the timeout', async () => {
   const name = `to-${h.runId}`;
   const t0 = Date.now();
-  const started = await h.ferry.deploy(await h.writeModel(name, { inputDim: 16, hiddenDims: [16], outputDim: 4, seed: 5 }), {
-    model: name,
-    mode: 'review',
-    approvalTimeoutMs: 2000,
-  });
+  const started = await h.ferry.deploy(
+    await h.writeModel(name, { inputDim: 16, hiddenDims: [16], outputDim: 4, seed: 5 }),
+    {
+      model: name,
+      mode: 'review',
+      approvalTimeoutMs: 2000,
+    },
+  );
   const done = await h.ferry.waitForResult(started.deploymentId);
   assert.equal(done.chosenPlan?.source, 'default-after-timeout');
   assert.equal(done.chosenPlan?.plan, done.defaultPlan);

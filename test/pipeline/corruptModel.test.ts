@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { getPool } from '../../lib/db/pool';
 import { FerryRepository } from '../../lib/db/repository';
 import { ObjectStore, objectKeys } from '../../lib/store/objectStore';
-import { startHarness, type FerryHarness } from '../helpers/ferryHarness';
+import { type FerryHarness, startHarness } from '../helpers/ferryHarness';
 
 let h: FerryHarness;
 before(async () => {
@@ -32,7 +32,10 @@ test('random bytes are rejected once, clearly, leaving nothing behind', async ()
   const status = await h.ferry.status(started.deploymentId);
   assert.equal(status.phase, 'failed');
   assert.equal(status.stages[0].state, 'failed');
-  assert.deepEqual(status.stages.slice(1).map((s) => s.state), ['pending', 'pending', 'pending', 'pending']);
+  assert.deepEqual(
+    status.stages.slice(1).map((s) => s.state),
+    ['pending', 'pending', 'pending', 'pending'],
+  );
 
   // Exactly one attempt of the upload activity: a bad model is not retried.
   const history = await h.ferry.temporal.workflow.getHandle(started.workflowId).fetchHistory();
@@ -45,11 +48,16 @@ test('random bytes are rejected once, clearly, leaving nothing behind', async ()
   assert.equal(await store.exists(objectKeys.model(sha)), false);
   const firstEvent = history.events![0].workflowExecutionStartedEventAttributes!;
   const { defaultPayloadConverter } = await import('@temporalio/common');
-  const startArgs = defaultPayloadConverter.fromPayload(firstEvent.input!.payloads![0]) as { upload: { objectKey: string } };
+  const startArgs = defaultPayloadConverter.fromPayload(firstEvent.input!.payloads![0]) as {
+    upload: { objectKey: string };
+  };
   assert.equal(await store.exists(startArgs.upload.objectKey), false, 'staged upload removed');
   const repo = new FerryRepository(getPool(h.config.postgres.url));
   assert.equal(await repo.findModelVersion(name, started.deploymentId.slice(name.length + 1)), undefined);
-  const models = await getPool(h.config.postgres.url).query('SELECT 1 FROM model_versions mv JOIN models m ON m.id = mv.model_id WHERE m.name = $1', [name]);
+  const models = await getPool(h.config.postgres.url).query(
+    'SELECT 1 FROM model_versions mv JOIN models m ON m.id = mv.model_id WHERE m.name = $1',
+    [name],
+  );
   assert.equal(models.rowCount, 0);
 });
 

@@ -9,7 +9,7 @@ import { getPool } from '../../lib/db/pool';
 import { FerryRepository } from '../../lib/db/repository';
 import { getManifest } from '../../lib/oci/registry';
 import { seededRandom } from '../../lib/optimize/sampleInputs';
-import { startHarness, type FerryHarness } from '../helpers/ferryHarness';
+import { type FerryHarness, startHarness } from '../helpers/ferryHarness';
 
 let h: FerryHarness;
 before(async () => {
@@ -27,7 +27,10 @@ test('one-click deploy serves outputs equal to onnxruntime on the same input; a 
   const status = await h.ferry.waitForResult(started.deploymentId);
 
   assert.equal(status.phase, 'live');
-  assert.deepEqual(status.stages.map((s) => s.state), ['done', 'done', 'done', 'done', 'done']);
+  assert.deepEqual(
+    status.stages.map((s) => s.state),
+    ['done', 'done', 'done', 'done', 'done'],
+  );
   assert.equal(status.chosenPlan?.source, 'one-click');
   assert.equal(status.chosenPlan?.plan, status.defaultPlan);
   assert.equal(status.summary?.parameterCount, 48 * 96 + 96 + 96 * 64 + 64 + 64 * 10 + 10);
@@ -51,22 +54,32 @@ test('one-click deploy serves outputs equal to onnxruntime on the same input; a 
   // the candidate's measured error of the original model.
   const rand = seededRandom(11);
   const data = Array.from({ length: 2 * 48 }, () => rand() * 2 - 1);
-  const answer = await h.ferry.infer(started.deploymentId, { inputs: [{ name: 'input', shape: [2, 48], datatype: 'FP32', data }] });
+  const answer = await h.ferry.infer(started.deploymentId, {
+    inputs: [{ name: 'input', shape: [2, 48], datatype: 'FP32', data }],
+  });
   const feeds = { input: new ort.Tensor('float32', Float32Array.from(data), [2, 48]) };
-  const served = await ort.InferenceSession.create(await h.ferry.store.getBytes(chosen.artifact!.objectKey), chosen.sessionOptions ?? {});
+  const served = await ort.InferenceSession.create(
+    await h.ferry.store.getBytes(chosen.artifact!.objectKey),
+    chosen.sessionOptions ?? {},
+  );
   const expected = Array.from((await served.run(feeds)).output.data as Float32Array);
   const original = Array.from((await (await ort.InferenceSession.create(file)).run(feeds)).output.data as Float32Array);
   const got = answer.outputs.find((o) => o.name === 'output')!;
   assert.deepEqual(got.shape, [2, 10]);
   assert.equal(got.data.length, expected.length);
-  got.data.forEach((v, i) => assert.ok(Math.abs((v as number) - expected[i]) < 1e-5, `output[${i}] ${v} vs ${expected[i]}`));
+  got.data.forEach((v, i) =>
+    assert.ok(Math.abs((v as number) - expected[i]) < 1e-5, `output[${i}] ${v} vs ${expected[i]}`),
+  );
   const drift = Math.max(...got.data.map((v, i) => Math.abs((v as number) - original[i])));
   assert.ok(drift <= Math.max(1e-4, 4 * chosen.row.agreement.maxAbsError), `drift from the original ${drift}`);
 
   // The replica serves it as the optimize stage decided: its session options, and dynamic batching (an MLP's
   // rows are independent and batch 16 pays), read back from the server's config endpoint through the gateway.
   assert.ok(chosen.batching, `the engine should batch an MLP: ${chosen.notes.join('; ')}`);
-  const servedConfig = (await (await fetch(status.inferUrl!.replace(/\/infer$/, '/config'))).json()) as { batching: unknown; sessionOptions: unknown };
+  const servedConfig = (await (await fetch(status.inferUrl!.replace(/\/infer$/, '/config'))).json()) as {
+    batching: unknown;
+    sessionOptions: unknown;
+  };
   assert.deepEqual(servedConfig.batching, chosen.batching);
   assert.deepEqual(servedConfig.sessionOptions, chosen.sessionOptions ?? {});
 
@@ -82,7 +95,8 @@ test('one-click deploy serves outputs equal to onnxruntime on the same input; a 
   assert.equal(again.alreadyExisted, true);
   assert.equal(again.workflowId, started.workflowId);
   const runs = [];
-  for await (const wf of h.ferry.temporal.workflow.list({ query: `WorkflowId = '${started.workflowId}'` })) runs.push(wf.runId);
+  for await (const wf of h.ferry.temporal.workflow.list({ query: `WorkflowId = '${started.workflowId}'` }))
+    runs.push(wf.runId);
   assert.equal(runs.length, 1, 'one run of the deploy workflow');
   assert.equal(await repo.countImages(mv.id), 1);
 

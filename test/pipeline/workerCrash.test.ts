@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { getPool } from '../../lib/db/pool';
 import { FerryRepository } from '../../lib/db/repository';
-import { eventually, startHarness, type FerryHarness } from '../helpers/ferryHarness';
+import { eventually, type FerryHarness, startHarness } from '../helpers/ferryHarness';
 
 let h: FerryHarness;
 before(async () => {
@@ -31,10 +31,15 @@ test('SIGKILL of the worker mid-pipeline: the deployment completes exactly once'
   const file = await h.writeModel(name, { inputDim: 512, hiddenDims: [1024, 1024], outputDim: 10, seed: 4 });
   const started = await h.ferry.deploy(file, { model: name, replicas: 2 });
 
-  const killedAt = await eventually('the pipeline to reach optimize or container', async () => {
-    const s = await h.ferry.status(started.deploymentId);
-    return s.phase === 'optimize' || s.phase === 'container' ? s.phase : undefined;
-  }, 60_000, 50);
+  const killedAt = await eventually(
+    'the pipeline to reach optimize or container',
+    async () => {
+      const s = await h.ferry.status(started.deploymentId);
+      return s.phase === 'optimize' || s.phase === 'container' ? s.phase : undefined;
+    },
+    60_000,
+    50,
+  );
   h.worker()!.kill('SIGKILL');
   await new Promise((r) => h.worker()!.once('exit', r));
   await h.startWorker();
@@ -50,7 +55,11 @@ test('SIGKILL of the worker mid-pipeline: the deployment completes exactly once'
   assert.equal(gw.status, 200);
   assert.equal(gw.body.replicas.length, 2, 'one set of replicas');
   const pids = replicaPids();
-  assert.deepEqual(pids.sort(), gw.body.replicas.map((r: { pid: number }) => r.pid).sort(), 'no orphan replica processes');
+  assert.deepEqual(
+    pids.sort(),
+    gw.body.replicas.map((r: { pid: number }) => r.pid).sort(),
+    'no orphan replica processes',
+  );
 
   const answer = await h.ferry.infer(started.deploymentId, {
     inputs: [{ name: 'input', shape: [1, 512], datatype: 'FP32', data: new Array(512).fill(0.5) }],

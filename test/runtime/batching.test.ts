@@ -10,8 +10,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { startInferenceServer, type InferenceServer } from '../../runtime/server/inferenceServer';
-import { echoAllDatatypesModel, fixedBatchModel, gatherModel, mlpModel, negateModel, transposeModel, writeModelDir } from './onnxTestModels';
+import { type InferenceServer, startInferenceServer } from '../../runtime/server/inferenceServer';
+import {
+  echoAllDatatypesModel,
+  fixedBatchModel,
+  gatherModel,
+  mlpModel,
+  negateModel,
+  transposeModel,
+  writeModelDir,
+} from './onnxTestModels';
 
 const mlp = mlpModel({ inputDim: 8, hiddenDims: [32, 16], outputDim: 4, seed: 21 });
 const heavyMlp = mlpModel({ inputDim: 512, hiddenDims: [1024, 1024], outputDim: 16, seed: 22 });
@@ -20,7 +28,11 @@ const gather = gatherModel({ rows: 50, dim: 3 });
 const WAIT = { maxBatchSize: 64, maxQueueDelayMs: 150 };
 
 async function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, json: await res.json() };
 }
 
@@ -70,13 +82,23 @@ describe('dynamic batching', () => {
     const next = rand(n * 7 + model.length);
     const inputs = Array.from({ length: n }, (_, i) => Float32Array.from({ length: rowsOf(i) * 8 }, next));
     const responses = await Promise.all(
-      inputs.map((x) => post(`${server.url}/v2/models/${model}/infer`, { inputs: [{ name: 'input', datatype: 'FP32', shape: [x.length / 8, 8], data: Array.from(x) }] })),
+      inputs.map((x) =>
+        post(`${server.url}/v2/models/${model}/infer`, {
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [x.length / 8, 8], data: Array.from(x) }],
+        }),
+      ),
     );
     for (const [i, res] of responses.entries()) {
       assert.equal(res.status, 200, JSON.stringify(res.json));
-      const alone = await direct.get(model)!.run({ input: new ort.Tensor('float32', inputs[i], [inputs[i].length / 8, 8]) });
+      const alone = await direct
+        .get(model)!
+        .run({ input: new ort.Tensor('float32', inputs[i], [inputs[i].length / 8, 8]) });
       assert.deepEqual(res.json.outputs[0].shape, [inputs[i].length / 8, 4]);
-      assert.deepEqual(res.json.outputs[0].data, Array.from(alone.output.data as Float32Array), `request ${i} got exactly its own rows`);
+      assert.deepEqual(
+        res.json.outputs[0].data,
+        Array.from(alone.output.data as Float32Array),
+        `request ${i} got exactly its own rows`,
+      );
     }
     return inputs.reduce((a, x) => a + x.length / 8, 0);
   }
@@ -89,7 +111,10 @@ describe('dynamic batching', () => {
     assert.equal(sample(text, 'ferry_inference_requests_total', 'mlp'), 16);
     assert.equal(sample(text, 'ferry_inference_batch_size_sum', 'mlp'), rows, 'the batch-size histogram counts rows');
     assert.equal(sample(text, 'ferry_inference_batch_size_count', 'mlp'), executions);
-    assert.ok(sample(text, 'ferry_inference_batch_size_bucket', 'mlp', ',le="1"')! < executions, 'some run carried more than one row');
+    assert.ok(
+      sample(text, 'ferry_inference_batch_size_bucket', 'mlp', ',le="1"')! < executions,
+      'some run carried more than one row',
+    );
     assert.equal(sample(text, 'ferry_inference_queue_duration_seconds_count', 'mlp'), 16);
     assert.equal(sample(text, 'ferry_inference_compute_duration_seconds_count', 'mlp'), 16);
 
@@ -102,13 +127,24 @@ describe('dynamic batching', () => {
     const clients = 32;
     const next = rand(3);
     const inputs = Array.from({ length: clients }, () => Float32Array.from({ length: 512 }, next));
-    const expected = await Promise.all(inputs.map((x) => direct.get('heavy')!.run({ input: new ort.Tensor('float32', x, [1, 512]) })));
+    const expected = await Promise.all(
+      inputs.map((x) => direct.get('heavy')!.run({ input: new ort.Tensor('float32', x, [1, 512]) })),
+    );
     const url = `${server.url}/v2/models/heavy/infer`;
-    const responses = await Promise.all(inputs.map((x) => post(url, { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 512], data: Array.from(x) }] })));
+    const responses = await Promise.all(
+      inputs.map((x) =>
+        post(url, { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 512], data: Array.from(x) }] }),
+      ),
+    );
     for (const [i, res] of responses.entries()) {
       assert.equal(res.status, 200, JSON.stringify(res.json));
       const want = expected[i].output.data as Float32Array;
-      res.json.outputs[0].data.forEach((v: number, j: number) => assert.ok(Math.abs(v - want[j]) <= 1e-5 * (1 + Math.abs(want[j])), `request ${i} output ${j}: ${v} vs ${want[j]}`));
+      res.json.outputs[0].data.forEach((v: number, j: number) =>
+        assert.ok(
+          Math.abs(v - want[j]) <= 1e-5 * (1 + Math.abs(want[j])),
+          `request ${i} output ${j}: ${v} vs ${want[j]}`,
+        ),
+      );
     }
     const text = await metrics();
     const executions = sample(text, 'ferry_inference_executions_total', 'heavy')!;
@@ -121,7 +157,11 @@ describe('dynamic batching', () => {
     await concurrentMlp('mlp-small-batches', 1, () => 20);
     const text = await metrics();
     const runs = sample(text, 'ferry_inference_batch_size_count', 'mlp-small-batches')!;
-    assert.equal(sample(text, 'ferry_inference_batch_size_bucket', 'mlp-small-batches', ',le="8"'), runs - 1, 'every run but the 20-row one had ≤ 8 rows');
+    assert.equal(
+      sample(text, 'ferry_inference_batch_size_bucket', 'mlp-small-batches', ',le="8"'),
+      runs - 1,
+      'every run but the 20-row one had ≤ 8 rows',
+    );
     assert.ok(runs >= 6 && runs < 11, `10×3 rows in batches of ≤ 8 rows (2 requests each) + 1 alone: ${runs} runs`);
   });
 
@@ -130,21 +170,42 @@ describe('dynamic batching', () => {
     const next = rand(11);
     const inputs = widths.map((w, i) => ({ rows: 1 + (i % 2), w, x: Array.from({ length: (1 + (i % 2)) * w }, next) }));
     const responses = await Promise.all(
-      inputs.map(({ rows, w, x }) => post(`${server.url}/v2/models/negate/infer`, { inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, w], data: x }] })),
+      inputs.map(({ rows, w, x }) =>
+        post(`${server.url}/v2/models/negate/infer`, {
+          inputs: [{ name: 'x', datatype: 'FP32', shape: [rows, w], data: x }],
+        }),
+      ),
     );
     for (const [i, res] of responses.entries()) {
       assert.equal(res.status, 200, JSON.stringify(res.json));
       assert.deepEqual(res.json.outputs[0].shape, [inputs[i].rows, inputs[i].w]);
-      assert.deepEqual(res.json.outputs[0].data, inputs[i].x.map((v) => -Math.fround(v) || 0));
+      assert.deepEqual(
+        res.json.outputs[0].data,
+        inputs[i].x.map((v) => -Math.fround(v) || 0),
+      );
     }
     const executions = sample(await metrics(), 'ferry_inference_executions_total', 'negate')!;
-    assert.ok(executions >= 3 && executions < widths.length, `three widths → at least three runs, fewer than one per request: ${executions}`);
+    assert.ok(
+      executions >= 3 && executions < widths.length,
+      `three widths → at least three runs, fewer than one per request: ${executions}`,
+    );
   });
 
   test('an error in one request does not fail its batch mates', async () => {
-    const ids = [[1, 2], [3, 4], [49, 0], [1000, 1], [5, 6], [-50, 7], [8, 9], [10, 11]];
+    const ids = [
+      [1, 2],
+      [3, 4],
+      [49, 0],
+      [1000, 1],
+      [5, 6],
+      [-50, 7],
+      [8, 9],
+      [10, 11],
+    ];
     const url = `${server.url}/v2/models/gather/infer`;
-    const responses = await Promise.all(ids.map((row) => post(url, { inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 2], data: row }] })));
+    const responses = await Promise.all(
+      ids.map((row) => post(url, { inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 2], data: row }] })),
+    );
     for (const [i, res] of responses.entries()) {
       if (i === 3) {
         assert.equal(res.status, 400, JSON.stringify(res.json));
@@ -152,7 +213,9 @@ describe('dynamic batching', () => {
         continue;
       }
       assert.equal(res.status, 200, `request ${i}: ${JSON.stringify(res.json)}`);
-      const alone = await direct.get('gather')!.run({ ids: new ort.Tensor('int64', BigInt64Array.from(ids[i].map(BigInt)), [1, 2]) });
+      const alone = await direct
+        .get('gather')!
+        .run({ ids: new ort.Tensor('int64', BigInt64Array.from(ids[i].map(BigInt)), [1, 2]) });
       assert.deepEqual(res.json.outputs[0].data, Array.from(alone.vectors.data as Float32Array));
     }
     const text = await metrics();
@@ -160,7 +223,21 @@ describe('dynamic batching', () => {
   });
 
   test('every datatype merges and splits: BYTES, FP16, INT64, BOOL … each client gets its own elements', async () => {
-    const kinds = ['FP16', 'FP32', 'FP64', 'INT8', 'INT16', 'INT32', 'INT64', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'BOOL', 'BYTES'];
+    const kinds = [
+      'FP16',
+      'FP32',
+      'FP64',
+      'INT8',
+      'INT16',
+      'INT32',
+      'INT64',
+      'UINT8',
+      'UINT16',
+      'UINT32',
+      'UINT64',
+      'BOOL',
+      'BYTES',
+    ];
     const valueOf = (t: string, req: number, i: number): unknown => {
       if (t === 'BOOL') return (req + i) % 2 === 0;
       if (t === 'BYTES') return `r${req}-e${i}-ü`;
@@ -168,7 +245,14 @@ describe('dynamic batching', () => {
       if (t === 'INT8' || t === 'INT16' || t === 'INT32' || t === 'INT64') return req * 10 - i;
       return req * 10 + i;
     };
-    const requests = [1, 2, 3, 4, 2].map((n, req) => kinds.map((t) => ({ name: `x_${t}`, datatype: t, shape: [n], data: Array.from({ length: n }, (_, i) => valueOf(t, req, i)) })));
+    const requests = [1, 2, 3, 4, 2].map((n, req) =>
+      kinds.map((t) => ({
+        name: `x_${t}`,
+        datatype: t,
+        shape: [n],
+        data: Array.from({ length: n }, (_, i) => valueOf(t, req, i)),
+      })),
+    );
     const url = `${server.url}/v2/models/echo/infer`;
     const responses = await Promise.all(requests.map((inputs) => post(url, { inputs })));
     for (const [req, res] of responses.entries()) {
@@ -183,23 +267,51 @@ describe('dynamic batching', () => {
   });
 
   test('a model whose merged outputs are not per row stops being batched, and still answers right', async () => {
-    const inputs = [[1, 2], [10, 20], [100, 200]];
+    const inputs = [
+      [1, 2],
+      [10, 20],
+      [100, 200],
+    ];
     const url = `${server.url}/v2/models/transpose/infer`;
-    const send = () => Promise.all(inputs.map((x) => post(url, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: x }] })));
+    const send = () =>
+      Promise.all(inputs.map((x) => post(url, { inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 2], data: x }] })));
     const responses = await send();
-    assert.deepEqual(responses.map((r) => [r.json.outputs?.[0].shape, r.json.outputs?.[0].data]), inputs.map((x) => [[2, 1], x]));
-    assert.ok(logged.some((m) => /model "transpose" version "1": output "y" of a merged run has shape \[2,3\] for 3 rows.*batching is now off/.test(m)), logged.join('\n'));
+    assert.deepEqual(
+      responses.map((r) => [r.json.outputs?.[0].shape, r.json.outputs?.[0].data]),
+      inputs.map((x) => [[2, 1], x]),
+    );
+    assert.ok(
+      logged.some((m) =>
+        /model "transpose" version "1": output "y" of a merged run has shape \[2,3\] for 3 rows.*batching is now off/.test(
+          m,
+        ),
+      ),
+      logged.join('\n'),
+    );
     const before = sample(await metrics(), 'ferry_inference_executions_total', 'transpose')!;
     const again = await send();
-    assert.deepEqual(again.map((r) => r.json.outputs?.[0].data), inputs);
-    assert.equal(sample(await metrics(), 'ferry_inference_executions_total', 'transpose'), before + 3, 'one run per request from then on');
+    assert.deepEqual(
+      again.map((r) => r.json.outputs?.[0].data),
+      inputs,
+    );
+    assert.equal(
+      sample(await metrics(), 'ferry_inference_executions_total', 'transpose'),
+      before + 3,
+      'one run per request from then on',
+    );
     const config = (await (await fetch(`${server.url}/v2/models/transpose/config`)).json()) as { batching: unknown };
     assert.equal(config.batching, null, 'the config endpoint reports batching off once the server switched it off');
   });
 
   test('the config endpoint tells how each model is served', async () => {
-    const config = async (model: string) => (await fetch(`${server.url}/v2/models/${model}/versions/1/config`)).json() as Promise<{ batching: unknown }>;
-    assert.deepEqual(await config('mlp-small-batches'), { name: 'mlp-small-batches', version: '1', sessionOptions: {}, batching: { maxBatchSize: 8, maxQueueDelayMs: 150 } });
+    const config = async (model: string) =>
+      (await fetch(`${server.url}/v2/models/${model}/versions/1/config`)).json() as Promise<{ batching: unknown }>;
+    assert.deepEqual(await config('mlp-small-batches'), {
+      name: 'mlp-small-batches',
+      version: '1',
+      sessionOptions: {},
+      batching: { maxBatchSize: 8, maxQueueDelayMs: 150 },
+    });
     assert.deepEqual((await config('mlp-unbatched')).batching, null);
     assert.equal((await fetch(`${server.url}/v2/models/nope/config`)).status, 404);
   });
@@ -211,12 +323,17 @@ describe('batching configuration', () => {
     try {
       await writeModelDir(dir, [{ name: 'fixed', version: '1', bytes: fixedBatchModel(), batching: true }]);
       await assert.rejects(startInferenceServer({ modelDir: dir, port: 0 }), {
-        message: /model "fixed" version "1" asks for batching, but input "x" has a fixed first dimension \(1\), not a dynamic batch dimension/,
+        message:
+          /model "fixed" version "1" asks for batching, but input "x" has a fixed first dimension \(1\), not a dynamic batch dimension/,
       });
       await writeModelDir(dir, [{ name: 'mlp', version: '1', bytes: mlp, batching: { maxBatchSize: 0 } }]);
-      await assert.rejects(startInferenceServer({ modelDir: dir, port: 0 }), { message: /models\[0\]\.batching\.maxBatchSize must be an integer ≥ 1, got 0/ });
+      await assert.rejects(startInferenceServer({ modelDir: dir, port: 0 }), {
+        message: /models\[0\]\.batching\.maxBatchSize must be an integer ≥ 1, got 0/,
+      });
       await writeModelDir(dir, [{ name: 'mlp', version: '1', bytes: mlp, batching: { maxQueueDelay: 5 } as object }]);
-      await assert.rejects(startInferenceServer({ modelDir: dir, port: 0 }), { message: /batching has unknown key "maxQueueDelay"/ });
+      await assert.rejects(startInferenceServer({ modelDir: dir, port: 0 }), {
+        message: /batching has unknown key "maxQueueDelay"/,
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

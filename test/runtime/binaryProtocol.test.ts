@@ -9,9 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { startInferenceServer, type InferenceServer } from '../../runtime/server/inferenceServer';
+import { type InferenceServer, startInferenceServer } from '../../runtime/server/inferenceServer';
 import { echoAllDatatypesModel, mlpModel, writeModelDir } from './onnxTestModels';
-import { decodeElements, encodeElements, inferBinary, postRaw, type BinaryInput } from './v2Client';
+import { type BinaryInput, decodeElements, encodeElements, inferBinary, postRaw } from './v2Client';
 
 const mlp = mlpModel({ inputDim: 4, hiddenDims: [16], outputDim: 3, seed: 9 });
 
@@ -97,7 +97,9 @@ describe('binary tensor data extension', () => {
   });
 
   test('every datatype: binary in and out, binary in JSON out, JSON in binary out all equal the JSON path', async () => {
-    const jsonPath = await postRaw(echoUrl, JSON.stringify({ inputs: jsonInputs(ALL) }), { 'content-type': 'application/json' });
+    const jsonPath = await postRaw(echoUrl, JSON.stringify({ inputs: jsonInputs(ALL) }), {
+      'content-type': 'application/json',
+    });
     assert.equal(jsonPath.status, 200, JSON.stringify(jsonPath.json));
     assert.equal(jsonPath.headers.get('content-type'), 'application/json');
     const expected = new Map<string, unknown[]>(jsonPath.json.outputs.map((o: any) => [o.name, o.data]));
@@ -122,13 +124,21 @@ describe('binary tensor data extension', () => {
     assert.equal(binaryIn.binary.size, 0);
     for (const o of binaryIn.json.outputs) assert.deepEqual(o.data, expected.get(o.name), o.name);
 
-    const binaryOut = await postRaw(echoUrl, JSON.stringify({ inputs: jsonInputs(ALL), parameters: { binary_data_output: true } }));
+    const binaryOut = await postRaw(
+      echoUrl,
+      JSON.stringify({ inputs: jsonInputs(ALL), parameters: { binary_data_output: true } }),
+    );
     assert.equal(binaryOut.status, 200, JSON.stringify(binaryOut.json));
-    for (const t of ALL) assert.deepEqual(asJsonValues(t, decodeElements(t, binaryOut.binary.get(`y_${t}`)!)), expected.get(`y_${t}`), t);
+    for (const t of ALL)
+      assert.deepEqual(asJsonValues(t, decodeElements(t, binaryOut.binary.get(`y_${t}`)!)), expected.get(`y_${t}`), t);
 
     // Half the inputs binary, half JSON, in one request.
     const half = ALL.filter((_, i) => i % 2 === 0);
-    const mixed = await inferBinary(echoUrl, { inputs: jsonInputs(ALL.filter((t) => !half.includes(t))) }, binaryInputs(half));
+    const mixed = await inferBinary(
+      echoUrl,
+      { inputs: jsonInputs(ALL.filter((t) => !half.includes(t))) },
+      binaryInputs(half),
+    );
     assert.equal(mixed.status, 200, JSON.stringify(mixed.json));
     for (const o of mixed.json.outputs) assert.deepEqual(o.data, expected.get(o.name), o.name);
   });
@@ -137,11 +147,15 @@ describe('binary tensor data extension', () => {
     const rows = 4096;
     const input = Float32Array.from({ length: rows * 4 }, (_, i) => Math.sin(i) * 3);
     const session = await ort.InferenceSession.create(mlp);
-    const direct = (await session.run({ input: new ort.Tensor('float32', input, [rows, 4]) })).output.data as Float32Array;
+    const direct = (await session.run({ input: new ort.Tensor('float32', input, [rows, 4]) })).output
+      .data as Float32Array;
     await session.release();
 
     const url = `${server.url}/v2/models/mlp/infer`;
-    const viaJson = await postRaw(url, JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 4], data: Array.from(input) }] }));
+    const viaJson = await postRaw(
+      url,
+      JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 4], data: Array.from(input) }] }),
+    );
     const viaBinary = await inferBinary(url, { outputs: [{ name: 'output', parameters: { binary_data: true } }] }, [
       { name: 'input', datatype: 'FP32', shape: [rows, 4], values: Array.from(input) },
     ]);
@@ -169,11 +183,28 @@ describe('binary tensor data extension', () => {
     assert.equal(res.status, 200, JSON.stringify(res.json));
     assert.equal(res.json.id, 'abc');
     assert.deepEqual(res.json.parameters, { trace: 'x-1', priority: 2 });
-    assert.deepEqual(res.json.outputs.map((o: any) => o.name), ['y_INT8', 'y_FP32']);
+    assert.deepEqual(
+      res.json.outputs.map((o: any) => o.name),
+      ['y_INT8', 'y_FP32'],
+    );
     const [int8, fp32] = res.json.outputs;
-    assert.deepEqual(int8, { name: 'y_INT8', datatype: 'INT8', shape: [6], parameters: { note: 'json please' }, data: VALUES.INT8 });
-    assert.deepEqual(fp32, { name: 'y_FP32', datatype: 'FP32', shape: [6], parameters: { tag: 7, binary_data_size: 24 } });
-    assert.deepEqual(decodeElements('FP32', res.binary.get('y_FP32')!), Array.from(Float32Array.from(VALUES.FP32 as number[])));
+    assert.deepEqual(int8, {
+      name: 'y_INT8',
+      datatype: 'INT8',
+      shape: [6],
+      parameters: { note: 'json please' },
+      data: VALUES.INT8,
+    });
+    assert.deepEqual(fp32, {
+      name: 'y_FP32',
+      datatype: 'FP32',
+      shape: [6],
+      parameters: { tag: 7, binary_data_size: 24 },
+    });
+    assert.deepEqual(
+      decodeElements('FP32', res.binary.get('y_FP32')!),
+      Array.from(Float32Array.from(VALUES.FP32 as number[])),
+    );
 
     // binary_data: false on one output overrides binary_data_output for the rest.
     const some = await postRaw(
@@ -193,22 +224,65 @@ describe('binary tensor data extension', () => {
   test('malformed binary requests get 400 naming the problem', async () => {
     const mlpUrl = `${server.url}/v2/models/mlp/infer`;
     const header = (obj: unknown) => Buffer.from(JSON.stringify(obj));
-    const fp32Input = (size: number) => ({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], parameters: { binary_data_size: size } }] });
+    const fp32Input = (size: number) => ({
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], parameters: { binary_data_size: size } }],
+    });
     const four = encodeElements('FP32', [1, 2, 3, 4]);
     const cases: Array<[string, Buffer, Record<string, string>, string | RegExp]> = [
-      ['header longer than body', header(fp32Input(16)), { 'inference-header-content-length': '9999' }, /Inference-Header-Content-Length must be the JSON header's length/],
+      [
+        'header longer than body',
+        header(fp32Input(16)),
+        { 'inference-header-content-length': '9999' },
+        /Inference-Header-Content-Length must be the JSON header's length/,
+      ],
       ['header length not a number', header(fp32Input(16)), { 'inference-header-content-length': 'ten' }, /got "ten"/],
-      ['binary without the header', Buffer.concat([header(fp32Input(16)), four]), {}, /^malformed JSON|no Inference-Header-Content-Length/],
-      ['size does not fit the shape', Buffer.concat([header(fp32Input(12)), four.subarray(0, 12)]), { 'inference-header-content-length': String(header(fp32Input(12)).length) }, 'input "input" has 4 FP32 elements (16 bytes) but binary_data_size is 12'],
-      ['size past the end', Buffer.concat([header(fp32Input(32)), four]), { 'inference-header-content-length': String(header(fp32Input(32)).length) }, 'input "input" declares binary_data_size 32, but only 16 bytes of binary data are left in the body'],
-      ['bytes left over', Buffer.concat([header(fp32Input(16)), four, Buffer.from([1, 2])]), { 'inference-header-content-length': String(header(fp32Input(16)).length) }, /^2 bytes of binary data after the JSON header belong to no input/],
+      [
+        'binary without the header',
+        Buffer.concat([header(fp32Input(16)), four]),
+        {},
+        /^malformed JSON|no Inference-Header-Content-Length/,
+      ],
+      [
+        'size does not fit the shape',
+        Buffer.concat([header(fp32Input(12)), four.subarray(0, 12)]),
+        { 'inference-header-content-length': String(header(fp32Input(12)).length) },
+        'input "input" has 4 FP32 elements (16 bytes) but binary_data_size is 12',
+      ],
+      [
+        'size past the end',
+        Buffer.concat([header(fp32Input(32)), four]),
+        { 'inference-header-content-length': String(header(fp32Input(32)).length) },
+        'input "input" declares binary_data_size 32, but only 16 bytes of binary data are left in the body',
+      ],
+      [
+        'bytes left over',
+        Buffer.concat([header(fp32Input(16)), four, Buffer.from([1, 2])]),
+        { 'inference-header-content-length': String(header(fp32Input(16)).length) },
+        /^2 bytes of binary data after the JSON header belong to no input/,
+      ],
     ];
-    const both = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4], parameters: { binary_data_size: 16 } }] };
-    cases.push(['data and binary_data_size', Buffer.concat([header(both), four]), { 'inference-header-content-length': String(header(both).length) }, 'input "input" has both "data" and binary_data_size: send its elements one way']);
+    const both = {
+      inputs: [
+        { name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4], parameters: { binary_data_size: 16 } },
+      ],
+    };
+    cases.push([
+      'data and binary_data_size',
+      Buffer.concat([header(both), four]),
+      { 'inference-header-content-length': String(header(both).length) },
+      'input "input" has both "data" and binary_data_size: send its elements one way',
+    ]);
     const noHeaderButSize = header(fp32Input(16));
-    cases.push(['binary_data_size in a plain JSON body', noHeaderButSize, {}, 'input "input" declares binary_data_size, but the request has no Inference-Header-Content-Length header saying where its JSON ends']);
+    cases.push([
+      'binary_data_size in a plain JSON body',
+      noHeaderButSize,
+      {},
+      'input "input" declares binary_data_size, but the request has no Inference-Header-Content-Length header saying where its JSON ends',
+    ]);
     for (const [what, body, headers, message] of cases) {
-      const res = await postRaw(mlpUrl, body, headers).catch((err) => ({ status: -1, json: { error: String(err) } }) as any);
+      const res = await postRaw(mlpUrl, body, headers).catch(
+        (err) => ({ status: -1, json: { error: String(err) } }) as any,
+      );
       assert.equal(res.status, 400, `${what}: ${JSON.stringify(res.json)}`);
       if (typeof message === 'string') assert.equal(res.json.error, message, what);
       else assert.match(res.json.error, message, what);
@@ -216,7 +290,12 @@ describe('binary tensor data extension', () => {
 
     const withEcho = async (t: string, bytes: Buffer) => {
       const others = jsonInputs(ALL.filter((x) => x !== t));
-      const h = header({ inputs: [{ name: `x_${t}`, datatype: t, shape: [6], parameters: { binary_data_size: bytes.length } }, ...others] });
+      const h = header({
+        inputs: [
+          { name: `x_${t}`, datatype: t, shape: [6], parameters: { binary_data_size: bytes.length } },
+          ...others,
+        ],
+      });
       return postRaw(echoUrl, Buffer.concat([h, bytes]), { 'inference-header-content-length': String(h.length) });
     };
     const badBool = await withEcho('BOOL', Buffer.from([1, 0, 2, 0, 0, 0]));
@@ -225,10 +304,19 @@ describe('binary tensor data extension', () => {
     const shortBytes = await withEcho('BYTES', encodeElements('BYTES', ['a', 'b', 'c', 'd', 'e']));
     assert.equal(shortBytes.status, 400);
     assert.equal(shortBytes.json.error, 'input "x_BYTES" (BYTES) binary data ends before element 5 of 6');
-    const overlong = Buffer.concat([encodeElements('BYTES', ['a', 'b', 'c', 'd', 'e']), Buffer.from([200, 0, 0, 0, 65])]);
+    const overlong = Buffer.concat([
+      encodeElements('BYTES', ['a', 'b', 'c', 'd', 'e']),
+      Buffer.from([200, 0, 0, 0, 65]),
+    ]);
     assert.match((await withEcho('BYTES', overlong)).json.error, /element 5 claims 200 bytes/);
 
-    const badFlag = await postRaw(mlpUrl, JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }], parameters: { binary_data_output: 'yes' } }));
+    const badFlag = await postRaw(
+      mlpUrl,
+      JSON.stringify({
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }],
+        parameters: { binary_data_output: 'yes' },
+      }),
+    );
     assert.equal(badFlag.status, 400);
     assert.equal(badFlag.json.error, 'parameters.binary_data_output must be true or false, got "yes"');
   });

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { startInferenceServer, type InferenceServer } from '../../runtime/server/inferenceServer';
+import { type InferenceServer, startInferenceServer } from '../../runtime/server/inferenceServer';
 import { echoAllDatatypesModel, mlpModel, writeModelDir } from './onnxTestModels';
 
 const mlpV1 = mlpModel({ inputDim: 4, hiddenDims: [8], outputDim: 3, seed: 1 });
@@ -76,7 +76,10 @@ describe('inference server', () => {
   });
 
   test('infer returns exactly what onnxruntime computes in-process, per version', async () => {
-    for (const [version, bytes] of [['1', mlpV1], ['2', mlpV2]] as const) {
+    for (const [version, bytes] of [
+      ['1', mlpV1],
+      ['2', mlpV2],
+    ] as const) {
       const session = await ort.InferenceSession.create(bytes);
       const input = randomInput(3, 4, 7);
       const direct = await session.run({ input: new ort.Tensor('float32', input, [3, 4]) });
@@ -92,7 +95,10 @@ describe('inference server', () => {
       assert.equal(res.json.id, `req-${version}`);
       assert.equal(res.json.outputs.length, 1);
       const out = res.json.outputs[0];
-      assert.deepEqual({ name: out.name, datatype: out.datatype, shape: out.shape }, { name: 'output', datatype: 'FP32', shape: [3, 3] });
+      assert.deepEqual(
+        { name: out.name, datatype: out.datatype, shape: out.shape },
+        { name: 'output', datatype: 'FP32', shape: [3, 3] },
+      );
       assert.deepEqual(out.data, Array.from(direct.output.data as Float32Array));
     }
   });
@@ -144,31 +150,102 @@ describe('inference server', () => {
       } else if (t === 'FP32') {
         assert.deepEqual(out.data, Array.from(Float32Array.from(data as number[])));
       } else if (t === 'INT64' || t === 'UINT64') {
-        continue; // checked on the raw text below: 64-bit values exceed JSON.parse's precision
       } else {
         assert.deepEqual(out.data, data, t);
       }
     }
-    assert.match(res.text, /"name":"y_INT64","datatype":"INT64","shape":\[6\],"data":\[-9223372036854775808,9223372036854775807,9007199254740991,0,-1,5\]/);
-    assert.match(res.text, /"name":"y_UINT64","datatype":"UINT64","shape":\[6\],"data":\[18446744073709551615,0,1,2,3,4\]/);
+    assert.match(
+      res.text,
+      /"name":"y_INT64","datatype":"INT64","shape":\[6\],"data":\[-9223372036854775808,9223372036854775807,9007199254740991,0,-1,5\]/,
+    );
+    assert.match(
+      res.text,
+      /"name":"y_UINT64","datatype":"UINT64","shape":\[6\],"data":\[18446744073709551615,0,1,2,3,4\]/,
+    );
   });
 
   test('bad requests get 4xx naming the problem', async () => {
     const infer = `${server.url}/v2/models/mlp/infer`;
     const cases: Array<[string, unknown, number, string | RegExp]> = [
-      ['wrong shape', { inputs: [{ name: 'input', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }] }, 400, 'input "input" expects shape [-1,4], got [1,3]'],
-      ['wrong datatype', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP64', data: [1, 2, 3, 4] }] }, 400, 'input "input" expects datatype FP32, got FP64'],
-      ['data too short', { inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, 400, 'input "input" has shape [2,4] (8 elements) but its data has 4 elements'],
-      ['unknown input', { inputs: [{ name: 'pixels', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, 400, 'model "mlp" has no input "pixels" (inputs: input)'],
-      ['non-number data', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 'two', 3, 4] }] }, 400, 'input "input" (FP32) data[1] must be a number, got "two"'],
-      ['unknown output', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], outputs: [{ name: 'logits' }] }, 400, 'model "mlp" has no output "logits" (outputs: output)'],
+      [
+        'wrong shape',
+        { inputs: [{ name: 'input', shape: [1, 3], datatype: 'FP32', data: [1, 2, 3] }] },
+        400,
+        'input "input" expects shape [-1,4], got [1,3]',
+      ],
+      [
+        'wrong datatype',
+        { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP64', data: [1, 2, 3, 4] }] },
+        400,
+        'input "input" expects datatype FP32, got FP64',
+      ],
+      [
+        'data too short',
+        { inputs: [{ name: 'input', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] },
+        400,
+        'input "input" has shape [2,4] (8 elements) but its data has 4 elements',
+      ],
+      [
+        'unknown input',
+        { inputs: [{ name: 'pixels', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] },
+        400,
+        'model "mlp" has no input "pixels" (inputs: input)',
+      ],
+      [
+        'non-number data',
+        { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 'two', 3, 4] }] },
+        400,
+        'input "input" (FP32) data[1] must be a number, got "two"',
+      ],
+      [
+        'unknown output',
+        {
+          inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+          outputs: [{ name: 'logits' }],
+        },
+        400,
+        'model "mlp" has no output "logits" (outputs: output)',
+      ],
       ['no inputs', { inputs: [] }, 400, 'request body must have a non-empty "inputs" array'],
       ['malformed JSON', '{"inputs": [', 400, /^malformed JSON in request body: /],
-      ['input given twice', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }, { name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, 400, 'input "input" is given twice'],
-      ['output asked twice', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], outputs: [{ name: 'output' }, { name: 'output' }] }, 400, 'output "output" is asked for twice'],
-      ['unknown datatype', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FLOAT', data: [1, 2, 3, 4] }] }, 400, 'input "input" has unknown datatype "FLOAT"'],
-      ['parameters not an object', { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], parameters: [1] }, 400, '"parameters" must be an object'],
-      ['negative dimension', { inputs: [{ name: 'input', shape: [-1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }, 400, 'input "input" must have a "shape" array of non-negative integers, got [-1,4]'],
+      [
+        'input given twice',
+        {
+          inputs: [
+            { name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] },
+            { name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] },
+          ],
+        },
+        400,
+        'input "input" is given twice',
+      ],
+      [
+        'output asked twice',
+        {
+          inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+          outputs: [{ name: 'output' }, { name: 'output' }],
+        },
+        400,
+        'output "output" is asked for twice',
+      ],
+      [
+        'unknown datatype',
+        { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FLOAT', data: [1, 2, 3, 4] }] },
+        400,
+        'input "input" has unknown datatype "FLOAT"',
+      ],
+      [
+        'parameters not an object',
+        { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], parameters: [1] },
+        400,
+        '"parameters" must be an object',
+      ],
+      [
+        'negative dimension',
+        { inputs: [{ name: 'input', shape: [-1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] },
+        400,
+        'input "input" must have a "shape" array of non-negative integers, got [-1,4]',
+      ],
     ];
     for (const [what, body, status, message] of cases) {
       const res = await postJson(infer, body);
@@ -185,7 +262,9 @@ describe('inference server', () => {
     const unknownModel = await postJson(`${server.url}/v2/models/resnet/infer`, { inputs: [] });
     assert.equal(unknownModel.status, 404);
     assert.match(unknownModel.json.error, /unknown model "resnet"/);
-    const inferUnknownVersion = await postJson(`${server.url}/v2/models/mlp/versions/9/infer`, { inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] });
+    const inferUnknownVersion = await postJson(`${server.url}/v2/models/mlp/versions/9/infer`, {
+      inputs: [{ name: 'input', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }],
+    });
     assert.equal(inferUnknownVersion.status, 404);
     assert.equal(inferUnknownVersion.json.error, 'model "mlp" has no version "9" (versions: 1, 2)');
     const unknownVersion = await getJson(`${server.url}/v2/models/mlp/versions/9`);
@@ -217,13 +296,19 @@ describe('inference server metrics', () => {
       assert.match(text, /^ferry_inference_errors_total\{model="",version="",code="404"\} 1$/m);
       assert.match(text, /^# TYPE ferry_inference_request_duration_seconds histogram$/m);
       assert.match(text, /^ferry_inference_request_duration_seconds_count\{model="mlp",version="1"\} 7$/m);
-      assert.match(text, /^ferry_inference_request_duration_seconds_bucket\{model="mlp",version="1",le="0.0001"\} \d+$/m);
+      assert.match(
+        text,
+        /^ferry_inference_request_duration_seconds_bucket\{model="mlp",version="1",le="0.0001"\} \d+$/m,
+      );
       assert.match(text, /^ferry_inference_request_duration_seconds_bucket\{model="mlp",version="1",le="\+Inf"\} 7$/m);
 
       // Queue and compute time for the 5 that reached the model; one run each (no batching configured).
       assert.match(text, /^# TYPE ferry_inference_queue_duration_seconds histogram$/m);
       assert.match(text, /^ferry_inference_queue_duration_seconds_count\{model="mlp",version="1"\} 5$/m);
-      assert.match(text, /^ferry_inference_queue_duration_seconds_bucket\{model="mlp",version="1",le="0.00001"\} \d+$/m);
+      assert.match(
+        text,
+        /^ferry_inference_queue_duration_seconds_bucket\{model="mlp",version="1",le="0.00001"\} \d+$/m,
+      );
       assert.match(text, /^ferry_inference_compute_duration_seconds_count\{model="mlp",version="1"\} 5$/m);
       assert.match(text, /^ferry_inference_executions_total\{model="mlp",version="1"\} 5$/m);
       assert.match(text, /^ferry_inference_batch_size_bucket\{model="mlp",version="1",le="1"\} 5$/m);

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { startInferenceServer, type InferenceServer } from '../../runtime/server/inferenceServer';
+import { type InferenceServer, startInferenceServer } from '../../runtime/server/inferenceServer';
 import { gatherModel, mlpModel, writeModelDir } from './onnxTestModels';
 
 let dir: string;
@@ -20,8 +20,16 @@ const mlpB = mlpModel({ inputDim: 6, hiddenDims: [12], outputDim: 2, seed: 32 })
 const gather = gatherModel({ rows: 10, dim: 2 });
 
 const optionsFor = (d: string) => ({
-  fused: { graphOptimizationLevel: 'all', intraOpNumThreads: 1, optimizedModelFilePath: path.join(d, 'fused.opt.onnx') },
-  plain: { graphOptimizationLevel: 'disabled', executionMode: 'sequential', optimizedModelFilePath: path.join(d, 'plain.opt.onnx') },
+  fused: {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: 1,
+    optimizedModelFilePath: path.join(d, 'fused.opt.onnx'),
+  },
+  plain: {
+    graphOptimizationLevel: 'disabled',
+    executionMode: 'sequential',
+    optimizedModelFilePath: path.join(d, 'plain.opt.onnx'),
+  },
   lookup: { interOpNumThreads: 1, intraOpNumThreads: 2 },
 });
 
@@ -51,7 +59,10 @@ test('each model was loaded with its own session options', async () => {
 test('each model answers as a session created in-process with the same options', async () => {
   const o = optionsFor(await mkdtemp(path.join(os.tmpdir(), 'ferry-multimodel-direct-')));
   const x = Float32Array.from({ length: 12 }, (_, i) => Math.cos(i));
-  for (const [name, bytes, options] of [['fused', mlpA, o.fused], ['plain', mlpB, o.plain]] as const) {
+  for (const [name, bytes, options] of [
+    ['fused', mlpA, o.fused],
+    ['plain', mlpB, o.plain],
+  ] as const) {
     const session = await ort.InferenceSession.create(bytes, options as ort.InferenceSession.SessionOptions);
     const want = (await session.run({ input: new ort.Tensor('float32', x, [2, 6]) })).output.data as Float32Array;
     await session.release();
@@ -76,9 +87,19 @@ test('each model answers as a session created in-process with the same options',
 
 test('each model has its own cold start in the metrics', async () => {
   const text = await (await fetch(`${server.url}/metrics`)).text();
-  for (const [name, version] of [['fused', '1'], ['plain', '1'], ['lookup', '3']]) {
-    assert.match(text, new RegExp(`^ferry_inference_cold_starts_total\\{model="${name}",version="${version}"\\} 1$`, 'm'));
-    const sum = new RegExp(`^ferry_inference_cold_start_duration_seconds_sum\\{model="${name}",version="${version}"\\} ([0-9.e-]+)$`, 'm').exec(text);
+  for (const [name, version] of [
+    ['fused', '1'],
+    ['plain', '1'],
+    ['lookup', '3'],
+  ]) {
+    assert.match(
+      text,
+      new RegExp(`^ferry_inference_cold_starts_total\\{model="${name}",version="${version}"\\} 1$`, 'm'),
+    );
+    const sum = new RegExp(
+      `^ferry_inference_cold_start_duration_seconds_sum\\{model="${name}",version="${version}"\\} ([0-9.e-]+)$`,
+      'm',
+    ).exec(text);
     assert.ok(sum && Number(sum[1]) > 0 && Number(sum[1]) < 30, `${name}: load time ${sum?.[1]} s`);
   }
 });

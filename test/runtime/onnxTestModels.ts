@@ -60,8 +60,19 @@ const ModelProto = onnxSubset.lookupType('onnx.ModelProto');
 
 /** TensorProto.DataType codes. */
 export const OnnxType = {
-  FLOAT: 1, UINT8: 2, INT8: 3, UINT16: 4, INT16: 5, INT32: 6, INT64: 7, STRING: 8, BOOL: 9,
-  FLOAT16: 10, DOUBLE: 11, UINT32: 12, UINT64: 13,
+  FLOAT: 1,
+  UINT8: 2,
+  INT8: 3,
+  UINT16: 4,
+  INT16: 5,
+  INT32: 6,
+  INT64: 7,
+  STRING: 8,
+  BOOL: 9,
+  FLOAT16: 10,
+  DOUBLE: 11,
+  UINT32: 12,
+  UINT64: 13,
 } as const;
 
 type Dim = number | string;
@@ -79,7 +90,12 @@ function valueInfo(name: string, elemType: number, shape: Dim[]) {
 }
 
 function floatInitializer(name: string, dims: number[], values: Float32Array) {
-  return { name, dims, dataType: OnnxType.FLOAT, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+  return {
+    name,
+    dims,
+    dataType: OnnxType.FLOAT,
+    rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  };
 }
 
 function encodeModel(graph: object, opset = 13): Uint8Array {
@@ -105,7 +121,12 @@ function seededRandom(seed: number): () => number {
 }
 
 /** input "input" [batch, inputDim] FP32 → MatMul+Add+Relu per hidden layer → MatMul+Add → "output". */
-export function mlpModel(opts: { inputDim: number; hiddenDims: number[]; outputDim: number; seed?: number }): Uint8Array {
+export function mlpModel(opts: {
+  inputDim: number;
+  hiddenDims: number[];
+  outputDim: number;
+  seed?: number;
+}): Uint8Array {
   const rand = seededRandom(opts.seed ?? 1);
   const dims = [opts.inputDim, ...opts.hiddenDims, opts.outputDim];
   const nodes: object[] = [];
@@ -118,7 +139,12 @@ export function mlpModel(opts: { inputDim: number; hiddenDims: number[]; outputD
     initializers.push(floatInitializer(`w${layer}`, [fanIn, fanOut], w), floatInitializer(`b${layer}`, [fanOut], b));
     const last = layer === dims.length - 2;
     nodes.push({ opType: 'MatMul', input: [current, `w${layer}`], output: [`mm${layer}`], name: `matmul${layer}` });
-    nodes.push({ opType: 'Add', input: [`mm${layer}`, `b${layer}`], output: [last ? 'output' : `add${layer}`], name: `add${layer}` });
+    nodes.push({
+      opType: 'Add',
+      input: [`mm${layer}`, `b${layer}`],
+      output: [last ? 'output' : `add${layer}`],
+      name: `add${layer}`,
+    });
     if (!last) nodes.push({ opType: 'Relu', input: [`add${layer}`], output: [`relu${layer}`], name: `relu${layer}` });
     current = `relu${layer}`;
   }
@@ -133,10 +159,19 @@ export function mlpModel(opts: { inputDim: number; hiddenDims: number[]; outputD
 
 /** The protocol datatypes and their ONNX element types. */
 export const ECHO_DATATYPES = {
-  FP16: OnnxType.FLOAT16, FP32: OnnxType.FLOAT, FP64: OnnxType.DOUBLE,
-  INT8: OnnxType.INT8, INT16: OnnxType.INT16, INT32: OnnxType.INT32, INT64: OnnxType.INT64,
-  UINT8: OnnxType.UINT8, UINT16: OnnxType.UINT16, UINT32: OnnxType.UINT32, UINT64: OnnxType.UINT64,
-  BOOL: OnnxType.BOOL, BYTES: OnnxType.STRING,
+  FP16: OnnxType.FLOAT16,
+  FP32: OnnxType.FLOAT,
+  FP64: OnnxType.DOUBLE,
+  INT8: OnnxType.INT8,
+  INT16: OnnxType.INT16,
+  INT32: OnnxType.INT32,
+  INT64: OnnxType.INT64,
+  UINT8: OnnxType.UINT8,
+  UINT16: OnnxType.UINT16,
+  UINT32: OnnxType.UINT32,
+  UINT64: OnnxType.UINT64,
+  BOOL: OnnxType.BOOL,
+  BYTES: OnnxType.STRING,
 } as const;
 
 /** For each datatype T: input "x_T" [n] → Identity → output "y_T". */

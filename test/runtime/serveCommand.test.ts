@@ -23,7 +23,13 @@ before(async () => {
     path.join(dir, 'serving.json'),
     JSON.stringify({
       models: [
-        { name: 'negate', version: '2', path: 'negate.onnx', sessionOptions: { intraOpNumThreads: 1 }, batching: { maxBatchSize: 8, maxQueueDelayMs: 100 } },
+        {
+          name: 'negate',
+          version: '2',
+          path: 'negate.onnx',
+          sessionOptions: { intraOpNumThreads: 1 },
+          batching: { maxBatchSize: 8, maxQueueDelayMs: 100 },
+        },
       ],
     }),
   );
@@ -32,10 +38,14 @@ after(() => rm(dir, { recursive: true, force: true }));
 
 async function serve(args: string[], body: (url: string) => Promise<void>): Promise<void> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'client/cli/main.ts', 'serve', ...args, '--port', String(port)], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'client/cli/main.ts', 'serve', ...args, '--port', String(port)],
+    {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (c) => (output += c));
   child.stderr.setEncoding('utf8').on('data', (c) => (output += c));
@@ -81,7 +91,14 @@ test('ferry serve manifest.json serves the manifest with its batching settings',
         }).then((r) => r.json() as Promise<any>),
       ),
     );
-    assert.deepEqual(answers.map((a) => a.outputs[0].data), [[-1, 1], [-2, 2], [-3, 3]]);
+    assert.deepEqual(
+      answers.map((a) => a.outputs[0].data),
+      [
+        [-1, 1],
+        [-2, 2],
+        [-3, 3],
+      ],
+    );
     const metrics = await (await fetch(`${url}/metrics`)).text();
     const runs = Number(/^ferry_inference_executions_total\{model="negate",version="2"\} (\d+)$/m.exec(metrics)?.[1]);
     assert.ok(runs >= 1 && runs < 3, `three requests sent together were batched: ${runs} runs`);
@@ -89,17 +106,26 @@ test('ferry serve manifest.json serves the manifest with its batching settings',
 });
 
 test('ferry serve --batch and --threads serve .onnx files with those settings', async () => {
-  await serve([path.join(dir, 'negate.onnx'), '--batch', '4', '--max-queue-delay', '50', '--threads', '1'], async (url) => {
-    const config = (await (await fetch(`${url}/v2/models/negate/config`)).json()) as { batching: unknown; sessionOptions: unknown };
-    assert.deepEqual(config.batching, { maxBatchSize: 4, maxQueueDelayMs: 50 });
-    assert.deepEqual(config.sessionOptions, { intraOpNumThreads: 1 });
-  });
+  await serve(
+    [path.join(dir, 'negate.onnx'), '--batch', '4', '--max-queue-delay', '50', '--threads', '1'],
+    async (url) => {
+      const config = (await (await fetch(`${url}/v2/models/negate/config`)).json()) as {
+        batching: unknown;
+        sessionOptions: unknown;
+      };
+      assert.deepEqual(config.batching, { maxBatchSize: 4, maxQueueDelayMs: 50 });
+      assert.deepEqual(config.sessionOptions, { intraOpNumThreads: 1 });
+    },
+  );
 });
 
 test('ferry serve refuses a queue delay without batching, and --batch on a manifest', async () => {
   const run = (args: string[]) =>
     new Promise<{ code: number | null; output: string }>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'client/cli/main.ts', 'serve', ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'client/cli/main.ts', 'serve', ...args], {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let output = '';
       child.stdout.setEncoding('utf8').on('data', (c) => (output += c));
       child.stderr.setEncoding('utf8').on('data', (c) => (output += c));

@@ -8,8 +8,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startInferenceServer } from '../../runtime/server/inferenceServer';
 import { mlpModel, writeModelDir } from './onnxTestModels';
 
@@ -32,7 +32,10 @@ const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, 4], datatype:
 /** Starts an infer request that sends only half its body until `finish()` is called. */
 function slowInfer(baseUrl: string): { finish(): void; response: Promise<{ status: number; json: any }> } {
   const url = new URL(`${baseUrl}/v2/models/mlp/infer`);
-  const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+  const req = http.request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+  });
   const half = Math.floor(body.length / 2);
   req.write(body.slice(0, half));
   req.flushHeaders();
@@ -75,14 +78,28 @@ test('close() runs the batches still waiting in the queue instead of waiting out
   const answers = Promise.all([1, 2, 3].map(send));
   await sleep(300);
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
-  assert.match(metrics, /^ferry_inference_in_flight\{model="slow",version="1"\} 3$/m, 'three requests wait in the queue');
+  assert.match(
+    metrics,
+    /^ferry_inference_in_flight\{model="slow",version="1"\} 3$/m,
+    'three requests wait in the queue',
+  );
   assert.match(metrics, /^ferry_inference_executions_total\{model="slow",version="1"\} 0$/m);
   const t0 = Date.now();
   await server.close();
   const results = await answers;
   assert.ok(Date.now() - t0 < 5_000, `close() took ${Date.now() - t0} ms`);
-  assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
-  assert.deepEqual(results.map((r) => r.json.outputs[0].shape), [[1, 3], [1, 3], [1, 3]]);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    [200, 200, 200],
+  );
+  assert.deepEqual(
+    results.map((r) => r.json.outputs[0].shape),
+    [
+      [1, 3],
+      [1, 3],
+      [1, 3],
+    ],
+  );
   assert.notDeepEqual(results[0].json.outputs[0].data, results[1].json.outputs[0].data, 'each got its own row');
 });
 
@@ -110,7 +127,11 @@ test('main.ts: SIGTERM drains an in-flight request, then the process exits 0', a
     assert.equal((await fetch(`${url}/v2/health/ready`)).status, 200);
     assert.equal((await fetch(`${url}/v2/models/mlp/infer`, { method: 'POST', body })).status, 200);
     const metrics = await (await fetch(`${url}/metrics`)).text();
-    assert.match(metrics, /target_info\{.*service_name="ferry-inference-server"/, 'metrics go through the OpenTelemetry Node SDK');
+    assert.match(
+      metrics,
+      /target_info\{.*service_name="ferry-inference-server"/,
+      'metrics go through the OpenTelemetry Node SDK',
+    );
     assert.match(metrics, /^ferry_inference_request_duration_seconds_count\{model="mlp",version="1"\} 1$/m);
     assert.match(metrics, /^ferry_inference_compute_duration_seconds_count\{model="mlp",version="1"\} 1$/m);
     assert.match(metrics, /^ferry_inference_cold_start_duration_seconds_count\{model="slow",version="1"\} 1$/m);

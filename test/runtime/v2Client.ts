@@ -22,7 +22,18 @@ export interface InferResult {
 }
 
 const SIZES: Record<string, number> = {
-  BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8,
+  BOOL: 1,
+  UINT8: 1,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 2,
+  FP16: 2,
+  UINT32: 4,
+  INT32: 4,
+  FP32: 4,
+  UINT64: 8,
+  INT64: 8,
+  FP64: 8,
 };
 
 /** Little-endian bytes of `values` as `datatype` (FP16 values are given as their 16 bits). */
@@ -43,17 +54,29 @@ export function encodeElements(datatype: string, values: unknown[]): Buffer {
   values.forEach((v, i) => {
     const at = i * size;
     switch (datatype) {
-      case 'BOOL': return view.setUint8(at, v ? 1 : 0);
-      case 'UINT8': return view.setUint8(at, v as number);
-      case 'INT8': return view.setInt8(at, v as number);
-      case 'UINT16': case 'FP16': return view.setUint16(at, v as number, true);
-      case 'INT16': return view.setInt16(at, v as number, true);
-      case 'UINT32': return view.setUint32(at, v as number, true);
-      case 'INT32': return view.setInt32(at, v as number, true);
-      case 'FP32': return view.setFloat32(at, v as number, true);
-      case 'FP64': return view.setFloat64(at, v as number, true);
-      case 'UINT64': return view.setBigUint64(at, BigInt(v as number | string), true);
-      case 'INT64': return view.setBigInt64(at, BigInt(v as number | string), true);
+      case 'BOOL':
+        return view.setUint8(at, v ? 1 : 0);
+      case 'UINT8':
+        return view.setUint8(at, v as number);
+      case 'INT8':
+        return view.setInt8(at, v as number);
+      case 'UINT16':
+      case 'FP16':
+        return view.setUint16(at, v as number, true);
+      case 'INT16':
+        return view.setInt16(at, v as number, true);
+      case 'UINT32':
+        return view.setUint32(at, v as number, true);
+      case 'INT32':
+        return view.setInt32(at, v as number, true);
+      case 'FP32':
+        return view.setFloat32(at, v as number, true);
+      case 'FP64':
+        return view.setFloat64(at, v as number, true);
+      case 'UINT64':
+        return view.setBigUint64(at, BigInt(v as number | string), true);
+      case 'INT64':
+        return view.setBigInt64(at, BigInt(v as number | string), true);
     }
     throw new Error(`no encoding for ${datatype}`);
   });
@@ -75,17 +98,40 @@ export function decodeElements(datatype: string, bytes: Buffer): unknown[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let at = 0; at < bytes.length; at += size) {
     switch (datatype) {
-      case 'BOOL': out.push(view.getUint8(at) === 1); break;
-      case 'UINT8': out.push(view.getUint8(at)); break;
-      case 'INT8': out.push(view.getInt8(at)); break;
-      case 'UINT16': case 'FP16': out.push(view.getUint16(at, true)); break;
-      case 'INT16': out.push(view.getInt16(at, true)); break;
-      case 'UINT32': out.push(view.getUint32(at, true)); break;
-      case 'INT32': out.push(view.getInt32(at, true)); break;
-      case 'FP32': out.push(view.getFloat32(at, true)); break;
-      case 'FP64': out.push(view.getFloat64(at, true)); break;
-      case 'UINT64': out.push(view.getBigUint64(at, true).toString()); break;
-      case 'INT64': out.push(view.getBigInt64(at, true).toString()); break;
+      case 'BOOL':
+        out.push(view.getUint8(at) === 1);
+        break;
+      case 'UINT8':
+        out.push(view.getUint8(at));
+        break;
+      case 'INT8':
+        out.push(view.getInt8(at));
+        break;
+      case 'UINT16':
+      case 'FP16':
+        out.push(view.getUint16(at, true));
+        break;
+      case 'INT16':
+        out.push(view.getInt16(at, true));
+        break;
+      case 'UINT32':
+        out.push(view.getUint32(at, true));
+        break;
+      case 'INT32':
+        out.push(view.getInt32(at, true));
+        break;
+      case 'FP32':
+        out.push(view.getFloat32(at, true));
+        break;
+      case 'FP64':
+        out.push(view.getFloat64(at, true));
+        break;
+      case 'UINT64':
+        out.push(view.getBigUint64(at, true).toString());
+        break;
+      case 'INT64':
+        out.push(view.getBigInt64(at, true).toString());
+        break;
     }
   }
   return out;
@@ -112,12 +158,22 @@ export async function inferBinary(
       ],
     }),
   );
-  return postRaw(url, Buffer.concat([header, ...sections]), { 'inference-header-content-length': String(header.length) });
+  return postRaw(url, Buffer.concat([header, ...sections]), {
+    'inference-header-content-length': String(header.length),
+  });
 }
 
 /** Posts bytes as they are and splits a binary response into its JSON and per-output sections. */
-export async function postRaw(url: string, body: Buffer | string, headers: Record<string, string> = {}): Promise<InferResult> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/octet-stream', ...headers }, body });
+export async function postRaw(
+  url: string,
+  body: Buffer | string,
+  headers: Record<string, string> = {},
+): Promise<InferResult> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream', ...headers },
+    body,
+  });
   const bytes = Buffer.from(await res.arrayBuffer());
   const headerLength = res.headers.get('inference-header-content-length');
   const jsonEnd = headerLength === null ? bytes.length : Number(headerLength);

@@ -77,25 +77,52 @@ function makeTensor(type: ort.Tensor.Type, dims: number[], value: (i: number) =>
   const n = dims.reduce((a, b) => a * b, 1);
   switch (type) {
     case 'float32':
-      return new ort.Tensor(type, Float32Array.from({ length: n }, (_, i) => value(i)), dims);
+      return new ort.Tensor(
+        type,
+        Float32Array.from({ length: n }, (_, i) => value(i)),
+        dims,
+      );
     case 'float64':
-      return new ort.Tensor(type, Float64Array.from({ length: n }, (_, i) => value(i)), dims);
+      return new ort.Tensor(
+        type,
+        Float64Array.from({ length: n }, (_, i) => value(i)),
+        dims,
+      );
     case 'int64':
-      return new ort.Tensor(type, BigInt64Array.from({ length: n }, (_, i) => BigInt(Math.round(value(i)))), dims);
+      return new ort.Tensor(
+        type,
+        BigInt64Array.from({ length: n }, (_, i) => BigInt(Math.round(value(i)))),
+        dims,
+      );
     case 'int32':
-      return new ort.Tensor(type, Int32Array.from({ length: n }, (_, i) => Math.round(value(i))), dims);
+      return new ort.Tensor(
+        type,
+        Int32Array.from({ length: n }, (_, i) => Math.round(value(i))),
+        dims,
+      );
     case 'int8':
-      return new ort.Tensor(type, Int8Array.from({ length: n }, (_, i) => Math.round(value(i))), dims);
+      return new ort.Tensor(
+        type,
+        Int8Array.from({ length: n }, (_, i) => Math.round(value(i))),
+        dims,
+      );
     case 'uint8':
     case 'bool':
-      return new ort.Tensor(type, Uint8Array.from({ length: n }, (_, i) => Math.round(value(i))), dims);
+      return new ort.Tensor(
+        type,
+        Uint8Array.from({ length: n }, (_, i) => Math.round(value(i))),
+        dims,
+      );
     default:
       throw new Error(`cannot make a ${type} tensor`);
   }
 }
 
 /** Deterministic inputs from the input specs (see the module comment for why they are a weak substitute). */
-export function generateCalibrationData(inputs: TensorSummary[], opts: GeneratedCalibrationOptions = {}): CalibrationData {
+export function generateCalibrationData(
+  inputs: TensorSummary[],
+  opts: GeneratedCalibrationOptions = {},
+): CalibrationData {
   if (opts.template) return generateFromTemplate(inputs, opts.template, opts);
   const runs = opts.batches ?? 16;
   const batchSize = opts.batchSize ?? 8;
@@ -107,8 +134,13 @@ export function generateCalibrationData(inputs: TensorSummary[], opts: Generated
     let runRows = 1;
     for (const input of inputs) {
       const type = ORT_TYPE[input.dataType];
-      if (!type) throw new Error(`cannot generate calibration data for input '${input.name}' of type ${input.dataType}; supply calibration samples`);
-      const dims = input.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? batchSize : opts.otherDynamicDim ?? 1));
+      if (!type)
+        throw new Error(
+          `cannot generate calibration data for input '${input.name}' of type ${input.dataType}; supply calibration samples`,
+        );
+      const dims = input.shape.map((d, i) =>
+        typeof d === 'number' && d > 0 ? d : i === 0 ? batchSize : (opts.otherDynamicDim ?? 1),
+      );
       if (input.shape.length > 0) runRows = Math.max(runRows, dims[0]);
       const isFloat = type === 'float32' || type === 'float64';
       feeds[input.name] = makeTensor(type, dims, () => (isFloat ? rand() * 2 - 1 : Math.floor(rand() * 2)));
@@ -124,7 +156,11 @@ export function generateCalibrationData(inputs: TensorSummary[], opts: Generated
   };
 }
 
-function generateFromTemplate(inputs: TensorSummary[], template: Feeds, opts: GeneratedCalibrationOptions): CalibrationData {
+function generateFromTemplate(
+  inputs: TensorSummary[],
+  template: Feeds,
+  opts: GeneratedCalibrationOptions,
+): CalibrationData {
   const runs = opts.batches ?? 32;
   const rand = seededUniform(opts.seed ?? 1234);
   const batches: OrtFeeds[] = [];
@@ -149,7 +185,11 @@ function generateFromTemplate(inputs: TensorSummary[], template: Feeds, opts: Ge
 }
 
 /** The user's calibration samples as onnxruntime feeds, checked against the model's inputs. */
-export function userCalibrationData(inputs: TensorSummary[], samples: CalibrationSample[], template?: Feeds): CalibrationData {
+export function userCalibrationData(
+  inputs: TensorSummary[],
+  samples: CalibrationSample[],
+  template?: Feeds,
+): CalibrationData {
   if (samples.length === 0) throw new Error('the calibration data has no samples');
   let rows = 0;
   const batches = samples.map((sample, s) => {
@@ -164,23 +204,39 @@ export function userCalibrationData(inputs: TensorSummary[], samples: Calibratio
       }
       if (!given) throw new Error(`calibration sample ${s} has no value for input '${input.name}'`);
       const n = given.dims.reduce((a, b) => a * b, 1);
-      if (n !== given.data.length) throw new Error(`calibration sample ${s}, input '${input.name}': ${given.data.length} values for dims [${given.dims.join(', ')}]`);
+      if (n !== given.data.length)
+        throw new Error(
+          `calibration sample ${s}, input '${input.name}': ${given.data.length} values for dims [${given.dims.join(', ')}]`,
+        );
       if (input.shape.length !== given.dims.length) {
-        throw new Error(`calibration sample ${s}, input '${input.name}': rank ${given.dims.length}, the model expects ${input.shape.length}`);
+        throw new Error(
+          `calibration sample ${s}, input '${input.name}': rank ${given.dims.length}, the model expects ${input.shape.length}`,
+        );
       }
       input.shape.forEach((d, i) => {
         if (typeof d === 'number' && d > 0 && given.dims[i] !== d) {
-          throw new Error(`calibration sample ${s}, input '${input.name}': dim ${i} is ${given.dims[i]}, the model expects ${d}`);
+          throw new Error(
+            `calibration sample ${s}, input '${input.name}': dim ${i} is ${given.dims[i]}, the model expects ${d}`,
+          );
         }
       });
       const type = ORT_TYPE[input.dataType];
-      if (!type) throw new Error(`input '${input.name}' has type ${input.dataType}, which calibration samples cannot carry`);
-      feeds[input.name] = type === 'float32' ? new ort.Tensor('float32', given.data, given.dims) : makeTensor(type, given.dims, (i) => given.data[i]);
+      if (!type)
+        throw new Error(`input '${input.name}' has type ${input.dataType}, which calibration samples cannot carry`);
+      feeds[input.name] =
+        type === 'float32'
+          ? new ort.Tensor('float32', given.data, given.dims)
+          : makeTensor(type, given.dims, (i) => given.data[i]);
     }
-    rows += Math.max(1, ...inputs.map((i) => (sample[i.name]?.dims[0] ?? 1)));
+    rows += Math.max(1, ...inputs.map((i) => sample[i.name]?.dims[0] ?? 1));
     return feeds;
   });
-  return { batches, source: 'user', rows, description: `${samples.length} user-supplied calibration samples (${rows} rows)` };
+  return {
+    batches,
+    source: 'user',
+    rows,
+    description: `${samples.length} user-supplied calibration samples (${rows} rows)`,
+  };
 }
 
 /** A copy of the model that also outputs `names` (float32 intermediate tensors). Names that already are graph outputs are not repeated. */
@@ -226,7 +282,8 @@ export interface CalibrationResult {
 
 function floatValues(t: ort.Tensor | undefined, name: string): Float32Array | Float64Array {
   if (!t) throw new Error(`calibration run did not produce '${name}'`);
-  if (t.type !== 'float32' && t.type !== 'float64') throw new Error(`tensor '${name}' is ${t.type}, not float: it cannot be calibrated`);
+  if (t.type !== 'float32' && t.type !== 'float64')
+    throw new Error(`tensor '${name}' is ${t.type}, not float: it cannot be calibrated`);
   return t.data as Float32Array | Float64Array;
 }
 
@@ -234,7 +291,12 @@ function floatValues(t: ort.Tensor | undefined, name: string): Float32Array | Fl
  * Runs the model (with `names` exposed) over the calibration batches and returns each tensor's range by the
  * chosen method. Graph inputs among `names` are read from the feeds.
  */
-export async function calibrateRanges(model: Uint8Array, names: readonly string[], data: CalibrationData, opts: CalibrationOptions): Promise<CalibrationResult> {
+export async function calibrateRanges(
+  model: Uint8Array,
+  names: readonly string[],
+  data: CalibrationData,
+  opts: CalibrationOptions,
+): Promise<CalibrationResult> {
   const method = opts.method ?? 'minmax';
   const bins = opts.bins ?? 2048;
   const inputNames = new Set(Object.keys(data.batches[0] ?? {}));
@@ -273,7 +335,8 @@ export async function calibrateRanges(model: Uint8Array, names: readonly string[
     for (const n of names) {
       const a = lo.get(n)!;
       const b = hi.get(n)!;
-      if (!Number.isFinite(a) || !Number.isFinite(b)) throw new Error(`tensor '${n}' took non-finite values (${a} .. ${b}) during calibration`);
+      if (!Number.isFinite(a) || !Number.isFinite(b))
+        throw new Error(`tensor '${n}' took non-finite values (${a} .. ${b}) during calibration`);
       ranges.set(n, { min: a, max: b, observedMin: a, observedMax: b });
     }
     if (method === 'minmax') return { ranges, method, augmentedModelPath };
@@ -285,7 +348,8 @@ export async function calibrateRanges(model: Uint8Array, names: readonly string[
         const r = ranges.get(n)!;
         const h = hists.get(n)!;
         const start = method === 'percentile' ? r.observedMin : 0;
-        const end = method === 'percentile' ? r.observedMax : Math.max(Math.abs(r.observedMin), Math.abs(r.observedMax));
+        const end =
+          method === 'percentile' ? r.observedMax : Math.max(Math.abs(r.observedMin), Math.abs(r.observedMax));
         const width = (end - start) / bins;
         if (!(width > 0)) {
           h[0] += v.length;
@@ -302,7 +366,10 @@ export async function calibrateRanges(model: Uint8Array, names: readonly string[
           h[bin]++;
         }
       }
-      opts.onProgress?.(++done / total, `calibration pass 2/2: batch ${done - data.batches.length} of ${data.batches.length}`);
+      opts.onProgress?.(
+        ++done / total,
+        `calibration pass 2/2: batch ${done - data.batches.length} of ${data.batches.length}`,
+      );
     }
     for (const n of names) {
       const r = ranges.get(n)!;

@@ -21,16 +21,24 @@
  * Any other architecture (convolutions, attention, recurrent or branching graphs) needs a training job with the
  * model's own framework and data: the technique says so and does not claim to have run.
  */
+
+import * as ort from 'onnxruntime-node';
 import type { ModelAnalysis } from '../../onnx/analyze';
 import { findAttribute, isDefaultDomain } from '../../onnx/graph';
-import { countUses, GraphScope, type ConstantWeight } from '../../onnx/graphRewrite';
+import { type ConstantWeight, countUses, GraphScope } from '../../onnx/graphRewrite';
 import { seededUniform } from '../../onnx/mlp';
-import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto } from '../../onnx/model';
-import { isExternal, tensorToFloat32, TensorDataType } from '../../onnx/tensor';
-import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
+import {
+  decodeModel,
+  encodeModel,
+  type GraphProto,
+  type NodeProto,
+  type OnnxModel,
+  type TensorProto,
+} from '../../onnx/model';
+import { isExternal, TensorDataType, tensorToFloat32 } from '../../onnx/tensor';
+import type { OptimizationTechnique, TechniqueContext, TechniqueResult } from '../technique';
 import { augmentWithOutputs, generateCalibrationData, userCalibrationData } from './calibration';
-import { agreementOf, describeAgreement, runBatches, type Agreement, type OrtFeeds } from './modelAgreement';
-import * as ort from 'onnxruntime-node';
+import { type Agreement, agreementOf, describeAgreement, type OrtFeeds, runBatches } from './modelAgreement';
 
 export const DISTILL_MLP_ID = 'distill-mlp';
 
@@ -82,14 +90,22 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
   const input = inputs[0];
   const inShape = input.type?.tensor_type?.shape?.dim ?? [];
   const rowDims = inShape.slice(1).map((d) => (d.dim_value !== undefined ? Number(d.dim_value) : NaN));
-  if (input.type?.tensor_type?.elem_type !== TensorDataType.FLOAT || inShape.length < 2 || !rowDims.every((d) => d > 0)) {
+  if (
+    input.type?.tensor_type?.elem_type !== TensorDataType.FLOAT ||
+    inShape.length < 2 ||
+    !rowDims.every((d) => d > 0)
+  ) {
     return `its input '${input.name}' is not a float32 tensor [batch, features] (or [batch, fixed dims...] before a Flatten)`;
   }
   const output = graph.output![0].name ?? '';
   const nodes = graph.node ?? [];
   const readers = (name: string) => nodes.filter((n) => (n.input ?? []).includes(name));
   const used = new Set<NodeProto>();
-  const ops = [...new Set(nodes.filter((n) => !(n.op_type === 'Constant' && isDefaultDomain(n.domain))).map((n) => n.op_type))].sort().join(', ');
+  const ops = [
+    ...new Set(nodes.filter((n) => !(n.op_type === 'Constant' && isDefaultDomain(n.domain))).map((n) => n.op_type)),
+  ]
+    .sort()
+    .join(', ');
   const notMlp = (why: string) => `${why} (ops: ${ops})`;
   const single = (name: string): NodeProto | string => {
     if (countUses(graph, name) !== 1) return `'${name}' is read ${countUses(graph, name)} times (a branching graph)`;
@@ -101,7 +117,8 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
     const found = scope.lookupConstant(name);
     if (!found.constant) return `${what} '${name}' is not a constant`;
     const t = found.weight.tensor;
-    if (t.data_type !== TensorDataType.FLOAT || isExternal(t)) return `${what} '${name}' is not an in-model float32 tensor`;
+    if (t.data_type !== TensorDataType.FLOAT || isExternal(t))
+      return `${what} '${name}' is not an in-model float32 tensor`;
     return found.weight;
   };
 
@@ -113,7 +130,13 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
   const skipPassThrough = (name: string): string => {
     for (;;) {
       const r = readers(name);
-      if (r.length !== 1 || countUses(graph, name) !== 1 || !isDefaultDomain(r[0].domain) || (r[0].op_type !== 'Identity' && r[0].op_type !== 'Dropout')) return name;
+      if (
+        r.length !== 1 ||
+        countUses(graph, name) !== 1 ||
+        !isDefaultDomain(r[0].domain) ||
+        (r[0].op_type !== 'Identity' && r[0].op_type !== 'Dropout')
+      )
+        return name;
       if (r[0].op_type === 'Dropout' && (r[0].output ?? []).filter(Boolean).length > 1) return name;
       used.add(r[0]);
       name = r[0].output?.[0] ?? '';
@@ -121,7 +144,12 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
   };
   x = skipPassThrough(x);
   const first = readers(x);
-  if (first.length === 1 && first[0].op_type === 'Flatten' && isDefaultDomain(first[0].domain) && Number(findAttribute(first[0], 'axis')?.i ?? 1) === 1) {
+  if (
+    first.length === 1 &&
+    first[0].op_type === 'Flatten' &&
+    isDefaultDomain(first[0].domain) &&
+    Number(findAttribute(first[0], 'axis')?.i ?? 1) === 1
+  ) {
     flatten = first[0];
     used.add(flatten);
     x = skipPassThrough(flatten.output?.[0] ?? '');
@@ -132,7 +160,11 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
   for (;;) {
     const node = single(x);
     if (typeof node === 'string') return notMlp(node);
-    if (!isDefaultDomain(node.domain) || (node.op_type !== 'MatMul' && node.op_type !== 'Gemm') || node.input?.[0] !== x) {
+    if (
+      !isDefaultDomain(node.domain) ||
+      (node.op_type !== 'MatMul' && node.op_type !== 'Gemm') ||
+      node.input?.[0] !== x
+    ) {
       return notMlp(`'${x}' feeds ${node.op_type}, where a MatMul or Gemm layer was expected`);
     }
     used.add(node);
@@ -149,7 +181,8 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
     let add: NodeProto | undefined;
     let linearOutput = node.output?.[0] ?? '';
     if (node.op_type === 'Gemm') {
-      if (Number(findAttribute(node, 'transA')?.i ?? 0) !== 0) return notMlp(`Gemm '${node.name}' transposes its input`);
+      if (Number(findAttribute(node, 'transA')?.i ?? 0) !== 0)
+        return notMlp(`Gemm '${node.name}' transposes its input`);
       transB = Number(findAttribute(node, 'transB')?.i ?? 0) === 1;
       alpha = findAttribute(node, 'alpha')?.f ?? 1;
       beta = findAttribute(node, 'beta')?.f ?? 1;
@@ -171,14 +204,16 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
     const outDim = transB ? dims[0] : dims[1];
     const raw = tensorToFloat32(weight.tensor);
     const w = new Float32Array(inDim * outDim);
-    for (let i = 0; i < inDim; i++) for (let j = 0; j < outDim; j++) w[i * outDim + j] = alpha * (transB ? raw[j * inDim + i] : raw[i * outDim + j]);
+    for (let i = 0; i < inDim; i++)
+      for (let j = 0; j < outDim; j++) w[i * outDim + j] = alpha * (transB ? raw[j * inDim + i] : raw[i * outDim + j]);
     const b = new Float32Array(outDim);
     let bias: ConstantWeight | undefined;
     if (biasName) {
       const found = constFloat(biasName, 'bias');
       if (typeof found === 'string') return notMlp(found);
       const values = tensorToFloat32(found.tensor);
-      if (values.length !== outDim && values.length !== 1) return notMlp(`bias '${biasName}' does not hold one value per output`);
+      if (values.length !== outDim && values.length !== 1)
+        return notMlp(`bias '${biasName}' does not hold one value per output`);
       for (let j = 0; j < outDim; j++) b[j] = beta * values[values.length === 1 ? 0 : j];
       bias = found;
       if (weightsSeen.has(found.tensor)) return notMlp(`bias '${biasName}' is shared`);
@@ -186,7 +221,8 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
     }
     const prev = layers[layers.length - 1];
     if (prev && prev.outDim !== inDim) return notMlp(`layer widths do not chain (${prev.outDim} → ${inDim})`);
-    if (!prev && inDim !== rowDims.reduce((a, b) => a * b, 1)) return notMlp(`the first layer reads ${inDim} features, the input rows have ${rowDims.join('x')}`);
+    if (!prev && inDim !== rowDims.reduce((a, b) => a * b, 1))
+      return notMlp(`the first layer reads ${inDim} features, the input rows have ${rowDims.join('x')}`);
     const layer: MlpLayer = { node, add, weight, bias, transB, inDim, outDim, w, b, linearOutput };
     layers.push(layer);
     if (linearOutput === output) break;
@@ -202,16 +238,32 @@ export function detectMlp(model: OnnxModel): MlpStructure | string {
       head = { node: after, kind: after.op_type ?? '' };
       break;
     }
-    if (!isDefaultDomain(after.domain) || !ACTIVATIONS.has(after.op_type ?? '')) return notMlp(`layer output '${linearOutput}' feeds ${after.op_type}, not an activation`);
+    if (!isDefaultDomain(after.domain) || !ACTIVATIONS.has(after.op_type ?? ''))
+      return notMlp(`layer output '${linearOutput}' feeds ${after.op_type}, not an activation`);
     if (afterOut === output) return notMlp('the output comes from an activation that is not a classifier head');
     used.add(after);
-    layer.activation = { node: after, kind: after.op_type as Activation, alpha: after.op_type === 'LeakyRelu' ? findAttribute(after, 'alpha')?.f ?? 0.01 : 0 };
+    layer.activation = {
+      node: after,
+      kind: after.op_type as Activation,
+      alpha: after.op_type === 'LeakyRelu' ? (findAttribute(after, 'alpha')?.f ?? 0.01) : 0,
+    };
     x = skipPassThrough(afterOut);
   }
   const extra = nodes.filter((n) => !used.has(n) && !(n.op_type === 'Constant' && isDefaultDomain(n.domain)));
-  if (extra.length) return notMlp(`it has ${extra.length} node(s) outside a MatMul/Gemm + activation chain (${[...new Set(extra.map((n) => n.op_type))].join(', ')})`);
+  if (extra.length)
+    return notMlp(
+      `it has ${extra.length} node(s) outside a MatMul/Gemm + activation chain (${[...new Set(extra.map((n) => n.op_type))].join(', ')})`,
+    );
   if (layers.length < 2) return notMlp('it has a single linear layer: no hidden width to reduce');
-  return { input: input.name ?? '', inputRowDims: rowDims, flatten, output, layers, head, logits: layers[layers.length - 1].linearOutput };
+  return {
+    input: input.name ?? '',
+    inputRowDims: rowDims,
+    flatten,
+    output,
+    layers,
+    head,
+    logits: layers[layers.length - 1].linearOutput,
+  };
 }
 
 function defaultOpset(model: OnnxModel): number {
@@ -285,7 +337,7 @@ function activate(kind: Activation, alpha: number, v: Float32Array): void {
     const x = v[i];
     switch (kind) {
       case 'Relu':
-        v[i] = x > 0 ? x : 0;
+        v[i] = Math.max(x, 0);
         break;
       case 'LeakyRelu':
         v[i] = x > 0 ? x : alpha * x;
@@ -325,7 +377,15 @@ function activationGrad(kind: Activation, alpha: number, y: Float32Array, grad: 
 // multiply-adds, which is what makes plain JavaScript reach ~0.5 GMAC/s here instead of ~0.2.
 
 /** out[rows × n] = a[rows × k] · w[k × n] + b */
-export function linearForward(a: Float32Array, rows: number, k: number, w: Float32Array, b: Float32Array, n: number, out: Float32Array): void {
+export function linearForward(
+  a: Float32Array,
+  rows: number,
+  k: number,
+  w: Float32Array,
+  b: Float32Array,
+  n: number,
+  out: Float32Array,
+): void {
   for (let r = 0; r < rows; r++) out.set(b, r * n);
   let r = 0;
   for (; r + 4 <= rows; r += 4) {
@@ -457,7 +517,14 @@ function softmaxRows(z: Float32Array, rows: number, n: number, temperature: numb
 }
 
 /** Loss and its gradient with respect to the student's logits, averaged over the rows. */
-export function distillLoss(kind: DistillLoss, student: Float32Array, teacher: Float32Array, rows: number, n: number, temperature: number): { loss: number; grad: Float32Array } {
+export function distillLoss(
+  kind: DistillLoss,
+  student: Float32Array,
+  teacher: Float32Array,
+  rows: number,
+  n: number,
+  temperature: number,
+): { loss: number; grad: Float32Array } {
   const grad = new Float32Array(student.length);
   let loss = 0;
   if (kind === 'mse') {
@@ -529,7 +596,14 @@ export interface TrainResult {
 }
 
 /** One backward pass over a batch; accumulates into grads (w0, b0, w1, b1, ...). */
-function backward(layers: StudentLayer[], x: Float32Array, rows: number, acts: Float32Array[], dLogits: Float32Array, grads: Float32Array[]): void {
+function backward(
+  layers: StudentLayer[],
+  x: Float32Array,
+  rows: number,
+  acts: Float32Array[],
+  dLogits: Float32Array,
+  grads: Float32Array[],
+): void {
   let delta = dLogits;
   for (let l = layers.length - 1; l >= 0; l--) {
     const layer = layers[l];
@@ -568,7 +642,13 @@ export function studentGradients(
 }
 
 /** Trains the student on (x, teacher logits) pairs, in place. Deterministic for a given seed. */
-export function trainStudent(layers: StudentLayer[], x: Float32Array, targets: Float32Array, rows: number, opts: TrainOptions): TrainResult {
+export function trainStudent(
+  layers: StudentLayer[],
+  x: Float32Array,
+  targets: Float32Array,
+  rows: number,
+  opts: TrainOptions,
+): TrainResult {
   const inDim = layers[0].inDim;
   const outDim = layers[layers.length - 1].outDim;
   const params = layers.flatMap((l) => [l.w, l.b]);
@@ -605,11 +685,19 @@ export function trainStudent(layers: StudentLayer[], x: Float32Array, targets: F
       }
       const xb = bx.subarray(0, n * inDim);
       const acts = studentForward(layers, xb, n);
-      const { loss, grad } = distillLoss(opts.loss, acts[acts.length - 1], bt.subarray(0, n * outDim), n, outDim, opts.temperature);
+      const { loss, grad } = distillLoss(
+        opts.loss,
+        acts[acts.length - 1],
+        bt.subarray(0, n * outDim),
+        n,
+        outDim,
+        opts.temperature,
+      );
       backward(layers, xb, n, acts, grad, grads);
       for (let l = 0; l < layers.length; l++) if (!layers[l].hasBias) grads[2 * l + 1].fill(0);
       // Cosine decay to 10% of the learning rate over the planned steps.
-      const lr = opts.learningRate * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * Math.min(step, totalSteps)) / totalSteps)));
+      const lr =
+        opts.learningRate * (0.1 + 0.9 * 0.5 * (1 + Math.cos((Math.PI * Math.min(step, totalSteps)) / totalSteps)));
       adam.step(grads, lr);
       step++;
       epochLoss += loss;
@@ -618,7 +706,10 @@ export function trainStudent(layers: StudentLayer[], x: Float32Array, targets: F
       if (now - lastBeat > 500) {
         lastBeat = now;
         const fraction = Math.max(step / totalSteps, (now - start) / opts.timeBudgetMs);
-        opts.onProgress?.(Math.min(1, fraction), `epoch ${epoch + 1}/${opts.epochs}, loss ${(epochLoss / batches).toPrecision(3)}`);
+        opts.onProgress?.(
+          Math.min(1, fraction),
+          `epoch ${epoch + 1}/${opts.epochs}, loss ${(epochLoss / batches).toPrecision(3)}`,
+        );
       }
     }
     if (batches > 0) {
@@ -667,7 +758,10 @@ export function exportStudent(teacherBytes: Uint8Array, student: StudentLayer[],
   for (const w of [...mlp.layers.map((l) => l.weight), ...mlp.layers.flatMap((l) => (l.bias ? [l.bias] : []))]) {
     graph.value_info = graph.value_info.filter((v) => v.name !== w.name);
   }
-  model.metadata_props = [...(model.metadata_props ?? []).filter((p) => p.key !== 'ferry.distilled'), { key: 'ferry.distilled', value: note }];
+  model.metadata_props = [
+    ...(model.metadata_props ?? []).filter((p) => p.key !== 'ferry.distilled'),
+    { key: 'ferry.distilled', value: note },
+  ];
   return encodeModel(model);
 }
 
@@ -710,7 +804,8 @@ function readOptions(raw: Record<string, unknown> | undefined): DistillOptions {
   const positive = (k: keyof DistillOptions, integer = false) => {
     const v = o[k];
     if (v === undefined) return;
-    if (typeof v !== 'number' || !(v > 0) || (integer && !Number.isInteger(v))) throw new Error(`option ${k} must be a positive ${integer ? 'integer' : 'number'}`);
+    if (typeof v !== 'number' || !(v > 0) || (integer && !Number.isInteger(v)))
+      throw new Error(`option ${k} must be a positive ${integer ? 'integer' : 'number'}`);
     (out as Record<string, unknown>)[k] = v;
   };
   positive('widthFactor');
@@ -725,9 +820,11 @@ function readOptions(raw: Record<string, unknown> | undefined): DistillOptions {
     if (typeof o.seed !== 'number' || !Number.isInteger(o.seed)) throw new Error('option seed must be an integer');
     out.seed = o.seed;
   }
-  if (out.widthFactor !== undefined && out.widthFactor >= 1) throw new Error('option widthFactor must be below 1 (the student is narrower)');
+  if (out.widthFactor !== undefined && out.widthFactor >= 1)
+    throw new Error('option widthFactor must be below 1 (the student is narrower)');
   if (o.hiddenDims !== undefined) {
-    if (!Array.isArray(o.hiddenDims) || !o.hiddenDims.every((d) => Number.isInteger(d) && (d as number) > 0)) throw new Error('option hiddenDims must be a list of positive integers');
+    if (!Array.isArray(o.hiddenDims) || !o.hiddenDims.every((d) => Number.isInteger(d) && (d as number) > 0))
+      throw new Error('option hiddenDims must be a list of positive integers');
     out.hiddenDims = o.hiddenDims as number[];
   }
   if (o.loss !== undefined) {
@@ -735,7 +832,8 @@ function readOptions(raw: Record<string, unknown> | undefined): DistillOptions {
     out.loss = o.loss;
   }
   if (o.init !== undefined) {
-    if (o.init !== 'teacher-units' && o.init !== 'random') throw new Error("option init must be 'teacher-units' or 'random'");
+    if (o.init !== 'teacher-units' && o.init !== 'random')
+      throw new Error("option init must be 'teacher-units' or 'random'");
     out.init = o.init;
   }
   return out;
@@ -756,7 +854,14 @@ function rowsOf(batches: OrtFeeds[], input: string, features: number): Float32Ar
 }
 
 /** Runs a model over rows in chunks (of the fixed batch size when the input has one) and concatenates `output`. */
-async function runRows(model: Uint8Array, input: string, output: string, rows: Float32Array, rowDims: number[], fixedBatch: number | undefined): Promise<Float32Array> {
+async function runRows(
+  model: Uint8Array,
+  input: string,
+  output: string,
+  rows: Float32Array,
+  rowDims: number[],
+  fixedBatch: number | undefined,
+): Promise<Float32Array> {
   const features = rowDims.reduce((a, b) => a * b, 1);
   const count = rows.length / features;
   const chunk = fixedBatch ?? 256;
@@ -778,14 +883,17 @@ async function runRows(model: Uint8Array, input: string, output: string, rows: F
 }
 
 function parameterCount(layers: Array<{ inDim: number; outDim: number; hasBias?: boolean; bias?: unknown }>): number {
-  return layers.reduce((a, l) => a + l.inDim * l.outDim + ('hasBias' in l ? (l.hasBias ? l.outDim : 0) : l.bias ? l.outDim : 0), 0);
+  return layers.reduce(
+    (a, l) => a + l.inDim * l.outDim + ('hasBias' in l ? (l.hasBias ? l.outDim : 0) : l.bias ? l.outDim : 0),
+    0,
+  );
 }
 
 export const distillMlp: OptimizationTechnique = {
   id: DISTILL_MLP_ID,
   title: 'Distillation into a narrower MLP',
   description:
-    'For MLP classifiers and regressors: trains a student with narrower hidden layers (half width by default) on the teacher\'s outputs, in TypeScript, ' +
+    "For MLP classifiers and regressors: trains a student with narrower hidden layers (half width by default) on the teacher's outputs, in TypeScript, " +
     'and exports it with the same inputs and outputs. Other architectures need an external training job; the technique says so and does not run.',
   expectedEffect(analysis: ModelAnalysis): string {
     if ((analysis.opHistogram.Conv ?? 0) > 0 || (analysis.opHistogram.Softmax ?? 0) > 1) {
@@ -796,10 +904,26 @@ export const distillMlp: OptimizationTechnique = {
   applicability(analysis: ModelAnalysis): { ok: true } | { ok: false; reason: string } {
     const hist = analysis.opHistogram;
     const blockers = Object.keys(hist).filter(
-      (op) => !['MatMul', 'Gemm', 'Add', 'Relu', 'LeakyRelu', 'Tanh', 'Sigmoid', 'Softmax', 'LogSoftmax', 'Constant', 'Flatten', 'Identity', 'Dropout'].includes(op),
+      (op) =>
+        ![
+          'MatMul',
+          'Gemm',
+          'Add',
+          'Relu',
+          'LeakyRelu',
+          'Tanh',
+          'Sigmoid',
+          'Softmax',
+          'LogSoftmax',
+          'Constant',
+          'Flatten',
+          'Identity',
+          'Dropout',
+        ].includes(op),
     );
     if (blockers.length) return { ok: false, reason: externalTrainingReason(`it uses ${blockers.sort().join(', ')}`) };
-    if (!(hist.MatMul ?? 0) && !(hist.Gemm ?? 0)) return { ok: false, reason: externalTrainingReason('it has no MatMul or Gemm layer') };
+    if (!(hist.MatMul ?? 0) && !(hist.Gemm ?? 0))
+      return { ok: false, reason: externalTrainingReason('it has no MatMul or Gemm layer') };
     return { ok: true };
   },
   async apply(bytes: Uint8Array, ctx: TechniqueContext): Promise<TechniqueResult> {
@@ -817,8 +941,16 @@ export const distillMlp: OptimizationTechnique = {
     if (typeof mlp === 'string') return { applied: false, reason: externalTrainingReason(mlp) };
     const hidden = mlp.layers.slice(0, -1).map((l) => l.outDim);
     const widths = opts.hiddenDims ?? hidden.map((h) => Math.max(1, Math.round(h * (opts.widthFactor ?? 0.5))));
-    if (widths.length !== hidden.length) return { applied: false, reason: `option hiddenDims has ${widths.length} entries; the teacher has ${hidden.length} hidden layers` };
-    if (widths.every((w, i) => w >= hidden[i])) return { applied: false, reason: `the student's hidden widths [${widths}] are not narrower than the teacher's [${hidden}]` };
+    if (widths.length !== hidden.length)
+      return {
+        applied: false,
+        reason: `option hiddenDims has ${widths.length} entries; the teacher has ${hidden.length} hidden layers`,
+      };
+    if (widths.every((w, i) => w >= hidden[i]))
+      return {
+        applied: false,
+        reason: `the student's hidden widths [${widths}] are not narrower than the teacher's [${hidden}]`,
+      };
     const features = mlp.layers[0].inDim;
     const inputSpec = ctx.analysis.inputs.find((i) => i.name === mlp.input);
     const dim0 = inputSpec?.shape[0];
@@ -835,7 +967,15 @@ export const distillMlp: OptimizationTechnique = {
     try {
       const genBatch = fixedBatch ?? 256;
       const generated = (count: number, s: number) =>
-        rowsOf(generateCalibrationData(ctx.analysis.inputs, { batches: Math.ceil(count / genBatch), batchSize: genBatch, seed: s }).batches, mlp.input, features);
+        rowsOf(
+          generateCalibrationData(ctx.analysis.inputs, {
+            batches: Math.ceil(count / genBatch),
+            batchSize: genBatch,
+            seed: s,
+          }).batches,
+          mlp.input,
+          features,
+        );
       if (ctx.calibration?.length) {
         const user = rowsOf(userCalibrationData(ctx.analysis.inputs, ctx.calibration).batches, mlp.input, features);
         const userCount = user.length / features;
@@ -843,7 +983,8 @@ export const distillMlp: OptimizationTechnique = {
         holdRows = user.slice(0, holdCount * features);
         const base = user.slice(holdCount * features);
         const baseCount = base.length / features;
-        if (baseCount === 0) return { applied: false, reason: 'too few calibration samples to train on (need at least 2 rows)' };
+        if (baseCount === 0)
+          return { applied: false, reason: 'too few calibration samples to train on (need at least 2 rows)' };
         const total = Math.max(samples, baseCount);
         trainRows = new Float32Array(total * features);
         trainRows.set(base);
@@ -874,14 +1015,17 @@ export const distillMlp: OptimizationTechnique = {
       }
       if (fixedBatch) {
         trainRows = trainRows.slice(0, Math.floor(trainRows.length / features / fixedBatch) * fixedBatch * features);
-        holdRows = holdRows.slice(0, Math.max(fixedBatch, Math.floor(holdRows.length / features / fixedBatch) * fixedBatch) * features);
+        holdRows = holdRows.slice(
+          0,
+          Math.max(fixedBatch, Math.floor(holdRows.length / features / fixedBatch) * fixedBatch) * features,
+        );
       }
     } catch (err) {
       return { applied: false, reason: (err as Error).message };
     }
 
     // Teacher logits from onnxruntime.
-    report(0.02, 'computing the teacher\'s outputs in onnxruntime');
+    report(0.02, "computing the teacher's outputs in onnxruntime");
     let targets: Float32Array;
     let teacherHold: Float32Array;
     try {
@@ -894,13 +1038,23 @@ export const distillMlp: OptimizationTechnique = {
     const rows = trainRows.length / features;
 
     // Student: init and training within what is left of the budget (keep ~15% for export and the check).
-    const student = (opts.init ?? 'teacher-units') === 'teacher-units' ? studentFromTeacherUnits(mlp.layers, widths) : randomStudent(mlp.layers, widths, seed);
+    const student =
+      (opts.init ?? 'teacher-units') === 'teacher-units'
+        ? studentFromTeacherUnits(mlp.layers, widths)
+        : randomStudent(mlp.layers, widths, seed);
     const trainBudget = Math.max(0, budget * 0.85 - (Date.now() - started));
     const loss = opts.loss ?? 'mse';
     const outDim = mlp.layers[mlp.layers.length - 1].outDim;
     const probe = Math.min(rows, 512);
     const lossOnProbe = () =>
-      distillLoss(loss, studentForward(student, trainRows.subarray(0, probe * features), probe).at(-1)!, targets.subarray(0, probe * outDim), probe, outDim, opts.temperature ?? 2).loss;
+      distillLoss(
+        loss,
+        studentForward(student, trainRows.subarray(0, probe * features), probe).at(-1)!,
+        targets.subarray(0, probe * outDim),
+        probe,
+        outDim,
+        opts.temperature ?? 2,
+      ).loss;
     const startLoss = lossOnProbe();
     const trained = trainStudent(student, trainRows, targets, rows, {
       epochs: opts.epochs ?? 20,
@@ -913,7 +1067,10 @@ export const distillMlp: OptimizationTechnique = {
       onProgress: (f, d) => report(0.05 + 0.85 * f, d),
     });
     if (trained.epochs === 0 && trained.lossHistory.length === 0) {
-      return { applied: false, reason: `the time budget (${budget} ms) ran out before one training batch: raise timeBudgetMs` };
+      return {
+        applied: false,
+        reason: `the time budget (${budget} ms) ran out before one training batch: raise timeBudgetMs`,
+      };
     }
 
     // Export through the teacher's graph and check in onnxruntime on held-out rows.
@@ -927,10 +1084,15 @@ export const distillMlp: OptimizationTechnique = {
       studentBytes = exportStudent(bytes, student, note);
       const studentHold = await runRows(studentBytes, mlp.input, mlp.output, holdRows, mlp.inputRowDims, fixedBatch);
       const holdCount = holdRows.length / features;
-      const asOutputs = (data: Float32Array) => [{ [mlp.output]: new ort.Tensor('float32', data, [holdCount, outDim]) }];
+      const asOutputs = (data: Float32Array) => [
+        { [mlp.output]: new ort.Tensor('float32', data, [holdCount, outDim]) },
+      ];
       agreement = agreementOf(asOutputs(teacherHold), asOutputs(studentHold));
     } catch (err) {
-      return { applied: false, reason: `the exported student did not load or run in onnxruntime: ${(err as Error).message}` };
+      return {
+        applied: false,
+        reason: `the exported student did not load or run in onnxruntime: ${(err as Error).message}`,
+      };
     }
     report(1, 'done');
     const endLoss = lossOnProbe();

@@ -13,16 +13,25 @@
  * Casts around every op it has no float16 kernel for, so on CPU it is checked for loading and agreement, and
  * its CPU speed says nothing about a GPU.
  */
-import * as ort from 'onnxruntime-node';
+
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import type { ModelAnalysis } from '../../onnx/analyze';
 import { attr, makeNode } from '../../onnx/builders';
-import { float16BitsToFloat32, float16Tensor, float32ToFloat16Bits, FLOAT16_MAX } from '../../onnx/float16';
+import { FLOAT16_MAX, float16BitsToFloat32, float16Tensor, float32ToFloat16Bits } from '../../onnx/float16';
 import { findAttribute, forEachGraph, isDefaultDomain, subgraphsOf } from '../../onnx/graph';
 import { implicitInputs, NameAllocator, renameOuterReads } from '../../onnx/graphRewrite';
-import { AttributeType, decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto } from '../../onnx/model';
-import { elementCount, isExternal, tensorByteSize, tensorToFloat32, TensorDataType } from '../../onnx/tensor';
+import {
+  AttributeType,
+  decodeModel,
+  encodeModel,
+  type GraphProto,
+  type NodeProto,
+  type OnnxModel,
+  type TensorProto,
+} from '../../onnx/model';
+import { elementCount, isExternal, TensorDataType, tensorByteSize, tensorToFloat32 } from '../../onnx/tensor';
 import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
 import { valueTypesFromOnnxruntime } from './valueTypes';
 import { checkCandidate } from './verifyCandidate';
@@ -35,8 +44,23 @@ export const FP16_WEIGHTS_ID = 'fp16-weights';
  * type in the spec, and ops whose float16 results are known to be unreliable (range and prefix sums).
  */
 export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
-  'Resize', 'Upsample', 'Range', 'CumSum', 'TopK', 'NonMaxSuppression', 'RoiAlign', 'QuantizeLinear', 'DequantizeLinear',
-  'DynamicQuantizeLinear', 'RandomUniformLike', 'RandomNormalLike', 'Multinomial', 'Bernoulli', 'STFT', 'DFT', 'Det',
+  'Resize',
+  'Upsample',
+  'Range',
+  'CumSum',
+  'TopK',
+  'NonMaxSuppression',
+  'RoiAlign',
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'DynamicQuantizeLinear',
+  'RandomUniformLike',
+  'RandomNormalLike',
+  'Multinomial',
+  'Bernoulli',
+  'STFT',
+  'DFT',
+  'Det',
 ];
 
 export interface Fp16Options {
@@ -94,13 +118,16 @@ function castNode(names: NameAllocator, from: string, to: string, elemType: numb
 }
 
 /** The float32 tensor a Constant node holds (value, value_float, value_floats), if it holds one. */
-function constantFloatValue(node: NodeProto): { values: Float32Array; dims: number[]; tensor?: TensorProto } | undefined {
+function constantFloatValue(
+  node: NodeProto,
+): { values: Float32Array; dims: number[]; tensor?: TensorProto } | undefined {
   for (const a of node.attribute ?? []) {
     if (a.name === 'value' && a.t && a.t.data_type === TensorDataType.FLOAT && !isExternal(a.t)) {
       return { values: tensorToFloat32(a.t), dims: (a.t.dims ?? []).map(Number), tensor: a.t };
     }
     if (a.name === 'value_float' && a.f !== undefined) return { values: Float32Array.of(a.f), dims: [] };
-    if (a.name === 'value_floats') return { values: Float32Array.from(a.floats ?? []), dims: [(a.floats ?? []).length] };
+    if (a.name === 'value_floats')
+      return { values: Float32Array.from(a.floats ?? []), dims: [(a.floats ?? []).length] };
   }
   return undefined;
 }
@@ -114,20 +141,39 @@ function resolveWeightOptions(o: Fp16Options): { minElements: number } {
 }
 
 /** Weights-only conversion (see the module comment). Returns no model when no weight qualified. */
-export function storeWeightsAsFloat16(bytes: Uint8Array, options: Fp16Options = {}): { model?: Uint8Array; report: Fp16WeightsReport } {
+export function storeWeightsAsFloat16(
+  bytes: Uint8Array,
+  options: Fp16Options = {},
+): { model?: Uint8Array; report: Fp16WeightsReport } {
   const { minElements } = resolveWeightOptions(options);
   const model = decodeModel(bytes);
   const names = new NameAllocator(model);
   const ir = Number(model.ir_version ?? 0);
-  const report: Fp16WeightsReport = { converted: [], skipped: [], maxAbsWeightError: 0, float32Bytes: 0, float16Bytes: 0 };
+  const report: Fp16WeightsReport = {
+    converted: [],
+    skipped: [],
+    maxAbsWeightError: 0,
+    float32Bytes: 0,
+    float16Bytes: 0,
+  };
   const needsConstant = readersNeedingFloat32Constants(model);
   const qualifies = (name: string, values: Float32Array | undefined, count: number, external: boolean): boolean => {
     if (count < minElements) return false; // small scalars and vectors: silently kept (not worth a Cast)
-    if (external) return report.skipped.push({ name, reason: 'data in an external file' }), false;
+    if (external) return (report.skipped.push({ name, reason: 'data in an external file' }), false);
     const reader = needsConstant.get(name);
-    if (reader) return report.skipped.push({ name, reason: `read by ${reader}, which needs it as a float32 constant (quantization scales, contrib kernels)` }), false;
+    if (reader)
+      return (
+        report.skipped.push({
+          name,
+          reason: `read by ${reader}, which needs it as a float32 constant (quantization scales, contrib kernels)`,
+        }),
+        false
+      );
     const m = maxAbs(values!);
-    if (!(m <= FLOAT16_MAX)) return report.skipped.push({ name, reason: `values up to ${m} do not fit float16 (max ${FLOAT16_MAX})` }), false;
+    if (!(m <= FLOAT16_MAX))
+      return (
+        report.skipped.push({ name, reason: `values up to ${m} do not fit float16 (max ${FLOAT16_MAX})` }), false
+      );
     return true;
   };
   forEachGraph(model.graph ?? {}, (graph) => {
@@ -139,13 +185,20 @@ export function storeWeightsAsFloat16(bytes: Uint8Array, options: Fp16Options = 
       if (t.data_type !== TensorDataType.FLOAT) return t;
       const count = elementCount(t.dims);
       if (inputs.has(name) && !(isMain && ir < 4)) {
-        if (count >= minElements) report.skipped.push({ name, reason: 'a graph input with a default value: its type is part of the interface' });
+        if (count >= minElements)
+          report.skipped.push({
+            name,
+            reason: 'a graph input with a default value: its type is part of the interface',
+          });
         return t;
       }
       const values = isExternal(t) || count < minElements ? undefined : tensorToFloat32(t);
       if (!qualifies(name, values, count, isExternal(t))) return t;
       const halfName = names.fresh(`${name}_fp16`);
-      const half = { ...float16Tensor(halfName, (t.dims ?? []).map(Number), values!), ...(t.doc_string ? { doc_string: t.doc_string } : {}) };
+      const half = {
+        ...float16Tensor(halfName, (t.dims ?? []).map(Number), values!),
+        ...(t.doc_string ? { doc_string: t.doc_string } : {}),
+      };
       front.push(castNode(names, halfName, name, TensorDataType.FLOAT));
       const listed = inputs.get(name);
       if (listed) {
@@ -185,7 +238,14 @@ export function storeWeightsAsFloat16(bytes: Uint8Array, options: Fp16Options = 
 }
 
 /** Ops whose float inputs are quantization parameters or pre-packed constants: a Cast in front would slow or break them. */
-const CONSTANT_READERS = new Set(['QuantizeLinear', 'DequantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger']);
+const CONSTANT_READERS = new Set([
+  'QuantizeLinear',
+  'DequantizeLinear',
+  'QLinearConv',
+  'QLinearMatMul',
+  'ConvInteger',
+  'MatMulInteger',
+]);
 
 /** Value name → the first op that must read it as a float32 constant (any op outside the default domain, or a quantization op). */
 function readersNeedingFloat32Constants(model: OnnxModel): Map<string, string> {
@@ -203,14 +263,25 @@ function readersNeedingFloat32Constants(model: OnnxModel): Map<string, string> {
 type Precision = 'fp16' | 'fp32';
 
 /** Full float16 compute (see the module comment). Needs onnxruntime to learn the type of every value. */
-export async function convertToFloat16Compute(bytes: Uint8Array, options: Fp16Options = {}): Promise<{ model?: Uint8Array; report: Fp16ComputeReport }> {
+export async function convertToFloat16Compute(
+  bytes: Uint8Array,
+  options: Fp16Options = {},
+): Promise<{ model?: Uint8Array; report: Fp16ComputeReport }> {
   const model = decodeModel(bytes);
   const graph: GraphProto = (model.graph ??= {});
   const types = await valueTypesFromOnnxruntime(bytes);
   const names = new NameAllocator(model);
   const ir = Number(model.ir_version ?? 0);
   const block = new Set([...DEFAULT_FP16_BLOCK_LIST, ...(options.blockList ?? [])]);
-  const report: Fp16ComputeReport = { fp16Nodes: 0, keptNodes: [], boundaryCasts: 0, innerCasts: 0, weightsConverted: 0, clampedValues: 0, maxAbsWeightError: 0 };
+  const report: Fp16ComputeReport = {
+    fp16Nodes: 0,
+    keptNodes: [],
+    boundaryCasts: 0,
+    innerCasts: 0,
+    weightsConverted: 0,
+    clampedValues: 0,
+    maxAbsWeightError: 0,
+  };
 
   const graphInputs = new Set((graph.input ?? []).map((v) => v.name ?? ''));
   const initializers = new Map<string, TensorProto>();
@@ -225,9 +296,11 @@ export async function convertToFloat16Compute(bytes: Uint8Array, options: Fp16Op
   const producers = new Map<string, NodeProto>();
   for (const node of graph.node ?? []) {
     for (const o of node.output ?? []) if (o) producers.set(o, node);
-    if (node.op_type === 'Constant' && isDefaultDomain(node.domain) && constantFloatValue(node)) constants.set(node.output?.[0] ?? '', node);
+    if (node.op_type === 'Constant' && isDefaultDomain(node.domain) && constantFloatValue(node))
+      constants.set(node.output?.[0] ?? '', node);
   }
-  const isFloat32 = (name: string): boolean => !!name && (initializers.has(name) || constants.has(name) || types.get(name)?.type === 'float32');
+  const isFloat32 = (name: string): boolean =>
+    !!name && (initializers.has(name) || constants.has(name) || types.get(name)?.type === 'float32');
   const keptWhy = (node: NodeProto): string | undefined => {
     if (!isDefaultDomain(node.domain)) return `op of domain ${node.domain}`;
     if (subgraphsOf(node).length > 0) return 'has subgraphs (they stay float32)';
@@ -249,7 +322,8 @@ export async function convertToFloat16Compute(bytes: Uint8Array, options: Fp16Op
   const isWeight = (name: string) => initializers.has(name) || constants.has(name);
   // Values some float16 node reads directly (kept up to date by the renames below).
   const readInFp16 = new Set<string>();
-  for (const n of graph.node ?? []) if (!kept.has(n) && n.op_type !== 'Constant') for (const i of n.input ?? []) readInFp16.add(i);
+  for (const n of graph.node ?? [])
+    if (!kept.has(n) && n.op_type !== 'Constant') for (const i of n.input ?? []) readInFp16.add(i);
   const hasFp16Consumer = (name: string) => readInFp16.has(name);
   const homeOf = (name: string): Precision => {
     if (graphInputs.has(name)) return 'fp32';
@@ -351,14 +425,18 @@ export async function convertToFloat16Compute(bytes: Uint8Array, options: Fp16Op
         for (const sub of subgraphsOf(node)) renameOuterReads(sub.graph, outer, c);
       }
     } else {
-      retypeFloatOutputs(node, (node.output ?? []).some((o) => isFloat32(o)));
+      retypeFloatOutputs(
+        node,
+        (node.output ?? []).some((o) => isFloat32(o)),
+      );
     }
   }
 
   // 4. value_info follows the new types.
   for (const vi of graph.value_info ?? []) {
     const tt = vi.type?.tensor_type;
-    if (tt && tt.elem_type === TensorDataType.FLOAT && home(vi.name ?? '') === 'fp16') tt.elem_type = TensorDataType.FLOAT16;
+    if (tt && tt.elem_type === TensorDataType.FLOAT && home(vi.name ?? '') === 'fp16')
+      tt.elem_type = TensorDataType.FLOAT16;
   }
 
   graph.node = [...front, ...(graph.node ?? []).flatMap((n) => [n, ...(after.get(n) ?? [])])];
@@ -377,7 +455,10 @@ function retypeFloatOutputs(node: NodeProto, outputsFloat32: boolean): void {
     case 'ConstantOfShape': {
       const value = findAttribute(node, 'value');
       const values = value?.t ? tensorToFloat32(value.t) : Float32Array.of(0);
-      node.attribute = [...(node.attribute ?? []).filter((a) => a.name !== 'value'), attr.tensor('value', float16Tensor('', [1], values))];
+      node.attribute = [
+        ...(node.attribute ?? []).filter((a) => a.name !== 'value'),
+        attr.tensor('value', float16Tensor('', [1], values)),
+      ];
       break;
     }
     case 'RandomNormal':
@@ -385,7 +466,8 @@ function retypeFloatOutputs(node: NodeProto, outputsFloat32: boolean): void {
     case 'EyeLike': {
       const dtype = findAttribute(node, 'dtype');
       if (dtype) dtype.i = TensorDataType.FLOAT16;
-      else if (node.op_type !== 'EyeLike') node.attribute = [...(node.attribute ?? []), attr.int('dtype', TensorDataType.FLOAT16)];
+      else if (node.op_type !== 'EyeLike')
+        node.attribute = [...(node.attribute ?? []), attr.int('dtype', TensorDataType.FLOAT16)];
       break;
     }
     default:
@@ -398,11 +480,19 @@ function retypeFloatOutputs(node: NodeProto, outputsFloat32: boolean): void {
  * for them: it inserts Casts around them when it loads the model. The model it saves after those mandatory
  * passes shows them as nodes whose outputs are float32 (`keptNodes`, float32 by design, are not counted).
  */
-export async function cpuFloat16Fallbacks(modelBytes: Uint8Array, workDir: string, keptNodes: ReadonlySet<string> = new Set()): Promise<string[]> {
+export async function cpuFloat16Fallbacks(
+  modelBytes: Uint8Array,
+  workDir: string,
+  keptNodes: ReadonlySet<string> = new Set(),
+): Promise<string[]> {
   const dir = await mkdtemp(path.join(workDir, 'fp16-cpu-'));
   try {
     const out = path.join(dir, 'resolved.onnx');
-    const session = await ort.InferenceSession.create(modelBytes, { graphOptimizationLevel: 'disabled', optimizedModelFilePath: out, logSeverityLevel: 3 });
+    const session = await ort.InferenceSession.create(modelBytes, {
+      graphOptimizationLevel: 'disabled',
+      optimizedModelFilePath: out,
+      logSeverityLevel: 3,
+    });
     await session.release();
     const resolvedBytes = new Uint8Array(await readFile(out));
     const resolved = decodeModel(resolvedBytes);
@@ -422,15 +512,18 @@ function readOptions(raw: Record<string, unknown> | undefined): Fp16Options {
   const o = raw ?? {};
   const out: Fp16Options = {};
   if (o.compute !== undefined) {
-    if (o.compute !== 'fp16' && o.compute !== 'fp32') throw new Error("option compute must be 'fp32' (weights only) or 'fp16' (full float16 compute)");
+    if (o.compute !== 'fp16' && o.compute !== 'fp32')
+      throw new Error("option compute must be 'fp32' (weights only) or 'fp16' (full float16 compute)");
     out.compute = o.compute;
   }
   if (o.blockList !== undefined) {
-    if (!Array.isArray(o.blockList) || !o.blockList.every((t) => typeof t === 'string')) throw new Error('option blockList must be a list of op types');
+    if (!Array.isArray(o.blockList) || !o.blockList.every((t) => typeof t === 'string'))
+      throw new Error('option blockList must be a list of op types');
     out.blockList = o.blockList as string[];
   }
   if (o.minElements !== undefined) {
-    if (typeof o.minElements !== 'number' || !(o.minElements >= 0)) throw new Error('option minElements must be a non-negative number');
+    if (typeof o.minElements !== 'number' || !(o.minElements >= 0))
+      throw new Error('option minElements must be a non-negative number');
     out.minElements = o.minElements;
   }
   return out;
@@ -457,12 +550,16 @@ export const fp16WeightsTechnique: OptimizationTechnique = {
     "Stores float32 weights as float16 (half the bytes) with Casts back to float32 where the CPU kernels need it; inputs and outputs stay float32. Option { compute: 'fp16', blockList } converts the whole graph to float16 for GPU targets.",
   expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
     if (analysis.weightBytes === 0) return 'Nothing to do: the model stores no weights.';
-    const gpu = target.kind === 'gpu' ? "; with { compute: 'fp16' } a GPU also computes in float16 (faster on tensor cores)" : '; CPU latency unchanged';
+    const gpu =
+      target.kind === 'gpu'
+        ? "; with { compute: 'fp16' } a GPU also computes in float16 (faster on tensor cores)"
+        : '; CPU latency unchanged';
     return `Weights about 2x smaller (≈${mb(analysis.weightBytes / 2)} instead of ${mb(analysis.weightBytes)}), outputs within float16 rounding of the original${gpu}.`;
   },
   applicability(analysis: ModelAnalysis) {
     if (analysis.weightBytes === 0) return { ok: false, reason: 'the model stores no weights' };
-    if (analysis.externalDataFiles.length) return { ok: false, reason: 'the model keeps weights in external data files; load them into the model first' };
+    if (analysis.externalDataFiles.length)
+      return { ok: false, reason: 'the model keeps weights in external data files; load them into the model first' };
     return { ok: true };
   },
   async apply(model: Uint8Array, ctx: TechniqueContext): Promise<TechniqueResult> {
@@ -480,7 +577,10 @@ export const fp16WeightsTechnique: OptimizationTechnique = {
       const floatBytes = floatWeightBytes(decodeModel(model));
       return {
         applied: false,
-        reason: floatBytes === 0 ? 'the model has no float32 weights' : `no float32 weight of at least ${options.minElements ?? 16} elements can be stored as float16${why}`,
+        reason:
+          floatBytes === 0
+            ? 'the model has no float32 weights'
+            : `no float32 weight of at least ${options.minElements ?? 16} elements can be stored as float16${why}`,
       };
     }
     ctx.onProgress?.(0.7, 'verifying in onnxruntime');
@@ -506,10 +606,17 @@ async function applyCompute(model: Uint8Array, ctx: TechniqueContext, options: F
   try {
     result = await convertToFloat16Compute(model, options);
   } catch (err) {
-    return { applied: false, reason: `onnxruntime could not resolve the model's value types: ${(err as Error).message}` };
+    return {
+      applied: false,
+      reason: `onnxruntime could not resolve the model's value types: ${(err as Error).message}`,
+    };
   }
   const { model: converted, report } = result;
-  if (!converted) return { applied: false, reason: 'no node computes in float32 outside the block list, so there is nothing to convert to float16' };
+  if (!converted)
+    return {
+      applied: false,
+      reason: 'no node computes in float32 outside the block list, so there is nothing to convert to float16',
+    };
   ctx.onProgress?.(0.6, 'verifying in onnxruntime (CPU provider)');
   const check = await checkCandidate(model, converted, ctx.analysis.inputs, ctx.sampleInputs);
   if (!check.ok) return { applied: false, reason: check.reason };

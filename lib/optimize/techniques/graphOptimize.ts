@@ -15,12 +15,29 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { analyzeModel, type ModelAnalysis } from '../../onnx/analyze';
 import { decodeModel } from '../../onnx/model';
-import { optimizeGraphOffline, type OfflineLevel } from '../graphOptimize';
+import { type OfflineLevel, optimizeGraphOffline } from '../graphOptimize';
 import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
 
 export const GRAPH_OPTIMIZE_ID = 'graph-optimize';
 
-const FUSABLE = ['MatMul', 'Gemm', 'Conv', 'Add', 'Mul', 'Relu', 'BatchNormalization', 'LayerNormalization', 'Softmax', 'Erf', 'Sigmoid', 'Transpose', 'Reshape', 'Identity', 'Cast', 'Constant'];
+const FUSABLE = [
+  'MatMul',
+  'Gemm',
+  'Conv',
+  'Add',
+  'Mul',
+  'Relu',
+  'BatchNormalization',
+  'LayerNormalization',
+  'Softmax',
+  'Erf',
+  'Sigmoid',
+  'Transpose',
+  'Reshape',
+  'Identity',
+  'Cast',
+  'Constant',
+];
 
 export function graphOptimizeLevel(target: TargetHardware, requested?: unknown): OfflineLevel {
   if (requested !== undefined) {
@@ -28,7 +45,9 @@ export function graphOptimizeLevel(target: TargetHardware, requested?: unknown):
       throw new Error(`graph-optimize level must be basic, extended or all, got ${String(requested)}`);
     }
     if (requested === 'all' && !target.sameMachine) {
-      throw new Error("graph-optimize level 'all' is hardware-specific: only for a target that is the machine optimizing it");
+      throw new Error(
+        "graph-optimize level 'all' is hardware-specific: only for a target that is the machine optimizing it",
+      );
     }
     return requested;
   }
@@ -50,8 +69,17 @@ export const graphOptimize: OptimizationTechnique = {
   },
 
   applicability(analysis: ModelAnalysis, target: TargetHardware) {
-    if (target.kind !== 'cpu') return { ok: false, reason: 'the saved levels are CPU execution-provider optimizations; a GPU target optimizes at load time' };
-    if (analysis.externalDataFiles.length) return { ok: false, reason: 'the model keeps weights in external data files, which onnxruntime does not re-save with an optimized model' };
+    if (target.kind !== 'cpu')
+      return {
+        ok: false,
+        reason: 'the saved levels are CPU execution-provider optimizations; a GPU target optimizes at load time',
+      };
+    if (analysis.externalDataFiles.length)
+      return {
+        ok: false,
+        reason:
+          'the model keeps weights in external data files, which onnxruntime does not re-save with an optimized model',
+      };
     return { ok: true };
   },
 
@@ -80,9 +108,19 @@ export const graphOptimize: OptimizationTechnique = {
       const after = analyzeModel(decodeModel(optimized));
       const before = ctx.analysis;
       if (sameHistogram(before.opHistogram, after.opHistogram)) {
-        return { applied: false, reason: `nothing to fold or fuse: onnxruntime's '${level}' level left the ${before.nodeCount} nodes as they were` };
+        return {
+          applied: false,
+          reason: `nothing to fold or fuse: onnxruntime's '${level}' level left the ${before.nodeCount} nodes as they were`,
+        };
       }
-      return { applied: true, model: optimized, notes: [`level ${level}: ${before.nodeCount} → ${after.nodeCount} nodes`, ...histogramChanges(before.opHistogram, after.opHistogram)] };
+      return {
+        applied: true,
+        model: optimized,
+        notes: [
+          `level ${level}: ${before.nodeCount} → ${after.nodeCount} nodes`,
+          ...histogramChanges(before.opHistogram, after.opHistogram),
+        ],
+      };
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -103,5 +141,7 @@ function histogramChanges(before: Record<string, number>, after: Record<string, 
     if (d < 0) gone.push(`${k} ${d}`);
     if (d > 0) added.push(`${k} +${d}`);
   }
-  return [gone.length ? `removed: ${gone.join(', ')}` : '', added.length ? `added: ${added.join(', ')}` : ''].filter(Boolean);
+  return [gone.length ? `removed: ${gone.join(', ')}` : '', added.length ? `added: ${added.join(', ')}` : ''].filter(
+    Boolean,
+  );
 }

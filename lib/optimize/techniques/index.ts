@@ -3,19 +3,50 @@
  * is listed here: add a technique by importing it and appending it to `techniques`.
  */
 import type { OptimizationTechnique } from '../technique';
-import { graphOptimize } from './graphOptimize';
-import { sessionTuning } from './sessionTuning';
-import { int8DynamicTechnique } from './int8Dynamic';
+import { distillMlp } from './distill';
 import { fp16WeightsTechnique } from './fp16';
+import { graphOptimize } from './graphOptimize';
+import { int8DynamicTechnique } from './int8Dynamic';
 import { int8Static } from './int8Static';
 import { pruneMagnitude } from './prune';
-import { distillMlp } from './distill';
+import { sessionTuning } from './sessionTuning';
 
-export const techniques: OptimizationTechnique[] = [graphOptimize, sessionTuning, int8DynamicTechnique, fp16WeightsTechnique, int8Static, pruneMagnitude, distillMlp];
+export const techniques: OptimizationTechnique[] = [
+  graphOptimize,
+  sessionTuning,
+  int8DynamicTechnique,
+  fp16WeightsTechnique,
+  int8Static,
+  pruneMagnitude,
+  distillMlp,
+];
 
-export { int8DynamicTechnique, quantizeDynamicInt8, type Int8DynamicOptions, type Int8DynamicReport } from './int8Dynamic';
-export { fp16WeightsTechnique, storeWeightsAsFloat16, convertToFloat16Compute, DEFAULT_FP16_BLOCK_LIST, type Fp16Options } from './fp16';
-export { int8Static, quantizeStaticQdq, unfusedQdqNodes, type Int8StaticOptions, type Int8StaticReport } from './int8Static';
-export { calibrateRanges, generateCalibrationData, userCalibrationData, type CalibrationMethod, type CalibrationData } from './calibration';
-export { pruneMagnitude, pruneModel, type PruneOptions, type PruneReport } from './prune';
-export { distillMlp, detectMlp, type DistillOptions } from './distill';
+export {
+  type CalibrationData,
+  type CalibrationMethod,
+  calibrateRanges,
+  generateCalibrationData,
+  userCalibrationData,
+} from './calibration';
+export { type DistillOptions, detectMlp, distillMlp } from './distill';
+export {
+  convertToFloat16Compute,
+  DEFAULT_FP16_BLOCK_LIST,
+  type Fp16Options,
+  fp16WeightsTechnique,
+  storeWeightsAsFloat16,
+} from './fp16';
+export {
+  type Int8DynamicOptions,
+  type Int8DynamicReport,
+  int8DynamicTechnique,
+  quantizeDynamicInt8,
+} from './int8Dynamic';
+export {
+  type Int8StaticOptions,
+  type Int8StaticReport,
+  int8Static,
+  quantizeStaticQdq,
+  unfusedQdqNodes,
+} from './int8Static';
+export { type PruneOptions, type PruneReport, pruneMagnitude, pruneModel } from './prune';

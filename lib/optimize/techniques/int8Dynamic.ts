@@ -18,15 +18,29 @@ import type { ModelAnalysis } from '../../onnx/analyze';
 import { attr, makeNode } from '../../onnx/builders';
 import { findAttribute, isDefaultDomain, subgraphsOf } from '../../onnx/graph';
 import {
+  type ConstantWeight,
   countUses,
   ensureOpsetImport,
   GraphScope,
   NameAllocator,
   removeIfUnused,
-  type ConstantWeight,
 } from '../../onnx/graphRewrite';
-import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto } from '../../onnx/model';
-import { elementCount, float32Tensor, isExternal, tensorByteSize, tensorToFloat32, TensorDataType } from '../../onnx/tensor';
+import {
+  decodeModel,
+  encodeModel,
+  type GraphProto,
+  type NodeProto,
+  type OnnxModel,
+  type TensorProto,
+} from '../../onnx/model';
+import {
+  elementCount,
+  float32Tensor,
+  isExternal,
+  TensorDataType,
+  tensorByteSize,
+  tensorToFloat32,
+} from '../../onnx/tensor';
 import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
 import { checkCandidate } from './verifyCandidate';
 
@@ -108,7 +122,9 @@ export function quantizeWeightSymmetric(
   opts: { transposed?: boolean; perChannel?: boolean; reduceRange?: boolean } = {},
 ): QuantizedWeight {
   const qmax = opts.reduceRange ? 63 : 127;
-  const at = opts.transposed ? (row: number, col: number) => data[col * k + row] : (row: number, col: number) => data[row * n + col];
+  const at = opts.transposed
+    ? (row: number, col: number) => data[col * k + row]
+    : (row: number, col: number) => data[row * n + col];
   const perChannel = opts.perChannel ?? true;
   const absMax = new Float32Array(perChannel ? n : 1);
   for (let row = 0; row < k; row++) {
@@ -123,14 +139,19 @@ export function quantizeWeightSymmetric(
   for (let row = 0; row < k; row++) {
     for (let col = 0; col < n; col++) {
       const q = roundHalfEven(at(row, col) / scales[perChannel ? col : 0]);
-      values[row * n + col] = q > qmax ? qmax : q < -qmax ? -qmax : q;
+      values[row * n + col] = q > qmax ? qmax : Math.max(q, -qmax);
     }
   }
   return { values, scales, k, n };
 }
 
 function int8Tensor(name: string, dims: number[], values: Int8Array): TensorProto {
-  return { name, dims, data_type: TensorDataType.INT8, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+  return {
+    name,
+    dims,
+    data_type: TensorDataType.INT8,
+    raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  };
 }
 
 function floatAttr(node: NodeProto, name: string, fallback: number): number {
@@ -171,7 +192,13 @@ interface NodeRewrite {
 }
 
 class DynamicQuantizer {
-  readonly report: Int8DynamicReport = { quantized: [], skipped: [], sharedWeights: [], floatWeightBytes: 0, quantizedWeightBytes: 0 };
+  readonly report: Int8DynamicReport = {
+    quantized: [],
+    skipped: [],
+    sharedWeights: [],
+    floatWeightBytes: 0,
+    quantizedWeightBytes: 0,
+  };
   private readonly names: NameAllocator;
   private readonly irVersion: number;
   /** Quantized tensors per source weight, keyed by layout ('kn' or 'nk') and alpha. */
@@ -215,7 +242,10 @@ class DynamicQuantizer {
         this.report.skipped.push({ node: label, opType: op, reason: 'excluded by the excludeNodes option' });
         continue;
       }
-      const rewrite = op === 'MatMul' ? this.rewriteMatMul(node, graph, scope, label, fusedAdds) : this.rewriteGemm(node, scope, label);
+      const rewrite =
+        op === 'MatMul'
+          ? this.rewriteMatMul(node, graph, scope, label, fusedAdds)
+          : this.rewriteGemm(node, scope, label);
       if (typeof rewrite === 'string') {
         this.report.skipped.push({ node: label, opType: op, reason: rewrite });
         continue;
@@ -230,7 +260,12 @@ class DynamicQuantizer {
     if (rewrites.size === 0 && emptied.size === 0) return;
     const quantizeBefore = new Map<NodeProto, NodeProto>();
     for (const [a, s] of shared) {
-      quantizeBefore.set(s.first, makeNode('DynamicQuantizeLinear', [a], [s.quantized, s.scale, s.zeroPoint], { name: this.names.fresh(`${a}_dynamic_quantize`) }));
+      quantizeBefore.set(
+        s.first,
+        makeNode('DynamicQuantizeLinear', [a], [s.quantized, s.scale, s.zeroPoint], {
+          name: this.names.fresh(`${a}_dynamic_quantize`),
+        }),
+      );
     }
     const out: NodeProto[] = [];
     for (const node of graph.node ?? []) {
@@ -251,7 +286,8 @@ class DynamicQuantizer {
     const readers = new Map<string, NodeProto[]>();
     for (const node of graph.node ?? []) {
       const op = node.op_type ?? '';
-      if (!isDefaultDomain(node.domain) || (op !== 'MatMul' && op !== 'Gemm') || !this.opts.opTypes.includes(op)) continue;
+      if (!isDefaultDomain(node.domain) || (op !== 'MatMul' && op !== 'Gemm') || !this.opts.opTypes.includes(op))
+        continue;
       if (this.opts.excludeNodes.includes(node.name ?? '')) continue;
       if (op === 'Gemm' && intAttr(node, 'transA', 0) === 1) continue;
       if (typeof this.quantizableWeight(scope, node.input?.[1]) === 'string') continue;
@@ -260,7 +296,12 @@ class DynamicQuantizer {
     }
     for (const [a, nodes] of readers) {
       if (nodes.length < 2 || !a) continue;
-      shared.set(a, { quantized: this.names.fresh(`${a}_quantized`), scale: this.names.fresh(`${a}_scale`), zeroPoint: this.names.fresh(`${a}_zero_point`), first: nodes[0] });
+      shared.set(a, {
+        quantized: this.names.fresh(`${a}_quantized`),
+        scale: this.names.fresh(`${a}_scale`),
+        zeroPoint: this.names.fresh(`${a}_zero_point`),
+        first: nodes[0],
+      });
     }
     return shared;
   }
@@ -271,16 +312,24 @@ class DynamicQuantizer {
     const found = scope.lookupConstant(name);
     if (!found.constant) return `B is not a constant: ${found.reason}`;
     const t = found.weight.tensor;
-    if (t.data_type !== TensorDataType.FLOAT) return `weight '${name}' is ${TensorDataType[t.data_type ?? 0] ?? t.data_type}, not float32`;
-    if ((t.dims ?? []).length !== 2) return `weight '${name}' has ${(t.dims ?? []).length} dims; only 2-D weights are quantized`;
+    if (t.data_type !== TensorDataType.FLOAT)
+      return `weight '${name}' is ${TensorDataType[t.data_type ?? 0] ?? t.data_type}, not float32`;
+    if ((t.dims ?? []).length !== 2)
+      return `weight '${name}' has ${(t.dims ?? []).length} dims; only 2-D weights are quantized`;
     if (isExternal(t)) return `weight '${name}' keeps its data in an external file`;
     const count = elementCount(t.dims);
-    if (count < this.opts.minElements) return `weight '${name}' has ${count} elements, below minElements (${this.opts.minElements})`;
+    if (count < this.opts.minElements)
+      return `weight '${name}' has ${count} elements, below minElements (${this.opts.minElements})`;
     return found.weight;
   }
 
   /** The int8 values and scales for a weight (quantized on first use, shared afterwards); returns tensor names. */
-  private quantizedTensors(weight: ConstantWeight, transposed: boolean, alpha: number, node: string): { values: string; scales: string; k: number; n: number } {
+  private quantizedTensors(
+    weight: ConstantWeight,
+    transposed: boolean,
+    alpha: number,
+    node: string,
+  ): { values: string; scales: string; k: number; n: number } {
     const [d0, d1] = (weight.tensor.dims ?? []).map(Number);
     const k = transposed ? d1 : d0;
     const n = transposed ? d0 : d1;
@@ -295,7 +344,11 @@ class DynamicQuantizer {
     if (hit) return { ...hit, k, n };
     // The int8 values depend on the layout only; alpha only rescales.
     const sameLayout = [...perWeight.entries()].find(([other]) => other.startsWith(`${layout}:`));
-    const q = quantizeWeightSymmetric(tensorToFloat32(weight.tensor), k, n, { transposed, perChannel: this.opts.perChannel, reduceRange: this.opts.reduceRange });
+    const q = quantizeWeightSymmetric(tensorToFloat32(weight.tensor), k, n, {
+      transposed,
+      perChannel: this.opts.perChannel,
+      reduceRange: this.opts.reduceRange,
+    });
     const graph = weight.graph;
     graph.initializer ??= [];
     let valuesName: string;
@@ -316,21 +369,47 @@ class DynamicQuantizer {
     return { ...entry, k, n };
   }
 
-  private dynamicQuantizeMatMul(a: string, tensors: { values: string; scales: string }, bias: string | undefined, output: string, base: string): NodeProto {
+  private dynamicQuantizeMatMul(
+    a: string,
+    tensors: { values: string; scales: string },
+    bias: string | undefined,
+    output: string,
+    base: string,
+  ): NodeProto {
     const shared = this.sharedActivations.get(a);
     if (shared) {
       // Inputs: A (uint8), B (int8), a_scale, b_scale, a_zero_point, b_zero_point (omitted: symmetric), bias.
-      const inputs = [shared.quantized, tensors.values, shared.scale, tensors.scales, shared.zeroPoint, '', ...(bias ? [bias] : [])];
+      const inputs = [
+        shared.quantized,
+        tensors.values,
+        shared.scale,
+        tensors.scales,
+        shared.zeroPoint,
+        '',
+        ...(bias ? [bias] : []),
+      ];
       if (!bias) inputs.length = 5;
-      return makeNode('MatMulIntegerToFloat', inputs, [output], { name: this.names.fresh(`${base}_quant`), domain: MICROSOFT_DOMAIN });
+      return makeNode('MatMulIntegerToFloat', inputs, [output], {
+        name: this.names.fresh(`${base}_quant`),
+        domain: MICROSOFT_DOMAIN,
+      });
     }
     // Inputs: A, B (int8), b_scale, b_zero_point (omitted: symmetric), bias.
     const inputs = [a, tensors.values, tensors.scales, '', ...(bias ? [bias] : [])];
     if (!bias) inputs.length = 3;
-    return makeNode('DynamicQuantizeMatMul', inputs, [output], { name: this.names.fresh(`${base}_quant`), domain: MICROSOFT_DOMAIN });
+    return makeNode('DynamicQuantizeMatMul', inputs, [output], {
+      name: this.names.fresh(`${base}_quant`),
+      domain: MICROSOFT_DOMAIN,
+    });
   }
 
-  private rewriteMatMul(node: NodeProto, graph: GraphProto, scope: GraphScope, label: string, alreadyFused: Map<NodeProto, NodeProto[]>): NodeRewrite | string {
+  private rewriteMatMul(
+    node: NodeProto,
+    graph: GraphProto,
+    scope: GraphScope,
+    label: string,
+    alreadyFused: Map<NodeProto, NodeProto[]>,
+  ): NodeRewrite | string {
     const [a, b] = node.input ?? [];
     const weight = this.quantizableWeight(scope, b);
     if (typeof weight === 'string') return weight;
@@ -342,7 +421,13 @@ class DynamicQuantizer {
     if (bias) {
       graph.value_info = (graph.value_info ?? []).filter((v) => v.name !== y);
       const fused = this.dynamicQuantizeMatMul(a, tensors, bias.name, bias.add.output?.[0] ?? '', base);
-      this.report.quantized.push({ node: label, opType: 'MatMul', weight: weight.name, shape: [tensors.k, tensors.n], bias: bias.name });
+      this.report.quantized.push({
+        node: label,
+        opType: 'MatMul',
+        weight: weight.name,
+        shape: [tensors.k, tensors.n],
+        bias: bias.name,
+      });
       return { replacement: [fused], fusedAdd: bias.add };
     }
     this.report.quantized.push({ node: label, opType: 'MatMul', weight: weight.name, shape: [tensors.k, tensors.n] });
@@ -350,16 +435,34 @@ class DynamicQuantizer {
   }
 
   /** `y` feeds exactly one Add whose other input is a constant float32 [n] vector: that vector becomes the kernel's bias. */
-  private foldableBias(graph: GraphProto, scope: GraphScope, y: string, n: number, alreadyFused: Map<NodeProto, NodeProto[]>): { add: NodeProto; name: string } | undefined {
+  private foldableBias(
+    graph: GraphProto,
+    scope: GraphScope,
+    y: string,
+    n: number,
+    alreadyFused: Map<NodeProto, NodeProto[]>,
+  ): { add: NodeProto; name: string } | undefined {
     if (countUses(graph, y) !== 1) return undefined;
     const add = (graph.node ?? []).find((c) => (c.input ?? []).includes(y));
-    if (!add || add.op_type !== 'Add' || !isDefaultDomain(add.domain) || (add.input ?? []).length !== 2 || alreadyFused.has(add)) return undefined;
+    if (
+      add?.op_type !== 'Add' ||
+      !isDefaultDomain(add.domain) ||
+      (add.input ?? []).length !== 2 ||
+      alreadyFused.has(add)
+    )
+      return undefined;
     const other = add.input![0] === y ? add.input![1] : add.input![0];
     if (other === y) return undefined;
     const found = scope.lookupConstant(other);
     if (!found.constant) return undefined;
     const t = found.weight.tensor;
-    if (t.data_type !== TensorDataType.FLOAT || isExternal(t) || (t.dims ?? []).length !== 1 || Number(t.dims![0]) !== n) return undefined;
+    if (
+      t.data_type !== TensorDataType.FLOAT ||
+      isExternal(t) ||
+      (t.dims ?? []).length !== 1 ||
+      Number(t.dims![0]) !== n
+    )
+      return undefined;
     return { add, name: other };
   }
 
@@ -378,7 +481,12 @@ class DynamicQuantizer {
     let input = a;
     if (transA) {
       input = this.names.fresh(`${a}_transposed`);
-      nodes.push(makeNode('Transpose', [a], [input], { name: this.names.fresh(`${base}_transpose_a`), attributes: [attr.ints('perm', [1, 0])] }));
+      nodes.push(
+        makeNode('Transpose', [a], [input], {
+          name: this.names.fresh(`${base}_transpose_a`),
+          attributes: [attr.ints('perm', [1, 0])],
+        }),
+      );
     }
     const tensors = this.quantizedTensors(weight, transB, alpha, label);
     const n = tensors.n;
@@ -388,7 +496,12 @@ class DynamicQuantizer {
       const found = scope.lookupConstant(c);
       const t = found.constant ? found.weight.tensor : undefined;
       const dims = (t?.dims ?? []).map(Number);
-      const rowLike = t && t.data_type === TensorDataType.FLOAT && !isExternal(t) && dims.every((d, i) => d === 1 || (i === dims.length - 1 && d === n)) && dims.length <= 2;
+      const rowLike =
+        t &&
+        t.data_type === TensorDataType.FLOAT &&
+        !isExternal(t) &&
+        dims.every((d, i) => d === 1 || (i === dims.length - 1 && d === n)) &&
+        dims.length <= 2;
       if (t && rowLike) {
         const values = tensorToFloat32(t);
         if (beta === 1 && dims.length === 1 && dims[0] === n) {
@@ -401,7 +514,13 @@ class DynamicQuantizer {
         }
       } else if (t && t.data_type === TensorDataType.FLOAT && !isExternal(t) && beta !== 1) {
         addAfter = this.names.fresh(`${c}_scaled`);
-        (weight.graph.initializer ??= []).push(float32Tensor(addAfter, dims, Float32Array.from(tensorToFloat32(t), (v) => v * beta)));
+        (weight.graph.initializer ??= []).push(
+          float32Tensor(
+            addAfter,
+            dims,
+            Float32Array.from(tensorToFloat32(t), (v) => v * beta),
+          ),
+        );
       } else if (beta !== 1) {
         const betaName = this.names.fresh(`${base}_beta`);
         (weight.graph.initializer ??= []).push(float32Tensor(betaName, [], [beta]));
@@ -418,7 +537,13 @@ class DynamicQuantizer {
     } else {
       nodes.push(this.dynamicQuantizeMatMul(input, tensors, bias, y, base));
     }
-    this.report.quantized.push({ node: label, opType: 'Gemm', weight: weight.name, shape: [tensors.k, n], ...(bias ? { bias: c } : {}) });
+    this.report.quantized.push({
+      node: label,
+      opType: 'Gemm',
+      weight: weight.name,
+      shape: [tensors.k, n],
+      ...(bias ? { bias: c } : {}),
+    });
     return { replacement: nodes };
   }
 }
@@ -448,7 +573,8 @@ function readOptions(raw: Record<string, unknown> | undefined): Int8DynamicOptio
   const out: Int8DynamicOptions = {};
   const num = (k: string) => {
     if (o[k] === undefined) return undefined;
-    if (typeof o[k] !== 'number' || !Number.isFinite(o[k] as number) || (o[k] as number) < 0) throw new Error(`option ${k} must be a non-negative number`);
+    if (typeof o[k] !== 'number' || !Number.isFinite(o[k] as number) || (o[k] as number) < 0)
+      throw new Error(`option ${k} must be a non-negative number`);
     return o[k] as number;
   };
   const bool = (k: string) => {
@@ -461,11 +587,13 @@ function readOptions(raw: Record<string, unknown> | undefined): Int8DynamicOptio
   out.reduceRange = bool('reduceRange');
   out.fuseBias = bool('fuseBias');
   if (o.opTypes !== undefined) {
-    if (!Array.isArray(o.opTypes) || !o.opTypes.every((t) => t === 'MatMul' || t === 'Gemm')) throw new Error("option opTypes must list 'MatMul' and/or 'Gemm'");
+    if (!Array.isArray(o.opTypes) || !o.opTypes.every((t) => t === 'MatMul' || t === 'Gemm'))
+      throw new Error("option opTypes must list 'MatMul' and/or 'Gemm'");
     out.opTypes = o.opTypes as Array<'MatMul' | 'Gemm'>;
   }
   if (o.excludeNodes !== undefined) {
-    if (!Array.isArray(o.excludeNodes) || !o.excludeNodes.every((t) => typeof t === 'string')) throw new Error('option excludeNodes must be a list of node names');
+    if (!Array.isArray(o.excludeNodes) || !o.excludeNodes.every((t) => typeof t === 'string'))
+      throw new Error('option excludeNodes must be a list of node names');
     out.excludeNodes = o.excludeNodes as string[];
   }
   return out;
@@ -477,7 +605,7 @@ export const int8DynamicTechnique: OptimizationTechnique = {
   id: INT8_DYNAMIC_ID,
   title: 'INT8 dynamic quantization (MatMul/Gemm)',
   description:
-    'Stores MatMul and Gemm weights as int8 with one scale per output channel and runs them with onnxruntime\'s DynamicQuantizeMatMul, which quantizes activations at run time; no calibration data needed.',
+    "Stores MatMul and Gemm weights as int8 with one scale per output channel and runs them with onnxruntime's DynamicQuantizeMatMul, which quantizes activations at run time; no calibration data needed.",
   expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
     const count = countMatMulGemm(analysis);
     if (count === 0) return 'Nothing to do: the model has no MatMul or Gemm.';
@@ -485,9 +613,14 @@ export const int8DynamicTechnique: OptimizationTechnique = {
     return `Weights of ${count} MatMul/Gemm node(s) about 4x smaller (model ≈${mb(analysis.weightBytes / 4)} instead of ${mb(analysis.weightBytes)} when they hold most weights), 2–8x lower CPU latency at small batch; outputs typically within cosine 0.999 of the original${where}.`;
   },
   applicability(analysis: ModelAnalysis, target: TargetHardware) {
-    if (countMatMulGemm(analysis) === 0) return { ok: false, reason: 'the model has no MatMul or Gemm node to quantize' };
+    if (countMatMulGemm(analysis) === 0)
+      return { ok: false, reason: 'the model has no MatMul or Gemm node to quantize' };
     if (target.kind === 'gpu') {
-      return { ok: false, reason: "onnxruntime's DynamicQuantizeMatMul runs on the CPU only; on a GPU target it would move every MatMul to the CPU" };
+      return {
+        ok: false,
+        reason:
+          "onnxruntime's DynamicQuantizeMatMul runs on the CPU only; on a GPU target it would move every MatMul to the CPU",
+      };
     }
     return { ok: true };
   },
@@ -501,7 +634,9 @@ export const int8DynamicTechnique: OptimizationTechnique = {
     const total = Math.max(1, countMatMulGemm(ctx.analysis));
     let done = 0;
     ctx.onProgress?.(0, 'quantizing weights');
-    const { model: quantized, report } = quantizeDynamicInt8(model, options, (w) => ctx.onProgress?.(Math.min(0.8, (++done / total) * 0.8), `quantized ${w}`));
+    const { model: quantized, report } = quantizeDynamicInt8(model, options, (w) =>
+      ctx.onProgress?.(Math.min(0.8, (++done / total) * 0.8), `quantized ${w}`),
+    );
     const skippedLines = report.skipped.map((s) => `left in float32: ${s.node} (${s.opType}): ${s.reason}`);
     if (!quantized) {
       const reason =
@@ -518,7 +653,9 @@ export const int8DynamicTechnique: OptimizationTechnique = {
       `quantized ${report.quantized.length} MatMul/Gemm node(s) to DynamicQuantizeMatMul (int8 weights, ${options.perChannel === false ? 'one scale per weight' : 'one scale per output channel'}${options.reduceRange ? ', 7-bit range' : ''}); activations are quantized at run time`,
       `weights: ${mb(report.floatWeightBytes)} float32 → ${mb(report.quantizedWeightBytes)} int8 + scales; model ${mb(model.length)} → ${mb(quantized.length)} (${(model.length / quantized.length).toFixed(2)}x smaller)`,
       ...report.sharedWeights.map((s) => `weight ${s.weight} is shared by ${s.nodes.join(', ')}: quantized once`),
-      ...report.quantized.filter((q) => q.bias).map((q) => `${q.node}: bias ${q.bias} kept in float32 inside the kernel`),
+      ...report.quantized
+        .filter((q) => q.bias)
+        .map((q) => `${q.node}: bias ${q.bias} kept in float32 inside the kernel`),
       ...skippedLines,
       `checked in onnxruntime on sample inputs: cosine similarity ${check.agreement.cosine.toFixed(6)}, max abs error ${check.agreement.maxAbsError.toExponential(3)}`,
     ];

@@ -34,23 +34,30 @@ import * as ort from 'onnxruntime-node';
 import type { ModelAnalysis } from '../../onnx/analyze';
 import { attr, makeNode } from '../../onnx/builders';
 import { findAttribute, forEachGraph, isDefaultDomain, subgraphsOf } from '../../onnx/graph';
-import { countUses, GraphScope, NameAllocator, removeIfUnused, type ConstantWeight } from '../../onnx/graphRewrite';
-import { decodeModel, encodeModel, type GraphProto, type NodeProto, type OnnxModel, type TensorProto } from '../../onnx/model';
+import { type ConstantWeight, countUses, GraphScope, NameAllocator, removeIfUnused } from '../../onnx/graphRewrite';
+import {
+  decodeModel,
+  encodeModel,
+  type GraphProto,
+  type NodeProto,
+  type OnnxModel,
+  type TensorProto,
+} from '../../onnx/model';
 import { defaultDomainOpset, upgradeDefaultOpset } from '../../onnx/opsetUpgrade';
 import { inferShapes } from '../../onnx/shapeInference';
-import { elementCount, float32Tensor, isExternal, tensorToFloat32, TensorDataType } from '../../onnx/tensor';
+import { elementCount, float32Tensor, isExternal, TensorDataType, tensorToFloat32 } from '../../onnx/tensor';
 import type { Feeds, OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
 import {
-  calibrateRanges,
   CALIBRATION_METHODS,
-  generateCalibrationData,
-  userCalibrationData,
   type CalibrationData,
   type CalibrationMethod,
+  calibrateRanges,
   type GeneratedCalibrationOptions,
+  generateCalibrationData,
   type TensorRange,
+  userCalibrationData,
 } from './calibration';
-import { describeAgreement, measureAgreement, toOrtTensors, type Agreement } from './modelAgreement';
+import { type Agreement, describeAgreement, measureAgreement, toOrtTensors } from './modelAgreement';
 
 export const INT8_STATIC_ID = 'int8-static';
 
@@ -110,7 +117,18 @@ export interface Int8StaticReport {
   opset: { from: number; to: number; changes: string[] };
   calibration: { method: CalibrationMethod; source: 'user' | 'generated'; description: string; tensors: number };
   /** Scale and zero point of every quantized activation, with the range they came from. */
-  activations: Record<string, { scale: number; zeroPoint: number; min: number; max: number; observedMin: number; observedMax: number; inheritedFrom?: string }>;
+  activations: Record<
+    string,
+    {
+      scale: number;
+      zeroPoint: number;
+      min: number;
+      max: number;
+      observedMin: number;
+      observedMax: number;
+      inheritedFrom?: string;
+    }
+  >;
   /** Bias values that did not fit int32 at scale (input scale × weight scale) and were clamped. */
   clampedBiases: string[];
   notes: string[];
@@ -153,7 +171,16 @@ interface PlannedAdd {
   nameInModel?: string;
 }
 
-const PASS_THROUGH_OPS = new Set(['Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity', 'MaxPool', 'GlobalMaxPool']);
+const PASS_THROUGH_OPS = new Set([
+  'Flatten',
+  'Reshape',
+  'Transpose',
+  'Squeeze',
+  'Unsqueeze',
+  'Identity',
+  'MaxPool',
+  'GlobalMaxPool',
+]);
 
 function intAttr(node: NodeProto, name: string, fallback: number): number {
   const a = findAttribute(node, name);
@@ -172,7 +199,10 @@ export function roundHalfEven(x: number): number {
 }
 
 /** Scale and zero point mapping [min(0, lo), max(0, hi)] onto the full range of the activation type. */
-export function activationQuantParams(range: { min: number; max: number }, type: 'uint8' | 'int8'): { scale: number; zeroPoint: number } {
+export function activationQuantParams(
+  range: { min: number; max: number },
+  type: 'uint8' | 'int8',
+): { scale: number; zeroPoint: number } {
   const [qmin, qmax] = type === 'uint8' ? [0, 255] : [-128, 127];
   const lo = Math.min(0, range.min);
   const hi = Math.max(0, range.max);
@@ -186,7 +216,12 @@ export function activationQuantParams(range: { min: number; max: number }, type:
  * Symmetric int8 quantization of a weight along `axis` (or per tensor when axis is undefined):
  * scale = max |w| / qmax per channel, zero point 0.
  */
-export function quantizeWeightPerAxis(values: Float32Array, dims: number[], axis: number | undefined, qmax = 127): { q: Int8Array; scales: Float32Array } {
+export function quantizeWeightPerAxis(
+  values: Float32Array,
+  dims: number[],
+  axis: number | undefined,
+  qmax = 127,
+): { q: Int8Array; scales: Float32Array } {
   const channels = axis === undefined ? 1 : dims[axis];
   const inner = axis === undefined ? values.length : elementCount(dims.slice(axis + 1));
   const channelOf = (i: number) => (axis === undefined ? 0 : Math.floor(i / inner) % channels);
@@ -200,21 +235,36 @@ export function quantizeWeightPerAxis(values: Float32Array, dims: number[], axis
   const q = new Int8Array(values.length);
   for (let i = 0; i < values.length; i++) {
     const r = roundHalfEven(values[i] / scales[channelOf(i)]);
-    q[i] = r > qmax ? qmax : r < -qmax ? -qmax : r;
+    q[i] = r > qmax ? qmax : Math.max(r, -qmax);
   }
   return { q, scales };
 }
 
 function int8Tensor(name: string, dims: number[], values: Int8Array): TensorProto {
-  return { name, dims, data_type: TensorDataType.INT8, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+  return {
+    name,
+    dims,
+    data_type: TensorDataType.INT8,
+    raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  };
 }
 
 function int16Tensor(name: string, dims: number[], values: Int16Array): TensorProto {
-  return { name, dims, data_type: TensorDataType.INT16, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+  return {
+    name,
+    dims,
+    data_type: TensorDataType.INT16,
+    raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  };
 }
 
 function int32Tensor(name: string, dims: number[], values: Int32Array): TensorProto {
-  return { name, dims, data_type: TensorDataType.INT32, raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+  return {
+    name,
+    dims,
+    data_type: TensorDataType.INT32,
+    raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+  };
 }
 
 function zeroPointTensor(name: string, type: 'uint8' | 'int8', zp: number): TensorProto {
@@ -222,7 +272,9 @@ function zeroPointTensor(name: string, type: 'uint8' | 'int8', zp: number): Tens
   return { name, dims: [], data_type: type === 'uint8' ? TensorDataType.UINT8 : TensorDataType.INT8, raw_data: raw };
 }
 
-function resolveOptions(o: Int8StaticOptions): Required<Omit<Int8StaticOptions, 'generated'>> & { generated: GeneratedCalibrationOptions } {
+function resolveOptions(
+  o: Int8StaticOptions,
+): Required<Omit<Int8StaticOptions, 'generated'>> & { generated: GeneratedCalibrationOptions } {
   return {
     calibrationMethod: o.calibrationMethod ?? 'minmax',
     percentile: o.percentile ?? 99.99,
@@ -241,7 +293,12 @@ function resolveOptions(o: Int8StaticOptions): Required<Omit<Int8StaticOptions, 
 type Resolved = ReturnType<typeof resolveOptions>;
 
 /** Bias as a float [n] vector from a constant of shape [], [n], [1, n] (row broadcast), times beta; else a reason. */
-function biasVector(scope: GraphScope, name: string, n: number, beta: number): { source: ConstantWeight; values: Float32Array } | string {
+function biasVector(
+  scope: GraphScope,
+  name: string,
+  n: number,
+  beta: number,
+): { source: ConstantWeight; values: Float32Array } | string {
   const found = scope.lookupConstant(name);
   if (!found.constant) return `its bias is not a constant: ${found.reason}`;
   const t = found.weight.tensor;
@@ -249,13 +306,17 @@ function biasVector(scope: GraphScope, name: string, n: number, beta: number): {
   const dims = (t.dims ?? []).map(Number);
   const count = elementCount(dims);
   const rowLike = dims.length <= 2 && dims.every((d, i) => d === 1 || (i === dims.length - 1 && d === n));
-  if (!rowLike || (count !== 1 && count !== n)) return `bias '${name}' of shape [${dims.join(', ')}] is not one value per output column`;
+  if (!rowLike || (count !== 1 && count !== n))
+    return `bias '${name}' of shape [${dims.join(', ')}] is not one value per output column`;
   const raw = tensorToFloat32(t);
   return { source: found.weight, values: Float32Array.from({ length: n }, (_, j) => beta * raw[count === 1 ? 0 : j]) };
 }
 
 /** Which nodes of the main graph can be quantized, how, and why the others cannot. */
-export function planStaticQuantization(model: OnnxModel, opts: Resolved): { planned: Planned[]; adds: PlannedAdd[]; skipped: Int8StaticReport['skipped'] } {
+export function planStaticQuantization(
+  model: OnnxModel,
+  opts: Resolved,
+): { planned: Planned[]; adds: PlannedAdd[]; skipped: Int8StaticReport['skipped'] } {
   const graph = model.graph ?? {};
   const scope = new GraphScope(graph, undefined, Number(model.ir_version ?? 0));
   const shapes = inferShapes(graph);
@@ -271,7 +332,8 @@ export function planStaticQuantization(model: OnnxModel, opts: Resolved): { plan
     const found = scope.lookupConstant(name);
     if (!found.constant) return `its weight is not a constant: ${found.reason}`;
     const t = found.weight.tensor;
-    if (t.data_type !== TensorDataType.FLOAT) return `weight '${name}' is ${TensorDataType[t.data_type ?? 0] ?? t.data_type}, not float32`;
+    if (t.data_type !== TensorDataType.FLOAT)
+      return `weight '${name}' is ${TensorDataType[t.data_type ?? 0] ?? t.data_type}, not float32`;
     if (isExternal(t)) return `weight '${name}' keeps its data in an external file`;
     if (!rank((t.dims ?? []).length)) return `weight '${name}' has ${(t.dims ?? []).length} dims; ${what}`;
     return found.weight;
@@ -279,7 +341,8 @@ export function planStaticQuantization(model: OnnxModel, opts: Resolved): { plan
 
   for (const node of nodes) {
     const op = node.op_type as QuantizableOp;
-    if (!isDefaultDomain(node.domain) || !['Conv', 'MatMul', 'Gemm'].includes(op) || !opts.opTypes.includes(op)) continue;
+    if (!isDefaultDomain(node.domain) || !['Conv', 'MatMul', 'Gemm'].includes(op) || !opts.opTypes.includes(op))
+      continue;
     const label = node.name || node.output?.[0] || op;
     const skip = (reason: string) => skipped.push({ node: label, opType: op, reason });
     if (opts.excludeNodes.includes(label)) {
@@ -308,7 +371,20 @@ export function planStaticQuantization(model: OnnxModel, opts: Resolved): { plan
         }
         bias = b;
       }
-      plan = { node, label, opType: op, quantizedAs: 'Conv', weight, axis: 0, weightScale: 1, transB: false, bias, input, output: node.output?.[0] ?? '', quantizeOutput: true };
+      plan = {
+        node,
+        label,
+        opType: op,
+        quantizedAs: 'Conv',
+        weight,
+        axis: 0,
+        weightScale: 1,
+        transB: false,
+        bias,
+        input,
+        output: node.output?.[0] ?? '',
+        quantizeOutput: true,
+      };
     } else if (op === 'Gemm') {
       if (intAttr(node, 'transA', 0) !== 0) {
         skip('transA = 1 (the int8 Gemm kernel reads A untransposed)');
@@ -336,7 +412,20 @@ export function planStaticQuantization(model: OnnxModel, opts: Resolved): { plan
         }
         bias = b;
       }
-      plan = { node, label, opType: op, quantizedAs: 'Gemm', weight, axis: transB ? 0 : 1, weightScale: alpha, transB, bias, input, output: node.output?.[0] ?? '', quantizeOutput: false };
+      plan = {
+        node,
+        label,
+        opType: op,
+        quantizedAs: 'Gemm',
+        weight,
+        axis: transB ? 0 : 1,
+        weightScale: alpha,
+        transB,
+        bias,
+        input,
+        output: node.output?.[0] ?? '',
+        quantizeOutput: false,
+      };
     } else {
       const weight = weightOf(node.input?.[1], (r) => r === 2, 'only 2-D MatMul weights are quantized');
       if (typeof weight === 'string') {
@@ -353,15 +442,47 @@ export function planStaticQuantization(model: OnnxModel, opts: Resolved): { plan
       let asGemm: { add: NodeProto; bias: { source: ConstantWeight; values: Float32Array } } | undefined;
       if (opts.matMulAddToGemm && rank === 2 && countUses(graph, y) === 1 && !graphOutputs.has(y)) {
         const add = consumers(y)[0];
-        if (add && add.op_type === 'Add' && isDefaultDomain(add.domain) && (add.input ?? []).length === 2 && !claimed.has(add)) {
+        if (
+          add &&
+          add.op_type === 'Add' &&
+          isDefaultDomain(add.domain) &&
+          (add.input ?? []).length === 2 &&
+          !claimed.has(add)
+        ) {
           const other = add.input![0] === y ? add.input![1] : add.input![0];
           const b = other !== y ? biasVector(scope, other, n, 1) : 'same input twice';
           if (typeof b !== 'string') asGemm = { add, bias: b };
         }
       }
       plan = asGemm
-        ? { node, label, opType: op, quantizedAs: 'Gemm', weight, axis: 1, weightScale: 1, transB: false, bias: asGemm.bias, add: asGemm.add, input, output: asGemm.add.output?.[0] ?? '', quantizeOutput: false }
-        : { node, label, opType: op, quantizedAs: 'MatMul', weight, axis: 1, weightScale: 1, transB: false, input, output: y, quantizeOutput: true };
+        ? {
+            node,
+            label,
+            opType: op,
+            quantizedAs: 'Gemm',
+            weight,
+            axis: 1,
+            weightScale: 1,
+            transB: false,
+            bias: asGemm.bias,
+            add: asGemm.add,
+            input,
+            output: asGemm.add.output?.[0] ?? '',
+            quantizeOutput: false,
+          }
+        : {
+            node,
+            label,
+            opType: op,
+            quantizedAs: 'MatMul',
+            weight,
+            axis: 1,
+            weightScale: 1,
+            transB: false,
+            input,
+            output: y,
+            quantizeOutput: true,
+          };
       if (asGemm) claimed.add(asGemm.add);
     }
     if (opts.foldRelu && countUses(graph, plan.output) === 1 && !graphOutputs.has(plan.output)) {
@@ -377,10 +498,18 @@ export function planStaticQuantization(model: OnnxModel, opts: Resolved): { plan
 }
 
 /** Adds with at least one input quantized upstream (directly or through value-preserving ops), in graph order. */
-function planAdds(graph: GraphProto, scope: GraphScope, planned: Planned[], claimed: Set<NodeProto>, opts: Resolved): PlannedAdd[] {
+function planAdds(
+  graph: GraphProto,
+  scope: GraphScope,
+  planned: Planned[],
+  claimed: Set<NodeProto>,
+  opts: Resolved,
+): PlannedAdd[] {
   const nodes = graph.node ?? [];
   const graphOutputs = new Set((graph.output ?? []).map((o) => o.name));
-  const quantized = new Set(planned.filter((p) => p.quantizeOutput).map((p) => (p.relu ? p.relu.output?.[0] ?? '' : p.output)));
+  const quantized = new Set(
+    planned.filter((p) => p.quantizeOutput).map((p) => (p.relu ? (p.relu.output?.[0] ?? '') : p.output)),
+  );
   const isQuantized = (name: string): boolean => {
     for (let current = name, hops = 0; hops < 64; hops++) {
       if (quantized.has(current)) return true;
@@ -392,7 +521,8 @@ function planAdds(graph: GraphProto, scope: GraphScope, planned: Planned[], clai
   };
   const adds: PlannedAdd[] = [];
   for (const node of nodes) {
-    if (node.op_type !== 'Add' || !isDefaultDomain(node.domain) || claimed.has(node) || (node.input ?? []).length !== 2) continue;
+    if (node.op_type !== 'Add' || !isDefaultDomain(node.domain) || claimed.has(node) || (node.input ?? []).length !== 2)
+      continue;
     const label = node.name || node.output?.[0] || 'Add';
     if (opts.excludeNodes.includes(label)) continue;
     const inputs: PlannedAdd['inputs'] = [];
@@ -413,7 +543,7 @@ function planAdds(graph: GraphProto, scope: GraphScope, planned: Planned[], clai
       if (reader && reader.op_type === 'Relu' && isDefaultDomain(reader.domain)) relu = reader;
     }
     adds.push({ node, label, inputs, output, relu });
-    quantized.add(relu ? relu.output?.[0] ?? '' : output);
+    quantized.add(relu ? (relu.output?.[0] ?? '') : output);
   }
   return adds;
 }
@@ -449,7 +579,7 @@ class QdqRewriter {
   }
 
   outputTensor(p: Planned | PlannedAdd): string {
-    return p.relu ? p.relu.output?.[0] ?? '' : p.output;
+    return p.relu ? (p.relu.output?.[0] ?? '') : p.output;
   }
 
   /** The quantized output `name` inherits its scale from, through value-preserving ops (Flatten, Reshape, ...). */
@@ -459,7 +589,8 @@ class QdqRewriter {
     while (!seen.has(current)) {
       seen.add(current);
       const producer = this.scope.producerOf(current);
-      if (!producer || !isDefaultDomain(producer.domain) || !PASS_THROUGH_OPS.has(producer.op_type ?? '')) return undefined;
+      if (!producer || !isDefaultDomain(producer.domain) || !PASS_THROUGH_OPS.has(producer.op_type ?? ''))
+        return undefined;
       const source = producer.input?.[0] ?? '';
       if (this.quantizedOutputs.has(source)) return source;
       current = source;
@@ -484,7 +615,10 @@ class QdqRewriter {
 
   private params = new Map<string, { scale: number; zeroPoint: number; scaleName: string; zpName: string }>();
 
-  private paramsFor(name: string, ranges: Map<string, TensorRange>): { scale: number; zeroPoint: number; scaleName: string; zpName: string } {
+  private paramsFor(
+    name: string,
+    ranges: Map<string, TensorRange>,
+  ): { scale: number; zeroPoint: number; scaleName: string; zpName: string } {
     const hit = this.params.get(name);
     if (hit) return hit;
     const source = this.inheritedSource(name);
@@ -493,16 +627,33 @@ class QdqRewriter {
       const p = this.paramsFor(source, ranges);
       out = p;
       const r = ranges.get(source)!;
-      this.activations[name] = { scale: p.scale, zeroPoint: p.zeroPoint, min: r.min, max: r.max, observedMin: r.observedMin, observedMax: r.observedMax, inheritedFrom: source };
+      this.activations[name] = {
+        scale: p.scale,
+        zeroPoint: p.zeroPoint,
+        min: r.min,
+        max: r.max,
+        observedMin: r.observedMin,
+        observedMax: r.observedMax,
+        inheritedFrom: source,
+      };
     } else {
       const r = ranges.get(name);
       if (!r) throw new Error(`no calibrated range for '${name}'`);
       const qp = activationQuantParams(r, this.opts.activationType);
       const scaleName = this.names.fresh(`${name}_scale`);
       const zpName = this.names.fresh(`${name}_zero_point`);
-      (this.graph.initializer ??= []).push(float32Tensor(scaleName, [], [qp.scale]), zeroPointTensor(zpName, this.opts.activationType, qp.zeroPoint));
+      (this.graph.initializer ??= []).push(
+        float32Tensor(scaleName, [], [qp.scale]),
+        zeroPointTensor(zpName, this.opts.activationType, qp.zeroPoint),
+      );
       out = { ...qp, scaleName, zpName };
-      this.activations[name] = { ...qp, min: r.min, max: r.max, observedMin: r.observedMin, observedMax: r.observedMax };
+      this.activations[name] = {
+        ...qp,
+        min: r.min,
+        max: r.max,
+        observedMin: r.observedMin,
+        observedMax: r.observedMax,
+      };
     }
     this.params.set(name, out);
     return out;
@@ -515,7 +666,12 @@ class QdqRewriter {
     const dims = (key.dims ?? []).map(Number);
     let values = tensorToFloat32(key);
     if (p.weightScale !== 1) values = Float32Array.from(values, (v) => v * p.weightScale);
-    const { q, scales } = quantizeWeightPerAxis(values, dims, this.perChannel ? p.axis : undefined, this.opts.reduceRange ? 63 : 127);
+    const { q, scales } = quantizeWeightPerAxis(
+      values,
+      dims,
+      this.perChannel ? p.axis : undefined,
+      this.opts.reduceRange ? 63 : 127,
+    );
     const qName = this.names.fresh(`${p.weight.name}_quantized`);
     const sName = this.names.fresh(`${p.weight.name}_scale`);
     const dq = this.names.fresh(`${p.weight.name}_dequantized`);
@@ -541,12 +697,19 @@ class QdqRewriter {
     return out;
   }
 
-  private quantizedBias(p: Planned, input: { scale: number; scaleName: string }, weight: { scales: Float32Array; scaleName: string }, header: NodeProto[]): string {
+  private quantizedBias(
+    p: Planned,
+    input: { scale: number; scaleName: string },
+    weight: { scales: Float32Array; scaleName: string },
+    header: NodeProto[],
+  ): string {
     const bias = p.bias!;
     const inputScale = input.scale;
     const weightScales = weight.scales;
     const n = bias.values.length;
-    const scales = Float32Array.from({ length: n }, (_, j) => Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : j]));
+    const scales = Float32Array.from({ length: n }, (_, j) =>
+      Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : j]),
+    );
     const q = new Int32Array(n);
     let clamped = false;
     for (let j = 0; j < n; j++) {
@@ -565,7 +728,12 @@ class QdqRewriter {
       // the int32 constant its integer kernels read when it loads the model.
       const narrow = this.names.fresh(`${base}_quantized_int16`);
       (this.graph.initializer ??= []).push(int16Tensor(narrow, [n], Int16Array.from(q)));
-      header.push(makeNode('Cast', [narrow], [qName], { name: this.names.fresh(`${base}_quantized_Cast`), attributes: [attr.int('to', TensorDataType.INT32)] }));
+      header.push(
+        makeNode('Cast', [narrow], [qName], {
+          name: this.names.fresh(`${base}_quantized_Cast`),
+          attributes: [attr.int('to', TensorDataType.INT32)],
+        }),
+      );
     } else {
       (this.graph.initializer ??= []).push(int32Tensor(qName, [n], q));
     }
@@ -578,7 +746,11 @@ class QdqRewriter {
       sName = this.biasScales.get(key) ?? '';
       if (!sName) {
         sName = this.names.fresh(`${base}_quantized_scale`);
-        header.push(makeNode('Mul', [input.scaleName, weight.scaleName], [sName], { name: this.names.fresh(`${base}_quantized_scale_Mul`) }));
+        header.push(
+          makeNode('Mul', [input.scaleName, weight.scaleName], [sName], {
+            name: this.names.fresh(`${base}_quantized_scale_Mul`),
+          }),
+        );
         this.biasScales.set(key, sName);
       }
     } else {
@@ -586,16 +758,28 @@ class QdqRewriter {
       this.graph.initializer.push(float32Tensor(sName, [], [scales[0]]));
     }
     header.push(
-      makeNode('DequantizeLinear', [qName, sName], [dq], { name: this.names.fresh(`${base}_DequantizeLinear`), attributes: perAxis ? [attr.int('axis', 0)] : [] }),
+      makeNode('DequantizeLinear', [qName, sName], [dq], {
+        name: this.names.fresh(`${base}_DequantizeLinear`),
+        attributes: perAxis ? [attr.int('axis', 0)] : [],
+      }),
     );
     return dq;
   }
 
-  private qdqPair(tensor: string, input: string, output: string, p: { scaleName: string; zpName: string }): NodeProto[] {
+  private qdqPair(
+    tensor: string,
+    input: string,
+    output: string,
+    p: { scaleName: string; zpName: string },
+  ): NodeProto[] {
     const q = this.names.fresh(`${tensor}_quantized`);
     return [
-      makeNode('QuantizeLinear', [input, p.scaleName, p.zpName], [q], { name: this.names.fresh(`${tensor}_QuantizeLinear`) }),
-      makeNode('DequantizeLinear', [q, p.scaleName, p.zpName], [output], { name: this.names.fresh(`${tensor}_DequantizeLinear`) }),
+      makeNode('QuantizeLinear', [input, p.scaleName, p.zpName], [q], {
+        name: this.names.fresh(`${tensor}_QuantizeLinear`),
+      }),
+      makeNode('DequantizeLinear', [q, p.scaleName, p.zpName], [output], {
+        name: this.names.fresh(`${tensor}_DequantizeLinear`),
+      }),
     ];
   }
 
@@ -613,24 +797,39 @@ class QdqRewriter {
     const type = this.opts.activationType;
     const qp = activationQuantParams({ min: lo, max: hi }, type);
     const [qmin, qmax] = type === 'uint8' ? [0, 255] : [-128, 127];
-    const q = Int32Array.from(values, (v) => Math.min(qmax, Math.max(qmin, roundHalfEven(v / qp.scale) + qp.zeroPoint)));
+    const q = Int32Array.from(values, (v) =>
+      Math.min(qmax, Math.max(qmin, roundHalfEven(v / qp.scale) + qp.zeroPoint)),
+    );
     const raw = type === 'uint8' ? Uint8Array.from(q) : new Uint8Array(Int8Array.from(q).buffer);
     const qName = this.names.fresh(`${c.name}_quantized`);
     const sName = this.names.fresh(`${c.name}_scale`);
     const zName = this.names.fresh(`${c.name}_zero_point`);
     const dq = this.names.fresh(`${c.name}_dequantized`);
     (this.graph.initializer ??= []).push(
-      { name: qName, dims: (c.tensor.dims ?? []).map(Number), data_type: type === 'uint8' ? TensorDataType.UINT8 : TensorDataType.INT8, raw_data: raw },
+      {
+        name: qName,
+        dims: (c.tensor.dims ?? []).map(Number),
+        data_type: type === 'uint8' ? TensorDataType.UINT8 : TensorDataType.INT8,
+        raw_data: raw,
+      },
       float32Tensor(sName, [], [qp.scale]),
       zeroPointTensor(zName, type, qp.zeroPoint),
     );
-    header.push(makeNode('DequantizeLinear', [qName, sName, zName], [dq], { name: this.names.fresh(`${c.name}_DequantizeLinear`) }));
+    header.push(
+      makeNode('DequantizeLinear', [qName, sName, zName], [dq], {
+        name: this.names.fresh(`${c.name}_DequantizeLinear`),
+      }),
+    );
     this.constantCache.set(c.tensor, dq);
     return dq;
   }
 
   /** The dequantized form of activation `name`: itself when a rewritten producer already emits it, else a shared Q/DQ pair. */
-  private activationInput(name: string, ranges: Map<string, TensorRange>, body: NodeProto[]): { name: string; scale: number; scaleName: string } {
+  private activationInput(
+    name: string,
+    ranges: Map<string, TensorRange>,
+    body: NodeProto[],
+  ): { name: string; scale: number; scaleName: string } {
     const params = this.paramsFor(name, ranges);
     if (this.quantizedOutputs.has(name)) return { name, scale: params.scale, scaleName: params.scaleName };
     const known = this.activationDq.get(name);
@@ -642,7 +841,14 @@ class QdqRewriter {
   }
 
   /** Renames the node's output (or keeps it when a Relu folds in) and appends the output Q/DQ pair. */
-  private quantizeOutput(node: NodeProto, output: string, relu: NodeProto | undefined, finalOut: string, ranges: Map<string, TensorRange>, body: NodeProto[]): void {
+  private quantizeOutput(
+    node: NodeProto,
+    output: string,
+    relu: NodeProto | undefined,
+    finalOut: string,
+    ranges: Map<string, TensorRange>,
+    body: NodeProto[],
+  ): void {
     const opOut = relu ? output : this.names.fresh(`${output}_prequant`);
     node.output = [opOut, ...(node.output ?? []).slice(1)];
     body.push(node, ...this.qdqPair(finalOut, opOut, finalOut, this.paramsFor(finalOut, ranges)));
@@ -664,7 +870,9 @@ class QdqRewriter {
       if (dropped.has(node)) continue;
       const add = addByNode.get(node);
       if (add) {
-        node.input = add.inputs.map((i) => (i.constant ? this.quantizedConstant(i.constant, header) : this.activationInput(i.name, ranges, body).name));
+        node.input = add.inputs.map((i) =>
+          i.constant ? this.quantizedConstant(i.constant, header) : this.activationInput(i.name, ranges, body).name,
+        );
         if (!node.name) node.name = this.names.fresh(add.label);
         add.nameInModel = node.name;
         this.quantizeOutput(node, add.output, add.relu, this.outputTensor(add), ranges, body);
@@ -682,13 +890,16 @@ class QdqRewriter {
       const b = p.bias ? this.quantizedBias(p, activation, w, header) : undefined;
       let op: NodeProto;
       if (p.opType === 'MatMul' && p.quantizedAs === 'Gemm') {
-        op = makeNode('Gemm', [x, w.dq, ...(b ? [b] : [])], [p.output], { name: node.name || this.names.fresh(p.label) });
+        op = makeNode('Gemm', [x, w.dq, ...(b ? [b] : [])], [p.output], {
+          name: node.name || this.names.fresh(p.label),
+        });
       } else {
         op = node;
         op.input = [x, w.dq, ...(b ? [b] : [])];
         op.output = [p.output, ...(op.output ?? []).slice(1)];
         if (!op.name) op.name = this.names.fresh(p.label);
-        if (p.opType === 'Gemm') op.attribute = (op.attribute ?? []).filter((a) => a.name !== 'alpha' && a.name !== 'beta');
+        if (p.opType === 'Gemm')
+          op.attribute = (op.attribute ?? []).filter((a) => a.name !== 'alpha' && a.name !== 'beta');
       }
       p.nameInModel = op.name;
       if (p.quantizeOutput) this.quantizeOutput(op, p.output, p.relu, this.outputTensor(p), ranges, body);
@@ -726,12 +937,21 @@ export interface StaticQuantizationInput {
  */
 export async function unfusedQdqNodes(model: Uint8Array, names: readonly string[], workDir: string): Promise<string[]> {
   const path = join(workDir, 'int8-static-fusion-check.onnx');
-  const session = await ort.InferenceSession.create(model, { graphOptimizationLevel: 'extended', optimizedModelFilePath: path, logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(model, {
+    graphOptimizationLevel: 'extended',
+    optimizedModelFilePath: path,
+    logSeverityLevel: 3,
+  });
   await session.release();
   const optimized = decodeModel(await readFile(path));
   const wanted = new Set(names);
   return (optimized.graph?.node ?? [])
-    .filter((n) => isDefaultDomain(n.domain) && ['Conv', 'MatMul', 'Gemm', 'Add'].includes(n.op_type ?? '') && wanted.has(n.name ?? ''))
+    .filter(
+      (n) =>
+        isDefaultDomain(n.domain) &&
+        ['Conv', 'MatMul', 'Gemm', 'Add'].includes(n.op_type ?? '') &&
+        wanted.has(n.name ?? ''),
+    )
     .map((n) => n.name ?? '');
 }
 
@@ -739,14 +959,21 @@ export async function unfusedQdqNodes(model: Uint8Array, names: readonly string[
  * Quantizes the model (see the module comment). Throws NotQuantizable with a user-facing reason when the model
  * has nothing to quantize or cannot take Q/DQ nodes. Does not run the result; the technique does.
  */
-export async function quantizeStaticQdq(bytes: Uint8Array, input: StaticQuantizationInput): Promise<{ model: Uint8Array; report: Int8StaticReport; calibration: CalibrationData }> {
+export async function quantizeStaticQdq(
+  bytes: Uint8Array,
+  input: StaticQuantizationInput,
+): Promise<{ model: Uint8Array; report: Int8StaticReport; calibration: CalibrationData }> {
   const opts = resolveOptions(input.options ?? {});
   const notes: string[] = [];
   const original = decodeModel(bytes);
   const first = planStaticQuantization(original, opts);
   if (first.planned.length === 0) {
-    const why = first.skipped.length ? `: ${first.skipped.map((s) => `${s.node} (${s.opType}): ${s.reason}`).join('; ')}` : '';
-    throw new NotQuantizable(`no ${opts.opTypes.join(', ')} node with a constant float32 weight in the main graph${why}`);
+    const why = first.skipped.length
+      ? `: ${first.skipped.map((s) => `${s.node} (${s.opType}): ${s.reason}`).join('; ')}`
+      : '';
+    throw new NotQuantizable(
+      `no ${opts.opTypes.join(', ')} node with a constant float32 weight in the main graph${why}`,
+    );
   }
 
   // Opset: 10 for QuantizeLinear, 13 for per-axis scales.
@@ -761,11 +988,15 @@ export async function quantizeStaticQdq(bytes: Uint8Array, input: StaticQuantiza
     if (upgraded.ok) {
       upgradeChanges = upgraded.changes;
       to = needed;
-      notes.push(`opset raised from ${from} to ${needed} (${needed === 13 ? 'per-axis' : ''}QuantizeLinear needs it)${upgraded.changes.length ? `: ${upgraded.changes.join('; ')}` : ''}`);
+      notes.push(
+        `opset raised from ${from} to ${needed} (${needed === 13 ? 'per-axis' : ''}QuantizeLinear needs it)${upgraded.changes.length ? `: ${upgraded.changes.join('; ')}` : ''}`,
+      );
     } else if (perChannel && from >= 10) {
       working = decodeModel(bytes);
       perChannel = false;
-      notes.push(`per-channel weight scales need opset 13 and ${upgraded.reason.replace(/^cannot /, 'Ferry cannot ')}; weights use one scale per tensor (opset ${from} has QuantizeLinear)`);
+      notes.push(
+        `per-channel weight scales need opset 13 and ${upgraded.reason.replace(/^cannot /, 'Ferry cannot ')}; weights use one scale per tensor (opset ${from} has QuantizeLinear)`,
+      );
     } else {
       throw new NotQuantizable(`QuantizeLinear needs opset ${needed} and the model has ${from}; ${upgraded.reason}`);
     }
@@ -773,11 +1004,13 @@ export async function quantizeStaticQdq(bytes: Uint8Array, input: StaticQuantiza
   const floatBytes = to === from ? bytes : encodeModel(working);
   const { planned, adds, skipped } = planStaticQuantization(working, opts);
   const subgraphCandidates = countSubgraphCandidates(working);
-  if (subgraphCandidates > 0) notes.push(`${subgraphCandidates} Conv/MatMul/Gemm node(s) inside If/Loop/Scan bodies stay float32`);
+  if (subgraphCandidates > 0)
+    notes.push(`${subgraphCandidates} Conv/MatMul/Gemm node(s) inside If/Loop/Scan bodies stay float32`);
 
   const rewriter = new QdqRewriter(working, planned, adds, opts, perChannel);
   const names = rewriter.tensorsToCalibrate();
-  const data = input.calibration ?? generateCalibrationData(input.inputs, { template: input.sampleInputs, ...opts.generated });
+  const data =
+    input.calibration ?? generateCalibrationData(input.inputs, { template: input.sampleInputs, ...opts.generated });
   const calibrated = await calibrateRanges(floatBytes, names, data, {
     method: opts.calibrationMethod,
     percentile: opts.percentile,
@@ -786,7 +1019,8 @@ export async function quantizeStaticQdq(bytes: Uint8Array, input: StaticQuantiza
   });
   input.onProgress?.(0.86, 'inserting QuantizeLinear/DequantizeLinear pairs');
   rewriter.rewrite(calibrated.ranges);
-  if (rewriter.clampedBiases.length) notes.push(`bias values of ${rewriter.clampedBiases.join(', ')} exceeded int32 at their scale and were clamped`);
+  if (rewriter.clampedBiases.length)
+    notes.push(`bias values of ${rewriter.clampedBiases.join(', ')} exceeded int32 at their scale and were clamped`);
   const report: Int8StaticReport = {
     quantized: planned.map((p) => ({
       node: p.label,
@@ -803,7 +1037,12 @@ export async function quantizeStaticQdq(bytes: Uint8Array, input: StaticQuantiza
     quantizedAddNames: adds.map((a) => a.nameInModel ?? a.label),
     skipped,
     opset: { from, to, changes: upgradeChanges },
-    calibration: { method: opts.calibrationMethod, source: data.source, description: data.description, tensors: names.length },
+    calibration: {
+      method: opts.calibrationMethod,
+      source: data.source,
+      description: data.description,
+      tensors: names.length,
+    },
     activations: rewriter.activations,
     clampedBiases: rewriter.clampedBiases,
     notes,
@@ -816,7 +1055,8 @@ function countSubgraphCandidates(model: OnnxModel): number {
   for (const node of model.graph?.node ?? []) {
     for (const sub of subgraphsOf(node)) {
       forEachGraph(sub.graph, (g) => {
-        for (const n of g.node ?? []) if (isDefaultDomain(n.domain) && ['Conv', 'MatMul', 'Gemm'].includes(n.op_type ?? '')) count++;
+        for (const n of g.node ?? [])
+          if (isDefaultDomain(n.domain) && ['Conv', 'MatMul', 'Gemm'].includes(n.op_type ?? '')) count++;
       });
     }
   }
@@ -828,16 +1068,20 @@ function readOptions(raw: Record<string, unknown> | undefined): Int8StaticOption
   const out: Int8StaticOptions = {};
   if (o.calibrationMethod !== undefined) {
     if (!CALIBRATION_METHODS.includes(o.calibrationMethod as CalibrationMethod)) {
-      throw new Error(`option calibrationMethod must be one of ${CALIBRATION_METHODS.join(', ')}, got ${JSON.stringify(o.calibrationMethod)}`);
+      throw new Error(
+        `option calibrationMethod must be one of ${CALIBRATION_METHODS.join(', ')}, got ${JSON.stringify(o.calibrationMethod)}`,
+      );
     }
     out.calibrationMethod = o.calibrationMethod as CalibrationMethod;
   }
   if (o.percentile !== undefined) {
-    if (typeof o.percentile !== 'number' || !(o.percentile > 50 && o.percentile <= 100)) throw new Error('option percentile must be a number in (50, 100]');
+    if (typeof o.percentile !== 'number' || !(o.percentile > 50 && o.percentile <= 100))
+      throw new Error('option percentile must be a number in (50, 100]');
     out.percentile = o.percentile;
   }
   if (o.activationType !== undefined) {
-    if (o.activationType !== 'uint8' && o.activationType !== 'int8') throw new Error("option activationType must be 'uint8' or 'int8'");
+    if (o.activationType !== 'uint8' && o.activationType !== 'int8')
+      throw new Error("option activationType must be 'uint8' or 'int8'");
     out.activationType = o.activationType;
   }
   for (const k of ['perChannel', 'reduceRange', 'foldRelu', 'matMulAddToGemm', 'quantizeAdd'] as const) {
@@ -846,11 +1090,13 @@ function readOptions(raw: Record<string, unknown> | undefined): Int8StaticOption
     out[k] = o[k] as boolean;
   }
   if (o.opTypes !== undefined) {
-    if (!Array.isArray(o.opTypes) || !o.opTypes.every((t) => t === 'Conv' || t === 'MatMul' || t === 'Gemm')) throw new Error('option opTypes must list Conv, MatMul and/or Gemm');
+    if (!Array.isArray(o.opTypes) || !o.opTypes.every((t) => t === 'Conv' || t === 'MatMul' || t === 'Gemm'))
+      throw new Error('option opTypes must list Conv, MatMul and/or Gemm');
     out.opTypes = o.opTypes as QuantizableOp[];
   }
   if (o.excludeNodes !== undefined) {
-    if (!Array.isArray(o.excludeNodes) || !o.excludeNodes.every((t) => typeof t === 'string')) throw new Error('option excludeNodes must be a list of node names');
+    if (!Array.isArray(o.excludeNodes) || !o.excludeNodes.every((t) => typeof t === 'string'))
+      throw new Error('option excludeNodes must be a list of node names');
     out.excludeNodes = o.excludeNodes as string[];
   }
   if (o.generated !== undefined) out.generated = o.generated as GeneratedCalibrationOptions;
@@ -866,12 +1112,21 @@ export const int8Static: OptimizationTechnique = {
     'Calibration: min/max, percentile or entropy; user-supplied samples, or generated from the input specs (weaker ranges).',
   expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
     const ops = ['Conv', 'MatMul', 'Gemm'].filter((op) => analysis.opHistogram[op]).join('/');
-    const cpu = target.kind === 'cpu' ? '' : ' (the gain is for CPU execution; GPU execution providers may not fuse QDQ int8 kernels)';
+    const cpu =
+      target.kind === 'cpu'
+        ? ''
+        : ' (the gain is for CPU execution; GPU execution providers may not fuse QDQ int8 kernels)';
     return `About 3.5-4x smaller ${ops} weights and typically 1.3-2.5x lower CPU latency at batch 1; outputs drift by the activation quantization step, so agreement depends on how representative the calibration data is${cpu}.`;
   },
   applicability(analysis: ModelAnalysis): { ok: true } | { ok: false; reason: string } {
-    const count = (analysis.opHistogram.Conv ?? 0) + (analysis.opHistogram.MatMul ?? 0) + (analysis.opHistogram.Gemm ?? 0);
-    return count > 0 ? { ok: true } : { ok: false, reason: 'the model has no Conv, MatMul or Gemm node: nothing for static INT8 quantization to quantize' };
+    const count =
+      (analysis.opHistogram.Conv ?? 0) + (analysis.opHistogram.MatMul ?? 0) + (analysis.opHistogram.Gemm ?? 0);
+    return count > 0
+      ? { ok: true }
+      : {
+          ok: false,
+          reason: 'the model has no Conv, MatMul or Gemm node: nothing for static INT8 quantization to quantize',
+        };
   },
   async apply(model: Uint8Array, ctx: TechniqueContext): Promise<TechniqueResult> {
     const applicable = int8Static.applicability(ctx.analysis, ctx.target);
@@ -880,7 +1135,8 @@ export const int8Static: OptimizationTechnique = {
     let calibration: CalibrationData | undefined;
     try {
       options = readOptions(ctx.options);
-      if (ctx.calibration?.length) calibration = userCalibrationData(ctx.analysis.inputs, ctx.calibration, ctx.sampleInputs);
+      if (ctx.calibration?.length)
+        calibration = userCalibrationData(ctx.analysis.inputs, ctx.calibration, ctx.sampleInputs);
     } catch (err) {
       return { applied: false, reason: (err as Error).message };
     }
@@ -888,22 +1144,44 @@ export const int8Static: OptimizationTechnique = {
     const unfusedNotes: string[] = [];
     let fusionExcluded: string[] = [];
     try {
-      result = await quantizeStaticQdq(model, { options, calibration, inputs: ctx.analysis.inputs, sampleInputs: ctx.sampleInputs, workDir: ctx.workDir, onProgress: ctx.onProgress });
+      result = await quantizeStaticQdq(model, {
+        options,
+        calibration,
+        inputs: ctx.analysis.inputs,
+        sampleInputs: ctx.sampleInputs,
+        workDir: ctx.workDir,
+        onProgress: ctx.onProgress,
+      });
       // A quantized node onnxruntime does not fuse would run slower than float32: keep such nodes float32 instead.
       const report = result.report;
-      const unfused = await unfusedQdqNodes(result.model, [...report.quantized.map((q) => q.nameInModel), ...report.quantizedAddNames], ctx.workDir);
+      const unfused = await unfusedQdqNodes(
+        result.model,
+        [...report.quantized.map((q) => q.nameInModel), ...report.quantizedAddNames],
+        ctx.workDir,
+      );
       if (unfused.length > 0) {
         const labels = [
           ...report.quantized.filter((q) => unfused.includes(q.nameInModel)).map((q) => q.node),
           ...report.quantizedAdds.filter((_, i) => unfused.includes(report.quantizedAddNames[i])),
         ];
-        unfusedNotes.push(`onnxruntime did not fuse ${labels.join(', ')} into integer kernels; kept float32 (a dequantize on every run would be slower)`);
+        unfusedNotes.push(
+          `onnxruntime did not fuse ${labels.join(', ')} into integer kernels; kept float32 (a dequantize on every run would be slower)`,
+        );
         if (report.quantized.every((q) => labels.includes(q.node))) {
-          return { applied: false, reason: `onnxruntime fuses none of the quantized nodes (${labels.join(', ')}) into integer kernels: the QDQ model would be slower than the original` };
+          return {
+            applied: false,
+            reason: `onnxruntime fuses none of the quantized nodes (${labels.join(', ')}) into integer kernels: the QDQ model would be slower than the original`,
+          };
         }
         fusionExcluded = labels;
         options = { ...options, excludeNodes: [...(options.excludeNodes ?? []), ...labels] };
-        result = await quantizeStaticQdq(model, { options, calibration: result.calibration, inputs: ctx.analysis.inputs, workDir: ctx.workDir, onProgress: ctx.onProgress });
+        result = await quantizeStaticQdq(model, {
+          options,
+          calibration: result.calibration,
+          inputs: ctx.analysis.inputs,
+          workDir: ctx.workDir,
+          onProgress: ctx.onProgress,
+        });
       }
     } catch (err) {
       if (err instanceof NotQuantizable) return { applied: false, reason: err.message };
@@ -917,11 +1195,16 @@ export const int8Static: OptimizationTechnique = {
     let sampleAgreement: Agreement | undefined;
     try {
       agreement = await measureAgreement(model, result.model, check);
-      if (ctx.sampleInputs) sampleAgreement = await measureAgreement(model, result.model, [toOrtTensors(ctx.sampleInputs)]);
+      if (ctx.sampleInputs)
+        sampleAgreement = await measureAgreement(model, result.model, [toOrtTensors(ctx.sampleInputs)]);
     } catch (err) {
-      return { applied: false, reason: `onnxruntime could not load or run the quantized model: ${(err as Error).message}` };
+      return {
+        applied: false,
+        reason: `onnxruntime could not load or run the quantized model: ${(err as Error).message}`,
+      };
     }
-    if (Number.isNaN(agreement.maxAbsError)) return { applied: false, reason: 'the quantized model produced NaN where the original did not' };
+    if (Number.isNaN(agreement.maxAbsError))
+      return { applied: false, reason: 'the quantized model produced NaN where the original did not' };
     ctx.onProgress?.(1, 'done');
     const weightsBefore = report.quantized.length;
     const notes = [
@@ -932,7 +1215,9 @@ export const int8Static: OptimizationTechnique = {
       `calibration: ${report.calibration.method}${report.calibration.method === 'percentile' ? ` ${options.percentile ?? 99.99}%` : ''} over ${report.calibration.description}, ${report.calibration.tensors} tensors`,
       ...report.notes,
       ...unfusedNotes,
-      ...report.skipped.filter((s) => !fusionExcluded.includes(s.node)).map((s) => `kept float32: ${s.node} (${s.opType}): ${s.reason}`),
+      ...report.skipped
+        .filter((s) => !fusionExcluded.includes(s.node))
+        .map((s) => `kept float32: ${s.node} (${s.opType}): ${s.reason}`),
       `size ${model.length} → ${result.model.length} bytes (${(model.length / result.model.length).toFixed(2)}x smaller)`,
       `agreement on ${check.length} calibration batches: ${describeAgreement(agreement)}`,
       ...(sampleAgreement ? [`agreement on the engine's sample inputs: ${describeAgreement(sampleAgreement)}`] : []),

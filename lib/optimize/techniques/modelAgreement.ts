@@ -25,7 +25,11 @@ export interface Agreement {
 }
 
 /** One session, all batches, released afterwards. */
-export async function runBatches(model: Uint8Array | string, batches: OrtFeeds[], options: ort.InferenceSession.SessionOptions = {}): Promise<OrtOutputs[]> {
+export async function runBatches(
+  model: Uint8Array | string,
+  batches: OrtFeeds[],
+  options: ort.InferenceSession.SessionOptions = {},
+): Promise<OrtOutputs[]> {
   const session = await ort.InferenceSession.create(model as Uint8Array, { logSeverityLevel: 3, ...options });
   try {
     const out: OrtOutputs[] = [];
@@ -62,8 +66,10 @@ export function agreementOf(original: OrtOutputs[], candidate: OrtOutputs[]): Ag
       const xt = x[name];
       const yt = y?.[name];
       if (!yt) throw new Error(`the candidate has no output '${name}'`);
-      if (xt.dims.join(',') !== yt.dims.join(',')) throw new Error(`output '${name}' has dims [${yt.dims}] in the candidate, [${xt.dims}] in the original`);
-      if (xt.type !== yt.type) throw new Error(`output '${name}' is ${yt.type} in the candidate, ${xt.type} in the original`);
+      if (xt.dims.join(',') !== yt.dims.join(','))
+        throw new Error(`output '${name}' has dims [${yt.dims}] in the candidate, [${xt.dims}] in the original`);
+      if (xt.type !== yt.type)
+        throw new Error(`output '${name}' is ${yt.type} in the candidate, ${xt.type} in the original`);
       if (!isFloat(xt)) continue;
       const xd = xt.data as Float32Array;
       const yd = yt.data as Float32Array;
@@ -94,7 +100,11 @@ function argmax(data: ArrayLike<number>, offset: number, n: number): number {
 }
 
 /** Runs both models on the batches and compares them. */
-export async function measureAgreement(original: Uint8Array, candidate: Uint8Array, batches: OrtFeeds[]): Promise<Agreement> {
+export async function measureAgreement(
+  original: Uint8Array,
+  candidate: Uint8Array,
+  batches: OrtFeeds[],
+): Promise<Agreement> {
   const a = await runBatches(original, batches);
   const b = await runBatches(candidate, batches);
   return agreementOf(a, b);

@@ -14,12 +14,12 @@
 import { gzipSync } from 'node:zlib';
 import type { ModelAnalysis } from '../../onnx/analyze';
 import { isDefaultDomain, subgraphsOf } from '../../onnx/graph';
-import { GraphScope, type ConstantWeight } from '../../onnx/graphRewrite';
+import { type ConstantWeight, GraphScope } from '../../onnx/graphRewrite';
 import { decodeModel, encodeModel, type GraphProto, type OnnxModel, type TensorProto } from '../../onnx/model';
-import { isExternal, tensorToFloat32, TensorDataType } from '../../onnx/tensor';
-import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
-import { generateCalibrationData, userCalibrationData, type CalibrationData } from './calibration';
-import { describeAgreement, measureAgreement, toOrtTensors, type OrtFeeds } from './modelAgreement';
+import { isExternal, TensorDataType, tensorToFloat32 } from '../../onnx/tensor';
+import type { OptimizationTechnique, TechniqueContext, TechniqueResult } from '../technique';
+import { type CalibrationData, generateCalibrationData, userCalibrationData } from './calibration';
+import { describeAgreement, measureAgreement, type OrtFeeds, toOrtTensors } from './modelAgreement';
 
 export const PRUNE_MAGNITUDE_ID = 'prune-magnitude';
 
@@ -144,7 +144,14 @@ export function pruneModel(model: OnnxModel, options: PruneOptions = {}): PruneR
       const zerosBefore = countZeros(values);
       const zerosAfter = pruneSmallest(values, sparsity);
       writeFloat32(t, values);
-      const entry: PrunedWeight = { weight: name, nodes: [label], elements: values.length, zerosBefore, zerosAfter, sparsity: zerosAfter / values.length };
+      const entry: PrunedWeight = {
+        weight: name,
+        nodes: [label],
+        elements: values.length,
+        zerosBefore,
+        zerosAfter,
+        sparsity: zerosAfter / values.length,
+      };
       done.set(t, entry);
       report.weights.push(entry);
     }
@@ -161,19 +168,23 @@ function readOptions(raw: Record<string, unknown> | undefined): PruneOptions {
   const o = raw ?? {};
   const out: PruneOptions = {};
   if (o.sparsity !== undefined) {
-    if (typeof o.sparsity !== 'number' || !(o.sparsity >= 0 && o.sparsity < 1)) throw new Error('option sparsity must be a number in [0, 1), e.g. 0.5');
+    if (typeof o.sparsity !== 'number' || !(o.sparsity >= 0 && o.sparsity < 1))
+      throw new Error('option sparsity must be a number in [0, 1), e.g. 0.5');
     out.sparsity = o.sparsity;
   }
   if (o.minElements !== undefined) {
-    if (typeof o.minElements !== 'number' || !(o.minElements >= 0)) throw new Error('option minElements must be a non-negative number');
+    if (typeof o.minElements !== 'number' || !(o.minElements >= 0))
+      throw new Error('option minElements must be a non-negative number');
     out.minElements = o.minElements;
   }
   if (o.opTypes !== undefined) {
-    if (!Array.isArray(o.opTypes) || !o.opTypes.every((t) => t === 'Conv' || t === 'MatMul' || t === 'Gemm')) throw new Error('option opTypes must list Conv, MatMul and/or Gemm');
+    if (!Array.isArray(o.opTypes) || !o.opTypes.every((t) => t === 'Conv' || t === 'MatMul' || t === 'Gemm'))
+      throw new Error('option opTypes must list Conv, MatMul and/or Gemm');
     out.opTypes = o.opTypes as PrunableOp[];
   }
   if (o.excludeNodes !== undefined) {
-    if (!Array.isArray(o.excludeNodes) || !o.excludeNodes.every((t) => typeof t === 'string')) throw new Error('option excludeNodes must be a list of node names');
+    if (!Array.isArray(o.excludeNodes) || !o.excludeNodes.every((t) => typeof t === 'string'))
+      throw new Error('option excludeNodes must be a list of node names');
     out.excludeNodes = o.excludeNodes as string[];
   }
   return out;
@@ -193,8 +204,11 @@ export const pruneMagnitude: OptimizationTechnique = {
     return `Same raw size (${analysis.weightBytes} weight bytes stay dense float32) and latency; the gzip-compressed model shrinks roughly with the sparsity (about 40% smaller at 50%); outputs drift, reported as max abs error and cosine.`;
   },
   applicability(analysis: ModelAnalysis): { ok: true } | { ok: false; reason: string } {
-    const count = (analysis.opHistogram.Conv ?? 0) + (analysis.opHistogram.MatMul ?? 0) + (analysis.opHistogram.Gemm ?? 0);
-    return count > 0 ? { ok: true } : { ok: false, reason: 'the model has no Conv, MatMul or Gemm node: no weights to prune' };
+    const count =
+      (analysis.opHistogram.Conv ?? 0) + (analysis.opHistogram.MatMul ?? 0) + (analysis.opHistogram.Gemm ?? 0);
+    return count > 0
+      ? { ok: true }
+      : { ok: false, reason: 'the model has no Conv, MatMul or Gemm node: no weights to prune' };
   },
   async apply(bytes: Uint8Array, ctx: TechniqueContext): Promise<TechniqueResult> {
     const applicable = pruneMagnitude.applicability(ctx.analysis, ctx.target);
@@ -203,7 +217,9 @@ export const pruneMagnitude: OptimizationTechnique = {
     let data: CalibrationData;
     try {
       options = readOptions(ctx.options);
-      data = ctx.calibration?.length ? userCalibrationData(ctx.analysis.inputs, ctx.calibration, ctx.sampleInputs) : generateCalibrationData(ctx.analysis.inputs, { batches: 4, template: ctx.sampleInputs });
+      data = ctx.calibration?.length
+        ? userCalibrationData(ctx.analysis.inputs, ctx.calibration, ctx.sampleInputs)
+        : generateCalibrationData(ctx.analysis.inputs, { batches: 4, template: ctx.sampleInputs });
     } catch (err) {
       return { applied: false, reason: (err as Error).message };
     }
@@ -224,15 +240,22 @@ export const pruneMagnitude: OptimizationTechnique = {
     try {
       agreement = await measureAgreement(bytes, pruned, batches);
     } catch (err) {
-      return { applied: false, reason: `onnxruntime could not load or run the pruned model: ${(err as Error).message}` };
+      return {
+        applied: false,
+        reason: `onnxruntime could not load or run the pruned model: ${(err as Error).message}`,
+      };
     }
-    if (Number.isNaN(agreement.maxAbsError)) return { applied: false, reason: 'the pruned model produced NaN where the original did not' };
+    if (Number.isNaN(agreement.maxAbsError))
+      return { applied: false, reason: 'the pruned model produced NaN where the original did not' };
     ctx.onProgress?.(1, 'done');
     const totalElements = report.weights.reduce((a, w) => a + w.elements, 0);
     const totalZeros = report.weights.reduce((a, w) => a + w.zerosAfter, 0);
     const notes = [
       `${report.weights.length} weight tensor(s) pruned to ${percent(report.target)} each; overall ${percent(totalZeros / totalElements)} of ${totalElements} weights are zero`,
-      ...report.weights.map((w) => `${w.weight} (${w.nodes.join(', ')}): ${percent(w.sparsity)} zero (${w.zerosAfter}/${w.elements}; ${w.zerosBefore} before)`),
+      ...report.weights.map(
+        (w) =>
+          `${w.weight} (${w.nodes.join(', ')}): ${percent(w.sparsity)} zero (${w.zerosAfter}/${w.elements}; ${w.zerosBefore} before)`,
+      ),
       `gzip -9 size ${gzBefore} → ${gzAfter} bytes (${percent(1 - gzAfter / gzBefore)} smaller)`,
       `raw size ${bytes.length} → ${pruned.length} bytes: dense float32 storage does not shrink, and onnxruntime's CPU kernels do not skip zeros, so latency stays the same`,
       `agreement on ${batches.length} batches (${data.source === 'user' ? 'calibration samples' : 'generated inputs'}${ctx.sampleInputs ? ' + the engine sample' : ''}): ${describeAgreement(agreement)}`,

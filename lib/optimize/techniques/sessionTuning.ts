@@ -9,8 +9,8 @@
  * Runs in the process that calls it, one configuration at a time, on the engine's sample inputs.
  */
 import * as ort from 'onnxruntime-node';
-import type { ModelAnalysis } from '../../onnx/analyze';
 import type { ServingSessionOptions } from '../../../workflows/types';
+import type { ModelAnalysis } from '../../onnx/analyze';
 import { latencyStats } from '../measureProtocol';
 import { generateFeeds, toOrtFeeds } from '../sampleInputs';
 import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
@@ -37,10 +37,21 @@ export function tuningGrid(threads: number): ServingSessionOptions[] {
   const levels: Array<NonNullable<ServingSessionOptions['graphOptimizationLevel']>> = ['all', 'extended', 'basic'];
   const grid: ServingSessionOptions[] = [];
   for (const level of levels) {
-    for (const t of intra) grid.push({ intraOpNumThreads: t, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: level });
+    for (const t of intra)
+      grid.push({
+        intraOpNumThreads: t,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: level,
+      });
     if (threads >= 2) {
       for (const t of intra.filter((x) => x * 2 <= threads || x === 1)) {
-        grid.push({ intraOpNumThreads: t, interOpNumThreads: 2, executionMode: 'parallel', graphOptimizationLevel: level });
+        grid.push({
+          intraOpNumThreads: t,
+          interOpNumThreads: 2,
+          executionMode: 'parallel',
+          graphOptimizationLevel: level,
+        });
       }
     }
   }
@@ -48,7 +59,7 @@ export function tuningGrid(threads: number): ServingSessionOptions[] {
 }
 
 function coresOf(o: ServingSessionOptions, threads: number): number {
-  const inter = o.executionMode === 'parallel' ? o.interOpNumThreads ?? 1 : 1;
+  const inter = o.executionMode === 'parallel' ? (o.interOpNumThreads ?? 1) : 1;
   return Math.max(1, Math.min(threads, (o.intraOpNumThreads ?? threads) * inter));
 }
 
@@ -63,13 +74,16 @@ export const sessionTuning: OptimizationTechnique = {
     'Measures intra-op threads, execution mode (sequential / parallel with inter-op threads) and graph optimization level on the target within a time budget, and serves the model with the best options.',
 
   expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
-    const branches = (analysis.opHistogram.If ?? 0) + (analysis.opHistogram.Loop ?? 0) + (analysis.opHistogram.Concat ?? 0);
-    if (target.threads <= 1) return 'One core on the target: only the optimization level is left to tune; expect a small change at most.';
+    const branches =
+      (analysis.opHistogram.If ?? 0) + (analysis.opHistogram.Loop ?? 0) + (analysis.opHistogram.Concat ?? 0);
+    if (target.threads <= 1)
+      return 'One core on the target: only the optimization level is left to tune; expect a small change at most.';
     return `Same outputs; picks how many of the target's ${target.threads} cores to use per request (fewer threads often cost less for small models${branches ? ', parallel execution can help a graph with independent branches' : ''}).`;
   },
 
   applicability(_analysis: ModelAnalysis, target: TargetHardware) {
-    if (target.kind !== 'cpu') return { ok: false, reason: 'thread and execution-mode tuning applies to the CPU execution provider' };
+    if (target.kind !== 'cpu')
+      return { ok: false, reason: 'thread and execution-mode tuning applies to the CPU execution provider' };
     return { ok: true };
   },
 
@@ -87,7 +101,12 @@ export const sessionTuning: OptimizationTechnique = {
     }
 
     const grid = tuningGrid(threads);
-    const defaults: ServingSessionOptions = { ...defaultSessionOptions({ threads }), interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
+    const defaults: ServingSessionOptions = {
+      ...defaultSessionOptions({ threads }),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    };
     const perConfigMs = Math.max(40, budgetMs / grid.length);
     const started = performance.now();
     const trials: TuningTrial[] = [];
@@ -102,7 +121,11 @@ export const sessionTuning: OptimizationTechnique = {
       }
     }
     ctx.onProgress?.(1);
-    if (trials.length === 0) return { applied: false, reason: `onnxruntime could not run the model with any tried options (${failures[0] ?? 'no trials'})` };
+    if (trials.length === 0)
+      return {
+        applied: false,
+        reason: `onnxruntime could not run the model with any tried options (${failures[0] ?? 'no trials'})`,
+      };
     const key = (t: TuningTrial) => (objective === 'latency' ? t.p50Ms : t.p50Ms * t.cores);
     const best = trials.reduce((a, b) => (key(b) < key(a) ? b : a));
     const baseline = trials.find((t) => sameOptions(t.options, defaults));
@@ -110,11 +133,16 @@ export const sessionTuning: OptimizationTechnique = {
     const notes = [
       `measured ${trials.length} of ${grid.length} configurations in ${Math.round(performance.now() - started)} ms (objective: ${objective === 'latency' ? 'lowest p50' : 'lowest p50 × cores'})${skipped ? `; ${skipped} skipped for the time budget` : ''}`,
       `best: ${describeOptions(best.options)} — p50 ${best.p50Ms.toFixed(3)} ms on ${best.cores} core(s)`,
-      ...(baseline ? [`default (${describeOptions(defaults)}): p50 ${baseline.p50Ms.toFixed(3)} ms on ${baseline.cores} core(s)`] : []),
+      ...(baseline
+        ? [`default (${describeOptions(defaults)}): p50 ${baseline.p50Ms.toFixed(3)} ms on ${baseline.cores} core(s)`]
+        : []),
       ...failures.slice(0, 2).map((f) => `failed: ${f}`),
     ];
     if (baseline && sameOptions(best.options, defaults)) {
-      return { applied: false, reason: `the defaults were already the best of ${trials.length} measured configurations (${describeOptions(defaults)})` };
+      return {
+        applied: false,
+        reason: `the defaults were already the best of ${trials.length} measured configurations (${describeOptions(defaults)})`,
+      };
     }
     return { applied: true, model, notes, sessionOptions: best.options };
   },
@@ -129,7 +157,13 @@ function sameOptions(a: ServingSessionOptions, b: ServingSessionOptions): boolea
   );
 }
 
-async function measureOptions(model: Uint8Array, feeds: Record<string, ort.Tensor>, options: ServingSessionOptions, budgetMs: number, threads: number): Promise<TuningTrial> {
+async function measureOptions(
+  model: Uint8Array,
+  feeds: Record<string, ort.Tensor>,
+  options: ServingSessionOptions,
+  budgetMs: number,
+  threads: number,
+): Promise<TuningTrial> {
   const t0 = performance.now();
   const session = await ort.InferenceSession.create(model, { ...options, logSeverityLevel: 3 });
   const loadMs = performance.now() - t0;
@@ -143,7 +177,14 @@ async function measureOptions(model: Uint8Array, feeds: Record<string, ort.Tenso
       ms.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
     const stats = latencyStats(ms);
-    return { options, p50Ms: stats.p50Ms, p95Ms: stats.p95Ms, loadMs, iterations: stats.iterations, cores: coresOf(options, threads) };
+    return {
+      options,
+      p50Ms: stats.p50Ms,
+      p95Ms: stats.p95Ms,
+      loadMs,
+      iterations: stats.iterations,
+      cores: coresOf(options, threads),
+    };
   } finally {
     await session.release();
   }

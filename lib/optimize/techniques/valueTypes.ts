@@ -25,7 +25,10 @@ export async function valueTypesFromOnnxruntime(modelBytes: Uint8Array): Promise
       }
     }
   }
-  const session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(encodeModel(model), {
+    graphOptimizationLevel: 'disabled',
+    logSeverityLevel: 3,
+  });
   try {
     const types = new Map<string, ValueType>();
     for (const m of [...session.inputMetadata, ...session.outputMetadata]) {

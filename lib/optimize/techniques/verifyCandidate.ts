@@ -22,7 +22,10 @@ export type CandidateCheck =
 
 const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, intraOpNumThreads: 1 };
 
-export async function runOnce(model: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+export async function runOnce(
+  model: Uint8Array,
+  feeds: Record<string, ort.Tensor>,
+): Promise<Record<string, ort.Tensor>> {
   const session = await ort.InferenceSession.create(model, SESSION_OPTIONS);
   try {
     return (await session.run(feeds)) as Record<string, ort.Tensor>;
@@ -48,7 +51,10 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
 }
 
 /** Compares two sets of outputs: same names and dims, then cosine and max abs error over the float ones. */
-export function compareOutputs(original: Record<string, ort.Tensor>, candidate: Record<string, ort.Tensor>): OutputAgreement {
+export function compareOutputs(
+  original: Record<string, ort.Tensor>,
+  candidate: Record<string, ort.Tensor>,
+): OutputAgreement {
   const names = Object.keys(original);
   const a: number[] = [];
   const b: number[] = [];
@@ -57,7 +63,8 @@ export function compareOutputs(original: Record<string, ort.Tensor>, candidate: 
     const x = original[name];
     const y = candidate[name];
     if (!y) throw new Error(`the candidate has no output '${name}'`);
-    if (x.dims.join(',') !== y.dims.join(',')) throw new Error(`output '${name}' has dims [${y.dims}] in the candidate, [${x.dims}] in the original`);
+    if (x.dims.join(',') !== y.dims.join(','))
+      throw new Error(`output '${name}' has dims [${y.dims}] in the candidate, [${x.dims}] in the original`);
     if (x.type !== y.type) throw new Error(`output '${name}' is ${y.type} in the candidate, ${x.type} in the original`);
     if (x.type !== 'float32' && x.type !== 'float64') continue;
     const xd = x.data as Float32Array;
@@ -77,10 +84,19 @@ export function compareOutputs(original: Record<string, ort.Tensor>, candidate: 
  * deterministic inputs made from the model's input specs (symbolic dims other than the first are 1).
  * Never throws: a failure is a reason a technique can return.
  */
-export async function checkCandidate(original: Uint8Array, candidate: Uint8Array, inputs: TensorSummary[], given?: Feeds): Promise<CandidateCheck> {
+export async function checkCandidate(
+  original: Uint8Array,
+  candidate: Uint8Array,
+  inputs: TensorSummary[],
+  given?: Feeds,
+): Promise<CandidateCheck> {
   let feeds: Record<string, ort.Tensor>;
   try {
-    feeds = given ? Object.fromEntries(Object.entries(given).map(([name, f]) => [name, new ort.Tensor(f.type, f.data as never, f.dims)])) : sampleInputs(inputs, 1);
+    feeds = given
+      ? Object.fromEntries(
+          Object.entries(given).map(([name, f]) => [name, new ort.Tensor(f.type, f.data as never, f.dims)]),
+        )
+      : sampleInputs(inputs, 1);
   } catch (err) {
     return { ok: false, reason: `cannot make sample inputs to verify the result: ${(err as Error).message}` };
   }
@@ -93,9 +109,13 @@ export async function checkCandidate(original: Uint8Array, candidate: Uint8Array
   try {
     const originalOut = await runOnce(original, feeds);
     const agreement = compareOutputs(originalOut, candidateOut);
-    if (Number.isNaN(agreement.maxAbsError)) return { ok: false, reason: 'the transformed model produced NaN where the original did not' };
+    if (Number.isNaN(agreement.maxAbsError))
+      return { ok: false, reason: 'the transformed model produced NaN where the original did not' };
     return { ok: true, agreement, feeds };
   } catch (err) {
-    return { ok: false, reason: `the transformed model does not match the original's outputs: ${(err as Error).message}` };
+    return {
+      ok: false,
+      reason: `the transformed model does not match the original's outputs: ${(err as Error).message}`,
+    };
   }
 }
