@@ -20,6 +20,11 @@ function str(name: string, fallback: string): string {
   return raw === undefined || raw === '' ? fallback : raw;
 }
 
+function optional(name: string): string | undefined {
+  const raw = process.env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
+}
+
 export interface FerryConfig {
   repoRoot: string;
   /** Runtime state of the dev stack and Ferry's own processes (git-ignored, inside the clone). */
@@ -31,8 +36,30 @@ export interface FerryConfig {
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
   registry: { url: string };
   gateway: { host: string; port: number; url: string };
-  /** Bind addresses default to loopback; containers set FERRY_GATEWAY_HOST / FERRY_API_HOST to 0.0.0.0. */
-  api: { host: string; port: number; url: string };
+  /**
+   * Bind addresses default to loopback; containers set FERRY_GATEWAY_HOST / FERRY_API_HOST to 0.0.0.0.
+   * `key`: the API key clients send as a Bearer token (FERRY_API_KEY; none by default).
+   */
+  api: { host: string; port: number; url: string; key: string | undefined };
+  /** Defaults of a new deployment's run, when the caller does not choose. */
+  deploy: {
+    /** How long a `--review` deployment waits for an approval before taking the default plan. */
+    approvalTimeoutMs: number;
+    /** How often the monitor workflow collects metrics. */
+    monitorIntervalMs: number;
+    /** How long a deployment may serve no request before the monitor hibernates it. */
+    idleHibernateMs: number;
+  };
+  /** Who runs the CLI (USER): recorded as the approver when `ferry approve` is not given `--by`. */
+  userName: string;
+  worker: {
+    /** Prometheus metrics of the worker's Temporal runtime on 127.0.0.1; 0 turns them off. */
+    metricsPort: number;
+  };
+  telemetry: {
+    /** Spans go to this OTLP collector when set (the standard variable), else to a file in the state dir. */
+    otlpEndpoint: string | undefined;
+  };
 }
 
 export function loadConfig(): FerryConfig {
@@ -71,6 +98,15 @@ export function loadConfig(): FerryConfig {
       host: str('FERRY_API_HOST', '127.0.0.1'),
       port: apiPort,
       url: str('FERRY_API_URL', `http://127.0.0.1:${apiPort}`),
+      key: optional('FERRY_API_KEY'),
     },
+    deploy: {
+      approvalTimeoutMs: num('FERRY_APPROVAL_TIMEOUT_MS', 60 * 60_000),
+      monitorIntervalMs: num('FERRY_MONITOR_INTERVAL_MS', 15_000),
+      idleHibernateMs: num('FERRY_IDLE_HIBERNATE_MS', 15 * 60_000),
+    },
+    userName: str('USER', 'cli'),
+    worker: { metricsPort: num('FERRY_WORKER_METRICS_PORT', 9464) },
+    telemetry: { otlpEndpoint: optional('OTEL_EXPORTER_OTLP_ENDPOINT') },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The pipeline worker: runs Ferry's workflows and every stage's activities on one task queue,
  * with OpenTelemetry spans for workflows and activities and Prometheus metrics from Temporal's core.
- *   npx tsx workers/main.ts          (env: see lib/config.ts; FERRY_WORKER_METRICS_PORT, default 9464)
+ *   npx tsx workers/main.ts          (settings: lib/config.ts; the metrics port is FERRY_WORKER_METRICS_PORT)
  */
 import { OpenTelemetryPlugin } from '@temporalio/interceptors-opentelemetry';
 import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -12,11 +12,11 @@ import { startTelemetry } from '../lib/telemetry/tracing';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const metricsPort = Number(process.env.FERRY_WORKER_METRICS_PORT ?? 9464);
+  const { metricsPort } = config.worker;
   Runtime.install({
     telemetryOptions: metricsPort > 0 ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` } } } : {},
   });
-  const telemetry = await startTelemetry('ferry-worker', config.stateDir);
+  const telemetry = await startTelemetry('ferry-worker', config);
 
   const connection = await NativeConnection.connect({ address: config.temporal.address }).catch((err: Error) => {
     throw new Error(

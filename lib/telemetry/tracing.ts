@@ -14,6 +14,7 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import type { FerryConfig } from '../config';
 
 /** Writes finished spans as one JSON object per line. */
 export class JsonLinesSpanExporter implements SpanExporter {
@@ -55,14 +56,18 @@ export interface Telemetry {
   shutdown(): Promise<void>;
 }
 
-export async function startTelemetry(serviceName: string, stateDir: string): Promise<Telemetry> {
+export async function startTelemetry(
+  serviceName: string,
+  config: Pick<FerryConfig, 'stateDir' | 'telemetry'>,
+): Promise<Telemetry> {
   const resource = new Resource({ 'service.name': serviceName });
   let exporter: SpanExporter;
-  if (process.env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+  if (config.telemetry.otlpEndpoint) {
     const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-http');
+    // It reads the standard OTEL_EXPORTER_OTLP_* variables itself (endpoint, headers, per-signal overrides).
     exporter = new OTLPTraceExporter();
   } else {
-    exporter = new JsonLinesSpanExporter(path.join(stateDir, 'traces', `${serviceName}.jsonl`));
+    exporter = new JsonLinesSpanExporter(path.join(config.stateDir, 'traces', `${serviceName}.jsonl`));
   }
   const spanProcessor = new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 });
   const sdk = new NodeSDK({ resource, spanProcessors: [spanProcessor] });
