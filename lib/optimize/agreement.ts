@@ -3,9 +3,10 @@
  * difference, the cosine similarity (per output; the worst output counts) and, for outputs shaped like
  * class scores ([rows, classes ≥ 2]), the fraction of rows whose arg-max class is the same.
  */
-import type { AgreementFigures } from '../../workflows/types';
+
 import type { OutputsWire } from './measureProtocol';
 import { feedsFromWire } from './sampleInputs';
+import type { AgreementFigures } from './types';
 
 export interface AgreementResult {
   figures: AgreementFigures;

@@ -12,7 +12,7 @@
  * - max abs error: not budgeted by default, because it depends on the scale of the outputs; set it
  *   when the outputs have a known scale (probabilities, normalised embeddings).
  */
-import type { AccuracyBudget, AgreementFigures } from '../../workflows/types';
+import type { AccuracyBudget, AgreementFigures } from './types';
 
 export const DEFAULT_ACCURACY_BUDGET: AccuracyBudget = { minCosine: 0.99, minTop1: 0.99 };
 

@@ -20,16 +20,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import type {
-  AccuracyBudget,
-  CandidateMeasurement,
-  OptimizationCandidate,
-  OptimizationTable,
-  ServingSessionOptions,
-  TargetSpec,
-} from '../../workflows/types';
 import { analyzeModel, type ModelAnalysis } from '../onnx/analyze';
 import { decodeModel } from '../onnx/model';
+import type { TargetSpec } from '../targets/targetSpec';
 import { compareOutputs } from './agreement';
 import { budgetRejection, resolveBudget } from './budget';
 import { measureInChild } from './measure';
@@ -42,6 +35,13 @@ import type { CalibrationSample, Feeds, OptimizationTechnique, TechniqueContext 
 import { techniques as registeredTechniques } from './techniques';
 import { GRAPH_OPTIMIZE_ID } from './techniques/graphOptimize';
 import { defaultSessionOptions, SESSION_TUNING_ID } from './techniques/sessionTuning';
+import type {
+  AccuracyBudget,
+  CandidateMeasurement,
+  OptimizationCandidate,
+  OptimizationTable,
+  ServingSessionOptions,
+} from './types';
 
 export const ORIGINAL_CANDIDATE = 'original';
 

@@ -1,7 +1,8 @@
 /** What the engine and its measuring child process (measureChild.ts) say to each other, as JSON files. */
-import type { ServingSessionOptions } from '../../workflows/types';
+
 import type { RowIndependence } from './rowIndependence';
 import type { FeedTensorWire } from './sampleInputs';
+import type { ServingSessionOptions } from './types';
 
 export interface MeasureRequest {
   modelPath: string;

@@ -3,7 +3,7 @@
  * of the trade-off table, whether it is within the accuracy budget and, if not, why. The approval
  * Update must name a plan within the budget; one-click (and the timeout) take the table's best.
  */
-import type { BenchmarkReport, ModelSummary, OptimizationTable, PlanOption } from '../../workflows/types';
+import type { BenchmarkReport, ModelSummary, OptimizationTable, PlanOption } from './types';
 
 export const ORIGINAL_PLAN = 'original';
 

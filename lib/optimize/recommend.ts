@@ -4,13 +4,14 @@
  * techniques ranked with their expected effect and the reasons they apply or not.
  */
 
-import type { OptimizationTable, TargetSpec, TechniqueRecommendation } from '../../workflows/types';
 import type { ModelAnalysis } from '../onnx/analyze';
 import { forEachGraph, forEachNode, isDefaultDomain } from '../onnx/graph';
 import type { OnnxModel, TensorProto } from '../onnx/model';
 import { tensorByteSize } from '../onnx/tensor';
+import type { TargetSpec } from '../targets/targetSpec';
 import { isBatchDynamic } from './sampleInputs';
 import type { OptimizationTechnique } from './technique';
+import type { OptimizationTable, TechniqueRecommendation } from './types';
 
 export type OpFamily =
   | 'matmul'

@@ -3,7 +3,7 @@
  * one optimization_runs row per model version with the whole table and, later, the choice made from it.
  */
 import type { Pool } from 'pg';
-import type { OptimizationTable } from '../../workflows/types';
+import type { OptimizationTable } from './types';
 
 export async function recordOptimizationTable(
   pool: Pool,

@@ -1,8 +1,8 @@
 /** Deterministic inputs for a model from its input specs, so two models are compared on the same data. */
 import * as ort from 'onnxruntime-node';
-import type { TensorSpec } from '../../workflows/types';
 import { seededUniform } from '../seededRandom';
 import type { Feeds, FeedTensor } from './technique';
+import type { TensorSpec } from './types';
 
 export function concreteShape(spec: TensorSpec, batchSize: number): number[] {
   return spec.shape.map((d, i) => (typeof d === 'number' && d > 0 ? d : i === 0 ? batchSize : 1));

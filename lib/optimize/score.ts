@@ -10,7 +10,8 @@
  * $0.004445 per GB-hour); only their ratio matters for the ranking. Candidates within 2% of each other
  * count as tied, and the tie goes to the lower p50 latency, then to the smaller compressed size.
  */
-import type { ServingSessionOptions, TargetSpec } from '../../workflows/types';
+import type { TargetSpec } from '../targets/targetSpec';
+import type { ServingSessionOptions } from './types';
 
 export const PRICES = { usdPerCoreHour: 0.04048, usdPerGiBHour: 0.004445 };
 

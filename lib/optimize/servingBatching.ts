@@ -7,8 +7,9 @@
  *  - pays: the candidate's per-row throughput at the large batch beats batch 1 by MIN_GAIN.
  * The reason for the decision, either way, becomes a note on the candidate.
  */
-import type { AccuracyBudget, CandidateMeasurement, ServingBatching } from '../../workflows/types';
+
 import type { RowIndependence } from './rowIndependence';
+import type { AccuracyBudget, CandidateMeasurement, ServingBatching } from './types';
 
 /** Rows alone vs in a batch may differ by this much relative to the outputs' scale and still be "the same". */
 export const ROUNDING_TOLERANCE = 1e-3;

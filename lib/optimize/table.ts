@@ -2,7 +2,7 @@
  * The trade-off table as text, for the CLI (`ferry optimize`, `ferry status`, `ferry deploy --review`)
  * and bench/: one row per candidate with ratios against the original measured in the same run.
  */
-import type { OptimizationCandidate, OptimizationTable } from '../../workflows/types';
+import type { OptimizationCandidate, OptimizationTable } from './types';
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;

@@ -4,18 +4,11 @@
  * onnxruntime loads, or says why it does not apply and leaves the model unchanged.
  */
 
-import type { ServingSessionOptions } from '../../workflows/types';
 import type { ModelAnalysis } from '../onnx/analyze';
+import type { TargetSpec } from '../targets/targetSpec';
+import type { ServingSessionOptions } from './types';
 
-export type { ServingSessionOptions };
-
-/** What the optimized model will run on; some transforms only pay off (or only load) on some targets. */
-export interface TargetHardware {
-  kind: 'cpu' | 'gpu';
-  /** True when the image runs on the machine that optimizes it (allows hardware-specific passes). */
-  sameMachine: boolean;
-  threads: number;
-}
+export type { ServingSessionOptions, TargetSpec };
 
 /** Calibration inputs for static quantization: named float32 tensors, one entry per sample. */
 export interface CalibrationSample {
@@ -32,7 +25,7 @@ export type Feeds = Record<string, FeedTensor>;
 
 export interface TechniqueContext {
   analysis: ModelAnalysis;
-  target: TargetHardware;
+  target: TargetSpec;
   /** Scratch directory for passes that need files (onnxruntime); removed by the caller. */
   workDir: string;
   calibration?: CalibrationSample[];
@@ -63,8 +56,8 @@ export interface OptimizationTechnique {
   title: string;
   description: string;
   /** Expected effect before measuring, in words, for recommendations. */
-  expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string;
+  expectedEffect(analysis: ModelAnalysis, target: TargetSpec): string;
   /** Cheap check from the analysis alone; `apply` may still decline with a reason. */
-  applicability(analysis: ModelAnalysis, target: TargetHardware): { ok: true } | { ok: false; reason: string };
+  applicability(analysis: ModelAnalysis, target: TargetSpec): { ok: true } | { ok: false; reason: string };
   apply(model: Uint8Array, ctx: TechniqueContext): Promise<TechniqueResult>;
 }

@@ -32,7 +32,7 @@ import {
   type TensorProto,
 } from '../../onnx/model';
 import { elementCount, isExternal, TensorDataType, tensorByteSize, tensorToFloat32 } from '../../onnx/tensor';
-import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
+import type { OptimizationTechnique, TargetSpec, TechniqueContext, TechniqueResult } from '../technique';
 import { valueTypesFromOnnxruntime } from './valueTypes';
 import { checkCandidate } from './verifyCandidate';
 
@@ -548,7 +548,7 @@ export const fp16WeightsTechnique: OptimizationTechnique = {
   title: 'FP16 weights',
   description:
     "Stores float32 weights as float16 (half the bytes) with Casts back to float32 where the CPU kernels need it; inputs and outputs stay float32. Option { compute: 'fp16', blockList } converts the whole graph to float16 for GPU targets.",
-  expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
+  expectedEffect(analysis: ModelAnalysis, target: TargetSpec): string {
     if (analysis.weightBytes === 0) return 'Nothing to do: the model stores no weights.';
     const gpu =
       target.kind === 'gpu'

@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { analyzeModel, type ModelAnalysis } from '../../onnx/analyze';
 import { decodeModel } from '../../onnx/model';
 import { type OfflineLevel, optimizeGraphOffline } from '../graphOptimize';
-import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
+import type { OptimizationTechnique, TargetSpec, TechniqueContext, TechniqueResult } from '../technique';
 
 export const GRAPH_OPTIMIZE_ID = 'graph-optimize';
 
@@ -39,7 +39,7 @@ const FUSABLE = [
   'Constant',
 ];
 
-export function graphOptimizeLevel(target: TargetHardware, requested?: unknown): OfflineLevel {
+export function graphOptimizeLevel(target: TargetSpec, requested?: unknown): OfflineLevel {
   if (requested !== undefined) {
     if (requested !== 'basic' && requested !== 'extended' && requested !== 'all') {
       throw new Error(`graph-optimize level must be basic, extended or all, got ${String(requested)}`);
@@ -60,7 +60,7 @@ export const graphOptimize: OptimizationTechnique = {
   description:
     "onnxruntime folds constants, removes redundant nodes and fuses operators once, ahead of time, and the image ships the result ('extended' level, portable across CPUs; 'all' only when the image runs on the machine that optimized it).",
 
-  expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
+  expectedEffect(analysis: ModelAnalysis, target: TargetSpec): string {
     const fusable = FUSABLE.filter((op) => analysis.opHistogram[op]);
     const level = target.sameMachine ? 'all' : 'extended';
     return fusable.length
@@ -68,7 +68,7 @@ export const graphOptimize: OptimizationTechnique = {
       : `Same outputs; little to fold or fuse in this model, so expect a small gain at most (level ${level}).`;
   },
 
-  applicability(analysis: ModelAnalysis, target: TargetHardware) {
+  applicability(analysis: ModelAnalysis, target: TargetSpec) {
     if (target.kind !== 'cpu')
       return {
         ok: false,

@@ -41,7 +41,7 @@ import {
   tensorByteSize,
   tensorToFloat32,
 } from '../../onnx/tensor';
-import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
+import type { OptimizationTechnique, TargetSpec, TechniqueContext, TechniqueResult } from '../technique';
 import { checkCandidate } from './verifyCandidate';
 
 export const INT8_DYNAMIC_ID = 'int8-dynamic';
@@ -606,13 +606,13 @@ export const int8DynamicTechnique: OptimizationTechnique = {
   title: 'INT8 dynamic quantization (MatMul/Gemm)',
   description:
     "Stores MatMul and Gemm weights as int8 with one scale per output channel and runs them with onnxruntime's DynamicQuantizeMatMul, which quantizes activations at run time; no calibration data needed.",
-  expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
+  expectedEffect(analysis: ModelAnalysis, target: TargetSpec): string {
     const count = countMatMulGemm(analysis);
     if (count === 0) return 'Nothing to do: the model has no MatMul or Gemm.';
     const where = target.kind === 'gpu' ? ' (CPU kernels: on a GPU target prefer fp16-weights with compute fp16)' : '';
     return `Weights of ${count} MatMul/Gemm node(s) about 4x smaller (model ≈${mb(analysis.weightBytes / 4)} instead of ${mb(analysis.weightBytes)} when they hold most weights), 2–8x lower CPU latency at small batch; outputs typically within cosine 0.999 of the original${where}.`;
   },
-  applicability(analysis: ModelAnalysis, target: TargetHardware) {
+  applicability(analysis: ModelAnalysis, target: TargetSpec) {
     if (countMatMulGemm(analysis) === 0)
       return { ok: false, reason: 'the model has no MatMul or Gemm node to quantize' };
     if (target.kind === 'gpu') {

@@ -46,7 +46,7 @@ import {
 import { defaultDomainOpset, upgradeDefaultOpset } from '../../onnx/opsetUpgrade';
 import { inferShapes } from '../../onnx/shapeInference';
 import { elementCount, float32Tensor, isExternal, TensorDataType, tensorToFloat32 } from '../../onnx/tensor';
-import type { Feeds, OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
+import type { Feeds, OptimizationTechnique, TargetSpec, TechniqueContext, TechniqueResult } from '../technique';
 import {
   CALIBRATION_METHODS,
   type CalibrationData,
@@ -1110,7 +1110,7 @@ export const int8Static: OptimizationTechnique = {
     'Conv, MatMul and Gemm weights become int8 with one scale per output channel, and their inputs and outputs are quantized with ' +
     'ranges measured on calibration data, as QuantizeLinear/DequantizeLinear pairs that onnxruntime fuses into integer kernels. ' +
     'Calibration: min/max, percentile or entropy; user-supplied samples, or generated from the input specs (weaker ranges).',
-  expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
+  expectedEffect(analysis: ModelAnalysis, target: TargetSpec): string {
     const ops = ['Conv', 'MatMul', 'Gemm'].filter((op) => analysis.opHistogram[op]).join('/');
     const cpu =
       target.kind === 'cpu'

@@ -9,16 +9,16 @@
  * Runs in the process that calls it, one configuration at a time, on the engine's sample inputs.
  */
 import * as ort from 'onnxruntime-node';
-import type { ServingSessionOptions } from '../../../workflows/types';
 import type { ModelAnalysis } from '../../onnx/analyze';
 import { latencyStats } from '../measureProtocol';
 import { generateFeeds, toOrtFeeds } from '../sampleInputs';
-import type { OptimizationTechnique, TargetHardware, TechniqueContext, TechniqueResult } from '../technique';
+import type { OptimizationTechnique, TargetSpec, TechniqueContext, TechniqueResult } from '../technique';
+import type { ServingSessionOptions } from '../types';
 
 export const SESSION_TUNING_ID = 'session-tuning';
 
 /** What an untuned candidate is served with: all the target's cores for one operator at a time. */
-export function defaultSessionOptions(target: Pick<TargetHardware, 'threads'>): ServingSessionOptions {
+export function defaultSessionOptions(target: Pick<TargetSpec, 'threads'>): ServingSessionOptions {
   return { intraOpNumThreads: Math.max(1, target.threads) };
 }
 
@@ -73,7 +73,7 @@ export const sessionTuning: OptimizationTechnique = {
   description:
     'Measures intra-op threads, execution mode (sequential / parallel with inter-op threads) and graph optimization level on the target within a time budget, and serves the model with the best options.',
 
-  expectedEffect(analysis: ModelAnalysis, target: TargetHardware): string {
+  expectedEffect(analysis: ModelAnalysis, target: TargetSpec): string {
     const branches =
       (analysis.opHistogram.If ?? 0) + (analysis.opHistogram.Loop ?? 0) + (analysis.opHistogram.Concat ?? 0);
     if (target.threads <= 1)
@@ -81,7 +81,7 @@ export const sessionTuning: OptimizationTechnique = {
     return `Same outputs; picks how many of the target's ${target.threads} cores to use per request (fewer threads often cost less for small models${branches ? ', parallel execution can help a graph with independent branches' : ''}).`;
   },
 
-  applicability(_analysis: ModelAnalysis, target: TargetHardware) {
+  applicability(_analysis: ModelAnalysis, target: TargetSpec) {
     if (target.kind !== 'cpu')
       return { ok: false, reason: 'thread and execution-mode tuning applies to the CPU execution provider' };
     return { ok: true };
