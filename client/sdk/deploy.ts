@@ -6,9 +6,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
+import type { FerryConfig } from '../../lib/config';
 import { ONE_CLICK_TECHNIQUES } from '../../lib/optimize/plans';
 import { type ObjectStore, objectKeys } from '../../lib/store/objectStore';
-import { type DeployModelInput, deploymentIdFor, type MonitorSettings, workflowIds } from '../../workflows/types';
+import { type DeployModelInput, deploymentIdFor, workflowIds } from '../../workflows/types';
 import { FerryError } from './errors';
 import type { DeploymentRuns } from './runs';
 import type { ServingControls } from './serving';
@@ -17,13 +18,12 @@ import type { DeployOptions, DeployStarted } from './types';
 const MODEL_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const VERSION_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-export const defaultMonitorSettings: MonitorSettings = {
-  intervalMs: Number(process.env.FERRY_MONITOR_INTERVAL_MS ?? 15_000),
-  idleHibernateMs: Number(process.env.FERRY_IDLE_HIBERNATE_MS ?? 15 * 60_000),
-};
-
-/** What a deploy goes through: the object store for the file, the runs to start, the gateway for a canary. */
+/**
+ * What a deploy goes through: the object store for the file, the runs to start, the gateway for a canary,
+ * and the defaults of what the caller leaves out (lib/config.ts).
+ */
 export interface DeployParts {
+  defaults: FerryConfig['deploy'];
   store: ObjectStore;
   runs: DeploymentRuns;
   serving: ServingControls;
@@ -31,7 +31,7 @@ export interface DeployParts {
 
 /** One-click (or review) deploy: stream the file to the object store, then start the workflow. */
 export async function deployModelFile(
-  { store, runs, serving }: DeployParts,
+  { defaults, store, runs, serving }: DeployParts,
   filePath: string,
   opts: DeployOptions = {},
 ): Promise<DeployStarted> {
@@ -79,9 +79,9 @@ export async function deployModelFile(
     version,
     upload: { objectKey: staged.key, sha256, sizeBytes: staged.sizeBytes, fileName: path.basename(filePath) },
     mode,
-    approvalTimeoutMs: opts.approvalTimeoutMs ?? Number(process.env.FERRY_APPROVAL_TIMEOUT_MS ?? 60 * 60_000),
+    approvalTimeoutMs: opts.approvalTimeoutMs ?? defaults.approvalTimeoutMs,
     replicas: opts.replicas ?? 1,
-    monitor: { ...defaultMonitorSettings, ...opts.monitor },
+    monitor: { intervalMs: defaults.monitorIntervalMs, idleHibernateMs: defaults.idleHibernateMs, ...opts.monitor },
     optimize: {
       ...opts.optimize,
       techniques: opts.optimize?.techniques ?? (mode === 'one-click' ? ONE_CLICK_TECHNIQUES : undefined),

@@ -52,7 +52,7 @@ export type {
   ServingSessionOptions,
   TargetSpec,
 } from '../../workflows/types';
-export { defaultMonitorSettings, sha256OfFile } from './deploy';
+export { sha256OfFile } from './deploy';
 export { FerryError, UnknownDeploymentError } from './errors';
 export { optimizeModelFile } from './optimize';
 export { DeploymentRuns } from './runs';
@@ -107,7 +107,8 @@ export class FerryClient {
 
   /** One-click (or review) deploy: stream the file to the object store, then start the workflow. */
   deploy(filePath: string, opts: DeployOptions = {}): Promise<DeployStarted> {
-    return deployModelFile({ store: this.store, runs: this.runs, serving: this.gateway }, filePath, opts);
+    const parts = { defaults: this.config.deploy, store: this.store, runs: this.runs, serving: this.gateway };
+    return deployModelFile(parts, filePath, opts);
   }
 
   /** Accepts a deployment id (`model-version`), `model:version`, or a model name (its latest deployment). */
