@@ -4,7 +4,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { EngineProgress } from '../../lib/optimize/engine';
+import type { EngineProgress, EngineResult } from '../../lib/optimize/engine';
 import type { FixedInputJson } from '../../lib/optimize/sampleInputs';
 import { formatTradeoffTable, tableFootnotes } from '../../lib/optimize/table';
 import type { CalibrationSample } from '../../lib/optimize/technique';
@@ -87,7 +87,7 @@ export async function optimizeCommand(file: string, opts: OptimizeCommandOptions
     }
   };
 
-  let result;
+  let result: EngineResult;
   try {
     result = await optimizeModelFile(file, {
       workDir: opts.out,

@@ -11,14 +11,15 @@ import {
   type TrafficPolicy,
   type TrafficRule,
 } from '../sdk';
-import { parseDuration } from './duration';
+import { durationFlag, positiveInt } from './flags';
 
 // ---- ferry traffic ----
 
+/** `ferry traffic`'s flags as commander reads them. */
 export interface TrafficFlags {
   split?: string;
   rule?: string[];
-  'clear-rules'?: boolean;
+  clearRules?: boolean;
 }
 
 /** What `ferry traffic` should change; undefined fields stay as they are. */
@@ -63,7 +64,7 @@ export function parseRule(raw: string): TrafficRule {
 
 export function parseTrafficFlags(flags: TrafficFlags): TrafficRequest | undefined {
   const addRules = (flags.rule ?? []).map(parseRule);
-  const clearRules = flags['clear-rules'] === true;
+  const clearRules = flags.clearRules === true;
   if (flags.split === undefined && addRules.length === 0 && !clearRules) return undefined; // show only
   return { split: flags.split === undefined ? undefined : parseSplit(flags.split), addRules, clearRules };
 }
@@ -117,25 +118,31 @@ function artifact(r: GatewayDeploymentStatus['revisions'][number]): string {
 
 // ---- ferry scale ----
 
+/** `ferry scale`'s flags as commander reads them (`--no-scale-to-zero` sets scaleToZero to false). */
 export interface ScaleFlags {
   replicas?: string;
   min?: string;
   max?: string;
-  'target-concurrency'?: string;
-  'scale-down-delay'?: string;
-  'scale-to-zero-after'?: string;
-  'no-scale-to-zero'?: boolean;
+  targetConcurrency?: string;
+  scaleDownDelay?: string;
+  scaleToZeroAfter?: string;
+  scaleToZero?: boolean;
 }
 
 /** The SDK change the flags ask for; undefined when there are none (show only). */
 export function parseScaleFlags(flags: ScaleFlags): ScalingChange | undefined {
   const change: ScalingChange = {};
-  const autoscalingFlags = (['min', 'max', 'target-concurrency', 'scale-down-delay'] as const).filter(
-    (f) => flags[f] !== undefined,
-  );
+  const autoscalingFlags = (
+    [
+      ['min', '--min'],
+      ['max', '--max'],
+      ['targetConcurrency', '--target-concurrency'],
+      ['scaleDownDelay', '--scale-down-delay'],
+    ] as const
+  ).filter(([key]) => flags[key] !== undefined);
   if (flags.replicas !== undefined && autoscalingFlags.length) {
     throw new FerryError(
-      `give either --replicas N (a fixed count) or --${autoscalingFlags[0]} and the other autoscaling flags, not both`,
+      `give either --replicas N (a fixed count) or ${autoscalingFlags[0][1]} and the other autoscaling flags, not both`,
     );
   }
   if (flags.replicas !== undefined) {
@@ -147,7 +154,7 @@ export function parseScaleFlags(flags: ScaleFlags): ScalingChange | undefined {
     const max = flags.max === undefined ? undefined : positiveInt('--max', flags.max);
     if (min !== undefined && max !== undefined && max < min)
       throw new FerryError(`--max (${max}) must be at least --min (${min})`);
-    const target = flags['target-concurrency'];
+    const target = flags.targetConcurrency;
     if (target !== undefined && !(Number(target) > 0))
       throw new FerryError(
         `--target-concurrency must be a number above 0 (requests in flight per replica), got "${target}"`,
@@ -157,16 +164,17 @@ export function parseScaleFlags(flags: ScaleFlags): ScalingChange | undefined {
       ...(min !== undefined ? { minReplicas: min } : {}),
       ...(max !== undefined ? { maxReplicas: max } : {}),
       ...(target !== undefined ? { targetInFlight: Number(target) } : {}),
-      ...(flags['scale-down-delay'] !== undefined
-        ? { scaleDownDelayMs: duration('--scale-down-delay', flags['scale-down-delay']) }
+      ...(flags.scaleDownDelay !== undefined
+        ? { scaleDownDelayMs: durationFlag('--scale-down-delay', flags.scaleDownDelay) }
         : {}),
     };
   }
-  if (flags['scale-to-zero-after'] !== undefined && flags['no-scale-to-zero'])
+  const noScaleToZero = flags.scaleToZero === false;
+  if (flags.scaleToZeroAfter !== undefined && noScaleToZero)
     throw new FerryError('give --scale-to-zero-after or --no-scale-to-zero, not both');
-  if (flags['scale-to-zero-after'] !== undefined)
-    change.scaleToZeroAfterMs = duration('--scale-to-zero-after', flags['scale-to-zero-after']);
-  if (flags['no-scale-to-zero']) change.scaleToZeroAfterMs = null;
+  if (flags.scaleToZeroAfter !== undefined)
+    change.scaleToZeroAfterMs = durationFlag('--scale-to-zero-after', flags.scaleToZeroAfter);
+  if (noScaleToZero) change.scaleToZeroAfterMs = null;
   return Object.keys(change).length ? change : undefined;
 }
 
@@ -250,18 +258,4 @@ export function formatMs(ms: number): string {
     if (ms >= size && (ms % size === 0 || unit === 's')) return `${Number((ms / size).toFixed(3))}${unit}`;
   }
   return `${ms}ms`;
-}
-
-function duration(flag: string, raw: string): number {
-  try {
-    return parseDuration(raw);
-  } catch (err) {
-    throw new FerryError(`${flag}: ${(err as Error).message}`);
-  }
-}
-
-function positiveInt(flag: string, raw: string): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new FerryError(`${flag} must be a positive integer, got "${raw}"`);
-  return n;
 }

@@ -1,0 +1,427 @@
+/**
+ * The `ferry` command tree: every subcommand declares its arguments and flags once, here, and commander
+ * generates `ferry --help` and `ferry <command> --help` from that and refuses unknown flags. Flag values
+ * are checked by our own parsers (flags.ts, traffic.ts, canary.ts) so their messages stay Ferry's. The
+ * commands' implementations are loaded when they run, so `ferry serve` does not load Temporal and
+ * `ferry status` does not load onnxruntime.
+ */
+import { Command } from 'commander';
+import type { FerryConfig } from '../../lib/config';
+import type { FerryClient } from '../sdk';
+import { FerryError } from '../sdk/errors';
+import { parseDuration } from './duration';
+import { budgetOption, positiveInt, splitList } from './flags';
+
+const DEPLOYMENT = 'a deployment id (model-version), model:version, or a model name (its latest deployment)';
+const JSON_FLAG = 'print JSON instead of text';
+
+interface DeployFlags {
+  review?: boolean;
+  name?: string;
+  version?: string;
+  replicas?: string;
+  approvalTimeout?: string;
+  idleHibernate?: string;
+  wait: boolean;
+  techniques?: string;
+  accuracyBudget?: string;
+  canary?: string;
+  canaryOf?: string;
+}
+
+interface OptimizeFlags {
+  out: string;
+  techniques?: string;
+  calibration?: string;
+  inputs?: string;
+  accuracyBudget?: string;
+  threads?: string;
+  sameMachine?: boolean;
+  measureMs?: string;
+  json?: boolean;
+}
+
+interface ServeFlags {
+  port: string;
+  host: string;
+  threads?: string;
+  batch?: string;
+  maxQueueDelay?: string;
+}
+
+/** Until a signal stops the process (the long-running commands). */
+const forever = () => new Promise<never>(() => {});
+
+export function buildProgram(config: FerryConfig): Command {
+  const withClient = async <T>(fn: (ferry: FerryClient) => Promise<T>): Promise<T> => {
+    const { FerryClient } = await import('../sdk');
+    const ferry = await FerryClient.connect(config);
+    try {
+      return await fn(ferry);
+    } finally {
+      await ferry.close();
+    }
+  };
+
+  const program = new Command('ferry')
+    .description('deploy a trained model at the lowest cost that meets its latency goal')
+    .addHelpText('after', `\n<deployment> is ${DEPLOYMENT}.`);
+
+  // ---- deploy and operate ----
+  program.commandsGroup('Deploy and operate:');
+
+  program
+    .command('deploy')
+    .description('upload a model and run it through the pipeline: upload, optimize, container, deploy, monitor')
+    .argument('<model.onnx>', 'the ONNX model file')
+    .option('--review', 'wait for an approval of the optimization plan (`ferry approve`) instead of one-click')
+    .option('--name <name>', 'model name (default: the file name without .onnx)')
+    .option(
+      '--version <version>',
+      "version (default: sha- and the file's sha256, so the same file is the same version)",
+    )
+    .option('--replicas <n>', 'replicas to serve it with (default 1)')
+    .option(
+      '--approval-timeout <duration>',
+      'with --review: when the default plan is taken, e.g. 10m (default 1h, or FERRY_APPROVAL_TIMEOUT_MS)',
+    )
+    .option(
+      '--idle-hibernate <duration>',
+      'hibernate after this long without a request, e.g. 15m (default 15m, or FERRY_IDLE_HIBERNATE_MS)',
+    )
+    .option('--no-wait', 'return once the pipeline has started instead of following it')
+    .option('--techniques <a,b>', 'optimization techniques to try')
+    .option('--accuracy-budget <budget>', 'how far a candidate may drift, e.g. cosine=0.99,top1=0.99')
+    .option(
+      '--canary <percent>',
+      "the new version becomes a revision (named after the version) of the model's live deployment with PERCENT of its traffic; the others keep the rest",
+    )
+    .option('--canary-of <deployment>', "the deployment the canary joins (default: the model's newest)")
+    .action(async (file: string, o: DeployFlags) => {
+      if (o.canaryOf !== undefined && o.canary === undefined)
+        throw new FerryError('--canary-of needs --canary PERCENT');
+      if (o.canary !== undefined && o.replicas !== undefined) {
+        throw new FerryError(
+          "--replicas cannot be given with --canary: the revision follows its deployment's scaling (change it with `ferry scale`)",
+        );
+      }
+      const { parseCanaryPercent } = await import('./canary');
+      const canary = o.canary === undefined ? undefined : { percent: parseCanaryPercent(o.canary), of: o.canaryOf };
+      const optimize =
+        o.techniques || o.accuracyBudget
+          ? {
+              techniques: o.techniques ? splitList(o.techniques) : undefined,
+              budget: o.accuracyBudget ? budgetOption(o.accuracyBudget) : undefined,
+            }
+          : undefined;
+      const options = {
+        review: o.review === true,
+        model: o.name,
+        version: o.version,
+        replicas: o.replicas ? positiveInt('--replicas', o.replicas) : undefined,
+        approvalTimeoutMs: o.approvalTimeout ? parseDuration(o.approvalTimeout) : undefined,
+        idleHibernateMs: o.idleHibernate ? parseDuration(o.idleHibernate) : undefined,
+        wait: o.wait,
+        optimize,
+        canary,
+      };
+      const { deployCommand } = await import('./commands');
+      await withClient((ferry) => deployCommand(ferry, file, options));
+    });
+
+  program
+    .command('promote')
+    .description('all traffic to that revision, then the other revisions are removed (replicas drained)')
+    .argument('<deployment>', DEPLOYMENT)
+    .requiredOption('--revision <name>', 'the revision that keeps the traffic')
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: { revision: string; json?: boolean }) => {
+      const { promoteCommand } = await import('./canary');
+      await withClient((ferry) => promoteCommand(ferry, ref, o.revision, o.json === true));
+    });
+
+  program
+    .command('rollback')
+    .description("back to the deployment's first revision (the one before its canaries); the others are removed")
+    .argument('<deployment>', DEPLOYMENT)
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: { json?: boolean }) => {
+      const { rollbackCommand } = await import('./canary');
+      await withClient((ferry) => rollbackCommand(ferry, ref, o.json === true));
+    });
+
+  program
+    .command('status')
+    .description("a deployment's stages, plans, benchmark and serving state")
+    .argument('<deployment>', DEPLOYMENT)
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: { json?: boolean }) => {
+      const { statusCommand } = await import('./commands');
+      await withClient((ferry) => statusCommand(ferry, ref, o.json === true));
+    });
+
+  program
+    .command('approve')
+    .description('approve an optimization plan of a deployment that waits for one (--review)')
+    .argument('<deployment>', DEPLOYMENT)
+    .requiredOption('--plan <plan>', 'the plan to apply (`ferry status` lists them)')
+    .option('--by <name>', `who approves (default: ${config.userName})`)
+    .option('--signal', 'send it as a Signal (fire and forget, as chat tools do) instead of a validated Update')
+    .action(async (ref: string, o: { plan: string; by?: string; signal?: boolean }) => {
+      await withClient(async (ferry) => {
+        if (o.signal) {
+          await ferry.approveBySignal(ref, o.plan, o.by ?? 'cli');
+          console.log(`Approval signal for plan ${o.plan} sent to ${ref}.`);
+        } else {
+          const chosen = await ferry.approve(ref, o.plan, o.by ?? config.userName);
+          console.log(`Approved plan ${chosen.plan} for ${ref}.`);
+        }
+      });
+    });
+
+  program
+    .command('list')
+    .description('every deployment run, its stage and where it serves')
+    .option('--json', JSON_FLAG)
+    .action(async (o: { json?: boolean }) => {
+      const { listCommand } = await import('./commands');
+      await withClient((ferry) => listCommand(ferry, o.json === true));
+    });
+
+  program
+    .command('infer')
+    .description("one inference through the deployment's endpoint")
+    .argument('<deployment>', DEPLOYMENT)
+    .requiredOption('--input <request.json>', 'an Open Inference Protocol v2 request body')
+    .action(async (ref: string, o: { input: string }) => {
+      const { inferCommand } = await import('./commands');
+      await withClient((ferry) => inferCommand(ferry, ref, o.input));
+    });
+
+  program
+    .command('undeploy')
+    .description('stop serving: replicas stopped, route removed')
+    .argument('<deployment>', DEPLOYMENT)
+    .action(async (ref: string) => {
+      await withClient(async (ferry) => {
+        console.log(`Undeploying ${ref}...`);
+        await ferry.undeploy(ref);
+        console.log(`Undeployed ${ref}: its replicas are stopped and its route removed.`);
+      });
+    });
+
+  // ---- traffic and scaling ----
+  program.commandsGroup('Traffic and scaling of a served deployment (changed at run time, no replica restarted):');
+
+  program
+    .command('traffic')
+    .description("show or change the revisions' traffic split and header rules; what is not given stays")
+    .argument('<deployment>', DEPLOYMENT)
+    .option('--split <a=90,b=10>', 'replace the split (the percentages add up to 100)')
+    .option(
+      '--rule <header:value=revision>',
+      'add a header rule (same header and value: replaced); may be given more than once',
+      (raw: string, rules: string[]) => [...rules, raw],
+      [] as string[],
+    )
+    .option('--clear-rules', 'drop the current rules first')
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: { split?: string; rule: string[]; clearRules?: boolean; json?: boolean }) => {
+      const { parseTrafficFlags, trafficCommand } = await import('./traffic');
+      const request = parseTrafficFlags(o);
+      await withClient((ferry) => trafficCommand(ferry, ref, request, o.json === true));
+    });
+
+  program
+    .command('scale')
+    .description('show or change replicas per revision, autoscaling and scale to zero; what is not given stays')
+    .argument('<deployment>', DEPLOYMENT)
+    .option('--replicas <n>', 'a fixed count per revision (autoscaling off)')
+    .option('--min <n>', 'autoscaling on requests in flight: fewest replicas per revision')
+    .option('--max <n>', 'autoscaling: most replicas per revision')
+    .option('--target-concurrency <x>', 'autoscaling: requests in flight per replica to aim for')
+    .option('--scale-down-delay <duration>', 'autoscaling: how long the load stays lower before replicas go, e.g. 30s')
+    .option('--scale-to-zero-after <duration>', 'hibernate after this long without a request, e.g. 10m')
+    .option('--no-scale-to-zero', 'never hibernate on idle')
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: import('./traffic').ScaleFlags & { json?: boolean }) => {
+      const { parseScaleFlags, scaleCommand } = await import('./traffic');
+      const change = parseScaleFlags(o);
+      await withClient((ferry) => scaleCommand(ferry, ref, change, o.json === true));
+    });
+
+  // ---- optimize ----
+  program.commandsGroup('Optimize without deploying (needs no Ferry services):');
+
+  program
+    .command('optimize')
+    .description('every candidate measured against the original; models, report.json and report.txt written to DIR')
+    .argument('<model.onnx>', 'the ONNX model file')
+    .requiredOption('--out <dir>', 'where the candidate models and the report go')
+    .option('--techniques <a,b>', 'techniques to try (default: every one)')
+    .option('--calibration <data.json>', 'calibration samples for static quantization')
+    .option('--accuracy-budget <budget>', 'how far a candidate may drift, e.g. cosine=0.99,top1=0.99,maxabs=X')
+    .option('--inputs <inputs.json>', 'fixed inputs and dynamic dims to measure with')
+    .option('--threads <n>', 'cores one replica may use')
+    .option('--same-machine', 'the model will run on this machine (allows hardware-specific passes)')
+    .option('--measure-ms <n>', 'milliseconds of timed runs per candidate and batch size')
+    .option('--json', JSON_FLAG)
+    .action(async (file: string, o: OptimizeFlags) => {
+      const { optimizeCommand } = await import('./optimize');
+      await optimizeCommand(file, {
+        out: o.out,
+        techniques: o.techniques ? splitList(o.techniques) : undefined,
+        calibrationFile: o.calibration,
+        inputsFile: o.inputs,
+        budget: o.accuracyBudget ? budgetOption(o.accuracyBudget) : undefined,
+        target: {
+          ...(o.threads ? { threads: positiveInt('--threads', o.threads) } : {}),
+          sameMachine: o.sameMachine === true,
+        },
+        measureMs: o.measureMs ? positiveInt('--measure-ms', o.measureMs) : undefined,
+        json: o.json === true,
+      });
+    });
+
+  // ---- Ferry on this machine ----
+  program.commandsGroup('Run Ferry on this machine:');
+
+  program
+    .command('up')
+    .description(
+      'start the worker, gateway and API (after: bash infra/stack.sh start); a service whose code changed is restarted',
+    )
+    .action(async () => {
+      const { describeStart, FERRY_SERVICES, startService } = await import('../services');
+      for (const name of FERRY_SERVICES) console.log(describeStart(name, await startService(config, name)));
+    });
+
+  program
+    .command('down')
+    .description("hibernate the gateway's deployments, then stop the API, worker and gateway")
+    .action(async () => {
+      // Replicas outlive a gateway restart (it adopts them); `down` means down, so hibernate them first.
+      const { LocalTarget } = await import('../../lib/targets/local');
+      const { FERRY_SERVICES, stopService } = await import('../services');
+      const target = new LocalTarget(config.gateway.url);
+      for (const d of await target.list().catch(() => [])) {
+        if (d.replicas.length) {
+          await target.hibernate(d.id);
+          console.log(`deployment ${d.id}: hibernated (the next request after \`ferry up\` wakes it)`);
+        }
+      }
+      for (const name of [...FERRY_SERVICES].reverse()) {
+        console.log(`ferry ${name}: ${(await stopService(config, name)) ? 'stopped' : 'not running'}`);
+      }
+    });
+
+  program
+    .command('ps')
+    .description('show the worker, gateway and API (exit code 1 when one is not healthy)')
+    .action(async () => {
+      const { serviceStatus } = await import('../services');
+      let ok = true;
+      for (const s of await serviceStatus(config)) {
+        ok &&= s.healthy;
+        console.log(
+          `${s.name.padEnd(8)} ${s.healthy ? 'healthy' : s.pid ? 'unhealthy' : 'stopped'}${s.pid ? ` pid ${s.pid}` : ''}  log ${s.log}`,
+        );
+      }
+      if (!ok) process.exitCode = 1;
+    });
+
+  program
+    .command('demo')
+    .description('start Ferry, one-click deploy the example model and send one inference')
+    .action(async () => {
+      const { runDemo } = await import('./demo');
+      await runDemo(config);
+    });
+
+  program
+    .command('example')
+    .description('write the example ONNX model and print its path')
+    .option('--out <file>', 'where to write it (default: in the state dir)')
+    .option('--size-mb <n>', 'about how large its weights are (default 10)')
+    .action(async (o: { out?: string; sizeMb?: string }) => {
+      const { writeExampleModel } = await import('./demo');
+      console.log(await writeExampleModel(config, o.out, o.sizeMb ? Number(o.sizeMb) : undefined));
+    });
+
+  program
+    .command('serve')
+    .description('the inference server alone, on model files (or a ferry-models.json manifest)')
+    .argument('<model.onnx...>', 'model files, or one manifest (or a directory holding one)')
+    .option('--port <n>', 'port to listen on', '8000')
+    .option('--host <address>', 'address to bind', '127.0.0.1')
+    .option('--threads <n>', 'onnxruntime intra-op threads per model')
+    .option('--batch <n>', 'dynamic batching: most requests run as one batch')
+    .option('--max-queue-delay <ms>', 'with --batch: how long a request may wait for others to batch with')
+    .action(async (files: string[], o: ServeFlags) => {
+      if (o.maxQueueDelay !== undefined && o.batch === undefined)
+        throw new FerryError('--max-queue-delay needs --batch N (dynamic batching is off without it)');
+      const maxQueueDelayMs = o.maxQueueDelay === undefined ? undefined : Number(o.maxQueueDelay);
+      if (maxQueueDelayMs !== undefined && !(maxQueueDelayMs >= 0 && maxQueueDelayMs <= 60_000)) {
+        throw new FerryError(`--max-queue-delay must be milliseconds in [0, 60000], got "${o.maxQueueDelay}"`);
+      }
+      const { serveModelFiles } = await import('./serve');
+      await serveModelFiles(files, positiveInt('--port', o.port), {
+        host: o.host,
+        sessionOptions:
+          o.threads === undefined ? undefined : { intraOpNumThreads: positiveInt('--threads', o.threads) },
+        batching:
+          o.batch === undefined
+            ? undefined
+            : {
+                maxBatchSize: positiveInt('--batch', o.batch),
+                ...(maxQueueDelayMs !== undefined ? { maxQueueDelayMs } : {}),
+              },
+      });
+      await forever();
+    });
+
+  program
+    .command('worker')
+    .description('run the pipeline worker in the foreground')
+    .action(async () => {
+      await import('../../workers/main');
+      await forever();
+    });
+
+  program
+    .command('gateway')
+    .description('run the gateway (the local deployment target) in the foreground')
+    .action(async () => {
+      const { startGateway } = await import('../../lib/gateway');
+      const gw = await startGateway({
+        port: config.gateway.port,
+        host: config.gateway.host,
+        stateDir: config.stateDir,
+      });
+      console.log(`ferry gateway: ${gw.url}`);
+      stopOnSignal(() => gw.close());
+      await forever();
+    });
+
+  program
+    .command('api')
+    .description('run the HTTP API and dashboard in the foreground')
+    .action(async () => {
+      const { startApiServer } = await import('../api/server');
+      const api = await startApiServer(config);
+      console.log(`ferry api and dashboard: ${api.url}`);
+      stopOnSignal(() => api.close());
+      await forever();
+    });
+
+  // After an error of commander's own (an unknown flag, a missing argument): where the usage is.
+  program.showHelpAfterError('(see `ferry --help`)');
+  for (const command of program.commands) command.showHelpAfterError(`(see \`ferry ${command.name()} --help\`)`);
+  return program;
+}
+
+function stopOnSignal(close: () => Promise<void>): void {
+  const stop = () => close().then(() => process.exit(0));
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}

@@ -1,0 +1,171 @@
+/**
+ * The `ferry` command line's parsing, as a user meets it (bin/ferry as a subprocess): help generated from
+ * each command's declaration, unknown flags and commands refused by name with exit code 1, and bad flag
+ * values refused with Ferry's own message before anything is contacted (Temporal and the gateway point
+ * at a closed port here, so a command that tried to reach them would fail differently).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { before, test } from 'node:test';
+import { promisify } from 'node:util';
+import { freePort } from '../../lib/gateway/replicaProcess';
+
+const run = promisify(execFile);
+const ferryBin = path.resolve(__dirname, '../../bin/ferry');
+let env: NodeJS.ProcessEnv;
+
+before(async () => {
+  const closed = await freePort();
+  env = {
+    ...process.env,
+    FERRY_TEMPORAL_ADDRESS: `127.0.0.1:${closed}`,
+    FERRY_GATEWAY_URL: `http://127.0.0.1:${closed}`,
+  };
+});
+
+async function ferry(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const { stdout, stderr } = await run(ferryBin, args, { env, timeout: 60_000 });
+    return { code: 0, out: stdout, err: stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === 'number' ? x.code : -1, out: x.stdout ?? '', err: x.stderr ?? '' };
+  }
+}
+
+test('ferry --help lists every command by group; ferry alone and ferry help print the same', async () => {
+  const help = await ferry('--help');
+  assert.equal(help.code, 0, help.err);
+  for (const heading of [
+    'Deploy and operate:',
+    'Traffic and scaling',
+    'Optimize without deploying',
+    'Run Ferry on this machine:',
+  ])
+    assert.ok(help.out.includes(heading), `heading ${heading}:\n${help.out}`);
+  for (const command of [
+    'deploy',
+    'promote',
+    'rollback',
+    'status',
+    'approve',
+    'list',
+    'infer',
+    'undeploy',
+    'traffic',
+    'scale',
+    'optimize',
+    'up',
+    'down',
+    'ps',
+    'demo',
+    'example',
+    'serve',
+    'worker',
+    'gateway',
+    'api',
+  ])
+    assert.match(help.out, new RegExp(`^  ${command}\\b`, 'm'), `command ${command} listed`);
+  assert.deepEqual(await ferry(), help);
+  assert.deepEqual(await ferry('help'), help);
+});
+
+test("ferry <command> --help shows that command's arguments and flags", async () => {
+  const deploy = await ferry('deploy', '--help');
+  assert.equal(deploy.code, 0, deploy.err);
+  assert.match(deploy.out, /^Usage: ferry deploy \[options\] <model\.onnx>/);
+  for (const flag of [
+    '--review',
+    '--name <name>',
+    '--replicas <n>',
+    '--approval-timeout <duration>',
+    '--no-wait',
+    '--canary <percent>',
+    '--canary-of <deployment>',
+  ])
+    assert.ok(deploy.out.includes(flag), `deploy --help has ${flag}`);
+  const scale = await ferry('help', 'scale');
+  assert.equal(scale.code, 0, scale.err);
+  for (const flag of [
+    '--replicas <n>',
+    '--min <n>',
+    '--max <n>',
+    '--target-concurrency <x>',
+    '--scale-to-zero-after <duration>',
+    '--no-scale-to-zero',
+    '--json',
+  ])
+    assert.ok(scale.out.includes(flag), `scale --help has ${flag}`);
+  assert.ok(!scale.out.includes('--canary'), 'a command lists its own flags only');
+});
+
+test('an unknown flag is refused by name with exit code 1, and nothing runs', async () => {
+  for (const args of [
+    ['deploy', 'model.onnx', '--replica', '2'],
+    ['status', 'some-deployment', '--jsn'],
+    ['traffic', 'some-deployment', '--splt', 'a=100'],
+  ]) {
+    const r = await ferry(...args);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
+    assert.match(r.err, new RegExp(`^error: unknown option '${args.find((a) => a.startsWith('--'))}'`));
+    assert.match(r.err, new RegExp(`see \`ferry ${args[0]} --help\``));
+    assert.equal(r.out, '');
+  }
+  const unknownCommand = await ferry('deplyo', 'model.onnx');
+  assert.equal(unknownCommand.code, 1);
+  assert.match(unknownCommand.err, /^error: unknown command 'deplyo'/);
+});
+
+test('missing arguments and required flags are named', async () => {
+  const noArg = await ferry('status');
+  assert.equal(noArg.code, 1);
+  assert.match(noArg.err, /missing required argument 'deployment'/);
+  const noPlan = await ferry('approve', 'some-deployment');
+  assert.equal(noPlan.code, 1);
+  assert.match(noPlan.err, /required option '--plan <plan>' not specified/);
+  const extra = await ferry('undeploy', 'a', 'b');
+  assert.equal(extra.code, 1);
+  assert.match(extra.err, /too many arguments for 'undeploy'/);
+});
+
+test("bad flag values get Ferry's messages, one line, exit 1, before anything is contacted", async () => {
+  const refused = async (args: string[], message: string) => {
+    const r = await ferry(...args);
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
+    assert.equal(r.err.trim(), `ferry: ${message}`);
+  };
+  await refused(
+    ['deploy', 'model.onnx', '--approval-timeout', 'soon'],
+    '"soon" is not a duration (examples: 500ms, 30s, 10m, 2h)',
+  );
+  await refused(['deploy', 'model.onnx', '--replicas', '0'], '--replicas must be a positive integer, got "0"');
+  await refused(['deploy', 'model.onnx', '--canary-of', 'x'], '--canary-of needs --canary PERCENT');
+  await refused(
+    ['deploy', 'model.onnx', '--canary', '120'],
+    '--canary must be a percentage of the traffic from 0 to 100, got "120"',
+  );
+  await refused(
+    ['traffic', 'x', '--split', 'stable:100'],
+    '--split: "stable:100" is not revision=percent (example: --split stable=90,canary=10)',
+  );
+  await refused(['traffic', 'x', '--split', 'a=50,a=50'], '--split: revision "a" is given twice');
+  await refused(
+    ['scale', 'x', '--scale-down-delay', 'later'],
+    '--scale-down-delay: "later" is not a duration (examples: 500ms, 30s, 10m, 2h)',
+  );
+  await refused(
+    ['scale', 'x', '--scale-to-zero-after', '10m', '--no-scale-to-zero'],
+    'give --scale-to-zero-after or --no-scale-to-zero, not both',
+  );
+  await refused(
+    ['serve', 'm.onnx', '--max-queue-delay', '5'],
+    '--max-queue-delay needs --batch N (dynamic batching is off without it)',
+  );
+});
+
+test("with valid flags a command does contact Ferry (so the refusals above were the parser's)", async () => {
+  const r = await ferry('status', 'some-deployment', '--json');
+  assert.equal(r.code, 1);
+  assert.match(r.err, /^ferry: Temporal at 127\.0\.0\.1:\d+ is not reachable/);
+});
