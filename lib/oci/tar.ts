@@ -2,8 +2,10 @@
  * Deterministic tar (ustar + pax) writer and a streaming tar reader.
  *
  * The writer exists so image layers are reproducible: entries are sorted, parent directories are
- * implied, and every header carries mtime 0, uid/gid 0, empty user/group names and a mode of
- * 0755 (directories, executables) or 0644. File bodies stream from disk, never buffered whole.
+ * implied, and every header carries mtime 0, empty user/group names, uid/gid 0 unless the entry
+ * names others, and a mode of 0755 (directories, executables) or 0644 unless the entry names one
+ * (e.g. /tmp's 1777). Nothing is read from the source file's metadata but its size and exec bit.
+ * File bodies stream from disk, never buffered whole.
  * The reader is the parsing half only; extraction (with its safety checks) is in tarExtract.ts.
  */
 import { createReadStream } from 'node:fs';
@@ -16,11 +18,21 @@ const ZERO_BLOCK = Buffer.alloc(BLOCK);
 /** Largest size the 11-digit octal field holds; bigger files get a pax `size` record. */
 const MAX_OCTAL_SIZE = 0o77777777777;
 
-export type TarEntry =
-  | { type: 'directory'; path: string }
-  | { type: 'file'; path: string; sourcePath: string; executable?: boolean }
-  | { type: 'file'; path: string; bytes: Buffer; executable?: boolean }
-  | { type: 'symlink'; path: string; target: string };
+/** Owner and permission bits to record instead of the defaults (root, 0755/0644). */
+export interface TarEntryOwnership {
+  /** Permission bits, sticky/setgid included (e.g. 0o1777); overrides `executable`. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+}
+
+export type TarEntry = TarEntryOwnership &
+  (
+    | { type: 'directory'; path: string }
+    | { type: 'file'; path: string; sourcePath: string; executable?: boolean }
+    | { type: 'file'; path: string; bytes: Buffer; executable?: boolean }
+    | { type: 'symlink'; path: string; target: string }
+  );
 
 /** Normalizes an archive path ("/app/x", "./app/x" → "app/x"); refuses "..", NUL and empty names. */
 export function normalizeArchivePath(input: string): string {
@@ -74,14 +86,16 @@ interface HeaderFields {
   size: number;
   typeflag: string;
   linkname?: string;
+  uid?: number;
+  gid?: number;
 }
 
 function encodeHeader(h: HeaderFields): Buffer {
   const block = Buffer.alloc(BLOCK);
   writeString(block, 0, 100, h.name);
   writeOctal(block, 100, 8, h.mode);
-  writeOctal(block, 108, 8, 0); // uid
-  writeOctal(block, 116, 8, 0); // gid
+  writeOctal(block, 108, 8, h.uid ?? 0);
+  writeOctal(block, 116, 8, h.gid ?? 0);
   writeOctal(block, 124, 12, Math.min(h.size, MAX_OCTAL_SIZE));
   writeOctal(block, 136, 12, 0); // mtime
   block.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
@@ -140,22 +154,36 @@ function asciiPrefix(value: string, max: number): string {
   return value.replace(/[^\x20-\x7e]/g, '_').slice(0, max);
 }
 
+function checkOwnership(entry: TarEntry): void {
+  if (entry.mode !== undefined && !(Number.isInteger(entry.mode) && entry.mode >= 0 && entry.mode <= 0o7777)) {
+    throw new Error(`tar entry ${entry.path} has an invalid mode ${entry.mode}`);
+  }
+  for (const id of [entry.uid, entry.gid]) {
+    // The 8-byte octal field holds 7 digits.
+    if (id !== undefined && !(Number.isInteger(id) && id >= 0 && id <= 0o7777777)) {
+      throw new Error(`tar entry ${entry.path} has an invalid uid/gid ${id}`);
+    }
+  }
+}
+
 async function* tarChunks(planned: readonly TarEntry[]): AsyncGenerator<Buffer> {
   for (const entry of planned) {
+    const owner = { uid: entry.uid, gid: entry.gid };
     if (entry.type === 'directory') {
-      yield* headerBlocks({ name: `${entry.path}/`, mode: 0o755, size: 0, typeflag: '5' });
+      yield* headerBlocks({ name: `${entry.path}/`, mode: entry.mode ?? 0o755, size: 0, typeflag: '5', ...owner });
     } else if (entry.type === 'symlink') {
-      yield* headerBlocks({ name: entry.path, mode: 0o777, size: 0, typeflag: '2', linkname: entry.target });
+      yield* headerBlocks({ name: entry.path, mode: 0o777, size: 0, typeflag: '2', linkname: entry.target, ...owner });
     } else if ('bytes' in entry) {
-      const mode = entry.executable ? 0o755 : 0o644;
-      yield* headerBlocks({ name: entry.path, mode, size: entry.bytes.length, typeflag: '0' });
+      const mode = entry.mode ?? (entry.executable ? 0o755 : 0o644);
+      yield* headerBlocks({ name: entry.path, mode, size: entry.bytes.length, typeflag: '0', ...owner });
       yield entry.bytes;
       yield padding(entry.bytes.length);
     } else {
       const info = await stat(entry.sourcePath);
       if (!info.isFile()) throw new Error(`tar source is not a regular file: ${entry.sourcePath}`);
       const executable = entry.executable ?? (info.mode & 0o111) !== 0;
-      yield* headerBlocks({ name: entry.path, mode: executable ? 0o755 : 0o644, size: info.size, typeflag: '0' });
+      const mode = entry.mode ?? (executable ? 0o755 : 0o644);
+      yield* headerBlocks({ name: entry.path, mode, size: info.size, typeflag: '0', ...owner });
       let written = 0;
       for await (const chunk of createReadStream(entry.sourcePath, { highWaterMark: 1 << 20 })) {
         written += (chunk as Buffer).length;
@@ -176,6 +204,7 @@ async function* tarChunks(planned: readonly TarEntry[]): AsyncGenerator<Buffer> 
  * here, at once; a source file that vanishes or changes size errors the stream.
  */
 export function createTarStream(entries: readonly TarEntry[]): Readable {
+  for (const entry of entries) checkOwnership(entry);
   return Readable.from(tarChunks(planTarEntries(entries)), { objectMode: false });
 }
 
@@ -190,6 +219,8 @@ export interface TarReadEntry {
   kind: TarEntryKind;
   typeflag: string;
   mode: number;
+  uid: number;
+  gid: number;
   size: number;
   linkTarget: string;
   /** The body; read it fully or not at all (the reader skips whatever is left). */
@@ -356,6 +387,8 @@ export async function* readTar(source: AsyncIterable<Buffer | Uint8Array>): Asyn
       kind,
       typeflag,
       mode: readNumber(block, 100, 8),
+      uid: readNumber(block, 108, 8),
+      gid: readNumber(block, 116, 8),
       size,
       linkTarget: pending.linkTarget ?? readString(block, 157, 100),
       content,

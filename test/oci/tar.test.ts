@@ -112,6 +112,30 @@ describe('tar writer', () => {
     await writeFile(path.join(source, 'empty.txt'), '');
   });
 
+  it('records a mode (sticky bit included) and an owner when an entry names them, as GNU tar reads them', async () => {
+    const tarPath = path.join(work, 'owners.tar');
+    await writeTar(
+      [
+        { type: 'directory', path: '/tmp', mode: 0o1777 },
+        { type: 'directory', path: '/home/ferry', uid: 65532, gid: 65532 },
+        { type: 'file', path: '/etc/secret', bytes: Buffer.from('x'), mode: 0o600, uid: 7, gid: 8 },
+        { type: 'file', path: '/etc/plain', bytes: Buffer.from('y') },
+      ],
+      tarPath,
+    );
+    const listing = execFileSync('tar', ['--numeric-owner', '-tvf', tarPath], { encoding: 'utf8' });
+    assert.match(listing, /^drwxrwxrwt 0\/0 .* tmp\/$/m);
+    assert.match(listing, /^drwxr-xr-x 65532\/65532 .* home\/ferry\/$/m);
+    assert.match(listing, /^-rw------- 7\/8 .* etc\/secret$/m);
+    assert.match(listing, /^-rw-r--r-- 0\/0 .* etc\/plain$/m);
+    const read: Record<string, [number, number, number]> = {};
+    for await (const entry of readTar(createReadStream(tarPath))) read[entry.path] = [entry.mode, entry.uid, entry.gid];
+    assert.deepEqual(read['tmp/'], [0o1777, 0, 0]);
+    assert.deepEqual(read['etc/secret'], [0o600, 7, 8]);
+    assert.throws(() => createTarStream([{ type: 'directory', path: 'x', mode: 0o10000 }]), /invalid mode/);
+    assert.throws(() => createTarStream([{ type: 'directory', path: 'x', uid: -1 }]), /invalid uid/);
+  });
+
   it('refuses a path with ".." and duplicate paths', () => {
     assert.throws(() => createTarStream([{ type: 'file', path: 'a/../../x', bytes: Buffer.alloc(1) }]), /\.\./);
     assert.throws(
