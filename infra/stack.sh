@@ -270,6 +270,7 @@ cmd_install() {
   install_postgres
   install_seaweedfs
   install_registry
+  bash "$REPO_ROOT/infra/install-image-deps.sh" || die "installing the image build inputs failed (infra/install-image-deps.sh)"
   ok "install step done in $(elapsed_since "$t0")s"
 }
 

@@ -1,10 +1,11 @@
 /**
- * Stage 3, container: an OCI image (runtime layer + model layer) built without a daemon and pushed
- * to the registry. Builds are reproducible, so a retried or re-run build yields the same digest.
+ * Stage 3, container: a multi-platform OCI image (an index over linux/amd64 and linux/arm64 images:
+ * runtime, server, model and configuration layers) built without a daemon and pushed to the registry.
+ * Builds are reproducible, so a retried or re-run build yields the same digest.
  */
 import * as path from 'node:path';
 import { heartbeat } from '@temporalio/activity';
-import { buildModelImage, pushImage } from '../../lib/image/modelImage';
+import { buildModelImageIndex, pushImage } from '../../lib/image/modelImage';
 import type { ImageRecord } from '../../workflows/types';
 import { activityDeps } from '../deps';
 import type { ModelObject } from '../optimize';
@@ -27,7 +28,7 @@ export async function buildAndPushModelImage(input: {
     heartbeat({ step: 'downloading model' });
     await store.getFile(input.modelObject.objectKey, onnxPath);
     heartbeat({ step: 'building layers' });
-    const image = await buildModelImage({
+    const image = await buildModelImageIndex({
       models: [
         {
           name: input.model,

@@ -1,22 +1,35 @@
 /**
- * Model images: the shared runtime layer, then the model(s).
+ * Model images, layered for caching, bottom first:
  *
- *   one model:   [runtime] [ /models/ferry-models.json + /models/<name>/model.onnx ]
- *   several:     [runtime] [ /models/<a>/model.onnx ] [ /models/<b>/model.onnx ] … [ /models/ferry-models.json ]
+ *   [runtime <arch>]  node, its C libraries, onnxruntime, /etc, /tmp  (runtimeLayer.ts; per architecture)
+ *   [server]          /app/server.js                                  (changes with runtime/server)
+ *   [model] …         /models/<name>/model.onnx, one layer per model
+ *   [configuration]   /models/ferry-models.json: versions, session options, batching (a few hundred bytes)
  *
- * With several models each gets its own layer and the index comes last, so a new version of one
- * model re-pushes only that model's layer and the tiny index — never its neighbours' weights.
+ * So a new version of a model moves only its own layer and the configuration layer, and a new setting
+ * only the configuration layer. The image runs as the non-root user 65532 with the image's own node:
+ * Entrypoint ["/usr/bin/node", "/app/server.js"]. A multi-platform build is an OCI image index over one
+ * such image per architecture; the model, server and configuration layers are the same blobs in each.
  */
 import * as path from 'node:path';
 import { loadConfig } from '../config';
-import { assembleImage, type BuiltImage, canonicalJson } from '../oci/image';
+import { assembleImage, assembleIndex, type BuiltImage, type BuiltImageIndex, canonicalJson } from '../oci/image';
 import { type LayerBlob, type LayerFile, layerFromFiles } from '../oci/layer';
 import { pushImage } from '../oci/push';
-import { buildRuntimeLayer, type RuntimeLayerOptions } from './runtimeLayer';
+import { IMAGE_ARCHITECTURES, type ImageArchitecture } from './platforms';
+import {
+  buildRuntimeLayer,
+  buildServerLayer,
+  NODE_IN_IMAGE,
+  type RuntimeLayerOptions,
+  SERVER_IN_IMAGE,
+} from './runtimeLayer';
+import { IMAGE_USER_SPEC } from './systemFiles';
 
-export type { BuiltImage } from '../oci/image';
+export type { BuiltImage, BuiltImageIndex } from '../oci/image';
 export type { PushedImage } from '../oci/push';
-export { pushImage };
+export type { ImageArchitecture } from './platforms';
+export { IMAGE_ARCHITECTURES, pushImage };
 
 export const MODEL_DIR_IN_IMAGE = '/models';
 export const SERVER_PORT = 8000;
@@ -35,9 +48,9 @@ export interface ImageModel {
 export interface BuildModelImageOptions {
   models: ImageModel[];
   labels?: Record<string, string>;
-  /** Where to build the runtime layer from; defaults suit the repository checkout. */
+  /** Where to build the runtime and server layers from; defaults suit the repository checkout. */
   runtime?: RuntimeLayerOptions;
-  /** Where model layer blobs are written; default `<cacheDir>/blobs`. */
+  /** Where model and configuration layer blobs are written; default `<cacheDir>/blobs`. */
   blobDir?: string;
 }
 
@@ -71,28 +84,28 @@ function checkModels(models: readonly ImageModel[]): void {
   }
 }
 
-export async function buildModelImage(opts: BuildModelImageOptions): Promise<BuiltImage> {
+/** The layers above the runtime: the same for every architecture. */
+interface SharedLayers {
+  server: LayerBlob;
+  models: LayerBlob[];
+  configuration: LayerBlob;
+  labels: Record<string, string>;
+  title: string;
+}
+
+async function buildSharedLayers(opts: BuildModelImageOptions): Promise<SharedLayers> {
   checkModels(opts.models);
   const blobDir = opts.blobDir ?? path.join(loadConfig().cacheDir, 'blobs');
-  const runtime = await buildRuntimeLayer(opts.runtime);
-  const { cacheKey: _key, fromCache: _cached, buildMs: _ms, ...runtimeLayer } = runtime;
-
-  const modelFile = (m: ImageModel): LayerFile => ({
-    path: `${MODEL_DIR_IN_IMAGE}/${m.name}/model.onnx`,
-    sourcePath: m.onnxPath,
-  });
-  const indexFile: LayerFile = {
-    path: `${MODEL_DIR_IN_IMAGE}/ferry-models.json`,
-    bytes: Buffer.from(modelIndexJson(opts.models)),
-  };
-  const modelLayers: LayerBlob[] = [];
-  if (opts.models.length === 1) {
-    modelLayers.push(await layerFromFiles([indexFile, modelFile(opts.models[0]!)], blobDir));
-  } else {
-    for (const m of opts.models) modelLayers.push(await layerFromFiles([modelFile(m)], blobDir));
-    modelLayers.push(await layerFromFiles([indexFile], blobDir));
+  const server = await buildServerLayer(opts.runtime);
+  const models: LayerBlob[] = [];
+  for (const m of opts.models) {
+    const file: LayerFile = { path: `${MODEL_DIR_IN_IMAGE}/${m.name}/model.onnx`, sourcePath: m.onnxPath };
+    models.push(await layerFromFiles([file], blobDir));
   }
-
+  const configuration = await layerFromFiles(
+    [{ path: `${MODEL_DIR_IN_IMAGE}/ferry-models.json`, bytes: Buffer.from(modelIndexJson(opts.models)) }],
+    blobDir,
+  );
   const title = opts.models.map((m) => m.name).join(', ');
   const labels: Record<string, string> = {
     'org.opencontainers.image.title': title,
@@ -101,15 +114,53 @@ export async function buildModelImage(opts: BuildModelImageOptions): Promise<Bui
     // Last, so a caller's label cannot misstate what the image serves.
     'ai.ferry.models': opts.models.map((m) => `${m.name}:${m.version}`).join(','),
   };
+  return { server, models, configuration, labels, title };
+}
+
+async function imageFor(
+  architecture: ImageArchitecture,
+  shared: SharedLayers,
+  runtime: RuntimeLayerOptions | undefined,
+): Promise<BuiltImage> {
+  const {
+    cacheKey: _key,
+    fromCache: _cached,
+    buildMs: _ms,
+    libraries: _libs,
+    architecture: _arch,
+    ...runtimeLayer
+  } = await buildRuntimeLayer({ ...runtime, architecture });
   return assembleImage(
-    [runtimeLayer, ...modelLayers],
+    [runtimeLayer, shared.server, ...shared.models, shared.configuration],
     {
-      entrypoint: ['node', '/app/server.js'],
-      env: [`FERRY_MODEL_DIR=${MODEL_DIR_IN_IMAGE}`, `PORT=${SERVER_PORT}`],
+      entrypoint: [NODE_IN_IMAGE, SERVER_IN_IMAGE],
+      env: ['PATH=/usr/bin:/bin', `FERRY_MODEL_DIR=${MODEL_DIR_IN_IMAGE}`, `PORT=${SERVER_PORT}`, 'HOST=0.0.0.0'],
       workingDir: '/app',
+      user: IMAGE_USER_SPEC,
       exposedPorts: [`${SERVER_PORT}/tcp`],
-      labels,
+      labels: shared.labels,
+      architecture,
+      os: 'linux',
     },
-    { 'org.opencontainers.image.title': labels['org.opencontainers.image.title']! },
+    { 'org.opencontainers.image.title': shared.title },
   );
+}
+
+/** A single-platform image (default linux/amd64). */
+export async function buildModelImage(
+  opts: BuildModelImageOptions & { architecture?: ImageArchitecture },
+): Promise<BuiltImage> {
+  return imageFor(opts.architecture ?? 'amd64', await buildSharedLayers(opts), opts.runtime);
+}
+
+/** A multi-platform image: an OCI index over one image per architecture (default amd64 and arm64). */
+export async function buildModelImageIndex(
+  opts: BuildModelImageOptions & { architectures?: readonly ImageArchitecture[] },
+): Promise<BuiltImageIndex> {
+  const architectures = opts.architectures ?? IMAGE_ARCHITECTURES;
+  if (architectures.length === 0) throw new Error('an image index needs at least one architecture');
+  const shared = await buildSharedLayers(opts);
+  const images: BuiltImage[] = [];
+  for (const architecture of architectures) images.push(await imageFor(architecture, shared, opts.runtime));
+  return assembleIndex(images, { 'org.opencontainers.image.title': shared.title });
 }

@@ -1,27 +1,48 @@
 /**
- * The Ferry runtime layer: the inference server bundled into one file plus the onnxruntime-node
- * native binding it loads at run time (linux/x64 only).
+ * The two layers every Ferry image starts with, assembled from files, without a base image.
  *
- *   /app/server.js                                   esbuild bundle of runtime/server/main.ts
- *   /app/node_modules/onnxruntime-node/{package.json,dist/*.js,bin/napi-v6/linux/x64/*}
+ * Runtime layer (one per architecture, the same for every model and every Ferry commit):
+ *   /usr/bin/node                                   Node.js (platforms.ts says from where), stripped
+ *   /lib/<triplet>/<soname>                         exactly the shared libraries node and onnxruntime load
+ *   /lib64/ld-linux-x86-64.so.2 or /lib/ld-linux-aarch64.so.1 → the loader in /lib/<triplet>
+ *   /app/node_modules/onnxruntime-node/{package.json,dist/*.js,bin/napi-v6/linux/<arch>/*}
  *   /app/node_modules/onnxruntime-common/{package.json,dist/cjs/*.js}
+ *   /etc/{passwd,group,nsswitch.conf,ssl/certs/ca-certificates.crt}, /tmp (1777), /home/ferry
  *
- * It is the same for every model, so it sits below the model layer and a new model version
- * re-pushes nothing of it. Building it means hashing and gzipping ~46 MB of native library, so the
- * blob is cached under `<cacheDir>/layers/`, keyed by a hash of exactly what goes into it.
+ * Server layer (the same for every architecture; changes with runtime/server):
+ *   /app/server.js                                  esbuild bundle of runtime/server/main.ts
+ *
+ * Building the runtime layer means stripping a 99 MB binary and gzipping ~130 MB, so its blob is cached
+ * under `<cacheDir>/layers/`, keyed by a hash of exactly what goes into it (file contents, modes, the
+ * strip tool's version, the layout's format number).
  */
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { build } from 'esbuild';
 import { loadConfig } from '../config';
 import { sha256Digest, sha256File } from '../oci/digest';
 import { canonicalJson } from '../oci/image';
 import { blobPathFor, type LayerBlob, writeLayer } from '../oci/layer';
 import type { TarEntry } from '../oci/tar';
+import {
+  ensurePlatformInputs,
+  type ImageArchitecture,
+  type ImagePlatform,
+  imagePlatform,
+  inSysroot,
+} from './platforms';
+import { type ResolvedClosure, resolveSharedLibraries } from './sharedLibraries';
+import { CA_BUNDLE_PATH, systemEntries } from './systemFiles';
+
+const run = promisify(execFile);
 
 /** Bump when the layout or build settings change, so old cache entries stop matching. */
-const RUNTIME_LAYER_FORMAT = 1;
-const NATIVE_PLATFORM_DIR = 'bin/napi-v6/linux/x64';
+const RUNTIME_LAYER_FORMAT = 2;
+export const NODE_IN_IMAGE = '/usr/bin/node';
+export const SERVER_IN_IMAGE = '/app/server.js';
 
 export interface RuntimeLayerOptions {
   /** Server entry point; default `<repo>/runtime/server/main.ts`. */
@@ -30,15 +51,22 @@ export interface RuntimeLayerOptions {
   nodeModulesDir?: string;
   /** Cache root; default the config's cacheDir (layers go in `<cacheDir>/layers`). */
   cacheDir?: string;
+  /** Default amd64. */
+  architecture?: ImageArchitecture;
 }
 
 export interface RuntimeLayer extends LayerBlob {
-  /** sha256 of the layer's inputs (bundle bytes, file contents, modes, format version). */
+  architecture: ImageArchitecture;
+  /** The shared libraries it carries and who needs them (for reports and tests). */
+  libraries: ResolvedClosure;
+  /** sha256 of the layer's inputs (file contents, modes, strip tool, format version). */
   cacheKey: string;
   fromCache: boolean;
   /** Wall time of this call: the full build, or the hashing of inputs on a cache hit. */
   buildMs: number;
 }
+
+type SourceFile = TarEntry & { type: 'file'; sourcePath: string };
 
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -66,15 +94,14 @@ async function findPackage(name: string, searchDirs: string[]): Promise<string> 
   throw new Error(`${name} is not installed (looked in ${searchDirs.join(', ')}); run npm ci`);
 }
 
-/** The files of onnxruntime-node and onnxruntime-common that a linux/x64 process needs. */
-async function onnxRuntimeEntries(
-  nodeModulesDir: string,
-): Promise<Array<TarEntry & { type: 'file'; sourcePath: string }>> {
+/** The files of onnxruntime-node and onnxruntime-common that a linux/<nodeArch> process needs. */
+async function onnxRuntimeEntries(nodeModulesDir: string, platform: ImagePlatform): Promise<SourceFile[]> {
+  const nativePlatformDir = `bin/napi-v6/linux/${platform.nodeArch}`;
   const ortNode = await findPackage('onnxruntime-node', [nodeModulesDir]);
   const ortCommon = await findPackage('onnxruntime-common', [path.join(ortNode, 'node_modules'), nodeModulesDir]);
-  const nativeDir = path.join(ortNode, NATIVE_PLATFORM_DIR);
+  const nativeDir = path.join(ortNode, nativePlatformDir);
   const nativeFiles = await listFiles(nativeDir).catch(() => {
-    throw new Error(`onnxruntime-node has no ${NATIVE_PLATFORM_DIR} binaries in ${ortNode}`);
+    throw new Error(`onnxruntime-node has no ${nativePlatformDir} binaries in ${ortNode}`);
   });
   const pick = (pkgDir: string, files: string[], name: string) =>
     files.map((sourcePath) => ({
@@ -118,31 +145,112 @@ export async function bundleServer(entry: string, workingDir: string): Promise<B
   return Buffer.from(result.outputFiles[0]!.contents);
 }
 
+/** File digests by identity, so a process hashes the 99 MB node binary once, not once per image. */
+const digestMemo = new Map<string, Promise<string>>();
+async function fileDigest(file: string): Promise<string> {
+  const info = await stat(file);
+  const key = `${file}\0${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`;
+  let digest = digestMemo.get(key);
+  if (!digest) {
+    digest = sha256File(file).then((d) => d.digest);
+    digest.catch(() => digestMemo.delete(key));
+    digestMemo.set(key, digest);
+  }
+  return digest;
+}
+
+/** The strip tool's identity: a new binutils may strip differently, so it is part of the cache key. */
+async function stripToolVersion(platform: ImagePlatform): Promise<string> {
+  const { stdout } = await run(platform.strip, ['--version']);
+  return stdout.split('\n')[0]!.trim();
+}
+
+/** Strips symbols and debug info off `source` into `dest` with the platform's own strip. */
+async function stripInto(platform: ImagePlatform, source: string, dest: string): Promise<void> {
+  await run(platform.strip, ['--strip-all', '-o', dest, source]).catch((error: { stderr?: string }) => {
+    throw new Error(`${platform.strip} ${source} failed: ${error.stderr?.trim() ?? String(error)}`);
+  });
+}
+
+interface RuntimeInputs {
+  platform: ImagePlatform;
+  /** Every entry but node itself, which is stripped first. */
+  entries: TarEntry[];
+  nodeSource: string;
+  libraries: ResolvedClosure;
+}
+
+async function collectRuntimeInputs(nodeModulesDir: string, platform: ImagePlatform): Promise<RuntimeInputs> {
+  const ortFiles = await onnxRuntimeEntries(nodeModulesDir, platform);
+  const nodeSource = inSysroot(platform, platform.nodeBinary);
+  const elves = ortFiles
+    .filter((f) => /\.(node|so(\.\d+)*)$/.test(f.path))
+    .map((f) => ({ imagePath: f.path, sourcePath: f.sourcePath }));
+  const libraries = await resolveSharedLibraries(platform, { imagePath: NODE_IN_IMAGE, sourcePath: nodeSource }, elves);
+  const entries: TarEntry[] = [
+    ...ortFiles,
+    ...libraries.libraries.map(
+      (lib): TarEntry => ({ type: 'file', path: lib.imagePath, sourcePath: lib.sourcePath, mode: 0o755 }),
+    ),
+    ...(libraries.interpreter.symlinkTarget
+      ? [{ type: 'symlink' as const, path: libraries.interpreter.path, target: libraries.interpreter.symlinkTarget }]
+      : []),
+    ...systemEntries(CA_BUNDLE_PATH),
+  ];
+  return { platform, entries, nodeSource, libraries };
+}
+
+async function runtimeCacheKey(inputs: RuntimeInputs): Promise<string> {
+  const described = await Promise.all(
+    inputs.entries.map(async (e) => {
+      const { type, path: p, mode, uid, gid } = e;
+      const content =
+        e.type === 'file'
+          ? 'bytes' in e
+            ? sha256Digest(e.bytes)
+            : [await fileDigest(e.sourcePath), ((await stat(e.sourcePath)).mode & 0o111) !== 0]
+          : e.type === 'symlink'
+            ? e.target
+            : null;
+      return [type, p, mode ?? null, uid ?? null, gid ?? null, content];
+    }),
+  );
+  return sha256Digest(
+    canonicalJson({
+      format: RUNTIME_LAYER_FORMAT,
+      architecture: inputs.platform.architecture,
+      node: await fileDigest(inputs.nodeSource),
+      strip: await stripToolVersion(inputs.platform),
+      entries: described,
+    }),
+  ).slice('sha256:'.length);
+}
+
+type CachedRecord = Omit<LayerBlob, 'blobPath'>;
+
 export async function buildRuntimeLayer(options: RuntimeLayerOptions = {}): Promise<RuntimeLayer> {
   const started = performance.now();
   const config = loadConfig();
-  const entry = path.resolve(options.entry ?? path.join(config.repoRoot, 'runtime', 'server', 'main.ts'));
+  const platform = imagePlatform(options.architecture ?? 'amd64');
   const nodeModulesDir = path.resolve(options.nodeModulesDir ?? path.join(config.repoRoot, 'node_modules'));
   const layersDir = path.join(options.cacheDir ?? config.cacheDir, 'layers');
 
-  const bundle = await bundleServer(entry, config.repoRoot);
-  const ortFiles = await onnxRuntimeEntries(nodeModulesDir);
-  const entries: TarEntry[] = [{ type: 'file', path: '/app/server.js', bytes: bundle }, ...ortFiles];
-
-  const inputs = await Promise.all(
-    ortFiles.map(async (f) => [
-      f.path,
-      (await sha256File(f.sourcePath)).digest,
-      ((await stat(f.sourcePath)).mode & 0o111) !== 0,
-    ]),
-  );
-  const cacheKey = sha256Digest(
-    canonicalJson({ format: RUNTIME_LAYER_FORMAT, bundle: sha256Digest(bundle), inputs }),
-  ).slice('sha256:'.length);
-  const indexPath = path.join(layersDir, `runtime-${cacheKey}.json`);
+  await ensurePlatformInputs(platform);
+  const inputs = await collectRuntimeInputs(nodeModulesDir, platform);
+  const cacheKey = await runtimeCacheKey(inputs);
+  const indexPath = path.join(layersDir, `runtime-${platform.architecture}-${cacheKey}.json`);
+  const done = (record: CachedRecord, blobPath: string, fromCache: boolean): RuntimeLayer => ({
+    ...record,
+    blobPath,
+    architecture: platform.architecture,
+    libraries: inputs.libraries,
+    cacheKey,
+    fromCache,
+    buildMs: performance.now() - started,
+  });
 
   const cached = await readFile(indexPath, 'utf8').then(
-    (text) => JSON.parse(text) as Omit<LayerBlob, 'blobPath'>,
+    (text) => JSON.parse(text) as CachedRecord,
     () => null,
   );
   if (cached) {
@@ -151,16 +259,34 @@ export async function buildRuntimeLayer(options: RuntimeLayerOptions = {}): Prom
       (s) => s.size,
       () => -1,
     );
-    if (size === cached.size) {
-      return { ...cached, blobPath, cacheKey, fromCache: true, buildMs: performance.now() - started };
-    }
+    if (size === cached.size) return done(cached, blobPath, true);
   }
 
-  const layer = await writeLayer(entries, layersDir);
   await mkdir(layersDir, { recursive: true });
-  const tempIndex = `${indexPath}.${process.pid}.tmp`;
-  const { blobPath: _ignored, ...record } = layer;
-  await writeFile(tempIndex, JSON.stringify(record, null, 2));
-  await rename(tempIndex, indexPath); // the index appears only once its blob is complete
-  return { ...layer, cacheKey, fromCache: false, buildMs: performance.now() - started };
+  const strippedNode = path.join(layersDir, `.node-${process.pid}-${randomBytes(6).toString('hex')}`);
+  try {
+    await stripInto(platform, inputs.nodeSource, strippedNode);
+    const layer = await writeLayer(
+      [...inputs.entries, { type: 'file', path: NODE_IN_IMAGE, sourcePath: strippedNode, mode: 0o755 }],
+      layersDir,
+    );
+    const { blobPath, ...record } = layer;
+    const tempIndex = `${indexPath}.${process.pid}.tmp`;
+    await writeFile(tempIndex, JSON.stringify(record, null, 2));
+    await rename(tempIndex, indexPath); // the index appears only once its blob is complete
+    return done(record, blobPath, false);
+  } finally {
+    await rm(strippedNode, { force: true });
+  }
+}
+
+/** The server layer: /app/server.js, the bundle of `entry` (default runtime/server/main.ts). */
+export async function buildServerLayer(options: RuntimeLayerOptions = {}): Promise<LayerBlob> {
+  const config = loadConfig();
+  const entry = path.resolve(options.entry ?? path.join(config.repoRoot, 'runtime', 'server', 'main.ts'));
+  const bundle = await bundleServer(entry, config.repoRoot);
+  return writeLayer(
+    [{ type: 'file', path: SERVER_IN_IMAGE, bytes: bundle }],
+    path.join(options.cacheDir ?? config.cacheDir, 'layers'),
+  );
 }

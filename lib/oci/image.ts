@@ -49,6 +49,7 @@ export interface OciIndex {
   schemaVersion: 2;
   mediaType?: string;
   manifests: OciDescriptor[];
+  annotations?: Record<string, string>;
 }
 
 /** A serialized document and its descriptor: what gets pushed and what refers to it. */
@@ -83,8 +84,18 @@ export interface ImageSettings {
   labels?: Record<string, string>;
   /** e.g. ["8000/tcp"] */
   exposedPorts?: string[];
+  /** "uid:gid" (or a user name the image's /etc/passwd knows) the process runs as. */
+  user?: string;
   architecture?: string;
   os?: string;
+}
+
+/** The OCI architecture name of the machine this runs on (Go's GOARCH names). */
+export function hostArchitecture(): string {
+  const names: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' };
+  const name = names[process.arch];
+  if (!name) throw new Error(`no OCI architecture name for ${process.arch}`);
+  return name;
 }
 
 /** The image config for `layers` (in order, bottom first). */
@@ -97,6 +108,7 @@ export function createImageConfig(
   if (settings.cmd) config.Cmd = [...settings.cmd];
   if (settings.env) config.Env = [...settings.env];
   if (settings.workingDir) config.WorkingDir = settings.workingDir;
+  if (settings.user) config.User = settings.user;
   if (settings.labels && Object.keys(settings.labels).length > 0) config.Labels = { ...settings.labels };
   if (settings.exposedPorts?.length) {
     config.ExposedPorts = Object.fromEntries(settings.exposedPorts.map((p) => [p, {}]));
@@ -157,5 +169,52 @@ export function assembleImage(
     config: config.document,
     layers: [...layers],
     sizeBytes: config.descriptor.size + layers.reduce((sum, l) => sum + l.size, 0),
+  };
+}
+
+/** A multi-platform image: an index over one image per platform, which may share layers. */
+export interface BuiltImageIndex {
+  /** Digest of the index: the image's identity once pushed. */
+  digest: string;
+  indexJson: string;
+  images: BuiltImage[];
+  /** Every distinct config and compressed layer, in bytes (as BuiltImage.sizeBytes counts them). */
+  sizeBytes: number;
+}
+
+export function isImageIndex(image: BuiltImage | BuiltImageIndex): image is BuiltImageIndex {
+  return 'indexJson' in image;
+}
+
+/** The OCI image index over `images`, in the given order (one per architecture/os). */
+export function assembleIndex(images: readonly BuiltImage[], annotations?: Record<string, string>): BuiltImageIndex {
+  const seen = new Set<string>();
+  for (const image of images) {
+    const platform = `${image.config.os}/${image.config.architecture}`;
+    if (seen.has(platform)) throw new Error(`an image index lists ${platform} twice`);
+    seen.add(platform);
+  }
+  const document: OciIndex = {
+    schemaVersion: 2,
+    mediaType: OCI_INDEX_MEDIA_TYPE,
+    manifests: images.map((image) => ({
+      mediaType: OCI_MANIFEST_MEDIA_TYPE,
+      digest: image.digest,
+      size: Buffer.byteLength(image.manifestJson),
+      platform: { architecture: image.config.architecture, os: image.config.os },
+    })),
+  };
+  if (annotations && Object.keys(annotations).length > 0) document.annotations = { ...annotations };
+  const index = serialize(document, OCI_INDEX_MEDIA_TYPE);
+  const blobs = new Map<string, number>();
+  for (const image of images) {
+    blobs.set(image.configDigest, Buffer.byteLength(image.configJson));
+    for (const layer of image.layers) blobs.set(layer.digest, layer.size);
+  }
+  return {
+    digest: index.descriptor.digest,
+    indexJson: index.json,
+    images: [...images],
+    sizeBytes: [...blobs.values()].reduce((sum, n) => sum + n, 0),
   };
 }

@@ -26,6 +26,8 @@ export interface LayerBlob {
   diffId: string;
   /** Compressed size in bytes. */
   size: number;
+  /** Size of the uncompressed tar in bytes. */
+  uncompressedSize: number;
   /** Where the compressed blob is on disk. */
   blobPath: string;
 }
@@ -57,7 +59,14 @@ export async function writeLayer(entries: readonly TarEntry[], blobDir: string):
     const digest = gzipDigest.digest();
     const blobPath = blobPathFor(blobDir, digest);
     await rename(tempPath, blobPath); // atomic: a reader never sees a half-written blob
-    return { mediaType: OCI_LAYER_MEDIA_TYPE, digest, diffId: tarDigest.digest(), size: gzipDigest.size, blobPath };
+    return {
+      mediaType: OCI_LAYER_MEDIA_TYPE,
+      digest,
+      diffId: tarDigest.digest(),
+      size: gzipDigest.size,
+      uncompressedSize: tarDigest.size,
+      blobPath,
+    };
   } finally {
     await rm(tempPath, { force: true });
   }

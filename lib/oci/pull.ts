@@ -15,15 +15,8 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { DigestingStream, digestHex, isDigest } from './digest';
-import {
-  DOCKER_MANIFEST_LIST_MEDIA_TYPE,
-  OCI_INDEX_MEDIA_TYPE,
-  type OciDescriptor,
-  type OciImageConfig,
-  type OciIndex,
-  type OciManifest,
-} from './image';
-import { RegistryClient } from './registry';
+import { hostArchitecture, type OciDescriptor, type OciImageConfig, type OciManifest } from './image';
+import { RegistryClient, resolveImageManifest } from './registry';
 import { extractTar } from './tarExtract';
 
 export interface ImageRef {
@@ -56,7 +49,6 @@ const GZIP_LAYER_TYPES = new Set([
   'application/vnd.docker.image.rootfs.diff.tar.gzip',
 ]);
 const PLAIN_LAYER_TYPES = new Set(['application/vnd.oci.image.layer.v1.tar']);
-const PLATFORM = { architecture: 'amd64', os: 'linux' };
 
 async function readMarker(destDir: string): Promise<PullMarker | null> {
   try {
@@ -94,23 +86,6 @@ export async function downloadVerifiedBlob(
     await rm(filePath, { force: true });
     throw error;
   }
-}
-
-/** Resolves `reference` to a single-platform manifest (picking linux/amd64 from an index). */
-async function resolveManifest(
-  client: RegistryClient,
-  ref: ImageRef,
-): Promise<{ resolvedDigest: string; digest: string; manifest: OciManifest }> {
-  const top = await client.getManifest(ref.repository, ref.reference);
-  if (top.mediaType !== OCI_INDEX_MEDIA_TYPE && top.mediaType !== DOCKER_MANIFEST_LIST_MEDIA_TYPE) {
-    return { resolvedDigest: top.digest, digest: top.digest, manifest: top.document as OciManifest };
-  }
-  const entry = (top.document as OciIndex).manifests.find(
-    (m) => m.platform?.architecture === PLATFORM.architecture && m.platform?.os === PLATFORM.os,
-  );
-  if (!entry) throw new Error(`${ref.repository}@${top.digest} has no ${PLATFORM.os}/${PLATFORM.architecture} image`);
-  const image = await client.getManifest(ref.repository, entry.digest);
-  return { resolvedDigest: top.digest, digest: image.digest, manifest: image.document as OciManifest };
 }
 
 function checkManifest(manifest: OciManifest, where: string): void {
@@ -153,24 +128,36 @@ async function unpackLayer(
   }
 }
 
-export async function pullImage(ref: ImageRef, destDir: string): Promise<PulledImage> {
+export interface PullOptions {
+  /** The platform to take from a multi-platform image (linux/<architecture>); default this machine's. */
+  architecture?: string;
+}
+
+export async function pullImage(ref: ImageRef, destDir: string, options: PullOptions = {}): Promise<PulledImage> {
   const dest = path.resolve(destDir);
   const rootfs = path.join(dest, 'rootfs');
   await mkdir(dest, { recursive: true });
   const marker = await readMarker(dest);
   const done = (m: PullMarker): PulledImage => ({ digest: m.digest, config: m.config, rootfs });
+  const architecture = options.architecture ?? hostArchitecture();
 
-  // Pinned by digest and already unpacked: no network at all.
+  // Pinned by digest and already unpacked for this platform: no network at all.
   if (
     marker &&
     (await exists(rootfs)) &&
     isDigest(ref.reference) &&
-    (ref.reference === marker.resolvedDigest || ref.reference === marker.digest)
+    (ref.reference === marker.resolvedDigest || ref.reference === marker.digest) &&
+    (marker.config.architecture ?? 'amd64') === architecture
   ) {
     return done(marker);
   }
   const client = new RegistryClient(ref.registry);
-  const { resolvedDigest, digest, manifest } = await resolveManifest(client, ref);
+  const { resolvedDigest, digest, manifest } = await resolveImageManifest(
+    client,
+    ref.repository,
+    ref.reference,
+    architecture,
+  );
   if (marker && marker.digest === digest && (await exists(rootfs))) return done(marker);
 
   const where = `${client.baseUrl}/${ref.repository}@${digest}`;

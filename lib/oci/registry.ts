@@ -15,6 +15,7 @@ import { isDigest, sha256Digest } from './digest';
 import {
   DOCKER_MANIFEST_LIST_MEDIA_TYPE,
   DOCKER_MANIFEST_MEDIA_TYPE,
+  hostArchitecture,
   OCI_INDEX_MEDIA_TYPE,
   OCI_MANIFEST_MEDIA_TYPE,
   type OciIndex,
@@ -108,8 +109,17 @@ export class RegistryClient {
     return false;
   }
 
-  /** Uploads a blob unless the repository already has it. Returns whether bytes were sent. */
-  async pushBlob(repository: string, blob: BlobSource): Promise<{ pushed: boolean; bytes: number }> {
+  /**
+   * Uploads a blob unless the repository already has it (HEAD first). With `mountFrom`, first asks the
+   * registry to mount it from that repository instead (a cross-repository mount: no bytes sent); a
+   * registry that cannot (the blob is not there, or it does not mount) answers with an upload session,
+   * which is then used for the upload.
+   */
+  async pushBlob(
+    repository: string,
+    blob: BlobSource,
+    options: { mountFrom?: string } = {},
+  ): Promise<{ pushed: boolean; bytes: number; mountedFrom?: string }> {
     if (await this.blobExists(repository, blob.digest)) return { pushed: false, bytes: 0 };
     if ('path' in blob) {
       const { size } = await stat(blob.path);
@@ -118,10 +128,19 @@ export class RegistryClient {
       throw new Error(`blob ${blob.digest} has ${blob.bytes.length} bytes, expected ${blob.size}`);
     }
 
-    const startOp = `starting an upload of ${blob.digest} to ${repository}`;
-    const started = await this.send(startOp, { method: 'POST', url: this.url(`/v2/${repository}/blobs/uploads/`) });
-    await this.expectStatus(started, [202], startOp);
+    const from = options.mountFrom !== repository ? options.mountFrom : undefined;
+    if (from !== undefined) assertRepository(from);
+    const startOp = from
+      ? `mounting ${blob.digest} from ${from} into ${repository}`
+      : `starting an upload of ${blob.digest} to ${repository}`;
+    const query = from ? `?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}` : '';
+    const started = await this.send(startOp, {
+      method: 'POST',
+      url: this.url(`/v2/${repository}/blobs/uploads/${query}`),
+    });
+    await this.expectStatus(started, from ? [201, 202] : [202], startOp);
     started.resume();
+    if (started.statusCode === 201) return { pushed: false, bytes: 0, mountedFrom: from };
     const location = started.headers.location;
     if (!location) throw new RegistryError(this.baseUrl, startOp, 'the registry gave no upload Location');
 
@@ -271,21 +290,52 @@ export class RegistryClient {
   }
 }
 
-/**
- * The image manifest `reference` names in `repository` (digest-verified when the reference is one).
- * For an index (multi-platform image) use RegistryClient.getManifest and pick a platform.
- */
-export async function getManifest(registryUrl: string, repository: string, reference: string): Promise<OciManifest> {
-  const client = new RegistryClient(registryUrl);
-  const fetched = await client.getManifest(repository, reference);
-  if (!('layers' in fetched.document)) {
+/** An image manifest resolved from a reference that may name an index (multi-platform image). */
+export interface ResolvedImageManifest {
+  /** Digest the reference names: the index's for a multi-platform image, else the manifest's. */
+  resolvedDigest: string;
+  /** Digest of the platform's image manifest. */
+  digest: string;
+  manifest: OciManifest;
+}
+
+/** The image manifest for `architecture` (linux) that `reference` names, going through an index if it is one. */
+export async function resolveImageManifest(
+  client: RegistryClient,
+  repository: string,
+  reference: string,
+  architecture = hostArchitecture(),
+): Promise<ResolvedImageManifest> {
+  const top = await client.getManifest(repository, reference);
+  if (top.mediaType !== OCI_INDEX_MEDIA_TYPE && top.mediaType !== DOCKER_MANIFEST_LIST_MEDIA_TYPE) {
+    return { resolvedDigest: top.digest, digest: top.digest, manifest: top.document as OciManifest };
+  }
+  const entry = (top.document as OciIndex).manifests.find(
+    (m) => m.platform?.architecture === architecture && m.platform?.os === 'linux',
+  );
+  if (!entry) throw new Error(`${repository}@${top.digest} has no linux/${architecture} image`);
+  const image = await client.getManifest(repository, entry.digest);
+  if (!('layers' in image.document)) {
     throw new RegistryError(
       client.baseUrl,
-      `getting manifest ${repository}:${reference}`,
-      `it is an index (${fetched.mediaType}), not an image manifest`,
+      `getting manifest ${repository}@${entry.digest}`,
+      'it is not an image manifest',
     );
   }
-  return fetched.document;
+  return { resolvedDigest: top.digest, digest: image.digest, manifest: image.document };
+}
+
+/**
+ * The image manifest `reference` names in `repository` (digest-verified when the reference is one); for
+ * an index (multi-platform image), the manifest of `architecture` (default this machine's) it lists.
+ */
+export async function getManifest(
+  registryUrl: string,
+  repository: string,
+  reference: string,
+  architecture = hostArchitecture(),
+): Promise<OciManifest> {
+  return (await resolveImageManifest(new RegistryClient(registryUrl), repository, reference, architecture)).manifest;
 }
 
 function rawRequest(spec: RequestSpec, timeoutMs: number): Promise<http.IncomingMessage> {
