@@ -17,13 +17,9 @@ import {
 import { type DeploymentRecord, DeploymentStore, type RevisionRecord } from './deploymentStore';
 import { GatewayMetrics, type GaugeSample } from './gatewayMetrics';
 import { type LaunchPlan, launchPlanForImage, launchPlanForModelDir, type PulledImageForLaunch } from './launchPlan';
-import {
-  type DeploymentSpecFields,
-  LocalDeployment,
-  type LocalDeploymentContext,
-  type RevisionSet,
-} from './localDeployment';
+import { type DeploymentSpecFields, LocalDeployment, type LocalDeploymentContext } from './localDeployment';
 import { adoptReplica, probeReady, type Replica, readProcStartTicks, standbyBootEnv } from './replicaProcess';
+import type { RevisionSet } from './revisionSet';
 import { StandbyProcess } from './standbyProcess';
 import { normalizeTrafficPolicy } from './trafficPolicy';
 
@@ -217,13 +213,11 @@ export class DeploymentManager {
         deployment.record.runningSince = null;
         for (const set of deployment.revisions.values()) set.desired = 0;
       }
-      deployment.adopt(adopted);
+      deployment.adopt(adopted); // and, with any, converges in the background
       this.deployments.set(record.id, deployment);
       this.opts.log(
         `deployment "${record.id}": restored (${deployment.record.state}, adopted ${adopted.map((r) => r.pid).join(', ') || 'no replicas'})`,
       );
-      // Top up to the desired counts, or retire replicas of an older spec, in the background.
-      if (adopted.length > 0) deployment.scheduleReconcile(0);
     }
     await this.persist();
     this.livenessTimer = setInterval(() => {

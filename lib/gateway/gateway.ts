@@ -9,11 +9,13 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { holdForReplica } from './activator';
 import { handleControlRequest, sendGatewayMetrics, sendJson } from './controlApi';
 import { DeploymentManager, type PullImageFn } from './deploymentManager';
-import type { LocalDeployment, RevisionSet } from './localDeployment';
+import type { LocalDeployment } from './localDeployment';
 import { proxyToReplica, ReplicaClient } from './proxy';
 import type { Replica } from './replicaProcess';
+import type { RevisionSet } from './revisionSet';
 import { acquireStateDirLock } from './stateDirLock';
 
 export interface GatewayOptions {
@@ -125,7 +127,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     started: number,
   ): Promise<void> {
     const clientGone = new Promise<void>((resolve) => res.once('close', resolve));
-    const held = await deployment.hold(revision, holdTimeoutMs, clientGone);
+    const held = await holdForReplica(deployment, revision, holdTimeoutMs, clientGone, m.metrics);
     if ('reason' in held) {
       if (held.reason === 'client_gone') return;
       m.metrics.unavailable.labels(deployment.id, held.reason).inc();
