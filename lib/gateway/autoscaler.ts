@@ -13,15 +13,16 @@
  * Time is passed in (milliseconds), so decisions are deterministic under test.
  */
 import type { AutoscalingSpec } from '../targets/deploymentTarget';
+import { SpecError } from './controlErrors';
 
 export type AutoscalingSettings = Required<AutoscalingSpec>;
 
 export const MAX_REPLICAS = 64;
 
-/** Defaults filled in and every field checked; throws a message fit for a 400. */
+/** Defaults filled in and every field checked; throws a SpecError (a 400) saying what is wrong. */
 export function normalizeAutoscaling(input: unknown, replicas: number | undefined): AutoscalingSettings {
   if (typeof input !== 'object' || input === null || Array.isArray(input))
-    throw new Error('"autoscaling" must be an object');
+    throw new SpecError('"autoscaling" must be an object');
   const a = input as Record<string, unknown>;
   const allowed = [
     'targetInFlight',
@@ -34,13 +35,13 @@ export function normalizeAutoscaling(input: unknown, replicas: number | undefine
   ];
   for (const key of Object.keys(a)) {
     if (!allowed.includes(key))
-      throw new Error(`"autoscaling" has an unknown field "${key}" (known: ${allowed.join(', ')})`);
+      throw new SpecError(`"autoscaling" has an unknown field "${key}" (known: ${allowed.join(', ')})`);
   }
   const num = (key: string, fallback: number, check: (v: number) => boolean, rule: string): number => {
     const v = a[key];
     if (v === undefined) return fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || !check(v))
-      throw new Error(`"autoscaling.${key}" must be ${rule}`);
+      throw new SpecError(`"autoscaling.${key}" must be ${rule}`);
     return v;
   };
   const int = (v: number) => Number.isInteger(v);

@@ -18,10 +18,13 @@
  *   POST   /_ferry/deployments/{id}/wake         → status once a replica is ready
  *   GET    /_ferry/deployments/{id}/metrics      → Prometheus text of all live replicas (labels replica="<pid>", revision)
  *          ...?format=json                       → {"id", "replicas": [{pid, port, revision, metricsText}]}
- * Errors are {"error": "..."}: 400 bad spec, 404 unknown deployment, 500 could not run it (with the log tail).
+ * Errors are {"error": "...", "code": "..."}: 400 bad_request (bad spec or body), 404 deployment_not_found or
+ * no_route, 405 method_not_allowed, 409 spec_changed, 500 internal (could not run it, with the log tail);
+ * lib/gateway/controlErrors.ts maps each error to its status and code.
  */
 import type * as http from 'node:http';
-import { ControlRequestError, type DeploymentManager } from './deploymentManager';
+import { ControlRequestError, errorAnswer, MethodNotAllowed } from './controlErrors';
+import type { DeploymentManager } from './deploymentManager';
 import { fetchReplicaMetrics, mergeReplicaMetrics } from './replicaMetrics';
 
 export async function handleControlRequest(
@@ -39,7 +42,7 @@ export async function handleControlRequest(
       allow(method, ['GET'], path);
       return sendGatewayMetrics(manager, res);
     }
-    if (parts[0] !== 'deployments') throw new ControlRequestError(404, `no control route ${method} ${path}`);
+    if (parts[0] !== 'deployments') throw new ControlRequestError('no_route', `no control route ${method} ${path}`);
     if (parts.length === 1 || (parts.length === 2 && parts[1] === '')) {
       allow(method, ['GET'], path);
       return sendJson(res, 200, { deployments: manager.list() });
@@ -54,7 +57,7 @@ export async function handleControlRequest(
       }
       allow(method, ['GET', 'PUT', 'DELETE'], path);
       const d = manager.get(id);
-      if (!d) throw new ControlRequestError(404, `no deployment "${id}"`);
+      if (!d) throw new ControlRequestError('deployment_not_found', `no deployment "${id}"`);
       return sendJson(res, 200, d.status());
     }
     if (parts.length === 3 && parts[2] === 'traffic') {
@@ -77,12 +80,10 @@ export async function handleControlRequest(
       allow(method, ['GET'], path);
       return await sendMetrics(manager, id, new URLSearchParams(query).get('format') === 'json', res);
     }
-    throw new ControlRequestError(404, `no control route ${method} ${path}`);
+    throw new ControlRequestError('no_route', `no control route ${method} ${path}`);
   } catch (err) {
-    if (err instanceof ControlRequestError) return sendJson(res, err.status, { error: err.message });
-    if (err instanceof MethodNotAllowed)
-      return sendJson(res, 405, { error: err.message }, { allow: err.allowed.join(', ') });
-    return sendJson(res, 500, { error: (err as Error).message });
+    const answer = errorAnswer(err);
+    sendJson(res, answer.status, answer.body, answer.headers);
   }
 }
 
@@ -94,15 +95,6 @@ function ifMatchOf(req: http.IncomingMessage): string | undefined {
     .trim()
     .replace(/^W\//, '')
     .replace(/^"(.*)"$/, '$1');
-}
-
-class MethodNotAllowed extends Error {
-  constructor(
-    readonly allowed: string[],
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 function allow(method: string, allowed: string[], path: string): void {
@@ -117,7 +109,7 @@ async function sendMetrics(
   res: http.ServerResponse,
 ): Promise<void> {
   const d = manager.get(id);
-  if (!d) throw new ControlRequestError(404, `no deployment "${id}"`);
+  if (!d) throw new ControlRequestError('deployment_not_found', `no deployment "${id}"`);
   const replicas = await Promise.all(
     d.replicas
       .filter((r) => r.routable)
@@ -169,11 +161,12 @@ function readJson(req: http.IncomingMessage, maxBytes = 1 << 20): Promise<unknow
     });
     req.on('error', reject);
     req.on('end', () => {
-      if (size > maxBytes) return reject(new ControlRequestError(400, `body is larger than ${maxBytes} bytes`));
+      if (size > maxBytes)
+        return reject(new ControlRequestError('bad_request', `body is larger than ${maxBytes} bytes`));
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch (err) {
-        reject(new ControlRequestError(400, `malformed JSON body: ${(err as Error).message}`));
+        reject(new ControlRequestError('bad_request', `malformed JSON body: ${(err as Error).message}`));
       }
     });
   });

@@ -6,14 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { DeploymentStatus, ImageRef } from '../targets/deploymentTarget';
-import {
-  applyScalingChange,
-  type ParsedRevision,
-  type ParsedSpec,
-  parseDeploymentSpec,
-  SpecError,
-  sameImage,
-} from './deploymentSpec';
+import { ControlRequestError } from './controlErrors';
+import { applyScalingChange, type ParsedRevision, parseDeploymentSpec, sameImage } from './deploymentSpec';
 import { type DeploymentRecord, DeploymentStore, type RevisionRecord } from './deploymentStore';
 import { GatewayMetrics, type GaugeSample } from './gatewayMetrics';
 import { type LaunchPlan, launchPlanForImage, launchPlanForModelDir, type PulledImageForLaunch } from './launchPlan';
@@ -24,16 +18,6 @@ import { StandbyProcess } from './standbyProcess';
 import { normalizeTrafficPolicy } from './trafficPolicy';
 
 export type PullImageFn = (ref: ImageRef, destDir: string) => Promise<PulledImageForLaunch>;
-
-/** A client mistake in a control request (HTTP 400/404) rather than a failure to run it. */
-export class ControlRequestError extends Error {
-  constructor(
-    readonly status: 400 | 404 | 409,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export interface DeploymentManagerOptions {
   stateDir: string;
@@ -250,10 +234,13 @@ export class DeploymentManager {
     if (ifMatch === undefined) return;
     const d = this.deployments.get(id);
     if (!d)
-      throw new ControlRequestError(409, `deployment "${id}" was removed since it was read (If-Match ${ifMatch})`);
+      throw new ControlRequestError(
+        'spec_changed',
+        `deployment "${id}" was removed since it was read (If-Match ${ifMatch})`,
+      );
     if (d.specVersion !== ifMatch) {
       throw new ControlRequestError(
-        409,
+        'spec_changed',
         `deployment "${id}" changed since it was read (spec version ${ifMatch}, now ${d.specVersion}); read it again and retry`,
       );
     }
@@ -261,13 +248,7 @@ export class DeploymentManager {
 
   /** PUT /_ferry/deployments/{id}: create, update or (same spec) leave as is; `ifMatch`: see checkIfMatch. */
   apply(id: string, body: unknown, ifMatch?: string): Promise<DeploymentStatus> {
-    let spec: ParsedSpec;
-    try {
-      spec = parseDeploymentSpec(id, body);
-    } catch (err) {
-      if (err instanceof SpecError) throw new ControlRequestError(400, err.message);
-      throw err;
-    }
+    const spec = parseDeploymentSpec(id, body);
     return this.withIdLock(id, async () => {
       this.checkIfMatch(id, ifMatch);
       const existing = this.deployments.get(id);
@@ -319,15 +300,10 @@ export class DeploymentManager {
     return this.withIdLock(id, async () => {
       const d = this.require(id);
       this.checkIfMatch(id, ifMatch);
-      let traffic;
-      try {
-        traffic = normalizeTrafficPolicy(
-          body,
-          d.record.revisions.map((r) => r.name),
-        );
-      } catch (err) {
-        throw new ControlRequestError(400, (err as Error).message);
-      }
+      const traffic = normalizeTrafficPolicy(
+        body,
+        d.record.revisions.map((r) => r.name),
+      );
       await d.setTraffic(traffic);
       return d.status();
     });
@@ -342,13 +318,7 @@ export class DeploymentManager {
     return this.withIdLock(id, async () => {
       const d = this.require(id);
       const current = d.specFields();
-      let fields: DeploymentSpecFields;
-      try {
-        fields = { ...current, ...applyScalingChange(current, body) };
-      } catch (err) {
-        if (err instanceof SpecError) throw new ControlRequestError(400, err.message);
-        throw err;
-      }
+      const fields: DeploymentSpecFields = { ...current, ...applyScalingChange(current, body) };
       if (!d.isUnchanged(fields)) await d.apply(fields, { keepHibernated: true });
       return d.status();
     });
@@ -376,13 +346,13 @@ export class DeploymentManager {
     try {
       return launchPlanForImage(pulled);
     } catch (err) {
-      throw new ControlRequestError(400, (err as Error).message);
+      throw new ControlRequestError('bad_request', (err as Error).message); // the image cannot be run
     }
   }
 
   private require(id: string): LocalDeployment {
     const d = this.deployments.get(id);
-    if (!d) throw new ControlRequestError(404, `no deployment "${id}"`);
+    if (!d) throw new ControlRequestError('deployment_not_found', `no deployment "${id}"`);
     return d;
   }
 

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { ImageRef } from '../targets/deploymentTarget';
 import { type AutoscalingSettings, MAX_REPLICAS, normalizeAutoscaling } from './autoscaler';
+import { SpecError } from './controlErrors';
 import { type NormalizedTrafficPolicy, normalizeTrafficPolicy } from './trafficPolicy';
 
 export const DEFAULT_REVISION = 'default';
@@ -29,9 +30,6 @@ export interface ParsedSpec {
   autoscaling: AutoscalingSettings | null;
   scaleToZeroAfterMs: number | null;
 }
-
-/** A client mistake: the message goes back in a 400. */
-export class SpecError extends Error {}
 
 export function checkDeploymentId(id: string): void {
   if (!ID_PATTERN.test(id)) {
@@ -66,7 +64,7 @@ export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
   let autoscaling: AutoscalingSettings | null = null;
   if (b.autoscaling !== undefined && b.autoscaling !== null) {
     const replicasHint = Number.isInteger(b.replicas) ? (b.replicas as number) : undefined;
-    autoscaling = wrap(() => normalizeAutoscaling(b.autoscaling, replicasHint));
+    autoscaling = normalizeAutoscaling(b.autoscaling, replicasHint);
   }
   const replicas =
     b.replicas === undefined && autoscaling ? autoscaling.minReplicas : checkReplicas(b.replicas, '"replicas"');
@@ -106,11 +104,9 @@ export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
     revisions = [{ name: DEFAULT_REVISION, ...parseArtifact(b, '') }];
   }
 
-  const traffic = wrap(() =>
-    normalizeTrafficPolicy(
-      b.traffic,
-      revisions.map((r) => r.name),
-    ),
+  const traffic = normalizeTrafficPolicy(
+    b.traffic,
+    revisions.map((r) => r.name),
   );
 
   const scaleToZeroAfterMs = parseIdleMs(b.scaleToZeroAfterMs);
@@ -145,7 +141,7 @@ export function applyScalingChange(current: ScalingFields, body: unknown): Scali
     // Undefined fields (possible from JavaScript callers; JSON has none) keep the current value too.
     const given = Object.entries(b.autoscaling as object).filter(([, v]) => v !== undefined);
     const merged = { ...current.autoscaling, ...Object.fromEntries(given) };
-    autoscaling = wrap(() => normalizeAutoscaling(merged, replicas));
+    autoscaling = normalizeAutoscaling(merged, replicas);
   }
   const scaleToZeroAfterMs =
     b.scaleToZeroAfterMs === undefined ? current.scaleToZeroAfterMs : parseIdleMs(b.scaleToZeroAfterMs);
@@ -195,14 +191,6 @@ function parseArtifact(b: Record<string, unknown>, prefix: string): { image?: Im
     throw new SpecError(`"${prefix}modelDir" ${b.modelDir} has no ferry-models.json`);
   }
   return { modelDir: path.resolve(b.modelDir) };
-}
-
-function wrap<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (err) {
-    throw new SpecError((err as Error).message);
-  }
 }
 
 export function sameImage(a: ImageRef | undefined, b: ImageRef | undefined): boolean {

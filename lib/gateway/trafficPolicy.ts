@@ -5,26 +5,27 @@
  */
 import type * as http from 'node:http';
 import type { TrafficPolicy, TrafficRule } from '../targets/deploymentTarget';
+import { SpecError } from './controlErrors';
 
 /** The header a client sets to ask for a revision by name. */
 export const VARIANT_HEADER = 'x-ferry-variant';
 
 export type NormalizedTrafficPolicy = Required<TrafficPolicy>;
 
-/** A policy checked against the revision names, with defaults filled in. Throws a message for a 400. */
+/** A policy checked against the revision names, with defaults filled in. Throws a SpecError (a 400). */
 export function normalizeTrafficPolicy(input: unknown, revisionNames: readonly string[]): NormalizedTrafficPolicy {
   if (input === undefined || input === null) return { split: { [revisionNames[0]]: 100 }, rules: [] };
   if (typeof input !== 'object' || Array.isArray(input))
-    throw new Error('"traffic" must be an object {split?, rules?}');
+    throw new SpecError('"traffic" must be an object {split?, rules?}');
   const t = input as Record<string, unknown>;
   for (const key of Object.keys(t)) {
     if (key !== 'split' && key !== 'rules')
-      throw new Error(`"traffic" has an unknown field "${key}" (use "split" and "rules")`);
+      throw new SpecError(`"traffic" has an unknown field "${key}" (use "split" and "rules")`);
   }
   const known = new Set(revisionNames);
   const mustBeRevision = (name: string, where: string) => {
     if (!known.has(name))
-      throw new Error(
+      throw new SpecError(
         `${where} names revision "${name}", which this deployment does not have (it has: ${revisionNames.join(', ')})`,
       );
   };
@@ -32,32 +33,32 @@ export function normalizeTrafficPolicy(input: unknown, revisionNames: readonly s
   let split: Record<string, number> = { [revisionNames[0]]: 100 };
   if (t.split !== undefined) {
     if (typeof t.split !== 'object' || t.split === null || Array.isArray(t.split)) {
-      throw new Error('"traffic.split" must map revision names to percentages, e.g. {"v1": 90, "v2": 10}');
+      throw new SpecError('"traffic.split" must map revision names to percentages, e.g. {"v1": 90, "v2": 10}');
     }
     split = {};
     let sum = 0;
     for (const [name, percent] of Object.entries(t.split as Record<string, unknown>)) {
       mustBeRevision(name, '"traffic.split"');
       if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
-        throw new Error(`"traffic.split.${name}" must be a number from 0 to 100`);
+        throw new SpecError(`"traffic.split.${name}" must be a number from 0 to 100`);
       }
       if (percent > 0) split[name] = percent;
       sum += percent;
     }
     if (Math.abs(sum - 100) > 1e-6)
-      throw new Error(`"traffic.split" percentages must add up to 100 (they add up to ${sum})`);
+      throw new SpecError(`"traffic.split" percentages must add up to 100 (they add up to ${sum})`);
   }
 
   const rules: TrafficRule[] = [];
   if (t.rules !== undefined) {
-    if (!Array.isArray(t.rules)) throw new Error('"traffic.rules" must be an array of {header, value, revision}');
+    if (!Array.isArray(t.rules)) throw new SpecError('"traffic.rules" must be an array of {header, value, revision}');
     for (const [i, raw] of t.rules.entries()) {
       const r = raw as Partial<TrafficRule> | null;
       if (typeof r?.header !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(r.header)) {
-        throw new Error(`"traffic.rules[${i}].header" must be an HTTP header name`);
+        throw new SpecError(`"traffic.rules[${i}].header" must be an HTTP header name`);
       }
-      if (typeof r.value !== 'string') throw new Error(`"traffic.rules[${i}].value" must be a string`);
-      if (typeof r.revision !== 'string') throw new Error(`"traffic.rules[${i}].revision" must be a revision name`);
+      if (typeof r.value !== 'string') throw new SpecError(`"traffic.rules[${i}].value" must be a string`);
+      if (typeof r.revision !== 'string') throw new SpecError(`"traffic.rules[${i}].revision" must be a revision name`);
       mustBeRevision(r.revision, `"traffic.rules[${i}]"`);
       rules.push({ header: r.header.toLowerCase(), value: r.value, revision: r.revision });
     }

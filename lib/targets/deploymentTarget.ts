@@ -199,6 +199,18 @@ export interface ChangeOptions {
   ifMatch?: string;
 }
 
+/**
+ * What went wrong, as the gateway's control API says in an error body `{"error": message, "code": code}`
+ * (lib/gateway/controlErrors.ts gives each its HTTP status). Clients branch on these, not on the message.
+ */
+export type GatewayErrorCode =
+  | 'bad_request'
+  | 'deployment_not_found'
+  | 'no_route'
+  | 'method_not_allowed'
+  | 'spec_changed'
+  | 'internal';
+
 export class DeploymentNotFoundError extends Error {
   constructor(readonly deploymentId: string) {
     super(`no deployment "${deploymentId}"`);

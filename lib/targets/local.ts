@@ -8,16 +8,22 @@ import {
   type DeploymentSpec,
   type DeploymentStatus,
   type DeploymentTarget,
+  type GatewayErrorCode,
   type ScalingChange,
   type TrafficPolicy,
 } from './deploymentTarget';
 
-/** The gateway answered with an error: `status` is its HTTP status (409: a conditional change found the spec changed), `gatewayMessage` its reason. */
+/**
+ * The gateway answered with an error: `status` is its HTTP status, `code` what went wrong (e.g.
+ * 'spec_changed', a 409: a conditional change found the spec changed; undefined when the answer had
+ * none), `gatewayMessage` its reason for people.
+ */
 export class GatewayRequestError extends Error {
   constructor(
     readonly status: number,
     readonly gatewayMessage: string,
     message: string,
+    readonly code?: GatewayErrorCode,
   ) {
     super(message);
     this.name = 'GatewayRequestError';
@@ -111,18 +117,21 @@ export class LocalTarget implements DeploymentTarget {
     const text = await res.text();
     if (!res.ok) {
       let message = text;
+      let code: GatewayErrorCode | undefined;
       try {
-        message = (JSON.parse(text) as { error?: string }).error ?? text;
+        const answer = JSON.parse(text) as { error?: string; code?: GatewayErrorCode };
+        message = answer.error ?? text;
+        code = answer.code;
       } catch {
         /* not JSON: keep the text */
       }
-      // Only the gateway's "no deployment" is one: a 404 for an unknown route (an older gateway) is not.
-      if (res.status === 404 && id !== undefined && message.startsWith('no deployment'))
-        throw new DeploymentNotFoundError(id);
+      // Only an unknown deployment is one: a 404 for an unknown route (an older gateway) is not.
+      if (code === 'deployment_not_found' && id !== undefined) throw new DeploymentNotFoundError(id);
       throw new GatewayRequestError(
         res.status,
         message,
         `gateway ${method} ${path} failed with ${res.status}: ${message}`,
+        code,
       );
     }
     if (res.status === 204) return undefined as T;
