@@ -101,13 +101,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       try {
         id = decodeURIComponent(id);
       } catch {
-        return sendJson(res, 400, { error: 'malformed deployment id in URL' });
+        sendJson(res, 400, { error: 'malformed deployment id in URL' });
+        return;
       }
     }
     const upstreamPath =
       idEnd === rawUrl.length ? '/' : rawUrl.charCodeAt(idEnd) === 47 ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
     const deployment = m.get(id);
-    if (!deployment) return sendJson(res, 404, { error: `no deployment "${id}" on this gateway` });
+    if (!deployment) {
+      sendJson(res, 404, { error: `no deployment "${id}" on this gateway` });
+      return;
+    }
     const started = performance.now();
     const revision = deployment.route(req.headers);
     deployment.touch();

@@ -37,7 +37,10 @@ abstract class Family<Child> {
   labels(...values: string[]): Child {
     const key = values.join('\u0000');
     let entry = this.children.get(key);
-    if (!entry) this.children.set(key, (entry = { values, child: this.create() }));
+    if (!entry) {
+      entry = { values, child: this.create() };
+      this.children.set(key, entry);
+    }
     return entry.child;
   }
 
@@ -164,11 +167,10 @@ export class RouteMetrics {
   /** A request answered with `status` after `seconds` (holding included). */
   record(status: number, seconds: number): void {
     let counter = this.byStatus.get(status);
-    if (!counter)
-      this.byStatus.set(
-        status,
-        (counter = this.metrics.requests.labels(this.deployment, this.revision, String(status))),
-      );
+    if (!counter) {
+      counter = this.metrics.requests.labels(this.deployment, this.revision, String(status));
+      this.byStatus.set(status, counter);
+    }
     counter.inc();
     this.duration.observe(seconds);
   }

@@ -23,7 +23,10 @@ export function mergeReplicaMetrics(replicas: ReplicaMetricsText[]): string {
   const families = new Map<string, Family>();
   const familyFor = (name: string): Family => {
     let f = families.get(name);
-    if (!f) families.set(name, (f = { meta: [], metaKinds: new Set(), samples: [] }));
+    if (!f) {
+      f = { meta: [], metaKinds: new Set(), samples: [] };
+      families.set(name, f);
+    }
     return f;
   };
   for (const { pid, revision, metricsText } of replicas) {
