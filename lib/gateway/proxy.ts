@@ -1,6 +1,7 @@
 /**
  * Forwards data-plane requests to replicas: status and headers are kept (minus hop-by-hop headers),
- * bodies of any size stream both ways, connections to replicas are pooled and kept alive.
+ * bodies of any size stream both ways, connections to replicas are pooled and kept alive
+ * (connectionPool.ts).
  *
  * The client side is a small HTTP/1.1 client of our own over net sockets (a Unix domain socket or a
  * 127.0.0.1 TCP port) instead of node:http's: on this path node:http's client costs more CPU than
@@ -8,223 +9,24 @@
  * content-length up to SMALL_BODY_BYTES, i.e. every batch-1 inference) is read whole and sent as one
  * write of head + body; a small response is collected and answered with one `end(buffer)`. Larger or
  * chunked bodies stream, with backpressure, as before. Only what a replica (node's http server) sends
- * needs to be understood: content-length, chunked or close-delimited bodies, 1xx interim responses.
+ * needs to be understood (responseHead.ts): content-length, chunked or close-delimited bodies, 1xx
+ * interim responses.
  */
 import type * as http from 'node:http';
-import * as net from 'node:net';
+import type { Connection, PooledExchange, ReplicaAddress, ReplicaClient, ReplicaPool } from './connectionPool';
+import { HOP_BY_HOP, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './responseHead';
 
-/** Where a replica listens: a Unix domain socket, or else a TCP port on 127.0.0.1. */
-export interface ReplicaAddress {
-  readonly socketPath?: string;
-  readonly port: number;
-}
+export { type ReplicaAddress, ReplicaClient, type ReplicaClientOptions } from './connectionPool';
 
 /** Called once per proxied request: the replica's status (undefined if none came) and what failed. */
 export type ProxyDone = (status: number | undefined, error: Error | undefined) => void;
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are not forwarded. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 /** Request headers not passed on: hop-by-hop, the body framing (set anew), Expect (the gateway's server answered it). */
 const DROPPED_REQUEST_HEADERS = new Set([...HOP_BY_HOP, 'content-length', 'expect', 'x-forwarded-for']);
 
 /** Bodies up to this size are read whole and sent in one write; larger ones stream. */
 export const SMALL_BODY_BYTES = 64 * 1024;
-/** A response head larger than this is refused (node's own limit is 16 KiB). */
-const MAX_HEAD_BYTES = 64 * 1024;
 const CRLF2 = Buffer.from('\r\n\r\n');
-
-export interface ReplicaClientOptions {
-  /** Most connections per replica; more requests wait for one to be free. Default 256. */
-  maxConnections?: number;
-  /** Most idle connections kept per replica. Default 64. */
-  maxIdle?: number;
-  /**
-   * Idle connections are closed after this long (default 30 s), before the replica's own 65 s
-   * keep-alive timeout, so a reused connection is never one the replica is closing.
-   */
-  idleTimeoutMs?: number;
-}
-
-/** One per gateway: the connection pools to its replicas. */
-export class ReplicaClient {
-  readonly maxConnections: number;
-  readonly maxIdle: number;
-  readonly idleTimeoutMs: number;
-  private readonly pools = new Map<string | number, TargetPool>();
-  private sweeper: NodeJS.Timeout | undefined;
-  private destroyed = false;
-
-  constructor(opts: ReplicaClientOptions = {}) {
-    this.maxConnections = opts.maxConnections ?? 256;
-    this.maxIdle = opts.maxIdle ?? 64;
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
-  }
-
-  pool(address: ReplicaAddress): TargetPool {
-    const key = address.socketPath ?? address.port;
-    let pool = this.pools.get(key);
-    if (!pool) {
-      pool = new TargetPool(this, address);
-      this.pools.set(key, pool);
-    }
-    return pool;
-  }
-
-  /** A pool with no connection and nobody waiting is dropped (its replica may be gone for good). */
-  forget(pool: TargetPool): void {
-    const key = pool.address.socketPath ?? pool.address.port;
-    if (this.pools.get(key) === pool) this.pools.delete(key);
-  }
-
-  /** Starts the idle sweep once a connection is kept idle. */
-  keepingIdle(): void {
-    if (this.sweeper || this.destroyed) return;
-    this.sweeper = setInterval(() => this.sweep(), Math.max(100, Math.min(5000, this.idleTimeoutMs / 2)));
-    this.sweeper.unref();
-  }
-
-  private sweep(): void {
-    const before = Date.now() - this.idleTimeoutMs;
-    let idle = 0;
-    for (const pool of [...this.pools.values()]) idle += pool.closeIdleSince(before);
-    if (idle === 0) {
-      clearInterval(this.sweeper);
-      this.sweeper = undefined;
-    }
-  }
-
-  /** Closes every connection; requests still running fail (the gateway is shutting down). */
-  destroy(): void {
-    this.destroyed = true;
-    clearInterval(this.sweeper);
-    for (const pool of [...this.pools.values()]) pool.destroy();
-    this.pools.clear();
-  }
-
-  /** Open connections, idle ones included (for tests). */
-  connectionCount(): number {
-    let n = 0;
-    for (const pool of this.pools.values()) n += pool.open;
-    return n;
-  }
-}
-
-/** The connections to one replica. */
-class TargetPool {
-  readonly idle: Connection[] = [];
-  /** Connections open (idle or busy) or connecting. */
-  open = 0;
-  private readonly waiting: Exchange[] = [];
-
-  constructor(
-    readonly client: ReplicaClient,
-    readonly address: ReplicaAddress,
-  ) {}
-
-  /** Gives `ex` a connection now, or when one is free. */
-  acquire(ex: Exchange): void {
-    const conn = this.idle.pop();
-    if (conn) return conn.assign(ex);
-    if (this.open < this.client.maxConnections) {
-      this.open++;
-      return new Connection(this).assign(ex);
-    }
-    this.waiting.push(ex);
-  }
-
-  /** A request waiting for a connection was abandoned. */
-  cancel(ex: Exchange): void {
-    const i = this.waiting.indexOf(ex);
-    if (i !== -1) this.waiting.splice(i, 1);
-  }
-
-  release(conn: Connection): void {
-    const next = this.waiting.shift();
-    if (next) return conn.assign(next);
-    if (this.idle.length >= this.client.maxIdle) return conn.destroy();
-    conn.idleSince = Date.now();
-    this.idle.push(conn);
-    this.client.keepingIdle();
-  }
-
-  /** The connection closed (or failed to connect): a waiting request may open another. */
-  closed(conn: Connection): void {
-    this.open--;
-    const i = this.idle.indexOf(conn);
-    if (i !== -1) this.idle.splice(i, 1);
-    const next = this.waiting.shift();
-    if (next) {
-      this.open++;
-      new Connection(this).assign(next);
-    } else if (this.open === 0) {
-      this.client.forget(this);
-    }
-  }
-
-  closeIdleSince(before: number): number {
-    for (const conn of this.idle.filter((c) => c.idleSince < before)) conn.destroy();
-    return this.idle.length;
-  }
-
-  destroy(): void {
-    for (const ex of this.waiting.splice(0)) ex.fail(new Error('the gateway is shutting down'));
-    for (const conn of [...this.idle]) conn.destroy();
-  }
-}
-
-/** One keep-alive connection to a replica; runs one exchange at a time. */
-class Connection {
-  readonly socket: net.Socket;
-  exchange: Exchange | undefined;
-  idleSince = 0;
-  private closed = false;
-
-  constructor(readonly pool: TargetPool) {
-    const { socketPath, port } = pool.address;
-    this.socket = socketPath ? net.connect(socketPath) : net.connect(port, '127.0.0.1');
-    this.socket.setNoDelay(true);
-    this.socket.on('data', (chunk: Buffer) => {
-      if (this.exchange) this.exchange.onResponseData(chunk);
-      else this.destroy(); // bytes nobody asked for: this connection cannot be trusted any more
-    });
-    this.socket.on('end', () => this.exchange?.onResponseEnd());
-    this.socket.on('drain', () => this.exchange?.onUpstreamDrain());
-    this.socket.on('error', (err) => this.exchange?.fail(err));
-    this.socket.on('close', () => {
-      this.closed = true;
-      this.exchange?.fail(new Error('the replica closed the connection'));
-      this.pool.closed(this);
-    });
-  }
-
-  assign(ex: Exchange): void {
-    if (this.closed) return ex.fail(new Error('the replica closed the connection'));
-    this.exchange = ex;
-    ex.attach(this);
-  }
-
-  /** The exchange is over: back to the pool, or closed when it cannot carry another request. */
-  finish(reusable: boolean): void {
-    this.exchange = undefined;
-    if (reusable && !this.closed) this.pool.release(this);
-    else this.destroy();
-  }
-
-  destroy(): void {
-    this.exchange = undefined;
-    this.socket.destroy();
-  }
-}
 
 enum Body {
   /** Reading the status line and headers. */
@@ -254,7 +56,7 @@ enum RequestBody {
 }
 
 /** One request forwarded to a replica and its response. */
-class Exchange {
+class Exchange implements PooledExchange {
   private conn: Connection | undefined;
   private settled = false;
   /** True once the request (head and body) was handed to the replica's socket in full. */
@@ -280,7 +82,7 @@ class Exchange {
   private readonly noBodyExpected: boolean;
 
   constructor(
-    private readonly pool: TargetPool,
+    private readonly pool: ReplicaPool,
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly upstreamPath: string,
@@ -353,7 +155,10 @@ class Exchange {
 
   /** A connection is ours: send the request. */
   attach(conn: Connection): void {
-    if (this.settled) return conn.finish(true);
+    if (this.settled) {
+      conn.finish(true);
+      return;
+    }
     this.conn = conn;
     const socket = conn.socket;
     const head = this.requestHead();
@@ -422,8 +227,7 @@ class Exchange {
           const nl = data.indexOf(10); // '\n'
           if (nl === -1) {
             this.line += data.toString('latin1');
-            if (this.line.length > MAX_HEAD_BYTES)
-              return this.fail(new Error('malformed chunked response from the replica'));
+            if (this.line.length > MAX_HEAD_BYTES) this.fail(new Error('malformed chunked response from the replica'));
             return;
           }
           const text = (this.line + data.toString('latin1', 0, nl)).replace(/\r$/, '');
@@ -436,7 +240,10 @@ class Exchange {
           const semicolon = text.indexOf(';');
           const sizeText = (semicolon === -1 ? text : text.slice(0, semicolon)).trim();
           const size = /^[0-9a-fA-F]{1,12}$/.test(sizeText) ? parseInt(sizeText, 16) : NaN;
-          if (Number.isNaN(size)) return this.fail(new Error('malformed chunked response from the replica'));
+          if (Number.isNaN(size)) {
+            this.fail(new Error('malformed chunked response from the replica'));
+            return;
+          }
           if (size === 0) this.state = Body.Trailers;
           else {
             this.state = Body.ChunkData;
@@ -475,7 +282,7 @@ class Exchange {
     }
   }
 
-  /** Parses the status line and headers; returns the bytes after them. */
+  /** Reads the status line and headers; returns the bytes after them. */
   private readHead(chunk: Buffer): Buffer {
     let data = this.head ? Buffer.concat([this.head, chunk]) : chunk;
     const end = data.indexOf(CRLF2);
@@ -485,71 +292,17 @@ class Exchange {
       return EMPTY;
     }
     this.head = undefined;
-    const text = data.toString('latin1', 0, end);
-    data = data.subarray(end + 4);
-    // Status line: HTTP/1.x NNN[ reason]
-    const d0 = text.charCodeAt(9) - 48;
-    const d1 = text.charCodeAt(10) - 48;
-    const d2 = text.charCodeAt(11) - 48;
-    const after = text.length > 12 ? text.charCodeAt(12) : 13;
-    if (
-      !text.startsWith('HTTP/1.') ||
-      text.charCodeAt(8) !== 32 ||
-      !(d0 >= 1 && d0 <= 9 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9) ||
-      (after !== 32 && after !== 13)
-    ) {
-      this.fail(new Error(`malformed response from the replica: ${JSON.stringify(text.slice(0, 100))}`));
+    let head: ResponseHead;
+    try {
+      head = parseResponseHead(data.toString('latin1', 0, end), this.extraHeaders);
+    } catch (err) {
+      this.fail(err as Error);
       return EMPTY;
     }
-    const status = d0 * 100 + d1 * 10 + d2;
-    if (status < 200 && status !== 101) return data; // 100 Continue, 103 Early Hints: the final response follows
-    const http10 = text.charCodeAt(7) === 48;
-    const headers: string[] = [];
-    let contentLength = -1;
-    let chunked = false;
-    let connection: string | undefined;
-    let eol = text.indexOf('\r\n');
-    while (eol !== -1) {
-      const start = eol + 2;
-      eol = text.indexOf('\r\n', start);
-      const lineEnd = eol === -1 ? text.length : eol;
-      const colon = text.indexOf(':', start);
-      if (colon <= start || colon >= lineEnd) {
-        this.fail(new Error("malformed header line in the replica's response"));
-        return EMPTY;
-      }
-      const name = text.slice(start, colon);
-      const value = text.slice(colon + 1, lineEnd).trim();
-      const lower = name.toLowerCase();
-      if (lower === 'content-length') {
-        const n = /^\d{1,15}$/.test(value) ? Number(value) : NaN;
-        if (Number.isNaN(n) || (contentLength !== -1 && contentLength !== n)) {
-          this.fail(new Error("invalid content-length in the replica's response"));
-          return EMPTY;
-        }
-        contentLength = n;
-      } else if (lower === 'transfer-encoding') {
-        chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
-        if (!chunked) this.keepAlive = false; // some other coding: delimited by close
-        continue;
-      } else if (lower === 'connection') {
-        connection = connection === undefined ? value.toLowerCase() : `${connection},${value.toLowerCase()}`;
-        continue;
-      } else if (HOP_BY_HOP.has(lower) || this.isExtraHeader(lower)) {
-        continue;
-      }
-      headers.push(name, value);
-    }
-    if (connection !== undefined) {
-      const tokens = connection.split(',').map((t) => t.trim());
-      if (tokens.includes('close')) this.keepAlive = false;
-      if (tokens.some((t) => t !== 'close' && t !== 'keep-alive')) {
-        for (let i = headers.length - 2; i >= 0; i -= 2)
-          if (tokens.includes(headers[i].toLowerCase())) headers.splice(i, 2);
-      }
-    }
-    if (http10 && !(connection ?? '').includes('keep-alive')) this.keepAlive = false;
-    for (let i = 0; i < this.extraHeaders.length; i++) headers.push(this.extraHeaders[i]);
+    data = data.subarray(end + 4);
+    if (head.interim) return data; // the final response follows
+    const { status, headers, contentLength } = head;
+    if (!head.keepAlive) this.keepAlive = false;
     this.status = status;
     this.responseHeaders = headers;
 
@@ -559,7 +312,7 @@ class Exchange {
       this.complete(data.length === 0);
       return EMPTY;
     }
-    if (chunked) {
+    if (head.chunked) {
       if (contentLength !== -1)
         for (let i = headers.length - 2; i >= 0; i -= 2)
           if (headers[i].toLowerCase() === 'content-length') headers.splice(i, 2);
@@ -580,11 +333,6 @@ class Exchange {
       this.writeHead(false);
     }
     return data;
-  }
-
-  private isExtraHeader(lower: string): boolean {
-    for (let i = 0; i < this.extraHeaders.length; i += 2) if (this.extraHeaders[i] === lower) return true;
-    return false;
   }
 
   private writeHead(noBody: boolean): void {
@@ -626,7 +374,8 @@ class Exchange {
       try {
         this.res.writeHead(this.status, this.responseHeaders);
       } catch (err) {
-        return this.fail(err as Error);
+        this.fail(err as Error);
+        return;
       }
       this.res.end(collect.length === 1 ? collect[0] : Buffer.concat(collect, this.collected));
     } else if (!this.res.writableEnded) {
