@@ -271,6 +271,7 @@ cmd_install() {
   install_seaweedfs
   install_registry
   bash "$REPO_ROOT/infra/install-image-deps.sh" || die "installing the image build inputs failed (infra/install-image-deps.sh)"
+  bash "$REPO_ROOT/infra/install-container-runtime.sh" || die "container runtimes: install failed (see above)"
   ok "install step done in $(elapsed_since "$t0")s"
 }
 
