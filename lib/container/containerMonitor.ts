@@ -60,6 +60,8 @@ export async function createUnderMonitor(opts: {
     // {"data": -1, "message": "<runtime's error>"} when it failed.
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
+    // conmon 2.1 also writes an `oom` file into its working directory when the OOM killer strikes.
+    cwd: bundleDir,
     detached: true,
   });
   child.unref();
