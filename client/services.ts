@@ -13,11 +13,12 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  type Stats,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import * as path from 'node:path';
-import type { FerryConfig } from '../lib/config';
+import { type FerryConfig, ferryChildEnv } from '../lib/config';
 
 export type FerryService = 'worker' | 'gateway' | 'api';
 export const FERRY_SERVICES: FerryService[] = ['gateway', 'worker', 'api'];
@@ -87,7 +88,7 @@ export function codeFingerprint(repoRoot: string): string {
   const hash = createHash('sha256');
   const visit = (rel: string) => {
     const abs = path.join(repoRoot, rel);
-    let st;
+    let st: Stats;
     try {
       st = statSync(abs);
     } catch {
@@ -141,7 +142,7 @@ export async function startService(cfg: FerryConfig, name: FerryService, timeout
   const fd = openSync(logFile, 'w');
   const child = spawn(process.execPath, spec.args, {
     cwd: cfg.repoRoot,
-    env: process.env,
+    env: ferryChildEnv(),
     detached: true,
     stdio: ['ignore', fd, fd],
   });

@@ -110,3 +110,50 @@ export function loadConfig(): FerryConfig {
     telemetry: { otlpEndpoint: optional('OTEL_EXPORTER_OTLP_ENDPOINT') },
   };
 }
+
+/*
+ * What crosses to child processes, said once here:
+ * - Ferry's own processes (the worker, gateway and API that `ferry up` starts; the optimize engine and
+ *   its measurement children) get this process's whole environment, so their loadConfig sees the same
+ *   settings: ferryChildEnv.
+ * - A model's replicas (started by the gateway, possibly from a user's image) get only REPLICA_HOST_ENV
+ *   from the host (replicaHostEnv); the rest of their environment is their launch plan's and where to
+ *   listen (lib/gateway/replicaProcess.ts). The inference server reads those in runtime/server/settings.ts.
+ */
+
+/** This process's environment for a child that is one of Ferry's own processes, with `overrides` on top. */
+export function ferryChildEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, ...overrides };
+}
+
+/** Host variables a replica may need: where things are, the locale, and the standard OpenTelemetry ones. */
+export const REPLICA_HOST_ENV = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'LANG',
+  'TZ',
+  'NODE_OPTIONS',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'OTEL_TRACES_EXPORTER',
+  'OTEL_METRICS_EXPORTER',
+  'OTEL_LOGS_EXPORTER',
+] as const;
+
+/** The REPLICA_HOST_ENV variables this process has. */
+export function replicaHostEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of REPLICA_HOST_ENV) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
+
+/**
+ * The AWS SDK prints a notice about its future Node requirement unless this variable says not to (it has
+ * no option for it). Ferry targets Node 20 with a pinned SDK, so the notice is noise: say so once.
+ */
+export function silenceAwsSdkNodeVersionNotice(): void {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}

@@ -180,6 +180,8 @@ async function main(): Promise<void> {
   preloadBuiltins();
   // Load the script the next replica most likely runs now, while nobody waits (its imports —
   // onnxruntime, OpenTelemetry — are a good part of a cold start); it starts when the command comes.
+  // This entrypoint's own settings come from the gateway (standbyProcess.ts) in its boot environment;
+  // it is a builtin-only bundle, so it reads them here rather than through lib/config.ts.
   const prewarm = process.env.FERRY_STANDBY_PREWARM;
   let prewarmed: { entry: Entry | undefined; cache: string } | undefined;
   if (prewarm) {

@@ -13,6 +13,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { replicaHostEnv } from '../config';
 import type { ReplicaRecord } from './deploymentStore';
 import type { LaunchPlan } from './launchPlan';
 import type { ReplicaAddress } from './proxy';
@@ -27,20 +28,6 @@ export type StoredReplicaRecord = ReplicaRecord & { socketPath?: string };
 const HOST = '127.0.0.1';
 /** Log files kept per deployment; older ones are pruned when a replica starts. */
 const LOGS_KEPT = 20;
-/** Host variables a replica may need; everything else comes from the launch plan. */
-const INHERITED_ENV = [
-  'PATH',
-  'HOME',
-  'TMPDIR',
-  'LANG',
-  'TZ',
-  'NODE_OPTIONS',
-  'OTEL_EXPORTER_OTLP_ENDPOINT',
-  'OTEL_TRACES_EXPORTER',
-  'OTEL_METRICS_EXPORTER',
-  'OTEL_LOGS_EXPORTER',
-];
-
 export class Replica {
   exited = false;
   /** Set when the gateway itself stops it, so the exit is not treated as a crash. */
@@ -222,11 +209,9 @@ export type Listen = { socketPath: string } | { port: number };
 
 /** The environment of a replica: a few host variables, the launch plan's, and where to listen. */
 export function replicaEnv(plan: LaunchPlan, listen: Listen | number): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
   if (typeof listen === 'number') listen = { port: listen };
   return Object.assign(
-    env,
+    replicaHostEnv(),
     plan.env,
     'socketPath' in listen ? { FERRY_SOCKET: listen.socketPath } : { PORT: String(listen.port), HOST },
   );
@@ -258,9 +243,7 @@ function removeSocketFile(socketPath: string | undefined): void {
 
 /** The host environment a standby process boots with (before it takes a replica's). */
 export function standbyBootEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of INHERITED_ENV) if (process.env[name] !== undefined) env[name] = process.env[name]!;
-  return env;
+  return replicaHostEnv();
 }
 
 /**

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ferryChildEnv } from '../config';
 import type { EngineOptions, EngineProgress, EngineResult } from './engine';
 import type { CalibrationSample } from './technique';
 
@@ -58,7 +59,7 @@ export async function runOptimizationEngineInChild(
     const child = spawn(process.execPath, ['--import', 'tsx', CHILD, requestPath, resultPath], {
       cwd: repoRoot,
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      env: { ...process.env, NODE_OPTIONS: '' },
+      env: ferryChildEnv({ NODE_OPTIONS: '' }),
     });
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => {

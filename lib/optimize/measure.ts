@@ -14,6 +14,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { build } from 'esbuild';
+import { ferryChildEnv } from '../config';
 import type { MeasureRequest, MeasureResponse, OutputsWire } from './measureProtocol';
 
 const repoRoot = path.resolve(__dirname, '../..');
@@ -67,7 +68,7 @@ export async function measureInChild(
     cwd: repoRoot,
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     // The bundle lives outside the repo: find onnxruntime-node in the repo's node_modules.
-    env: { ...process.env, NODE_OPTIONS: '', NODE_PATH: path.join(repoRoot, 'node_modules') },
+    env: ferryChildEnv({ NODE_OPTIONS: '', NODE_PATH: path.join(repoRoot, 'node_modules') }),
   });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {

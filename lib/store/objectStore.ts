@@ -18,7 +18,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { FerryConfig } from '../config';
+import { type FerryConfig, silenceAwsSdkNodeVersionNotice } from '../config';
 
 export interface StoredObject {
   key: string;
@@ -31,8 +31,7 @@ export class ObjectStoreUnavailableError extends Error {}
 export class ObjectStore {
   readonly client: S3Client;
   constructor(readonly s3: FerryConfig['s3']) {
-    // Ferry targets Node 20 (the machine's) with a pinned SDK; its notice about future releases is noise here.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+    silenceAwsSdkNodeVersionNotice();
     this.client = new S3Client({
       endpoint: s3.endpoint,
       region: s3.region,
