@@ -10,9 +10,10 @@
 #   bash infra/stack.sh env                print the FERRY_* exports for this stack (eval "$(... env)")
 #   bash infra/stack.sh migrate            apply infra/migrations to the stack's database
 #
-# Services: temporal postgres seaweedfs registry. Ports and folders come from the same variables as
-# lib/config.ts, with the same defaults. Binaries and caches live in $FERRY_CACHE_DIR (outside the clone);
-# data, pids and logs in $FERRY_STATE_DIR (<repo>/.ferry, git-ignored).
+# Services: temporal postgres seaweedfs registry. Ports, credentials and folders come from the same
+# variables as lib/config.ts, with the defaults both read from infra/defaults.env. Binaries and caches
+# live in $FERRY_CACHE_DIR (outside the clone); data, pids and logs in $FERRY_STATE_DIR (<repo>/.ferry,
+# git-ignored).
 #
 # Knobs (all optional):
 #   FERRY_STACK_TIMEOUT      seconds to wait for a service to become healthy (default 60)
@@ -24,19 +25,37 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# --- configuration (names and defaults mirror lib/config.ts) ----------------------------------------
-TEMPORAL_PORT="${FERRY_TEMPORAL_PORT:-7233}"
-TEMPORAL_UI_PORT="${FERRY_TEMPORAL_UI_PORT:-8233}"
-TEMPORAL_NAMESPACE="${FERRY_TEMPORAL_NAMESPACE:-default}"
-PG_PORT="${FERRY_PG_PORT:-5433}"
-S3_PORT="${FERRY_S3_PORT:-8333}"
-REGISTRY_PORT="${FERRY_REGISTRY_PORT:-5000}"
-S3_BUCKET="${FERRY_S3_BUCKET:-ferry}"
-S3_REGION="${FERRY_S3_REGION:-us-east-1}"
-S3_ACCESS_KEY="${FERRY_S3_ACCESS_KEY:-ferry}"
-S3_SECRET_KEY="${FERRY_S3_SECRET_KEY:-ferry-secret}"
-STATE_DIR="$(realpath -m "${FERRY_STATE_DIR:-$REPO_ROOT/.ferry}")"
-CACHE_DIR="$(realpath -m "${FERRY_CACHE_DIR:-$HOME/.cache/ferry}")"
+# --- configuration ----------------------------------------------------------------------------------
+# The defaults are infra/defaults.env's (lib/config.ts reads the same file); a variable set and non-empty
+# in the environment wins, as in lib/config.ts.
+DEFAULTS_FILE="$REPO_ROOT/infra/defaults.env"
+[[ -r "$DEFAULTS_FILE" ]] || { echo "error: $DEFAULTS_FILE is missing" >&2; exit 1; }
+_n=0
+while IFS= read -r _line || [[ -n "$_line" ]]; do
+  _n=$((_n + 1))
+  [[ "$_line" =~ ^[[:space:]]*(#|$) ]] && continue
+  [[ "$_line" =~ ^([A-Z][A-Z0-9_]*)=(.*)$ ]] || { echo "error: $DEFAULTS_FILE:$_n: expected NAME=value, got '$_line'" >&2; exit 1; }
+  _name="${BASH_REMATCH[1]}" _value="${BASH_REMATCH[2]}"
+  [[ -n "${!_name:-}" ]] && continue
+  # a default folder is under the home folder (~/) or the repository root (relative), as lib/config.ts says
+  if [[ "$_name" == *_DIR ]]; then
+    if [[ "$_value" == "~/"* ]]; then _value="$HOME/${_value#"~/"}"; elif [[ "$_value" != /* ]]; then _value="$REPO_ROOT/$_value"; fi
+  fi
+  printf -v "$_name" '%s' "$_value"
+done <"$DEFAULTS_FILE"
+
+TEMPORAL_PORT="$FERRY_TEMPORAL_PORT"
+TEMPORAL_UI_PORT="$FERRY_TEMPORAL_UI_PORT"
+TEMPORAL_NAMESPACE="$FERRY_TEMPORAL_NAMESPACE"
+PG_PORT="$FERRY_PG_PORT"
+S3_PORT="$FERRY_S3_PORT"
+REGISTRY_PORT="$FERRY_REGISTRY_PORT"
+S3_BUCKET="$FERRY_S3_BUCKET"
+S3_REGION="$FERRY_S3_REGION"
+S3_ACCESS_KEY="$FERRY_S3_ACCESS_KEY"
+S3_SECRET_KEY="$FERRY_S3_SECRET_KEY"
+STATE_DIR="$(realpath -m "$FERRY_STATE_DIR")"
+CACHE_DIR="$(realpath -m "$FERRY_CACHE_DIR")"
 
 for _p in "$TEMPORAL_PORT" "$TEMPORAL_UI_PORT" "$PG_PORT" "$S3_PORT" "$REGISTRY_PORT"; do
   [[ "$_p" =~ ^[0-9]+$ ]] && (( _p > 0 && _p < 65536 )) || { echo "error: port '$_p' from the FERRY_*_PORT variables is not a number in 1..65535" >&2; exit 1; }
@@ -47,7 +66,12 @@ S3_FILER_PORT="${FERRY_S3_FILER_PORT:-$((S3_PORT + 3))}"
 S3_ADMIN_PORT="${FERRY_S3_ADMIN_PORT:-$((S3_PORT + 4))}"
 GRPC_OFFSET=10000
 
-PG_USER=ferry PG_PASSWORD=ferry PG_DATABASE=ferry
+PG_USER="$FERRY_PG_USER" PG_PASSWORD="$FERRY_PG_PASSWORD" PG_DATABASE="$FERRY_PG_DATABASE"
+# They go into SQL and a URL unquoted: plain identifiers, and a password of URL-safe characters.
+for _v in "$PG_USER" "$PG_DATABASE"; do
+  [[ "$_v" =~ ^[a-z_][a-z0-9_]*$ ]] || { echo "error: FERRY_PG_USER / FERRY_PG_DATABASE '$_v' must be a lower-case SQL identifier" >&2; exit 1; }
+done
+[[ "$PG_PASSWORD" =~ ^[A-Za-z0-9._~-]+$ ]] || { echo "error: FERRY_PG_PASSWORD may hold only letters, digits and . _ ~ -" >&2; exit 1; }
 DATABASE_URL="postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DATABASE"
 
 TIMEOUT="${FERRY_STACK_TIMEOUT:-60}"

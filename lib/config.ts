@@ -1,28 +1,77 @@
 /**
- * The one place Ferry reads its environment. Every setting has a documented default that matches
- * the dev stack started by `infra/stack.sh`, so nothing needs configuring on a fresh clone.
+ * The one place Ferry reads its environment. Every setting has a documented default; the dev stack's
+ * (ports, credentials, database, bucket, folders) are in infra/defaults.env, which infra/stack.sh reads
+ * too, so nothing needs configuring on a fresh clone and the two never disagree.
+ *
+ * Exceptions, each a process entrypoint that hands settings on or a bundle that cannot load this file:
+ * runtime/server/settings.ts (the inference server inside images, bundled without lib/) and the gateway's
+ * standby launcher (lib/gateway/replicaLauncher.ts, builtin-only), which takes its replica's environment.
  */
+import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
 const repoRoot = path.resolve(__dirname, '..');
 
-function num(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value)) throw new Error(`${name} must be a number, got "${raw}"`);
-  return value;
+/** The dev stack's defaults: `NAME=value` lines (see the file's header). */
+export const STACK_DEFAULTS_FILE = path.join(repoRoot, 'infra', 'defaults.env');
+
+const DEFAULT_LINE = /^([A-Z][A-Z0-9_]*)=(.*)$/;
+
+/** Parses defaults.env: NAME=value lines, blank lines and # comments; values are taken as written. */
+export function parseStackDefaults(text: string, file = STACK_DEFAULTS_FILE): Record<string, string> {
+  const defaults: Record<string, string> = {};
+  text.split('\n').forEach((line, i) => {
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    const m = DEFAULT_LINE.exec(trimmed);
+    if (!m) throw new Error(`${file}:${i + 1}: expected NAME=value, got "${trimmed}"`);
+    defaults[m[1]] = m[2];
+  });
+  return defaults;
 }
 
-function str(name: string, fallback: string): string {
-  const raw = process.env[name];
-  return raw === undefined || raw === '' ? fallback : raw;
+let stackDefaults: Record<string, string> | undefined;
+
+/** The stack defaults, read once per process. */
+export function readStackDefaults(): Record<string, string> {
+  stackDefaults ??= parseStackDefaults(readFileSync(STACK_DEFAULTS_FILE, 'utf8'));
+  return stackDefaults;
+}
+
+function stackDefault(name: string): string {
+  const value = readStackDefaults()[name];
+  if (value === undefined) throw new Error(`${STACK_DEFAULTS_FILE} has no default for ${name}`);
+  return value;
 }
 
 function optional(name: string): string | undefined {
   const raw = process.env[name];
   return raw === undefined || raw === '' ? undefined : raw;
+}
+
+/** A setting from the environment, else `fallback` (by default the stack's default for it). */
+function str(name: string, fallback: string = stackDefault(name)): string {
+  return optional(name) ?? fallback;
+}
+
+function num(name: string, fallback?: number): number {
+  const raw = optional(name) ?? (fallback === undefined ? stackDefault(name) : String(fallback));
+  const value = Number(raw);
+  if (!Number.isFinite(value)) throw new Error(`${name} must be a number, got "${raw}"`);
+  return value;
+}
+
+/**
+ * A folder: from the environment as given (relative to the working directory), else the stack default,
+ * which is relative to the repository root or, with a leading ~/, to the home folder.
+ */
+function dir(name: string): string {
+  const raw = optional(name);
+  if (raw !== undefined) return path.resolve(raw);
+  const fallback = stackDefault(name);
+  if (fallback.startsWith('~/')) return path.join(os.homedir(), fallback.slice(2));
+  return path.resolve(repoRoot, fallback);
 }
 
 export interface FerryConfig {
@@ -63,30 +112,35 @@ export interface FerryConfig {
 }
 
 export function loadConfig(): FerryConfig {
-  const temporalPort = num('FERRY_TEMPORAL_PORT', 7233);
-  const temporalUiPort = num('FERRY_TEMPORAL_UI_PORT', 8233);
-  const pgPort = num('FERRY_PG_PORT', 5433);
-  const s3Port = num('FERRY_S3_PORT', 8333);
-  const registryPort = num('FERRY_REGISTRY_PORT', 5000);
-  const gatewayPort = num('FERRY_GATEWAY_PORT', 8080);
-  const apiPort = num('FERRY_API_PORT', 8090);
+  const temporalPort = num('FERRY_TEMPORAL_PORT');
+  const temporalUiPort = num('FERRY_TEMPORAL_UI_PORT');
+  const pgPort = num('FERRY_PG_PORT');
+  const pgUser = encodeURIComponent(str('FERRY_PG_USER'));
+  const pgPassword = encodeURIComponent(str('FERRY_PG_PASSWORD'));
+  const pgDatabase = encodeURIComponent(str('FERRY_PG_DATABASE'));
+  const s3Port = num('FERRY_S3_PORT');
+  const registryPort = num('FERRY_REGISTRY_PORT');
+  const gatewayPort = num('FERRY_GATEWAY_PORT');
+  const apiPort = num('FERRY_API_PORT');
   return {
     repoRoot,
-    stateDir: path.resolve(str('FERRY_STATE_DIR', path.join(repoRoot, '.ferry'))),
-    cacheDir: path.resolve(str('FERRY_CACHE_DIR', path.join(os.homedir(), '.cache', 'ferry'))),
+    stateDir: dir('FERRY_STATE_DIR'),
+    cacheDir: dir('FERRY_CACHE_DIR'),
     temporal: {
       address: str('FERRY_TEMPORAL_ADDRESS', `127.0.0.1:${temporalPort}`),
-      namespace: str('FERRY_TEMPORAL_NAMESPACE', 'default'),
+      namespace: str('FERRY_TEMPORAL_NAMESPACE'),
       uiUrl: str('FERRY_TEMPORAL_UI_URL', `http://127.0.0.1:${temporalUiPort}`),
-      taskQueue: str('FERRY_TASK_QUEUE', 'ferry-pipeline'),
+      taskQueue: str('FERRY_TASK_QUEUE'),
     },
-    postgres: { url: str('FERRY_DATABASE_URL', `postgres://ferry:ferry@127.0.0.1:${pgPort}/ferry`) },
+    postgres: {
+      url: str('FERRY_DATABASE_URL', `postgres://${pgUser}:${pgPassword}@127.0.0.1:${pgPort}/${pgDatabase}`),
+    },
     s3: {
       endpoint: str('FERRY_S3_ENDPOINT', `http://127.0.0.1:${s3Port}`),
-      bucket: str('FERRY_S3_BUCKET', 'ferry'),
-      region: str('FERRY_S3_REGION', 'us-east-1'),
-      accessKeyId: str('FERRY_S3_ACCESS_KEY', 'ferry'),
-      secretAccessKey: str('FERRY_S3_SECRET_KEY', 'ferry-secret'),
+      bucket: str('FERRY_S3_BUCKET'),
+      region: str('FERRY_S3_REGION'),
+      accessKeyId: str('FERRY_S3_ACCESS_KEY'),
+      secretAccessKey: str('FERRY_S3_SECRET_KEY'),
     },
     registry: { url: str('FERRY_REGISTRY_URL', `http://127.0.0.1:${registryPort}`) },
     gateway: {
@@ -106,7 +160,7 @@ export function loadConfig(): FerryConfig {
       idleHibernateMs: num('FERRY_IDLE_HIBERNATE_MS', 15 * 60_000),
     },
     userName: str('USER', 'cli'),
-    worker: { metricsPort: num('FERRY_WORKER_METRICS_PORT', 9464) },
+    worker: { metricsPort: num('FERRY_WORKER_METRICS_PORT') },
     telemetry: { otlpEndpoint: optional('OTEL_EXPORTER_OTLP_ENDPOINT') },
   };
 }
