@@ -23,7 +23,7 @@ export interface LaunchPlan {
   digest?: string;
   /**
    * True when the program listens on the Unix domain socket named by FERRY_SOCKET (the inference
-   * server since it has runtime/server/main.ts's FERRY_SOCKET): its replicas get a socket, not a port.
+   * server since it has runtime/server/settings.ts's FERRY_SOCKET): its replicas get a socket, not a port.
    */
   socket?: boolean;
   /** True when the standby process may load the program ahead of a cold start (main.ts's standby entry). */

@@ -1,10 +1,6 @@
 /**
- * Entrypoint of the inference server inside a Ferry image (bundled to /app/server.js).
- *   FERRY_MODEL_DIR  directory holding ferry-models.json (required)
- *   PORT             port to listen on (default 8000)
- *   HOST             address to bind (default 127.0.0.1)
- *   FERRY_SOCKET     listen on this Unix domain socket instead of HOST:PORT (how the gateway runs replicas)
- *   FERRY_DRAIN_TIMEOUT_MS  how long SIGTERM waits for in-flight requests (default 30000)
+ * Entrypoint of the inference server inside a Ferry image (bundled to /app/server.js). Its settings
+ * (FERRY_MODEL_DIR, PORT, HOST, FERRY_SOCKET, FERRY_DRAIN_TIMEOUT_MS) are read in settings.ts.
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests, exit 0. A second signal exits at once.
  *
  * Started by the gateway's standby process (lib/gateway/replicaLauncher.ts), this module may be loaded
@@ -14,6 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { type InferenceServer, startInferenceServer } from './inferenceServer';
+import { readServerSettings } from './settings';
 import { startServerTelemetry } from './telemetry';
 
 /**
@@ -49,14 +46,7 @@ async function main(launchedAt = 0, warmedUp?: Promise<void>): Promise<void> {
   const telemetry = startServerTelemetry();
   const telemetryAt = performance.now();
 
-  const modelDir = process.env.FERRY_MODEL_DIR;
-  if (!modelDir) throw new Error('FERRY_MODEL_DIR is not set: point it at a directory with ferry-models.json');
-  const port = Number(process.env.PORT ?? 8000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`PORT must be a port number, got "${process.env.PORT}"`);
-  const host = process.env.HOST || '127.0.0.1';
-  const socketPath = process.env.FERRY_SOCKET || undefined;
-  const drainTimeoutMs = Number(process.env.FERRY_DRAIN_TIMEOUT_MS ?? 30_000);
+  const { modelDir, port, host, socketPath, drainTimeoutMs } = readServerSettings();
 
   let server: InferenceServer | undefined;
   let stopping = false;

@@ -20,8 +20,7 @@ import {
 } from '@opentelemetry/resources';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { createPrometheusExporter, type ServerTelemetry } from './inferenceMetrics';
-
-const EXPORTER_VARS = ['OTEL_TRACES_EXPORTER', 'OTEL_LOGS_EXPORTER', 'OTEL_METRICS_EXPORTER'];
+import { defaultOtelExportersToNone, otelTracesOrLogsWanted, withOtelMetricsExporterOff } from './settings';
 
 export interface ServerProcessTelemetry extends ServerTelemetry {
   shutdown: () => Promise<void>;
@@ -30,8 +29,7 @@ export interface ServerProcessTelemetry extends ServerTelemetry {
 }
 
 export function startServerTelemetry(serviceName = 'ferry-inference-server'): ServerProcessTelemetry {
-  // The SDK defaults each of these to OTLP, which would retry against a collector that is not there.
-  for (const name of EXPORTER_VARS) process.env[name] ??= 'none';
+  defaultOtelExportersToNone();
   const { prometheus, histograms } = createPrometheusExporter();
   const resource = detectResourcesSync({ detectors: [envDetectorSync, processDetectorSync, hostDetectorSync] }).merge(
     new Resource({ 'service.name': serviceName }),
@@ -46,22 +44,15 @@ export function startServerTelemetry(serviceName = 'ferry-inference-server'): Se
     histograms,
     startDeferred() {
       deferred ??= (async () => {
-        const wanted = (name: string) =>
-          (process.env[name] ?? 'none').split(',').some((v) => v.trim() !== '' && v.trim() !== 'none');
-        if (!wanted('OTEL_TRACES_EXPORTER') && !wanted('OTEL_LOGS_EXPORTER')) return;
+        if (!otelTracesOrLogsWanted()) return;
         const { NodeSDK } = await import('@opentelemetry/sdk-node');
         // Metrics stay with the provider above: OTEL_METRICS_EXPORTER is not read (as when the SDK was
         // given the Prometheus reader), so the SDK makes no second, empty meter provider.
-        const metricsExporter = process.env.OTEL_METRICS_EXPORTER;
-        process.env.OTEL_METRICS_EXPORTER = 'none';
-        try {
+        sdk = withOtelMetricsExporterOff(() => {
           const started = new NodeSDK({ serviceName, resource });
           started.start();
-          sdk = started;
-        } finally {
-          if (metricsExporter === undefined) delete process.env.OTEL_METRICS_EXPORTER;
-          else process.env.OTEL_METRICS_EXPORTER = metricsExporter;
-        }
+          return started;
+        });
       })();
       return deferred;
     },
