@@ -7,7 +7,7 @@
  */
 import * as os from 'node:os';
 import type { V2Datatype } from './datatypes';
-import { RequestError } from './requestError';
+import { InvalidInputError } from './errors';
 
 export const INFERENCE_HEADER_CONTENT_LENGTH = 'inference-header-content-length';
 
@@ -70,8 +70,7 @@ export class BinaryCursor {
 
   take(name: string, size: number): Buffer {
     if (this.offset + size > this.bytes.length) {
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `input "${name}" declares binary_data_size ${size}, but only ${this.bytes.length - this.offset} bytes of binary data are left in the body`,
       );
     }
@@ -84,8 +83,7 @@ export class BinaryCursor {
   checkConsumed(): void {
     const left = this.bytes.length - this.offset;
     if (left !== 0)
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `${left} bytes of binary data after the JSON header belong to no input (check each input's binary_data_size)`,
       );
   }
@@ -95,8 +93,7 @@ export class BinaryCursor {
 export function splitBinaryBody(body: Buffer, headerLength: string): { json: string; binary: BinaryCursor } {
   const n = /^\d+$/.test(headerLength.trim()) ? Number(headerLength) : NaN;
   if (!Number.isSafeInteger(n) || n > body.length) {
-    throw new RequestError(
-      400,
+    throw new InvalidInputError(
       `Inference-Header-Content-Length must be the JSON header's length in bytes (at most the body's ${body.length}), got "${headerLength}"`,
     );
   }
@@ -113,8 +110,7 @@ export function tensorDataFromBinary(
   if (datatype === 'BYTES') return stringsFromBinary(name, count, bytes);
   const size = ELEMENT_BYTES[datatype];
   if (bytes.length !== count * size) {
-    throw new RequestError(
-      400,
+    throw new InvalidInputError(
       `input "${name}" has ${count} ${datatype} elements (${count * size} bytes) but binary_data_size is ${bytes.length}`,
     );
   }
@@ -129,7 +125,7 @@ export function tensorDataFromBinary(
   }
   if (datatype === 'BOOL') {
     for (let i = 0; i < count; i++) {
-      if (bytes[i] > 1) throw new RequestError(400, `input "${name}" (BOOL) byte ${i} must be 0 or 1, got ${bytes[i]}`);
+      if (bytes[i] > 1) throw new InvalidInputError(`input "${name}" (BOOL) byte ${i} must be 0 or 1, got ${bytes[i]}`);
     }
   }
   return data;
@@ -140,20 +136,18 @@ function stringsFromBinary(name: string, count: number, bytes: Buffer): string[]
   let at = 0;
   for (let i = 0; i < count; i++) {
     if (at + 4 > bytes.length)
-      throw new RequestError(400, `input "${name}" (BYTES) binary data ends before element ${i} of ${count}`);
+      throw new InvalidInputError(`input "${name}" (BYTES) binary data ends before element ${i} of ${count}`);
     const len = bytes.readUInt32LE(at);
     at += 4;
     if (at + len > bytes.length)
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `input "${name}" (BYTES) element ${i} claims ${len} bytes, more than are left in its binary data`,
       );
     out[i] = bytes.toString('utf8', at, at + len);
     at += len;
   }
   if (at !== bytes.length)
-    throw new RequestError(
-      400,
+    throw new InvalidInputError(
       `input "${name}" (BYTES) has ${bytes.length - at} bytes of binary data after its ${count} elements`,
     );
   return out;

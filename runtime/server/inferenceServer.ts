@@ -14,14 +14,22 @@ import { performance } from 'node:perf_hooks';
 import { version as ferryVersion } from '../../package.json';
 import { type BinaryCursor, INFERENCE_HEADER_CONTENT_LENGTH, splitBinaryBody } from './binaryTensors';
 import {
+  InferenceFailedError,
+  InvalidInputError,
+  MethodNotAllowedError,
+  ModelNotFoundError,
+  NotReadyError,
+  RequestTooLargeError,
+  RouteNotFoundError,
+} from './errors';
+import {
   createStandaloneTelemetry,
   InferenceMetrics,
   type ModelCounters,
   type ServerTelemetry,
 } from './inferenceMetrics';
 import { type LoadedModel, loadModelRepository, type ModelRepository } from './modelRepository';
-import { ModelScheduler } from './modelScheduler';
-import { RequestError } from './requestError';
+import { type InferOutcome, ModelScheduler } from './modelScheduler';
 import {
   decodeInputs,
   type EncodedResponse,
@@ -76,7 +84,7 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     res.once('close', () => {
       if (--inFlight === 0 && drained) drained();
     });
-    routeRequest(req, res).catch((err) => sendError(res, 500, `internal error: ${(err as Error).message}`));
+    routeRequest(req, res).catch((err) => sendFailure(res, err));
   });
   // Idle keep-alive connections stay open longer than the gateway's pool keeps them (30 s), so the
   // gateway never reuses a connection at the moment the server closes it.
@@ -100,13 +108,18 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     res.end(body);
   }
 
-  function sendError(
-    res: http.ServerResponse,
-    status: number,
-    message: string,
-    extraHeaders?: http.OutgoingHttpHeaders,
-  ): void {
-    sendJson(res, status, JSON.stringify({ error: message }), extraHeaders);
+  /** Answers with the error's status (httpStatusOf) and message, and the headers that go with it. */
+  function sendFailure(res: http.ServerResponse, err: unknown): void {
+    const status = httpStatusOf(err);
+    const message =
+      status === 500 && !(err instanceof InferenceFailedError) ? `internal error: ${messageOf(err)}` : messageOf(err);
+    const headers: http.OutgoingHttpHeaders = {};
+    if (err instanceof MethodNotAllowedError) headers.allow = err.allow;
+    if (err instanceof NotReadyError && err.retryAfterSeconds !== undefined)
+      headers['retry-after'] = String(err.retryAfterSeconds);
+    // The rest of the body was not read: the connection cannot carry another request.
+    if (err instanceof RequestTooLargeError) headers.connection = 'close';
+    sendJson(res, status, JSON.stringify({ error: message }), headers);
   }
 
   async function routeRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -120,9 +133,9 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     }
     const parts = path.split('/'); // ['', 'v2', ...]
     if (parts[1] !== 'v2')
-      return sendError(res, 404, `no route for ${path}: this server speaks the Open Inference Protocol under /v2`);
+      throw new RouteNotFoundError(`no route for ${path}: this server speaks the Open Inference Protocol under /v2`);
     if (parts.length === 2 || (parts.length === 3 && parts[2] === '')) {
-      if (!expectMethod(req, res, 'GET')) return;
+      expectMethod(req, 'GET');
       return sendJson(
         res,
         200,
@@ -130,7 +143,7 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
       );
     }
     if (parts[2] === 'health' && parts.length === 4) {
-      if (!expectMethod(req, res, 'GET')) return;
+      expectMethod(req, 'GET');
       if (parts[3] === 'live') return sendJson(res, 200, '{"live":true}');
       if (parts[3] === 'ready')
         return sendJson(res, repository && !closing ? 200 : 503, `{"ready":${Boolean(repository && !closing)}}`);
@@ -147,32 +160,27 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
           version = decodeURIComponent(parts[5]);
           rest = 6;
         }
-        if (parts.length > rest + 1) return sendError(res, 404, `no route for ${path}`);
+        if (parts.length > rest + 1) throw new RouteNotFoundError(`no route for ${path}`);
         action = parts[rest];
-      } catch {
-        return sendError(res, 400, `malformed URL ${path}`);
+      } catch (err) {
+        if (err instanceof URIError) throw new InvalidInputError(`malformed URL ${path}`);
+        throw err;
       }
       if (action === 'infer') return infer(req, res, name, version);
-      if (!expectMethod(req, res, 'GET')) return;
-      if (!repository) return sendError(res, 503, 'models are still loading');
-      let model: LoadedModel;
-      try {
-        model = repository.resolve(name, version);
-      } catch (err) {
-        return sendError(res, (err as RequestError).status ?? 500, (err as Error).message);
-      }
+      expectMethod(req, 'GET');
+      if (!repository) throw new NotReadyError('models are still loading');
+      const model = repository.resolve(name, version);
       if (action === undefined) return sendJson(res, 200, modelMetadata(repository, model));
       if (action === 'ready')
         return sendJson(res, 200, JSON.stringify({ name: model.name, version: model.version, ready: true }));
       if (action === 'config') return sendJson(res, 200, modelConfig(model, servingByModel.get(model)!.scheduler));
     }
-    return sendError(res, 404, `no route for ${req.method} ${path}`);
+    throw new RouteNotFoundError(`no route for ${req.method} ${path}`);
   }
 
-  function expectMethod(req: http.IncomingMessage, res: http.ServerResponse, method: string): boolean {
-    if (req.method === method || (method === 'GET' && req.method === 'HEAD')) return true;
-    sendError(res, 405, `${req.method} is not allowed here; use ${method}`, { allow: method });
-    return false;
+  function expectMethod(req: http.IncomingMessage, method: string): void {
+    if (req.method === method || (method === 'GET' && req.method === 'HEAD')) return;
+    throw new MethodNotAllowedError(req.method, method);
   }
 
   async function infer(
@@ -182,15 +190,15 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     version: string | undefined,
   ): Promise<void> {
     const started = performance.now();
-    if (req.method !== 'POST') return void expectMethod(req, res, 'POST');
-    if (!repository) return sendError(res, 503, 'models are still loading', { 'retry-after': '1' });
+    expectMethod(req, 'POST');
+    if (!repository) throw new NotReadyError('models are still loading', 1);
     let model: LoadedModel;
     try {
       model = repository.resolve(name, version);
     } catch (err) {
       unknownModelCounters.requests++;
-      unknownModelCounters.countError(404);
-      return sendError(res, 404, (err as Error).message);
+      unknownModelCounters.countError(httpStatusOf(err));
+      throw err;
     }
     const { counters, scheduler } = servingByModel.get(model)!;
     counters.requests++;
@@ -206,19 +214,18 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
       const feeds = decodeInputs(model, body.inputs, binary);
       const fetches = requestedOutputs(model, body.outputs);
       const plan = responsePlanOf(body);
-      let outcome;
+      let outcome: InferOutcome;
       try {
         outcome = await scheduler.infer(feeds, fetches);
       } catch (err) {
-        throw runtimeFailure(err as Error);
+        throw onnxRuntimeFailure(err as Error);
       }
       metrics.recordQueueAndCompute(counters, outcome.queueMs / 1000, outcome.computeMs / 1000);
       sendInferResponse(res, encodeInferResponse(model, body.id ?? randomUUID(), outcome.outputs, plan, fetches));
     } catch (err) {
-      const status = err instanceof RequestError ? err.status : 500;
-      counters.countError(status);
-      const message = err instanceof RequestError ? err.message : `inference failed: ${(err as Error).message}`;
-      sendError(res, status, message, status === 413 ? { connection: 'close' } : undefined);
+      const failure = httpStatusOf(err) === 500 ? new InferenceFailedError(`inference failed: ${messageOf(err)}`) : err;
+      counters.countError(httpStatusOf(failure));
+      sendFailure(res, failure);
     } finally {
       counters.inFlight--;
       metrics.recordDuration(counters, (performance.now() - started) / 1000);
@@ -226,7 +233,10 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
   }
 
   function sendInferResponse(res: http.ServerResponse, encoded: EncodedResponse): void {
-    if (encoded.binary.length === 0) return sendJson(res, 200, encoded.json);
+    if (encoded.binary.length === 0) {
+      sendJson(res, 200, encoded.json);
+      return;
+    }
     const header = Buffer.from(encoded.json, 'utf8');
     let length = header.length;
     for (const b of encoded.binary) length += b.length;
@@ -338,7 +348,7 @@ function readBody(req: http.IncomingMessage, maxBytes: number): Promise<Buffer> 
         // Answer now; the connection is closed after the response instead of reading the rest.
         req.removeAllListeners('data');
         req.resume();
-        reject(new RequestError(413, `request body is larger than ${maxBytes} bytes`));
+        reject(new RequestTooLargeError(`request body is larger than ${maxBytes} bytes`));
         return;
       }
       chunks.push(chunk);
@@ -355,18 +365,46 @@ function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new RequestError(400, `malformed JSON in request body: ${(err as Error).message}`);
+    throw new InvalidInputError(`malformed JSON in request body: ${(err as Error).message}`);
   }
 }
 
-/** onnxruntime rejects some bad inputs only at run time (e.g. models without declared shapes). */
-function runtimeFailure(err: Error): Error {
+/**
+ * Each error type's HTTP status, in one place (as KServe's protocol layer maps its exceptions). Anything
+ * not listed is the server's own failure: 500.
+ */
+const HTTP_STATUS_OF: ReadonlyArray<readonly [abstract new (...args: never[]) => Error, number]> = [
+  [InvalidInputError, 400],
+  [ModelNotFoundError, 404],
+  [RouteNotFoundError, 404],
+  [MethodNotAllowedError, 405],
+  [RequestTooLargeError, 413],
+  [NotReadyError, 503],
+  [InferenceFailedError, 500],
+];
+
+function httpStatusOf(err: unknown): number {
+  for (const [type, status] of HTTP_STATUS_OF) if (err instanceof type) return status;
+  return 500;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * onnxruntime rejects some bad inputs only at run time (e.g. models without declared shapes), and
+ * onnxruntime-node throws plain Errors for them with no code or type to tell them apart from its own
+ * failures. So here, and only here, the message decides: the ones that name the input's shape, rank or
+ * type are the request's fault (InvalidInputError, 400); anything else stays a server failure.
+ */
+function onnxRuntimeFailure(err: Error): Error {
   if (
     /invalid (dimensions|rank)|Got invalid|unexpected input data type|shape mismatch|out of (data )?bounds/i.test(
       err.message,
     )
   ) {
-    return new RequestError(400, `the model rejected the input: ${err.message}`);
+    return new InvalidInputError(`the model rejected the input: ${err.message}`);
   }
   return err;
 }

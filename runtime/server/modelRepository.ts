@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import { type V2Datatype, v2DatatypeOf } from './datatypes';
-import { RequestError } from './requestError';
+import { ModelNotFoundError } from './errors';
 
 export const MODEL_MANIFEST_FILE = 'ferry-models.json';
 
@@ -93,20 +93,18 @@ export class ModelRepository {
     }
   }
 
-  /** The named model at `version`, or its latest version; a RequestError(404) names what is missing. */
+  /** The named model at `version`, or its latest version; a ModelNotFoundError names what is missing. */
   resolve(name: string, version: string | undefined): LoadedModel {
     const entry = this.byName.get(name);
     if (!entry) {
-      throw new RequestError(
-        404,
+      throw new ModelNotFoundError(
         `unknown model "${name}" (this server serves: ${[...this.byName.keys()].join(', ') || 'none'})`,
       );
     }
     if (version === undefined) return entry.latest;
     const model = entry.versions.get(version);
     if (!model) {
-      throw new RequestError(
-        404,
+      throw new ModelNotFoundError(
         `model "${name}" has no version "${version}" (versions: ${[...entry.versions.keys()].join(', ')})`,
       );
     }

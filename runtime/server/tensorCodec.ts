@@ -19,9 +19,9 @@ import {
   type V2Datatype,
   v2DatatypeOf,
 } from './datatypes';
+import { InvalidInputError } from './errors';
 import type { LoadedModel, TensorSignature } from './modelRepository';
 import type { OutputTensor } from './modelScheduler';
-import { RequestError } from './requestError';
 
 export interface InferRequestBody {
   id?: string;
@@ -37,24 +37,24 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** Checks the request's envelope; tensors are checked against the model by `decodeInputs`. */
 export function parseInferRequest(body: unknown): InferRequestBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw new RequestError(400, 'request body must be a JSON object with an "inputs" array');
+    throw new InvalidInputError('request body must be a JSON object with an "inputs" array');
   }
   const req = body as Record<string, unknown>;
   if (!Array.isArray(req.inputs) || req.inputs.length === 0) {
-    throw new RequestError(400, 'request body must have a non-empty "inputs" array');
+    throw new InvalidInputError('request body must have a non-empty "inputs" array');
   }
-  if (req.id !== undefined && typeof req.id !== 'string') throw new RequestError(400, '"id" must be a string');
+  if (req.id !== undefined && typeof req.id !== 'string') throw new InvalidInputError('"id" must be a string');
   if (req.parameters !== undefined && !isPlainObject(req.parameters))
-    throw new RequestError(400, '"parameters" must be an object');
+    throw new InvalidInputError('"parameters" must be an object');
   if (req.outputs !== undefined) {
-    if (!Array.isArray(req.outputs)) throw new RequestError(400, '"outputs" must be an array of {"name": ...}');
+    if (!Array.isArray(req.outputs)) throw new InvalidInputError('"outputs" must be an array of {"name": ...}');
     for (const [i, o] of req.outputs.entries()) {
       if (typeof o !== 'object' || o === null || typeof (o as { name?: unknown }).name !== 'string') {
-        throw new RequestError(400, `outputs[${i}] must be an object with a string "name"`);
+        throw new InvalidInputError(`outputs[${i}] must be an object with a string "name"`);
       }
       const params = (o as { parameters?: unknown }).parameters;
       if (params !== undefined && !isPlainObject(params))
-        throw new RequestError(400, `outputs[${i}].parameters must be an object`);
+        throw new InvalidInputError(`outputs[${i}].parameters must be an object`);
     }
   }
   return req as unknown as InferRequestBody;
@@ -69,24 +69,22 @@ export function decodeInputs(model: LoadedModel, inputs: unknown[], binary?: Bin
   const feeds: Record<string, ort.Tensor> = {};
   for (let i = 0; i < inputs.length; i++) {
     const raw = inputs[i] as Record<string, unknown> | null;
-    if (typeof raw !== 'object' || raw === null) throw new RequestError(400, `inputs[${i}] must be an object`);
+    if (typeof raw !== 'object' || raw === null) throw new InvalidInputError(`inputs[${i}] must be an object`);
     const name = raw.name;
-    if (typeof name !== 'string') throw new RequestError(400, `inputs[${i}] must have a string "name"`);
+    if (typeof name !== 'string') throw new InvalidInputError(`inputs[${i}] must have a string "name"`);
     const signature = model.inputsByName.get(name);
     if (!signature) {
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `model "${model.name}" has no input "${name}" (inputs: ${model.inputs.map((s) => s.name).join(', ')})`,
       );
     }
-    if (name in feeds) throw new RequestError(400, `input "${name}" is given twice`);
+    if (name in feeds) throw new InvalidInputError(`input "${name}" is given twice`);
     feeds[name] = decodeInput(signature, raw, binary);
   }
   binary?.checkConsumed();
   for (const signature of model.inputs) {
     if (!(signature.name in feeds)) {
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `missing input "${signature.name}" (model "${model.name}" expects inputs: ${model.inputs.map((s) => s.name).join(', ')})`,
       );
     }
@@ -101,43 +99,39 @@ function decodeInput(
 ): ort.Tensor {
   const { name } = signature;
   if (signature.datatype === undefined) {
-    throw new RequestError(400, `input "${name}" has a type the inference protocol cannot carry`);
+    throw new InvalidInputError(`input "${name}" has a type the inference protocol cannot carry`);
   }
   const datatype = raw.datatype;
   if (!isV2Datatype(datatype))
-    throw new RequestError(400, `input "${name}" has unknown datatype ${JSON.stringify(datatype)}`);
+    throw new InvalidInputError(`input "${name}" has unknown datatype ${JSON.stringify(datatype)}`);
   if (datatype !== signature.datatype) {
-    throw new RequestError(400, `input "${name}" expects datatype ${signature.datatype}, got ${datatype}`);
+    throw new InvalidInputError(`input "${name}" expects datatype ${signature.datatype}, got ${datatype}`);
   }
   const shape = raw.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-    throw new RequestError(
-      400,
+    throw new InvalidInputError(
       `input "${name}" must have a "shape" array of non-negative integers, got ${JSON.stringify(shape)}`,
     );
   }
   if (signature.shapeKnown && !shapeFits(signature.shape, shape)) {
-    throw new RequestError(
-      400,
+    throw new InvalidInputError(
       `input "${name}" expects shape ${formatShape(signature.shape)}, got ${formatShape(shape)}`,
     );
   }
   const params = raw.parameters;
   if (params !== undefined && !isPlainObject(params))
-    throw new RequestError(400, `input "${name}" "parameters" must be an object`);
+    throw new InvalidInputError(`input "${name}" "parameters" must be an object`);
   const binarySize = params?.binary_data_size;
   if (binarySize !== undefined) {
     if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) {
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `input "${name}" binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`,
       );
     }
     if (raw.data !== undefined)
-      throw new RequestError(400, `input "${name}" has both "data" and binary_data_size: send its elements one way`);
+      throw new InvalidInputError(`input "${name}" has both "data" and binary_data_size: send its elements one way`);
     if (!binary) {
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `input "${name}" declares binary_data_size, but the request has no Inference-Header-Content-Length header saying where its JSON ends`,
       );
     }
@@ -147,8 +141,7 @@ function decodeInput(
     return new ort.Tensor(ortTypeOf(datatype) as 'float32', data as Float32Array, shape);
   }
   if (!Array.isArray(raw.data))
-    throw new RequestError(
-      400,
+    throw new InvalidInputError(
       `input "${name}" must have a "data" array (or binary data: "parameters": {"binary_data_size": n})`,
     );
   // Nested data ([[1,2],[3,4]]) is accepted and flattened in row-major order.
@@ -156,8 +149,7 @@ function decodeInput(
   let count = 1;
   for (const d of shape) count *= d;
   if (data.length !== count) {
-    throw new RequestError(
-      400,
+    throw new InvalidInputError(
       `input "${name}" has shape ${formatShape(shape)} (${count} elements) but its data has ${data.length} elements`,
     );
   }
@@ -187,8 +179,7 @@ type TensorData =
 
 /** A module-level function, not a closure: the dev loader's keepNames makes every closure cost a defineProperty. */
 function badElement(name: string, datatype: V2Datatype, data: unknown[], i: number, what: string): never {
-  throw new RequestError(
-    400,
+  throw new InvalidInputError(
     `input "${name}" (${datatype}) data[${i}] must be ${what}, got ${JSON.stringify(data[i])}`,
   );
 }
@@ -291,12 +282,11 @@ export function requestedOutputs(
   const seen = new Set<string>();
   return outputs.map(({ name }) => {
     if (!model.outputNames.has(name)) {
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `model "${model.name}" has no output "${name}" (outputs: ${model.outputs.map((s) => s.name).join(', ')})`,
       );
     }
-    if (seen.has(name)) throw new RequestError(400, `output "${name}" is asked for twice`);
+    if (seen.has(name)) throw new InvalidInputError(`output "${name}" is asked for twice`);
     seen.add(name);
     return name;
   });
@@ -319,8 +309,7 @@ export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined
   if (body.parameters) {
     const { binary_data_output: binaryOutput, ...rest } = body.parameters;
     if (binaryOutput !== undefined && typeof binaryOutput !== 'boolean') {
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `parameters.binary_data_output must be true or false, got ${JSON.stringify(binaryOutput)}`,
       );
     }
@@ -331,8 +320,7 @@ export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined
     if (!o.parameters) continue;
     const { binary_data: binary, ...rest } = o.parameters;
     if (binary !== undefined && typeof binary !== 'boolean') {
-      throw new RequestError(
-        400,
+      throw new InvalidInputError(
         `output "${o.name}" parameters.binary_data must be true or false, got ${JSON.stringify(binary)}`,
       );
     }
