@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { ModelVersionConflictError } from '../../lib/db/repository';
 import { ModelValidationError, validateModel } from '../../lib/onnx/validate';
 import { objectKeys } from '../../lib/store/objectStore';
 import type { ModelSummary, StagedUpload } from '../../workflows/types';
@@ -88,7 +89,7 @@ export async function ingestModel(input: {
       analysis: summary,
     });
   } catch (err) {
-    if (err instanceof Error && /already exists with different content/.test(err.message)) {
+    if (err instanceof ModelVersionConflictError) {
       await store.delete(upload.objectKey);
       throw ApplicationFailure.nonRetryable(err.message, 'ModelVersionConflict');
     }

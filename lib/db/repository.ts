@@ -37,6 +37,20 @@ export interface MetricsSample {
   replicas: number;
 }
 
+/** A model version is already recorded with other bytes: versions are immutable, so pick a new one. */
+export class ModelVersionConflictError extends Error {
+  override name = 'ModelVersionConflictError';
+  constructor(
+    readonly model: string,
+    readonly version: string,
+    readonly recordedSha256: string,
+  ) {
+    super(
+      `model ${model} version ${version} already exists with different content (sha256 ${recordedSha256}); choose a new version`,
+    );
+  }
+}
+
 export class FerryRepository {
   constructor(private readonly pool: Pool) {}
 
@@ -56,9 +70,7 @@ export class FerryRepository {
         [model.rows[0].id, v.version, v.sha256, v.sizeBytes, v.objectKey, JSON.stringify(v.analysis)],
       );
       if (row.rows[0].sha256 !== v.sha256) {
-        throw new Error(
-          `model ${v.model} version ${v.version} already exists with different content (sha256 ${row.rows[0].sha256}); choose a new version`,
-        );
+        throw new ModelVersionConflictError(v.model, v.version, row.rows[0].sha256);
       }
       await client.query('COMMIT');
       return Number(row.rows[0].id);

@@ -148,8 +148,7 @@ export class ObjectStore {
   }
 
   private describe(what: string, err: unknown): Error {
-    const e = err as { code?: string; name?: string; message?: string };
-    if (e.code === 'ECONNREFUSED' || e.name === 'TimeoutError' || /ECONNREFUSED/.test(String(e.message))) {
+    if (isUnreachable(err)) {
       return new ObjectStoreUnavailableError(
         `object store at ${this.s3.endpoint} is not reachable (${what}); start the dev stack with: bash infra/stack.sh start`,
       );
@@ -160,6 +159,18 @@ export class ObjectStore {
     }
     return new Error(`${what} failed: ${String(err)}`);
   }
+}
+
+/**
+ * The store did not answer: the connection was refused (Node's `code`, also on an AggregateError when
+ * every address of a host refused, and on a wrapped `cause`) or the SDK timed out.
+ */
+function isUnreachable(err: unknown, depth = 0): boolean {
+  const e = err as { code?: unknown; name?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e !== 'object' || e === null || depth > 4) return false;
+  if (e.code === 'ECONNREFUSED' || e.name === 'TimeoutError') return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => isUnreachable(inner, depth + 1))) return true;
+  return isUnreachable(e.cause, depth + 1);
 }
 
 function isNotFound(err: unknown): boolean {
