@@ -21,11 +21,11 @@ const DEFAULT_LINE = /^([A-Z][A-Z0-9_]*)=(.*)$/;
 /** Parses defaults.env: NAME=value lines, blank lines and # comments; values are taken as written. */
 export function parseStackDefaults(text: string, file = STACK_DEFAULTS_FILE): Record<string, string> {
   const defaults: Record<string, string> = {};
+  // The same rules as infra/stack.sh's reader: whole lines, nothing trimmed from a value.
   text.split('\n').forEach((line, i) => {
-    const trimmed = line.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) return;
-    const m = DEFAULT_LINE.exec(trimmed);
-    if (!m) throw new Error(`${file}:${i + 1}: expected NAME=value, got "${trimmed}"`);
+    if (/^\s*(#|$)/.test(line)) return;
+    const m = DEFAULT_LINE.exec(line);
+    if (!m) throw new Error(`${file}:${i + 1}: expected NAME=value, got "${line}"`);
     defaults[m[1]] = m[2];
   });
   return defaults;
