@@ -74,6 +74,12 @@ function dir(name: string): string {
   return path.resolve(repoRoot, fallback);
 }
 
+function tlsFiles(certFile: string | undefined, keyFile: string | undefined) {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) throw new Error('FERRY_TLS_CERT and FERRY_TLS_KEY go together: set both or neither');
+  return { certFile, keyFile };
+}
+
 export interface FerryConfig {
   repoRoot: string;
   /** Runtime state of the dev stack and Ferry's own processes (git-ignored, inside the clone). */
@@ -104,6 +110,19 @@ export interface FerryConfig {
   worker: {
     /** Prometheus metrics of the worker's Temporal runtime on 127.0.0.1; 0 turns them off. */
     metricsPort: number;
+  };
+  /** Access control of the API, the gateway's control API and inference. */
+  access: {
+    /** FERRY_AUTH=off: no keys asked for. Refused unless the surface listens on loopback. */
+    auth: boolean;
+    /** Shared secret of the Slack-style signed chat-ops webhook (FERRY_CHATOPS_SECRET); unset: webhook off. */
+    chatopsSecret: string | undefined;
+    /** Largest model upload accepted (FERRY_MAX_MODEL_BYTES). */
+    maxModelBytes: number;
+    /** Per key: FERRY_RATE_LIMIT_PER_SECOND requests per second, bursts of FERRY_RATE_LIMIT_BURST. */
+    rateLimit: { perSecond: number; burst: number };
+    /** TLS for the API and the gateway when both FERRY_TLS_CERT and FERRY_TLS_KEY (PEM files) are set. */
+    tls: { certFile: string; keyFile: string } | undefined;
   };
   telemetry: {
     /** Spans go to this OTLP collector when set (the standard variable), else to a file in the state dir. */
@@ -161,6 +180,13 @@ export function loadConfig(): FerryConfig {
     },
     userName: str('USER', 'cli'),
     worker: { metricsPort: num('FERRY_WORKER_METRICS_PORT') },
+    access: {
+      auth: str('FERRY_AUTH', 'off') !== 'off',
+      chatopsSecret: optional('FERRY_CHATOPS_SECRET'),
+      maxModelBytes: num('FERRY_MAX_MODEL_BYTES', 2 * 1024 ** 3),
+      rateLimit: { perSecond: num('FERRY_RATE_LIMIT_PER_SECOND', 50), burst: num('FERRY_RATE_LIMIT_BURST', 100) },
+      tls: tlsFiles(optional('FERRY_TLS_CERT'), optional('FERRY_TLS_KEY')),
+    },
     telemetry: { otlpEndpoint: optional('OTEL_EXPORTER_OTLP_ENDPOINT') },
   };
 }

@@ -83,6 +83,8 @@ export interface DeployModelInput {
    * creating its own (absent in runs started before canaries existed: the usual deployment).
    */
   canary?: CanaryRequest;
+  /** The project (tenant) the deployment belongs to and whether inference needs a key; absent: `default`, keyed. */
+  access?: { project: string; public: boolean };
 }
 
 export interface CanaryRequest {

@@ -1,114 +1,82 @@
 /**
- * Ferry's HTTP API and dashboard. The dashboard is served from here and calls the same JSON API;
- * approvals from its buttons are the same validated Update the CLI sends, and chat/ops tools post
- * to the webhook, which sends the approval Signal.
+ * Starts Ferry's HTTP API and dashboard (client/api/app.ts) with its socket-level limits: header and idle
+ * timeouts against slow clients, a connection cap, and TLS when a certificate and key are configured.
+ * Auth may be off only when the API listens on loopback.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import * as http from 'node:http';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { readFileSync } from 'node:fs';
+import { AuditLog } from '../../lib/auth/audit';
+import { CachedKeyVerifier, KeyStore } from '../../lib/auth/keyStore';
+import { ModelOwnership } from '../../lib/auth/modelOwnership';
 import type { FerryConfig } from '../../lib/config';
 import { getPool } from '../../lib/db/pool';
 import { FerryRepository } from '../../lib/db/repository';
-import { FerryClient, FerryError, UnknownDeploymentError } from '../sdk';
-import { dashboardPage, deploymentPage } from './pages';
+import { FerryClient } from '../sdk';
+import { buildApiApp } from './app';
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
+export const API_SOCKET_LIMITS = {
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  /** A whole request (a model upload included) must arrive within this. */
+  requestTimeoutMs: 30 * 60_000,
+  /** A socket with no bytes moving for this long is closed. */
+  idleTimeoutMs: 60_000,
+  maxConnections: 1024,
+};
+
+export function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === '::1' || host === 'localhost' || /^127\./.test(host);
 }
 
 export async function startApiServer(
   config: FerryConfig,
   port = config.api.port,
 ): Promise<{ url: string; close(): Promise<void> }> {
+  const { access } = config;
+  if (!access.auth && !isLoopback(config.api.host)) {
+    throw new Error(
+      `refusing to serve the API on ${config.api.host} with auth off: auth is required off loopback (unset FERRY_AUTH=off)`,
+    );
+  }
+  const pool = getPool(config.postgres.url);
+  const keys = new KeyStore(pool);
+  const repo = new FerryRepository(pool);
   const ferry = await FerryClient.connect(config);
-  const repo = new FerryRepository(getPool(config.postgres.url));
+  const verifier = new CachedKeyVerifier((k) => keys.verify(k), 5_000);
+  const tls = access.tls
+    ? { cert: readFileSync(access.tls.certFile), key: readFileSync(access.tls.keyFile) }
+    : undefined;
 
-  const routes: Array<[string, RegExp, (m: RegExpExecArray, req: http.IncomingMessage, url: URL) => Promise<unknown>]> =
-    [
-      ['GET', /^\/healthz$/, async () => ({ ok: true })],
-      ['GET', /^\/api\/deployments$/, async () => ferry.list()],
-      ['GET', /^\/api\/deployments\/([^/]+)$/, async (m) => deploymentView(ferry, repo, decodeURIComponent(m[1]))],
-      [
-        'POST',
-        /^\/api\/deployments\/([^/]+)\/approve$/,
-        async (m, req) => {
-          const body = (await readJson(req)) as { plan?: string; approvedBy?: string };
-          if (!body.plan) throw new HttpError(400, 'body needs a "plan"');
-          return ferry.approve(decodeURIComponent(m[1]), body.plan, body.approvedBy ?? 'dashboard');
-        },
+  const scheme = tls ? 'https' : 'http';
+  const app = await buildApiApp(
+    {
+      config,
+      ferry,
+      keys,
+      audit: new AuditLog(pool),
+      ownership: new ModelOwnership(pool),
+      auth: access.auth,
+      verifyKey: (k) => verifier.verify(k),
+      rateLimit: access.rateLimit,
+      chatopsSecret: access.chatopsSecret,
+      maxModelBytes: access.maxModelBytes,
+      allowedOrigins: [
+        ...new Set([new URL(config.api.url).origin, `${scheme}://127.0.0.1:${port}`, `${scheme}://localhost:${port}`]),
       ],
-      [
-        'POST',
-        /^\/api\/chatops\/approve$/,
-        async (_m, req) => {
-          const body = (await readJson(req)) as { deployment?: string; plan?: string; user?: string };
-          if (!body.deployment || !body.plan) throw new HttpError(400, 'body needs "deployment" and "plan"');
-          await ferry.approveBySignal(body.deployment, body.plan, body.user ?? 'chatops');
-          return { accepted: true, deployment: body.deployment, plan: body.plan };
-        },
-      ],
-      [
-        'POST',
-        /^\/api\/deployments$/,
-        async (_m, req, url) => {
-          // Raw ONNX bytes in the body, streamed to a temp file and then to the object store.
-          const name = url.searchParams.get('name');
-          if (!name) throw new HttpError(400, 'query parameter "name" is required');
-          const dir = await mkdtemp(path.join(os.tmpdir(), 'ferry-api-upload-'));
-          try {
-            const file = path.join(dir, `${name}.onnx`);
-            await pipeline(req, createWriteStream(file));
-            return await ferry.deploy(file, {
-              model: name,
-              version: url.searchParams.get('version') ?? undefined,
-              mode: url.searchParams.get('mode') === 'review' ? 'review' : 'one-click',
-            });
-          } finally {
-            await rm(dir, { recursive: true, force: true });
-          }
-        },
-      ],
-    ];
-
-  const server = http.createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    try {
-      if (req.method === 'GET' && url.pathname === '/') return sendHtml(res, dashboardPage(config));
-      const page = /^\/deployments\/([^/]+)$/.exec(url.pathname);
-      if (req.method === 'GET' && page) return sendHtml(res, deploymentPage(config, decodeURIComponent(page[1])));
-      for (const [method, pattern, handler] of routes) {
-        const m = pattern.exec(url.pathname);
-        if (m && req.method === method) return sendJson(res, 200, await handler(m, req, url));
-      }
-      sendJson(res, 404, { error: `no route ${req.method} ${url.pathname}` });
-    } catch (err) {
-      const status =
-        err instanceof HttpError
-          ? err.status
-          : err instanceof UnknownDeploymentError
-            ? 404
-            : err instanceof FerryError
-              ? 400
-              : 500;
-      sendJson(res, status, { error: err instanceof Error ? err.message : String(err) });
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, config.api.host, resolve);
-  });
+      deploymentView: (id) => deploymentView(ferry, repo, id),
+    },
+    tls,
+  );
+  const server = app.server;
+  server.headersTimeout = API_SOCKET_LIMITS.headersTimeoutMs;
+  server.keepAliveTimeout = API_SOCKET_LIMITS.keepAliveTimeoutMs;
+  server.requestTimeout = API_SOCKET_LIMITS.requestTimeoutMs;
+  server.timeout = API_SOCKET_LIMITS.idleTimeoutMs;
+  server.maxConnections = API_SOCKET_LIMITS.maxConnections;
+  await app.listen({ port, host: config.api.host });
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${scheme}://127.0.0.1:${port}`,
     close: async () => {
-      await new Promise<void>((r) => server.close(() => r()));
+      await app.close();
       await ferry.close();
     },
   };
@@ -132,24 +100,4 @@ async function deploymentView(ferry: FerryClient, repo: FerryRepository, ref: st
     metrics: metrics.reverse(),
     temporalUiUrl: ferry.temporalUiUrl(`deploy:${status.model}:${status.version}`),
   };
-}
-
-async function readJson(req: http.IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-  } catch {
-    throw new HttpError(400, 'body is not valid JSON');
-  }
-}
-
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-}
-
-function sendHtml(res: http.ServerResponse, html: string): void {
-  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-  res.end(html);
 }

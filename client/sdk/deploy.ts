@@ -6,7 +6,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as path from 'node:path';
+import { type Readable, Transform } from 'node:stream';
 import type { FerryConfig } from '../../lib/config';
+import { assertValidName } from '../../lib/names';
 import { ONE_CLICK_TECHNIQUES } from '../../lib/optimize/plans';
 import { type ObjectStore, objectKeys } from '../../lib/store/objectStore';
 import { type DeployModelInput, deploymentIdFor, workflowIds } from '../../workflows/types';
@@ -72,12 +74,116 @@ export async function deployModelFile(
     await store.delete(staged.key);
     throw new FerryError(`${filePath} changed while it was being uploaded; try again`);
   }
-  const mode = opts.mode ?? 'one-click';
-  const input: DeployModelInput = {
+  const input = pipelineInput(defaults, opts, {
     deploymentId,
     model,
     version,
     upload: { objectKey: staged.key, sha256, sizeBytes: staged.sizeBytes, fileName: path.basename(filePath) },
+    canary,
+  });
+  let started: { runId: string } | undefined;
+  try {
+    started = await runs.start(input);
+  } finally {
+    if (!started) await store.delete(staged.key); // nothing half-written stays behind
+  }
+  if (!started) return existed;
+  return { deploymentId, workflowId, model, version, runId: started.runId, alreadyExisted: false };
+}
+
+/** Where a deploy made through the API belongs, and whether its inference needs a key. */
+export interface DeployAccess {
+  project: string;
+  public: boolean;
+}
+
+export class ModelTooLargeError extends FerryError {
+  override name = 'ModelTooLargeError';
+}
+
+/**
+ * A deploy from a stream (the API's upload): the bytes go straight to a staging object while they are
+ * hashed and counted, never to local disk; over `maxBytes` the upload is aborted and nothing stays behind.
+ * The version defaults to the hash, so it is known only once the last byte is in.
+ */
+export async function deployModelStream(
+  { defaults, store, runs, serving }: DeployParts,
+  body: Readable,
+  opts: DeployOptions & { model: string; maxBytes: number; fileName: string; access?: DeployAccess },
+): Promise<DeployStarted> {
+  const model = assertValidName('model', opts.model);
+  if (opts.version !== undefined) assertValidName('version', opts.version);
+  let seen = 0;
+  const limiter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > opts.maxBytes) done(new ModelTooLargeError(`model is larger than the ${opts.maxBytes}-byte limit`));
+      else done(null, chunk);
+    },
+  });
+  body.on('error', (err) => limiter.destroy(err));
+  body.on('aborted', () => limiter.destroy(new FerryError('the upload was interrupted')));
+  const stagingKey = objectKeys.staging(randomUUID());
+  let staged: Awaited<ReturnType<ObjectStore['putStream']>>;
+  try {
+    staged = await store.putStream(stagingKey, body.pipe(limiter));
+  } catch (err) {
+    await store.delete(stagingKey).catch(() => {});
+    throw err instanceof FerryError
+      ? err
+      : seen > opts.maxBytes
+        ? new ModelTooLargeError(`model is larger than the ${opts.maxBytes}-byte limit`)
+        : err;
+  }
+  if (staged.sizeBytes === 0) {
+    await store.delete(staged.key);
+    throw new FerryError("the upload is empty: send the model's bytes as the body (application/octet-stream)");
+  }
+  const version = opts.version ?? `sha-${staged.sha256.slice(0, 12)}`;
+  const deploymentId = deploymentIdFor(model, version);
+  const workflowId = workflowIds.deploy(model, version);
+  runs.remember({ deploymentId, workflowId, model, version });
+  const existed: DeployStarted = { deploymentId, workflowId, model, version, alreadyExisted: true };
+  if (await runs.isRunningOrDone(workflowId)) {
+    await store.delete(staged.key);
+    return existed;
+  }
+  // The canary's revision is named after the version, known only now: check it before starting.
+  let canary: DeployModelInput['canary'];
+  try {
+    canary = opts.canary ? await serving.canaryTarget(model, version, opts.canary, opts.replicas) : undefined;
+  } catch (err) {
+    await store.delete(staged.key);
+    throw err;
+  }
+  const input = pipelineInput(defaults, opts, {
+    deploymentId,
+    model,
+    version,
+    upload: { objectKey: staged.key, sha256: staged.sha256, sizeBytes: staged.sizeBytes, fileName: opts.fileName },
+    canary,
+    access: opts.access,
+  });
+  let started: { runId: string } | undefined;
+  try {
+    started = await runs.start(input);
+  } finally {
+    if (!started) await store.delete(staged.key); // nothing half-written stays behind
+  }
+  if (!started) return existed;
+  return { deploymentId, workflowId, model, version, runId: started.runId, alreadyExisted: false };
+}
+
+/** The workflow's input from the caller's options and the deploy's defaults (lib/config.ts). */
+function pipelineInput(
+  defaults: FerryConfig['deploy'],
+  opts: DeployOptions,
+  known: Pick<DeployModelInput, 'deploymentId' | 'model' | 'version' | 'upload' | 'canary' | 'access'>,
+): DeployModelInput {
+  const mode = opts.mode ?? 'one-click';
+  const { canary, access, ...rest } = known;
+  return {
+    ...rest,
     mode,
     approvalTimeoutMs: opts.approvalTimeoutMs ?? defaults.approvalTimeoutMs,
     replicas: opts.replicas ?? 1,
@@ -87,15 +193,8 @@ export async function deployModelFile(
       techniques: opts.optimize?.techniques ?? (mode === 'one-click' ? ONE_CLICK_TECHNIQUES : undefined),
     },
     ...(canary ? { canary } : {}),
+    ...(access ? { access } : {}),
   };
-  let started: { runId: string } | undefined;
-  try {
-    started = await runs.start(input);
-  } finally {
-    if (!started) await store.delete(staged.key); // nothing half-written stays behind
-  }
-  if (!started) return existed;
-  return { deploymentId, workflowId, model, version, runId: started.runId, alreadyExisted: false };
 }
 
 export async function sha256OfFile(filePath: string): Promise<string> {

@@ -4,6 +4,8 @@
  * controls on the gateway (serving.ts) and the deploy that feeds the first from the object store
  * (deploy.ts). Its types are the workflows' own (workflows/types.ts, workflows/messages.ts).
  */
+
+import type { Readable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
 import { type FerryConfig, loadConfig } from '../../lib/config';
 import { ObjectStore } from '../../lib/store/objectStore';
@@ -13,7 +15,7 @@ import type {
   TrafficPolicy,
 } from '../../lib/targets/deploymentTarget';
 import type { ChosenPlan, DeploymentStatus, MonitorStatus } from '../../workflows/types';
-import { deployModelFile } from './deploy';
+import { type DeployAccess, deployModelFile, deployModelStream } from './deploy';
 import { FerryError } from './errors';
 import { DeploymentRuns } from './runs';
 import { ServingControls, servingOf } from './serving';
@@ -109,6 +111,15 @@ export class FerryClient {
   deploy(filePath: string, opts: DeployOptions = {}): Promise<DeployStarted> {
     const parts = { defaults: this.config.deploy, store: this.store, runs: this.runs, serving: this.gateway };
     return deployModelFile(parts, filePath, opts);
+  }
+
+  /** A deploy from a stream (the API's upload), never written to local disk; see deployModelStream. */
+  deployStream(
+    body: Readable,
+    opts: DeployOptions & { model: string; maxBytes: number; fileName: string; access?: DeployAccess },
+  ): Promise<DeployStarted> {
+    const parts = { defaults: this.config.deploy, store: this.store, runs: this.runs, serving: this.gateway };
+    return deployModelStream(parts, body, opts);
   }
 
   /** Accepts a deployment id (`model-version`), `model:version`, or a model name (its latest deployment). */
