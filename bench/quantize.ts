@@ -11,7 +11,7 @@
  * Latency: p50 at batch 1, one thread (intra- and inter-op), variants interleaved in many short rounds so that
  * load from other processes hits them alike; the spread of the per-round p50s is printed next to it, and
  * speed-up ratios are medians of per-round ratios (variants measured back to back).
- * Accuracy: cosine similarity and max abs error of all outputs against the original over 8 seeded inputs.
+ * Accuracy: cosine similarity and max abs error (lib/optimize/agreement.ts) against the original over 8 seeded inputs.
  * The peer runs in a virtualenv under ~/.cache/ferry/bench-venv (or $FERRY_BENCH_VENV), created (pip install onnxruntime onnx) when missing.
  * This is a benchmark: it prints figures and checks targets, it never gates tests.
  */
@@ -28,7 +28,7 @@ import { encodeModel } from '../lib/onnx/model';
 import { float32Tensor, tensorToFloat32 } from '../lib/onnx/tensor';
 import { storeWeightsAsFloat16 } from '../lib/optimize/techniques/fp16';
 import { quantizeDynamicInt8 } from '../lib/optimize/techniques/int8Dynamic';
-import { cosineSimilarity } from '../lib/optimize/techniques/verifyCandidate';
+import { agreementOf, type OrtOutputs } from '../lib/optimize/techniques/modelAgreement';
 import { ensurePeerPython } from './peers/peerVenv';
 
 const PEER_SCRIPT = path.join(__dirname, 'peers', 'quantize_dynamic_peer.py');
@@ -142,27 +142,20 @@ async function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
   });
 }
 
-function flatten(outputs: ort.InferenceSession.OnnxValueMapType): number[] {
-  const all: number[] = [];
-  for (const name of Object.keys(outputs).sort())
-    for (const v of (outputs[name] as ort.Tensor).data as Float32Array) all.push(v);
-  return all;
-}
-
 async function measure(workload: Workload, variants: Variant[], rounds: number): Promise<Row[]> {
   const sessions = await Promise.all(variants.map((v) => session(v.bytes)));
   try {
     // Accuracy against the original (variant 0) on the same seeded inputs.
-    const accuracy: Array<{ cosine: number; maxAbsError: number }> = [];
-    const reference: number[] = [];
-    for (const feeds of workload.accuracyFeeds) reference.push(...flatten(await sessions[0].run(feeds)));
+    const outputs: OrtOutputs[][] = [];
     for (const s of sessions) {
-      const got: number[] = [];
-      for (const feeds of workload.accuracyFeeds) got.push(...flatten(await s.run(feeds)));
-      let maxAbs = 0;
-      for (let i = 0; i < got.length; i++) maxAbs = Math.max(maxAbs, Math.abs(got[i] - reference[i]));
-      accuracy.push({ cosine: cosineSimilarity(reference, got), maxAbsError: maxAbs });
+      const outs: OrtOutputs[] = [];
+      for (const feeds of workload.accuracyFeeds) outs.push((await s.run(feeds)) as OrtOutputs);
+      outputs.push(outs);
     }
+    const accuracy = outputs.map((o) => {
+      const { cosine, maxAbsError } = agreementOf(outputs[0]!, o);
+      return { cosine, maxAbsError };
+    });
     // Iterations per round: about 0.1 s of the original's time, at least 10; many short rounds spread bursts of load evenly.
     for (const s of sessions) for (let i = 0; i < 5; i++) await s.run(workload.feeds);
     const t0 = performance.now();

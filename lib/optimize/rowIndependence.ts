@@ -8,6 +8,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { signatureOf, whyNotBatchable } from '../../runtime/server/modelRepository';
+import { ElementAgreement } from './agreement';
 
 export interface RowIndependence {
   /** Rows run alone and compared. */
@@ -92,21 +93,11 @@ export async function measureRowIndependence(
   return result;
 }
 
+/** One row alone against the same row in the batch (agreement as defined in agreement.ts); the worst row counts. */
 function compareRow(into: RowIndependence, inBatch: Numeric, alone: Numeric): void {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < inBatch.length; i++) {
-    const a = Number(inBatch[i]);
-    const b = Number(alone[i]);
-    const diff = Math.abs(a - b);
-    if (diff > into.maxAbsDiff || Number.isNaN(diff)) into.maxAbsDiff = Number.isNaN(diff) ? Infinity : diff;
-    if (Math.abs(a) > into.maxAbsRef) into.maxAbsRef = Math.abs(a);
-    dot += a * b;
-    na += a * a;
-    nb += b * b;
-  }
-  // Two all-zero rows agree; one zero row against a non-zero one does not.
-  const cosine = na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
-  if (cosine < into.minCosine) into.minCosine = cosine;
+  const row = new ElementAgreement();
+  row.add(inBatch, alone);
+  into.maxAbsDiff = Number.isNaN(row.maxAbsError) ? Infinity : Math.max(into.maxAbsDiff, row.maxAbsError);
+  into.maxAbsRef = Math.max(into.maxAbsRef, row.maxAbsReference);
+  if (row.cosine < into.minCosine) into.minCosine = row.cosine;
 }

@@ -105,6 +105,7 @@ export interface ThroughputFigures extends LatencyFigures {
   throughputPerSec: number;
 }
 
+/** A candidate's agreement with the original, as lib/optimize/agreement.ts defines it. */
 export interface AgreementFigures {
   maxAbsError: number;
   /** Worst cosine similarity over the outputs. */

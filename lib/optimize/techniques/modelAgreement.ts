@@ -1,24 +1,22 @@
 /**
  * Running a model and its transformed version on the same batches in onnxruntime-node and measuring how far
- * their outputs drift: max abs error, cosine similarity, and top-1 agreement for outputs that look like class
- * scores. Shared by int8-static, prune-magnitude and distill-mlp.
+ * their outputs drift, by the one definition of agreement (../agreement.ts: cosine similarity, max abs error,
+ * top-1 agreement for class scores). Shared by int8-static, prune-magnitude and distill-mlp.
  */
 import * as ort from 'onnxruntime-node';
+import { compareOutputRuns, type NamedTensors } from '../agreement';
 import type { Feeds } from '../technique';
 
 export type OrtFeeds = Record<string, ort.Tensor>;
 export type OrtOutputs = Record<string, ort.Tensor>;
 
 export interface Agreement {
-  /** Float outputs compared, in the original's order. */
+  /** Outputs compared, in the original's order. */
   outputs: string[];
-  /** Cosine similarity of all float outputs of all batches, concatenated (float64 sums). */
+  /** Worst output's cosine similarity over all batches. */
   cosine: number;
   maxAbsError: number;
-  /**
-   * Share of rows whose argmax over the last axis is the same, for outputs with a last axis of at least 2
-   * (class scores or probabilities); undefined when no output has one.
-   */
+  /** Worst class-score output's top-1 agreement; undefined when no output holds class scores. */
   top1?: number;
   /** Rows compared for top-1. */
   rows: number;
@@ -46,57 +44,36 @@ export function toOrtTensors(feeds: Feeds): OrtFeeds {
   return out;
 }
 
-function isFloat(t: ort.Tensor): boolean {
-  return t.type === 'float32' || t.type === 'float64';
+/** Outputs whose elements read as numbers (float16 arrives as raw bits, strings are not numbers). */
+function comparable(outputs: OrtOutputs): NamedTensors {
+  const out: NamedTensors = {};
+  for (const [name, t] of Object.entries(outputs))
+    if (t.type !== 'string' && t.type !== 'float16') out[name] = t as NamedTensors[string];
+  return out;
 }
 
-/** Compares outputs batch by batch; throws when names, dims or types differ. */
+/**
+ * Compares outputs batch by batch; throws when the candidate's outputs differ in name, dims or element type
+ * (a transform must keep the model's interface).
+ */
 export function agreementOf(original: OrtOutputs[], candidate: OrtOutputs[]): Agreement {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  let maxAbsError = 0;
-  let same = 0;
-  let rows = 0;
-  let outputs: string[] = [];
   original.forEach((x, b) => {
-    const y = candidate[b];
-    outputs = Object.keys(x).filter((n) => isFloat(x[n]));
-    for (const name of Object.keys(x)) {
-      const xt = x[name];
-      const yt = y?.[name];
-      if (!yt) throw new Error(`the candidate has no output '${name}'`);
-      if (xt.dims.join(',') !== yt.dims.join(','))
-        throw new Error(`output '${name}' has dims [${yt.dims}] in the candidate, [${xt.dims}] in the original`);
+    for (const [name, xt] of Object.entries(x)) {
+      const yt = candidate[b]?.[name];
+      if (!yt) throw new Error(`the candidate has no output "${name}"`);
       if (xt.type !== yt.type)
-        throw new Error(`output '${name}' is ${yt.type} in the candidate, ${xt.type} in the original`);
-      if (!isFloat(xt)) continue;
-      const xd = xt.data as Float32Array;
-      const yd = yt.data as Float32Array;
-      for (let i = 0; i < xd.length; i++) {
-        dot += xd[i] * yd[i];
-        na += xd[i] * xd[i];
-        nb += yd[i] * yd[i];
-        const d = Math.abs(xd[i] - yd[i]);
-        if (!(d <= maxAbsError)) maxAbsError = Number.isNaN(d) ? NaN : d;
-      }
-      const classes = Number(xt.dims[xt.dims.length - 1] ?? 0);
-      if (xt.dims.length >= 1 && classes >= 2) {
-        for (let r = 0; r + classes <= xd.length; r += classes) {
-          if (argmax(xd, r, classes) === argmax(yd, r, classes)) same++;
-          rows++;
-        }
-      }
+        throw new Error(`output "${name}" is ${yt.type} in the candidate, ${xt.type} in the original`);
     }
   });
-  const cosine = na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
-  return { outputs, cosine, maxAbsError, top1: rows > 0 ? same / rows : undefined, rows };
-}
-
-function argmax(data: ArrayLike<number>, offset: number, n: number): number {
-  let best = 0;
-  for (let i = 1; i < n; i++) if (data[offset + i] > data[offset + best]) best = i;
-  return best;
+  const c = compareOutputRuns(original.map(comparable), candidate.map(comparable));
+  if (c.mismatch) throw new Error(c.mismatch);
+  return {
+    outputs: c.outputs,
+    cosine: c.cosine,
+    maxAbsError: c.maxAbsError,
+    top1: c.top1 ?? undefined,
+    rows: c.top1Rows,
+  };
 }
 
 /** Runs both models on the batches and compares them. */
