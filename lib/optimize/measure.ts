@@ -18,21 +18,19 @@ import { ferryChildEnv } from '../config';
 import type { MeasureRequest, MeasureResponse, OutputsWire } from './measureProtocol';
 
 const repoRoot = path.resolve(__dirname, '../..');
-const CHILD_SOURCES = ['measureChild.ts', 'measureProtocol.ts', 'sampleInputs.ts'].map((f) => path.join(__dirname, f));
+const CHILD_ENTRY = path.join(__dirname, 'measureChild.ts');
 
 let bundled: Promise<string> | undefined;
 
-/** The child as one CommonJS file (onnxruntime-node stays external), rebuilt when its sources change. */
+/**
+ * The child as one CommonJS file (onnxruntime-node stays external). Named by the hash of the bundle itself,
+ * so a change in any file it pulls in (agreement.ts, rowIndependence.ts, the server's batching rules) gives
+ * a new file; building it in memory takes a few tens of milliseconds, once per process.
+ */
 export function measureChildBundle(): Promise<string> {
   bundled ??= (async () => {
-    const hash = createHash('sha256');
-    for (const f of CHILD_SOURCES) hash.update(await readFile(f));
-    const dir = path.join(os.tmpdir(), 'ferry-measure-child');
-    const out = path.join(dir, `measureChild-${hash.digest('hex').slice(0, 16)}.cjs`);
-    if (existsSync(out)) return out;
-    await mkdir(dir, { recursive: true });
     const result = await build({
-      entryPoints: [CHILD_SOURCES[0]!],
+      entryPoints: [CHILD_ENTRY],
       bundle: true,
       platform: 'node',
       target: 'node20',
@@ -41,8 +39,13 @@ export function measureChildBundle(): Promise<string> {
       write: false,
       logLevel: 'silent',
     });
+    const code = result.outputFiles[0]!.contents;
+    const dir = path.join(os.tmpdir(), 'ferry-measure-child');
+    const out = path.join(dir, `measureChild-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cjs`);
+    if (existsSync(out)) return out;
+    await mkdir(dir, { recursive: true });
     const tmp = `${out}.${process.pid}.tmp`;
-    await writeFile(tmp, result.outputFiles[0]!.contents);
+    await writeFile(tmp, code);
     await rename(tmp, out);
     return out;
   })();
