@@ -13,6 +13,7 @@ import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import { getPool } from '../../lib/db/pool';
 import type { EngineProgress } from '../../lib/optimize/engine';
 import { runOptimizationEngineInChild } from '../../lib/optimize/engineProcess';
+import { OptimizationNotPossibleError } from '../../lib/optimize/errors';
 import { benchmarkReportFor, plansFromTable } from '../../lib/optimize/plans';
 import { recordOptimizationTable, recordOptimizationChoice as storeChoice } from '../../lib/optimize/results';
 import { objectKeys } from '../../lib/store/objectStore';
@@ -89,11 +90,9 @@ export async function measureOptimizationCandidates(input: {
         Context.current().cancellationSignal,
       );
     } catch (err) {
-      const message = (err as Error).message;
       // A model that cannot run on generated inputs, or a bad setting, fails the same way on every retry.
-      if (/does not (load|run) in onnxruntime|unknown technique|accuracy budget|target threads/.test(message)) {
-        throw ApplicationFailure.nonRetryable(message, 'OptimizationNotPossible');
-      }
+      if (err instanceof OptimizationNotPossibleError)
+        throw ApplicationFailure.nonRetryable(err.message, 'OptimizationNotPossible', { code: err.code });
       throw err;
     } finally {
       clearInterval(timer);

@@ -12,6 +12,7 @@
  * - max abs error: not budgeted by default, because it depends on the scale of the outputs; set it
  *   when the outputs have a known scale (probabilities, normalised embeddings).
  */
+import { OptimizationNotPossibleError } from './errors';
 import type { AccuracyBudget, AgreementFigures } from './types';
 
 export const DEFAULT_ACCURACY_BUDGET: AccuracyBudget = { minCosine: 0.99, minTop1: 0.99 };
@@ -23,9 +24,13 @@ export function resolveBudget(partial?: Partial<AccuracyBudget>): AccuracyBudget
   if (partial?.maxAbsError !== undefined) budget.maxAbsError = partial.maxAbsError;
   for (const [k, v] of Object.entries(budget)) {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
-      throw new Error(`accuracy budget ${k} must be a non-negative number, got ${v}`);
+      throw new OptimizationNotPossibleError(
+        'invalid-budget',
+        `accuracy budget ${k} must be a non-negative number, got ${v}`,
+      );
   }
-  if (budget.minCosine > 1 || budget.minTop1 > 1) throw new Error('accuracy budget cosine and top1 are at most 1');
+  if (budget.minCosine > 1 || budget.minTop1 > 1)
+    throw new OptimizationNotPossibleError('invalid-budget', 'accuracy budget cosine and top1 are at most 1');
   return budget;
 }
 
@@ -38,7 +43,8 @@ export function parseBudget(text: string): Partial<AccuracyBudget> {
     .filter(Boolean)) {
     const [key, raw] = part.split('=');
     const value = Number(raw);
-    if (raw === undefined || !Number.isFinite(value)) throw new Error(`accuracy budget "${part}": expected key=number`);
+    if (raw === undefined || !Number.isFinite(value))
+      throw new OptimizationNotPossibleError('invalid-budget', `accuracy budget "${part}": expected key=number`);
     switch (key?.trim().toLowerCase()) {
       case 'cosine':
         out.minCosine = value;
@@ -52,7 +58,10 @@ export function parseBudget(text: string): Partial<AccuracyBudget> {
         out.maxAbsError = value;
         break;
       default:
-        throw new Error(`accuracy budget "${part}": known keys are cosine, top1, maxabs`);
+        throw new OptimizationNotPossibleError(
+          'invalid-budget',
+          `accuracy budget "${part}": known keys are cosine, top1, maxabs`,
+        );
     }
   }
   return out;

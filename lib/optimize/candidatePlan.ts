@@ -3,6 +3,7 @@
  * weight transform followed by graph-optimize; pruning followed by int8-dynamic). Session tuning is not
  * planned here: the engine runs it last, on the best candidate found by then.
  */
+import { OptimizationNotPossibleError } from './errors';
 import type { OptimizationTechnique } from './technique';
 import { GRAPH_OPTIMIZE_ID } from './techniques/graphOptimize';
 import { SESSION_TUNING_ID } from './techniques/sessionTuning';
@@ -34,7 +35,8 @@ export function selectTechniques(registry: OptimizationTechnique[], ids?: string
   const byId = new Map(registry.map((t) => [t.id, t]));
   const unknown = ids.filter((id) => !byId.has(id));
   if (unknown.length) {
-    throw new Error(
+    throw new OptimizationNotPossibleError(
+      'unknown-technique',
       `unknown technique${unknown.length > 1 ? 's' : ''} ${unknown.map((u) => `"${u}"`).join(', ')}; registered: ${registry.map((t) => t.id).join(', ') || '(none)'}`,
     );
   }

@@ -28,6 +28,7 @@ import { bestCandidate, CandidateJudge, type EngineCandidate } from './candidate
 import { CandidateMeter } from './candidateMeasure';
 import { candidateId, candidatePlan, ORIGINAL_CANDIDATE, selectTechniques } from './candidatePlan';
 import { type EngineInputs, makeEngineInputs } from './engineInputs';
+import { OptimizationNotPossibleError } from './errors';
 import type { MeasureResponse } from './measureProtocol';
 import { type EngineProgress, StepProgress } from './progress';
 import { opMix, recommendTechniques, tableAnalysis } from './recommend';
@@ -85,7 +86,10 @@ export interface EngineResult {
 export function resolveTarget(partial?: Partial<TargetSpec>): TargetSpec {
   const threads = partial?.threads ?? os.availableParallelism();
   if (!Number.isInteger(threads) || threads < 1)
-    throw new Error(`target threads must be a positive integer, got ${threads}`);
+    throw new OptimizationNotPossibleError(
+      'invalid-target',
+      `target threads must be a positive integer, got ${threads}`,
+    );
   return { kind: partial?.kind ?? 'cpu', sameMachine: partial?.sameMachine ?? false, threads };
 }
 
@@ -221,9 +225,10 @@ function assembleTable(
   return JSON.parse(JSON.stringify(table)) as OptimizationTable;
 }
 
-function originalNotMeasurable(response: MeasureResponse): Error {
+function originalNotMeasurable(response: MeasureResponse): OptimizationNotPossibleError {
   const r = response as Extract<MeasureResponse, { ok: false }>;
-  return new Error(
+  return new OptimizationNotPossibleError(
+    'model-not-measurable',
     `the original model does not ${r.stage === 'load' ? 'load' : 'run'} in onnxruntime with the sample inputs (${r.error}); ` +
       'give input values or dim sizes (fixed inputs / --inputs) so it can be measured',
   );

@@ -8,7 +8,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { runOptimizationEngine } from './engine';
-import { type EngineRequestWire, engineOptionsFromWire } from './engineProcess';
+import { type EngineRequestWire, type EngineResultWire, engineOptionsFromWire } from './engineProcess';
+import { OptimizationNotPossibleError } from './errors';
 
 process.on('disconnect', () => process.exit(3));
 
@@ -20,9 +21,14 @@ async function main(requestPath: string, resultPath: string): Promise<void> {
       ...opts,
       onProgress: (p) => process.send?.({ type: 'progress', progress: p }),
     });
-    writeFileSync(resultPath, JSON.stringify({ ok: true, result }));
+    writeFileSync(resultPath, JSON.stringify({ ok: true, result } satisfies EngineResultWire));
   } catch (err) {
-    writeFileSync(resultPath, JSON.stringify({ ok: false, error: (err as Error).message }));
+    // The code travels with the message, so the parent throws the same error class.
+    const code = err instanceof OptimizationNotPossibleError ? err.code : undefined;
+    writeFileSync(
+      resultPath,
+      JSON.stringify({ ok: false, error: (err as Error).message, code } satisfies EngineResultWire),
+    );
   }
 }
 

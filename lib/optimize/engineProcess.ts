@@ -10,6 +10,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ferryChildEnv } from '../config';
 import type { EngineOptions, EngineProgress, EngineResult } from './engine';
+import {
+  OPTIMIZATION_NOT_POSSIBLE_CODES,
+  type OptimizationNotPossibleCode,
+  OptimizationNotPossibleError,
+} from './errors';
 import type { CalibrationSample } from './technique';
 
 export type EngineChildOptions = Omit<EngineOptions, 'model' | 'registry' | 'onProgress'>;
@@ -18,6 +23,11 @@ export interface EngineRequestWire extends Omit<EngineChildOptions, 'calibration
   modelPath: string;
   calibration?: Array<Record<string, { dims: number[]; data: number[] }>>;
 }
+
+/** What engineChild.ts writes: the result, or the error (with its code when it is an OptimizationNotPossibleError). */
+export type EngineResultWire =
+  | { ok: true; result: EngineResult }
+  | { ok: false; error: string; code?: OptimizationNotPossibleCode };
 
 export function engineOptionsFromWire(req: EngineRequestWire, model: Uint8Array): Omit<EngineOptions, 'onProgress'> {
   const { modelPath: _m, calibration, ...rest } = req;
@@ -85,7 +95,7 @@ export async function runOptimizationEngineInChild(
     );
     signal?.removeEventListener('abort', abort);
     if (signal?.aborted) throw new Error('the optimization was cancelled');
-    let outcome: { ok: true; result: EngineResult } | { ok: false; error: string };
+    let outcome: EngineResultWire;
     try {
       outcome = JSON.parse(await readFile(resultPath, 'utf8'));
     } catch {
@@ -94,7 +104,11 @@ export async function runOptimizationEngineInChild(
         : `the optimization engine process died (${exit.signal ?? `exit ${exit.code}`})`;
       throw new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
     }
-    if (!outcome.ok) throw new Error(outcome.error);
+    if (!outcome.ok) {
+      if (outcome.code && OPTIMIZATION_NOT_POSSIBLE_CODES.includes(outcome.code))
+        throw new OptimizationNotPossibleError(outcome.code, outcome.error);
+      throw new Error(outcome.error);
+    }
     return outcome.result;
   } finally {
     await rm(dir, { recursive: true, force: true });
