@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import { getPool } from '../../lib/db/pool';
-import type { EngineProgress } from '../../lib/optimize/engine';
+import type { EngineProgress, EngineResult } from '../../lib/optimize/engine';
 import { runOptimizationEngineInChild } from '../../lib/optimize/engineProcess';
 import { OptimizationNotPossibleError } from '../../lib/optimize/errors';
 import { benchmarkReportFor, plansFromTable } from '../../lib/optimize/plans';
@@ -68,7 +68,7 @@ export async function measureOptimizationCandidates(input: {
         beat();
       }
     };
-    let result;
+    let result: EngineResult;
     try {
       const settings = input.settings ?? {};
       // In a child process: transforms and onnxruntime runs are synchronous and would stall this worker's event loop.

@@ -43,7 +43,7 @@ export interface TableOptions {
 /** Lines of the table: header, one line per measured candidate, then not-applicable / failed ones. */
 export function formatTradeoffTable(table: OptimizationTable, opts: TableOptions = {}): string[] {
   const measured = table.candidates.filter((c) => c.state === 'measured' && c.row);
-  const large = measured.find((c) => c.row!.largeBatch)?.row!.largeBatch?.batchSize;
+  const large = measured.find((c) => c.row!.largeBatch)?.row?.largeBatch?.batchSize;
   const header = [
     'candidate',
     'size',
