@@ -58,6 +58,11 @@ export const attr = {
   graph: (name: string, g: GraphProto): AttributeProto => ({ name, type: AttributeType.GRAPH, g }),
 };
 
+/** A `Cast` of `input` to the element type `to` (a TensorDataType). */
+export function castNode(input: string, output: string, to: number, name: string): NodeProto {
+  return makeNode('Cast', [input], [output], { name, attributes: [attr.int('to', to)] });
+}
+
 /** A `Constant` node holding a tensor: how many exporters store weights instead of initializers. */
 export function constantNode(output: string, value: TensorProto, name = `${output}_constant`): NodeProto {
   return makeNode('Constant', [], [output], { name, attributes: [attr.tensor('value', { ...value, name: output })] });

@@ -3,7 +3,7 @@
  * astype(float16) does), the way back, and FLOAT16 tensors with their values in raw_data.
  */
 import type { TensorProto } from './model';
-import { elementCount, TensorDataType } from './tensor';
+import { elementCount, float16BitsToFloat32, TensorDataType } from './tensor';
 
 /** Largest finite float16 value. */
 export const FLOAT16_MAX = 65504;
@@ -45,6 +45,16 @@ export function float32ArrayToFloat16Bits(values: Float32Array): Uint16Array {
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = float32ToFloat16Bits(values[i]);
   return out;
+}
+
+/** The largest |v − float16(v)| over `values`: what storing them in half precision costs. */
+export function float16RoundingError(values: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < values.length; i++) {
+    const e = Math.abs(values[i] - float16BitsToFloat32(float32ToFloat16Bits(values[i])));
+    if (e > max) max = e;
+  }
+  return max;
 }
 
 /** A FLOAT16 tensor holding `values` rounded to half precision, in raw_data. */

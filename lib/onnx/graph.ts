@@ -1,4 +1,4 @@
-/** Graph traversal shared by validation, analysis and transforms: subgraphs, node labels, domains. */
+/** Graph traversal shared by validation, analysis and transforms: subgraphs, node labels, domains, attributes. */
 import type { AttributeProto, GraphProto, NodeProto, TensorProto } from './model';
 
 /** '' and 'ai.onnx' both name the default ONNX operator domain. */
@@ -78,4 +78,25 @@ export function forEachGraph(
 
 export function findAttribute(node: NodeProto, name: string): AttributeProto | undefined {
   return node.attribute?.find((a) => a.name === name);
+}
+
+// Attribute readers: the attribute's value, or `fallback` (the spec's default) when the node does not set it.
+
+export function intAttribute(node: NodeProto, name: string, fallback: number): number {
+  const a = findAttribute(node, name);
+  return a?.i !== undefined ? Number(a.i) : fallback;
+}
+
+export function floatAttribute(node: NodeProto, name: string, fallback: number): number {
+  const a = findAttribute(node, name);
+  return a?.f !== undefined ? a.f : fallback;
+}
+
+export function intsAttribute(node: NodeProto, name: string): number[] | undefined {
+  return findAttribute(node, name)?.ints?.map(Number);
+}
+
+export function stringAttribute(node: NodeProto, name: string): string | undefined {
+  const s = findAttribute(node, name)?.s;
+  return s ? new TextDecoder().decode(s) : undefined;
 }

@@ -1,10 +1,13 @@
 /**
  * Helpers for graph transforms: fresh names, finding the constant tensor behind a name (initializer or
  * Constant node, through the scopes of nested graphs), counting and renaming uses (including the implicit
- * uses subgraphs make of outer values), removing weights nobody reads, and adding opset imports.
+ * uses subgraphs make of outer values), adding initializers and rewriting Constant nodes, removing weights nobody
+ * reads, and adding opset imports.
  */
+import { attr } from './builders';
 import { forEachGraph, isDefaultDomain, subgraphsOf } from './graph';
 import type { GraphProto, NodeProto, OnnxModel, TensorProto } from './model';
+import { isExternal, TensorDataType, tensorToFloat32 } from './tensor';
 
 /** Hands out names no value, node or graph of the model uses yet. */
 export class NameAllocator {
@@ -157,6 +160,32 @@ export function renameOuterReads(graph: GraphProto, from: string, to: string): v
   for (const o of graph.output ?? []) if (o.name === from) o.name = to;
 }
 
+/** Appends tensors to a graph's initializers (a graph may have none yet). */
+export function addInitializers(graph: GraphProto, ...tensors: TensorProto[]): void {
+  graph.initializer ??= [];
+  graph.initializer.push(...tensors);
+}
+
+/** The float32 tensor a Constant node holds (value, value_float, value_floats), if it holds one in the model. */
+export function constantFloatValue(
+  node: NodeProto,
+): { values: Float32Array; dims: number[]; tensor?: TensorProto } | undefined {
+  for (const a of node.attribute ?? []) {
+    if (a.name === 'value' && a.t && a.t.data_type === TensorDataType.FLOAT && !isExternal(a.t)) {
+      return { values: tensorToFloat32(a.t), dims: (a.t.dims ?? []).map(Number), tensor: a.t };
+    }
+    if (a.name === 'value_float' && a.f !== undefined) return { values: Float32Array.of(a.f), dims: [] };
+    if (a.name === 'value_floats')
+      return { values: Float32Array.from(a.floats ?? []), dims: [(a.floats ?? []).length] };
+  }
+  return undefined;
+}
+
+/** Makes a Constant node hold `tensor`, in place of whatever value attribute it had. */
+export function setConstantValue(node: NodeProto, tensor: TensorProto): void {
+  node.attribute = [attr.tensor('value', tensor)];
+}
+
 /**
  * Deletes a constant weight once nothing reads it any more: the initializer (and its graph input entry and
  * value_info, if any) or the Constant node. Returns whether it was removed.
@@ -176,7 +205,8 @@ export function removeIfUnused(weight: ConstantWeight): boolean {
 
 /** Imports `domain` at `version` unless the model already imports it (at any version). Returns whether it added one. */
 export function ensureOpsetImport(model: OnnxModel, domain: string, version: number): boolean {
-  const imports = (model.opset_import ??= []);
+  model.opset_import ??= [];
+  const imports = model.opset_import;
   const wanted = isDefaultDomain(domain) ? '' : domain;
   if (imports.some((o) => (isDefaultDomain(o.domain) ? '' : o.domain) === wanted)) return false;
   imports.push({ domain, version });

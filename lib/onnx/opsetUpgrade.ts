@@ -12,7 +12,8 @@
  * (they carry their own opset imports).
  */
 import { attr, irVersionForOpset, makeNode } from './builders';
-import { findAttribute, forEachGraph, isDefaultDomain } from './graph';
+import { findAttribute, floatAttribute, forEachGraph, intAttribute, isDefaultDomain } from './graph';
+import { defaultOpsetVersion } from './graphRewrite';
 import type { AttributeProto, Int64, NodeProto, OnnxModel, TensorProto } from './model';
 import { inferShapes } from './shapeInference';
 import { float32Tensor, int64Tensor } from './tensor';
@@ -53,10 +54,6 @@ export type OpsetUpgradeResult =
   | { ok: true; from: number; to: number; changes: string[] }
   | { ok: false; reason: string };
 
-function opsetOf(model: OnnxModel): number {
-  return Number((model.opset_import ?? []).find((o) => isDefaultDomain(o.domain))?.version ?? 0);
-}
-
 function intsOf(node: NodeProto, name: string): Int64[] | undefined {
   return findAttribute(node, name)?.ints;
 }
@@ -74,7 +71,7 @@ function label(node: NodeProto): string {
  * model's opset to `target`. Returns the reason for the first op that cannot.
  */
 export function opsetUpgradeBlocker(model: OnnxModel, target: number): string | undefined {
-  const from = opsetOf(model);
+  const from = defaultOpsetVersion(model);
   if (from >= target) return undefined;
   if (from === 0) return 'the model imports no default-domain opset';
   if (from < OLDEST_UPGRADABLE_OPSET)
@@ -89,12 +86,7 @@ export function opsetUpgradeBlocker(model: OnnxModel, target: number): string | 
       const breaking = BREAKING.find(([name, version]) => name === op && from < version && target >= version);
       if (breaking) blocker = `${label(node)}: ${breaking[2]}`;
       else if (!STABLE_OPS.has(op)) blocker = `${label(node)}: op ${op} is not in Ferry's opset upgrade table`;
-      else if (
-        op === 'BatchNormalization' &&
-        from < 9 &&
-        target >= 9 &&
-        Number(findAttribute(node, 'spatial')?.i ?? 1) !== 1
-      ) {
+      else if (op === 'BatchNormalization' && from < 9 && target >= 9 && intAttribute(node, 'spatial', 1) !== 1) {
         blocker = `${label(node)}: BatchNormalization with spatial=0 has no equivalent from opset 9`;
       } else if ((op === 'Clip' || op === 'Pad') && from < 11 && target >= 11 && node.input?.length !== 1) {
         blocker = `${label(node)}: unexpected inputs for ${op} before opset 11`;
@@ -110,7 +102,7 @@ export function opsetUpgradeBlocker(model: OnnxModel, target: number): string | 
  * is unchanged.
  */
 export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgradeResult {
-  const from = opsetOf(model);
+  const from = defaultOpsetVersion(model);
   if (from >= target) return { ok: true, from, to: from, changes: [] };
   const blocker = opsetUpgradeBlocker(model, target);
   if (blocker) return { ok: false, reason: `cannot raise the opset from ${from} to ${target}: ${blocker}` };
@@ -182,7 +174,7 @@ export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgr
         changes.push(`${label(node)}: min/max attributes became inputs (opset 11)`);
       } else if (op === 'Pad' && crosses(11)) {
         const pads = intsOf(node, 'pads') ?? [];
-        const value = findAttribute(node, 'value')?.f ?? 0;
+        const value = floatAttribute(node, 'value', 0);
         const base = node.name || node.output?.[0] || 'pad';
         node.input = [node.input?.[0] ?? '', int64Input(node, 'pads', pads)];
         if (value !== 0) node.input.push(constant(`${base}_value`, float32Tensor('', [], [value])));
@@ -209,7 +201,7 @@ export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgr
         }
       } else if ((op === 'Softmax' || op === 'LogSoftmax' || op === 'Hardmax') && crosses(13)) {
         // Before 13: flatten to 2-D at `axis` (default 1), normalize each row. From 13: normalize along `axis` only.
-        const axis = Number(findAttribute(node, 'axis')?.i ?? 1);
+        const axis = intAttribute(node, 'axis', 1);
         const rank = shapes?.get(node.input?.[0] ?? '')?.length;
         const normalized = rank !== undefined && axis < 0 ? axis + rank : axis;
         if (rank !== undefined && normalized === rank - 1) {
@@ -266,9 +258,4 @@ export function upgradeDefaultOpset(model: OnnxModel, target: number): OpsetUpgr
     }
   }
   return { ok: true, from, to: target, changes };
-}
-
-/** The model's default-domain opset (0 when it imports none). */
-export function defaultDomainOpset(model: OnnxModel): number {
-  return opsetOf(model);
 }

@@ -3,7 +3,7 @@
  * ops that usually sit between them. It exists to estimate MACs; it is not onnxruntime's shape inference.
  * A dim is a number (fixed), a string (symbolic) or null (unknown); an unknown shape is simply absent.
  */
-import { findAttribute, isDefaultDomain } from './graph';
+import { findAttribute, intAttribute, intsAttribute, isDefaultDomain, stringAttribute } from './graph';
 import type { GraphProto, NodeProto, TensorProto, TypeProto } from './model';
 import { elementCount, TensorDataType, tensorToBigInt64 } from './tensor';
 
@@ -110,30 +110,15 @@ export function broadcastShapes(shapes: Shape[]): Shape {
   return out;
 }
 
-function intsAttr(node: NodeProto, name: string): number[] | undefined {
-  const a = findAttribute(node, name);
-  return a?.ints?.map(Number);
-}
-
-function intAttr(node: NodeProto, name: string, fallback: number): number {
-  const a = findAttribute(node, name);
-  return a?.i !== undefined ? Number(a.i) : fallback;
-}
-
-function stringAttr(node: NodeProto, name: string): string | undefined {
-  const s = findAttribute(node, name)?.s;
-  return s ? new TextDecoder().decode(s) : undefined;
-}
-
 /** Output spatial dims of a sliding window (Conv, pools), per the ONNX formulas incl. auto_pad. */
 function windowOutput(node: NodeProto, input: Shape, kernel: number[]): Shape {
   const spatial = input.slice(2);
   const rank = spatial.length;
-  const strides = intsAttr(node, 'strides') ?? new Array(rank).fill(1);
-  const dilations = intsAttr(node, 'dilations') ?? new Array(rank).fill(1);
-  const pads = intsAttr(node, 'pads') ?? new Array(rank * 2).fill(0);
-  const autoPad = stringAttr(node, 'auto_pad') ?? 'NOTSET';
-  const ceilMode = intAttr(node, 'ceil_mode', 0) === 1;
+  const strides = intsAttribute(node, 'strides') ?? new Array(rank).fill(1);
+  const dilations = intsAttribute(node, 'dilations') ?? new Array(rank).fill(1);
+  const pads = intsAttribute(node, 'pads') ?? new Array(rank * 2).fill(0);
+  const autoPad = stringAttribute(node, 'auto_pad') ?? 'NOTSET';
+  const ceilMode = intAttribute(node, 'ceil_mode', 0) === 1;
   return spatial.map((d, i) => {
     if (typeof d !== 'number') return null;
     const effectiveKernel = dilations[i] * (kernel[i] - 1) + 1;
@@ -158,8 +143,8 @@ export function matMulShape(a: Shape, b: Shape): Shape | undefined {
 
 export function gemmDims(node: NodeProto, a: Shape, b: Shape): { m: Dim; k: Dim; n: Dim } | undefined {
   if (a.length !== 2 || b.length !== 2) return undefined;
-  const transA = intAttr(node, 'transA', 0) === 1;
-  const transB = intAttr(node, 'transB', 0) === 1;
+  const transA = intAttribute(node, 'transA', 0) === 1;
+  const transB = intAttribute(node, 'transB', 0) === 1;
   return { m: transA ? a[1] : a[0], k: transA ? a[0] : a[1], n: transB ? b[0] : b[1] };
 }
 
@@ -200,11 +185,11 @@ function inferNode(
     case 'MaxPool':
     case 'AveragePool':
     case 'LpPool': {
-      const kernel = intsAttr(node, 'kernel_shape');
+      const kernel = intsAttribute(node, 'kernel_shape');
       return kernel && POOL_OPS.has(op) ? [x[0], x[1], ...windowOutput(node, x, kernel)] : undefined;
     }
     case 'Flatten': {
-      let axis = intAttr(node, 'axis', 1);
+      let axis = intAttribute(node, 'axis', 1);
       if (axis < 0) axis += x.length;
       // A lone symbolic dim (the batch) stays symbolic; a product involving one is unknown.
       const product = (dims: Shape): Dim =>
@@ -212,14 +197,14 @@ function inferNode(
       return [product(x.slice(0, axis)), product(x.slice(axis))];
     }
     case 'Transpose': {
-      const perm = intsAttr(node, 'perm') ?? x.map((_, i) => x.length - 1 - i);
+      const perm = intsAttribute(node, 'perm') ?? x.map((_, i) => x.length - 1 - i);
       return perm.map((p) => x[p] ?? null);
     }
     case 'Reshape': {
       const target = constants.get(node.input?.[1] ?? '');
       if (!target) return undefined;
       const out: Shape = target.map((d, i) =>
-        d === 0 && intAttr(node, 'allowzero', 0) === 0 ? (x[i] ?? null) : d === -1 ? null : d,
+        d === 0 && intAttribute(node, 'allowzero', 0) === 0 ? (x[i] ?? null) : d === -1 ? null : d,
       );
       const minus = target.indexOf(-1);
       if (

@@ -178,6 +178,14 @@ export function float32Tensor(
   };
 }
 
+/** Replaces a tensor's values (and its dims, when given) with float32 `values`, stored in raw_data. */
+export function setFloat32Values(t: TensorProto, values: Float32Array, dims?: readonly number[]): void {
+  if (dims) t.dims = [...dims];
+  t.data_type = TensorDataType.FLOAT;
+  t.raw_data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice();
+  t.float_data = [];
+}
+
 /** An INT64 tensor (shapes, axes, indices) with its values in raw_data. */
 export function int64Tensor(name: string, dims: readonly number[], data: readonly Int64[]): TensorProto {
   if (data.length !== elementCount(dims)) {

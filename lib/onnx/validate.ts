@@ -252,7 +252,9 @@ function checkGraph(graph: GraphProto, outer: ReadonlySet<string>, location: Gra
 /** Kahn's algorithm over producer → consumer edges; nodes left over sit on or behind a cycle. */
 function checkAcyclic(nodes: NonNullable<GraphProto['node']>, dependencies: string[][], location: GraphLocation): void {
   const producer = new Map<string, number>();
-  nodes.forEach((node, i) => (node.output ?? []).forEach((o) => o !== '' && producer.set(o, i)));
+  nodes.forEach((node, i) => {
+    for (const o of node.output ?? []) if (o !== '') producer.set(o, i);
+  });
   const consumers: number[][] = nodes.map(() => []);
   const pending = nodes.map(() => 0);
   dependencies.forEach((deps, i) => {

@@ -34,7 +34,14 @@ import * as ort from 'onnxruntime-node';
 import type { ModelAnalysis } from '../../onnx/analyze';
 import { attr, makeNode } from '../../onnx/builders';
 import { findAttribute, forEachGraph, isDefaultDomain, subgraphsOf } from '../../onnx/graph';
-import { type ConstantWeight, countUses, GraphScope, NameAllocator, removeIfUnused } from '../../onnx/graphRewrite';
+import {
+  type ConstantWeight,
+  countUses,
+  defaultOpsetVersion,
+  GraphScope,
+  NameAllocator,
+  removeIfUnused,
+} from '../../onnx/graphRewrite';
 import {
   decodeModel,
   encodeModel,
@@ -43,7 +50,7 @@ import {
   type OnnxModel,
   type TensorProto,
 } from '../../onnx/model';
-import { defaultDomainOpset, upgradeDefaultOpset } from '../../onnx/opsetUpgrade';
+import { upgradeDefaultOpset } from '../../onnx/opsetUpgrade';
 import { inferShapes } from '../../onnx/shapeInference';
 import { elementCount, float32Tensor, isExternal, TensorDataType, tensorToFloat32 } from '../../onnx/tensor';
 import type { Feeds, OptimizationTechnique, TargetSpec, TechniqueContext, TechniqueResult } from '../technique';
@@ -977,7 +984,7 @@ export async function quantizeStaticQdq(
   }
 
   // Opset: 10 for QuantizeLinear, 13 for per-axis scales.
-  const from = defaultDomainOpset(original);
+  const from = defaultOpsetVersion(original);
   let perChannel = opts.perChannel;
   let working = decodeModel(bytes);
   let upgradeChanges: string[] = [];
