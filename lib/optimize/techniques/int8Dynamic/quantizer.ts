@@ -14,17 +14,17 @@
  *   weights in external files: left as they are and reported.
  * Graph inputs and outputs keep their names, types and shapes.
  */
-import type { ModelAnalysis } from '../../onnx/analyze';
-import { attr, makeNode } from '../../onnx/builders';
-import { findAttribute, isDefaultDomain, subgraphsOf } from '../../onnx/graph';
+import { attr, makeNode } from '../../../onnx/builders';
+import { floatAttribute, intAttribute, isDefaultDomain, subgraphsOf } from '../../../onnx/graph';
 import {
+  addInitializers,
   type ConstantWeight,
   countUses,
   ensureOpsetImport,
   GraphScope,
   NameAllocator,
   removeIfUnused,
-} from '../../onnx/graphRewrite';
+} from '../../../onnx/graphRewrite';
 import {
   decodeModel,
   encodeModel,
@@ -32,7 +32,7 @@ import {
   type NodeProto,
   type OnnxModel,
   type TensorProto,
-} from '../../onnx/model';
+} from '../../../onnx/model';
 import {
   elementCount,
   float32Tensor,
@@ -40,35 +40,11 @@ import {
   TensorDataType,
   tensorByteSize,
   tensorToFloat32,
-} from '../../onnx/tensor';
-import type { OptimizationTechnique, TargetSpec, TechniqueContext, TechniqueResult } from '../technique';
-import { checkCandidate } from './verifyCandidate';
+} from '../../../onnx/tensor';
+import { int8Tensor, quantizeWeightSymmetric } from '../quantization';
+import { type Int8DynamicOptions, resolveOptions } from './options';
 
-export const INT8_DYNAMIC_ID = 'int8-dynamic';
 export const MICROSOFT_DOMAIN = 'com.microsoft';
-
-export interface Int8DynamicOptions {
-  /** Weights with fewer elements stay float32: too small to matter for size or speed (default 1024). */
-  minElements?: number;
-  /** One scale per output channel (default true); false: one scale per weight. */
-  perChannel?: boolean;
-  /**
-   * 7-bit weights (−63..63) instead of 8-bit. Only for CPUs without VNNI, whose u8×s8 instructions can
-   * saturate int16 intermediate sums; default false.
-   */
-  reduceRange?: boolean;
-  /** Fold `MatMul → Add(constant bias)` into the kernel's bias input (default true). */
-  fuseBias?: boolean;
-  /**
-   * When several quantized nodes read the same activation (Q, K and V projections), quantize it once with
-   * DynamicQuantizeLinear and run each node as MatMulIntegerToFloat (default true).
-   */
-  shareActivationQuantization?: boolean;
-  /** Which ops to quantize (default both). */
-  opTypes?: Array<'MatMul' | 'Gemm'>;
-  /** Node names to leave in float32. */
-  excludeNodes?: string[];
-}
 
 export interface QuantizedNodeReport {
   node: string;
@@ -94,86 +70,6 @@ export interface Int8DynamicReport {
   /** Bytes of the float32 weights that were quantized, and of what replaced them (int8 values + scales). */
   floatWeightBytes: number;
   quantizedWeightBytes: number;
-}
-
-export interface QuantizedWeight {
-  /** int8 values, [K, N] row-major. */
-  values: Int8Array;
-  /** One scale per column (length N), or a single one for per-tensor quantization. */
-  scales: Float32Array;
-  k: number;
-  n: number;
-}
-
-/** Rounds half to even, as numpy.rint does, so values land where onnxruntime's own quantizer puts them. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-/**
- * Symmetric int8 quantization of a weight as MatMul reads it ([K, N]): scale = max|column| / qmax, zero point 0.
- * `transposed`: the data is stored [N, K] (Gemm with transB = 1) and is transposed on the way.
- */
-export function quantizeWeightSymmetric(
-  data: Float32Array,
-  k: number,
-  n: number,
-  opts: { transposed?: boolean; perChannel?: boolean; reduceRange?: boolean } = {},
-): QuantizedWeight {
-  const qmax = opts.reduceRange ? 63 : 127;
-  const at = opts.transposed
-    ? (row: number, col: number) => data[col * k + row]
-    : (row: number, col: number) => data[row * n + col];
-  const perChannel = opts.perChannel ?? true;
-  const absMax = new Float32Array(perChannel ? n : 1);
-  for (let row = 0; row < k; row++) {
-    for (let col = 0; col < n; col++) {
-      const v = Math.abs(at(row, col));
-      const slot = perChannel ? col : 0;
-      if (v > absMax[slot]) absMax[slot] = v;
-    }
-  }
-  const scales = Float32Array.from(absMax, (m) => (m > 0 && Number.isFinite(m) ? m / qmax : 1));
-  const values = new Int8Array(k * n);
-  for (let row = 0; row < k; row++) {
-    for (let col = 0; col < n; col++) {
-      const q = roundHalfEven(at(row, col) / scales[perChannel ? col : 0]);
-      values[row * n + col] = q > qmax ? qmax : Math.max(q, -qmax);
-    }
-  }
-  return { values, scales, k, n };
-}
-
-function int8Tensor(name: string, dims: number[], values: Int8Array): TensorProto {
-  return {
-    name,
-    dims,
-    data_type: TensorDataType.INT8,
-    raw_data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
-  };
-}
-
-function floatAttr(node: NodeProto, name: string, fallback: number): number {
-  const a = findAttribute(node, name);
-  return a?.f !== undefined ? a.f : fallback;
-}
-
-function intAttr(node: NodeProto, name: string, fallback: number): number {
-  const a = findAttribute(node, name);
-  return a?.i !== undefined ? Number(a.i) : fallback;
-}
-
-function resolveOptions(options: Int8DynamicOptions): Required<Int8DynamicOptions> {
-  return {
-    minElements: options.minElements ?? 1024,
-    perChannel: options.perChannel ?? true,
-    reduceRange: options.reduceRange ?? false,
-    fuseBias: options.fuseBias ?? true,
-    shareActivationQuantization: options.shareActivationQuantization ?? true,
-    opTypes: options.opTypes ?? ['MatMul', 'Gemm'],
-    excludeNodes: options.excludeNodes ?? [],
-  };
 }
 
 interface SharedActivation {
@@ -289,7 +185,7 @@ class DynamicQuantizer {
       if (!isDefaultDomain(node.domain) || (op !== 'MatMul' && op !== 'Gemm') || !this.opts.opTypes.includes(op))
         continue;
       if (this.opts.excludeNodes.includes(node.name ?? '')) continue;
-      if (op === 'Gemm' && intAttr(node, 'transA', 0) === 1) continue;
+      if (op === 'Gemm' && intAttribute(node, 'transA', 0) === 1) continue;
       if (typeof this.quantizableWeight(scope, node.input?.[1]) === 'string') continue;
       const a = node.input?.[0] ?? '';
       readers.set(a, [...(readers.get(a) ?? []), node]);
@@ -349,20 +245,18 @@ class DynamicQuantizer {
       perChannel: this.opts.perChannel,
       reduceRange: this.opts.reduceRange,
     });
-    const graph = weight.graph;
-    graph.initializer ??= [];
     let valuesName: string;
     if (sameLayout) {
       valuesName = sameLayout[1].values;
     } else {
       valuesName = this.names.fresh(`${weight.name}_quantized`);
-      graph.initializer.push(int8Tensor(valuesName, [k, n], q.values));
+      addInitializers(weight.graph, int8Tensor(valuesName, [k, n], q.values));
       this.report.quantizedWeightBytes += q.values.byteLength;
       this.onWeight?.(weight.name);
     }
     const scalesName = this.names.fresh(`${weight.name}_scale`);
     const scales = alpha === 1 ? q.scales : Float32Array.from(q.scales, (s) => s * alpha);
-    graph.initializer.push(float32Tensor(scalesName, this.opts.perChannel ? [n] : [], scales));
+    addInitializers(weight.graph, float32Tensor(scalesName, this.opts.perChannel ? [n] : [], scales));
     this.report.quantizedWeightBytes += scales.byteLength;
     const entry = { values: valuesName, scales: scalesName };
     perWeight.set(key, entry);
@@ -470,10 +364,10 @@ class DynamicQuantizer {
     const [a, b, c] = node.input ?? [];
     const weight = this.quantizableWeight(scope, b);
     if (typeof weight === 'string') return weight;
-    const transA = intAttr(node, 'transA', 0) === 1;
-    const transB = intAttr(node, 'transB', 0) === 1;
-    const alpha = floatAttr(node, 'alpha', 1);
-    const beta = floatAttr(node, 'beta', 1);
+    const transA = intAttribute(node, 'transA', 0) === 1;
+    const transB = intAttribute(node, 'transB', 0) === 1;
+    const alpha = floatAttribute(node, 'alpha', 1);
+    const beta = floatAttribute(node, 'beta', 1);
     if (!Number.isFinite(alpha) || alpha === 0) return `alpha is ${alpha}`;
     const y = node.output?.[0] ?? '';
     const base = node.name || y;
@@ -510,11 +404,12 @@ class DynamicQuantizer {
           const row = new Float32Array(n);
           for (let j = 0; j < n; j++) row[j] = beta * values[values.length === 1 ? 0 : j];
           bias = this.names.fresh(`${c}_bias`);
-          (weight.graph.initializer ??= []).push(float32Tensor(bias, [n], row));
+          addInitializers(weight.graph, float32Tensor(bias, [n], row));
         }
       } else if (t && t.data_type === TensorDataType.FLOAT && !isExternal(t) && beta !== 1) {
         addAfter = this.names.fresh(`${c}_scaled`);
-        (weight.graph.initializer ??= []).push(
+        addInitializers(
+          weight.graph,
           float32Tensor(
             addAfter,
             dims,
@@ -523,7 +418,7 @@ class DynamicQuantizer {
         );
       } else if (beta !== 1) {
         const betaName = this.names.fresh(`${base}_beta`);
-        (weight.graph.initializer ??= []).push(float32Tensor(betaName, [], [beta]));
+        addInitializers(weight.graph, float32Tensor(betaName, [], [beta]));
         addAfter = this.names.fresh(`${c}_scaled`);
         nodes.push(makeNode('Mul', [c, betaName], [addAfter], { name: this.names.fresh(`${base}_beta_mul`) }));
       } else {
@@ -563,102 +458,3 @@ export function quantizeDynamicInt8(
   const report = quantizer.report;
   return report.quantized.length > 0 ? { model: encodeModel(model), report } : { report };
 }
-
-function countMatMulGemm(analysis: ModelAnalysis): number {
-  return (analysis.opHistogram.MatMul ?? 0) + (analysis.opHistogram.Gemm ?? 0);
-}
-
-function readOptions(raw: Record<string, unknown> | undefined): Int8DynamicOptions {
-  const o = raw ?? {};
-  const out: Int8DynamicOptions = {};
-  const num = (k: string) => {
-    if (o[k] === undefined) return undefined;
-    if (typeof o[k] !== 'number' || !Number.isFinite(o[k] as number) || (o[k] as number) < 0)
-      throw new Error(`option ${k} must be a non-negative number`);
-    return o[k] as number;
-  };
-  const bool = (k: string) => {
-    if (o[k] === undefined) return undefined;
-    if (typeof o[k] !== 'boolean') throw new Error(`option ${k} must be true or false`);
-    return o[k] as boolean;
-  };
-  out.minElements = num('minElements');
-  out.perChannel = bool('perChannel');
-  out.reduceRange = bool('reduceRange');
-  out.fuseBias = bool('fuseBias');
-  if (o.opTypes !== undefined) {
-    if (!Array.isArray(o.opTypes) || !o.opTypes.every((t) => t === 'MatMul' || t === 'Gemm'))
-      throw new Error("option opTypes must list 'MatMul' and/or 'Gemm'");
-    out.opTypes = o.opTypes as Array<'MatMul' | 'Gemm'>;
-  }
-  if (o.excludeNodes !== undefined) {
-    if (!Array.isArray(o.excludeNodes) || !o.excludeNodes.every((t) => typeof t === 'string'))
-      throw new Error('option excludeNodes must be a list of node names');
-    out.excludeNodes = o.excludeNodes as string[];
-  }
-  return out;
-}
-
-const mb = (bytes: number) => `${(bytes / 1048576).toFixed(2)} MB`;
-
-export const int8DynamicTechnique: OptimizationTechnique = {
-  id: INT8_DYNAMIC_ID,
-  title: 'INT8 dynamic quantization (MatMul/Gemm)',
-  description:
-    "Stores MatMul and Gemm weights as int8 with one scale per output channel and runs them with onnxruntime's DynamicQuantizeMatMul, which quantizes activations at run time; no calibration data needed.",
-  expectedEffect(analysis: ModelAnalysis, target: TargetSpec): string {
-    const count = countMatMulGemm(analysis);
-    if (count === 0) return 'Nothing to do: the model has no MatMul or Gemm.';
-    const where = target.kind === 'gpu' ? ' (CPU kernels: on a GPU target prefer fp16-weights with compute fp16)' : '';
-    return `Weights of ${count} MatMul/Gemm node(s) about 4x smaller (model ≈${mb(analysis.weightBytes / 4)} instead of ${mb(analysis.weightBytes)} when they hold most weights), 2–8x lower CPU latency at small batch; outputs typically within cosine 0.999 of the original${where}.`;
-  },
-  applicability(analysis: ModelAnalysis, target: TargetSpec) {
-    if (countMatMulGemm(analysis) === 0)
-      return { ok: false, reason: 'the model has no MatMul or Gemm node to quantize' };
-    if (target.kind === 'gpu') {
-      return {
-        ok: false,
-        reason:
-          "onnxruntime's DynamicQuantizeMatMul runs on the CPU only; on a GPU target it would move every MatMul to the CPU",
-      };
-    }
-    return { ok: true };
-  },
-  async apply(model: Uint8Array, ctx: TechniqueContext): Promise<TechniqueResult> {
-    let options: Int8DynamicOptions;
-    try {
-      options = readOptions(ctx.options);
-    } catch (err) {
-      return { applied: false, reason: (err as Error).message };
-    }
-    const total = Math.max(1, countMatMulGemm(ctx.analysis));
-    let done = 0;
-    ctx.onProgress?.(0, 'quantizing weights');
-    const { model: quantized, report } = quantizeDynamicInt8(model, options, (w) =>
-      ctx.onProgress?.(Math.min(0.8, (++done / total) * 0.8), `quantized ${w}`),
-    );
-    const skippedLines = report.skipped.map((s) => `left in float32: ${s.node} (${s.opType}): ${s.reason}`);
-    if (!quantized) {
-      const reason =
-        report.skipped.length === 0
-          ? 'the model has no MatMul or Gemm node to quantize'
-          : `none of the ${report.skipped.length} MatMul/Gemm node(s) has a quantizable weight: ${report.skipped.map((s) => `${s.node}: ${s.reason}`).join('; ')}`;
-      return { applied: false, reason };
-    }
-    ctx.onProgress?.(0.85, 'verifying in onnxruntime');
-    const check = await checkCandidate(model, quantized, ctx.analysis.inputs, ctx.sampleInputs);
-    if (!check.ok) return { applied: false, reason: check.reason };
-    ctx.onProgress?.(1, 'done');
-    const notes = [
-      `quantized ${report.quantized.length} MatMul/Gemm node(s) to DynamicQuantizeMatMul (int8 weights, ${options.perChannel === false ? 'one scale per weight' : 'one scale per output channel'}${options.reduceRange ? ', 7-bit range' : ''}); activations are quantized at run time`,
-      `weights: ${mb(report.floatWeightBytes)} float32 → ${mb(report.quantizedWeightBytes)} int8 + scales; model ${mb(model.length)} → ${mb(quantized.length)} (${(model.length / quantized.length).toFixed(2)}x smaller)`,
-      ...report.sharedWeights.map((s) => `weight ${s.weight} is shared by ${s.nodes.join(', ')}: quantized once`),
-      ...report.quantized
-        .filter((q) => q.bias)
-        .map((q) => `${q.node}: bias ${q.bias} kept in float32 inside the kernel`),
-      ...skippedLines,
-      `checked in onnxruntime on sample inputs: cosine similarity ${check.agreement.cosine.toFixed(6)}, max abs error ${check.agreement.maxAbsError.toExponential(3)}`,
-    ];
-    return { applied: true, model: quantized, notes };
-  },
-};
