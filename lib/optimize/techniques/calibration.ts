@@ -30,11 +30,10 @@ import { seededUniform } from '../../onnx/mlp';
 import { decodeModel, encodeModel } from '../../onnx/model';
 import { TensorDataType } from '../../onnx/tensor';
 import type { CalibrationSample, Feeds } from '../technique';
+import type { OrtFeeds } from './modelAgreement';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy';
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy'];
-
-export type OrtFeeds = Record<string, ort.Tensor>;
 
 export interface CalibrationData {
   /** One onnxruntime feed per run. */
@@ -242,8 +241,9 @@ export function userCalibrationData(
 /** A copy of the model that also outputs `names` (float32 intermediate tensors). Names that already are graph outputs are not repeated. */
 export function augmentWithOutputs(model: Uint8Array, names: readonly string[]): Uint8Array {
   const copy = decodeModel(model);
-  const graph = (copy.graph ??= {});
-  const outputs = (graph.output ??= []);
+  copy.graph ??= {};
+  copy.graph.output ??= [];
+  const outputs = copy.graph.output;
   const present = new Set(outputs.map((o) => o.name));
   for (const name of names) {
     if (present.has(name)) continue;

@@ -16,14 +16,16 @@ import type { ModelAnalysis } from '../../onnx/analyze';
 import { isDefaultDomain, subgraphsOf } from '../../onnx/graph';
 import { type ConstantWeight, GraphScope } from '../../onnx/graphRewrite';
 import { decodeModel, encodeModel, type GraphProto, type OnnxModel, type TensorProto } from '../../onnx/model';
-import { isExternal, TensorDataType, tensorToFloat32 } from '../../onnx/tensor';
+import { isExternal, setFloat32Values, TensorDataType, tensorToFloat32 } from '../../onnx/tensor';
 import type { OptimizationTechnique, TechniqueContext, TechniqueResult } from '../technique';
+import { excludeNodesOption, nonNegativeOption, opTypesOption, type RawOptions } from './adapter';
 import { type CalibrationData, generateCalibrationData, userCalibrationData } from './calibration';
-import { describeAgreement, measureAgreement, type OrtFeeds, toOrtTensors } from './modelAgreement';
+import { type Agreement, describeAgreement, measureAgreement, type OrtFeeds, toOrtTensors } from './modelAgreement';
 
 export const PRUNE_MAGNITUDE_ID = 'prune-magnitude';
 
 export type PrunableOp = 'MatMul' | 'Gemm' | 'Conv';
+const PRUNABLE_OPS: readonly PrunableOp[] = ['MatMul', 'Gemm', 'Conv'];
 
 export interface PruneOptions {
   /** Share of each weight's entries set to zero, in [0, 1) (default 0.5). */
@@ -82,17 +84,11 @@ function countZeros(values: Float32Array): number {
   return z;
 }
 
-function writeFloat32(t: TensorProto, values: Float32Array): void {
-  t.raw_data = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  t.float_data = [];
-  t.data_type = TensorDataType.FLOAT;
-}
-
 /** Prunes the model in place; returns what happened to each weight. */
 export function pruneModel(model: OnnxModel, options: PruneOptions = {}): PruneReport {
   const sparsity = options.sparsity ?? 0.5;
   if (!(sparsity >= 0 && sparsity < 1)) throw new Error(`sparsity must be in [0, 1), got ${sparsity}`);
-  const opTypes = options.opTypes ?? ['MatMul', 'Gemm', 'Conv'];
+  const opTypes = options.opTypes ?? PRUNABLE_OPS;
   const minElements = options.minElements ?? 0;
   const exclude = new Set(options.excludeNodes ?? []);
   const report: PruneReport = { target: sparsity, weights: [], skipped: [] };
@@ -143,7 +139,7 @@ export function pruneModel(model: OnnxModel, options: PruneOptions = {}): PruneR
       }
       const zerosBefore = countZeros(values);
       const zerosAfter = pruneSmallest(values, sparsity);
-      writeFloat32(t, values);
+      setFloat32Values(t, values);
       const entry: PrunedWeight = {
         weight: name,
         nodes: [label],
@@ -164,7 +160,7 @@ export function gzipSize(bytes: Uint8Array): number {
   return gzipSync(bytes, { level: 9 }).length;
 }
 
-function readOptions(raw: Record<string, unknown> | undefined): PruneOptions {
+function readOptions(raw: RawOptions | undefined): PruneOptions {
   const o = raw ?? {};
   const out: PruneOptions = {};
   if (o.sparsity !== undefined) {
@@ -172,21 +168,12 @@ function readOptions(raw: Record<string, unknown> | undefined): PruneOptions {
       throw new Error('option sparsity must be a number in [0, 1), e.g. 0.5');
     out.sparsity = o.sparsity;
   }
-  if (o.minElements !== undefined) {
-    if (typeof o.minElements !== 'number' || !(o.minElements >= 0))
-      throw new Error('option minElements must be a non-negative number');
-    out.minElements = o.minElements;
-  }
-  if (o.opTypes !== undefined) {
-    if (!Array.isArray(o.opTypes) || !o.opTypes.every((t) => t === 'Conv' || t === 'MatMul' || t === 'Gemm'))
-      throw new Error('option opTypes must list Conv, MatMul and/or Gemm');
-    out.opTypes = o.opTypes as PrunableOp[];
-  }
-  if (o.excludeNodes !== undefined) {
-    if (!Array.isArray(o.excludeNodes) || !o.excludeNodes.every((t) => typeof t === 'string'))
-      throw new Error('option excludeNodes must be a list of node names');
-    out.excludeNodes = o.excludeNodes as string[];
-  }
+  const minElements = nonNegativeOption(o, 'minElements');
+  if (minElements !== undefined) out.minElements = minElements;
+  const opTypes = opTypesOption(o, PRUNABLE_OPS, 'option opTypes must list Conv, MatMul and/or Gemm');
+  if (opTypes) out.opTypes = opTypes;
+  const excludeNodes = excludeNodesOption(o);
+  if (excludeNodes) out.excludeNodes = excludeNodes;
   return out;
 }
 
@@ -236,7 +223,7 @@ export const pruneMagnitude: OptimizationTechnique = {
     const gzAfter = gzipSize(pruned);
     const batches: OrtFeeds[] = data.batches.slice(0, 4);
     if (ctx.sampleInputs) batches.push(toOrtTensors(ctx.sampleInputs));
-    let agreement;
+    let agreement: Agreement;
     try {
       agreement = await measureAgreement(bytes, pruned, batches);
     } catch (err) {

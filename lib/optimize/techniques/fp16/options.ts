@@ -1,5 +1,5 @@
 /** Options of fp16-weights: what a caller may set, and reading them from a plan. */
-import type { RawOptions } from '../adapter';
+import { nonNegativeOption, type RawOptions } from '../adapter';
 
 export interface Fp16Options {
   /** 'fp32' (default): weights stored as float16, computed in float32. 'fp16': full float16 compute (GPU targets). */
@@ -24,10 +24,7 @@ export function readOptions(raw: RawOptions | undefined): Fp16Options {
       throw new Error('option blockList must be a list of op types');
     out.blockList = o.blockList as string[];
   }
-  if (o.minElements !== undefined) {
-    if (typeof o.minElements !== 'number' || !(o.minElements >= 0))
-      throw new Error('option minElements must be a non-negative number');
-    out.minElements = o.minElements;
-  }
+  const minElements = nonNegativeOption(o, 'minElements');
+  if (minElements !== undefined) out.minElements = minElements;
   return out;
 }
