@@ -129,14 +129,10 @@ export function planStaticQuantization(
         continue;
       }
       const m = Number(weight.tensor.dims![0]);
-      let bias: Planned['bias'];
-      if (node.input?.[2]) {
-        const b = biasVector(scope, node.input[2], m, 1);
-        if (typeof b === 'string') {
-          skip(b);
-          continue;
-        }
-        bias = b;
+      const bias = node.input?.[2] ? biasVector(scope, node.input[2], m, 1) : undefined;
+      if (typeof bias === 'string') {
+        skip(bias);
+        continue;
       }
       plan = {
         node,
@@ -170,14 +166,10 @@ export function planStaticQuantization(
         skip(`alpha is ${alpha}`);
         continue;
       }
-      let bias: Planned['bias'];
-      if (node.input?.[2] && beta !== 0) {
-        const b = biasVector(scope, node.input[2], n, beta);
-        if (typeof b === 'string') {
-          skip(b);
-          continue;
-        }
-        bias = b;
+      const bias = node.input?.[2] && beta !== 0 ? biasVector(scope, node.input[2], n, beta) : undefined;
+      if (typeof bias === 'string') {
+        skip(bias);
+        continue;
       }
       plan = {
         node,
