@@ -181,6 +181,12 @@ function timeReplicaRequest(replica: Replica, modelName: string, body: string): 
 }
 
 /** The replica's own account of its start (runtime/server/main.ts's ready line): code and model phases. */
+/** The samples of one launch kind, created on first use. */
+function sampleOf(samples: Record<string, number[]>, label: string): number[] {
+  samples[label] ??= [];
+  return samples[label];
+}
+
 function phasesOf(replica: Replica): { code: number; models: number } | undefined {
   const text = readFileSync(replica.record.logFile, 'utf8');
   const lines = [...text.matchAll(/ferry inference server ready at .*: code (\d+) ms, models (\d+) ms\)/g)];
@@ -241,12 +247,12 @@ async function breakdown(stateDir: string, model: Model, runs: number): Promise<
         if (l.standby && !replica.prestarted) throw new Error('the standby process was not used');
         await waitUntilReady(replica, 30_000);
         const t1 = performance.now();
-        (first[l.label] ??= []).push(await timeReplicaRequest(replica, model.name, model.body));
-        (ready[l.label] ??= []).push(t1 - t0);
+        sampleOf(first, l.label).push(await timeReplicaRequest(replica, model.name, model.body));
+        sampleOf(ready, l.label).push(t1 - t0);
         const phases = phasesOf(replica);
         if (phases) {
-          (code[l.label] ??= []).push(phases.code);
-          (models[l.label] ??= []).push(phases.models);
+          sampleOf(code, l.label).push(phases.code);
+          sampleOf(models, l.label).push(phases.models);
         }
         await replica.stop(5000);
       }

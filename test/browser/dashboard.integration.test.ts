@@ -2,6 +2,7 @@
  * The dashboard in a real browser: a review-mode deployment shows its stages and plans, the Approve
  * button sends the validated Update, and the page follows the run until it is live with its charts.
  */
+// biome-ignore-all lint/performance/useDomNodeTextContent: these are Playwright's Locator.innerText(), not the DOM property; the rendered text (cells apart) is what is asserted
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Browser } from 'playwright-core';

@@ -22,7 +22,7 @@ const settings = normalizeAutoscaling(
 
 /** Runs the autoscaler at 100 ms ticks from `from` to `to` (ms) and returns the last decision. */
 function run(a: ConcurrencyAutoscaler, state: { desired: number; ready: number }, from: number, to: number) {
-  let last;
+  let last: ReturnType<ConcurrencyAutoscaler['decide']> | undefined;
   for (let t = from; t <= to; t += 100) {
     last = a.decide(t, state.ready, state.desired);
     state.desired = last.desired;

@@ -125,7 +125,10 @@ export async function startTestGateway(prefix: string, opts: Partial<GatewayOpti
  */
 export function slowMatMulModel(dim = 256, layers = 8): Uint8Array {
   let seed = 7;
-  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296) * 2 - 1;
+  const random = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed / 4294967296) * 2 - 1;
+  };
   const initializer = [];
   const node = [makeNode('Tile', ['x', 'repeats'], ['tiled'])];
   let current = 'tiled';

@@ -63,7 +63,7 @@ async function assertMatchesReference(spec: MlpSpec, batch: number): Promise<voi
   assert.deepEqual(y.dims, [batch, spec.outputDim]);
   const expected = referenceForward(bytes, x, batch, spec.softmax ?? false);
   let maxDiff = 0;
-  (y.data as Float32Array).forEach((v, i) => (maxDiff = Math.max(maxDiff, Math.abs(v - expected[i]))));
+  for (const [i, v] of (y.data as Float32Array).entries()) maxDiff = Math.max(maxDiff, Math.abs(v - expected[i]));
   assert.ok(maxDiff < 1e-4, `onnxruntime and the JS reference differ by ${maxDiff}`);
   // The outputs must not be trivially equal (e.g. all zero): the check above would then prove nothing.
   assert.ok(

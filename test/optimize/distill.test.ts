@@ -129,7 +129,7 @@ describe('a trained MLP classifier (32-128-128-10 + Softmax) distilled with cali
     const layers = studentFromTeacherUnits(mlpOf(base).layers, [128, 128]);
     const train = blobs(4096, 17);
     const targets = new Float32Array(4096 * CLASSES);
-    train.y.forEach((k, r) => (targets[r * CLASSES + k] = 4));
+    for (const [r, k] of train.y.entries()) targets[r * CLASSES + k] = 4;
     trainStudent(layers, train.x, targets, 4096, {
       epochs: 8,
       batchSize: 64,

@@ -67,9 +67,9 @@ test('one-click deploy serves outputs equal to onnxruntime on the same input; a 
   const got = answer.outputs.find((o) => o.name === 'output')!;
   assert.deepEqual(got.shape, [2, 10]);
   assert.equal(got.data.length, expected.length);
-  got.data.forEach((v, i) =>
-    assert.ok(Math.abs((v as number) - expected[i]) < 1e-5, `output[${i}] ${v} vs ${expected[i]}`),
-  );
+  for (const [i, v] of got.data.entries()) {
+    assert.ok(Math.abs((v as number) - expected[i]) < 1e-5, `output[${i}] ${v} vs ${expected[i]}`);
+  }
   const drift = Math.max(...got.data.map((v, i) => Math.abs((v as number) - original[i])));
   assert.ok(drift <= Math.max(1e-4, 4 * chosen.row.agreement.maxAbsError), `drift from the original ${drift}`);
 

@@ -38,7 +38,10 @@ async function post(url: string, body: unknown): Promise<{ status: number; json:
 
 function rand(seed: number): () => number {
   let x = seed;
-  return () => ((x = (x * 16807) % 2147483647) / 2147483647) * 2 - 1;
+  return () => {
+    x = (x * 16807) % 2147483647;
+    return (x / 2147483647) * 2 - 1;
+  };
 }
 
 /** Reads one sample of the Prometheus text: name{model="m",…} value. */
@@ -139,12 +142,12 @@ describe('dynamic batching', () => {
     for (const [i, res] of responses.entries()) {
       assert.equal(res.status, 200, JSON.stringify(res.json));
       const want = expected[i].output.data as Float32Array;
-      res.json.outputs[0].data.forEach((v: number, j: number) =>
+      for (const [j, v] of (res.json.outputs[0].data as number[]).entries()) {
         assert.ok(
           Math.abs(v - want[j]) <= 1e-5 * (1 + Math.abs(want[j])),
           `request ${i} output ${j}: ${v} vs ${want[j]}`,
-        ),
-      );
+        );
+      }
     }
     const text = await metrics();
     const executions = sample(text, 'ferry_inference_executions_total', 'heavy')!;
@@ -238,7 +241,7 @@ describe('dynamic batching', () => {
       'BOOL',
       'BYTES',
     ];
-    const valueOf = (t: string, req: number, i: number): unknown => {
+    const elementValue = (t: string, req: number, i: number): unknown => {
       if (t === 'BOOL') return (req + i) % 2 === 0;
       if (t === 'BYTES') return `r${req}-e${i}-ü`;
       if (t === 'FP16') return 0.5 * (req + i);
@@ -250,7 +253,7 @@ describe('dynamic batching', () => {
         name: `x_${t}`,
         datatype: t,
         shape: [n],
-        data: Array.from({ length: n }, (_, i) => valueOf(t, req, i)),
+        data: Array.from({ length: n }, (_, i) => elementValue(t, req, i)),
       })),
     );
     const url = `${server.url}/v2/models/echo/infer`;

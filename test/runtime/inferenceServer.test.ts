@@ -30,7 +30,10 @@ async function getJson(url: string): Promise<{ status: number; json: any }> {
 
 function randomInput(batch: number, dim: number, seed: number): Float32Array {
   let x = seed;
-  return Float32Array.from({ length: batch * dim }, () => ((x = (x * 16807) % 2147483647) / 2147483647) * 2 - 1);
+  return Float32Array.from({ length: batch * dim }, () => {
+    x = (x * 16807) % 2147483647;
+    return (x / 2147483647) * 2 - 1;
+  });
 }
 
 describe('inference server', () => {

@@ -51,35 +51,47 @@ export function encodeElements(datatype: string, values: unknown[]): Buffer {
   const size = SIZES[datatype];
   const out = Buffer.alloc(values.length * size);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  values.forEach((v, i) => {
+  for (const [i, v] of values.entries()) {
     const at = i * size;
     switch (datatype) {
       case 'BOOL':
-        return view.setUint8(at, v ? 1 : 0);
+        view.setUint8(at, v ? 1 : 0);
+        break;
       case 'UINT8':
-        return view.setUint8(at, v as number);
+        view.setUint8(at, v as number);
+        break;
       case 'INT8':
-        return view.setInt8(at, v as number);
+        view.setInt8(at, v as number);
+        break;
       case 'UINT16':
       case 'FP16':
-        return view.setUint16(at, v as number, true);
+        view.setUint16(at, v as number, true);
+        break;
       case 'INT16':
-        return view.setInt16(at, v as number, true);
+        view.setInt16(at, v as number, true);
+        break;
       case 'UINT32':
-        return view.setUint32(at, v as number, true);
+        view.setUint32(at, v as number, true);
+        break;
       case 'INT32':
-        return view.setInt32(at, v as number, true);
+        view.setInt32(at, v as number, true);
+        break;
       case 'FP32':
-        return view.setFloat32(at, v as number, true);
+        view.setFloat32(at, v as number, true);
+        break;
       case 'FP64':
-        return view.setFloat64(at, v as number, true);
+        view.setFloat64(at, v as number, true);
+        break;
       case 'UINT64':
-        return view.setBigUint64(at, BigInt(v as number | string), true);
+        view.setBigUint64(at, BigInt(v as number | string), true);
+        break;
       case 'INT64':
-        return view.setBigInt64(at, BigInt(v as number | string), true);
+        view.setBigInt64(at, BigInt(v as number | string), true);
+        break;
+      default:
+        throw new Error(`no encoding for ${datatype}`);
     }
-    throw new Error(`no encoding for ${datatype}`);
-  });
+  }
   return out;
 }
 
