@@ -61,7 +61,13 @@ test('cosine conventions, NaN and shape changes', () => {
   assert.equal(cosineSimilarity([0, 0], [1, 0]), 0);
   // x against 3x computes to 1.0000000000000002 in float64; a similarity is never above 1.
   const x = [0.1, 0.7, 0.3];
-  assert.equal(cosineSimilarity(x, x.map((v) => 3 * v)), 1);
+  assert.equal(
+    cosineSimilarity(
+      x,
+      x.map((v) => 3 * v),
+    ),
+    1,
+  );
   const e = new ElementAgreement();
   assert.equal(e.add([1, 2, 3], [1, Number.NaN, 3]), true);
   e.add([4], [4]);
