@@ -28,29 +28,7 @@ PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 # first line of a command's output, read whole (youki panics on a pipe closed early, as `| head` does)
 first_line() { local out; out="$("$@" 2>&1)"; printf '%s' "${out%%$'\n'*}"; }
 
-if [[ -t 1 ]]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B='' G='' R='' N=''; fi
-step() { printf '%s==>%s %s\n' "$B" "$N" "$*"; }
-ok()   { printf '  %s✓%s %s\n' "$G" "$N" "$*"; }
-die()  { printf '%serror:%s %s\n' "$R" "$N" "$*" >&2; exit 1; }
-
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else die "need root to run: $* (not root and no sudo)"; fi
-}
-
-APT_UPDATED=0
-apt_install() {
-  step "installing Debian package(s): $* (apt-get, seconds)"
-  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
-    [[ $APT_UPDATED -eq 0 ]] || die "apt-get install $* failed"
-    step "apt-get install failed; running apt-get update once and retrying"
-    as_root apt-get update
-    APT_UPDATED=1
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" \
-      || die "apt-get install $* failed"
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/shell-helpers.sh"
 
 # prints the packages of "$@" that dpkg does not list as installed
 missing_debs() {

@@ -24,24 +24,7 @@ CACHE_DIR="$(realpath -m "${FERRY_CACHE_DIR:-$HOME/.cache/ferry}")"
 ARM64_DIR="$CACHE_DIR/image-deps/arm64"
 LIB_PACKAGES=(libc6 libstdc++6 libgcc-s1)
 
-if [[ -t 1 ]]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' N=$'\e[0m'; else B='' G='' R='' N=''; fi
-step() { printf '%s==>%s %s\n' "$B" "$N" "$*"; }
-ok()   { printf '  %s✓%s %s\n' "$G" "$N" "$*"; }
-die()  { printf '%serror:%s %s\n' "$R" "$N" "$*" >&2; exit 1; }
-
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else die "need root to run: $* (not root and no sudo)"; fi
-}
-
-APT_UPDATED=0
-apt_update_once() {
-  [[ $APT_UPDATED -eq 1 ]] && return 0
-  step "apt-get update"
-  as_root apt-get update -qq || die "apt-get update failed"
-  APT_UPDATED=1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/shell-helpers.sh"
 
 # apt_install_for <command or file> <package>: installs <package> unless <command or file> is there
 apt_install_for() {

@@ -96,12 +96,7 @@ PID_DIR="$STATE_DIR/pids"
 LOG_DIR="$STATE_DIR/logs"
 
 # --- output helpers ------------------------------------------------------------------------------------
-if [[ -t 1 ]]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'; else B='' G='' R='' Y='' N=''; fi
-say()  { printf '%s\n' "$*"; }
-step() { printf '%s==>%s %s\n' "$B" "$N" "$*"; }
-ok()   { printf '  %s✓%s %s\n' "$G" "$N" "$*"; }
-warn() { printf '  %s!%s %s\n' "$Y" "$N" "$*" >&2; }
-die()  { printf '%serror:%s %s\n' "$R" "$N" "$*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/shell-helpers.sh"
 
 # die with the tail of a service's log
 fail_service() {
@@ -113,28 +108,6 @@ fail_service() {
     printf -- '---\n' >&2
   fi
   exit 1
-}
-
-as_root() {
-  if [[ $(id -u) -eq 0 ]]; then "$@"
-  elif command -v sudo >/dev/null; then sudo "$@"
-  else die "need root to run: $* (not root and no sudo)"; fi
-}
-
-APT_UPDATED=0
-apt_install() {
-  step "installing Debian package(s): $* (apt-get)"
-  if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
-    if [[ $APT_UPDATED -eq 0 ]]; then
-      step "apt-get install failed; running apt-get update once and retrying"
-      as_root apt-get update
-      APT_UPDATED=1
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" \
-        || die "apt-get install $* failed"
-    else
-      die "apt-get install $* failed"
-    fi
-  fi
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
