@@ -63,7 +63,7 @@ export async function buildApiApp(deps: ApiDeps, https?: { cert: Buffer; key: Bu
   const app = Fastify({
     ...(https ? { https } : {}),
     bodyLimit: API_LIMITS.jsonBodyBytes,
-    maxParamLength: API_LIMITS.maxParamLength,
+    routerOptions: { maxParamLength: API_LIMITS.maxParamLength },
     // The body of an upload is a stream the route reads itself; nothing else may leave it unread.
     return503OnClosing: true,
     logger: false,
