@@ -99,8 +99,9 @@ function round(n: number): number {
 }
 
 function artifactOf(spec: RevisionRecord): Pick<RevisionStatus, 'image' | 'modelDir'> {
-  if (spec.image) return { image: { ...spec.image, ...(spec.plan.digest ? { digest: spec.plan.digest } : {}) } };
-  return spec.modelDir ? { modelDir: spec.modelDir } : {};
+  if (!spec.image) return spec.modelDir ? { modelDir: spec.modelDir } : {};
+  const { digest, platformDigest } = spec.plan;
+  return { image: { ...spec.image, ...(digest ? { digest } : {}), ...(platformDigest ? { platformDigest } : {}) } };
 }
 
 /** The spec that re-creates this deployment: the original single-revision form when it is one. */

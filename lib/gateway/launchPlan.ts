@@ -19,8 +19,10 @@ export interface LaunchPlan {
   /** Added to a minimal host environment; PORT and HOST are set per replica. */
   env: Record<string, string>;
   cwd: string;
-  /** Manifest digest of the image, when launched from one. */
+  /** Digest the image reference resolved to (an index's, for a multi-platform image), when launched from one. */
   digest?: string;
+  /** Digest of the manifest that runs: this machine's platform's, when `digest` is an index. */
+  platformDigest?: string;
   /**
    * True when the program listens on the Unix domain socket named by FERRY_SOCKET (the inference
    * server since it has runtime/server/settings.ts's FERRY_SOCKET): its replicas get a socket, not a port.
@@ -36,6 +38,7 @@ const SERVER_FEATURES = { socket: true, standbyEntry: true } as const;
 /** The parts of a pulled image the gateway needs (lib/oci/pull's PulledImage has these). */
 export interface PulledImageForLaunch {
   digest: string;
+  resolvedDigest?: string;
   config: {
     config?: { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null; WorkingDir?: string };
   };
@@ -77,7 +80,8 @@ export function launchPlanForImage(image: PulledImageForLaunch): LaunchPlan {
     args,
     env,
     cwd: workingDir,
-    digest: image.digest,
+    digest: image.resolvedDigest ?? image.digest,
+    ...(image.resolvedDigest && image.resolvedDigest !== image.digest ? { platformDigest: image.digest } : {}),
     ...features,
   };
 }

@@ -28,8 +28,10 @@ export interface ImageRef {
 }
 
 export interface PulledImage {
-  /** Digest of the image manifest that was unpacked. */
+  /** Digest of the image manifest that was unpacked (this platform's, for a multi-platform image). */
   digest: string;
+  /** Digest the reference resolved to: the index's for a multi-platform image, else the same as digest. */
+  resolvedDigest: string;
   config: OciImageConfig;
   /** Absolute path of the unpacked root filesystem. */
   rootfs: string;
@@ -138,7 +140,12 @@ export async function pullImage(ref: ImageRef, destDir: string, options: PullOpt
   const rootfs = path.join(dest, 'rootfs');
   await mkdir(dest, { recursive: true });
   const marker = await readMarker(dest);
-  const done = (m: PullMarker): PulledImage => ({ digest: m.digest, config: m.config, rootfs });
+  const done = (m: PullMarker, resolvedDigest = m.resolvedDigest): PulledImage => ({
+    digest: m.digest,
+    resolvedDigest: resolvedDigest ?? m.digest,
+    config: m.config,
+    rootfs,
+  });
   const architecture = options.architecture ?? hostArchitecture();
 
   // Pinned by digest and already unpacked for this platform: no network at all.
@@ -149,7 +156,7 @@ export async function pullImage(ref: ImageRef, destDir: string, options: PullOpt
     (ref.reference === marker.resolvedDigest || ref.reference === marker.digest) &&
     (marker.config.architecture ?? 'amd64') === architecture
   ) {
-    return done(marker);
+    return done(marker, isDigest(ref.reference) ? ref.reference : marker.resolvedDigest);
   }
   const client = new RegistryClient(ref.registry);
   const { resolvedDigest, digest, manifest } = await resolveImageManifest(
@@ -158,7 +165,7 @@ export async function pullImage(ref: ImageRef, destDir: string, options: PullOpt
     ref.reference,
     architecture,
   );
-  if (marker && marker.digest === digest && (await exists(rootfs))) return done(marker);
+  if (marker && marker.digest === digest && (await exists(rootfs))) return done(marker, resolvedDigest);
 
   const where = `${client.baseUrl}/${ref.repository}@${digest}`;
   checkManifest(manifest, where);

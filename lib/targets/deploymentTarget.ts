@@ -125,7 +125,8 @@ export interface ReplicaStatus {
 
 export interface RevisionStatus {
   name: string;
-  image?: ImageRef & { digest?: string };
+  /** digest: what the reference resolved to (an index, for a multi-platform image); platformDigest: the manifest that runs here. */
+  image?: ImageRef & { digest?: string; platformDigest?: string };
   modelDir?: string;
   /** Share of the split (rules and x-ferry-variant come first). */
   percent: number;
