@@ -9,8 +9,8 @@ import type { FerryConfig } from '../../lib/config';
 import { exampleModelSpec, generateMlpModel } from '../../lib/onnx/generate';
 import { concreteShape, seededRandom } from '../../lib/optimize/sampleInputs';
 import { FerryClient } from '../sdk';
-import { describeStart, FERRY_SERVICES, startService } from '../services';
 import { deployCommand } from './commands';
+import { startFerry } from './up';
 
 export async function writeExampleModel(config: FerryConfig, out?: string, sizeMb?: number): Promise<string> {
   const file = out ?? path.join(config.stateDir, 'examples', 'example-mlp.onnx');
@@ -23,9 +23,7 @@ export async function writeExampleModel(config: FerryConfig, out?: string, sizeM
 }
 
 export async function runDemo(config: FerryConfig): Promise<void> {
-  for (const name of FERRY_SERVICES) {
-    console.log(describeStart(name, await startService(config, name)));
-  }
+  await startFerry(config);
   const file = await writeExampleModel(config);
   console.log(`Example model: ${file}`);
   const ferry = await FerryClient.connect(config);

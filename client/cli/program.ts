@@ -6,6 +6,7 @@
  * `ferry status` does not load onnxruntime.
  */
 import { Command } from 'commander';
+import { SCOPES } from '../../lib/auth/scopes';
 import type { FerryConfig } from '../../lib/config';
 import type { FerryClient } from '../sdk';
 import { FerryError } from '../sdk/errors';
@@ -250,6 +251,55 @@ export function buildProgram(config: FerryConfig): Command {
       await withClient((ferry) => scaleCommand(ferry, ref, change, o.json === true));
     });
 
+  // ---- keys ----
+  program.commandsGroup("Keys (through Ferry's HTTP API, with FERRY_API_KEY or <state dir>/admin.key):");
+
+  const withApi = async <T>(fn: (api: import('../http/ferryApiClient').FerryApiClient) => Promise<T>): Promise<T> => {
+    const { withApi } = await import('./apiSession');
+    return withApi(config, fn);
+  };
+
+  const keys = program
+    .command('keys')
+    .description('API keys: create (shown once), list, revoke; needs an admin key')
+    .addHelpText(
+      'after',
+      `
+Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
+    );
+
+  keys
+    .command('create')
+    .description('make a key for a project and print it once (alone on stdout; notes on stderr)')
+    .requiredOption('--project <project>', 'the project (tenant) the key belongs to; made if new')
+    .requiredOption('--scope <a,b>', `what it may do: ${SCOPES.join(', ')}`)
+    .option('--name <name>', 'a name to list and revoke it by (default: key-<time>)')
+    .option('--json', 'print the key and its row as JSON')
+    .action(async (o: import('./keys').KeysCreateFlags) => {
+      const { keysCreateCommand } = await import('./keys');
+      await withApi((api) => keysCreateCommand(api, o));
+    });
+
+  keys
+    .command('list')
+    .description('keys with their project, scopes, prefix, creation, last use and revocation (never the secret)')
+    .option('--project <project>', 'only the keys of this project')
+    .option('--json', JSON_FLAG)
+    .action(async (o: { project?: string; json?: boolean }) => {
+      const { keysListCommand } = await import('./keys');
+      await withApi((api) => keysListCommand(api, o.project, o.json === true));
+    });
+
+  keys
+    .command('revoke')
+    .description('revoke a key: requests with it are refused from then on')
+    .argument('<key>', 'its id, project/name, name (when only one project has it), or prefix (fry_...)')
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: { json?: boolean }) => {
+      const { keysRevokeCommand } = await import('./keys');
+      await withApi((api) => keysRevokeCommand(api, ref, o.json === true));
+    });
+
   // ---- optimize ----
   program.commandsGroup('Optimize without deploying (needs no Ferry services):');
 
@@ -289,11 +339,11 @@ export function buildProgram(config: FerryConfig): Command {
   program
     .command('up')
     .description(
-      'start the worker, gateway and API (after: bash infra/stack.sh start); a service whose code changed is restarted',
+      'start the worker, gateway and API (after: bash infra/stack.sh start); a service whose code changed is restarted; the first run makes the admin key <state dir>/admin.key',
     )
     .action(async () => {
-      const { describeStart, FERRY_SERVICES, startService } = await import('../services');
-      for (const name of FERRY_SERVICES) console.log(describeStart(name, await startService(config, name)));
+      const { startFerry } = await import('./up');
+      await startFerry(config);
     });
 
   program
@@ -416,7 +466,11 @@ export function buildProgram(config: FerryConfig): Command {
 
   // After an error of commander's own (an unknown flag, a missing argument): where the usage is.
   program.showHelpAfterError('(see `ferry --help`)');
-  for (const command of program.commands) command.showHelpAfterError(`(see \`ferry ${command.name()} --help\`)`);
+  for (const command of program.commands) {
+    command.showHelpAfterError(`(see \`ferry ${command.name()} --help\`)`);
+    for (const sub of command.commands)
+      sub.showHelpAfterError(`(see \`ferry ${command.name()} ${sub.name()} --help\`)`);
+  }
   return program;
 }
 

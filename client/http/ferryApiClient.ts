@@ -51,9 +51,12 @@ export class FerryApiClient {
         ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}),
       } as RequestInit);
     } catch (err) {
+      // fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, a bad port) is its cause.
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (err as Error).message;
       throw new FerryApiError(
         0,
-        `cannot reach Ferry's API at ${this.baseUrl} (${(err as Error).message}); is it running? (ferry up)`,
+        `cannot reach Ferry's API at ${this.baseUrl} (${why}): start it with \`ferry up\`, or set FERRY_API_URL`,
       );
     }
     const text = await res.text();

@@ -70,10 +70,10 @@ export class KeyStore {
     return rows.map(toRow);
   }
 
-  /** Revokes by id, `project/name`, or prefix; revoking twice is not an error. */
+  /** Revokes by id, `project/name`, name (when one project has it), or prefix; revoking twice is not an error. */
   async revokeKey(ref: string): Promise<ApiKeyRow> {
     const row = await this.findKey(ref);
-    if (!row) throw new UnknownKeyError(`no key "${ref}" (give its id, project/name, or prefix)`);
+    if (!row) throw new UnknownKeyError(`no key "${ref}" (give its id, project/name, name, or prefix)`);
     const { rows } = await this.pool.query(
       'UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING *',
       [row.id],
@@ -89,7 +89,17 @@ export class KeyStore {
       if (result.rows.length > 1) throw new UnknownKeyError(`prefix "${ref}" matches several keys; give the id`);
     } else {
       const slash = ref.indexOf('/');
-      if (slash < 0) return undefined;
+      if (slash < 0) {
+        // A bare name: key names are unique per project only, so it must name one key across projects.
+        result = await this.pool.query('SELECT * FROM api_keys WHERE name = $1 ORDER BY id', [ref]);
+        if (result.rows.length > 1) {
+          const projects = result.rows.map((r) => r.project).join(', ');
+          throw new UnknownKeyError(
+            `several keys are named "${ref}" (projects ${projects}); give project/name or the id`,
+          );
+        }
+        return result.rows[0] ? toRow(result.rows[0]) : undefined;
+      }
       result = await this.pool.query('SELECT * FROM api_keys WHERE project = $1 AND name = $2', [
         ref.slice(0, slash),
         ref.slice(slash + 1),

@@ -21,6 +21,7 @@ before(async () => {
     ...process.env,
     FERRY_TEMPORAL_ADDRESS: `127.0.0.1:${closed}`,
     FERRY_GATEWAY_URL: `http://127.0.0.1:${closed}`,
+    FERRY_API_URL: `http://127.0.0.1:${closed}`,
   };
 });
 
@@ -42,6 +43,7 @@ test('ferry --help lists every command by group; ferry alone and ferry help prin
     'Traffic and scaling',
     'Optimize without deploying',
     'Run Ferry on this machine:',
+    'Keys (through',
   ])
     assert.ok(help.out.includes(heading), `heading ${heading}:\n${help.out}`);
   for (const command of [
@@ -55,6 +57,7 @@ test('ferry --help lists every command by group; ferry alone and ferry help prin
     'undeploy',
     'traffic',
     'scale',
+    'keys',
     'optimize',
     'up',
     'down',
@@ -124,6 +127,10 @@ test('missing arguments and required flags are named', async () => {
   const noPlan = await ferry('approve', 'some-deployment');
   assert.equal(noPlan.code, 1);
   assert.match(noPlan.err, /required option '--plan <plan>' not specified/);
+  const noScope = await ferry('keys', 'create', '--project', 'p');
+  assert.equal(noScope.code, 1);
+  assert.match(noScope.err, /required option '--scope <a,b>' not specified/);
+  assert.match(noScope.err, /see `ferry keys create --help`/);
   const extra = await ferry('undeploy', 'a', 'b');
   assert.equal(extra.code, 1);
   assert.match(extra.err, /too many arguments for 'undeploy'/);
@@ -159,6 +166,14 @@ test("bad flag values get Ferry's messages, one line, exit 1, before anything is
     'give --scale-to-zero-after or --no-scale-to-zero, not both',
   );
   await refused(
+    ['keys', 'create', '--project', 'p', '--scope', 'read,root'],
+    'unknown scope "root"; choose from read, deploy, approve, operate, infer, admin',
+  );
+  await refused(
+    ['keys', 'create', '--project', 'P!', '--scope', 'read'],
+    'invalid project name "P!": use lower-case letters, digits or "-", 1-40 long, starting with a letter or digit',
+  );
+  await refused(
     ['serve', 'm.onnx', '--max-queue-delay', '5'],
     '--max-queue-delay needs --batch N (dynamic batching is off without it)',
   );
@@ -168,4 +183,10 @@ test("with valid flags a command does contact Ferry (so the refusals above were 
   const r = await ferry('status', 'some-deployment', '--json');
   assert.equal(r.code, 1);
   assert.match(r.err, /^ferry: Temporal at 127\.0\.0\.1:\d+ is not reachable/);
+  const keys = await ferry('keys', 'create', '--project', 'p', '--scope', 'read');
+  assert.equal(keys.code, 1);
+  assert.match(
+    keys.err,
+    /^ferry: cannot reach Ferry's API at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\): start it with `ferry up`/,
+  );
 });
