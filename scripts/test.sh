@@ -11,6 +11,7 @@ if ! command -v chromium >/dev/null; then
 fi
 echo "==> type-check"
 node_modules/.bin/tsc --noEmit -p .
+node_modules/.bin/tsc --noEmit -p client/dashboard/web   # the dashboard's browser code (DOM types)
 echo "==> tests"
 # One file at a time: the pipeline tests each start a worker and a gateway, and this machine has 2 cores.
 node --import tsx --test --test-concurrency=1 --test-reporter=spec $(find test -name '*.test.ts' | sort)
