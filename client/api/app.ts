@@ -16,6 +16,7 @@ import type { FerryClient } from '../sdk';
 import { installAccessControl, type RouteAccess } from './access';
 import { HttpError, publicMessage, statusOf } from './httpErrors';
 import { parseJsonBody } from './jsonBody';
+import { API_CSP } from './pages';
 import { auditRoutes } from './routes/audit';
 import { chatopsRoutes } from './routes/chatops';
 import { dashboardRoutes } from './routes/dashboard';
@@ -109,6 +110,15 @@ export async function buildApiApp(deps: ApiDeps, https?: { cert: Buffer; key: Bu
     reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
   });
 
+  // Every answer is taken for its declared type only, and is never framed. One a browser opens as a page
+  // (a JSON error that echoes a URL, say) may run nothing; routes that set their own policy (the
+  // dashboard's, the docs page's) keep it.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('x-content-type-options', 'nosniff');
+    if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', API_CSP);
+    return payload;
+  });
+
   await app.register(swagger, {
     openapi: {
       info: { title: 'Ferry API', version: '1', description: 'Deploy, approve, operate and audit model deployments.' },
@@ -143,6 +153,6 @@ export async function buildApiApp(deps: ApiDeps, https?: { cert: Buffer; key: Bu
   keyRoutes(app, deps);
   auditRoutes(app, deps);
   chatopsRoutes(app, deps);
-  dashboardRoutes(app, deps);
+  await dashboardRoutes(app, deps);
   return app;
 }
