@@ -74,6 +74,14 @@ function dir(name: string): string {
   return path.resolve(repoRoot, fallback);
 }
 
+function registryCredentials(username: string | undefined, password: string | undefined) {
+  if (username === undefined && password === undefined) return {};
+  if (username === undefined || password === undefined) {
+    throw new Error('FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD go together: set both or neither');
+  }
+  return { credentials: { username, password } };
+}
+
 function tlsFiles(certFile: string | undefined, keyFile: string | undefined) {
   if (!certFile && !keyFile) return undefined;
   if (!certFile || !keyFile) throw new Error('FERRY_TLS_CERT and FERRY_TLS_KEY go together: set both or neither');
@@ -89,7 +97,8 @@ export interface FerryConfig {
   temporal: { address: string; namespace: string; uiUrl: string; taskQueue: string };
   postgres: { url: string };
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
-  registry: { url: string };
+  /** credentials: FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, sent to this registry only when it asks. */
+  registry: { url: string; credentials?: { username: string; password: string } };
   gateway: { host: string; port: number; url: string };
   /**
    * Bind addresses default to loopback; containers set FERRY_GATEWAY_HOST / FERRY_API_HOST to 0.0.0.0.
@@ -161,7 +170,10 @@ export function loadConfig(): FerryConfig {
       accessKeyId: str('FERRY_S3_ACCESS_KEY'),
       secretAccessKey: str('FERRY_S3_SECRET_KEY'),
     },
-    registry: { url: str('FERRY_REGISTRY_URL', `http://127.0.0.1:${registryPort}`) },
+    registry: {
+      url: str('FERRY_REGISTRY_URL', `http://127.0.0.1:${registryPort}`),
+      ...registryCredentials(optional('FERRY_REGISTRY_USER'), optional('FERRY_REGISTRY_PASSWORD')),
+    },
     gateway: {
       host: str('FERRY_GATEWAY_HOST', '127.0.0.1'),
       port: gatewayPort,

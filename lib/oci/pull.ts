@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { DigestingStream, digestHex, isDigest } from './digest';
 import { hostArchitecture, type OciDescriptor, type OciImageConfig, type OciManifest } from './image';
-import { RegistryClient, resolveImageManifest } from './registry';
+import { RegistryClient, type RegistryCredentials, resolveImageManifest } from './registry';
 import { extractTar } from './tarExtract';
 
 export interface ImageRef {
@@ -133,6 +133,8 @@ async function unpackLayer(
 export interface PullOptions {
   /** The platform to take from a multi-platform image (linux/<architecture>); default this machine's. */
   architecture?: string;
+  /** For a registry that asks for them; default the configured registry's (registry.ts). */
+  credentials?: RegistryCredentials | null;
 }
 
 export async function pullImage(ref: ImageRef, destDir: string, options: PullOptions = {}): Promise<PulledImage> {
@@ -158,7 +160,7 @@ export async function pullImage(ref: ImageRef, destDir: string, options: PullOpt
   ) {
     return done(marker, isDigest(ref.reference) ? ref.reference : marker.resolvedDigest);
   }
-  const client = new RegistryClient(ref.registry);
+  const client = new RegistryClient(ref.registry, { credentials: options.credentials });
   const { resolvedDigest, digest, manifest } = await resolveImageManifest(
     client,
     ref.repository,

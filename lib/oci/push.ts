@@ -6,7 +6,8 @@
  * repository costs no upload of the shared runtime layers. Blobs go bottom layer first, so an
  * interrupted push leaves the shared runtime layer in place for the retry. For an index, each
  * platform's manifest is put by digest before the index is put under the tag: the registry refuses an
- * index whose manifests it does not have.
+ * index whose manifests it does not have. A push that fails (a registry that refuses, or disappears
+ * after the retries) throws before the tag is written, so no tag ever names a half-pushed image.
  */
 import { type BlobLocations, defaultBlobLocations } from './blobLocations';
 import {
@@ -16,7 +17,7 @@ import {
   OCI_INDEX_MEDIA_TYPE,
   OCI_MANIFEST_MEDIA_TYPE,
 } from './image';
-import { RegistryClient } from './registry';
+import { type BlobProgress, RegistryClient, type RegistryClientOptions } from './registry';
 
 export interface PushedImage {
   /** Digest of what the tag names: the index for a multi-platform image. */
@@ -33,9 +34,11 @@ export interface PushedImage {
   platforms?: Array<{ architecture: string; digest: string }>;
 }
 
-export interface PushOptions {
+export interface PushOptions extends RegistryClientOptions {
   /** Where to look up (and record) which repositories hold a blob; null: no mounts. Default: the cache's. */
   blobLocations?: BlobLocations | null;
+  /** Called as each blob is checked, mounted or uploaded, chunk by chunk. */
+  onProgress?: (progress: BlobProgress) => void;
 }
 
 export async function pushImage(
@@ -45,7 +48,8 @@ export async function pushImage(
   tag: string,
   options: PushOptions = {},
 ): Promise<PushedImage> {
-  const client = new RegistryClient(registryUrl);
+  const { blobLocations: _locations, onProgress, ...clientOptions } = options;
+  const client = new RegistryClient(registryUrl, clientOptions);
   const locations = options.blobLocations === undefined ? defaultBlobLocations() : options.blobLocations;
   const images = isImageIndex(image) ? image.images : [image];
   const result = { pushedBytes: 0, skippedBytes: 0, mountedBytes: 0 };
@@ -61,7 +65,7 @@ export async function pushImage(
       if (done.has(blob.digest)) continue; // a layer two platforms share
       done.add(blob.digest);
       const [mountFrom] = locations ? await locations.repositoriesWith(client.baseUrl, blob.digest, repository) : [];
-      const pushed = await client.pushBlob(repository, blob, { mountFrom });
+      const pushed = await client.pushBlob(repository, blob, { mountFrom, onProgress });
       if (pushed.pushed) result.pushedBytes += blob.size;
       else if (pushed.mountedFrom) result.mountedBytes += blob.size;
       else result.skippedBytes += blob.size;

@@ -4,13 +4,17 @@
  * Uses node:http directly rather than fetch so uploads stream from disk with an exact
  * Content-Length, and so connection failures surface with their errno. Every error names the
  * registry URL and the operation, because "fetch failed" is not something a user can act on.
- * Anonymous access only: a registry that asks for credentials gets a clear error.
+ *
+ * Every request answers a registry's auth challenge (registryAuth.ts: Basic, or a Bearer token from the
+ * realm it names) and is tried again after a dropped connection, a 5xx or a 429 (retry.ts). Blobs go up
+ * in chunks that resume from the offset the registry reports (blobUpload.ts).
  */
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Readable } from 'node:stream';
+import { loadConfig } from '../config';
+import { type BlobProgress, DEFAULT_CHUNK_BYTES, uploadBlob } from './blobUpload';
 import { isDigest, sha256Digest } from './digest';
 import {
   DOCKER_MANIFEST_LIST_MEDIA_TYPE,
@@ -21,6 +25,14 @@ import {
   type OciIndex,
   type OciManifest,
 } from './image';
+import { AuthError, pullScope, pushScope, RegistryAuth, type RegistryCredentials } from './registryAuth';
+import { RegistryError } from './registryError';
+import { DEFAULT_RETRY, isTransientNetworkError, isTransientStatus, type RetryPolicy, waitBeforeRetry } from './retry';
+
+export type { BlobProgress } from './blobUpload';
+export type { RegistryCredentials } from './registryAuth';
+export { RegistryError } from './registryError';
+export type { RetryPolicy } from './retry';
 
 const MANIFEST_ACCEPT = [
   OCI_MANIFEST_MEDIA_TYPE,
@@ -33,19 +45,6 @@ const MAX_MANIFEST_BYTES = 4 << 20;
 const REPOSITORY_PATTERN = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
 const TAG_PATTERN = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 
-export class RegistryError extends Error {
-  constructor(
-    readonly registryUrl: string,
-    readonly operation: string,
-    detail: string,
-    readonly status?: number,
-    readonly code?: string,
-  ) {
-    super(`registry ${registryUrl}: ${operation} failed: ${detail}`);
-    this.name = 'RegistryError';
-  }
-}
-
 /** A blob to upload: its digest and size, with the bytes in a file or in memory. */
 export type BlobSource = { digest: string; size: number } & ({ path: string } | { bytes: Buffer });
 
@@ -56,11 +55,32 @@ export interface FetchedManifest {
   document: OciManifest | OciIndex;
 }
 
-interface RequestSpec {
-  method: 'GET' | 'HEAD' | 'POST' | 'PUT';
+export interface RequestSpec {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
   url: URL;
   headers?: Record<string, string | number>;
+  /** A factory for a stream, so the request can be sent again after a challenge or a fault. */
   body?: Buffer | (() => Readable);
+}
+
+export interface RequestOptions {
+  /** What the request needs, as token scopes: `repository:<name>:pull[,push]`, space-separated. */
+  scope: string;
+  /** Try again after a dropped connection, a 5xx or a 429 (default true; a chunk's PATCH resumes instead). */
+  retry?: boolean;
+}
+
+export interface RegistryClientOptions {
+  /** Per request: no answer within this long counts as a dropped connection. Default 60 s. */
+  timeoutMs?: number;
+  /**
+   * Sent when the registry asks for them (never logged). Default: FERRY_REGISTRY_USER and
+   * FERRY_REGISTRY_PASSWORD, for the configured registry only; null: anonymous.
+   */
+  credentials?: RegistryCredentials | null;
+  /** Bytes per PATCH of a blob upload; default 16 MiB. */
+  chunkBytes?: number;
+  retry?: RetryPolicy;
 }
 
 export function assertRepository(repository: string): void {
@@ -77,31 +97,60 @@ export function assertReference(reference: string): void {
   }
 }
 
+/** The credentials the configuration gives for `registryUrl`: only ever the configured registry's. */
+function configuredCredentials(registryUrl: string): RegistryCredentials | undefined {
+  const { registry } = loadConfig();
+  if (!registry.credentials) return undefined;
+  return new URL(registry.url).origin === new URL(registryUrl).origin ? registry.credentials : undefined;
+}
+
 export class RegistryClient {
   readonly baseUrl: string;
+  readonly chunkBytes: number;
+  readonly retryPolicy: RetryPolicy;
+  private readonly timeoutMs: number;
+  private readonly auth: RegistryAuth;
 
-  constructor(
-    registryUrl: string,
-    private readonly timeoutMs = 60_000,
-  ) {
+  constructor(registryUrl: string, options: RegistryClientOptions = {}) {
     const parsed = new URL(registryUrl);
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
       throw new Error(`registry URL must be http(s)://host[:port], got "${registryUrl}"`);
     }
+    if (parsed.username || parsed.password) {
+      throw new Error('give registry credentials apart from its URL (--registry-user/--registry-password)');
+    }
     this.baseUrl = parsed.origin;
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    if (!Number.isSafeInteger(this.chunkBytes) || this.chunkBytes < 1) {
+      throw new Error(`upload chunk size must be a positive number of bytes, got ${options.chunkBytes}`);
+    }
+    this.retryPolicy = options.retry ?? DEFAULT_RETRY;
+    const credentials =
+      options.credentials === null ? undefined : (options.credentials ?? configuredCredentials(registryUrl));
+    this.auth = new RegistryAuth(credentials, async (url, headers) => {
+      const res = await rawRequest({ method: 'GET', url, headers }, this.timeoutMs);
+      const body = await readLimited(res, 1 << 20, () => undefined);
+      return { status: res.statusCode ?? 0, body, headers: res.headers };
+    });
   }
 
-  /** GET /v2/ — succeeds when the registry is up and speaks the distribution API. */
+  /** GET /v2/ — succeeds when the registry is up, speaks the distribution API and lets us in. */
   async ping(): Promise<void> {
-    const res = await this.send('checking the API version (GET /v2/)', { method: 'GET', url: this.url('/v2/') });
-    await this.expectStatus(res, [200], 'checking the API version (GET /v2/)');
+    const operation = 'checking the API version (GET /v2/)';
+    const res = await this.request(operation, { method: 'GET', url: this.url('/v2/') }, { scope: '' });
+    await this.expectStatus(res, [200], operation);
     res.resume();
   }
 
-  async blobExists(repository: string, digest: string): Promise<boolean> {
+  async blobExists(repository: string, digest: string, scope = pullScope(repository)): Promise<boolean> {
     assertRepository(repository);
     const operation = `checking blob ${digest} in ${repository}`;
-    const res = await this.send(operation, { method: 'HEAD', url: this.url(`/v2/${repository}/blobs/${digest}`) });
+    const res = await this.request(
+      operation,
+      { method: 'HEAD', url: this.url(`/v2/${repository}/blobs/${digest}`) },
+      { scope },
+    );
     res.resume();
     if (res.statusCode === 200) return true;
     if (res.statusCode === 404) return false;
@@ -113,14 +162,20 @@ export class RegistryClient {
    * Uploads a blob unless the repository already has it (HEAD first). With `mountFrom`, first asks the
    * registry to mount it from that repository instead (a cross-repository mount: no bytes sent); a
    * registry that cannot (the blob is not there, or it does not mount) answers with an upload session,
-   * which is then used for the upload.
+   * which is then used for the upload. The upload goes in chunks (blobUpload.ts).
    */
   async pushBlob(
     repository: string,
     blob: BlobSource,
-    options: { mountFrom?: string } = {},
+    options: { mountFrom?: string; onProgress?: (progress: BlobProgress) => void } = {},
   ): Promise<{ pushed: boolean; bytes: number; mountedFrom?: string }> {
-    if (await this.blobExists(repository, blob.digest)) return { pushed: false, bytes: 0 };
+    const scope = pushScope(repository);
+    const report = (state: BlobProgress['state'], sentBytes: number) =>
+      options.onProgress?.({ digest: blob.digest, size: blob.size, sentBytes, state });
+    if (await this.blobExists(repository, blob.digest, scope)) {
+      report('present', 0);
+      return { pushed: false, bytes: 0 };
+    }
     if ('path' in blob) {
       const { size } = await stat(blob.path);
       if (size !== blob.size) throw new Error(`blob file ${blob.path} is ${size} bytes, expected ${blob.size}`);
@@ -130,36 +185,40 @@ export class RegistryClient {
 
     const from = options.mountFrom !== repository ? options.mountFrom : undefined;
     if (from !== undefined) assertRepository(from);
-    const startOp = from
-      ? `mounting ${blob.digest} from ${from} into ${repository}`
-      : `starting an upload of ${blob.digest} to ${repository}`;
-    const query = from ? `?mount=${encodeURIComponent(blob.digest)}&from=${encodeURIComponent(from)}` : '';
-    const started = await this.send(startOp, {
-      method: 'POST',
-      url: this.url(`/v2/${repository}/blobs/uploads/${query}`),
-    });
-    await this.expectStatus(started, from ? [201, 202] : [202], startOp);
-    started.resume();
-    if (started.statusCode === 201) return { pushed: false, bytes: 0, mountedFrom: from };
-    const location = started.headers.location;
-    if (!location) throw new RegistryError(this.baseUrl, startOp, 'the registry gave no upload Location');
-
-    // Location may be relative and may already carry a query (distribution adds _state=...).
-    // Append rather than rebuild the query: the upload state must go back byte for byte.
-    const sessionUrl = new URL(location, this.baseUrl);
-    const uploadUrl = new URL(
-      `${sessionUrl.href}${sessionUrl.search ? '&' : '?'}digest=${encodeURIComponent(blob.digest)}`,
-    );
-    const putOp = `uploading blob ${blob.digest} (${blob.size} bytes) to ${repository}`;
-    const done = await this.send(putOp, {
-      method: 'PUT',
-      url: uploadUrl,
-      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': blob.size },
-      body: 'path' in blob ? () => createReadStream(blob.path) : blob.bytes,
-    });
-    await this.expectStatus(done, [201], putOp);
-    done.resume();
+    const started = await this.startUpload(repository, from ? { digest: blob.digest, from } : undefined);
+    if (started.mounted) {
+      report('mounted', 0);
+      return { pushed: false, bytes: 0, mountedFrom: from };
+    }
+    await uploadBlob(this, repository, blob, started.location, options.onProgress);
     return { pushed: true, bytes: blob.size };
+  }
+
+  /**
+   * POST .../blobs/uploads/: a new upload session's URL, or `mounted` when the registry mounted the
+   * blob from `mount.from` instead.
+   */
+  async startUpload(
+    repository: string,
+    mount?: { digest: string; from: string },
+  ): Promise<{ mounted: true } | { mounted: false; location: URL }> {
+    assertRepository(repository);
+    const operation = mount
+      ? `mounting ${mount.digest} from ${mount.from} into ${repository}`
+      : `starting an upload to ${repository}`;
+    const query = mount ? `?mount=${encodeURIComponent(mount.digest)}&from=${encodeURIComponent(mount.from)}` : '';
+    const scope = mount ? `${pushScope(repository)} ${pullScope(mount.from)}` : pushScope(repository);
+    const started = await this.request(
+      operation,
+      { method: 'POST', url: this.url(`/v2/${repository}/blobs/uploads/${query}`) },
+      { scope },
+    );
+    await this.expectStatus(started, mount ? [201, 202] : [202], operation);
+    started.resume();
+    if (started.statusCode === 201) return { mounted: true };
+    const location = started.headers.location;
+    if (!location) throw new RegistryError(this.baseUrl, operation, 'the registry gave no upload Location');
+    return { mounted: false, location: new URL(location, this.baseUrl) };
   }
 
   /** PUTs a manifest under `tag` and returns its digest (checked against the registry's own). */
@@ -173,12 +232,16 @@ export class RegistryClient {
     assertReference(tag);
     const digest = sha256Digest(manifestJson);
     const operation = `putting manifest ${repository}:${tag}`;
-    const res = await this.send(operation, {
-      method: 'PUT',
-      url: this.url(`/v2/${repository}/manifests/${tag}`),
-      headers: { 'Content-Type': mediaType },
-      body: Buffer.from(manifestJson),
-    });
+    const res = await this.request(
+      operation,
+      {
+        method: 'PUT',
+        url: this.url(`/v2/${repository}/manifests/${tag}`),
+        headers: { 'Content-Type': mediaType },
+        body: Buffer.from(manifestJson),
+      },
+      { scope: pushScope(repository) },
+    );
     await this.expectStatus(res, [201], operation);
     res.resume();
     const reported = res.headers['docker-content-digest'];
@@ -194,11 +257,15 @@ export class RegistryClient {
     assertReference(reference);
     const operation = `getting manifest ${repository}${isDigest(reference) ? '@' : ':'}${reference}`;
     // Without an OCI Accept header distribution answers 404 for OCI manifests, even by digest.
-    const res = await this.send(operation, {
-      method: 'GET',
-      url: this.url(`/v2/${repository}/manifests/${reference}`),
-      headers: { Accept: MANIFEST_ACCEPT },
-    });
+    const res = await this.request(
+      operation,
+      {
+        method: 'GET',
+        url: this.url(`/v2/${repository}/manifests/${reference}`),
+        headers: { Accept: MANIFEST_ACCEPT },
+      },
+      { scope: pullScope(repository) },
+    );
     await this.expectStatus(res, [200], operation);
     const bytes = await readLimited(
       res,
@@ -230,7 +297,11 @@ export class RegistryClient {
     assertRepository(repository);
     if (!isDigest(digest)) throw new Error(`not a sha256 digest: "${digest}"`);
     const operation = `getting blob ${digest} from ${repository}`;
-    const res = await this.send(operation, { method: 'GET', url: this.url(`/v2/${repository}/blobs/${digest}`) });
+    const res = await this.request(
+      operation,
+      { method: 'GET', url: this.url(`/v2/${repository}/blobs/${digest}`) },
+      { scope: pullScope(repository) },
+    );
     await this.expectStatus(res, [200], operation);
     return res;
   }
@@ -239,18 +310,83 @@ export class RegistryClient {
     return new URL(pathname, this.baseUrl);
   }
 
-  private async send(operation: string, spec: RequestSpec, redirects = 0): Promise<http.IncomingMessage> {
-    let res: http.IncomingMessage;
-    try {
-      res = await rawRequest(spec, this.timeoutMs);
-    } catch (error) {
-      const err = error as NodeJS.ErrnoException;
-      const why =
-        err.code === 'ECONNREFUSED'
-          ? 'connection refused — is the registry running? (infra/stack.sh start)'
-          : (err.code ?? err.message);
-      throw new RegistryError(this.baseUrl, operation, `cannot reach ${spec.url.origin} (${why})`);
+  /**
+   * One registry request, authorized for `scope` and, unless `retry` is false, tried again with backoff
+   * after a dropped connection, a 5xx or a 429. Resolves with whatever the registry answered last; a
+   * connection that never succeeded rejects with a RegistryError naming the operation.
+   */
+  async request(operation: string, spec: RequestSpec, options: RequestOptions): Promise<http.IncomingMessage> {
+    const policy = this.retryPolicy;
+    const attempts = options.retry === false ? 1 : Math.max(1, policy.attempts);
+    for (let attempt = 1; ; attempt++) {
+      let res: http.IncomingMessage;
+      try {
+        res = await this.authorizedSend(operation, spec, options.scope);
+      } catch (error) {
+        if (error instanceof RegistryError || attempt >= attempts || !isTransientNetworkError(error)) {
+          throw this.unreachable(error, operation, spec, attempt);
+        }
+        await waitBeforeRetry(policy, attempt);
+        continue;
+      }
+      const status = res.statusCode ?? 0;
+      if (attempt < attempts && isTransientStatus(status)) {
+        res.resume();
+        await waitBeforeRetry(policy, attempt, res.headers['retry-after']);
+        continue;
+      }
+      return res;
     }
+  }
+
+  private unreachable(error: unknown, operation: string, spec: RequestSpec, attempts: number): Error {
+    if (error instanceof RegistryError) return error;
+    const err = error as NodeJS.ErrnoException;
+    // A blob file that cannot be read is this machine's problem, not the registry's.
+    if (err.syscall === 'open' || err.syscall === 'read') return err;
+    const why =
+      err.code === 'ECONNREFUSED'
+        ? 'connection refused — is the registry running? (infra/stack.sh start)'
+        : (err.code ?? err.message);
+    const tries = attempts > 1 ? `, ${attempts} attempts` : '';
+    return new RegistryError(
+      this.baseUrl,
+      operation,
+      `cannot reach ${spec.url.origin} (${why}${tries})`,
+      undefined,
+      err.code,
+    );
+  }
+
+  /** Sends with the scope's Authorization; a 401 with a challenge is answered (registryAuth.ts) and sent once more. */
+  private async authorizedSend(operation: string, spec: RequestSpec, scope: string): Promise<http.IncomingMessage> {
+    const withAuth = (): RequestSpec => {
+      const authorization = this.auth.header(scope);
+      return authorization ? { ...spec, headers: { ...spec.headers, Authorization: authorization } } : spec;
+    };
+    const res = await this.send(operation, withAuth());
+    if (res.statusCode !== 401) return res;
+    let answered: boolean;
+    try {
+      answered = await this.auth.answer(headerValue(res.headers['www-authenticate']), scope);
+    } catch (error) {
+      res.resume();
+      if (error instanceof AuthError) throw new RegistryError(this.baseUrl, operation, error.message, 401);
+      throw new RegistryError(
+        this.baseUrl,
+        operation,
+        `cannot get a token (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+        401,
+      );
+    }
+    if (!answered) return res;
+    res.resume();
+    return this.send(operation, withAuth());
+  }
+
+  /** One HTTP exchange; GET and HEAD follow redirects (without the Authorization, which is the registry's). */
+  private async send(operation: string, spec: RequestSpec, redirects = 0): Promise<http.IncomingMessage> {
+    const res = await rawRequest(spec, this.timeoutMs);
     const status = res.statusCode ?? 0;
     // Registries commonly redirect blob downloads to their storage backend.
     if (
@@ -269,7 +405,8 @@ export class RegistryClient {
     return res;
   }
 
-  private async expectStatus(res: http.IncomingMessage, expected: number[], operation: string): Promise<void> {
+  /** Throws a RegistryError with the registry's own error code unless the status is one of `expected`. */
+  async expectStatus(res: http.IncomingMessage, expected: number[], operation: string): Promise<void> {
     const status = res.statusCode ?? 0;
     if (expected.includes(status)) return;
     const body = await readLimited(res, 64 << 10, () => undefined).catch(() => Buffer.alloc(0));
@@ -285,7 +422,11 @@ export class RegistryClient {
     } catch {
       if (body.length > 0) detail += `: ${body.toString('utf8').slice(0, 200)}`;
     }
-    if (status === 401) detail += ' (this registry wants credentials; Ferry only supports anonymous access for now)';
+    if (status === 401) {
+      detail += this.auth.credentials
+        ? ` (credentials for "${this.auth.credentials.username}" refused)`
+        : ' (this registry wants credentials: --registry-user and --registry-password, or FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD)';
+    }
     throw new RegistryError(this.baseUrl, operation, detail, status, code);
   }
 }
@@ -313,7 +454,12 @@ export async function resolveImageManifest(
   const entry = (top.document as OciIndex).manifests.find(
     (m) => m.platform?.architecture === architecture && m.platform?.os === 'linux',
   );
-  if (!entry) throw new Error(`${repository}@${top.digest} has no linux/${architecture} image`);
+  if (!entry) {
+    const has = (top.document as OciIndex).manifests.map((m) => `${m.platform?.os}/${m.platform?.architecture}`);
+    throw new Error(
+      `${repository}@${top.digest} has no linux/${architecture} image (it has ${has.join(', ') || 'none'})`,
+    );
+  }
   const image = await client.getManifest(repository, entry.digest);
   if (!('layers' in image.document)) {
     throw new RegistryError(
@@ -336,6 +482,10 @@ export async function getManifest(
   architecture = hostArchitecture(),
 ): Promise<OciManifest> {
   return (await resolveImageManifest(new RegistryClient(registryUrl), repository, reference, architecture)).manifest;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
 }
 
 function rawRequest(spec: RequestSpec, timeoutMs: number): Promise<http.IncomingMessage> {

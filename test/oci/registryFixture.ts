@@ -25,16 +25,24 @@ export interface TestRegistry {
 
 export { freePort };
 
-async function answers(url: string): Promise<boolean> {
+async function answers(url: string, statuses = [200]): Promise<boolean> {
   try {
     const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
-    return res.status === 200;
+    return statuses.includes(res.status);
   } catch {
     return false;
   }
 }
 
-export async function startPrivateRegistry(): Promise<TestRegistry> {
+export interface PrivateRegistryOptions {
+  /**
+   * Lines added to the registry's config.yml under `auth:` (indented two spaces already), e.g. an
+   * htpasswd or a token section.
+   */
+  auth?: string[];
+}
+
+export async function startPrivateRegistry(options: PrivateRegistryOptions = {}): Promise<TestRegistry> {
   if (!existsSync(REGISTRY_BIN)) {
     throw new Error(
       `${REGISTRY_BIN} is missing: run "bash infra/stack.sh install" (it installs Debian's docker-registry)`,
@@ -57,6 +65,7 @@ export async function startPrivateRegistry(): Promise<TestRegistry> {
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(options.auth ? ['auth:', ...options.auth] : []),
       '',
     ].join('\n'),
   );
@@ -65,7 +74,8 @@ export async function startPrivateRegistry(): Promise<TestRegistry> {
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
-  while (!(await answers(url))) {
+  // A registry with auth answers GET /v2/ with 401 once it is up.
+  while (!(await answers(url, options.auth ? [401] : [200]))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill();
       throw new Error(`private docker-registry did not start on ${url}: ${stderr.slice(-500)}`);
