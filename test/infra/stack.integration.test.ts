@@ -3,7 +3,7 @@
  * Postgres with the ferry role and migrations, an S3 round-trip in Ferry's bucket, a blob upload to the
  * registry, and Ferry's Temporal search attributes.
  *
- *   node --import tsx --test test/infra/stack.test.ts
+ *   node --import tsx --test test/infra/stack.integration.test.ts
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
