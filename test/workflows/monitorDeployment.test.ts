@@ -1,0 +1,175 @@
+/**
+ * MonitorDeploymentWorkflow's decisions on the time-skipping test server, activities replaced: it collects
+ * on its interval, hibernates an idle running deployment once, destroys it on `undeploy` and ends, and
+ * continues as new (carrying its counts) before its history grows long.
+ */
+import assert from 'node:assert/strict';
+import { after, afterEach, before, test } from 'node:test';
+import { Context } from '@temporalio/activity';
+import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { monitorStatusQuery, undeploySignal } from '../../workflows/messages';
+import {
+  type MetricsSnapshot,
+  type MonitorInput,
+  type MonitorStatus,
+  type ServingState,
+  workflowIds,
+} from '../../workflows/types';
+import { type Call, inputsOf, pipelineActivities } from './pipelineActivities';
+import { type Activities, startWorkflowTestBed, type WorkflowTestBed } from './timeSkipping';
+
+const MINUTE = 60_000;
+// A run that never ends fails its test instead of hanging the tier.
+const LIMIT = { timeout: 60_000 };
+const INTERVAL = MINUTE;
+const IDLE_HIBERNATE = 15 * MINUTE;
+
+let bed: WorkflowTestBed;
+before(async () => {
+  bed = await startWorkflowTestBed();
+});
+after(async () => {
+  await bed?.teardown();
+});
+// A run a failed test left going would keep an activity pending without a worker, and the test server
+// does not skip time while one is: every run a test started ends with it.
+const started: string[] = [];
+afterEach(async () => {
+  for (const id of started.splice(0)) {
+    await bed.env.client.workflow
+      .getHandle(id)
+      .terminate('test done')
+      .catch(() => undefined); // ended already
+  }
+});
+
+let runs = 0;
+function monitorInput(): MonitorInput {
+  const version = `v${++runs}`;
+  return {
+    deploymentId: `mlp-${version}`,
+    model: 'mlp',
+    version,
+    settings: { intervalMs: INTERVAL, idleHibernateMs: IDLE_HIBERNATE },
+  };
+}
+
+function sample(servingState: ServingState, idleMs: number): MetricsSnapshot {
+  return {
+    at: new Date().toISOString(),
+    servingState,
+    replicas: servingState === 'running' ? 1 : 0,
+    requestCount: 10,
+    requestsDelta: 0,
+    errorCount: 0,
+    latencyP50Ms: null,
+    latencyP95Ms: null,
+    idleMs,
+    latencyBuckets: [],
+  };
+}
+
+/** Metrics the test scripts per collection (1-based); after `undeployAfter` of them the user undeploys. */
+function scriptedMonitor(
+  calls: Call[],
+  samples: (n: number) => MetricsSnapshot,
+  undeployAfter: number,
+): Partial<Activities> {
+  let n = 0;
+  return pipelineActivities(calls, {
+    collectDeploymentMetrics: async () => {
+      n++;
+      if (n === undeployAfter) {
+        const { workflowId } = Context.current().info.workflowExecution!;
+        await bed.env.client.workflow.getHandle(workflowId).signal(undeploySignal, { requestedBy: 'test' });
+      }
+      return samples(n);
+    },
+  });
+}
+
+function start(taskQueue: string, input: MonitorInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  const workflowId = workflowIds.monitor(input.model, input.version);
+  started.push(workflowId);
+  return bed.env.client.workflow.start('monitorDeploymentWorkflow', {
+    taskQueue,
+    workflowId,
+    args: [input],
+  });
+}
+
+test(
+  'collects every interval and hibernates a running deployment once it has been idle long enough',
+  LIMIT,
+  async () => {
+    const calls: Call[] = [];
+    const samples = (n: number) =>
+      n === 1
+        ? sample('running', 5 * MINUTE)
+        : n === 2
+          ? sample('running', 20 * MINUTE)
+          : sample('hibernated', 30 * MINUTE);
+    await bed.withWorker(scriptedMonitor(calls, samples, 4), async (queue) => {
+      const input = monitorInput();
+      const begin = await bed.env.currentTimeMs();
+      const result: MonitorStatus = await (await start(queue, input)).result();
+      assert.ok((await bed.env.currentTimeMs()) - begin >= 4 * INTERVAL, 'one collection per interval');
+      assert.deepEqual(
+        inputsOf(calls, 'hibernateDeployment'),
+        [{ deploymentId: input.deploymentId, idleMs: 20 * MINUTE }],
+        'hibernated once: not while busy (5 min idle), not again once hibernated',
+      );
+      assert.equal(result.hibernations, 1);
+      assert.equal(result.collections, 4);
+      assert.equal(result.servingState, 'undeployed');
+      const order = calls.map((c) => c.activity);
+      assert.deepEqual(order.slice(0, 3), [
+        'collectDeploymentMetrics',
+        'collectDeploymentMetrics',
+        'hibernateDeployment',
+      ]);
+    });
+  },
+);
+
+test('undeploy destroys the deployment and ends the run, with no collection after it', LIMIT, async () => {
+  const calls: Call[] = [];
+  await bed.withWorker(pipelineActivities(calls), async (queue) => {
+    const input = monitorInput();
+    const handle = await start(queue, input);
+    const running: MonitorStatus = await handle.query(monitorStatusQuery);
+    assert.deepEqual([running.servingState, running.undeployRequested], ['running', false]);
+    await handle.signal(undeploySignal, { requestedBy: 'test' });
+    const result: MonitorStatus = await handle.result();
+    assert.equal(result.servingState, 'undeployed');
+    assert.equal(result.undeployRequested, true);
+    assert.deepEqual(
+      calls.map((c) => c.activity),
+      ['destroyDeployment'],
+    );
+    assert.deepEqual(inputsOf(calls, 'destroyDeployment'), [{ deploymentId: input.deploymentId }]);
+  });
+});
+
+test('continues as new after 300 collections, carrying its counts into the next run', {
+  timeout: 120_000,
+}, async () => {
+  const calls: Call[] = [];
+  const samples = (n: number) => sample('running', n === 10 ? IDLE_HIBERNATE : 0);
+  await bed.withWorker(scriptedMonitor(calls, samples, 302), async (queue) => {
+    const input = monitorInput();
+    const handle = await start(queue, input);
+    const result: MonitorStatus = await handle.result();
+    assert.equal(result.collections, 302, 'counted across both runs');
+    assert.equal(result.hibernations, 1, 'carried from the first run');
+
+    const first = bed.env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId);
+    assert.equal((await first.describe()).status.name, 'CONTINUED_AS_NEW');
+    const latest = bed.env.client.workflow.getHandle(handle.workflowId);
+    assert.notEqual((await latest.describe()).runId, handle.firstExecutionRunId);
+    const started = (await latest.fetchHistory()).events![0].workflowExecutionStartedEventAttributes!;
+    const nextInput = defaultPayloadConverter.fromPayload<MonitorInput>(started.input!.payloads![0]);
+    assert.deepEqual(nextInput, { ...input, carried: { collections: 300, hibernations: 1 } });
+  });
+});
