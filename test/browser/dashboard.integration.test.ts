@@ -8,7 +8,7 @@
  */
 // biome-ignore-all lint/performance/useDomNodeTextContent: these are Playwright's Locator.innerText(), not the DOM property; the rendered text (cells apart) is what is asserted
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startApiServer } from '../../client/api/server';
@@ -150,8 +150,29 @@ test('auth on: sign in with a key, upload a model with progress, approve it from
   const name = `ui-${h.runId}`;
   const modelFile = await h.writeModel(name, { inputDim: 10, hiddenDims: [20], outputDim: 4, seed: 12 });
   const size = statSync(modelFile).size;
-  await page.setInputFiles('input[type="file"]', modelFile);
+  // The file picker names the model after the file; a name the API would refuse keeps Deploy off.
+  await page.setInputFiles('input[type="file"]', `${modelFile}`);
   assert.equal(await page.inputValue('input[name="model-name"]'), name, 'the name comes from the file');
+  await page.fill('input[name="model-name"]', HOSTILE[0]);
+  await page.waitForSelector('text=Model names use lower-case letters');
+  assert.equal(await page.isDisabled('button:has-text("Deploy")'), true);
+  assert.equal(await page.inputValue('input[name="model-name"]'), HOSTILE[0]);
+  // Dropping the file on the page works the same way (a DataTransfer holding the model's bytes).
+  const dataTransfer = await page.evaluateHandle(
+    ({ b64, fileName }) => {
+      const g = globalThis as any; // the test's tsconfig has no DOM types
+      const raw = Uint8Array.from(g.atob(b64) as string, (c) => c.charCodeAt(0));
+      const dt = new g.DataTransfer();
+      dt.items.add(new g.File([raw], fileName, { type: 'application/octet-stream' }));
+      return dt;
+    },
+    { b64: readFileSync(modelFile).toString('base64'), fileName: `${name}.onnx` },
+  );
+  await page.dispatchEvent('.upload .drop', 'dragover', { dataTransfer });
+  await page.waitForSelector('.upload .drop.over');
+  await page.dispatchEvent('.upload .drop', 'drop', { dataTransfer });
+  assert.equal(await page.inputValue('input[name="model-name"]'), name, 'the name comes from the dropped file');
+  assert.equal(await page.isDisabled('button:has-text("Deploy")'), false);
   await page.selectOption('select[name="mode"]', 'review');
   // Record every state of the progress bar (the page moves on to the run as soon as the upload is done).
   await page.evaluate(`(() => {
