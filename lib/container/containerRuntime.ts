@@ -7,6 +7,7 @@
  * apart from any other user of the same runtime.
  */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
@@ -123,13 +124,11 @@ export async function startContainerProcess(rt: ContainerRuntime, id: string): P
 
 /** The container's state, or null when the runtime does not know it. */
 export async function containerState(rt: ContainerRuntime, id: string): Promise<ContainerState | null> {
-  try {
-    const state = JSON.parse(await runtimeCommand(rt, ['state', id])) as ContainerState;
-    return { status: state.status, pid: state.pid };
-  } catch (err) {
-    if (/does not exist|not found|No such file/i.test((err as Error).message)) return null;
-    throw err;
-  }
+  // Both runtimes keep one folder per container under their root: none means the runtime does not know it
+  // (asked first, so an unknown container is not told apart by the wording of the runtime's error).
+  if (!existsSync(path.join(rt.root, id))) return null;
+  const state = JSON.parse(await runtimeCommand(rt, ['state', id])) as ContainerState;
+  return { status: state.status, pid: state.pid };
 }
 
 /** Sends `signal` (a name like SIGTERM) to the container's init process. */
