@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ferryChildEnv } from '../config';
+import { stderrTail, waitForChild } from '../process/childRun';
 import type { EngineOptions, EngineProgress, EngineResult } from './engine';
 import {
   OPTIMIZATION_NOT_POSSIBLE_CODES,
@@ -71,28 +72,13 @@ export async function runOptimizationEngineInChild(
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       env: ferryChildEnv({ NODE_OPTIONS: '' }),
     });
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4000);
-    });
     child.on('message', (msg: { type?: string; progress?: EngineProgress }) => {
       if (msg?.type === 'progress' && msg.progress) onProgress?.(msg.progress);
     });
     // Cancelled (e.g. the activity was cancelled or timed out): the engine stops, and its measuring child with it.
     const abort = () => child.kill('SIGKILL');
     signal?.addEventListener('abort', abort, { once: true });
-    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>(
-      (resolve) => {
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          resolve({ code: null, signal: 'SIGKILL', timedOut: true });
-        }, timeoutMs);
-        child.once('exit', (code, sig) => {
-          clearTimeout(timer);
-          resolve({ code, signal: sig, timedOut: false });
-        });
-      },
-    );
+    const exit = await waitForChild(child, timeoutMs);
     signal?.removeEventListener('abort', abort);
     if (signal?.aborted) throw new Error('the optimization was cancelled');
     let outcome: EngineResultWire;
@@ -102,7 +88,7 @@ export async function runOptimizationEngineInChild(
       const why = exit.timedOut
         ? `the optimization engine did not finish within ${Math.round(timeoutMs / 60_000)} min`
         : `the optimization engine process died (${exit.signal ?? `exit ${exit.code}`})`;
-      throw new Error(`${why}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      throw new Error(`${why}: ${stderrTail(exit.stderr, 3)}`);
     }
     if (!outcome.ok) {
       if (outcome.code && OPTIMIZATION_NOT_POSSIBLE_CODES.includes(outcome.code))

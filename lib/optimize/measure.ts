@@ -15,6 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { build } from 'esbuild';
 import { ferryChildEnv } from '../config';
+import { stderrTail, waitForChild } from '../process/childRun';
 import type { MeasureRequest, MeasureResponse, OutputsWire } from './measureProtocol';
 
 const repoRoot = path.resolve(__dirname, '../..');
@@ -73,27 +74,7 @@ export async function measureInChild(
     // The bundle lives outside the repo: find onnxruntime-node in the repo's node_modules.
     env: ferryChildEnv({ NODE_OPTIONS: '', NODE_PATH: path.join(repoRoot, 'node_modules') }),
   });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-4000);
-  });
-  const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean }>(
-    (resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve({ code: null, signal: 'SIGKILL', timedOut: true });
-      }, timeoutMs);
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, timedOut: false });
-      });
-      child.once('error', (err) => {
-        clearTimeout(timer);
-        stderr += err.message;
-        resolve({ code: -1, signal: null, timedOut: false });
-      });
-    },
-  );
+  const exit = await waitForChild(child, timeoutMs);
   let response: MeasureResponse | undefined;
   try {
     response = JSON.parse(await readFile(files.responsePath, 'utf8')) as MeasureResponse;
@@ -103,7 +84,7 @@ export async function measureInChild(
       : exit.signal
         ? `onnxruntime crashed (the measuring process died of ${exit.signal})`
         : `the measuring process exited with code ${exit.code}`;
-    const tail = stderr.trim().split('\n').filter(Boolean).slice(-2).join(' | ');
+    const tail = stderrTail(exit.stderr, 2);
     return { response: { ok: false, stage: 'load', error: tail ? `${why}: ${tail}` : why } };
   }
   if (!response.ok) return { response };
