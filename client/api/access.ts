@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearerKey } from '../../lib/auth/apiKey';
-import { decideAccess, type Principal } from '../../lib/auth/principal';
+import { decideAccess, LOCAL_OPERATOR, type Principal } from '../../lib/auth/principal';
 import type { KeyRateLimiter } from '../../lib/auth/rateLimit';
 import type { Scope } from '../../lib/auth/scopes';
 import { HttpError } from './httpErrors';
@@ -26,13 +26,7 @@ declare module 'fastify' {
   interface FastifyContextConfig extends RouteAccess {}
 }
 
-/** With auth off (loopback only), every caller acts as this local operator. */
-export const LOCAL_OPERATOR: Principal = {
-  keyId: 0,
-  keyName: 'local (auth off)',
-  project: 'default',
-  scopes: ['admin'],
-};
+export { LOCAL_OPERATOR };
 
 export interface AccessSettings {
   auth: boolean;

@@ -14,6 +14,14 @@ export interface Principal {
   scopes: Scope[];
 }
 
+/** With auth off (loopback only), every caller of the API and the gateway acts as this local operator. */
+export const LOCAL_OPERATOR: Principal = {
+  keyId: 0,
+  keyName: 'local (auth off)',
+  project: 'default',
+  scopes: ['admin'],
+};
+
 export type AccessDecision = { ok: true } | { ok: false; status: 401 | 403 | 404; message: string };
 
 export function isAdmin(p: Principal): boolean {
