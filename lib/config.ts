@@ -55,6 +55,15 @@ function str(name: string, fallback: string = stackDefault(name)): string {
   return optional(name) ?? fallback;
 }
 
+/** A comma-separated setting, or undefined when not set. */
+function list(name: string): string[] | undefined {
+  const items = optional(name)
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return items?.length ? items : undefined;
+}
+
 function num(name: string, fallback?: number): number {
   const raw = optional(name) ?? (fallback === undefined ? stackDefault(name) : String(fallback));
   const value = Number(raw);
@@ -132,6 +141,11 @@ export interface FerryConfig {
     rateLimit: { perSecond: number; burst: number };
     /** TLS for the API and the gateway when both FERRY_TLS_CERT and FERRY_TLS_KEY (PEM files) are set. */
     tls: { certFile: string; keyFile: string } | undefined;
+    /**
+     * Registries the gateway pulls images from, and no others (a spec naming another is refused):
+     * FERRY_ALLOWED_REGISTRIES, comma-separated base URLs; default the stack's registry (registry.url).
+     */
+    registries: string[];
   };
   telemetry: {
     /** Spans go to this OTLP collector when set (the standard variable), else to a file in the state dir. */
@@ -150,6 +164,7 @@ export function loadConfig(): FerryConfig {
   const registryPort = num('FERRY_REGISTRY_PORT');
   const gatewayPort = num('FERRY_GATEWAY_PORT');
   const apiPort = num('FERRY_API_PORT');
+  const registryUrl = str('FERRY_REGISTRY_URL', `http://127.0.0.1:${registryPort}`);
   return {
     repoRoot,
     stateDir: dir('FERRY_STATE_DIR'),
@@ -171,7 +186,7 @@ export function loadConfig(): FerryConfig {
       secretAccessKey: str('FERRY_S3_SECRET_KEY'),
     },
     registry: {
-      url: str('FERRY_REGISTRY_URL', `http://127.0.0.1:${registryPort}`),
+      url: registryUrl,
       ...registryCredentials(optional('FERRY_REGISTRY_USER'), optional('FERRY_REGISTRY_PASSWORD')),
     },
     gateway: {
@@ -198,6 +213,7 @@ export function loadConfig(): FerryConfig {
       maxModelBytes: num('FERRY_MAX_MODEL_BYTES', 2 * 1024 ** 3),
       rateLimit: { perSecond: num('FERRY_RATE_LIMIT_PER_SECOND', 50), burst: num('FERRY_RATE_LIMIT_BURST', 100) },
       tls: tlsFiles(optional('FERRY_TLS_CERT'), optional('FERRY_TLS_KEY')),
+      registries: list('FERRY_ALLOWED_REGISTRIES') ?? [registryUrl],
     },
     telemetry: { otlpEndpoint: optional('OTEL_EXPORTER_OTLP_ENDPOINT') },
   };

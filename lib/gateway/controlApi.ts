@@ -1,116 +1,320 @@
 /**
- * The gateway's control API under /_ferry (JSON):
- *   GET    /_ferry/health                        → {"ok": true}
- *   GET    /_ferry/metrics  (also GET /metrics)  → the gateway's own Prometheus metrics (lib/gateway/gatewayMetrics.ts)
- *   GET    /_ferry/deployments                   → {"deployments": [status...]}
+ * The gateway's control API under /_ferry (JSON), on fastify: every route declares the scope it needs
+ * (gatewayAccess.ts) and JSON schemas for its params, query, body and answers (controlSchemas.ts), which
+ * fastify validates against and publishes at /_ferry/openapi.json. Errors map to statuses and codes in
+ * controlErrors.ts only. Inference (`/d/{id}/…`) does not come through here: gateway.ts serves it on its
+ * hand-tuned path and hands everything else to this app.
+ *
+ *   GET    /_ferry/health                        → {"ok": true}                                   (public)
+ *   GET    /_ferry/openapi.json                  → this API's OpenAPI 3 document                  (public)
+ *   GET    /_ferry/metrics  (also GET /metrics)  → the gateway's own Prometheus metrics           (admin)
+ *   GET    /_ferry/deployments                   → {"deployments": [status...]} of the caller's project (read)
  *   PUT    /_ferry/deployments/{id}              body: a DeploymentSpec without id (lib/targets/deploymentTarget.ts):
  *            {model, replicas, image | modelDir}  or  {model, replicas?, revisions: [{name, image | modelDir, replicas?}],
  *            traffic?: {split?: {rev: percent}, rules?: [{header, value, revision}]}, autoscaling?: {...},
- *            scaleToZeroAfterMs?} → status (200)
- *   PUT    /_ferry/deployments/{id}/traffic      body {split?, rules?} → status; no replica restarts
+ *            scaleToZeroAfterMs?, access?: {project, public?}} → status (200)   (deploy; operate to change one)
+ *   PUT    /_ferry/deployments/{id}/traffic      body {split?, rules?} → status; no replica restarts      (operate)
  *          (both PUTs above: with `If-Match: "<specVersion>"` from a status, 409 if the spec changed since)
  *   PUT    /_ferry/deployments/{id}/scaling      body {replicas?, autoscaling?: {...} | null, scaleToZeroAfterMs?: ms | null}
  *            → status; fields left out keep their values, autoscaling is merged over the current settings;
- *            no replica restarts, a hibernated deployment stays hibernated
- *   GET    /_ferry/deployments/{id}              → status, or 404
- *   DELETE /_ferry/deployments/{id}              → 204, whether or not it existed (idempotent)
- *   POST   /_ferry/deployments/{id}/hibernate    → status
- *   POST   /_ferry/deployments/{id}/wake         → status once a replica is ready
+ *            no replica restarts, a hibernated deployment stays hibernated                          (operate)
+ *   GET    /_ferry/deployments/{id}              → status, or 404                                 (read)
+ *   DELETE /_ferry/deployments/{id}              → 204, whether or not it existed (idempotent)    (operate)
+ *   POST   /_ferry/deployments/{id}/hibernate    → status                                         (operate)
+ *   POST   /_ferry/deployments/{id}/wake         → status once a replica is ready                 (operate)
  *   GET    /_ferry/deployments/{id}/metrics      → Prometheus text of all live replicas (labels replica="<pid>", revision)
- *          ...?format=json                       → {"id", "replicas": [{pid, port, revision, metricsText}]}
- * Errors are {"error": "...", "code": "..."}: 400 bad_request (bad spec or body), 404 deployment_not_found or
- * no_route, 405 method_not_allowed, 409 spec_changed, 500 internal (could not run it, with the log tail);
- * lib/gateway/controlErrors.ts maps each error to its status and code.
+ *          ...?format=json                       → {"id", "replicas": [{pid, port, revision, metricsText}]}  (read)
+ * Errors are {"error": "...", "code": "..."} (controlErrors.ts): 400 bad_request or registry_not_allowed,
+ * 401 unauthorized, 403 forbidden, 404 deployment_not_found (also another project's) or no_route,
+ * 405 method_not_allowed, 409 spec_changed, 413 payload_too_large, 415 unsupported_media_type,
+ * 429 rate_limited, 500 internal (could not run it, with the log tail).
  */
-import type * as http from 'node:http';
-import { ControlRequestError, errorAnswer, MethodNotAllowed } from './controlErrors';
-import type { DeploymentManager } from './deploymentManager';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { decideAccess, type Principal, visibleProjects } from '../auth/principal';
+import { jsonDepth, MAX_JSON_DEPTH } from '../jsonDepth';
+import type { DeploymentAccess } from '../targets/deploymentTarget';
+import { ControlRequestError, errorAnswer, MethodNotAllowed, schemaError } from './controlErrors';
+import {
+  deploymentList,
+  deploymentParams,
+  deploymentSpec,
+  deploymentStatus,
+  errorResponses,
+  prometheusText,
+  replicaMetricsJson,
+  scalingChange,
+  trafficPolicy,
+} from './controlSchemas';
+import type { AuthorizeApply, DeploymentManager } from './deploymentManager';
+import { type GatewayAccess, type RouteAccess, refuseUnless } from './gatewayAccess';
+import type { LocalDeployment } from './localDeployment';
 import { fetchReplicaMetrics, mergeReplicaMetrics } from './replicaMetrics';
 
-export async function handleControlRequest(
-  manager: DeploymentManager,
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  path: string,
-  query: string,
-): Promise<void> {
-  const parts = path.split('/').slice(2); // after '', '_ferry'
-  const method = req.method ?? 'GET';
-  try {
-    if (parts[0] === 'health' && parts.length === 1) return sendJson(res, 200, { ok: true });
-    if (parts[0] === 'metrics' && parts.length === 1) {
-      allow(method, ['GET'], path);
-      return sendGatewayMetrics(manager, res);
-    }
-    if (parts[0] !== 'deployments') throw new ControlRequestError('no_route', `no control route ${method} ${path}`);
-    if (parts.length === 1 || (parts.length === 2 && parts[1] === '')) {
-      allow(method, ['GET'], path);
-      return sendJson(res, 200, { deployments: manager.list() });
-    }
-    const id = decodeURIComponent(parts[1]);
-    if (parts.length === 2) {
-      if (method === 'PUT') return sendJson(res, 200, await manager.apply(id, await readJson(req), ifMatchOf(req)));
-      if (method === 'DELETE') {
-        await manager.destroy(id);
-        res.writeHead(204).end();
-        return;
-      }
-      allow(method, ['GET', 'PUT', 'DELETE'], path);
-      const d = manager.get(id);
-      if (!d) throw new ControlRequestError('deployment_not_found', `no deployment "${id}"`);
-      return sendJson(res, 200, d.status());
-    }
-    if (parts.length === 3 && parts[2] === 'traffic') {
-      allow(method, ['PUT'], path);
-      return sendJson(res, 200, await manager.setTraffic(id, await readJson(req), ifMatchOf(req)));
-    }
-    if (parts.length === 3 && parts[2] === 'scaling') {
-      allow(method, ['PUT'], path);
-      return sendJson(res, 200, await manager.setScaling(id, await readJson(req)));
-    }
-    if (parts.length === 3 && parts[2] === 'hibernate') {
-      allow(method, ['POST'], path);
-      return sendJson(res, 200, await manager.hibernate(id));
-    }
-    if (parts.length === 3 && parts[2] === 'wake') {
-      allow(method, ['POST'], path);
-      return sendJson(res, 200, await manager.wake(id));
-    }
-    if (parts.length === 3 && parts[2] === 'metrics') {
-      allow(method, ['GET'], path);
-      return await sendMetrics(manager, id, new URLSearchParams(query).get('format') === 'json', res);
-    }
-    throw new ControlRequestError('no_route', `no control route ${method} ${path}`);
-  } catch (err) {
-    const answer = errorAnswer(err);
-    sendJson(res, answer.status, answer.body, answer.headers);
+/** One route as registered: the access test walks this list, so a new route cannot miss its check. */
+export interface ControlRoute {
+  method: string;
+  url: string;
+  access: RouteAccess;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    controlRoutes: ControlRoute[];
   }
 }
 
-/** The If-Match header's version (quotes and a weak prefix dropped); undefined when absent or `*`. */
-function ifMatchOf(req: http.IncomingMessage): string | undefined {
-  const raw = req.headers['if-match'];
-  if (typeof raw !== 'string' || raw.trim() === '*') return undefined;
-  return raw
-    .trim()
-    .replace(/^W\//, '')
-    .replace(/^"(.*)"$/, '$1');
+export const CONTROL_LIMITS = {
+  /** A spec is a few KB; nothing the control API takes comes near this. */
+  bodyBytes: 1024 * 1024,
+  maxParamLength: 256,
+};
+
+type IdRequest = FastifyRequest<{ Params: { id: string } }>;
+
+export async function buildControlApp(manager: DeploymentManager, access: GatewayAccess): Promise<FastifyInstance> {
+  const app = Fastify({
+    bodyLimit: CONTROL_LIMITS.bodyBytes,
+    routerOptions: { maxParamLength: CONTROL_LIMITS.maxParamLength, ignoreTrailingSlash: true },
+    logger: false,
+    schemaErrorFormatter: schemaError,
+    // Errors the router raises before any route (bad % escapes, over-long params) answer in the same shape.
+    frameworkErrors: (err, _req, reply) => send(reply as FastifyReply, err),
+    // Types as given: a spec's "2" is not 2. Defaults are filled in (access.public).
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+  });
+
+  const controlRoutes: ControlRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of ([] as string[]).concat(r.method)) {
+      if (method !== 'HEAD') controlRoutes.push({ method, url: r.url, access: (r.config ?? {}) as RouteAccess });
+    }
+  });
+  app.decorate('controlRoutes', controlRoutes);
+
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body: string, done) => {
+    if (body.trim() === '') return done(null, undefined);
+    if (jsonDepth(body) > MAX_JSON_DEPTH)
+      return done(new ControlRequestError('bad_request', `JSON body nests deeper than ${MAX_JSON_DEPTH} levels`));
+    try {
+      done(null, JSON.parse(body));
+    } catch (err) {
+      done(new ControlRequestError('bad_request', `malformed JSON body: ${(err as Error).message}`));
+    }
+  });
+  // Answers are the handlers' objects as they are: the response schemas document them (and the tests
+  // check answers against them) without a serializer that would drop a field the schema does not name.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  app.setErrorHandler((err, _req, reply) => send(reply, err));
+  app.setNotFoundHandler((req, reply) => send(reply, notFound(req.method, req.url.split('?')[0], controlRoutes)));
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Ferry gateway control API',
+        version: '1',
+        description: 'Deployments on the local target: specs, traffic, scaling, hibernation, metrics.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a Ferry API key' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  access.install(app);
+
+  /** The deployment a request names, if the caller may `scope` it; another project's is "no deployment". */
+  const requireDeployment = (req: IdRequest, scope: 'read' | 'operate'): LocalDeployment => {
+    const id = req.params.id;
+    const d = manager.get(id);
+    const none = () => new ControlRequestError('deployment_not_found', `no deployment "${id}"`);
+    if (!d) throw none();
+    refuseUnless(decideAccess(req.principal, scope, d.record.access.project), none);
+    return d;
+  };
+
+  app.get(
+    '/_ferry/health',
+    {
+      config: { public: true },
+      schema: {
+        summary: 'Liveness',
+        security: [],
+        response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } },
+      },
+    },
+    async () => ({ ok: true }),
+  );
+  app.get('/_ferry/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+
+  for (const url of ['/metrics', '/_ferry/metrics']) {
+    app.get(
+      url,
+      {
+        config: { scope: 'admin' },
+        schema: {
+          summary: "The gateway's own Prometheus metrics (every project's deployments)",
+          response: { 200: prometheusText, ...errorResponses },
+        },
+      },
+      async (_req, reply) => prometheus(reply, manager.metrics.render()),
+    );
+  }
+
+  app.get(
+    '/_ferry/deployments',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "Deployments of the caller's project (every project's for an admin key)",
+        response: { 200: deploymentList, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const visible = visibleProjects(req.principal!);
+      const mine = (d: LocalDeployment) => visible === 'all' || visible.includes(d.record.access.project);
+      return {
+        deployments: manager
+          .all()
+          .filter(mine)
+          .map((d) => d.status()),
+      };
+    },
+  );
+
+  app.get(
+    '/_ferry/deployments/:id',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "A deployment's status: revisions, replicas, traffic, autoscaling, and the spec that re-creates it",
+        params: deploymentParams,
+        response: { 200: deploymentStatus, ...errorResponses },
+      },
+    },
+    async (req: IdRequest) => requireDeployment(req, 'read').status(),
+  );
+
+  app.put(
+    '/_ferry/deployments/:id',
+    {
+      config: { scope: 'deploy' },
+      schema: {
+        summary: 'Create or update a deployment from its spec; the same spec twice changes nothing',
+        description:
+          'A new deployment needs the deploy scope, a change of an existing one operate. With If-Match: "<specVersion>", ' +
+          'refused with 409 when the spec changed since it was read.',
+        params: deploymentParams,
+        body: deploymentSpec,
+        response: { 200: deploymentStatus, 409: errorResponses[400], ...errorResponses },
+      },
+    },
+    async (req: IdRequest) => manager.apply(req.params.id, req.body, ifMatchOf(req), authorizeApply(req.principal!)),
+  );
+
+  app.delete(
+    '/_ferry/deployments/:id',
+    {
+      config: { scope: 'operate' },
+      schema: {
+        summary: "Stop the deployment's replicas and remove it; 204 also when there was none",
+        params: deploymentParams,
+        response: { 204: { type: 'null' }, ...errorResponses },
+      },
+    },
+    async (req: IdRequest, reply) => {
+      if (manager.get(req.params.id)) requireDeployment(req, 'operate');
+      await manager.destroy(req.params.id);
+      reply.code(204).send();
+    },
+  );
+
+  const operation = (
+    method: 'PUT' | 'POST',
+    suffix: string,
+    summary: string,
+    body: object | undefined,
+    run: (id: string, req: IdRequest) => Promise<unknown>,
+  ) =>
+    app.route({
+      method,
+      url: `/_ferry/deployments/:id/${suffix}`,
+      config: { scope: 'operate' },
+      schema: {
+        summary,
+        params: deploymentParams,
+        ...(body ? { body } : {}),
+        response: { 200: deploymentStatus, ...errorResponses },
+      },
+      handler: async (req) => run(requireDeployment(req as IdRequest, 'operate').id, req as IdRequest),
+    });
+  operation(
+    'PUT',
+    'traffic',
+    'Change how requests are split between revisions (the body replaces the policy); no replica restarts',
+    trafficPolicy,
+    (id, req) => manager.setTraffic(id, req.body, ifMatchOf(req)),
+  );
+  operation(
+    'PUT',
+    'scaling',
+    'Change replica counts, autoscaling or scale to zero; fields left out keep their values',
+    scalingChange,
+    (id, req) => manager.setScaling(id, req.body),
+  );
+  operation('POST', 'hibernate', 'Stop every replica; the next request wakes it', undefined, (id) =>
+    manager.hibernate(id),
+  );
+  operation('POST', 'wake', 'Start the replicas; answers once one is ready', undefined, (id) => manager.wake(id));
+
+  app.get(
+    '/_ferry/deployments/:id/metrics',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary: "The live replicas' own metrics, merged (labels replica and revision)",
+        params: deploymentParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { format: { type: 'string', enum: ['text', 'json'], default: 'text' } },
+        },
+        response: { 200: { anyOf: [prometheusText, replicaMetricsJson] }, ...errorResponses },
+      },
+    },
+    async (req: FastifyRequest<{ Params: { id: string }; Querystring: { format: 'text' | 'json' } }>, reply) => {
+      const d = requireDeployment(req, 'read');
+      const replicas = await replicaMetrics(d);
+      if (req.query.format === 'json') return { id: d.id, replicas };
+      return prometheus(reply, mergeReplicaMetrics(replicas));
+    },
+  );
+
+  await app.ready();
+  return app;
 }
 
-function allow(method: string, allowed: string[], path: string): void {
-  if (!allowed.includes(method))
-    throw new MethodNotAllowed(allowed, `${method} is not allowed on ${path} (use ${allowed.join(' or ')})`);
+/**
+ * Who may PUT a spec: changing an existing deployment needs `operate` on its project (another project's
+ * is "no deployment"); a new one `deploy`. A key puts deployments in its own project only; an admin key
+ * (the pipeline's) names any in the spec's `access`.
+ */
+function authorizeApply(p: Principal): AuthorizeApply {
+  return (current, asked) => {
+    if (current) refuseUnless(decideAccess(p, 'operate', current.project));
+    const access: DeploymentAccess = asked ?? current ?? { project: p.project, public: false };
+    if (access.project !== current?.project && !decideAccess(p, 'deploy', access.project).ok) {
+      refuseUnless(decideAccess(p, 'deploy')); // the scope first: 403 without it
+      throw new ControlRequestError(
+        'forbidden',
+        `this key (${p.keyName}) belongs to project "${p.project}" and can only deploy into it`,
+      );
+    }
+    return access;
+  };
 }
 
-async function sendMetrics(
-  manager: DeploymentManager,
-  id: string,
-  asJson: boolean,
-  res: http.ServerResponse,
-): Promise<void> {
-  const d = manager.get(id);
-  if (!d) throw new ControlRequestError('deployment_not_found', `no deployment "${id}"`);
-  const replicas = await Promise.all(
+async function replicaMetrics(d: LocalDeployment) {
+  return Promise.all(
     d.replicas
       .filter((r) => r.routable)
       .map(async (r) => {
@@ -122,52 +326,49 @@ async function sendMetrics(
         }
       }),
   );
-  if (asJson) return sendJson(res, 200, { id, replicas });
-  const text = mergeReplicaMetrics(replicas);
-  res.writeHead(200, {
-    'content-type': 'text/plain; version=0.0.4; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
 }
 
-export function sendGatewayMetrics(manager: DeploymentManager, res: http.ServerResponse): void {
-  const text = manager.metrics.render();
-  res.writeHead(200, {
-    'content-type': 'text/plain; version=0.0.4; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
+function prometheus(reply: FastifyReply, text: string): FastifyReply {
+  return reply.type('text/plain; version=0.0.4; charset=utf-8').send(text);
 }
 
-export function sendJson(
-  res: http.ServerResponse,
-  status: number,
-  body: unknown,
-  headers?: http.OutgoingHttpHeaders,
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+function send(reply: FastifyReply, err: unknown): void {
+  const answer = errorAnswer(err);
+  if (answer.headers) reply.headers(answer.headers);
+  reply.code(answer.status).type('application/json').send(JSON.stringify(answer.body));
 }
 
-function readJson(req: http.IncomingMessage, maxBytes = 1 << 20): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size <= maxBytes) chunks.push(c);
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      if (size > maxBytes)
-        return reject(new ControlRequestError('bad_request', `body is larger than ${maxBytes} bytes`));
-      try {
-        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      } catch (err) {
-        reject(new ControlRequestError('bad_request', `malformed JSON body: ${(err as Error).message}`));
-      }
-    });
-  });
+/** The If-Match header's version (quotes and a weak prefix dropped); undefined when absent or `*`. */
+function ifMatchOf(req: FastifyRequest): string | undefined {
+  const raw = req.headers['if-match'];
+  if (typeof raw !== 'string' || raw.trim() === '*') return undefined;
+  return raw
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
+}
+
+/** No route for this method and path: 405 with Allow when the path has routes for other methods. */
+function notFound(method: string, path: string, routes: readonly ControlRoute[]): ControlRequestError {
+  const allowed = [...new Set(routes.filter((r) => routePattern(r.url).test(path)).map((r) => r.method))];
+  if (allowed.length) {
+    return new MethodNotAllowed(allowed, `${method} is not allowed on ${path} (use ${allowed.join(' or ')})`);
+  }
+  if (path === '/_ferry' || path.startsWith('/_ferry/'))
+    return new ControlRequestError('no_route', `no control route ${method} ${path}`);
+  return new ControlRequestError(
+    'no_route',
+    `no route for ${path}: deployments are served under /d/{id}/, the control API under /_ferry/`,
+  );
+}
+
+const patterns = new Map<string, RegExp>();
+function routePattern(url: string): RegExp {
+  let p = patterns.get(url);
+  if (!p) {
+    const escaped = url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:\w+/g, '[^/]+');
+    p = new RegExp(`^${escaped}/?$`);
+    patterns.set(url, p);
+  }
+  return p;
 }

@@ -5,10 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import type { DeploymentStatus, ImageRef } from '../targets/deploymentTarget';
+import type { DeploymentAccess, DeploymentStatus, ImageRef } from '../targets/deploymentTarget';
 import { ControlRequestError } from './controlErrors';
 import { applyScalingChange, type ParsedRevision, parseDeploymentSpec, sameImage } from './deploymentSpec';
-import { type DeploymentRecord, DeploymentStore, type RevisionRecord } from './deploymentStore';
+import { DEFAULT_ACCESS, type DeploymentRecord, DeploymentStore, type RevisionRecord } from './deploymentStore';
 import { GatewayMetrics, type GaugeSample } from './gatewayMetrics';
 import { type LaunchPlan, launchPlanForImage, launchPlanForModelDir, type PulledImageForLaunch } from './launchPlan';
 import { type DeploymentSpecFields, LocalDeployment, type LocalDeploymentContext } from './localDeployment';
@@ -18,6 +18,18 @@ import { StandbyProcess } from './standbyProcess';
 import { normalizeTrafficPolicy } from './trafficPolicy';
 
 export type PullImageFn = (ref: ImageRef, destDir: string) => Promise<PulledImageForLaunch>;
+
+/**
+ * Decides, under the deployment's lock, the access a PUT gives it, or throws to refuse the PUT:
+ * `current` is the existing deployment's (undefined for a new one), `asked` the spec's (undefined when
+ * left out). The control API checks the caller's project and scopes here.
+ */
+export type AuthorizeApply = (
+  current: DeploymentAccess | undefined,
+  asked: DeploymentAccess | undefined,
+) => DeploymentAccess;
+
+const keepOrDefault: AuthorizeApply = (current, asked) => asked ?? current ?? DEFAULT_ACCESS;
 
 export interface DeploymentManagerOptions {
   stateDir: string;
@@ -30,6 +42,8 @@ export interface DeploymentManagerOptions {
   autoscaleTickMs: number;
   /** Keep a pre-started node process for the next cold start. */
   standby: boolean;
+  /** Registries images may come from (deploymentSpec.ts SpecRules); undefined: any. */
+  registries?: readonly string[];
   log(message: string): void;
 }
 
@@ -155,7 +169,11 @@ export class DeploymentManager {
   }
 
   list(): DeploymentStatus[] {
-    return [...this.deployments.values()].map((d) => d.status());
+    return this.all().map((d) => d.status());
+  }
+
+  all(): LocalDeployment[] {
+    return [...this.deployments.values()];
   }
 
   persist(): Promise<void> {
@@ -246,12 +264,21 @@ export class DeploymentManager {
     }
   }
 
-  /** PUT /_ferry/deployments/{id}: create, update or (same spec) leave as is; `ifMatch`: see checkIfMatch. */
-  apply(id: string, body: unknown, ifMatch?: string): Promise<DeploymentStatus> {
-    const spec = parseDeploymentSpec(id, body);
+  /**
+   * PUT /_ferry/deployments/{id}: create, update or (same spec) leave as is; `ifMatch`: see checkIfMatch;
+   * `authorize`: who may (AuthorizeApply).
+   */
+  apply(
+    id: string,
+    body: unknown,
+    ifMatch?: string,
+    authorize: AuthorizeApply = keepOrDefault,
+  ): Promise<DeploymentStatus> {
+    const spec = parseDeploymentSpec(id, body, { registries: this.opts.registries });
     return this.withIdLock(id, async () => {
-      this.checkIfMatch(id, ifMatch);
       const existing = this.deployments.get(id);
+      const access = authorize(existing?.record.access, spec.access);
+      this.checkIfMatch(id, ifMatch);
       const revisions: RevisionRecord[] = [];
       for (const r of spec.revisions) revisions.push(await this.resolveRevision(r, existing));
       const fields: DeploymentSpecFields = {
@@ -263,6 +290,7 @@ export class DeploymentManager {
         scaleToZeroAfterMs: spec.scaleToZeroAfterMs,
       };
       if (existing) {
+        await existing.setAccess(access);
         if (!existing.isUnchanged(fields)) await existing.apply(fields);
         else existing.refreshPlans(revisions);
         return existing.status();
@@ -270,6 +298,7 @@ export class DeploymentManager {
       const record: DeploymentRecord = {
         id,
         ...fields,
+        access,
         state: 'hibernated', // until apply has its replicas ready
         live: [],
         createdAt: new Date().toISOString(),

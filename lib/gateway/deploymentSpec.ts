@@ -4,9 +4,10 @@
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import type { ImageRef } from '../targets/deploymentTarget';
+import { assertValidName, InvalidNameError } from '../names';
+import type { DeploymentAccess, ImageRef } from '../targets/deploymentTarget';
 import { type AutoscalingSettings, MAX_REPLICAS, normalizeAutoscaling } from './autoscaler';
-import { SpecError } from './controlErrors';
+import { ControlRequestError, SpecError } from './controlErrors';
 import { type NormalizedTrafficPolicy, normalizeTrafficPolicy } from './trafficPolicy';
 
 export const DEFAULT_REVISION = 'default';
@@ -29,6 +30,16 @@ export interface ParsedSpec {
   traffic: NormalizedTrafficPolicy;
   autoscaling: AutoscalingSettings | null;
   scaleToZeroAfterMs: number | null;
+  /** Absent: the deployment keeps its own (a new one gets the caller's project, keyed). */
+  access?: DeploymentAccess;
+}
+
+export interface SpecRules {
+  /**
+   * Registries images may come from (base URLs, compared by origin): the gateway pulls from nothing else,
+   * so a spec cannot make it fetch an arbitrary URL. Undefined: any (callers that check elsewhere).
+   */
+  registries?: readonly string[];
 }
 
 export function checkDeploymentId(id: string): void {
@@ -48,9 +59,10 @@ const KNOWN_FIELDS = [
   'traffic',
   'autoscaling',
   'scaleToZeroAfterMs',
+  'access',
 ];
 
-export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
+export function parseDeploymentSpec(id: string, body: unknown, rules: SpecRules = {}): ParsedSpec {
   checkDeploymentId(id);
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new SpecError('body must be a JSON object');
@@ -96,12 +108,12 @@ export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
         if (!['name', 'image', 'modelDir', 'replicas'].includes(key))
           throw new SpecError(`${where} has an unknown field "${key}"`);
       }
-      const revision: ParsedRevision = { name: r.name, ...parseArtifact(r, `${where}.`) };
+      const revision: ParsedRevision = { name: r.name, ...parseArtifact(r, `${where}.`, rules) };
       if (r.replicas !== undefined) revision.replicas = checkReplicas(r.replicas, `${where}.replicas`);
       return revision;
     });
   } else {
-    revisions = [{ name: DEFAULT_REVISION, ...parseArtifact(b, '') }];
+    revisions = [{ name: DEFAULT_REVISION, ...parseArtifact(b, '', rules) }];
   }
 
   const traffic = normalizeTrafficPolicy(
@@ -110,7 +122,45 @@ export function parseDeploymentSpec(id: string, body: unknown): ParsedSpec {
   );
 
   const scaleToZeroAfterMs = parseIdleMs(b.scaleToZeroAfterMs);
-  return { model: b.model, replicas, revisions, traffic, autoscaling, scaleToZeroAfterMs };
+  const spec: ParsedSpec = { model: b.model, replicas, revisions, traffic, autoscaling, scaleToZeroAfterMs };
+  if (b.access !== undefined) spec.access = parseAccess(b.access);
+  return spec;
+}
+
+function parseAccess(v: unknown): DeploymentAccess {
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new SpecError('"access" must be an object {project, public?}');
+  const a = v as Record<string, unknown>;
+  for (const key of Object.keys(a)) {
+    if (key !== 'project' && key !== 'public') throw new SpecError(`"access" has an unknown field "${key}"`);
+  }
+  try {
+    assertValidName('project', a.project);
+  } catch (err) {
+    if (err instanceof InvalidNameError) throw new SpecError(`"access.project": ${err.message}`);
+    throw err;
+  }
+  if (a.public !== undefined && typeof a.public !== 'boolean') throw new SpecError('"access.public" must be a boolean');
+  return { project: a.project as string, public: a.public === true };
+}
+
+/** Refuses an image from a registry the gateway does not pull from, naming it (SSRF: no arbitrary URLs). */
+export function checkRegistry(registry: string, allowed: readonly string[]): void {
+  const origin = originOf(registry);
+  if (origin !== undefined && allowed.some((a) => originOf(a) === origin)) return;
+  throw new ControlRequestError(
+    'registry_not_allowed',
+    `registry "${registry}" is not one this gateway pulls from (allowed: ${allowed.join(', ') || 'none'}; set FERRY_ALLOWED_REGISTRIES)`,
+  );
+}
+
+function originOf(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export type ScalingFields = Pick<ParsedSpec, 'replicas' | 'autoscaling' | 'scaleToZeroAfterMs'>;
@@ -165,7 +215,11 @@ function checkReplicas(v: unknown, what: string): number {
   return v as number;
 }
 
-function parseArtifact(b: Record<string, unknown>, prefix: string): { image?: ImageRef; modelDir?: string } {
+function parseArtifact(
+  b: Record<string, unknown>,
+  prefix: string,
+  rules: SpecRules,
+): { image?: ImageRef; modelDir?: string } {
   if ((b.image === undefined) === (b.modelDir === undefined)) {
     throw new SpecError(
       `give exactly one of "${prefix}image" ({registry, repository, reference}) or "${prefix}modelDir"`,
@@ -177,6 +231,7 @@ function parseArtifact(b: Record<string, unknown>, prefix: string): { image?: Im
       if (typeof img?.[key] !== 'string' || img[key] === '')
         throw new SpecError(`"${prefix}image.${key}" must be a non-empty string`);
     }
+    if (rules.registries) checkRegistry(img.registry as string, rules.registries);
     return {
       image: {
         registry: img.registry as string,

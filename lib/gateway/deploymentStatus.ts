@@ -124,5 +124,6 @@ function specOf(r: DeploymentRecord): Omit<DeploymentSpec, 'id'> {
         }),
     ...(r.autoscaling ? { autoscaling: r.autoscaling } : {}),
     scaleToZeroAfterMs: r.scaleToZeroAfterMs,
+    access: r.access,
   };
 }

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { ImageRef } from '../targets/deploymentTarget';
+import type { DeploymentAccess, ImageRef } from '../targets/deploymentTarget';
 import type { AutoscalingSettings } from './autoscaler';
 import type { LaunchPlan } from './launchPlan';
 import type { NormalizedTrafficPolicy } from './trafficPolicy';
@@ -43,6 +43,8 @@ export interface DeploymentRecord {
   traffic: NormalizedTrafficPolicy;
   autoscaling: AutoscalingSettings | null;
   scaleToZeroAfterMs: number | null;
+  /** The project it belongs to and whether inference needs a key (files from older gateways: default, keyed). */
+  access: DeploymentAccess;
   /** What the operator asked for; 'waking' is never stored (a restart during a wake hibernates). */
   state: 'running' | 'hibernated';
   live: ReplicaRecord[];
@@ -62,6 +64,9 @@ interface LegacyFields {
   plan?: LaunchPlan;
 }
 
+/** Deployments made before projects existed belong to the `default` project, and inference needs a key. */
+export const DEFAULT_ACCESS: DeploymentAccess = { project: 'default', public: false };
+
 /** Fills in what files from older gateways lack (they describe one revision, "default"). */
 function upgradeRecord(raw: DeploymentRecord & LegacyFields): DeploymentRecord {
   const { image, modelDir, plan, ...rest } = raw;
@@ -74,6 +79,7 @@ function upgradeRecord(raw: DeploymentRecord & LegacyFields): DeploymentRecord {
     traffic: raw.traffic ?? { split: { [revisions[0].name]: 100 }, rules: [] },
     autoscaling: raw.autoscaling ?? null,
     scaleToZeroAfterMs: raw.scaleToZeroAfterMs ?? null,
+    access: raw.access ?? DEFAULT_ACCESS,
     live: raw.live.map((r) => ({ ...r, revision: r.revision ?? revisions[0].name })),
   };
 }

@@ -5,13 +5,22 @@
  * flight, holds requests while a revision has no ready replica (waking from zero, scaling up),
  * autoscales on concurrency, scales idle deployments to zero, and keeps its state in
  * `<stateDir>/gateway/`. Replicas outlive the gateway; a restarted gateway adopts them.
+ *
+ * One server on one port: `/d/{id}/…` (inference) takes the hand-tuned path below, everything else goes
+ * to the control API's fastify app (controlApi.ts) through its router. With auth on, inference needs a
+ * key with `infer` on the deployment's project unless the deployment is public (gatewayAccess.ts).
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import type { FastifyInstance } from 'fastify';
+import type { Principal } from '../auth/principal';
+import { loadConfig } from '../config';
 import { holdForReplica } from './activator';
-import { handleControlRequest, sendGatewayMetrics, sendJson } from './controlApi';
+import { buildControlApp, type ControlRoute } from './controlApi';
+import { errorAnswer } from './controlErrors';
 import { DeploymentManager, type PullImageFn } from './deploymentManager';
+import { AUTH_CHALLENGE, GatewayAccess, type GatewayAccessOptions } from './gatewayAccess';
 import type { LocalDeployment } from './localDeployment';
 import { proxyToReplica, ReplicaClient } from './proxy';
 import type { Replica } from './replicaProcess';
@@ -44,11 +53,20 @@ export interface GatewayOptions {
   standby?: boolean;
   /** Base URL put in endpoints; default the address the gateway listens on. */
   publicUrl?: string;
+  /** Keys and scopes on the control API and inference (gatewayAccess.ts). Default: auth off (loopback only). */
+  access?: GatewayAccessOptions;
+  /**
+   * Registries images may be pulled from (base URLs); a spec naming another is refused with 400
+   * `registry_not_allowed`. Default: the configured ones (lib/config.ts access.registries).
+   */
+  allowedRegistries?: readonly string[];
   log?: (message: string) => void;
 }
 
 export interface Gateway {
   url: string;
+  /** Every route of the control API with the scope it needs: what the access tests walk. */
+  controlRoutes: readonly ControlRoute[];
   /**
    * Stops the gateway. Replicas keep running (recorded in the state file, adopted by the next
    * gateway) unless `stopReplicas`, which stops them and leaves every deployment hibernated.
@@ -62,26 +80,24 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const host = opts.host ?? '127.0.0.1';
   const holdTimeoutMs = opts.holdTimeoutMs ?? 30_000;
   const log = opts.log ?? ((m: string) => process.stdout.write(`${new Date().toISOString()} gateway: ${m}\n`));
+  if (opts.access?.auth !== true && !isLoopback(host)) {
+    throw new Error(
+      `refusing to serve the gateway on ${host} with auth off: auth is required off loopback (unset FERRY_AUTH=off)`,
+    );
+  }
+  const access = new GatewayAccess(opts.access);
   const client = new ReplicaClient();
   let manager: DeploymentManager | undefined;
+  let control: FastifyInstance | undefined;
 
   const server = http.createServer((req, res) => {
     const rawUrl = req.url ?? '/';
-    const q = rawUrl.indexOf('?');
-    const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
-    if (!manager) return sendJson(res, 503, { error: 'gateway is starting' }, { 'retry-after': '1' });
-    if (path.startsWith('/d/')) {
-      void serveDeploymentRequest(manager, req, res, rawUrl);
+    if (!manager || !control) return sendJson(res, 503, { error: 'gateway is starting' }, { 'retry-after': '1' });
+    if (rawUrl.startsWith('/d/')) {
+      serveDeploymentRequest(manager, req, res, rawUrl);
       return;
     }
-    if (path === '/metrics' && (req.method === 'GET' || req.method === 'HEAD')) return sendGatewayMetrics(manager, res);
-    if (path === '/_ferry' || path.startsWith('/_ferry/')) {
-      void handleControlRequest(manager, req, res, path, q === -1 ? '' : rawUrl.slice(q + 1));
-      return;
-    }
-    sendJson(res, 404, {
-      error: `no route for ${path}: deployments are served under /d/{id}/, the control API under /_ferry/`,
-    });
+    control.routing(req, res);
   });
 
   /** `/d/{id}[/rest][?query]` → `/rest?query` on a replica of the deployment. Synchronous unless held. */
@@ -109,9 +125,45 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       idEnd === rawUrl.length ? '/' : rawUrl.charCodeAt(idEnd) === 47 ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
     const deployment = m.get(id);
     if (!deployment) {
-      sendJson(res, 404, { error: `no deployment "${id}" on this gateway` });
+      noDeployment(res, id);
       return;
     }
+    if (access.auth && !deployment.record.access.public) {
+      const principal = access.principalOf(req.headers.authorization, req.socket.remoteAddress);
+      if (principal instanceof Promise) {
+        // A key not seen in the last few seconds: verified once, then cached.
+        principal.then(
+          (p) => admitted(p, deployment, id, res) && route(m, deployment, req, res, upstreamPath),
+          (err) => sendError(res, err),
+        );
+        return;
+      }
+      if (!admitted(principal, deployment, id, res)) return;
+    }
+    route(m, deployment, req, res, upstreamPath);
+  }
+
+  /** True if the caller may send inference to the deployment; else answers 401, 403 or (another project's) 404. */
+  function admitted(
+    principal: Principal | undefined,
+    deployment: LocalDeployment,
+    id: string,
+    res: http.ServerResponse,
+  ): boolean {
+    const decision = access.inference(principal, deployment.record.access.project);
+    if (decision.ok) return true;
+    if (decision.status === 404) noDeployment(res, id);
+    else sendJson(res, decision.status, { error: decision.message }, decision.status === 401 ? AUTH_CHALLENGE : {});
+    return false;
+  }
+
+  function route(
+    m: DeploymentManager,
+    deployment: LocalDeployment,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    upstreamPath: string,
+  ): void {
     const started = performance.now();
     const revision = deployment.route(req.headers);
     deployment.touch();
@@ -185,6 +237,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let lock: { release(): void };
   let m: DeploymentManager;
   try {
+    const registries = opts.allowedRegistries ?? loadConfig().access.registries;
     m = new DeploymentManager({
       stateDir: opts.stateDir,
       gatewayUrl: opts.publicUrl ?? url,
@@ -194,6 +247,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       drainTimeoutMs: opts.drainTimeoutMs ?? 30_000,
       autoscaleTickMs: opts.autoscaleTickMs ?? 200,
       standby: opts.standby ?? true,
+      registries,
       log,
     });
     lock = acquireStateDirLock(opts.stateDir);
@@ -203,6 +257,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   try {
     await m.restore();
+    control = await buildControlApp(m, access);
   } catch (err) {
     lock.release();
     server.close();
@@ -214,6 +269,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let closed: Promise<void> | undefined;
   return {
     url,
+    controlRoutes: control.controlRoutes,
     close(closeOpts) {
       closed ??= (async () => {
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -221,10 +277,31 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         await m.close(closeOpts?.stopReplicas ?? false);
         server.closeAllConnections();
         client.destroy();
+        await control?.close();
         await serverClosed;
         lock.release();
       })();
       return closed;
     },
   };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, headers?: http.OutgoingHttpHeaders): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+/** The same answer for a deployment that does not exist and one of another project. */
+function noDeployment(res: http.ServerResponse, id: string): void {
+  sendJson(res, 404, { error: `no deployment "${id}" on this gateway` });
+}
+
+function sendError(res: http.ServerResponse, err: unknown): void {
+  const answer = errorAnswer(err);
+  sendJson(res, answer.status, { error: answer.body.error }, answer.headers);
+}
+
+function isLoopback(host: string): boolean {
+  return host === '127.0.0.1' || host === '::1' || host === 'localhost' || /^127\./.test(host);
 }

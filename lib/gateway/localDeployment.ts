@@ -317,6 +317,15 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
     }
   }
 
+  /** Changes who may reach the deployment (project, public): from the next request on, nothing restarts. */
+  setAccess(access: DeploymentRecord['access']): Promise<void> {
+    const current = this.record.access;
+    if (current.project === access.project && current.public === access.public) return Promise.resolve();
+    this.generation++;
+    this.record.access = { project: access.project, public: access.public };
+    return this.ctx.persist();
+  }
+
   /** Changes only the traffic policy: effective from the next request, nothing restarts. */
   setTraffic(traffic: DeploymentRecord['traffic']): Promise<void> {
     this.generation++;

@@ -40,6 +40,17 @@ export interface DeploymentSpec {
    * a replica starts. Absent or null: only an explicit hibernate (e.g. the monitor workflow's) does it.
    */
   scaleToZeroAfterMs?: number | null;
+  /**
+   * Who may reach it: the project (tenant) it belongs to, and whether inference needs no key. Left out of
+   * a change, it stays as it is; a new deployment without it belongs to the caller's project, keyed.
+   */
+  access?: DeploymentAccess;
+}
+
+export interface DeploymentAccess {
+  project: string;
+  /** Inference without a key (`ferry deploy --public`); the control API always needs one. */
+  public: boolean;
 }
 
 export interface RevisionSpec {
@@ -206,10 +217,16 @@ export interface ChangeOptions {
  */
 export type GatewayErrorCode =
   | 'bad_request'
+  | 'registry_not_allowed'
+  | 'unauthorized'
+  | 'forbidden'
   | 'deployment_not_found'
   | 'no_route'
   | 'method_not_allowed'
   | 'spec_changed'
+  | 'payload_too_large'
+  | 'unsupported_media_type'
+  | 'rate_limited'
   | 'internal';
 
 export class DeploymentNotFoundError extends Error {
