@@ -151,6 +151,28 @@ export interface FerryConfig {
     /** Spans go to this OTLP collector when set (the standard variable), else to a file in the state dir. */
     otlpEndpoint: string | undefined;
   };
+  /** How the local target runs the replicas of an image (a model directory always runs as a plain process). */
+  replicas: {
+    /**
+     * FERRY_CONTAINER_RUNTIME: youki or runc (required: a replica fails to start when it is missing), or
+     * process (plain host processes). Unset: youki if installed, else runc, else plain processes, with a
+     * warning that says why.
+     */
+    runtime: ReplicaRuntimeSetting;
+    /** Limits of a replica whose deployment spec gives no `resources`: FERRY_REPLICA_CPUS, FERRY_REPLICA_MEMORY_MB. */
+    defaultResources: { cpus: number; memoryMb: number };
+  };
+}
+
+export const REPLICA_RUNTIME_SETTINGS = ['auto', 'youki', 'runc', 'process'] as const;
+export type ReplicaRuntimeSetting = (typeof REPLICA_RUNTIME_SETTINGS)[number];
+
+function replicaRuntimeSetting(raw: string | undefined): ReplicaRuntimeSetting {
+  if (raw === undefined) return 'auto';
+  if (!(REPLICA_RUNTIME_SETTINGS as readonly string[]).includes(raw)) {
+    throw new Error(`FERRY_CONTAINER_RUNTIME must be one of ${REPLICA_RUNTIME_SETTINGS.join(', ')}, got "${raw}"`);
+  }
+  return raw as ReplicaRuntimeSetting;
 }
 
 export function loadConfig(): FerryConfig {
@@ -216,6 +238,10 @@ export function loadConfig(): FerryConfig {
       registries: list('FERRY_ALLOWED_REGISTRIES') ?? [registryUrl],
     },
     telemetry: { otlpEndpoint: optional('OTEL_EXPORTER_OTLP_ENDPOINT') },
+    replicas: {
+      runtime: replicaRuntimeSetting(optional('FERRY_CONTAINER_RUNTIME')),
+      defaultResources: { cpus: num('FERRY_REPLICA_CPUS', 1), memoryMb: num('FERRY_REPLICA_MEMORY_MB', 1024) },
+    },
   };
 }
 
@@ -225,7 +251,7 @@ export function loadConfig(): FerryConfig {
  *   its measurement children) get this process's whole environment, so their loadConfig sees the same
  *   settings: ferryChildEnv.
  * - A model's replicas (started by the gateway, possibly from a user's image) get only REPLICA_HOST_ENV
- *   from the host (replicaHostEnv); the rest of their environment is their launch plan's and where to
+ *   from the host (replicaHostEnv), or as containers only its OTEL_ variables (containerHostEnv); the rest of their environment is their launch plan's and where to
  *   listen (lib/gateway/replicaProcess.ts). The inference server reads those in runtime/server/settings.ts.
  */
 
@@ -256,6 +282,11 @@ export function replicaHostEnv(): Record<string, string> {
     if (value !== undefined) env[name] = value;
   }
   return env;
+}
+
+/** What a replica that runs as a container takes from the host: only the OpenTelemetry variables. */
+export function containerHostEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(replicaHostEnv()).filter(([name]) => name.startsWith('OTEL_')));
 }
 
 /**

@@ -84,12 +84,15 @@ export async function findRuntime(
 
 /**
  * The runtime to use: FERRY_CONTAINER_RUNTIME (youki | runc) when set, else youki when installed,
- * else runc.
+ * else runc. (FERRY_CONTAINER_RUNTIME=process, lib/config.ts, means no container: refused here.)
  */
 export async function preferredRuntime(opts: { env?: NodeJS.ProcessEnv; stateRoot?: string } = {}) {
   const env = opts.env ?? process.env;
   const forced = env.FERRY_CONTAINER_RUNTIME;
-  if (forced) {
+  if (forced && forced !== 'auto') {
+    if (forced === 'process') {
+      throw new RuntimeNotFoundError('FERRY_CONTAINER_RUNTIME=process: plain processes, no container runtime');
+    }
     if (!(RUNTIME_NAMES as readonly string[]).includes(forced)) {
       throw new Error(`FERRY_CONTAINER_RUNTIME="${forced}" is not one of ${RUNTIME_NAMES.join(', ')}`);
     }

@@ -97,6 +97,17 @@ export const deploymentAccess = {
   description: 'who may reach it; left out: kept as it is (a new deployment: the caller’s project, not public)',
 } as const;
 
+const resources = {
+  type: 'object',
+  required: ['cpus', 'memoryMb'],
+  additionalProperties: false,
+  properties: {
+    cpus: { type: 'number', description: 'CPUs’ worth of time, e.g. 0.5' },
+    memoryMb: { type: 'integer', description: 'memory limit in MiB; over it the replica is OOM-killed and replaced' },
+  },
+  description: 'limits of each image replica (a container’s cgroup); left out: the gateway’s defaults',
+} as const;
+
 export const deploymentSpec = {
   type: 'object',
   required: ['model'],
@@ -121,6 +132,7 @@ export const deploymentSpec = {
     autoscaling,
     scaleToZeroAfterMs,
     access: deploymentAccess,
+    resources,
   },
 } as const;
 
@@ -157,6 +169,7 @@ export const deploymentStatus = {
           ready: { type: 'boolean' },
           revision: { type: 'string' },
           inFlight: { type: 'integer' },
+          runtime: { type: 'string', enum: ['youki', 'runc', 'process'], description: 'what runs it' },
         },
       },
     },
@@ -176,6 +189,8 @@ export const deploymentStatus = {
     inFlight: { type: 'integer' },
     heldRequests: { type: 'integer' },
     scaleEvents: { type: 'array', items: open },
+    events: { type: 'array', items: open, description: 'replica exits with their reasons (OOM kills), fallbacks' },
+    resources: open,
     spec: open,
     specVersion: { type: 'string' },
   },

@@ -5,14 +5,29 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import type { DeploymentAccess, DeploymentStatus, ImageRef } from '../targets/deploymentTarget';
+import { loadConfig, type ReplicaRuntimeSetting } from '../config';
+import type { DeploymentAccess, DeploymentStatus, ImageRef, ReplicaResources } from '../targets/deploymentTarget';
+import { adoptContainerReplica } from './containerReplica';
 import { ControlRequestError } from './controlErrors';
-import { applyScalingChange, type ParsedRevision, parseDeploymentSpec, sameImage } from './deploymentSpec';
+import {
+  applyScalingChange,
+  type ParsedRevision,
+  type ParsedSpec,
+  parseDeploymentSpec,
+  sameImage,
+} from './deploymentSpec';
 import { DEFAULT_ACCESS, type DeploymentRecord, DeploymentStore, type RevisionRecord } from './deploymentStore';
 import { GatewayMetrics, type GaugeSample } from './gatewayMetrics';
-import { type LaunchPlan, launchPlanForImage, launchPlanForModelDir, type PulledImageForLaunch } from './launchPlan';
+import {
+  type LaunchPlan,
+  launchPlanForImage,
+  launchPlanForModelDir,
+  type PulledImageForLaunch,
+  withResources,
+} from './launchPlan';
 import { type DeploymentSpecFields, LocalDeployment, type LocalDeploymentContext } from './localDeployment';
 import { adoptReplica, probeReady, type Replica, readProcStartTicks, standbyBootEnv } from './replicaProcess';
+import { ReplicaRuntimes } from './replicaRuntime';
 import type { RevisionSet } from './revisionSet';
 import { StandbyProcess } from './standbyProcess';
 import { normalizeTrafficPolicy } from './trafficPolicy';
@@ -44,6 +59,10 @@ export interface DeploymentManagerOptions {
   standby: boolean;
   /** Registries images may come from (deploymentSpec.ts SpecRules); undefined: any. */
   registries?: readonly string[];
+  /** What runs an image's replicas; default lib/config.ts `replicas.runtime` (FERRY_CONTAINER_RUNTIME). */
+  replicaRuntime?: ReplicaRuntimeSetting;
+  /** Limits of an image replica whose spec gives none; default lib/config.ts `replicas.defaultResources`. */
+  defaultResources?: ReplicaResources;
   log(message: string): void;
 }
 
@@ -66,6 +85,12 @@ export class DeploymentManager {
     this.standby = opts.standby
       ? new StandbyProcess(opts.stateDir, standbyBootEnv, readProcStartTicks, opts.log)
       : undefined;
+    const replicaSettings = opts.replicaRuntime && opts.defaultResources ? undefined : loadConfig().replicas;
+    const runtimes = new ReplicaRuntimes(
+      opts.replicaRuntime ?? replicaSettings!.runtime,
+      opts.defaultResources ?? replicaSettings!.defaultResources,
+      opts.log,
+    );
     this.ctx = {
       stateDir: opts.stateDir,
       gatewayUrl: opts.gatewayUrl,
@@ -74,6 +99,7 @@ export class DeploymentManager {
       drainTimeoutMs: opts.drainTimeoutMs,
       metrics: this.metrics,
       standby: this.standby,
+      runtimes,
       persist: () => this.persist(),
       log: opts.log,
       epoch: randomBytes(4).toString('hex'),
@@ -200,7 +226,9 @@ export class DeploymentManager {
       const deployment = new LocalDeployment({ ...record, live: [] }, this.ctx);
       const adopted: Replica[] = [];
       for (const replicaRecord of record.live) {
-        const replica = adoptReplica(replicaRecord);
+        const replica = replicaRecord.bundleDir
+          ? await adoptContainerReplica(replicaRecord)
+          : adoptReplica(replicaRecord);
         if (!replica) continue;
         if (record.state === 'running' && (await probeReady(replica, 2000))) {
           replica.ready = true;
@@ -275,53 +303,65 @@ export class DeploymentManager {
     authorize: AuthorizeApply = keepOrDefault,
   ): Promise<DeploymentStatus> {
     const spec = parseDeploymentSpec(id, body, { registries: this.opts.registries });
-    return this.withIdLock(id, async () => {
-      const existing = this.deployments.get(id);
-      const access = authorize(existing?.record.access, spec.access);
-      this.checkIfMatch(id, ifMatch);
-      const revisions: RevisionRecord[] = [];
-      for (const r of spec.revisions) revisions.push(await this.resolveRevision(r, existing));
-      const fields: DeploymentSpecFields = {
-        model: spec.model,
-        replicas: spec.replicas,
-        revisions,
-        traffic: spec.traffic,
-        autoscaling: spec.autoscaling,
-        scaleToZeroAfterMs: spec.scaleToZeroAfterMs,
-      };
-      if (existing) {
-        await existing.setAccess(access);
-        if (!existing.isUnchanged(fields)) await existing.apply(fields);
-        else existing.refreshPlans(revisions);
-        return existing.status();
-      }
-      const record: DeploymentRecord = {
-        id,
-        ...fields,
-        access,
-        state: 'hibernated', // until apply has its replicas ready
-        live: [],
-        createdAt: new Date().toISOString(),
-        runningSince: null,
-        lastRequestAt: null,
-        requestsServed: 0,
-        coldStarts: 0,
-        lastWakeMs: null,
-        restarts: 0,
-      };
-      const deployment = new LocalDeployment(record, this.ctx);
-      this.deployments.set(id, deployment);
-      try {
-        await deployment.apply(fields);
-      } catch (err) {
-        this.deployments.delete(id);
-        this.metrics.forgetDeployment(id);
-        await deployment.destroy();
-        await this.persist();
-        throw err;
-      }
-      return deployment.status();
-    });
+    return this.withIdLock(id, () => this.applyParsed(id, spec, ifMatch, authorize));
+  }
+
+  private async applyParsed(
+    id: string,
+    spec: ParsedSpec,
+    ifMatch: string | undefined,
+    authorize: AuthorizeApply,
+  ): Promise<DeploymentStatus> {
+    const existing = this.deployments.get(id);
+    const access = authorize(existing?.record.access, spec.access);
+    this.checkIfMatch(id, ifMatch);
+    const revisions: RevisionRecord[] = [];
+    for (const r of spec.revisions) {
+      const revision = await this.resolveRevision(r, existing);
+      revisions.push({ ...revision, plan: withResources(revision.plan, spec.resources) });
+    }
+    const fields: DeploymentSpecFields = {
+      model: spec.model,
+      replicas: spec.replicas,
+      revisions,
+      traffic: spec.traffic,
+      autoscaling: spec.autoscaling,
+      scaleToZeroAfterMs: spec.scaleToZeroAfterMs,
+      resources: spec.resources,
+    };
+    if (existing) {
+      await existing.setAccess(access);
+      if (!existing.isUnchanged(fields)) await existing.apply(fields);
+      else existing.refreshPlans(revisions);
+      return existing.status();
+    }
+    const record: DeploymentRecord = {
+      id,
+      ...fields,
+      access,
+      state: 'hibernated', // until apply has its replicas ready
+      live: [],
+      createdAt: new Date().toISOString(),
+      runningSince: null,
+      lastRequestAt: null,
+      requestsServed: 0,
+      coldStarts: 0,
+      lastWakeMs: null,
+      restarts: 0,
+      events: [],
+    };
+    const deployment = new LocalDeployment(record, this.ctx);
+    this.deployments.set(id, deployment);
+    try {
+      await deployment.apply(fields);
+    } catch (err) {
+      this.deployments.delete(id);
+      this.metrics.forgetDeployment(id);
+      await deployment.destroy();
+      await this.persist();
+      throw err;
+    }
+    return deployment.status();
   }
 
   /** PUT /_ferry/deployments/{id}/traffic: a new split and rules, from the next request on. */

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { assertValidName, InvalidNameError } from '../names';
-import type { DeploymentAccess, ImageRef } from '../targets/deploymentTarget';
+import type { DeploymentAccess, ImageRef, ReplicaResources } from '../targets/deploymentTarget';
 import { type AutoscalingSettings, MAX_REPLICAS, normalizeAutoscaling } from './autoscaler';
 import { ControlRequestError, SpecError } from './controlErrors';
 import { type NormalizedTrafficPolicy, normalizeTrafficPolicy } from './trafficPolicy';
@@ -30,6 +30,7 @@ export interface ParsedSpec {
   traffic: NormalizedTrafficPolicy;
   autoscaling: AutoscalingSettings | null;
   scaleToZeroAfterMs: number | null;
+  resources: ReplicaResources | null;
   /** Absent: the deployment keeps its own (a new one gets the caller's project, keyed). */
   access?: DeploymentAccess;
 }
@@ -60,7 +61,12 @@ const KNOWN_FIELDS = [
   'autoscaling',
   'scaleToZeroAfterMs',
   'access',
+  'resources',
 ];
+
+/** Below this a replica's container cannot even start its init (lib/container/bundleSpec.ts MIN_MEMORY_BYTES). */
+const MIN_MEMORY_MB = 8;
+const MIN_CPUS = 0.01;
 
 export function parseDeploymentSpec(id: string, body: unknown, rules: SpecRules = {}): ParsedSpec {
   checkDeploymentId(id);
@@ -122,7 +128,8 @@ export function parseDeploymentSpec(id: string, body: unknown, rules: SpecRules 
   );
 
   const scaleToZeroAfterMs = parseIdleMs(b.scaleToZeroAfterMs);
-  const spec: ParsedSpec = { model: b.model, replicas, revisions, traffic, autoscaling, scaleToZeroAfterMs };
+  const resources = parseResources(b.resources);
+  const spec: ParsedSpec = { model: b.model, replicas, revisions, traffic, autoscaling, scaleToZeroAfterMs, resources };
   if (b.access !== undefined) spec.access = parseAccess(b.access);
   return spec;
 }
@@ -161,6 +168,22 @@ function originOf(url: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function parseResources(v: unknown): ReplicaResources | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new SpecError('"resources" must be an object {cpus, memoryMb}');
+  const r = v as Record<string, unknown>;
+  for (const key of Object.keys(r)) {
+    if (key !== 'cpus' && key !== 'memoryMb') throw new SpecError(`"resources" has an unknown field "${key}"`);
+  }
+  if (typeof r.cpus !== 'number' || !Number.isFinite(r.cpus) || r.cpus < MIN_CPUS) {
+    throw new SpecError(`"resources.cpus" must be a number of CPUs ≥ ${MIN_CPUS}, e.g. 0.5`);
+  }
+  if (!Number.isInteger(r.memoryMb) || (r.memoryMb as number) < MIN_MEMORY_MB) {
+    throw new SpecError(`"resources.memoryMb" must be a whole number of MiB ≥ ${MIN_MEMORY_MB}`);
+  }
+  return { cpus: r.cpus, memoryMb: r.memoryMb as number };
 }
 
 export type ScalingFields = Pick<ParsedSpec, 'replicas' | 'autoscaling' | 'scaleToZeroAfterMs'>;

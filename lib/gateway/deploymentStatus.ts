@@ -6,6 +6,7 @@ import type {
   DeploymentSpec,
   DeploymentState,
   DeploymentStatus,
+  ReplicaResources,
   ReplicaStatus,
   RevisionStatus,
   ScaleEvent,
@@ -26,6 +27,8 @@ export interface StatusSource {
   readonly replicas: readonly Replica[];
   readonly lastRequestAt: string | null;
   readonly scaleEvents: readonly ScaleEvent[];
+  /** The limits of an image replica whose spec gives none. */
+  readonly defaultResources: ReplicaResources;
   readonly specVersion: string;
   inFlight(): number;
   heldRequests(): number;
@@ -62,6 +65,7 @@ export function deploymentStatus(d: StatusSource, gatewayUrl: string): Deploymen
       ready: x.ready,
       revision: x.revision,
       inFlight: x.inFlight,
+      runtime: x.runtime,
     }));
   return {
     id: r.id,
@@ -89,6 +93,8 @@ export function deploymentStatus(d: StatusSource, gatewayUrl: string): Deploymen
     inFlight: d.inFlight(),
     heldRequests: d.heldRequests(),
     scaleEvents: [...d.scaleEvents],
+    events: [...r.events],
+    resources: r.resources ?? d.defaultResources,
     specVersion: d.specVersion,
     spec: specOf(r),
   };
@@ -125,5 +131,6 @@ function specOf(r: DeploymentRecord): Omit<DeploymentSpec, 'id'> {
     ...(r.autoscaling ? { autoscaling: r.autoscaling } : {}),
     scaleToZeroAfterMs: r.scaleToZeroAfterMs,
     access: r.access,
+    ...(r.resources ? { resources: r.resources } : {}),
   };
 }

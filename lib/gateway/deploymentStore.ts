@@ -6,7 +6,13 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { DeploymentAccess, ImageRef } from '../targets/deploymentTarget';
+import type {
+  DeploymentAccess,
+  ImageRef,
+  ReplicaEvent,
+  ReplicaResources,
+  ReplicaRuntimeName,
+} from '../targets/deploymentTarget';
 import type { AutoscalingSettings } from './autoscaler';
 import type { LaunchPlan } from './launchPlan';
 import type { NormalizedTrafficPolicy } from './trafficPolicy';
@@ -22,6 +28,12 @@ export interface ReplicaRecord {
   planKey: string;
   /** The revision it belongs to (files written before revisions existed: "default"). */
   revision: string;
+  /** What runs it; absent (records of older gateways): a plain process. */
+  runtime?: ReplicaRuntimeName;
+  /** A container's bundle folder (lib/container/container.ts), from which a restarted gateway finds it again. */
+  bundleDir?: string;
+  /** The unpacked image tree an image's replica runs from: not garbage-collected while it runs. */
+  rootfs?: string;
 }
 
 export interface RevisionRecord {
@@ -45,6 +57,10 @@ export interface DeploymentRecord {
   scaleToZeroAfterMs: number | null;
   /** The project it belongs to and whether inference needs a key (files from older gateways: default, keyed). */
   access: DeploymentAccess;
+  /** Limits of each image replica as the spec gives them; null: the gateway's defaults. */
+  resources: ReplicaResources | null;
+  /** The most recent replica events, newest last (ReplicaEvent). */
+  events: ReplicaEvent[];
   /** What the operator asked for; 'waking' is never stored (a restart during a wake hibernates). */
   state: 'running' | 'hibernated';
   live: ReplicaRecord[];
@@ -80,6 +96,8 @@ function upgradeRecord(raw: DeploymentRecord & LegacyFields): DeploymentRecord {
     autoscaling: raw.autoscaling ?? null,
     scaleToZeroAfterMs: raw.scaleToZeroAfterMs ?? null,
     access: raw.access ?? DEFAULT_ACCESS,
+    resources: raw.resources ?? null,
+    events: raw.events ?? [],
     live: raw.live.map((r) => ({ ...r, revision: r.revision ?? revisions[0].name })),
   };
 }

@@ -1,15 +1,34 @@
 /**
- * How to start one replica of a deployment as a plain process on this machine.
+ * How to start one replica of a deployment on this machine.
  *
- * For an image: run its Entrypoint + Cmd with the host's node binary, inside the unpacked rootfs.
- * Absolute paths in the arguments, FERRY_MODEL_DIR and WorkingDir are mapped into the rootfs, the
- * way a container's mount namespace would see them. This is the `local` target's isolation level:
- * none beyond the process (runc/Kubernetes targets give real containers).
+ * For an image, two ways: as a container (`container`: the unpacked rootfs and the image config's
+ * process settings, run by lib/container under youki or runc with the plan's `resources` as limits),
+ * or, as the fallback, as a plain process: its Entrypoint + Cmd with the host's node binary, inside the
+ * unpacked rootfs, with absolute paths in the arguments, FERRY_MODEL_DIR and WorkingDir mapped into the
+ * rootfs the way a container's mount namespace would see them (no isolation beyond the process).
+ * A model directory always runs as a plain process.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import type { ReplicaResources } from '../targets/deploymentTarget';
+
+/** What a container runtime needs to run an image's replica. */
+export interface ContainerLaunch {
+  /** Absolute path of the unpacked image root filesystem (mounted read-only, shared by the replicas). */
+  rootfs: string;
+  /** The image config's process settings. */
+  config: ImageProcessConfig;
+}
+
+export interface ImageProcessConfig {
+  Entrypoint?: string[];
+  Cmd?: string[];
+  Env?: string[];
+  WorkingDir?: string;
+  User?: string;
+}
 
 export interface LaunchPlan {
   /** Identity of what runs: replicas started from another key belong to an older spec. */
@@ -30,6 +49,26 @@ export interface LaunchPlan {
   socket?: boolean;
   /** True when the standby process may load the program ahead of a cold start (main.ts's standby entry). */
   standbyEntry?: boolean;
+  /** Set for an image: how to run it as a container (the fields above run it as a plain process). */
+  container?: ContainerLaunch;
+  /** A container's limits as the deployment spec gives them; absent: the gateway's defaults. */
+  resources?: ReplicaResources;
+}
+
+/**
+ * What a replica's record keeps as its `planKey`: the program, and the limits it runs under when they
+ * are the spec's. Replicas started from another key belong to an older spec and are replaced.
+ */
+export function replicaPlanKey(plan: LaunchPlan): string {
+  const r = plan.container ? plan.resources : undefined;
+  return r ? `${plan.key};cpus=${r.cpus};memoryMb=${r.memoryMb}` : plan.key;
+}
+
+/** `plan` with the spec's limits (images only: a model directory's processes have none). */
+export function withResources(plan: LaunchPlan, resources: ReplicaResources | null): LaunchPlan {
+  if (!plan.container) return plan;
+  const { resources: _old, ...rest } = plan;
+  return resources ? { ...rest, resources } : rest;
 }
 
 /** What the repo's inference server (runtime/server/main.ts) supports: its bundle gets all of it. */
@@ -40,7 +79,7 @@ export interface PulledImageForLaunch {
   digest: string;
   resolvedDigest?: string;
   config: {
-    config?: { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null; WorkingDir?: string };
+    config?: { [K in keyof ImageProcessConfig]?: ImageProcessConfig[K] | null };
   };
   rootfs: string;
 }
@@ -83,6 +122,14 @@ export function launchPlanForImage(image: PulledImageForLaunch): LaunchPlan {
     digest: image.resolvedDigest ?? image.digest,
     ...(image.resolvedDigest && image.resolvedDigest !== image.digest ? { platformDigest: image.digest } : {}),
     ...features,
+    container: {
+      rootfs: image.rootfs,
+      config: Object.fromEntries(
+        Object.entries(cfg).filter(
+          ([k, v]) => v !== null && v !== undefined && ['Entrypoint', 'Cmd', 'Env', 'WorkingDir', 'User'].includes(k),
+        ),
+      ) as ImageProcessConfig,
+    },
   };
 }
 

@@ -12,10 +12,11 @@
  */
 import type * as http from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { DeploymentState, DeploymentStatus, ScaleEvent } from '../targets/deploymentTarget';
+import type { DeploymentState, DeploymentStatus, ReplicaResources, ScaleEvent } from '../targets/deploymentTarget';
 import type { Activatable } from './activator';
 import { deploymentStatus, type StatusSource } from './deploymentStatus';
 import type { DeploymentRecord, RevisionRecord } from './deploymentStore';
+import { replicaPlanKey } from './launchPlan';
 import { OperationQueue } from './operationQueue';
 import { type Drain, NOTHING_TO_DRAIN, type Reconciled, Reconciler, type ReconcilerContext } from './reconciler';
 import type { Replica } from './replicaProcess';
@@ -31,7 +32,7 @@ export interface LocalDeploymentContext extends ReconcilerContext {
 /** What apply may change. */
 export type DeploymentSpecFields = Pick<
   DeploymentRecord,
-  'model' | 'replicas' | 'revisions' | 'traffic' | 'autoscaling' | 'scaleToZeroAfterMs'
+  'model' | 'replicas' | 'revisions' | 'traffic' | 'autoscaling' | 'scaleToZeroAfterMs' | 'resources'
 >;
 
 const SCALE_EVENTS_KEPT = 20;
@@ -189,7 +190,7 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
         }
         this.reconciler.prune();
         try {
-          if (!set.members.some((r) => !r.stopping && r.record.planKey === set.spec.plan.key))
+          if (!set.members.some((r) => !r.stopping && r.record.planKey === replicaPlanKey(set.spec.plan)))
             await this.reconciler.startReplicas(set, 1);
         } catch (err) {
           this.record.state = 'hibernated'; // the next request tries again
@@ -296,6 +297,7 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
       traffic: r.traffic,
       autoscaling: r.autoscaling,
       scaleToZeroAfterMs: r.scaleToZeroAfterMs,
+      resources: r.resources,
     };
   }
 
@@ -304,7 +306,11 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
     const canonical = (f: DeploymentSpecFields) =>
       JSON.stringify({
         ...f,
-        revisions: f.revisions.map((r) => ({ name: r.name, key: r.plan.key, replicas: r.replicas ?? null })),
+        revisions: f.revisions.map((r) => ({
+          name: r.name,
+          key: replicaPlanKey(r.plan),
+          replicas: r.replicas ?? null,
+        })),
       });
     return canonical(fields) === canonical(this.specFields());
   }
@@ -313,7 +319,7 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
   refreshPlans(revisions: RevisionRecord[]): void {
     for (const r of revisions) {
       const mine = this.record.revisions.find((x) => x.name === r.name);
-      if (mine && mine.plan.key === r.plan.key) mine.plan = r.plan;
+      if (mine && replicaPlanKey(mine.plan) === replicaPlanKey(r.plan)) mine.plan = r.plan;
     }
   }
 
@@ -444,6 +450,10 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
   /** Changes whenever the spec does (also when a gateway restarts): what a conditional change must match. */
   get specVersion(): string {
     return `${this.ctx.epoch}.${this.generation}`;
+  }
+
+  get defaultResources(): ReplicaResources {
+    return this.ctx.runtimes.defaultResources;
   }
 
   get lastRequestAt(): string | null {

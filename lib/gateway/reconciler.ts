@@ -3,13 +3,18 @@
  * of its current launch plan. What is missing starts (and is ready) before anything it replaces is
  * retired. Retired replicas drain: out of routing at once, SIGTERM once their in-flight requests are
  * done or the drain deadline passed. Also supervision: a ready replica that exits unplanned is counted
- * as a restart and replaced, with backoff while replacing fails.
+ * as a restart and replaced, with backoff while replacing fails, and its exit (why: OOM-killed, a
+ * signal, an exit code) goes into the deployment's events.
  */
 import * as path from 'node:path';
+import type { ReplicaEvent } from '../targets/deploymentTarget';
+import { spawnContainerReplica } from './containerReplica';
 import type { DeploymentRecord } from './deploymentStore';
 import type { GatewayMetrics } from './gatewayMetrics';
+import { replicaPlanKey } from './launchPlan';
 import type { OperationQueue } from './operationQueue';
 import { type Replica, spawnReplica, waitUntilReady } from './replicaProcess';
+import type { ReplicaRuntimes } from './replicaRuntime';
 import type { RevisionSet } from './revisionSet';
 import type { StandbyProcess } from './standbyProcess';
 
@@ -22,6 +27,8 @@ export interface ReconcilerContext {
   metrics: GatewayMetrics;
   /** A pre-started process that the next replica start may use. */
   standby: StandbyProcess | undefined;
+  /** Whether an image's replicas run as containers (and under which runtime) or as processes. */
+  runtimes: ReplicaRuntimes;
   /** Saves all records; resolves once they are on disk. */
   persist(): Promise<void>;
   log(message: string): void;
@@ -45,6 +52,7 @@ export interface Drain {
 export const NOTHING_TO_DRAIN: Drain = { done: Promise.resolve() };
 
 const MAX_RESTART_BACKOFF_MS = 30_000;
+const EVENTS_KEPT = 20;
 
 export class Reconciler {
   /** Replicas that belong to the deployment and are not retired. */
@@ -54,6 +62,8 @@ export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private backoffMs = 0;
   private queued = false;
+  /** Revisions whose fallback to plain processes is in the events already (once per gateway run). */
+  private readonly fallbackNoted = new Set<string>();
 
   constructor(
     private readonly deployment: Reconciled,
@@ -138,14 +148,16 @@ export class Reconciler {
     if (record.state !== 'running' || destroyed) return this.retire(this.replicas);
     const sets = [...revisions.values()].sort((a, b) => b.held - a.held);
     for (const set of sets) {
-      const current = set.members.filter((r) => r.record.planKey === set.spec.plan.key && !r.stopping);
+      const key = replicaPlanKey(set.spec.plan);
+      const current = set.members.filter((r) => r.record.planKey === key && !r.stopping);
       const missing = set.desired - current.length;
       if (missing > 0) await this.startReplicas(set, missing);
     }
     const retire = this.replicas.filter((r) => !this.deployment.revisions.has(r.revision));
     for (const set of this.deployment.revisions.values()) {
-      const current = set.members.filter((r) => r.record.planKey === set.spec.plan.key);
-      retire.push(...set.members.filter((r) => r.record.planKey !== set.spec.plan.key));
+      const key = replicaPlanKey(set.spec.plan);
+      const current = set.members.filter((r) => r.record.planKey === key);
+      retire.push(...set.members.filter((r) => r.record.planKey !== key));
       // Keep the ready ones, then the busiest (fewer requests to wait for), then the oldest.
       current.sort(
         (a, b) =>
@@ -164,13 +176,7 @@ export class Reconciler {
     const started: Replica[] = [];
     try {
       for (let i = 0; i < count; i++) {
-        const replica = await spawnReplica(
-          set.spec.plan,
-          logDir,
-          set.name,
-          this.ctx.standby,
-          path.join(this.ctx.stateDir, 'gateway', 'sockets'),
-        );
+        const replica = await this.spawn(set, logDir);
         this.supervise(replica);
         started.push(replica);
         this.replicas.push(replica);
@@ -188,14 +194,53 @@ export class Reconciler {
         ),
       ]);
       this.ctx.log(
-        `deployment "${this.id}" revision "${set.name}": started replica pid(s) ${started.map((r) => `${r.pid}:${r.port}${r.prestarted ? ' (pre-started)' : ''}`).join(', ')}`,
+        `deployment "${this.id}" revision "${set.name}": started replica pid(s) ${started.map((r) => `${r.pid}:${r.port}${r.prestarted ? ' (pre-started)' : ''}${r.runtime === 'process' ? '' : ` (${r.runtime})`}`).join(', ')}`,
       );
       return started;
     } catch (err) {
+      for (const r of started.filter((x) => x.exited && !x.stopping)) {
+        this.recordEvent({ type: 'start-failed', revision: set.name, ...this.exitOf(r) });
+      }
       await this.retire(started).done;
       await this.ctx.persist();
       throw new Error(`deployment "${this.id}": ${(err as Error).message}`);
     }
+  }
+
+  /** A replica of `set`'s plan, as a container or as a process (ReplicaRuntimes decides). */
+  private async spawn(set: RevisionSet, logDir: string): Promise<Replica> {
+    const plan = set.spec.plan;
+    const choice = await this.ctx.runtimes.choose(plan);
+    if (choice.kind === 'container') {
+      return spawnContainerReplica(plan, {
+        runtime: choice.runtime,
+        limits: this.ctx.runtimes.limitsOf(plan),
+        stateDir: this.ctx.stateDir,
+        logDir,
+        revision: set.name,
+      });
+    }
+    if (choice.fallback && !this.fallbackNoted.has(set.name)) {
+      this.fallbackNoted.add(set.name);
+      this.recordEvent({ type: 'process-fallback', revision: set.name, runtime: 'process', reason: choice.reason });
+    }
+    return spawnReplica(plan, logDir, set.name, this.ctx.standby, path.join(this.ctx.stateDir, 'gateway', 'sockets'));
+  }
+
+  private exitOf(r: Replica): Pick<ReplicaEvent, 'pid' | 'runtime' | 'reason' | 'oomKilled'> {
+    return {
+      pid: r.pid,
+      runtime: r.runtime,
+      reason: r.exitReason ?? 'exited',
+      ...(r.containerExit ? { oomKilled: r.containerExit.oomKilled } : {}),
+    };
+  }
+
+  /** Adds to the deployment's recent events (kept in its record, so they survive a gateway restart). */
+  private recordEvent(event: Omit<ReplicaEvent, 'at'>): void {
+    const events = this.deployment.record.events;
+    events.push({ at: new Date().toISOString(), ...event });
+    if (events.length > EVENTS_KEPT) events.splice(0, events.length - EVENTS_KEPT);
   }
 
   /**
@@ -254,6 +299,7 @@ export class Reconciler {
     // Planned stops are not crashes; a replica that dies before it is ready fails its own start.
     if (replica.stopping || !replica.ready || this.deployment.destroyed) return;
     this.ctx.log(`deployment "${this.id}": replica pid ${replica.pid} ${replica.exitReason}; restarting it`);
+    this.recordEvent({ type: 'exited', revision: replica.revision, ...this.exitOf(replica) });
     this.deployment.record.restarts++;
     this.ctx.metrics.restarts.labels(this.id).inc();
     this.schedule();

@@ -3,7 +3,8 @@
  * (`<stateDir>/gateway/sockets/`, when its launch plan says the program supports FERRY_SOCKET) or else
  * on a free 127.0.0.1 port, started detached (its own process group, so it outlives a gateway restart
  * and is adopted by the next gateway: the socket path is in its record), with its stdout/stderr
- * appended to a log file under the state dir.
+ * appended to a log file under the state dir. A replica that runs as a container (containerReplica.ts)
+ * is the same object around a lib/container Container: stopped, watched and removed through it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,8 +15,10 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { replicaHostEnv } from '../config';
+import type { Container, ContainerExit } from '../container/container';
+import type { ReplicaRuntimeName } from '../targets/deploymentTarget';
 import type { ReplicaRecord } from './deploymentStore';
-import type { LaunchPlan } from './launchPlan';
+import { type LaunchPlan, replicaPlanKey } from './launchPlan';
 import type { ReplicaAddress } from './proxy';
 import type { StandbyProcess } from './standbyProcess';
 
@@ -38,6 +41,8 @@ export class Replica {
   /** Requests the gateway is forwarding to this replica now. */
   inFlight = 0;
   exitReason: string | undefined;
+  /** A container's exit as its monitor recorded it (with the OOM verdict); undefined for a process. */
+  containerExit: ContainerExit | undefined;
   /** Called once when the process is seen to exit (child 'exit' event or a failed liveness check). */
   onExit: ((replica: Replica) => void) | undefined;
   /** Where the gateway sends its requests. */
@@ -46,14 +51,25 @@ export class Replica {
   readonly responseHeaders: readonly string[];
   private exitWaiters: Array<() => void> = [];
   private idleWaiters: Array<() => void> = [];
+  private removal: Promise<void> | undefined;
 
   constructor(
     readonly record: StoredReplicaRecord,
     private readonly child?: ChildProcess,
+    private readonly container?: Container,
   ) {
     this.address = record.socketPath ? { socketPath: record.socketPath, port: 0 } : { port: record.port };
     this.responseHeaders = ['x-ferry-replica', String(record.pid), 'x-ferry-revision', record.revision];
     child?.once('exit', (code, signal) => this.markExited(signal ? `killed by ${signal}` : `exited with code ${code}`));
+    void container?.exited.then((exit) => {
+      this.containerExit = exit;
+      this.markExited(exit.reason);
+    });
+  }
+
+  /** What runs it. */
+  get runtime(): ReplicaRuntimeName {
+    return this.record.runtime ?? 'process';
   }
 
   get pid(): number {
@@ -99,15 +115,26 @@ export class Replica {
     this.exited = true; // `ready` keeps its value: it tells a crash of a serving replica from a failed start
     this.exitReason = reason;
     removeSocketFile(this.record.socketPath);
+    if (this.container) void this.removeContainer();
     for (const wake of this.exitWaiters.splice(0)) wake();
     this.onExit?.(this);
+  }
+
+  /** A stopped container's runtime state, cgroup, bundle and socket folder go (once, whoever asks first). */
+  private removeContainer(): Promise<void> {
+    this.removal ??= (async () => {
+      await this.container!.remove().catch(() => undefined); // a leftover is tidied by the next start's sweep
+      if (this.record.socketPath) await rm(path.dirname(this.record.socketPath), { recursive: true, force: true });
+    })();
+    return this.removal;
   }
 
   /** Liveness by pid (for adopted replicas, which are not our children and send no 'exit' event). */
   checkAlive(): boolean {
     if (this.exited) return false;
-    // Our own children report their exit (with its code) through the 'exit' event.
-    if (this.child) return true;
+    // Our own children report their exit (with its code) through the 'exit' event, containers through
+    // their monitor's exit file.
+    if (this.child || this.container) return true;
     if (!isSameProcessAlive(this.record)) this.markExited('is gone');
     return !this.exited;
   }
@@ -125,7 +152,7 @@ export class Replica {
         resolve(true);
       };
       this.exitWaiters.push(done);
-      // Adopted replicas are not our children: poll their pid.
+      // Adopted processes are not our children: poll their pid.
       const poll = setInterval(() => this.child === undefined && this.checkAlive(), 50);
     });
   }
@@ -134,6 +161,13 @@ export class Replica {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     this.ready = false;
+    if (this.container) {
+      const c = this.container;
+      if (!this.exited) await c.stop(graceMs).catch(() => c.kill('SIGKILL').catch(() => undefined));
+      await this.container.exited;
+      await this.removeContainer();
+      return;
+    }
     if (this.exited || !this.checkAlive()) return;
     signalGroup(this.pid, 'SIGTERM');
     if (await this.waitForExit(graceMs)) return;
@@ -218,7 +252,7 @@ export function replicaEnv(plan: LaunchPlan, listen: Listen | number): Record<st
 }
 
 /** Longest socket path used (sun_path holds 108 bytes on Linux, 104 elsewhere). */
-const MAX_SOCKET_PATH = 100;
+export const MAX_SOCKET_PATH = 100;
 
 /**
  * A new socket path under `socketDir` for a replica of `plan`, or undefined when the plan's program
@@ -271,7 +305,8 @@ export async function spawnReplica(
       startedAt: startedAt.toISOString(),
       procStartTicks: taken.procStartTicks,
       logFile: taken.logFile,
-      planKey: plan.key,
+      planKey: replicaPlanKey(plan),
+      ...(plan.container ? { rootfs: plan.container.rootfs } : {}),
       revision,
     };
     const replica = new Replica(record, taken.child);
@@ -303,7 +338,8 @@ export async function spawnReplica(
     startedAt: startedAt.toISOString(),
     procStartTicks: readProcStartTicks(child.pid),
     logFile,
-    planKey: plan.key,
+    planKey: replicaPlanKey(plan),
+    ...(plan.container ? { rootfs: plan.container.rootfs } : {}),
     revision,
   };
   return new Replica(record, child);
@@ -384,7 +420,7 @@ export function readLogTail(file: string, lines = 20): string {
   }
 }
 
-async function pruneLogs(logDir: string): Promise<void> {
+export async function pruneLogs(logDir: string): Promise<void> {
   const files = (await readdir(logDir)).filter((f) => f.endsWith('.log')).sort();
   for (const f of files.slice(0, Math.max(0, files.length - LOGS_KEPT + 1)))
     await rm(path.join(logDir, f), { force: true });

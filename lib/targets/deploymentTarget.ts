@@ -45,6 +45,11 @@ export interface DeploymentSpec {
    * a change, it stays as it is; a new deployment without it belongs to the caller's project, keyed.
    */
   access?: DeploymentAccess;
+  /**
+   * Limits of each replica of an image (enforced when it runs as a container); absent: the gateway's
+   * defaults (FERRY_REPLICA_CPUS, FERRY_REPLICA_MEMORY_MB).
+   */
+  resources?: ReplicaResources;
 }
 
 export interface DeploymentAccess {
@@ -52,6 +57,16 @@ export interface DeploymentAccess {
   /** Inference without a key (`ferry deploy --public`); the control API always needs one. */
   public: boolean;
 }
+
+export interface ReplicaResources {
+  /** CPUs' worth of time, e.g. 0.5. */
+  cpus: number;
+  /** Memory limit in MiB (no swap beyond it): over it, the kernel kills the replica and it is replaced. */
+  memoryMb: number;
+}
+
+/** What runs a replica: a container runtime, or a plain host process. */
+export type ReplicaRuntimeName = 'youki' | 'runc' | 'process';
 
 export interface RevisionSpec {
   /** Letters, digits, '.', '_' and '-'; shown in the `x-ferry-revision` response header. */
@@ -132,6 +147,23 @@ export interface ReplicaStatus {
   revision: string;
   /** Requests the gateway is forwarding to it now. */
   inFlight: number;
+  /** What runs it (a container under youki or runc, or a plain process). */
+  runtime: ReplicaRuntimeName;
+}
+
+/**
+ * Something that happened to a deployment's replicas: `exited`, a replica that was serving stopped
+ * without being asked (it is replaced; `oomKilled` when it went over its memory limit); `start-failed`;
+ * `process-fallback`, an image's replicas run as plain processes, and why.
+ */
+export interface ReplicaEvent {
+  at: string;
+  type: 'exited' | 'start-failed' | 'process-fallback';
+  revision: string;
+  pid?: number;
+  runtime: ReplicaRuntimeName;
+  reason: string;
+  oomKilled?: boolean;
 }
 
 export interface RevisionStatus {
@@ -197,6 +229,10 @@ export interface DeploymentStatus {
   heldRequests: number;
   /** The most recent scale decisions, newest last. */
   scaleEvents: ScaleEvent[];
+  /** The most recent replica events (unplanned exits with their reasons, fallbacks), newest last. */
+  events: ReplicaEvent[];
+  /** The limits each image replica runs with (the spec's, or the gateway's defaults). */
+  resources: ReplicaResources;
   /** The spec as applied (defaults filled in): apply it again with changes to update. */
   spec: Omit<DeploymentSpec, 'id'>;
   /**

@@ -86,6 +86,7 @@ export async function assertAllDead(pids: number[], what: string): Promise<void>
 
 export interface GatewayFixture {
   dir: string;
+  /** The gateway; a test that restarts it puts the new one here, which cleanup() then stops. */
   gateway: Gateway;
   logs: string[];
   /** Deletes every deployment, stops the gateway and removes the temp dir; fails if a replica survives. */
@@ -103,11 +104,12 @@ export async function startTestGateway(prefix: string, opts: Partial<GatewayOpti
     log: (m) => logs.push(m),
     ...opts,
   });
-  return {
+  const fixture: GatewayFixture = {
     dir,
     gateway,
     logs,
     async cleanup() {
+      const gateway = fixture.gateway; // a test may have replaced it with a restarted one
       const { json } = await control(gateway.url, 'GET', '/deployments');
       const pids = json.deployments.flatMap((d: any) => d.replicas.map((r: any) => r.pid));
       for (const d of json.deployments) await control(gateway.url, 'DELETE', `/deployments/${d.id}`);
@@ -116,6 +118,7 @@ export async function startTestGateway(prefix: string, opts: Partial<GatewayOpti
       await rm(dir, { recursive: true, force: true });
     },
   };
+  return fixture;
 }
 
 /**

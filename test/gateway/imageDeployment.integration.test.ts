@@ -1,11 +1,12 @@
 /**
  * End to end on the local target with a real image: build a model image (runtime layer with the
  * bundled inference server + model layer), push it to the registry, deploy it through the gateway
- * (which pulls and unpacks it and runs its entrypoint), infer through the endpoint.
+ * (which pulls and unpacks it and runs its entrypoint as a container: the gateway's default, as root
+ * with a runtime installed), infer through the endpoint.
  * Needs the registry at FERRY_REGISTRY_URL (default the dev stack's); skipped only if it is not running.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { test } from 'node:test';
@@ -51,18 +52,25 @@ test('deploys a pushed model image and serves it through the gateway', { timeout
     assert.equal(status.state, 'running');
     assert.equal(status.image?.digest, pushed.digest);
     const pid = status.replicas[0].pid;
-    // A replica started directly has argv node, script; the gateway's pre-started standby process
-    // sets its title to the same command line once it becomes the replica.
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim().split(/ +/);
-    assert.equal(cmdline[0], process.execPath, 'the host node runs the entrypoint');
-    assert.match(
-      cmdline[1],
-      /\/images\/.+\/rootfs\/app\/server\.js$/,
-      'the entrypoint is the bundle unpacked from the image',
+    assert.notEqual(status.replicas[0].runtime, 'process', 'a container runs it');
+    // The image's own node runs its entrypoint, seen from inside the container.
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    assert.deepEqual(cmdline, ['/usr/bin/node', '/app/server.js']);
+    // The onnxruntime it has loaded is the very file unpacked from the image (same inode).
+    const imagesDir = path.join(fx.dir, 'state', 'images');
+    const [unpacked] = readdirSync(imagesDir);
+    const binding = path.join(
+      imagesDir,
+      unpacked!,
+      'rootfs/app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
     );
-    assert.match(
-      readFileSync(`/proc/${pid}/maps`, 'utf8'),
-      /\/images\/.+\/rootfs\/app\/node_modules\/onnxruntime-node\/bin\/napi-v6\/linux\/x64\/onnxruntime_binding\.node/,
+    const mapped = readFileSync(`/proc/${pid}/maps`, 'utf8')
+      .split('\n')
+      .find((l) => l.endsWith('/onnxruntime_binding.node'));
+    assert.ok(mapped, 'the replica has onnxruntime loaded');
+    assert.equal(
+      Number(mapped.split(/\s+/)[4]),
+      statSync(binding).ino,
       'the replica runs the onnxruntime unpacked from the image',
     );
 
