@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { loadConfig, type ReplicaRuntimeSetting } from '../config';
+import { removeUnusedImageTrees } from '../oci/pull';
 import type { DeploymentAccess, DeploymentStatus, ImageRef, ReplicaResources } from '../targets/deploymentTarget';
 import { adoptContainerReplica } from './containerReplica';
 import { ControlRequestError } from './controlErrors';
@@ -79,6 +80,9 @@ export class DeploymentManager {
   private persistTimer: NodeJS.Timeout | undefined;
   readonly metrics = new GatewayMetrics();
   private readonly standby: StandbyProcess | undefined;
+  /** Image folders that applies in progress pulled or are pulling (not yet any revision's): never collected. */
+  private readonly imagesPulling = new Map<string, number>();
+  private collecting: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: DeploymentManagerOptions) {
     this.store = new DeploymentStore(opts.stateDir);
@@ -259,6 +263,43 @@ export class DeploymentManager {
     }, this.opts.autoscaleTickMs);
     this.autoscaleTimer.unref();
     this.standby?.fill();
+    await this.collectUnusedImages();
+  }
+
+  private get imagesDir(): string {
+    return path.join(this.opts.stateDir, 'images');
+  }
+
+  /**
+   * What uses unpacked image trees now: every revision's image, every replica still running (a
+   * revision's replicas drain after it is removed), and the pulls of applies in progress. Undefined
+   * when a replica recorded by an older gateway runs an image without saying which tree.
+   */
+  private imageTreesInUse(): string[] | undefined {
+    const inUse = [...this.imagesPulling.keys()];
+    for (const d of this.deployments.values()) {
+      for (const r of d.record.revisions) if (r.image) inUse.push(r.plan.container?.rootfs ?? r.plan.cwd);
+      for (const x of [...d.replicas, ...d.retiring]) {
+        if (x.exited) continue;
+        if (x.record.rootfs) inUse.push(x.record.rootfs);
+        else if (x.record.planKey.startsWith('image:')) return undefined;
+      }
+    }
+    return inUse;
+  }
+
+  /** Removes the unpacked image trees nothing uses any more (at start, and after each apply or delete). */
+  collectUnusedImages(): Promise<void> {
+    this.collecting = this.collecting
+      .then(async () => {
+        const inUse = this.imageTreesInUse();
+        if (!inUse) return;
+        for (const dir of await removeUnusedImageTrees(this.imagesDir, inUse)) {
+          this.opts.log(`removed the unpacked image ${path.basename(dir)}: no revision or replica uses it`);
+        }
+      })
+      .catch((err: Error) => this.opts.log(`cannot remove unused images: ${err.message}`));
+    return this.collecting;
   }
 
   private withIdLock<T>(id: string, op: () => Promise<T>): Promise<T> {
@@ -303,21 +344,31 @@ export class DeploymentManager {
     authorize: AuthorizeApply = keepOrDefault,
   ): Promise<DeploymentStatus> {
     const spec = parseDeploymentSpec(id, body, { registries: this.opts.registries });
-    return this.withIdLock(id, () => this.applyParsed(id, spec, ifMatch, authorize));
+    const reserved: string[] = [];
+    return this.withIdLock(id, () => this.applyParsed(id, spec, ifMatch, authorize, reserved)).finally(() => {
+      for (const dir of reserved) {
+        const n = (this.imagesPulling.get(dir) ?? 1) - 1;
+        if (n > 0) this.imagesPulling.set(dir, n);
+        else this.imagesPulling.delete(dir);
+      }
+      void this.collectUnusedImages();
+    });
   }
 
+  /** `reserved`: the image folders this apply pulls into are added to it (and kept until it ends). */
   private async applyParsed(
     id: string,
     spec: ParsedSpec,
     ifMatch: string | undefined,
     authorize: AuthorizeApply,
+    reserved: string[],
   ): Promise<DeploymentStatus> {
     const existing = this.deployments.get(id);
     const access = authorize(existing?.record.access, spec.access);
     this.checkIfMatch(id, ifMatch);
     const revisions: RevisionRecord[] = [];
     for (const r of spec.revisions) {
-      const revision = await this.resolveRevision(r, existing);
+      const revision = await this.resolveRevision(r, existing, reserved);
       revisions.push({ ...revision, plan: withResources(revision.plan, spec.resources) });
     }
     const fields: DeploymentSpecFields = {
@@ -394,18 +445,24 @@ export class DeploymentManager {
   }
 
   /** A revision with its launch plan; pulls only when no revision of the deployment runs that image already. */
-  private async resolveRevision(r: ParsedRevision, existing: LocalDeployment | undefined): Promise<RevisionRecord> {
+  private async resolveRevision(
+    r: ParsedRevision,
+    existing: LocalDeployment | undefined,
+    reserved: string[],
+  ): Promise<RevisionRecord> {
     const base = { name: r.name, ...(r.replicas !== undefined ? { replicas: r.replicas } : {}) };
     if (r.modelDir)
       return { ...base, modelDir: r.modelDir, plan: await launchPlanForModelDir(r.modelDir, this.opts.stateDir) };
     const ref = r.image!;
     const running = existing?.record.revisions.find((x) => sameImage(x.image, ref));
     if (running) return { ...base, image: ref, plan: running.plan };
-    return { ...base, image: ref, plan: await this.pullPlan(ref) };
+    return { ...base, image: ref, plan: await this.pullPlan(ref, reserved) };
   }
 
-  private async pullPlan(ref: ImageRef): Promise<LaunchPlan> {
-    const destDir = path.join(this.opts.stateDir, 'images', imageDirName(ref));
+  private async pullPlan(ref: ImageRef, reserved: string[]): Promise<LaunchPlan> {
+    const destDir = path.join(this.imagesDir, imageDirName(ref));
+    reserved.push(destDir);
+    this.imagesPulling.set(destDir, (this.imagesPulling.get(destDir) ?? 0) + 1);
     let pulled: PulledImageForLaunch;
     try {
       pulled = await this.opts.pullImage(ref, destDir);
@@ -446,6 +503,7 @@ export class DeploymentManager {
       this.metrics.forgetDeployment(id);
       await d.destroy();
       await this.persist();
+      void this.collectUnusedImages();
       return true;
     });
   }

@@ -7,10 +7,12 @@
  * (ferry-pull.json) written last records which digest rootfs holds: a crash at any point leaves
  * either the previous complete rootfs or none, never a half-unpacked one. Not safe for two
  * concurrent pulls into the same destDir.
+ *
+ * removeUnusedImageTrees garbage-collects the destDirs under a parent folder that nothing uses any more.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, type Dirent } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -205,4 +207,33 @@ export async function pullImage(ref: ImageRef, destDir: string, options: PullOpt
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Removes every folder directly under `imagesDir` (each a pullImage destDir) that is not in `inUse`
+ * (destDirs, or paths inside them such as their rootfs): the caller names everything a live revision,
+ * a running replica or a pull in progress uses. Resolves to the folders removed.
+ */
+export async function removeUnusedImageTrees(imagesDir: string, inUse: Iterable<string>): Promise<string[]> {
+  const root = path.resolve(imagesDir);
+  const kept = new Set<string>();
+  for (const p of inUse) {
+    const rel = path.relative(root, path.resolve(p));
+    if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) kept.add(rel.split(path.sep)[0]!);
+  }
+  let entries: Dirent[];
+  try {
+    entries = await readdir(root, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const removed: string[] = [];
+  for (const e of entries) {
+    if (!e.isDirectory() || kept.has(e.name)) continue;
+    const dir = path.join(root, e.name);
+    await rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
 }
