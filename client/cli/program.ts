@@ -251,8 +251,10 @@ export function buildProgram(config: FerryConfig): Command {
       await withClient((ferry) => scaleCommand(ferry, ref, change, o.json === true));
     });
 
-  // ---- keys ----
-  program.commandsGroup("Keys (through Ferry's HTTP API, with FERRY_API_KEY or <state dir>/admin.key):");
+  // ---- keys and audit ----
+  program.commandsGroup(
+    "Keys and the audit log (through Ferry's HTTP API, with FERRY_API_KEY or <state dir>/admin.key):",
+  );
 
   const withApi = async <T>(fn: (api: import('../http/ferryApiClient').FerryApiClient) => Promise<T>): Promise<T> => {
     const { withApi } = await import('./apiSession');
@@ -298,6 +300,17 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
     .action(async (ref: string, o: { json?: boolean }) => {
       const { keysRevokeCommand } = await import('./keys');
       await withApi((api) => keysRevokeCommand(api, ref, o.json === true));
+    });
+
+  program
+    .command('audit')
+    .description('who changed what, when and from where (newest first): deploys, approvals, operations, keys')
+    .option('--deployment <deployment>', `only the entries of this deployment (${DEPLOYMENT})`)
+    .option('--limit <n>', 'at most this many entries (default 100, at most 1000)')
+    .option('--json', JSON_FLAG)
+    .action(async (o: import('./audit').AuditFlags) => {
+      const { auditCommand } = await import('./audit');
+      await withApi((api) => auditCommand(api, o));
     });
 
   // ---- optimize ----

@@ -43,7 +43,7 @@ test('ferry --help lists every command by group; ferry alone and ferry help prin
     'Traffic and scaling',
     'Optimize without deploying',
     'Run Ferry on this machine:',
-    'Keys (through',
+    'Keys and the audit log',
   ])
     assert.ok(help.out.includes(heading), `heading ${heading}:\n${help.out}`);
   for (const command of [
@@ -58,6 +58,7 @@ test('ferry --help lists every command by group; ferry alone and ferry help prin
     'traffic',
     'scale',
     'keys',
+    'audit',
     'optimize',
     'up',
     'down',
@@ -181,6 +182,7 @@ test("bad flag values get Ferry's messages, one line, exit 1, before anything is
       ['keys', 'create', '--project', 'P!', '--scope', 'read'],
       'invalid project name "P!": use lower-case letters, digits or "-", 1-40 long, starting with a letter or digit',
     ),
+    refused(['audit', '--limit', 'many'], '--limit must be a positive integer, got "many"'),
     refused(
       ['serve', 'm.onnx', '--max-queue-delay', '5'],
       '--max-queue-delay needs --batch N (dynamic batching is off without it)',

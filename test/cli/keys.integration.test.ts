@@ -1,9 +1,9 @@
 /**
- * `ferry keys` as a user runs them, against the services a real `ferry up` starts (auth on, a temp state
- * dir, private ports and task queue) and the dev stack's PostgreSQL: the bootstrap admin key (mode 0600,
- * stored hashed, kept by a second `ferry up`), a key created and printed once that works for its scopes
- * only, listed without its secret, revoked (401 afterwards), and bad input refused in one line with exit
- * code 1.
+ * `ferry keys` and `ferry audit` as a user runs them, against the services a real `ferry up` starts (auth
+ * on, a temp state dir, private ports and task queue) and the dev stack's PostgreSQL: the bootstrap admin
+ * key (mode 0600, stored hashed, kept by a second `ferry up`), a key created and printed once that works
+ * for its scopes only, listed without its secret, revoked (401 afterwards), both changes in the audit log,
+ * and bad input refused in one line with exit code 1.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,9 +14,12 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { applyMigrations } from '../../infra/migrate';
 import { generateApiKey, hashApiKey, looksLikeApiKey } from '../../lib/auth/apiKey';
+import { type AuditEntry, AuditLog } from '../../lib/auth/audit';
 import type { ApiKeyRow } from '../../lib/auth/keyStore';
+import { ModelOwnership } from '../../lib/auth/modelOwnership';
 import { loadConfig } from '../../lib/config';
 import { closePools, getPool } from '../../lib/db/pool';
+import { deploymentIdFor } from '../../workflows/types';
 import { eventually, freePort } from '../helpers/ferryHarness';
 
 const exec = promisify(execFile);
@@ -109,7 +112,7 @@ after(async () => {
   if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
 });
 
-describe('ferry keys', () => {
+describe('ferry keys and ferry audit', () => {
   let adminKey: string;
   let adminKeyName: string;
   let key: string;
@@ -159,6 +162,8 @@ describe('ferry keys', () => {
 
     // FERRY_API_KEY overrides the admin key file: the same commands now run as the new key.
     const asKey = { FERRY_API_KEY: key };
+    const audit = await ferry(['audit', '--limit', '5'], asKey);
+    assert.equal(audit.code, 0, audit.out + audit.err);
     await refused(
       ['keys', 'list'],
       new RegExp(`not allowed \\(403\\): this key \\(${keyName}\\) lacks the "admin" scope`),
@@ -200,7 +205,7 @@ describe('ferry keys', () => {
     assert.match(revoked.out, new RegExp(`^Revoked key ${project}/${keyName} \\(id \\d+, fry_`));
     // The API caches a key's check for a few seconds; the revocation is seen within that.
     await eventually('the revoked key to be refused', async () => (await apiStatus('/api/audit', key)) === 401, 10_000);
-    await refused(['keys', 'list'], /the key in FERRY_API_KEY was refused \(401\): it is unknown or revoked/, {
+    await refused(['audit'], /the key in FERRY_API_KEY was refused \(401\): it is unknown or revoked/, {
       FERRY_API_KEY: key,
     });
     const rows = JSON.parse((await ferry(['keys', 'list', '--project', project, '--json'])).out) as ApiKeyRow[];
@@ -221,6 +226,87 @@ describe('ferry keys', () => {
     assert.match(byProject.out, new RegExp(`Revoked key ${otherProject}/twin`));
   });
 
+  it('audit shows the create and the revoke, newest first, with the key name and project and the address', async () => {
+    const json = await ferry(['audit', '--json', '--limit', '1000']);
+    assert.equal(json.code, 0, json.err);
+    const entries = JSON.parse(json.out) as AuditEntry[];
+    assert.ok(
+      entries.every((e, i) => i === 0 || e.id < entries[i - 1].id),
+      'newest first',
+    );
+    const ours = entries.filter((e) => e.detail.project === project && e.detail.name === keyName);
+    assert.deepEqual(
+      ours.map((e) => [e.action, e.project, e.keyName]),
+      [
+        ['key-revoked', 'default', adminKeyName],
+        ['key-created', 'default', adminKeyName],
+      ],
+    );
+    assert.match(ours[0].source ?? '', /127\.0\.0\.1/);
+    assert.deepEqual(ours[1].detail.scopes, ['deploy', 'read']);
+
+    const text = await ferry(['audit', '--limit', '1000']);
+    assert.equal(text.code, 0, text.err);
+    const lines = text.out.split('\n');
+    assert.match(lines[0], /^WHEN \(UTC\)\s+WHO\s+ACTION\s+DEPLOYMENT\s+FROM\s+DETAIL$/);
+    const revokedAt = lines.findIndex((l) => l.includes(`name=${keyName}`) && l.includes('key-revoked'));
+    const createdAt = lines.findIndex((l) => l.includes(`name=${keyName}`) && l.includes('key-created'));
+    assert.ok(revokedAt > 0 && createdAt > revokedAt, text.out);
+    assert.match(
+      lines[createdAt],
+      new RegExp(
+        `^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\s+default/${adminKeyName}\\s+key-created\\s+-\\s+\\S*127\\.0\\.0\\.1\\s+\\S`,
+      ),
+    );
+    // The details, in the order the database keeps them.
+    for (const item of [`project=${project}`, `name=${keyName}`, 'scopes=deploy,read', `prefix=${key.slice(0, 12)}`])
+      assert.ok(lines[createdAt].split(/\s+/).includes(item), `${item} in: ${lines[createdAt]}`);
+
+    const none = await ferry(['audit', '--deployment', `nothing-${run}`]);
+    assert.equal(none.code, 0, none.err);
+    assert.equal(none.out.trim(), `No audit entries for deployment nothing-${run}.`);
+  });
+
+  it('audit --deployment takes model:version; a project key sees its own project only', async () => {
+    // An entry as the deploy route writes it, for a model of the project (no pipeline needed for this).
+    const pool = getPool(config.postgres.url);
+    const model = `audited-${run}`;
+    await new ModelOwnership(pool).claim(model, project);
+    const deploymentId = deploymentIdFor(model, 'v1');
+    await new AuditLog(pool).record({
+      actor: { project, keyName: 'deployer' },
+      action: 'deploy',
+      deploymentId,
+      detail: { model, version: 'v1', mode: 'one-click' },
+      source: '127.0.0.1',
+    });
+
+    const byRef = await ferry(['audit', '--deployment', `${model}:v1`, '--json']);
+    assert.equal(byRef.code, 0, byRef.err);
+    assert.deepEqual(
+      (JSON.parse(byRef.out) as AuditEntry[]).map((e) => [e.action, e.deploymentId, e.project, e.keyName]),
+      [['deploy', deploymentId, project, 'deployer']],
+    );
+    const byId = await ferry(['audit', '--deployment', deploymentId]);
+    assert.match(
+      byId.out.split('\n')[1],
+      new RegExp(`${project}/deployer\\s+deploy\\s+${deploymentId}\\s+127\\.0\\.0\\.1\\s`),
+    );
+
+    const reader = await ferry(['keys', 'create', '--project', project, '--scope', 'read', '--name', 'reader']);
+    assert.equal(reader.code, 0, reader.err);
+    const readerKey = reader.out.trim();
+    madeKeyIds.push(Number((await rowOfKey(readerKey))!.id));
+    const own = await ferry(['audit', '--json', '--limit', '1000'], { FERRY_API_KEY: readerKey });
+    assert.equal(own.code, 0, own.err);
+    const entries = JSON.parse(own.out) as AuditEntry[];
+    assert.ok(entries.some((e) => e.deploymentId === deploymentId));
+    assert.ok(
+      entries.every((e) => e.project === project),
+      "the admin's key-created entries (project default) are not shown to a project key",
+    );
+  });
+
   it('refuses bad input, unknown keys, a missing API and missing or bad keys in one line each', async () => {
     await refused(
       ['keys', 'create', '--project', project, '--scope', 'deploy,sudo'],
@@ -236,6 +322,7 @@ describe('ferry keys', () => {
     );
     await refused(['keys', 'revoke', `no-such-key-${run}`], new RegExp(`no key "no-such-key-${run}"`));
     await refused(['keys', 'revoke', '999999999999'], /no key "999999999999"/);
+    await refused(['audit', '--limit', '5000'], /--limit must be at most 1000, got "5000"/);
 
     const closed = `http://127.0.0.1:${await freePort()}`;
     await refused(

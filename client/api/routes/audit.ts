@@ -4,7 +4,20 @@ import { visibleProjects } from '../../../lib/auth/principal';
 import type { ApiDeps } from '../app';
 import { auditEntry, errorResponses } from '../schemas';
 
-export function auditRoutes(app: FastifyInstance, { audit }: ApiDeps): void {
+export function auditRoutes(app: FastifyInstance, { audit, ferry, ownership }: ApiDeps): void {
+  /**
+   * model:version or a model name → its deployment id, as every other command takes them. A reference to no
+   * known model (or to a run that is gone) is taken as written. Entries stay filtered by project, so
+   * resolving another project's name shows nothing of it.
+   */
+  async function deploymentIdOf(ref: string): Promise<string> {
+    if (!(await ownership.candidatesFor(ref)).length) return ref;
+    return ferry.resolve(ref).then(
+      (d) => d.deploymentId,
+      () => ref,
+    );
+  }
+
   app.get(
     '/api/audit',
     {
@@ -25,7 +38,7 @@ export function auditRoutes(app: FastifyInstance, { audit }: ApiDeps): void {
     async (req: FastifyRequest<{ Querystring: { deployment?: string; limit: number } }>) =>
       audit.list({
         projects: visibleProjects(req.principal!),
-        deploymentId: req.query.deployment,
+        deploymentId: req.query.deployment ? await deploymentIdOf(req.query.deployment) : undefined,
         limit: req.query.limit,
       }),
   );
