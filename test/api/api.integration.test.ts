@@ -55,10 +55,15 @@ test('deploy over HTTP in review mode, refuse a bad approval, approve through th
   const id = started.body.deploymentId as string;
   assert.equal(started.body.alreadyExisted, false);
 
-  const view = await eventually('the run to wait for approval', async () => {
-    const v = await json(await fetch(`${api.url}/api/deployments/${id}`));
-    return v.body.status?.phase === 'awaiting-approval' ? v.body : undefined;
-  });
+  // Upload and the optimize stage's measurements come first: on a busy machine they take a while.
+  const view = await eventually(
+    'the run to wait for approval',
+    async () => {
+      const v = await json(await fetch(`${api.url}/api/deployments/${id}`));
+      return v.body.status?.phase === 'awaiting-approval' ? v.body : undefined;
+    },
+    120_000,
+  );
   assert.ok(view.temporalUiUrl.includes(encodeURIComponent(`deploy:${name}:`)));
 
   const refused = await json(
