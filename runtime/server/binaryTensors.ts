@@ -132,6 +132,12 @@ export function tensorDataFromBinary(
 }
 
 function stringsFromBinary(name: string, count: number, bytes: Buffer): string[] {
+  // Every element takes at least its 4-byte length: a shape claiming more elements than that cannot be
+  // right, and is refused before an array of its size is made.
+  if (count > bytes.length / 4)
+    throw new InvalidInputError(
+      `input "${name}" (BYTES) has ${count} elements but its ${bytes.length} bytes of binary data cannot hold that many`,
+    );
   const out: string[] = new Array(count);
   let at = 0;
   for (let i = 0; i < count; i++) {

@@ -30,6 +30,7 @@ import {
 } from './inferenceMetrics';
 import { type LoadedModel, loadModelRepository, type ModelRepository } from './modelRepository';
 import { type InferOutcome, ModelScheduler } from './modelScheduler';
+import { DEFAULT_MAX_BATCH } from './requestLimits';
 import {
   decodeInputs,
   type EncodedResponse,
@@ -52,6 +53,17 @@ export interface InferenceServerOptions {
   telemetry?: ServerTelemetry;
   /** Largest request body accepted (bytes). Default 64 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Most rows one request may carry along a first dimension the model leaves dynamic; more is a 400.
+   * Default 4096 (requestLimits.ts).
+   */
+  maxBatch?: number;
+  /**
+   * A client that has not sent a whole request head after this long, or a whole request after
+   * `requestTimeoutMs`, has its connection closed (slow or stalled clients). Defaults 66 s and 300 s.
+   */
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
   /** On close, how long in-flight requests may take before their connections are cut. Default 30 s. */
   drainTimeoutMs?: number;
   /** Where the server reports things worth a line in its log (a model found not batchable). Default: none. */
@@ -72,6 +84,9 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
   const metrics = new InferenceMetrics(telemetry);
   const unknownModelCounters = metrics.countersFor('', '');
   const maxBodyBytes = opts.maxBodyBytes ?? 64 * 1024 * 1024;
+  const limits = { maxBatch: opts.maxBatch ?? DEFAULT_MAX_BATCH };
+  const headersTimeout = opts.headersTimeoutMs ?? 66_000;
+  const requestTimeout = Math.max(opts.requestTimeoutMs ?? 300_000, headersTimeout);
 
   let repository: ModelRepository | undefined;
   let servingByModel = new Map<LoadedModel, { counters: ModelCounters; scheduler: ModelScheduler }>();
@@ -79,7 +94,9 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
   let inFlight = 0;
   let drained: (() => void) | undefined;
 
-  const server = http.createServer((req, res) => {
+  // Node checks these timeouts every connectionsCheckingInterval: often enough for the shortest of them.
+  const checkEveryMs = Math.max(50, Math.min(30_000, Math.floor(headersTimeout / 4)));
+  const server = http.createServer({ connectionsCheckingInterval: checkEveryMs }, (req, res) => {
     inFlight++;
     res.once('close', () => {
       if (--inFlight === 0 && drained) drained();
@@ -89,7 +106,8 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
   // Idle keep-alive connections stay open longer than the gateway's pool keeps them (30 s), so the
   // gateway never reuses a connection at the moment the server closes it.
   server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+  server.headersTimeout = headersTimeout;
+  server.requestTimeout = requestTimeout;
 
   function sendJson(
     res: http.ServerResponse,
@@ -211,7 +229,7 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
       if (typeof headerLength === 'string') ({ json: jsonText, binary } = splitBinaryBody(raw, headerLength));
       else jsonText = raw.toString('utf8');
       const body = parseInferRequest(parseJson(jsonText));
-      const feeds = decodeInputs(model, body.inputs, binary);
+      const feeds = decodeInputs(model, body.inputs, binary, limits);
       const fetches = requestedOutputs(model, body.outputs);
       const plan = responsePlanOf(body);
       let outcome: InferOutcome;

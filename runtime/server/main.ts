@@ -46,7 +46,7 @@ async function main(launchedAt = 0, warmedUp?: Promise<void>): Promise<void> {
   const telemetry = startServerTelemetry();
   const telemetryAt = performance.now();
 
-  const { modelDir, port, host, socketPath, drainTimeoutMs } = readServerSettings();
+  const { modelDir, port, host, socketPath, drainTimeoutMs, maxBatch } = readServerSettings();
 
   let server: InferenceServer | undefined;
   let stopping = false;
@@ -72,7 +72,7 @@ async function main(launchedAt = 0, warmedUp?: Promise<void>): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 
   const started = performance.now();
-  server = await startInferenceServer({ modelDir, port, host, socketPath, telemetry, drainTimeoutMs });
+  server = await startInferenceServer({ modelDir, port, host, socketPath, telemetry, drainTimeoutMs, maxBatch });
   const readyAt = performance.now();
   log(
     `ferry inference server ready at ${server.url} (models from ${modelDir}, loaded in ${Math.round(readyAt - started)} ms; ` +

@@ -7,8 +7,11 @@
  *   HOST                    address to bind (default 127.0.0.1)
  *   FERRY_SOCKET            listen on this Unix domain socket instead of HOST:PORT (how the gateway runs replicas)
  *   FERRY_DRAIN_TIMEOUT_MS  how long SIGTERM waits for in-flight requests (default 30000)
+ *   FERRY_MAX_BATCH         most rows per request along a dynamic first dimension (default 4096)
  *   OTEL_TRACES_EXPORTER, OTEL_LOGS_EXPORTER, OTEL_METRICS_EXPORTER  the OpenTelemetry SDK's own (see below)
  */
+
+import { DEFAULT_MAX_BATCH } from './requestLimits';
 
 export interface ServerSettings {
   modelDir: string;
@@ -16,6 +19,7 @@ export interface ServerSettings {
   host: string;
   socketPath: string | undefined;
   drainTimeoutMs: number;
+  maxBatch: number;
 }
 
 export function readServerSettings(): ServerSettings {
@@ -29,6 +33,9 @@ export function readServerSettings(): ServerSettings {
     throw new Error(
       `FERRY_DRAIN_TIMEOUT_MS must be a number of milliseconds, got "${process.env.FERRY_DRAIN_TIMEOUT_MS}"`,
     );
+  const maxBatch = Number(process.env.FERRY_MAX_BATCH ?? DEFAULT_MAX_BATCH);
+  if (!Number.isSafeInteger(maxBatch) || maxBatch < 1)
+    throw new Error(`FERRY_MAX_BATCH must be a whole number of rows ≥ 1, got "${process.env.FERRY_MAX_BATCH}"`);
   return {
     modelDir,
     port,
@@ -37,6 +44,7 @@ export function readServerSettings(): ServerSettings {
     // to know its replicas may listen on a socket (lib/gateway/launchPlan.ts), images built earlier included.
     socketPath: process.env.FERRY_SOCKET || undefined,
     drainTimeoutMs,
+    maxBatch,
   };
 }
 

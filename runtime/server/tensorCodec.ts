@@ -22,6 +22,7 @@ import {
 import { InvalidInputError } from './errors';
 import type { LoadedModel, TensorSignature } from './modelRepository';
 import type { OutputTensor } from './modelScheduler';
+import { checkParameterDepth, DEFAULT_MAX_BATCH, elementCountOf, MAX_RANK, preview } from './requestLimits';
 
 export interface InferRequestBody {
   id?: string;
@@ -44,8 +45,10 @@ export function parseInferRequest(body: unknown): InferRequestBody {
     throw new InvalidInputError('request body must have a non-empty "inputs" array');
   }
   if (req.id !== undefined && typeof req.id !== 'string') throw new InvalidInputError('"id" must be a string');
-  if (req.parameters !== undefined && !isPlainObject(req.parameters))
-    throw new InvalidInputError('"parameters" must be an object');
+  if (req.parameters !== undefined) {
+    if (!isPlainObject(req.parameters)) throw new InvalidInputError('"parameters" must be an object');
+    checkParameterDepth(req.parameters, '"parameters"');
+  }
   if (req.outputs !== undefined) {
     if (!Array.isArray(req.outputs)) throw new InvalidInputError('"outputs" must be an array of {"name": ...}');
     for (const [i, o] of req.outputs.entries()) {
@@ -53,19 +56,36 @@ export function parseInferRequest(body: unknown): InferRequestBody {
         throw new InvalidInputError(`outputs[${i}] must be an object with a string "name"`);
       }
       const params = (o as { parameters?: unknown }).parameters;
-      if (params !== undefined && !isPlainObject(params))
-        throw new InvalidInputError(`outputs[${i}].parameters must be an object`);
+      if (params !== undefined) {
+        if (!isPlainObject(params)) throw new InvalidInputError(`outputs[${i}].parameters must be an object`);
+        checkParameterDepth(params, `outputs[${i}].parameters`);
+      }
     }
   }
   return req as unknown as InferRequestBody;
 }
 
+/** A shape for a message; a client's very long one is cut. */
 export function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
+  return shape.length > 16
+    ? `[${shape.slice(0, 16).join(',')},… (${shape.length} dimensions)]`
+    : `[${shape.join(',')}]`;
 }
 
+export interface DecodeLimits {
+  /** Most rows along a first dimension the model leaves dynamic (see requestLimits.ts). */
+  maxBatch: number;
+}
+
+const DEFAULT_LIMITS: DecodeLimits = { maxBatch: DEFAULT_MAX_BATCH };
+
 /** Turns the request's inputs into onnxruntime feeds, naming exactly what does not fit the model. */
-export function decodeInputs(model: LoadedModel, inputs: unknown[], binary?: BinaryCursor): Record<string, ort.Tensor> {
+export function decodeInputs(
+  model: LoadedModel,
+  inputs: unknown[],
+  binary?: BinaryCursor,
+  limits: DecodeLimits = DEFAULT_LIMITS,
+): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
   for (let i = 0; i < inputs.length; i++) {
     const raw = inputs[i] as Record<string, unknown> | null;
@@ -79,7 +99,7 @@ export function decodeInputs(model: LoadedModel, inputs: unknown[], binary?: Bin
       );
     }
     if (name in feeds) throw new InvalidInputError(`input "${name}" is given twice`);
-    feeds[name] = decodeInput(signature, raw, binary);
+    feeds[name] = decodeInput(signature, raw, binary, limits);
   }
   binary?.checkConsumed();
   for (const signature of model.inputs) {
@@ -96,21 +116,21 @@ function decodeInput(
   signature: TensorSignature,
   raw: Record<string, unknown>,
   binary: BinaryCursor | undefined,
+  limits: DecodeLimits,
 ): ort.Tensor {
   const { name } = signature;
   if (signature.datatype === undefined) {
     throw new InvalidInputError(`input "${name}" has a type the inference protocol cannot carry`);
   }
   const datatype = raw.datatype;
-  if (!isV2Datatype(datatype))
-    throw new InvalidInputError(`input "${name}" has unknown datatype ${JSON.stringify(datatype)}`);
+  if (!isV2Datatype(datatype)) throw new InvalidInputError(`input "${name}" has unknown datatype ${preview(datatype)}`);
   if (datatype !== signature.datatype) {
     throw new InvalidInputError(`input "${name}" expects datatype ${signature.datatype}, got ${datatype}`);
   }
   const shape = raw.shape;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw new InvalidInputError(
-      `input "${name}" must have a "shape" array of non-negative integers, got ${JSON.stringify(shape)}`,
+      `input "${name}" must have a "shape" array of non-negative integers, got ${preview(shape)}`,
     );
   }
   if (signature.shapeKnown && !shapeFits(signature.shape, shape)) {
@@ -118,6 +138,7 @@ function decodeInput(
       `input "${name}" expects shape ${formatShape(signature.shape)}, got ${formatShape(shape)}`,
     );
   }
+  const count = elementCountOf(name, shape, signature.shapeKnown && signature.shape[0] === -1, limits.maxBatch);
   const params = raw.parameters;
   if (params !== undefined && !isPlainObject(params))
     throw new InvalidInputError(`input "${name}" "parameters" must be an object`);
@@ -125,7 +146,7 @@ function decodeInput(
   if (binarySize !== undefined) {
     if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) {
       throw new InvalidInputError(
-        `input "${name}" binary_data_size must be a non-negative integer, got ${JSON.stringify(binarySize)}`,
+        `input "${name}" binary_data_size must be a non-negative integer, got ${preview(binarySize)}`,
       );
     }
     if (raw.data !== undefined)
@@ -135,8 +156,6 @@ function decodeInput(
         `input "${name}" declares binary_data_size, but the request has no Inference-Header-Content-Length header saying where its JSON ends`,
       );
     }
-    let count = 1;
-    for (const d of shape) count *= d;
     const data = tensorDataFromBinary(name, datatype, count, binary.take(name, binarySize as number));
     return new ort.Tensor(ortTypeOf(datatype) as 'float32', data as Float32Array, shape);
   }
@@ -144,10 +163,10 @@ function decodeInput(
     throw new InvalidInputError(
       `input "${name}" must have a "data" array (or binary data: "parameters": {"binary_data_size": n})`,
     );
-  // Nested data ([[1,2],[3,4]]) is accepted and flattened in row-major order.
-  const data: unknown[] = raw.data.length > 0 && Array.isArray(raw.data[0]) ? raw.data.flat(Infinity) : raw.data;
-  let count = 1;
-  for (const d of shape) count *= d;
+  // Nested data ([[1,2],[3,4]]) is accepted and flattened in row-major order, as deep as the shape's rank
+  // and no deeper (an element still an array after that is refused as an element, not recursed into).
+  const data: unknown[] =
+    raw.data.length > 0 && Array.isArray(raw.data[0]) ? raw.data.flat(Math.min(shape.length, MAX_RANK) - 1) : raw.data;
   if (data.length !== count) {
     throw new InvalidInputError(
       `input "${name}" has shape ${formatShape(shape)} (${count} elements) but its data has ${data.length} elements`,
@@ -179,9 +198,7 @@ type TensorData =
 
 /** A module-level function, not a closure: the dev loader's keepNames makes every closure cost a defineProperty. */
 function badElement(name: string, datatype: V2Datatype, data: unknown[], i: number, what: string): never {
-  throw new InvalidInputError(
-    `input "${name}" (${datatype}) data[${i}] must be ${what}, got ${JSON.stringify(data[i])}`,
-  );
+  throw new InvalidInputError(`input "${name}" (${datatype}) data[${i}] must be ${what}, got ${preview(data[i])}`);
 }
 
 function toTensorData(name: string, datatype: V2Datatype, data: unknown[]): TensorData {
@@ -309,9 +326,7 @@ export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined
   if (body.parameters) {
     const { binary_data_output: binaryOutput, ...rest } = body.parameters;
     if (binaryOutput !== undefined && typeof binaryOutput !== 'boolean') {
-      throw new InvalidInputError(
-        `parameters.binary_data_output must be true or false, got ${JSON.stringify(binaryOutput)}`,
-      );
+      throw new InvalidInputError(`parameters.binary_data_output must be true or false, got ${preview(binaryOutput)}`);
     }
     plan.binaryByDefault = binaryOutput === true;
     if (Object.keys(rest).length) plan.parameters = rest;
@@ -321,7 +336,7 @@ export function responsePlanOf(body: InferRequestBody): ResponsePlan | undefined
     const { binary_data: binary, ...rest } = o.parameters;
     if (binary !== undefined && typeof binary !== 'boolean') {
       throw new InvalidInputError(
-        `output "${o.name}" parameters.binary_data must be true or false, got ${JSON.stringify(binary)}`,
+        `output "${o.name}" parameters.binary_data must be true or false, got ${preview(binary)}`,
       );
     }
     plan.outputs.set(o.name, {
