@@ -91,6 +91,42 @@ function registryCredentials(username: string | undefined, password: string | un
   return { credentials: { username, password } };
 }
 
+/**
+ * TLS to Temporal, for a real cluster (the dev stack's server listens on 127.0.0.1 without it). On when
+ * FERRY_TEMPORAL_TLS=on or any of the other FERRY_TEMPORAL_TLS_* variables is set; off by default.
+ */
+export interface TemporalTlsSettings {
+  /** mTLS: PEM files of this client's certificate (FERRY_TEMPORAL_TLS_CERT) and key (_KEY), both or neither. */
+  clientCertFile?: string;
+  clientKeyFile?: string;
+  /** PEM file of the CA that issued the server's certificate (FERRY_TEMPORAL_TLS_CA); default the system's. */
+  caFile?: string;
+  /** The name the server's certificate is checked against, when not the address's host (_SERVER_NAME). */
+  serverName?: string;
+}
+
+function temporalTls(): TemporalTlsSettings | undefined {
+  const mode = optional('FERRY_TEMPORAL_TLS');
+  if (mode !== undefined && mode !== 'on' && mode !== 'off') {
+    throw new Error(`FERRY_TEMPORAL_TLS must be on or off, got "${mode}"`);
+  }
+  const settings: TemporalTlsSettings = {
+    clientCertFile: optional('FERRY_TEMPORAL_TLS_CERT'),
+    clientKeyFile: optional('FERRY_TEMPORAL_TLS_KEY'),
+    caFile: optional('FERRY_TEMPORAL_TLS_CA'),
+    serverName: optional('FERRY_TEMPORAL_TLS_SERVER_NAME'),
+  };
+  const given = Object.values(settings).some((v) => v !== undefined);
+  if ((settings.clientCertFile === undefined) !== (settings.clientKeyFile === undefined)) {
+    throw new Error('FERRY_TEMPORAL_TLS_CERT and FERRY_TEMPORAL_TLS_KEY go together: set both or neither');
+  }
+  if (mode === 'off') {
+    if (given) throw new Error('FERRY_TEMPORAL_TLS=off, yet FERRY_TEMPORAL_TLS_* settings are given');
+    return undefined;
+  }
+  return mode === 'on' || given ? settings : undefined;
+}
+
 function tlsFiles(certFile: string | undefined, keyFile: string | undefined) {
   if (!certFile && !keyFile) return undefined;
   if (!certFile || !keyFile) throw new Error('FERRY_TLS_CERT and FERRY_TLS_KEY go together: set both or neither');
@@ -103,7 +139,14 @@ export interface FerryConfig {
   stateDir: string;
   /** Downloaded server binaries and other caches reused across clones (outside the clone). */
   cacheDir: string;
-  temporal: { address: string; namespace: string; uiUrl: string; taskQueue: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    uiUrl: string;
+    taskQueue: string;
+    /** Every connection to Temporal (the CLI's, the API's, the worker's) uses it: lib/temporalConnection.ts. */
+    tls: TemporalTlsSettings | undefined;
+  };
   postgres: { url: string };
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
   /** credentials: FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, sent to this registry only when it asks. */
@@ -196,6 +239,7 @@ export function loadConfig(): FerryConfig {
       namespace: str('FERRY_TEMPORAL_NAMESPACE'),
       uiUrl: str('FERRY_TEMPORAL_UI_URL', `http://127.0.0.1:${temporalUiPort}`),
       taskQueue: str('FERRY_TASK_QUEUE'),
+      tls: temporalTls(),
     },
     postgres: {
       url: str('FERRY_DATABASE_URL', `postgres://${pgUser}:${pgPassword}@127.0.0.1:${pgPort}/${pgDatabase}`),

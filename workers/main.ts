@@ -9,6 +9,7 @@ import * as activities from '../activities';
 import { loadConfig } from '../lib/config';
 import { closePools } from '../lib/db/pool';
 import { startTelemetry } from '../lib/telemetry/tracing';
+import { temporalConnectionOptions } from '../lib/temporalConnection';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -18,7 +19,7 @@ async function main(): Promise<void> {
   });
   const telemetry = await startTelemetry('ferry-worker', config);
 
-  const connection = await NativeConnection.connect({ address: config.temporal.address }).catch((err: Error) => {
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config.temporal)).catch((err: Error) => {
     throw new Error(
       `Temporal at ${config.temporal.address} is not reachable (${err.message}); start the dev stack with: bash infra/stack.sh start`,
     );

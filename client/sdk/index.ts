@@ -14,6 +14,7 @@ import type {
   ScalingChange,
   TrafficPolicy,
 } from '../../lib/targets/deploymentTarget';
+import { temporalConnectionOptions } from '../../lib/temporalConnection';
 import type { ChosenPlan, DeploymentStatus, MonitorStatus } from '../../workflows/types';
 import { type DeployAccess, deployModelFile, deployModelStream } from './deploy';
 import { FerryError } from './errors';
@@ -78,13 +79,14 @@ export class FerryClient {
   }
 
   static async connect(config: FerryConfig = loadConfig()): Promise<FerryClient> {
-    const connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' }).catch(
-      (err: Error) => {
-        throw new FerryError(
-          `Temporal at ${config.temporal.address} is not reachable (${err.message}); start the stack with: bash infra/stack.sh start`,
-        );
-      },
-    );
+    const connection = await Connection.connect({
+      ...temporalConnectionOptions(config.temporal),
+      connectTimeout: '5s',
+    }).catch((err: Error) => {
+      throw new FerryError(
+        `Temporal at ${config.temporal.address} is not reachable (${err.message}); start the stack with: bash infra/stack.sh start`,
+      );
+    });
     const temporal = new Client({ connection, namespace: config.temporal.namespace });
     return new FerryClient(config, temporal, connection, new ObjectStore(config.s3));
   }
