@@ -10,6 +10,9 @@
  * only the configuration layer. The image runs as the non-root user 65532 with the image's own node:
  * Entrypoint ["/usr/bin/node", "/app/server.js"]. A multi-platform build is an OCI image index over one
  * such image per architecture; the model, server and configuration layers are the same blobs in each.
+ *
+ * Each layer's descriptor in the manifest says what it holds (LAYER_ROLE_ANNOTATION, and for a model
+ * layer the model's name and version), so `ferry image inspect` can tell without downloading layers.
  */
 import * as path from 'node:path';
 import { loadConfig } from '../config';
@@ -32,6 +35,17 @@ export type { ImageArchitecture } from './platforms';
 export { IMAGE_ARCHITECTURES, pushImage };
 
 export const MODEL_DIR_IN_IMAGE = '/models';
+/** Layer descriptor annotation: runtime, server, model or configuration. */
+export const LAYER_ROLE_ANNOTATION = 'ai.ferry.layer';
+export const LAYER_MODEL_NAME_ANNOTATION = 'ai.ferry.model.name';
+export const LAYER_MODEL_VERSION_ANNOTATION = 'ai.ferry.model.version';
+/** Image config label listing the models an image serves: `name:version,...`. */
+export const MODELS_LABEL = 'ai.ferry.models';
+export type LayerRole = 'runtime' | 'server' | 'model' | 'configuration';
+
+function withRole(layer: LayerBlob, role: LayerRole, extra: Record<string, string> = {}): LayerBlob {
+  return { ...layer, annotations: { [LAYER_ROLE_ANNOTATION]: role, ...extra } };
+}
 export const SERVER_PORT = 8000;
 const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -96,15 +110,23 @@ interface SharedLayers {
 async function buildSharedLayers(opts: BuildModelImageOptions): Promise<SharedLayers> {
   checkModels(opts.models);
   const blobDir = opts.blobDir ?? path.join(loadConfig().cacheDir, 'blobs');
-  const server = await buildServerLayer(opts.runtime);
+  const server = withRole(await buildServerLayer(opts.runtime), 'server');
   const models: LayerBlob[] = [];
   for (const m of opts.models) {
     const file: LayerFile = { path: `${MODEL_DIR_IN_IMAGE}/${m.name}/model.onnx`, sourcePath: m.onnxPath };
-    models.push(await layerFromFiles([file], blobDir));
+    models.push(
+      withRole(await layerFromFiles([file], blobDir), 'model', {
+        [LAYER_MODEL_NAME_ANNOTATION]: m.name,
+        [LAYER_MODEL_VERSION_ANNOTATION]: m.version,
+      }),
+    );
   }
-  const configuration = await layerFromFiles(
-    [{ path: `${MODEL_DIR_IN_IMAGE}/ferry-models.json`, bytes: Buffer.from(modelIndexJson(opts.models)) }],
-    blobDir,
+  const configuration = withRole(
+    await layerFromFiles(
+      [{ path: `${MODEL_DIR_IN_IMAGE}/ferry-models.json`, bytes: Buffer.from(modelIndexJson(opts.models)) }],
+      blobDir,
+    ),
+    'configuration',
   );
   const title = opts.models.map((m) => m.name).join(', ');
   const labels: Record<string, string> = {
@@ -112,7 +134,7 @@ async function buildSharedLayers(opts: BuildModelImageOptions): Promise<SharedLa
     ...(opts.models.length === 1 ? { 'org.opencontainers.image.version': opts.models[0]!.version } : {}),
     ...opts.labels,
     // Last, so a caller's label cannot misstate what the image serves.
-    'ai.ferry.models': opts.models.map((m) => `${m.name}:${m.version}`).join(','),
+    [MODELS_LABEL]: opts.models.map((m) => `${m.name}:${m.version}`).join(','),
   };
   return { server, models, configuration, labels, title };
 }
@@ -131,7 +153,7 @@ async function imageFor(
     ...runtimeLayer
   } = await buildRuntimeLayer({ ...runtime, architecture });
   return assembleImage(
-    [runtimeLayer, shared.server, ...shared.models, shared.configuration],
+    [withRole(runtimeLayer, 'runtime'), shared.server, ...shared.models, shared.configuration],
     {
       entrypoint: [NODE_IN_IMAGE, SERVER_IN_IMAGE],
       env: ['PATH=/usr/bin:/bin', `FERRY_MODEL_DIR=${MODEL_DIR_IN_IMAGE}`, `PORT=${SERVER_PORT}`, 'HOST=0.0.0.0'],

@@ -132,7 +132,12 @@ export function createImageManifest(
     schemaVersion: 2,
     mediaType: OCI_MANIFEST_MEDIA_TYPE,
     config: config.descriptor,
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    layers: layers.map((l) => ({
+      mediaType: l.mediaType,
+      digest: l.digest,
+      size: l.size,
+      ...(l.annotations && Object.keys(l.annotations).length > 0 ? { annotations: { ...l.annotations } } : {}),
+    })),
   };
   if (annotations && Object.keys(annotations).length > 0) document.annotations = { ...annotations };
   return serialize(document, OCI_MANIFEST_MEDIA_TYPE);

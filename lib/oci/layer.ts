@@ -30,6 +30,8 @@ export interface LayerBlob {
   uncompressedSize: number;
   /** Where the compressed blob is on disk. */
   blobPath: string;
+  /** Written into the layer's descriptor in the manifest (what the layer holds, for `ferry image inspect`). */
+  annotations?: Record<string, string>;
 }
 
 /** A file to place in a layer: `path` is its path inside the image ("/models/a/model.onnx"). */

@@ -92,7 +92,7 @@ export async function downloadVerifiedBlob(
   }
 }
 
-function checkManifest(manifest: OciManifest, where: string): void {
+export function checkManifest(manifest: OciManifest, where: string): void {
   if (manifest.schemaVersion !== 2 || !manifest.config || !Array.isArray(manifest.layers)) {
     throw new Error(`${where} is not a schema 2 image manifest`);
   }
@@ -108,7 +108,8 @@ function checkManifest(manifest: OciManifest, where: string): void {
   }
 }
 
-async function unpackLayer(
+/** Unpacks one layer blob into `rootfs`, refusing it unless it unpacks to `expectedDiffId`. */
+export async function unpackLayer(
   blobPath: string,
   layer: OciDescriptor,
   expectedDiffId: string,
