@@ -5,7 +5,7 @@
  * commands' implementations are loaded when they run, so `ferry serve` does not load Temporal and
  * `ferry status` does not load onnxruntime.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { SCOPES } from '../../lib/auth/scopes';
 import type { FerryConfig } from '../../lib/config';
 import type { FerryClient } from '../sdk';
@@ -345,6 +345,63 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
         json: o.json === true,
       });
     });
+
+  // ---- images ----
+  program.commandsGroup('Model images (need no Ferry services; a registry only for REFs):');
+
+  const image = program
+    .command('image')
+    .description('build, inspect and run self-contained multi-architecture model images (OCI)');
+  const credentialOptions = (command: Command) =>
+    command
+      .option('--registry-user <user>', 'for a registry that wants credentials (or FERRY_REGISTRY_USER)')
+      .option(
+        '--registry-password <password>',
+        'with --registry-user (FERRY_REGISTRY_PASSWORD keeps it out of the process list)',
+      );
+
+  credentialOptions(
+    image
+      .command('build')
+      .description('one image serving every model given: runtime, server, one layer per model, configuration')
+      .argument('<model.onnx...>', 'ONNX model files (each served as /v2/models/<file name>)')
+      .option('--platform <platforms>', 'linux/amd64, linux/arm64 or both, comma-separated', 'linux/amd64,linux/arm64')
+      .addOption(new Option('--out <dir>', 'write an OCI image layout (oci-layout, index.json, blobs/)'))
+      .addOption(new Option('--push <ref>', 'push to [REGISTRY/]REPO:TAG').conflicts('out'))
+      .option('--tag <tag>', 'with --out: the tag index.json gives the image', 'latest')
+      .option('--chunk-size <bytes>', 'with --push: bytes per upload chunk (default 16 MiB)'),
+  ).action(async (files: string[], o: import('./image').ImageBuildFlags & { chunkSize?: string }) => {
+    const { imageBuildCommand } = await import('./image');
+    await imageBuildCommand(config, files, {
+      ...o,
+      chunkBytes: o.chunkSize === undefined ? undefined : positiveInt('--chunk-size', o.chunkSize),
+    });
+  });
+
+  credentialOptions(
+    image
+      .command('inspect')
+      .description('layers (media type, size, what each holds), platforms and models of an image')
+      .argument('<image>', 'an OCI image layout folder, or [REGISTRY/]REPO[:TAG|@DIGEST]')
+      .option('--json', JSON_FLAG),
+  ).action(async (target: string, o: import('./imageFlags').CredentialFlags & { json?: boolean }) => {
+    const { imageInspectCommand } = await import('./image');
+    await imageInspectCommand(config, target, o);
+  });
+
+  credentialOptions(
+    image
+      .command('run')
+      .description('serve an image on 127.0.0.1:PORT until Ctrl-C, as a container or a plain process')
+      .argument('<image>', 'an OCI image layout folder, or [REGISTRY/]REPO[:TAG|@DIGEST]')
+      .requiredOption('--port <n>', 'port on 127.0.0.1')
+      .option('--cpus <x>', 'CPU limit (containers)', '1')
+      .option('--memory <size>', 'memory limit, e.g. 512Mi (containers)', '1Gi')
+      .option('--runtime <name>', 'youki, runc or process (default: youki if installed, else runc)'),
+  ).action(async (target: string, o: import('./imageRun').ImageRunFlags) => {
+    const { imageRunCommand } = await import('./imageRun');
+    await imageRunCommand(config, target, o);
+  });
 
   // ---- Ferry on this machine ----
   program.commandsGroup('Run Ferry on this machine:');
