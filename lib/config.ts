@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { DEFAULT_GATEWAY_SERVER_LIMITS, type GatewayServerLimits } from './gateway/serverLimits';
 
 const repoRoot = path.resolve(__dirname, '..');
 
@@ -151,7 +152,13 @@ export interface FerryConfig {
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
   /** credentials: FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, sent to this registry only when it asks. */
   registry: { url: string; credentials?: { username: string; password: string } };
-  gateway: { host: string; port: number; url: string };
+  /**
+   * limits: the gateway's connection cap and slow-client timeouts (lib/gateway/serverLimits.ts):
+   * FERRY_GATEWAY_MAX_CONNECTIONS (8192), FERRY_GATEWAY_HEADERS_TIMEOUT_MS (20000),
+   * FERRY_GATEWAY_REQUEST_TIMEOUT_MS (300000), FERRY_GATEWAY_KEEP_ALIVE_TIMEOUT_MS (5000),
+   * FERRY_GATEWAY_IDLE_TIMEOUT_MS (120000).
+   */
+  gateway: { host: string; port: number; url: string; limits: GatewayServerLimits };
   /**
    * Bind addresses default to loopback; containers set FERRY_GATEWAY_HOST / FERRY_API_HOST to 0.0.0.0.
    * `key`: the API key clients send as a Bearer token (FERRY_API_KEY; none by default).
@@ -259,6 +266,16 @@ export function loadConfig(): FerryConfig {
       host: str('FERRY_GATEWAY_HOST', '127.0.0.1'),
       port: gatewayPort,
       url: str('FERRY_GATEWAY_URL', `http://127.0.0.1:${gatewayPort}`),
+      limits: {
+        maxConnections: num('FERRY_GATEWAY_MAX_CONNECTIONS', DEFAULT_GATEWAY_SERVER_LIMITS.maxConnections),
+        headersTimeoutMs: num('FERRY_GATEWAY_HEADERS_TIMEOUT_MS', DEFAULT_GATEWAY_SERVER_LIMITS.headersTimeoutMs),
+        requestTimeoutMs: num('FERRY_GATEWAY_REQUEST_TIMEOUT_MS', DEFAULT_GATEWAY_SERVER_LIMITS.requestTimeoutMs),
+        keepAliveTimeoutMs: num(
+          'FERRY_GATEWAY_KEEP_ALIVE_TIMEOUT_MS',
+          DEFAULT_GATEWAY_SERVER_LIMITS.keepAliveTimeoutMs,
+        ),
+        idleTimeoutMs: num('FERRY_GATEWAY_IDLE_TIMEOUT_MS', DEFAULT_GATEWAY_SERVER_LIMITS.idleTimeoutMs),
+      },
     },
     api: {
       host: str('FERRY_API_HOST', '127.0.0.1'),

@@ -517,6 +517,7 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
         port: config.gateway.port,
         host: config.gateway.host,
         stateDir: config.stateDir,
+        limits: config.gateway.limits,
       });
       console.log(`ferry gateway: ${gw.url}`);
       stopOnSignal(() => gw.close());

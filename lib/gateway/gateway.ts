@@ -25,6 +25,12 @@ import type { LocalDeployment } from './localDeployment';
 import { proxyToReplica, ReplicaClient } from './proxy';
 import type { Replica } from './replicaProcess';
 import type { RevisionSet } from './revisionSet';
+import {
+  applyServerLimits,
+  DEFAULT_GATEWAY_SERVER_LIMITS,
+  type GatewayServerLimits,
+  serverOptionsFor,
+} from './serverLimits';
 import { acquireStateDirLock } from './stateDirLock';
 
 export interface GatewayOptions {
@@ -60,6 +66,8 @@ export interface GatewayOptions {
    * `registry_not_allowed`. Default: the configured ones (lib/config.ts access.registries).
    */
   allowedRegistries?: readonly string[];
+  /** Connection cap and slow-client timeouts (serverLimits.ts); each unset one takes its default. */
+  limits?: Partial<GatewayServerLimits>;
   log?: (message: string) => void;
 }
 
@@ -90,7 +98,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let manager: DeploymentManager | undefined;
   let control: FastifyInstance | undefined;
 
-  const server = http.createServer((req, res) => {
+  const limits = { ...DEFAULT_GATEWAY_SERVER_LIMITS, ...opts.limits };
+  const server = http.createServer(serverOptionsFor(limits), (req, res) => {
     const rawUrl = req.url ?? '/';
     if (!manager || !control) return sendJson(res, 503, { error: 'gateway is starting' }, { 'retry-after': '1' });
     if (rawUrl.startsWith('/d/')) {
@@ -99,6 +108,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     control.routing(req, res);
   });
+  applyServerLimits(server, limits, log);
 
   /** `/d/{id}[/rest][?query]` → `/rest?query` on a replica of the deployment. Synchronous unless held. */
   function serveDeploymentRequest(
