@@ -41,13 +41,21 @@ const quick = proxyActivities<typeof activities>({
 });
 
 // Activities that move or transform model files heartbeat; a worker that dies is noticed within the
-// heartbeat timeout. Bad input (InvalidModel, ModelVersionConflict) is never retried.
+// heartbeat timeout. Bad input (InvalidModel, ModelVersionConflict), an image that fails its smoke test and
+// a container runtime that is not installed are never retried: another attempt would meet the same.
 const heavy = proxyActivities<typeof activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '20s',
   retry: {
     ...retry,
-    nonRetryableErrorTypes: ['InvalidModel', 'ModelVersionConflict', 'UnknownPlan', 'OptimizationNotPossible'],
+    nonRetryableErrorTypes: [
+      'InvalidModel',
+      'ModelVersionConflict',
+      'UnknownPlan',
+      'OptimizationNotPossible',
+      'SmokeTestFailed',
+      'ContainerRuntimeUnavailable',
+    ],
   },
 });
 

@@ -124,13 +124,23 @@ export class FerryRepository {
     tag: string;
     digest: string;
     sizeBytes: number;
+    /** What the image's smoke test found (lib/image/smokeTest.ts): recorded only for an image that passed. */
+    smokeTest?: unknown;
   }): Promise<number> {
     const res = await this.pool.query(
-      `INSERT INTO images(model_version_id, plan, repository, tag, digest, size_bytes)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (repository, digest) DO UPDATE SET tag = EXCLUDED.tag
+      `INSERT INTO images(model_version_id, plan, repository, tag, digest, size_bytes, smoke_test)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (repository, digest) DO UPDATE SET tag = EXCLUDED.tag, smoke_test = EXCLUDED.smoke_test
        RETURNING id`,
-      [r.modelVersionId, r.plan, r.repository, r.tag, r.digest, r.sizeBytes],
+      [
+        r.modelVersionId,
+        r.plan,
+        r.repository,
+        r.tag,
+        r.digest,
+        r.sizeBytes,
+        r.smokeTest === undefined ? null : JSON.stringify(r.smokeTest),
+      ],
     );
     return Number(res.rows[0].id);
   }

@@ -7,6 +7,8 @@ import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { getPool } from '../../lib/db/pool';
 import { FerryRepository } from '../../lib/db/repository';
+import { SMOKE_AGREEMENT, type SmokeTestRecord } from '../../lib/image/smokeTest';
+import { hostArchitecture } from '../../lib/oci/image';
 import { getManifest } from '../../lib/oci/registry';
 import { seededRandom } from '../../lib/optimize/sampleInputs';
 import { type FerryHarness, startHarness } from '../helpers/ferryHarness';
@@ -89,6 +91,22 @@ test('one-click deploy serves outputs equal to onnxruntime on the same input; a 
   assert.ok(mv);
   assert.equal(await repo.countImages(mv.id), 1);
   assert.equal((await repo.getDeployment(started.deploymentId))?.state, 'running');
+
+  // The image was recorded as good only after its smoke test: run under the container runtime, one
+  // inference that agreed with onnxruntime's own output; and the tag names it.
+  const { rows } = await getPool(h.config.postgres.url).query(
+    'SELECT tag, digest, smoke_test FROM images WHERE model_version_id = $1',
+    [mv.id],
+  );
+  const smoke = rows[0].smoke_test as SmokeTestRecord;
+  assert.equal(rows[0].digest, status.image!.digest);
+  assert.ok(['youki', 'runc'].includes(smoke.runtime), `ran under ${smoke.runtime}`);
+  assert.equal(smoke.platform, `linux/${hostArchitecture()}`);
+  assert.equal(smoke.model, name);
+  assert.ok(smoke.agreement.cosine >= SMOKE_AGREEMENT.minCosine, JSON.stringify(smoke.agreement));
+  assert.equal(smoke.agreement.top1, 1);
+  const tagged = await getManifest(h.config.registry.url, status.image!.repository, rows[0].tag);
+  assert.equal(tagged.config.digest, manifest.config.digest, 'the tag names the smoke-tested image');
 
   // Same file again: the same version, recognised, nothing new started.
   const again = await h.ferry.deploy(file, { model: name });

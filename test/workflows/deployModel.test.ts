@@ -16,7 +16,7 @@ import {
 } from '../../workflows/messages';
 import type { DeployModelInput, DeploymentPhase, DeploymentStatus, MonitorStatus } from '../../workflows/types';
 import { workflowIds } from '../../workflows/types';
-import { type Call, DEFAULT_PLAN, inputsOf, pipelineActivities } from './pipelineActivities';
+import { type Call, DEFAULT_PLAN, inputsOf, pipelineActivities, SMOKE_TEST } from './pipelineActivities';
 import { startWorkflowTestBed, type WorkflowTestBed } from './timeSkipping';
 
 const MINUTE = 60_000;
@@ -212,6 +212,7 @@ describe('approval (review mode)', () => {
             imageId: 3,
             image: { registry: 'r', repository: 'ferry/mlp', tag: 'v', digest: 'sha256:00', sizeBytes: 1 },
             pushedBytes: 1,
+            smokeTest: SMOKE_TEST,
           };
         },
       });
@@ -335,6 +336,42 @@ describe('failures', () => {
     assert.equal(inputsOf(calls, 'measureOptimizationCandidates').length, 1, 'not retried');
   });
 
+  test('an image that fails its smoke test fails the container stage at once, with its log tail', LIMIT, async () => {
+    const calls: Call[] = [];
+    const logTail = 'Error: model "mlp": cannot read /models/mlp/model.onnx: ENOENT';
+    const failure = await failedRun(
+      pipelineActivities(calls, {
+        buildAndPushModelImage: async () => {
+          throw ApplicationFailure.create({
+            type: 'SmokeTestFailed',
+            message: `the image's server under youki did not become ready: the server exited with code 1\n${logTail}`,
+          });
+        },
+      }),
+    );
+    assert.equal(failure.type, 'DeploymentFailed');
+    assert.match(failure.message, /^container failed: the image's server under youki did not become ready/);
+    assert.ok(failure.message.endsWith(logTail), failure.message);
+    assert.equal(inputsOf(calls, 'buildAndPushModelImage').length, 1, 'not retried');
+    assert.equal(inputsOf(calls, 'deployToLocalTarget').length, 0, 'a failed image is not deployed');
+  });
+
+  test('a container runtime that is not installed fails the container stage at once', LIMIT, async () => {
+    const calls: Call[] = [];
+    const failure = await failedRun(
+      pipelineActivities(calls, {
+        buildAndPushModelImage: async () => {
+          throw ApplicationFailure.create({
+            type: 'ContainerRuntimeUnavailable',
+            message: 'youki is not installed: run `bash infra/install-container-runtime.sh`',
+          });
+        },
+      }),
+    );
+    assert.match(failure.message, /^container failed: youki is not installed: .*install-container-runtime\.sh/);
+    assert.equal(inputsOf(calls, 'buildAndPushModelImage').length, 1, 'not retried');
+  });
+
   test('a transient failure is retried with backoff and the run succeeds', LIMIT, async () => {
     const calls: Call[] = [];
     let attempts = 0;
@@ -346,6 +383,7 @@ describe('failures', () => {
           imageId: 3,
           image: { registry: 'r', repository: 'ferry/mlp', tag: 'v', digest: 'sha256:00', sizeBytes: 1 },
           pushedBytes: 1,
+          smokeTest: SMOKE_TEST,
         };
       },
     });

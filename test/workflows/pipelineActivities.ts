@@ -3,6 +3,7 @@
  * and record every call, so a test can check what the workflow asked for and in which order. A test
  * replaces the ones its case is about (a failing upload, an approval sent from inside a stage, ...).
  */
+import type { SmokeTestRecord } from '../../lib/image/smokeTest';
 import type { CandidateMeasurement, ImageRecord, OptimizationTable, PlanOption } from '../../workflows/types';
 import type { Activities } from './timeSkipping';
 
@@ -111,6 +112,17 @@ export const IMAGE: ImageRecord = {
   sizeBytes: 1_000_000,
 };
 
+export const SMOKE_TEST: SmokeTestRecord = {
+  runtime: 'youki',
+  runtimeVersion: 'youki version 0.7.0',
+  platform: 'linux/amd64',
+  platformDigest: `sha256:${'cd'.repeat(32)}`,
+  model: 'mlp',
+  request: { seed: 1, inputs: { x: [4, 16] } },
+  agreement: { cosine: 1, maxAbsError: 0, top1: 1, samples: 4, outputs: ['y'] },
+  timings: { pullMs: 300, readyMs: 120, inferMs: 2, totalMs: 500 },
+};
+
 /** Every pipeline activity, answering as a successful run would; `overrides` replace single ones. */
 export function pipelineActivities(calls: Call[], overrides: Partial<Activities> = {}): Partial<Activities> {
   const record = <K extends keyof Activities>(activity: K, fn: Activities[K]): Activities[K] =>
@@ -149,7 +161,12 @@ export function pipelineActivities(calls: Call[], overrides: Partial<Activities>
         sizeRatio: 4,
       },
     }),
-    buildAndPushModelImage: async () => ({ imageId: 3, image: IMAGE, pushedBytes: IMAGE.sizeBytes }),
+    buildAndPushModelImage: async () => ({
+      imageId: 3,
+      image: IMAGE,
+      pushedBytes: IMAGE.sizeBytes,
+      smokeTest: SMOKE_TEST,
+    }),
     deployToLocalTarget: async (input) => ({
       endpoint: `http://127.0.0.1:8080/d/${input.deploymentId}`,
       inferUrl: `http://127.0.0.1:8080/d/${input.deploymentId}/v2/models/${input.model}/infer`,
