@@ -21,8 +21,18 @@ export { type ReplicaAddress, ReplicaClient, type ReplicaClientOptions } from '.
 /** Called once per proxied request: the replica's status (undefined if none came) and what failed. */
 export type ProxyDone = (status: number | undefined, error: Error | undefined) => void;
 
-/** Request headers not passed on: hop-by-hop, the body framing (set anew), Expect (the gateway's server answered it). */
-const DROPPED_REQUEST_HEADERS = new Set([...HOP_BY_HOP, 'content-length', 'expect', 'x-forwarded-for']);
+/**
+ * Request headers not passed on: hop-by-hop, the body framing (set anew), Expect (the gateway's server
+ * answered it), and Authorization: the caller's Ferry key is the gateway's to check, and a replica (which
+ * may run a user's image) never sees it.
+ */
+const DROPPED_REQUEST_HEADERS = new Set([
+  ...HOP_BY_HOP,
+  'content-length',
+  'expect',
+  'x-forwarded-for',
+  'authorization',
+]);
 
 /** Bodies up to this size are read whole and sent in one write; larger ones stream. */
 export const SMALL_BODY_BYTES = 64 * 1024;

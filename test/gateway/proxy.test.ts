@@ -212,6 +212,7 @@ for (const transport of ['unix socket', 'tcp'] as const) {
               'x-hop': 'drop me',
               te: 'trailers',
               'x-forwarded-for': '6.6.6.6',
+              authorization: 'Bearer fry_the-callers-key',
             },
             body: `{"i":${i}}`,
           });
@@ -233,6 +234,7 @@ for (const transport of ['unix socket', 'tcp'] as const) {
         assert.equal(seen!['x-hop'], undefined, 'a header the client named in Connection is not forwarded');
         assert.equal(seen!.te, undefined);
         assert.equal(seen!['x-forwarded-for'], '127.0.0.1');
+        assert.equal(seen!.authorization, undefined, "the caller's key stays with the gateway");
         assert.ok(seenRaw.includes('x-user-group'));
         assert.equal(up.connections(), 1, 'one keep-alive connection carried every request');
         assert.deepEqual(
