@@ -8,7 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -262,8 +262,28 @@ export function newSocketPath(plan: LaunchPlan, socketDir: string | undefined): 
   if (!plan.socket || !socketDir || process.platform === 'win32') return undefined;
   const file = path.join(path.resolve(socketDir), `r-${randomBytes(6).toString('hex')}.sock`);
   if (Buffer.byteLength(file) > MAX_SOCKET_PATH) return undefined;
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  // Replicas are reachable only through the gateway: no other user may even reach their sockets. (mkdir's
+  // mode applies to a directory it creates, not to one that is there already.)
+  mkdirSync(path.dirname(file), { recursive: true, mode: SOCKET_DIR_MODE });
+  chmodSync(path.dirname(file), SOCKET_DIR_MODE);
   return file;
+}
+
+export const SOCKET_DIR_MODE = 0o700;
+export const SOCKET_MODE = 0o600;
+
+/**
+ * The replica made its socket with its own umask: narrow it to the gateway's user. (The 0700 directory
+ * already keeps others out; a socket file this user does not own, e.g. one made in a container with
+ * another uid, keeps its mode.)
+ */
+function restrictSocket(socketPath: string | undefined): void {
+  if (!socketPath) return;
+  try {
+    chmodSync(socketPath, SOCKET_MODE);
+  } catch {
+    /* not ours to change: see above */
+  }
 }
 
 function removeSocketFile(socketPath: string | undefined): void {
@@ -392,6 +412,7 @@ export async function waitUntilReady(replica: Replica, timeoutMs: number): Promi
     if (replica.stopping) throw new Error(`replica pid ${replica.pid} was stopped before it was ready`);
     if (await probeReady(replica.address, Math.max(50, Math.min(1000, deadline - Date.now())))) {
       if (replica.exited || replica.stopping) continue;
+      restrictSocket(replica.record.socketPath);
       replica.ready = true;
       return;
     }
