@@ -1,4 +1,5 @@
 /** What activities share within one worker process: config, store, database and deployment target. */
+import { clientApiKey } from '../lib/auth/clientKey';
 import { type FerryConfig, loadConfig } from '../lib/config';
 import { getPool } from '../lib/db/pool';
 import { FerryRepository } from '../lib/db/repository';
@@ -21,7 +22,9 @@ export function activityDeps(): ActivityDeps {
       config,
       store: new ObjectStore(config.s3),
       repo: new FerryRepository(getPool(config.postgres.url)),
-      target: new LocalTarget(config.gateway.url),
+      // The worker's calls to the gateway carry this machine's client key (FERRY_API_KEY, else the state
+      // dir's bootstrap admin key): the pipeline acts for every project.
+      target: new LocalTarget(config.gateway.url, () => clientApiKey(config)),
     };
   }
   return deps;

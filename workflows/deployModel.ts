@@ -205,6 +205,8 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
       model: input.model,
       replicas: input.replicas,
       monitor: input.monitor,
+      // Who may reach it (the gateway's spec carries it); a canary joins its base deployment's.
+      ...(input.access ? { access: input.access } : {}),
     };
     if (input.canary) {
       // A canary release: a new revision of a live deployment, watched by that deployment's monitor.

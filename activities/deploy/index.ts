@@ -8,6 +8,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import {
+  type DeploymentAccess,
   DeploymentNotFoundError,
   type DeploymentSpec,
   type DeploymentStatus,
@@ -36,6 +37,8 @@ export interface DeployInput {
   monitor: MonitorSettings;
   /** Set for a canary release (with the version, which names the revision). */
   canary?: CanaryRequest & { version: string };
+  /** The project the deployment belongs to and whether inference needs a key; absent: `default`, keyed. */
+  access?: DeploymentAccess;
 }
 
 export interface DeployResult {
@@ -58,6 +61,7 @@ export async function deployToLocalTarget(input: DeployInput): Promise<DeployRes
       model: input.model,
       replicas: input.replicas,
       image: imageRefOf(input.image),
+      ...(input.access ? { access: input.access } : {}),
     }),
   );
   const inferUrl = inferUrlOf(status.endpoint, input.model);

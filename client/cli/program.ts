@@ -423,7 +423,8 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
       // Replicas outlive a gateway restart (it adopts them); `down` means down, so hibernate them first.
       const { LocalTarget } = await import('../../lib/targets/local');
       const { FERRY_SERVICES, stopService } = await import('../services');
-      const target = new LocalTarget(config.gateway.url);
+      const { clientApiKey } = await import('../../lib/auth/clientKey');
+      const target = new LocalTarget(config.gateway.url, () => clientApiKey(config));
       for (const d of await target.list().catch(() => [])) {
         if (d.replicas.length) {
           await target.hibernate(d.id);
@@ -512,12 +513,14 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
     .command('gateway')
     .description('run the gateway (the local deployment target) in the foreground')
     .action(async () => {
-      const { startGateway } = await import('../../lib/gateway');
+      const { gatewayAccessOptions, startGateway } = await import('../../lib/gateway');
       const gw = await startGateway({
         port: config.gateway.port,
         host: config.gateway.host,
         stateDir: config.stateDir,
         limits: config.gateway.limits,
+        access: await gatewayAccessOptions(config),
+        allowedRegistries: config.access.registries,
       });
       console.log(`ferry gateway: ${gw.url}`);
       stopOnSignal(() => gw.close());

@@ -7,6 +7,7 @@
 
 import type { Readable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
+import { clientApiKey } from '../../lib/auth/clientKey';
 import { type FerryConfig, loadConfig } from '../../lib/config';
 import { ObjectStore } from '../../lib/store/objectStore';
 import type {
@@ -75,7 +76,7 @@ export class FerryClient {
     readonly store: ObjectStore,
   ) {
     this.runs = new DeploymentRuns(temporal, config.temporal.taskQueue);
-    this.gateway = new ServingControls(config.gateway.url, config.postgres.url, this.runs);
+    this.gateway = new ServingControls(config.gateway.url, config.postgres.url, this.runs, () => clientApiKey(config));
   }
 
   static async connect(config: FerryConfig = loadConfig()): Promise<FerryClient> {

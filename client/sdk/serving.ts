@@ -13,7 +13,7 @@ import {
   type ScalingChange,
   type TrafficPolicy,
 } from '../../lib/targets/deploymentTarget';
-import { GatewayRequestError, LocalTarget } from '../../lib/targets/local';
+import { type GatewayKey, GatewayRequestError, LocalTarget } from '../../lib/targets/local';
 import { RevisionConflictError, rulesTo, specKeepingOnly } from '../../lib/targets/revisions';
 import { type CanaryRequest, canaryRevisionName } from '../../workflows/types';
 import { FerryError, UnknownDeploymentError } from './errors';
@@ -33,8 +33,10 @@ export class ServingControls {
     private readonly postgresUrl: string,
     /** Deployment references resolve through their pipeline runs. */
     private readonly runs: DeploymentRuns,
+    /** The key sent to the gateway (its control API and inference), when it checks keys. */
+    private readonly key?: GatewayKey,
   ) {
-    this.gateway = new LocalTarget(gatewayUrl);
+    this.gateway = new LocalTarget(gatewayUrl, key);
   }
 
   async close(): Promise<void> {
@@ -199,11 +201,13 @@ export class ServingControls {
     const status = await this.runs.status(ref);
     if (!status.inferUrl)
       throw new FerryError(`deployment ${status.deploymentId} has no endpoint yet (it is at: ${status.phase})`);
+    const key = await this.key?.();
     const res = await fetch(status.inferUrl, {
       method: 'POST',
       // A canary version shares its base deployment's endpoint: ask for its revision by name.
       headers: {
         'content-type': 'application/json',
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
         ...(status.canary ? { 'x-ferry-variant': status.canary.revision } : {}),
       },
       body: JSON.stringify(request),

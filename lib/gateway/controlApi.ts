@@ -208,7 +208,8 @@ export async function buildControlApp(manager: DeploymentManager, access: Gatewa
         response: { 200: deploymentStatus, 409: errorResponses[400], ...errorResponses },
       },
     },
-    async (req: IdRequest) => manager.apply(req.params.id, req.body, ifMatchOf(req), authorizeApply(req.principal!)),
+    async (req: IdRequest) =>
+      manager.apply(req.params.id, req.body, ifMatchOf(req), authorizeApply(req.principal!, req.params.id)),
   );
 
   app.delete(
@@ -298,9 +299,10 @@ export async function buildControlApp(manager: DeploymentManager, access: Gatewa
  * is "no deployment"); a new one `deploy`. A key puts deployments in its own project only; an admin key
  * (the pipeline's) names any in the spec's `access`.
  */
-function authorizeApply(p: Principal): AuthorizeApply {
+function authorizeApply(p: Principal, id: string): AuthorizeApply {
   return (current, asked) => {
-    if (current) refuseUnless(decideAccess(p, 'operate', current.project));
+    const none = () => new ControlRequestError('deployment_not_found', `no deployment "${id}"`);
+    if (current) refuseUnless(decideAccess(p, 'operate', current.project), none);
     const access: DeploymentAccess = asked ?? current ?? { project: p.project, public: false };
     if (access.project !== current?.project && !decideAccess(p, 'deploy', access.project).ok) {
       refuseUnless(decideAccess(p, 'deploy')); // the scope first: 403 without it

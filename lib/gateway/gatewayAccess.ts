@@ -14,6 +14,7 @@ import { CachedKeyVerifier } from '../auth/keyStore';
 import { type AccessDecision, decideAccess, LOCAL_OPERATOR, type Principal } from '../auth/principal';
 import { KeyRateLimiter, type RateLimitSettings } from '../auth/rateLimit';
 import type { Scope } from '../auth/scopes';
+import type { FerryConfig } from '../config';
 import { ControlRequestError } from './controlErrors';
 
 export interface GatewayAccessOptions {
@@ -123,4 +124,15 @@ export function refuseUnless(decision: AccessDecision, notFound?: () => ControlR
   if (decision.status === 401) throw new ControlRequestError('unauthorized', decision.message, AUTH_CHALLENGE);
   if (decision.status === 403) throw new ControlRequestError('forbidden', decision.message);
   throw notFound?.() ?? new ControlRequestError('deployment_not_found', decision.message);
+}
+
+/**
+ * The gateway's access settings from the config: with FERRY_AUTH on, keys are verified against the
+ * keys in PostgreSQL (lib/auth/keyStore.ts) and rate limited per config; off, no key is asked for.
+ */
+export async function gatewayAccessOptions(config: FerryConfig): Promise<GatewayAccessOptions> {
+  if (!config.access.auth) return { auth: false, verifyKey: async () => undefined };
+  const [{ getPool }, { KeyStore }] = await Promise.all([import('../db/pool'), import('../auth/keyStore')]);
+  const keys = new KeyStore(getPool(config.postgres.url));
+  return { auth: true, verifyKey: (key) => keys.verify(key), rateLimit: config.access.rateLimit };
 }

@@ -1,2 +1,3 @@
 export type { PullImageFn } from './deploymentManager';
 export { type Gateway, type GatewayOptions, startGateway } from './gateway';
+export { type GatewayAccessOptions, gatewayAccessOptions } from './gatewayAccess';

@@ -30,12 +30,21 @@ export class GatewayRequestError extends Error {
   }
 }
 
+/** The API key a client sends the gateway, read when it calls (lib/auth/clientKey.ts clientApiKey). */
+export type GatewayKey = () => Promise<string | undefined>;
+
 export class LocalTarget implements DeploymentTarget {
   readonly name = 'local';
   private readonly baseUrl: string;
 
-  /** `gatewayUrl`: the gateway's base URL, e.g. loadConfig().gateway.url. */
-  constructor(gatewayUrl: string) {
+  /**
+   * `gatewayUrl`: the gateway's base URL, e.g. loadConfig().gateway.url. `key`: the API key to send as
+   * `Authorization: Bearer` (needed when the gateway checks keys); none: no header.
+   */
+  constructor(
+    gatewayUrl: string,
+    private readonly key?: GatewayKey,
+  ) {
     this.baseUrl = gatewayUrl.replace(/\/+$/, '');
   }
 
@@ -93,20 +102,13 @@ export class LocalTarget implements DeploymentTarget {
     ifMatch?: string,
   ): Promise<T> {
     const url = `${this.baseUrl}/_ferry${path}`;
+    const key = await this.key?.();
+    const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (body !== undefined && ifMatch !== undefined) headers['if-match'] = `"${ifMatch}"`;
     let res: Response;
     try {
-      res = await fetch(url, {
-        method,
-        ...(body === undefined
-          ? {}
-          : {
-              headers: {
-                'content-type': 'application/json',
-                ...(ifMatch !== undefined ? { 'if-match': `"${ifMatch}"` } : {}),
-              },
-              body: JSON.stringify(body),
-            }),
-      });
+      res = await fetch(url, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new Error(

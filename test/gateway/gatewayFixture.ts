@@ -55,13 +55,15 @@ export async function control(
   method: string,
   route: string,
   body?: unknown,
-): Promise<{ status: number; json: any }> {
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any; headers: Headers }> {
   const res = await fetch(`${gatewayUrl}/_ferry${route}`, {
     method,
-    ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+  return { status: res.status, json: text ? JSON.parse(text) : undefined, headers: res.headers };
 }
 
 export { isAlive };
@@ -93,7 +95,12 @@ export interface GatewayFixture {
   cleanup(): Promise<void>;
 }
 
-export async function startTestGateway(prefix: string, opts: Partial<GatewayOptions> = {}): Promise<GatewayFixture> {
+/** `adminKey`: the key cleanup sends, for a gateway that checks keys. */
+export async function startTestGateway(
+  prefix: string,
+  opts: Partial<GatewayOptions> = {},
+  adminKey?: string,
+): Promise<GatewayFixture> {
   const dir = await tempDir(prefix);
   const logs: string[] = [];
   const gateway = await startGateway({
@@ -110,9 +117,10 @@ export async function startTestGateway(prefix: string, opts: Partial<GatewayOpti
     logs,
     async cleanup() {
       const gateway = fixture.gateway; // a test may have replaced it with a restarted one
-      const { json } = await control(gateway.url, 'GET', '/deployments');
+      const auth: Record<string, string> = adminKey ? { authorization: `Bearer ${adminKey}` } : {};
+      const { json } = await control(gateway.url, 'GET', '/deployments', undefined, auth);
       const pids = json.deployments.flatMap((d: any) => d.replicas.map((r: any) => r.pid));
-      for (const d of json.deployments) await control(gateway.url, 'DELETE', `/deployments/${d.id}`);
+      for (const d of json.deployments) await control(gateway.url, 'DELETE', `/deployments/${d.id}`, undefined, auth);
       await gateway.close({ stopReplicas: true });
       await assertAllDead(pids, 'cleanup');
       await rm(dir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FerryClient } from '../../client/sdk';
+import { authHeader } from '../../lib/auth/clientKey';
 import { type FerryConfig, loadConfig } from '../../lib/config';
 import { freePort } from '../../lib/gateway/replicaProcess';
 import { generateMlpModel } from '../../lib/onnx/generate';
@@ -99,17 +100,22 @@ export async function startHarness(label: string): Promise<FerryHarness> {
       return file;
     },
     async gatewayStatus(deploymentId) {
-      const res = await fetch(`${config.gateway.url}/_ferry/deployments/${encodeURIComponent(deploymentId)}`);
+      const res = await fetch(`${config.gateway.url}/_ferry/deployments/${encodeURIComponent(deploymentId)}`, {
+        headers: await authHeader(config),
+      });
       return { status: res.status, body: await res.json().catch(() => undefined) };
     },
     async close() {
-      // Remove every deployment this gateway serves, so no replica outlives the test.
-      const res = await fetch(`${config.gateway.url}/_ferry/deployments`).catch(() => undefined);
+      // Remove every deployment this gateway serves, so no replica outlives the test (with this machine's
+      // key, for a gateway that checks keys).
+      const headers = await authHeader(config);
+      const res = await fetch(`${config.gateway.url}/_ferry/deployments`, { headers }).catch(() => undefined);
       const list = res?.ok ? ((await res.json()) as any) : [];
       for (const d of Array.isArray(list) ? list : (list.deployments ?? [])) {
-        await fetch(`${config.gateway.url}/_ferry/deployments/${encodeURIComponent(d.id)}`, { method: 'DELETE' }).catch(
-          () => {},
-        );
+        await fetch(`${config.gateway.url}/_ferry/deployments/${encodeURIComponent(d.id)}`, {
+          method: 'DELETE',
+          headers,
+        }).catch(() => {});
       }
       await harness.ferry.close();
       for (const child of children) {
