@@ -11,7 +11,7 @@
  * gateway finds it again from its bundle folder, recorded with the replica.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { containerHostEnv } from '../config';
 import type { ContainerLimits } from '../container/bundleSpec';
@@ -26,10 +26,11 @@ import {
   readProcStartTicks,
   type StoredReplicaRecord,
 } from './replicaProcess';
+import type { TakenStandbyContainer } from './standbyContainer';
 
 /** Where the replica's socket folder is mounted inside its container. */
 export const SOCKET_DIR_IN_CONTAINER = '/run/ferry';
-const SOCKET_FILE = 'replica.sock';
+export const SOCKET_FILE = 'replica.sock';
 
 export interface ContainerReplicaOptions {
   runtime: ContainerRuntime;
@@ -121,4 +122,44 @@ export async function adoptContainerReplica(record: StoredReplicaRecord): Promis
   if (state?.status === 'running' && container.pid === record.pid) return new Replica(record, undefined, container);
   await container.remove().catch(() => undefined);
   return forget();
+}
+
+/** The replica a standby container (standbyContainer.ts) became once it took its command. */
+export function containerReplicaFromStandby(taken: TakenStandbyContainer, plan: LaunchPlan, revision: string): Replica {
+  const { container } = taken;
+  const record: StoredReplicaRecord = {
+    pid: container.pid,
+    port: 0,
+    socketPath: taken.socketPath,
+    startedAt: new Date().toISOString(),
+    procStartTicks: readProcStartTicks(container.pid),
+    logFile: taken.logFile,
+    planKey: replicaPlanKey(plan),
+    revision,
+    runtime: taken.runtime.name,
+    bundleDir: container.bundleDir,
+    rootfs: taken.rootfs,
+  };
+  const replica = new Replica(record, undefined, container);
+  replica.prestarted = true;
+  return replica;
+}
+
+/**
+ * Removes the containers under the gateway's bundle folder that no replica record names: a standby
+ * container of a gateway that crashed, or a replica whose start was cut short. Resolves to their ids.
+ */
+export async function removeOrphanContainers(stateDir: string, known: ReadonlySet<string>): Promise<string[]> {
+  const { bundles } = containerPaths(stateDir);
+  const names = await readdir(bundles).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    const bundleDir = path.join(bundles, name);
+    if (known.has(bundleDir)) continue;
+    const container = await Container.open(bundleDir).catch(() => undefined);
+    await container?.remove().catch(() => undefined);
+    await rm(bundleDir, { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
 }

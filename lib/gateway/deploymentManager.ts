@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { loadConfig, type ReplicaRuntimeSetting } from '../config';
 import { removeUnusedImageTrees } from '../oci/pull';
 import type { DeploymentAccess, DeploymentStatus, ImageRef, ReplicaResources } from '../targets/deploymentTarget';
-import { adoptContainerReplica } from './containerReplica';
+import { adoptContainerReplica, removeOrphanContainers } from './containerReplica';
 import { ControlRequestError } from './controlErrors';
 import {
   applyScalingChange,
@@ -24,12 +24,14 @@ import {
   launchPlanForImage,
   launchPlanForModelDir,
   type PulledImageForLaunch,
+  replicaPlanKey,
   withResources,
 } from './launchPlan';
 import { type DeploymentSpecFields, LocalDeployment, type LocalDeploymentContext } from './localDeployment';
 import { adoptReplica, probeReady, type Replica, readProcStartTicks, standbyBootEnv } from './replicaProcess';
 import { ReplicaRuntimes } from './replicaRuntime';
 import type { RevisionSet } from './revisionSet';
+import { StandbyContainer } from './standbyContainer';
 import { StandbyProcess } from './standbyProcess';
 import { normalizeTrafficPolicy } from './trafficPolicy';
 
@@ -80,6 +82,8 @@ export class DeploymentManager {
   private persistTimer: NodeJS.Timeout | undefined;
   readonly metrics = new GatewayMetrics();
   private readonly standby: StandbyProcess | undefined;
+  private readonly standbyContainer: StandbyContainer | undefined;
+  private readonly runtimes: ReplicaRuntimes;
   /** Image folders that applies in progress pulled or are pulling (not yet any revision's): never collected. */
   private readonly imagesPulling = new Map<string, number>();
   private collecting: Promise<void> = Promise.resolve();
@@ -89,8 +93,9 @@ export class DeploymentManager {
     this.standby = opts.standby
       ? new StandbyProcess(opts.stateDir, standbyBootEnv, readProcStartTicks, opts.log)
       : undefined;
+    this.standbyContainer = opts.standby ? new StandbyContainer(opts.stateDir, opts.log) : undefined;
     const replicaSettings = opts.replicaRuntime && opts.defaultResources ? undefined : loadConfig().replicas;
-    const runtimes = new ReplicaRuntimes(
+    this.runtimes = new ReplicaRuntimes(
       opts.replicaRuntime ?? replicaSettings!.runtime,
       opts.defaultResources ?? replicaSettings!.defaultResources,
       opts.log,
@@ -103,7 +108,8 @@ export class DeploymentManager {
       drainTimeoutMs: opts.drainTimeoutMs,
       metrics: this.metrics,
       standby: this.standby,
-      runtimes,
+      standbyContainer: this.standbyContainer,
+      runtimes: this.runtimes,
       persist: () => this.persist(),
       log: opts.log,
       epoch: randomBytes(4).toString('hex'),
@@ -263,7 +269,28 @@ export class DeploymentManager {
     }, this.opts.autoscaleTickMs);
     this.autoscaleTimer.unref();
     this.standby?.fill();
+    const known = new Set(
+      [...this.deployments.values()].flatMap((d) => d.replicas.flatMap((r) => r.record.bundleDir ?? [])),
+    );
+    for (const id of await removeOrphanContainers(this.opts.stateDir, known)) {
+      this.opts.log(`removed container ${id}: no replica of this gateway's`);
+    }
     await this.collectUnusedImages();
+    await this.fillStandbyContainer();
+  }
+
+  /** A standby container for the first hibernated deployment's image, so its first cold start has one. */
+  private async fillStandbyContainer(): Promise<void> {
+    if (!this.standbyContainer) return;
+    for (const d of this.deployments.values()) {
+      if (d.record.state !== 'hibernated') continue;
+      const plan = d.record.revisions[0]!.plan;
+      if (!StandbyContainer.canRun(plan)) continue;
+      const choice = await this.runtimes.choose(plan).catch(() => undefined);
+      if (choice?.kind === 'container')
+        this.standbyContainer.fillSoon(plan, choice.runtime, this.runtimes.limitsOf(plan), 0);
+      return;
+    }
   }
 
   private get imagesDir(): string {
@@ -277,6 +304,8 @@ export class DeploymentManager {
    */
   private imageTreesInUse(): string[] | undefined {
     const inUse = [...this.imagesPulling.keys()];
+    const standby = this.standbyContainer?.rootfs;
+    if (standby) inUse.push(standby);
     for (const d of this.deployments.values()) {
       for (const r of d.record.revisions) if (r.image) inUse.push(r.plan.container?.rootfs ?? r.plan.cwd);
       for (const x of [...d.replicas, ...d.retiring]) {
@@ -292,6 +321,11 @@ export class DeploymentManager {
   collectUnusedImages(): Promise<void> {
     this.collecting = this.collecting
       .then(async () => {
+        // A standby container for a plan no revision has any more would only hold its image.
+        const plans = [...this.deployments.values()].flatMap((d) =>
+          d.record.revisions.map((r) => replicaPlanKey(r.plan)),
+        );
+        await this.standbyContainer?.retainOnly(new Set(plans));
         const inUse = this.imageTreesInUse();
         if (!inUse) return;
         for (const dir of await removeUnusedImageTrees(this.imagesDir, inUse)) {
@@ -517,6 +551,7 @@ export class DeploymentManager {
     clearInterval(this.autoscaleTimer);
     clearTimeout(this.persistTimer);
     await this.standby?.close();
+    await this.standbyContainer?.close();
     if (stopReplicas) {
       await Promise.all([...this.deployments.values()].map((d) => d.hibernate().catch(() => undefined)));
     }

@@ -8,7 +8,7 @@
  */
 import * as path from 'node:path';
 import type { ReplicaEvent } from '../targets/deploymentTarget';
-import { spawnContainerReplica } from './containerReplica';
+import { containerReplicaFromStandby, spawnContainerReplica } from './containerReplica';
 import type { DeploymentRecord } from './deploymentStore';
 import type { GatewayMetrics } from './gatewayMetrics';
 import { replicaPlanKey } from './launchPlan';
@@ -16,6 +16,7 @@ import type { OperationQueue } from './operationQueue';
 import { type Replica, spawnReplica, waitUntilReady } from './replicaProcess';
 import type { ReplicaRuntimes } from './replicaRuntime';
 import type { RevisionSet } from './revisionSet';
+import type { StandbyContainer } from './standbyContainer';
 import type { StandbyProcess } from './standbyProcess';
 
 export interface ReconcilerContext {
@@ -27,6 +28,8 @@ export interface ReconcilerContext {
   metrics: GatewayMetrics;
   /** A pre-started process that the next replica start may use. */
   standby: StandbyProcess | undefined;
+  /** A pre-started container that the next container replica of its plan may become. */
+  standbyContainer: StandbyContainer | undefined;
   /** Whether an image's replicas run as containers (and under which runtime) or as processes. */
   runtimes: ReplicaRuntimes;
   /** Saves all records; resolves once they are on disk. */
@@ -212,13 +215,20 @@ export class Reconciler {
     const plan = set.spec.plan;
     const choice = await this.ctx.runtimes.choose(plan);
     if (choice.kind === 'container') {
-      return spawnContainerReplica(plan, {
-        runtime: choice.runtime,
-        limits: this.ctx.runtimes.limitsOf(plan),
-        stateDir: this.ctx.stateDir,
-        logDir,
-        revision: set.name,
-      });
+      const limits = this.ctx.runtimes.limitsOf(plan);
+      const standby = this.ctx.standbyContainer;
+      const taken = await standby?.take(plan);
+      const replica = taken
+        ? containerReplicaFromStandby(taken, plan, set.name)
+        : await spawnContainerReplica(plan, {
+            runtime: choice.runtime,
+            limits,
+            stateDir: this.ctx.stateDir,
+            logDir,
+            revision: set.name,
+          });
+      standby?.fillSoon(plan, choice.runtime, limits); // for the next cold start of this plan
+      return replica;
     }
     if (choice.fallback && !this.fallbackNoted.has(set.name)) {
       this.fallbackNoted.add(set.name);

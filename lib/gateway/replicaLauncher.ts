@@ -9,6 +9,11 @@
  * compiled from scratch on every cold start. From then on it is the replica: the gateway records its
  * pid like any other. If stdin ends before a command (the gateway went away), it exits.
  *
+ * Inside a standby container (standbyContainer.ts) there is no stdin to write to: with
+ * FERRY_STANDBY_COMMAND_SOCKET=<path> it listens on that Unix socket (in the container's bind-mounted
+ * socket folder) and takes the first line of the first connection as the command instead. A command
+ * with `inheritEnv` adds its env to the one it booted with (the container's) rather than replacing it.
+ *
  * With FERRY_STANDBY_PREWARM=<script> (and FERRY_STANDBY_CACHE_DIR) in its boot environment, it loads
  * that script ahead of the command: a script that knows the standby hook (runtime/server/main.ts)
  * evaluates its imports and hands back its entry, which the command then starts — if it names the same
@@ -18,8 +23,9 @@
  * Only node builtins here: whatever the script needs, it loads from its own location.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Module from 'node:module';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
 
@@ -30,6 +36,8 @@ export interface LaunchCommand {
   cwd: string;
   /** Where V8 code caches are kept; none when absent. */
   cacheDir?: string;
+  /** Keep the boot environment (without the FERRY_STANDBY_ settings) under `env`. */
+  inheritEnv?: boolean;
 }
 
 interface ModuleInternals {
@@ -39,6 +47,35 @@ interface ModuleInternals {
   _resolveFilename(request: string, parent: unknown, isMain: boolean, options?: unknown): string;
   _extensions: unknown;
   wrap(source: string): string;
+}
+
+/** The first line of the first connection to a Unix socket at `socketPath`, which then goes away. */
+function readCommandFromSocket(socketPath: string): Promise<LaunchCommand | undefined> {
+  return new Promise((resolve) => {
+    const server = net.createServer((conn) => {
+      let text = '';
+      conn.setEncoding('utf8');
+      conn.on('data', (chunk: string) => {
+        text += chunk;
+        const nl = text.indexOf('\n');
+        if (nl === -1) return;
+        conn.end();
+        server.close();
+        try {
+          rmSync(socketPath, { force: true });
+        } catch {
+          /* the folder's owner may tidy it */
+        }
+        resolve(JSON.parse(text.slice(0, nl)) as LaunchCommand);
+      });
+      conn.on('error', () => undefined);
+    });
+    server.on('error', (err) => {
+      process.stderr.write(`${new Date().toISOString()} ferry standby launcher: ${socketPath}: ${err.message}\n`);
+      resolve(undefined);
+    });
+    server.listen(socketPath);
+  });
 }
 
 function readCommand(): Promise<LaunchCommand | undefined> {
@@ -197,12 +234,16 @@ async function main(): Promise<void> {
       );
     }
   }
-  const command = await readCommand();
+  const commandSocket = process.env.FERRY_STANDBY_COMMAND_SOCKET;
+  const command = await (commandSocket ? readCommandFromSocket(commandSocket) : readCommand());
   if (!command) process.exit(0);
   const launchedAt = performance.now();
   process.chdir(command.cwd);
+  const booted = command.inheritEnv
+    ? Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('FERRY_STANDBY_')))
+    : {};
   for (const name of Object.keys(process.env)) delete process.env[name];
-  Object.assign(process.env, command.env);
+  Object.assign(process.env, booted, command.env);
   (Module as unknown as ModuleInternals)._initPaths(); // NODE_PATH of the replica's environment
   process.argv = [process.execPath, command.script, ...command.args];
   // What `ps` shows: the same command line as a replica started directly (the gateway reserved room).

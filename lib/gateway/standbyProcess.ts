@@ -203,7 +203,7 @@ function stopWaiting(entry: Waiting): void {
 const launchers = new Map<string, Promise<string>>();
 
 /** `<stateDir>/gateway/runtime/launcher-<hash>.js`: replicaLauncher.ts bundled into plain CommonJS. */
-function bundleLauncher(stateDir: string): Promise<string> {
+export function bundleLauncher(stateDir: string): Promise<string> {
   let p = launchers.get(stateDir);
   if (!p) {
     p = (async () => {

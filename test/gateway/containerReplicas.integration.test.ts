@@ -162,18 +162,32 @@ describe('image replicas as containers under youki (the default)', { timeout: 24
     assert.equal(await cg.memoryLimit(cgroupOf(newPid)), 192 * MiB);
   });
 
-  test('scaled to zero, a request wakes a container replica', async () => {
+  test('scaled to zero, a request wakes the standby container, which loaded the server in advance', async () => {
     const before = await target.status('c');
     const pid = before.replicas[0]!.pid;
     await target.hibernate('c');
     await assertAllDead([pid], 'hibernate');
+    await eventually('a standby container', () =>
+      fx.logs.some((l) => /standby container \S+ \(youki\) started/.test(l)),
+    );
     const res = await inferThrough(before.endpoint);
     assert.equal(res.status, 200, JSON.stringify(res.json));
     assert.deepEqual(res.json.outputs[0].data, expected);
     const after = await target.status('c');
     assert.equal(after.coldStarts, before.coldStarts + 1);
     assert.equal(after.replicas[0]!.runtime, 'youki');
-    assert.notEqual(after.replicas[0]!.pid, pid);
+    const woke = after.replicas[0]!.pid;
+    assert.notEqual(woke, pid);
+    assert.ok(
+      fx.logs.some((l) => l.includes(`started replica pid(s) ${woke}:0 (pre-started) (youki)`)),
+      fx.logs.join('\n'),
+    );
+    // The standby container became the replica with the spec's limits and the same confinement.
+    assert.equal(await (await HostCgroups.read()).memoryLimit(cgroupOf(woke)), 192 * MiB);
+    const proc = procStatus(woke);
+    assert.equal(proc.Uid!.split('\t')[0], '65532');
+    assert.equal(proc.NoNewPrivs, '1');
+    assert.equal(proc.Seccomp, '2');
   });
 
   test('a restarted gateway adopts the running container and keeps serving through its socket', async () => {
