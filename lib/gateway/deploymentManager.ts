@@ -84,7 +84,7 @@ export class DeploymentManager {
   private readonly standby: StandbyProcess | undefined;
   private readonly standbyContainer: StandbyContainer | undefined;
   private readonly runtimes: ReplicaRuntimes;
-  /** Image folders that applies in progress pulled or are pulling (not yet any revision's): never collected. */
+  /** Image folders of applies in progress (their pulls, not yet any revision's): never collected. */
   private readonly imagesPulling = new Map<string, number>();
   private collecting: Promise<void> = Promise.resolve();
 
@@ -93,7 +93,9 @@ export class DeploymentManager {
     this.standby = opts.standby
       ? new StandbyProcess(opts.stateDir, standbyBootEnv, readProcStartTicks, opts.log)
       : undefined;
-    this.standbyContainer = opts.standby ? new StandbyContainer(opts.stateDir, opts.log) : undefined;
+    this.standbyContainer = opts.standby
+      ? new StandbyContainer(opts.stateDir, opts.log, (key) => this.livePlanKeys().has(key))
+      : undefined;
     const replicaSettings = opts.replicaRuntime && opts.defaultResources ? undefined : loadConfig().replicas;
     this.runtimes = new ReplicaRuntimes(
       opts.replicaRuntime ?? replicaSettings!.runtime,
@@ -293,6 +295,13 @@ export class DeploymentManager {
     }
   }
 
+  /** The replica plan keys of every revision of every deployment. */
+  private livePlanKeys(): Set<string> {
+    return new Set(
+      [...this.deployments.values()].flatMap((d) => d.record.revisions.map((r) => replicaPlanKey(r.plan))),
+    );
+  }
+
   private get imagesDir(): string {
     return path.join(this.opts.stateDir, 'images');
   }
@@ -322,10 +331,7 @@ export class DeploymentManager {
     this.collecting = this.collecting
       .then(async () => {
         // A standby container for a plan no revision has any more would only hold its image.
-        const plans = [...this.deployments.values()].flatMap((d) =>
-          d.record.revisions.map((r) => replicaPlanKey(r.plan)),
-        );
-        await this.standbyContainer?.retainOnly(new Set(plans));
+        await this.standbyContainer?.retainOnly(this.livePlanKeys());
         const inUse = this.imageTreesInUse();
         if (!inUse) return;
         for (const dir of await removeUnusedImageTrees(this.imagesDir, inUse)) {
@@ -378,8 +384,14 @@ export class DeploymentManager {
     authorize: AuthorizeApply = keepOrDefault,
   ): Promise<DeploymentStatus> {
     const spec = parseDeploymentSpec(id, body, { registries: this.opts.registries });
-    const reserved: string[] = [];
-    return this.withIdLock(id, () => this.applyParsed(id, spec, ifMatch, authorize, reserved)).finally(() => {
+    // The folders its images unpack into are kept from the moment it is asked (it may wait for the
+    // id's lock first) until it is over; a collection already under way finishes before it pulls.
+    const reserved = spec.revisions.flatMap((r) => (r.image ? [path.join(this.imagesDir, imageDirName(r.image))] : []));
+    for (const dir of reserved) this.imagesPulling.set(dir, (this.imagesPulling.get(dir) ?? 0) + 1);
+    return this.withIdLock(id, async () => {
+      await this.collecting;
+      return this.applyParsed(id, spec, ifMatch, authorize);
+    }).finally(() => {
       for (const dir of reserved) {
         const n = (this.imagesPulling.get(dir) ?? 1) - 1;
         if (n > 0) this.imagesPulling.set(dir, n);
@@ -389,20 +401,18 @@ export class DeploymentManager {
     });
   }
 
-  /** `reserved`: the image folders this apply pulls into are added to it (and kept until it ends). */
   private async applyParsed(
     id: string,
     spec: ParsedSpec,
     ifMatch: string | undefined,
     authorize: AuthorizeApply,
-    reserved: string[],
   ): Promise<DeploymentStatus> {
     const existing = this.deployments.get(id);
     const access = authorize(existing?.record.access, spec.access);
     this.checkIfMatch(id, ifMatch);
     const revisions: RevisionRecord[] = [];
     for (const r of spec.revisions) {
-      const revision = await this.resolveRevision(r, existing, reserved);
+      const revision = await this.resolveRevision(r, existing);
       revisions.push({ ...revision, plan: withResources(revision.plan, spec.resources) });
     }
     const fields: DeploymentSpecFields = {
@@ -479,24 +489,18 @@ export class DeploymentManager {
   }
 
   /** A revision with its launch plan; pulls only when no revision of the deployment runs that image already. */
-  private async resolveRevision(
-    r: ParsedRevision,
-    existing: LocalDeployment | undefined,
-    reserved: string[],
-  ): Promise<RevisionRecord> {
+  private async resolveRevision(r: ParsedRevision, existing: LocalDeployment | undefined): Promise<RevisionRecord> {
     const base = { name: r.name, ...(r.replicas !== undefined ? { replicas: r.replicas } : {}) };
     if (r.modelDir)
       return { ...base, modelDir: r.modelDir, plan: await launchPlanForModelDir(r.modelDir, this.opts.stateDir) };
     const ref = r.image!;
     const running = existing?.record.revisions.find((x) => sameImage(x.image, ref));
     if (running) return { ...base, image: ref, plan: running.plan };
-    return { ...base, image: ref, plan: await this.pullPlan(ref, reserved) };
+    return { ...base, image: ref, plan: await this.pullPlan(ref) };
   }
 
-  private async pullPlan(ref: ImageRef, reserved: string[]): Promise<LaunchPlan> {
+  private async pullPlan(ref: ImageRef): Promise<LaunchPlan> {
     const destDir = path.join(this.imagesDir, imageDirName(ref));
-    reserved.push(destDir);
-    this.imagesPulling.set(destDir, (this.imagesPulling.get(destDir) ?? 0) + 1);
     let pulled: PulledImageForLaunch;
     try {
       pulled = await this.opts.pullImage(ref, destDir);

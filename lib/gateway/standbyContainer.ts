@@ -75,6 +75,8 @@ export class StandbyContainer {
   constructor(
     private readonly stateDir: string,
     private readonly log: (message: string) => void,
+    /** Whether a plan (by replicaPlanKey) is still some revision's: a standby for another is not started. */
+    private readonly wanted: (planKey: string) => boolean,
   ) {}
 
   static canRun(plan: LaunchPlan): boolean {
@@ -97,7 +99,7 @@ export class StandbyContainer {
     clearTimeout(this.refillTimer);
     this.refillTimer = setTimeout(() => {
       this.refillTimer = undefined;
-      if (this.filling || this.isFor(plan)) return;
+      if (this.filling || this.isFor(plan) || !this.wanted(replicaPlanKey(plan))) return;
       this.filling = this.fill(plan, runtime, limits)
         .catch((err: Error) => this.log(`standby container not started: ${err.message}`))
         .finally(() => (this.filling = undefined));
