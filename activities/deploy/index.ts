@@ -7,14 +7,18 @@
  * with the same image changes nothing, so a retry is a no-op too.
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { getPool } from '../../lib/db/pool';
+import { loadOptimizationResults } from '../../lib/optimize/results';
 import {
   type DeploymentAccess,
   DeploymentNotFoundError,
   type DeploymentSpec,
   type DeploymentStatus,
   type ImageRef,
+  type ReplicaResources,
 } from '../../lib/targets/deploymentTarget';
 import { GatewayRequestError } from '../../lib/targets/local';
+import { resourcesForMeasurement } from '../../lib/targets/replicaResources';
 import { RevisionConflictError, specWithCanary } from '../../lib/targets/revisions';
 import {
   type CanaryRequest,
@@ -55,6 +59,7 @@ const MAX_CONFLICTS = 5;
 export async function deployToLocalTarget(input: DeployInput): Promise<DeployResult> {
   if (input.canary) return deployCanaryRevision(input, input.canary);
   const { target, repo } = activityDeps();
+  const resources = await plannedResources(input.modelVersionId);
   const status = await whileHeartbeating({ step: 'starting replicas' }, () =>
     target.apply({
       id: input.deploymentId,
@@ -62,6 +67,7 @@ export async function deployToLocalTarget(input: DeployInput): Promise<DeployRes
       replicas: input.replicas,
       image: imageRefOf(input.image),
       ...(input.access ? { access: input.access } : {}),
+      ...(resources ? { resources } : {}),
     }),
   );
   const inferUrl = inferUrlOf(status.endpoint, input.model);
@@ -178,6 +184,20 @@ async function deployCanaryRevision(
     { canaryOf: canary.of, image: input.image.digest },
   );
   return { endpoint: status.endpoint, inferUrl, replicas, canary: result };
+}
+
+/**
+ * The replicas' limits from the chosen plan's measured row (peak memory, cores): see
+ * lib/targets/replicaResources.ts. None when the plan has no measurement; the gateway's defaults apply.
+ */
+async function plannedResources(modelVersionId: number): Promise<ReplicaResources | undefined> {
+  const rows = await loadOptimizationResults(getPool(activityDeps().config.postgres.url), modelVersionId);
+  const measured = rows.find((r) => r.chosen)?.benchmark as { peakRssBytes?: unknown; cores?: unknown } | undefined;
+  if (typeof measured?.peakRssBytes !== 'number' || !(measured.peakRssBytes > 0)) return undefined;
+  return resourcesForMeasurement({
+    peakRssBytes: measured.peakRssBytes,
+    cores: typeof measured.cores === 'number' ? measured.cores : 1,
+  });
 }
 
 function imageRefOf(image: ImageRecord): ImageRef {
