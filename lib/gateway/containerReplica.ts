@@ -146,20 +146,29 @@ export function containerReplicaFromStandby(taken: TakenStandbyContainer, plan: 
 }
 
 /**
- * Removes the containers under the gateway's bundle folder that no replica record names: a standby
- * container of a gateway that crashed, or a replica whose start was cut short. Resolves to their ids.
+ * Removes the containers under the gateway's bundle folder, and the containers' socket folders, that
+ * no live replica record names: a standby container of a gateway that crashed, or a replica whose
+ * start was cut short. Resolves to the containers' ids.
  */
-export async function removeOrphanContainers(stateDir: string, known: ReadonlySet<string>): Promise<string[]> {
-  const { bundles } = containerPaths(stateDir);
-  const names = await readdir(bundles).catch(() => [] as string[]);
+export async function removeOrphanContainers(
+  stateDir: string,
+  live: readonly StoredReplicaRecord[],
+): Promise<string[]> {
+  const { bundles, sockets } = containerPaths(stateDir);
+  const knownBundles = new Set(live.flatMap((r) => r.bundleDir ?? []));
+  const knownSockets = new Set(live.flatMap((r) => (r.socketPath ? [path.dirname(r.socketPath)] : [])));
   const removed: string[] = [];
-  for (const name of names) {
+  for (const name of await readdir(bundles).catch(() => [] as string[])) {
     const bundleDir = path.join(bundles, name);
-    if (known.has(bundleDir)) continue;
+    if (knownBundles.has(bundleDir)) continue;
     const container = await Container.open(bundleDir).catch(() => undefined);
     await container?.remove().catch(() => undefined);
     await rm(bundleDir, { recursive: true, force: true });
     removed.push(name);
+  }
+  for (const name of await readdir(sockets).catch(() => [] as string[])) {
+    const dir = path.join(sockets, name);
+    if (name.startsWith('c-') && !knownSockets.has(dir)) await rm(dir, { recursive: true, force: true });
   }
   return removed;
 }

@@ -271,10 +271,8 @@ export class DeploymentManager {
     }, this.opts.autoscaleTickMs);
     this.autoscaleTimer.unref();
     this.standby?.fill();
-    const known = new Set(
-      [...this.deployments.values()].flatMap((d) => d.replicas.flatMap((r) => r.record.bundleDir ?? [])),
-    );
-    for (const id of await removeOrphanContainers(this.opts.stateDir, known)) {
+    const live = [...this.deployments.values()].flatMap((d) => d.replicas.map((r) => r.record));
+    for (const id of await removeOrphanContainers(this.opts.stateDir, live)) {
       this.opts.log(`removed container ${id}: no replica of this gateway's`);
     }
     await this.collectUnusedImages();

@@ -121,14 +121,16 @@ export function rulesTo(rules: TrafficRule[], revision: string): TrafficRule[] {
   return rules.filter((r) => r.revision === revision);
 }
 
+/** What a revision change keeps of the spec: scaling, and the replicas' limits (new ones would restart them). */
 function scalingOf(
   current: DeploymentStatus,
-): Pick<DeploymentSpec, 'model' | 'replicas' | 'autoscaling' | 'scaleToZeroAfterMs'> {
+): Pick<DeploymentSpec, 'model' | 'replicas' | 'autoscaling' | 'scaleToZeroAfterMs' | 'resources'> {
   const s = current.spec;
   return {
     model: s.model,
     ...(s.replicas !== undefined ? { replicas: s.replicas } : {}),
     ...(s.autoscaling ? { autoscaling: s.autoscaling } : {}),
     scaleToZeroAfterMs: s.scaleToZeroAfterMs ?? null,
+    ...(s.resources ? { resources: s.resources } : {}),
   };
 }

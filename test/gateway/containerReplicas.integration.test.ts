@@ -8,11 +8,12 @@
  * and replaced, and its deployment's events say so; plain processes remain, as a fallback that says why.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../lib/config';
+import { runContainer } from '../../lib/container/container';
 import { HostCgroups } from '../../lib/container/hostCgroups';
 import { startGateway } from '../../lib/gateway';
 import { buildModelImage, pushImage } from '../../lib/image/modelImage';
@@ -190,13 +191,27 @@ describe('image replicas as containers under youki (the default)', { timeout: 24
     assert.equal(proc.Seccomp, '2');
   });
 
-  test('a restarted gateway adopts the running container and keeps serving through its socket', async () => {
+  test('a restarted gateway adopts the running container, and removes one no replica record names', async () => {
     const first = await target.status('c');
     const pid = first.replicas[0]!.pid;
     const stateDir = path.join(fx.dir, 'state');
     await fx.gateway.close({ stopReplicas: false });
     assert.ok(isAlive(pid), 'the container outlives its gateway');
+    // What a gateway that crashed would leave: a container of its own that no record names.
+    const [tree] = readdirSync(path.join(stateDir, 'images'));
+    const orphan = await runContainer({
+      rootfs: path.join(stateDir, 'images', tree!, 'rootfs'),
+      image: { Entrypoint: ['/usr/bin/node', '-e', 'setInterval(() => {}, 1000)'], User: '65532:65532' },
+      limits: { cpus: 0.5, memoryBytes: 64 * MiB },
+      bundlesDir: path.join(stateDir, 'gateway', 'containers'),
+    });
     fx.gateway = await startGateway({ port: 0, stateDir, stopGraceMs: 5000, log: (m) => fx.logs.push(m) });
+    assert.ok(
+      fx.logs.some((l) => l.includes(`removed container ${orphan.id}`)),
+      fx.logs.join('\n'),
+    );
+    assert.ok(!existsSync(orphan.bundleDir));
+    await assertAllDead([orphan.pid], 'the orphan container');
     target = new LocalTarget(fx.gateway.url);
     const adopted = await target.status('c');
     assert.equal(adopted.state, 'running');
