@@ -72,16 +72,45 @@ function num(name: string, fallback?: number): number {
   return value;
 }
 
-/**
- * A folder: from the environment as given (relative to the working directory), else the stack default,
- * which is relative to the repository root or, with a leading ~/, to the home folder.
- */
-function dir(name: string): string {
-  const raw = optional(name);
-  if (raw !== undefined) return path.resolve(raw);
+/** A folder's stack default: relative to the repository root or, with a leading ~/, to the home folder. */
+function defaultDir(name: string): string {
   const fallback = stackDefault(name);
   if (fallback.startsWith('~/')) return path.join(os.homedir(), fallback.slice(2));
   return path.resolve(repoRoot, fallback);
+}
+
+/** A folder: from the environment as given (relative to the working directory), else the stack default. */
+function dir(name: string): string {
+  const raw = optional(name);
+  return raw === undefined ? defaultDir(name) : path.resolve(raw);
+}
+
+/**
+ * The dev stack's own credentials (FERRY_S3_ACCESS_KEY, FERRY_S3_SECRET_KEY, FERRY_REGISTRY_USER,
+ * FERRY_REGISTRY_PASSWORD): made per install by infra/stack.sh on its first start, in this file of its
+ * state dir (mode 0600, defaults.env's format). A variable set in the environment wins over a line.
+ */
+export const STACK_CREDENTIALS_FILE = 'stack-credentials.env';
+
+/**
+ * The stack credentials in `stateDir`, else in the default state dir: a Ferry process with a state dir of
+ * its own (a test's, a second `ferry up`) still reaches this clone's dev stack. Empty when there are none
+ * (the stack was never started); read on every loadConfig, so a process sees a stack started after it.
+ */
+export function readStackCredentials(stateDir: string): Record<string, string> {
+  for (const folder of new Set([stateDir, defaultDir('FERRY_STATE_DIR')])) {
+    const file = path.join(folder, STACK_CREDENTIALS_FILE);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+      throw new Error(`cannot read the dev stack's credentials in ${file}: ${(err as Error).message}`);
+    }
+    return parseStackDefaults(text, file);
+  }
+  return {};
 }
 
 function registryCredentials(username: string | undefined, password: string | undefined) {
@@ -149,8 +178,12 @@ export interface FerryConfig {
     tls: TemporalTlsSettings | undefined;
   };
   postgres: { url: string };
+  /** The keys: FERRY_S3_ACCESS_KEY and FERRY_S3_SECRET_KEY, else the stack's (empty when there are none). */
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string };
-  /** credentials: FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, sent to this registry only when it asks. */
+  /**
+   * credentials: FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, else the stack's; sent to this registry
+   * only, when it asks.
+   */
   registry: { url: string; credentials?: { username: string; password: string } };
   /**
    * limits: the gateway's connection cap and slow-client timeouts (lib/gateway/serverLimits.ts):
@@ -226,6 +259,9 @@ function replicaRuntimeSetting(raw: string | undefined): ReplicaRuntimeSetting {
 }
 
 export function loadConfig(): FerryConfig {
+  const stateDir = dir('FERRY_STATE_DIR');
+  const stackCredentials = readStackCredentials(stateDir);
+  const credential = (name: string): string | undefined => optional(name) ?? stackCredentials[name];
   const temporalPort = num('FERRY_TEMPORAL_PORT');
   const temporalUiPort = num('FERRY_TEMPORAL_UI_PORT');
   const pgPort = num('FERRY_PG_PORT');
@@ -239,7 +275,7 @@ export function loadConfig(): FerryConfig {
   const registryUrl = str('FERRY_REGISTRY_URL', `http://127.0.0.1:${registryPort}`);
   return {
     repoRoot,
-    stateDir: dir('FERRY_STATE_DIR'),
+    stateDir,
     cacheDir: dir('FERRY_CACHE_DIR'),
     temporal: {
       address: str('FERRY_TEMPORAL_ADDRESS', `127.0.0.1:${temporalPort}`),
@@ -255,12 +291,12 @@ export function loadConfig(): FerryConfig {
       endpoint: str('FERRY_S3_ENDPOINT', `http://127.0.0.1:${s3Port}`),
       bucket: str('FERRY_S3_BUCKET'),
       region: str('FERRY_S3_REGION'),
-      accessKeyId: str('FERRY_S3_ACCESS_KEY'),
-      secretAccessKey: str('FERRY_S3_SECRET_KEY'),
+      accessKeyId: credential('FERRY_S3_ACCESS_KEY') ?? '',
+      secretAccessKey: credential('FERRY_S3_SECRET_KEY') ?? '',
     },
     registry: {
       url: registryUrl,
-      ...registryCredentials(optional('FERRY_REGISTRY_USER'), optional('FERRY_REGISTRY_PASSWORD')),
+      ...registryCredentials(credential('FERRY_REGISTRY_USER'), credential('FERRY_REGISTRY_PASSWORD')),
     },
     gateway: {
       host: str('FERRY_GATEWAY_HOST', '127.0.0.1'),

@@ -154,7 +154,11 @@ export class ObjectStore {
       );
     }
     if (err instanceof Error) {
-      err.message = `${what} in bucket ${this.bucket} failed: ${err.message}`;
+      // Without keys every request is refused: say where they come from rather than just "denied".
+      const hint = this.s3.accessKeyId
+        ? ''
+        : ' (no S3 keys: set FERRY_S3_ACCESS_KEY and FERRY_S3_SECRET_KEY, or start the dev stack, which makes them)';
+      err.message = `${what} in bucket ${this.bucket} failed: ${err.message}${hint}`;
       return err;
     }
     return new Error(`${what} failed: ${String(err)}`);

@@ -12,13 +12,16 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../lib/config';
 import { buildModelImage, pushImage } from '../../lib/image/modelImage';
+import { RegistryClient } from '../../lib/oci/registry';
 import { DeploymentNotFoundError } from '../../lib/targets/deploymentTarget';
 import { LocalTarget } from '../../lib/targets/local';
 import { assertAllDead, directOutput, inferThrough, MLP_V1, startTestGateway } from './gatewayFixture';
 
+/** GET /v2/ with the configured credentials (the dev stack's registry wants them) succeeds. */
 async function registryAnswers(url: string): Promise<boolean> {
   try {
-    return (await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) })).status === 200;
+    await new RegistryClient(url, { timeoutMs: 2000, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } }).ping();
+    return true;
   } catch {
     return false;
   }

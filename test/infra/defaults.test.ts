@@ -7,11 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, realpathSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { type FerryConfig, parseStackDefaults, readStackDefaults } from '../../lib/config';
+import { type FerryConfig, parseStackDefaults, readStackDefaults, STACK_CREDENTIALS_FILE } from '../../lib/config';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(__dirname, '../..');
@@ -75,6 +76,7 @@ describe('stack defaults: lib/config.ts and infra/stack.sh', () => {
         FERRY_PG_USER: 'alice',
         FERRY_PG_DATABASE: 'meta',
         FERRY_S3_BUCKET: 'other-bucket',
+        FERRY_S3_ACCESS_KEY: 'alice-key',
         FERRY_S3_SECRET_KEY: 's3cret',
         FERRY_TEMPORAL_PORT: '7300',
         FERRY_TEMPORAL_NAMESPACE: 'ns',
@@ -112,8 +114,9 @@ describe('stack defaults: lib/config.ts and infra/stack.sh', () => {
           FERRY_S3_ENDPOINT: stack.FERRY_S3_ENDPOINT,
           FERRY_S3_BUCKET: stack.FERRY_S3_BUCKET,
           FERRY_S3_REGION: stack.FERRY_S3_REGION,
-          FERRY_S3_ACCESS_KEY: stack.FERRY_S3_ACCESS_KEY,
-          FERRY_S3_SECRET_KEY: stack.FERRY_S3_SECRET_KEY,
+          // none yet (a stack never started): stack.sh prints no export, lib/config.ts has empty keys
+          FERRY_S3_ACCESS_KEY: stack.FERRY_S3_ACCESS_KEY ?? '',
+          FERRY_S3_SECRET_KEY: stack.FERRY_S3_SECRET_KEY ?? '',
           FERRY_REGISTRY_URL: stack.FERRY_REGISTRY_URL,
         },
       );
@@ -130,6 +133,85 @@ describe('stack defaults: lib/config.ts and infra/stack.sh', () => {
     );
     assert.equal(config.stateDir, path.join(repoRoot, defaults.FERRY_STATE_DIR));
     assert.equal(config.worker.metricsPort, Number(defaults.FERRY_WORKER_METRICS_PORT));
+  });
+});
+
+/**
+ * The stack's credentials are made per install (stack.sh credentials/start) into the state dir, and both
+ * readers take them from there, the environment winning. `stack.sh credentials` starts nothing.
+ */
+describe('stack credentials: per install, in the state dir', () => {
+  const NAMES = ['FERRY_S3_ACCESS_KEY', 'FERRY_S3_SECRET_KEY', 'FERRY_REGISTRY_USER', 'FERRY_REGISTRY_PASSWORD'];
+  const scratch = mkdtempSync(path.join(tmpdir(), 'ferry-credentials-test-'));
+  after(() => rmSync(scratch, { recursive: true, force: true }));
+
+  function fromConfig(config: FerryConfig): Record<string, string | undefined> {
+    return {
+      FERRY_S3_ACCESS_KEY: config.s3.accessKeyId,
+      FERRY_S3_SECRET_KEY: config.s3.secretAccessKey,
+      FERRY_REGISTRY_USER: config.registry.credentials?.username,
+      FERRY_REGISTRY_PASSWORD: config.registry.credentials?.password,
+    };
+  }
+
+  test('defaults.env has no S3 keys or registry password: nothing fixed to guess', () => {
+    for (const name of NAMES) assert.ok(!(name in defaults), `${name} has no default`);
+  });
+
+  test('made once with mode 0600, random per state dir, kept by the next run, read by lib/config.ts', async () => {
+    const made: Record<string, string>[] = [];
+    for (const dir of ['a', 'b', 'a']) {
+      const env = cleanEnv({ FERRY_STATE_DIR: path.join(scratch, dir) });
+      const { stdout } = await run('bash', [path.join(repoRoot, 'infra/stack.sh'), 'credentials'], { env });
+      const printed = Object.fromEntries(
+        [...stdout.matchAll(/^export (FERRY_[A-Z0-9_]+)='(.*)'$/gm)].map((m) => [m[1], m[2]] as const),
+      );
+      assert.deepEqual(Object.keys(printed).sort(), [...NAMES].sort());
+      const file = path.join(scratch, dir, STACK_CREDENTIALS_FILE);
+      assert.equal(statSync(file).mode & 0o777, 0o600, `${file} is private`);
+      assert.deepEqual(fromConfig(await configIn(env)), printed, 'lib/config.ts reads the same file');
+      assert.deepEqual((await stackEnvIn(env)).FERRY_REGISTRY_PASSWORD, printed.FERRY_REGISTRY_PASSWORD);
+      made.push(printed);
+    }
+    const [a, b, aAgain] = made;
+    assert.deepEqual(aAgain, a, 'a second run keeps what the first made');
+    assert.notEqual(a.FERRY_S3_SECRET_KEY, b.FERRY_S3_SECRET_KEY, 'another install, other keys');
+    assert.notEqual(a.FERRY_REGISTRY_PASSWORD, b.FERRY_REGISTRY_PASSWORD);
+    assert.match(a.FERRY_S3_SECRET_KEY, /^[0-9a-f]{48}$/);
+    assert.match(a.FERRY_REGISTRY_PASSWORD, /^[0-9a-f]{48}$/);
+  });
+
+  test('a variable set in the environment wins over the file, in both readers', async () => {
+    const stateDir = path.join(scratch, 'override');
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(
+      path.join(stateDir, STACK_CREDENTIALS_FILE),
+      'FERRY_S3_ACCESS_KEY=file-key\nFERRY_S3_SECRET_KEY=file-secret\nFERRY_REGISTRY_USER=file-user\nFERRY_REGISTRY_PASSWORD=file-pw\n',
+      { mode: 0o600 },
+    );
+    const env = cleanEnv({
+      FERRY_STATE_DIR: stateDir,
+      FERRY_S3_SECRET_KEY: 'env-secret',
+      FERRY_REGISTRY_PASSWORD: 'env-pw',
+    });
+    const want = {
+      FERRY_S3_ACCESS_KEY: 'file-key',
+      FERRY_S3_SECRET_KEY: 'env-secret',
+      FERRY_REGISTRY_USER: 'file-user',
+      FERRY_REGISTRY_PASSWORD: 'env-pw',
+    };
+    assert.deepEqual(fromConfig(await configIn(env)), want);
+    const stack = await stackEnvIn(env);
+    assert.deepEqual(Object.fromEntries(NAMES.map((name) => [name, stack[name]])), want);
+  });
+
+  test("a Ferry process with a state dir of its own uses the default state dir's credentials", async () => {
+    const own = path.join(scratch, 'a-test-of-its-own');
+    mkdirSync(own, { recursive: true });
+    assert.deepEqual(
+      fromConfig(await configIn(cleanEnv({ FERRY_STATE_DIR: own }))),
+      fromConfig(await configIn(cleanEnv())),
+    );
   });
 });
 
@@ -162,8 +244,6 @@ describe('stack defaults: docker-compose.yml', () => {
       'FERRY_TASK_QUEUE',
       'FERRY_S3_BUCKET',
       'FERRY_S3_REGION',
-      'FERRY_S3_ACCESS_KEY',
-      'FERRY_S3_SECRET_KEY',
       'FERRY_GATEWAY_PORT',
       'FERRY_API_PORT',
     ])
@@ -192,9 +272,25 @@ describe('stack defaults: docker-compose.yml', () => {
       [...compose.matchAll(/- -bucket=(\S+)$/gm)].map((m) => m[1]),
       [defaults.FERRY_S3_BUCKET],
     );
-    const s3 = JSON.parse(readFileSync(path.join(repoRoot, 'infra/compose/seaweedfs-s3.json'), 'utf8'));
-    assert.deepEqual(s3.identities[0].credentials, [
-      { accessKey: defaults.FERRY_S3_ACCESS_KEY, secretKey: defaults.FERRY_S3_SECRET_KEY },
-    ]);
+  });
+
+  test("the credentials come from the environment (stack.sh credentials), the same for Ferry's containers and the services", () => {
+    for (const name of [
+      'FERRY_S3_ACCESS_KEY',
+      'FERRY_S3_SECRET_KEY',
+      'FERRY_REGISTRY_USER',
+      'FERRY_REGISTRY_PASSWORD',
+    ]) {
+      assert.match(
+        composeValue(name),
+        new RegExp(`^&\\S+ "\\$\\{${name}:\\?`),
+        `${name} is required from the environment`,
+      );
+    }
+    // SeaweedFS's one identity, and the htpasswd file the registry checks, are made from the same anchors
+    assert.match(compose, /AWS_ACCESS_KEY_ID: \*s3-access-key$/m);
+    assert.match(compose, /AWS_SECRET_ACCESS_KEY: \*s3-secret-key$/m);
+    assert.match(compose, /REGISTRY_AUTH: htpasswd$/m);
+    assert.match(compose, /HTPASSWD_PASSWORD: \*registry-password$/m);
   });
 });

@@ -1,14 +1,17 @@
 /**
  * Checks the running dev stack (start it first: `bash infra/stack.sh start`) against real behaviour:
  * Postgres with the ferry role and migrations, an S3 round-trip in Ferry's bucket, a blob upload to the
- * registry, and Ferry's Temporal search attributes.
+ * registry, and Ferry's Temporal search attributes; and that the store and the registry turn away
+ * whoever lacks the stack's credentials (S3, the filer and volume ports, the internal gRPC, /v2/).
+ * Another stack than the default one: eval "$(FERRY_STATE_DIR=... bash infra/stack.sh env)" first.
  *
  *   node --import tsx --test test/infra/stack.integration.test.ts
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -212,36 +215,165 @@ describe('dev stack: seaweedfs S3', () => {
   });
 });
 
+/**
+ * Whoever lacks the stack's keys gets nothing from the store: not through S3, not through the filer's or
+ * the volume server's HTTP ports, not through the components' gRPC. Ports as stack.sh lays them out.
+ */
+describe('dev stack: seaweedfs refuses anonymous access to a model', () => {
+  const s3Port = Number(new URL(config.s3.endpoint).port);
+  const filerPort = Number(process.env.FERRY_S3_FILER_PORT || s3Port + 3);
+  const volumePort = Number(process.env.FERRY_S3_VOLUME_PORT || s3Port + 2);
+  const masterPort = Number(process.env.FERRY_S3_MASTER_PORT || s3Port + 1);
+  const grpcOffset = 10_000;
+  const Key = `models/stack-test-${process.pid}/1/model.onnx`;
+  const body = randomBytes(64 * 1024);
+  const s3 = new S3Client({
+    endpoint: config.s3.endpoint,
+    region: config.s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: config.s3.accessKeyId, secretAccessKey: config.s3.secretAccessKey },
+  });
+
+  /** The object is still there, unchanged (read with the keys). */
+  async function stillThere(): Promise<void> {
+    const got = await s3.send(new GetObjectCommand({ Bucket: config.s3.bucket, Key }));
+    assert.ok(Buffer.from(await got.Body!.transformToByteArray()).equals(body), 'the model is intact');
+  }
+
+  before(async () => {
+    await s3.send(new PutObjectCommand({ Bucket: config.s3.bucket, Key, Body: body }));
+  });
+  after(async () => {
+    await s3.send(new DeleteObjectCommand({ Bucket: config.s3.bucket, Key })).catch(() => undefined);
+    s3.destroy();
+  });
+
+  test('S3: an anonymous GET and DELETE of the object get 403', async () => {
+    const url = `${config.s3.endpoint}/${config.s3.bucket}/${Key}`;
+    for (const method of ['GET', 'DELETE', 'PUT']) {
+      const res = await fetch(url, { method, body: method === 'PUT' ? 'x' : undefined });
+      assert.equal(res.status, 403, `${method} ${url}`);
+      assert.match(await res.text(), /AccessDenied/);
+    }
+    assert.equal((await fetch(`${config.s3.endpoint}/${config.s3.bucket}?list-type=2`)).status, 403, 'listing');
+    await stillThere();
+  });
+
+  test('the filer: its UI, listings and the object answer 401 without the JWT, GET, DELETE and PUT alike', async () => {
+    const filer = `http://127.0.0.1:${filerPort}`;
+    for (const [method, url] of [
+      ['GET', `${filer}/`],
+      ['GET', `${filer}/buckets/${config.s3.bucket}/`],
+      ['GET', `${filer}/buckets/${config.s3.bucket}/${Key}`],
+      ['DELETE', `${filer}/buckets/${config.s3.bucket}/${Key}`],
+      ['PUT', `${filer}/buckets/${config.s3.bucket}/${Key}`],
+    ]) {
+      const res = await fetch(url, { method, body: method === 'PUT' ? 'replaced' : undefined });
+      assert.equal(res.status, 401, `${method} ${url}`);
+      assert.doesNotMatch(await res.text(), new RegExp(`stack-test-${process.pid}`), 'nothing about the model');
+    }
+    await stillThere();
+  });
+
+  test('the volume server: a write with a file id the master hands out, and its UI, answer 401', async () => {
+    const assign = await fetch(`http://127.0.0.1:${masterPort}/dir/assign`, { method: 'POST' });
+    const { fid, auth } = (await assign.json()) as { fid?: string; auth?: string };
+    assert.ok(fid, 'the master assigned a file id');
+    assert.equal(auth, undefined, 'but no write token');
+    const write = await fetch(`http://127.0.0.1:${volumePort}/${fid}`, { method: 'PUT', body: 'x' });
+    assert.equal(write.status, 401);
+    assert.equal((await fetch(`http://127.0.0.1:${volumePort}/${fid}`)).status, 401, 'a read');
+    assert.equal((await fetch(`http://127.0.0.1:${volumePort}/ui/index.html`)).status, 401);
+  });
+
+  /** A gRPC call to the filer (ListEntries of the root): the HTTP/2 status, or the error. */
+  function filerGrpc(options: http2.SecureClientSessionOptions & { tls: boolean }): Promise<number | Error> {
+    const url = `${options.tls ? 'https' : 'http'}://127.0.0.1:${filerPort + grpcOffset}`;
+    return new Promise((resolve) => {
+      const session = http2.connect(url, options);
+      const done = (result: number | Error) => {
+        session.destroy();
+        resolve(result);
+      };
+      session.on('error', done);
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/filer_pb.SeaweedFiler/ListEntries',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      req.on('response', (headers) => done(Number(headers[':status'])));
+      req.on('error', done);
+      req.on('close', () => done(new Error(`the stream closed unanswered (code ${req.rstCode})`)));
+      session.on('close', () => done(new Error('the connection closed unanswered')));
+      req.setTimeout(5000, () => done(new Error('no answer in 5 s')));
+      req.end(Buffer.alloc(5)); // an empty message: flag byte and length 0
+    });
+  }
+
+  test("the components' gRPC: only a client with the stack's certificate gets an answer", async () => {
+    const tls = path.join(config.stateDir, 'seaweedfs', 'tls');
+    const ca = readFileSync(path.join(tls, 'ca.crt'));
+    assert.ok((await filerGrpc({ tls: false })) instanceof Error, 'plain gRPC is not served');
+    const noCert = await filerGrpc({ tls: true, ca, servername: 'localhost' });
+    assert.ok(noCert instanceof Error, `without a client certificate: ${noCert}`);
+    // the same call with the certificate is answered, so the refusals above are the certificate's doing
+    const withCert = await filerGrpc({
+      tls: true,
+      ca,
+      servername: 'localhost',
+      cert: readFileSync(path.join(tls, 'node.crt')),
+      key: readFileSync(path.join(tls, 'node.key')),
+    });
+    assert.equal(withCert, 200);
+  });
+});
+
 describe('dev stack: registry', () => {
   const base = config.registry.url;
+  const credentials = config.registry.credentials;
+  const basic: Record<string, string> = credentials
+    ? { authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}` }
+    : {};
 
-  test('/v2/ answers 200', async () => {
-    const res = await fetch(`${base}/v2/`);
+  test('/v2/ wants the credentials: 401 without them, 200 with them', async () => {
+    assert.ok(credentials, 'the stack gives registry credentials (stack-credentials.env or FERRY_REGISTRY_*)');
+    const anonymous = await fetch(`${base}/v2/`);
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Basic realm=/);
+    const wrong = await fetch(`${base}/v2/`, {
+      headers: { authorization: `Basic ${Buffer.from(`${credentials.username}:not-it`).toString('base64')}` },
+    });
+    assert.equal(wrong.status, 401);
+    const res = await fetch(`${base}/v2/`, { headers: basic });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('docker-distribution-api-version'), 'registry/2.0');
   });
 
-  test('a blob upload round-trips and can be deleted', async () => {
+  test('a blob upload round-trips and can be deleted; anonymous pushes and pulls are refused', async () => {
     const repo = `ferry-test/stack-${process.pid}`;
     const blob = randomBytes(4096);
     const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
-    const start = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+    assert.equal((await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' })).status, 401);
+    const start = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: basic });
     assert.equal(start.status, 202);
     const location = new URL(start.headers.get('location')!, base);
     location.searchParams.set('digest', digest);
     const put = await fetch(location, {
       method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.length) },
+      headers: { ...basic, 'content-type': 'application/octet-stream', 'content-length': String(blob.length) },
       body: blob,
     });
     assert.equal(put.status, 201, await put.text());
     assert.equal(put.headers.get('docker-content-digest'), digest);
-    const get = await fetch(`${base}/v2/${repo}/blobs/${digest}`);
+    assert.equal((await fetch(`${base}/v2/${repo}/blobs/${digest}`)).status, 401, 'anonymous pull');
+    assert.equal((await fetch(`${base}/v2/${repo}/blobs/${digest}`, { method: 'DELETE' })).status, 401);
+    const get = await fetch(`${base}/v2/${repo}/blobs/${digest}`, { headers: basic });
     assert.equal(get.status, 200);
     assert.ok(Buffer.from(await get.arrayBuffer()).equals(blob));
-    const del = await fetch(`${base}/v2/${repo}/blobs/${digest}`, { method: 'DELETE' });
+    const del = await fetch(`${base}/v2/${repo}/blobs/${digest}`, { method: 'DELETE', headers: basic });
     assert.equal(del.status, 202, 'delete is enabled');
-    const gone = await fetch(`${base}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
+    const gone = await fetch(`${base}/v2/${repo}/blobs/${digest}`, { method: 'HEAD', headers: basic });
     assert.equal(gone.status, 404);
   });
 });

@@ -13,11 +13,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../../lib/config';
 import { freePort } from '../../lib/gateway/replicaProcess';
+import { RegistryClient, type RegistryCredentials } from '../../lib/oci/registry';
 
 const REGISTRY_BIN = '/usr/bin/docker-registry';
 
 export interface TestRegistry {
   url: string;
+  /** What it wants (the dev stack's registry does), for a client that reaches it by another URL (a proxy). */
+  credentials?: RegistryCredentials;
   /** Filesystem storage root when this process started the registry. */
   storageDir?: string;
   stop(): Promise<void>;
@@ -96,13 +99,25 @@ export async function startPrivateRegistry(options: PrivateRegistryOptions = {})
   };
 }
 
-export async function useRegistry(): Promise<TestRegistry> {
-  const configured = loadConfig().registry.url;
-  if (process.env.FERRY_REGISTRY_URL) {
-    if (!(await answers(configured))) throw new Error(`FERRY_REGISTRY_URL=${configured} does not answer GET /v2/`);
-    return { url: configured, stop: async () => undefined };
+/** GET /v2/ with the configured registry's credentials (the dev stack's registry wants them) succeeds. */
+async function configuredAnswers(url: string): Promise<boolean> {
+  try {
+    await new RegistryClient(url, { timeoutMs: 2000, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } }).ping();
+    return true;
+  } catch {
+    return false;
   }
-  if (await answers(configured)) return { url: configured, stop: async () => undefined };
+}
+
+export async function useRegistry(): Promise<TestRegistry> {
+  const { url: configured, credentials } = loadConfig().registry;
+  const stack: TestRegistry = { url: configured, credentials, stop: async () => undefined };
+  if (process.env.FERRY_REGISTRY_URL) {
+    if (!(await configuredAnswers(configured)))
+      throw new Error(`FERRY_REGISTRY_URL=${configured} does not answer GET /v2/`);
+    return stack;
+  }
+  if (await configuredAnswers(configured)) return stack;
   return startPrivateRegistry();
 }
 

@@ -53,7 +53,11 @@ async function readBack(repository: string, digest: string): Promise<Buffer> {
 }
 
 function client(): RegistryClient {
-  return new RegistryClient(proxy.url, { chunkBytes: CHUNK, retry: FAST_RETRY, credentials: null });
+  return new RegistryClient(proxy.url, {
+    chunkBytes: CHUNK,
+    retry: FAST_RETRY,
+    credentials: registry.credentials ?? null,
+  });
 }
 
 describe('chunked upload', () => {
@@ -132,7 +136,7 @@ describe('faults during an upload', () => {
     const pushed = await pushImage(image, proxy.url, repository, 'v1', {
       blobLocations: null,
       retry: FAST_RETRY,
-      credentials: null,
+      credentials: registry.credentials ?? null,
     });
     assert.equal(pushed.digest, image.digest);
     const manifestPuts = proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes('/manifests/'));
@@ -158,7 +162,7 @@ describe('faults during an upload', () => {
         blobLocations: null,
         chunkBytes: CHUNK,
         retry: FAST_RETRY,
-        credentials: null,
+        credentials: registry.credentials ?? null,
       }),
       (error: unknown) => {
         assert.ok(error instanceof RegistryError, String(error));
