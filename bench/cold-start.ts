@@ -35,6 +35,7 @@ import {
 } from '../lib/gateway/replicaProcess';
 import { StandbyProcess } from '../lib/gateway/standbyProcess';
 import { exampleModelSpec, generateMlpModel } from '../lib/onnx/generate';
+import { registryAnswers } from '../test/oci/registryFixture';
 
 const _repoRoot = path.resolve(__dirname, '..');
 
@@ -280,14 +281,6 @@ async function breakdown(stateDir: string, model: Model, runs: number): Promise<
     boots.push(performance.now() - t0);
   }
   console.log(`    for scale: \`node -e 0\` (start and exit an empty node) ${spread(boots)}`);
-}
-
-async function registryAnswers(url: string): Promise<boolean> {
-  try {
-    return (await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) })).status === 200;
-  } catch {
-    return false;
-  }
 }
 
 async function main(): Promise<void> {

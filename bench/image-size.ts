@@ -19,6 +19,7 @@ import { buildModelImageIndex, IMAGE_ARCHITECTURES, pushImage } from '../lib/ima
 import { buildRuntimeLayer } from '../lib/image/runtimeLayer';
 import { BlobLocations } from '../lib/oci/blobLocations';
 import { directoryEntries, writeLayer } from '../lib/oci/layer';
+import { registryAnswers } from '../test/oci/registryFixture';
 import { mlpModel } from '../test/runtime/onnxTestModels';
 
 /**
@@ -35,13 +36,6 @@ const PUBLISHED_BASE = {
 };
 
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
-
-async function registryAnswers(url: string): Promise<boolean> {
-  return fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) }).then(
-    (r) => r.status === 200,
-    () => false,
-  );
-}
 
 async function main(): Promise<void> {
   const config = loadConfig();

@@ -19,6 +19,7 @@ import { startGateway } from '../../lib/gateway';
 import { buildModelImage, pushImage } from '../../lib/image/modelImage';
 import type { DeploymentStatus, ImageRef, ReplicaResources } from '../../lib/targets/deploymentTarget';
 import { LocalTarget } from '../../lib/targets/local';
+import { registryAnswers } from '../oci/registryFixture';
 import {
   assertAllDead,
   directOutput,
@@ -36,14 +37,6 @@ import {
 const MiB = 1 << 20;
 /** The slow model at dim 1024 and 12 layers: 48 MB of weights; a request's rows cost 4 KiB each per layer output. */
 const BIG_DIM = 1024;
-
-async function registryAnswers(url: string): Promise<boolean> {
-  try {
-    return (await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) })).status === 200;
-  } catch {
-    return false;
-  }
-}
 
 /** The replica's cgroup path (the memory hierarchy's) as /proc/<pid>/cgroup gives it. */
 function cgroupOf(pid: number): string {

@@ -12,20 +12,10 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../lib/config';
 import { buildModelImage, pushImage } from '../../lib/image/modelImage';
-import { RegistryClient } from '../../lib/oci/registry';
 import { DeploymentNotFoundError } from '../../lib/targets/deploymentTarget';
 import { LocalTarget } from '../../lib/targets/local';
+import { registryAnswers } from '../oci/registryFixture';
 import { assertAllDead, directOutput, inferThrough, MLP_V1, startTestGateway } from './gatewayFixture';
-
-/** GET /v2/ with the configured credentials (the dev stack's registry wants them) succeeds. */
-async function registryAnswers(url: string): Promise<boolean> {
-  try {
-    await new RegistryClient(url, { timeoutMs: 2000, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } }).ping();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('deploys a pushed model image and serves it through the gateway', { timeout: 180_000 }, async () => {
   const registry = loadConfig().registry.url;

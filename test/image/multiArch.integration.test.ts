@@ -26,7 +26,7 @@ import { ensurePlatformInputs, imagePlatform } from '../../lib/image/platforms';
 import { BlobLocations } from '../../lib/oci/blobLocations';
 import { OCI_INDEX_MEDIA_TYPE, type OciImageConfig, type OciIndex } from '../../lib/oci/image';
 import { pullImage } from '../../lib/oci/pull';
-import { freePort, type TestRegistry, uniqueRepository, useRegistry } from '../oci/registryFixture';
+import { authHeaders, freePort, type TestRegistry, uniqueRepository, useRegistry } from '../oci/registryFixture';
 import { mlpModel } from '../runtime/onnxTestModels';
 
 const run = promisify(execFile);
@@ -191,7 +191,7 @@ describe('multi-platform model image', { timeout: 600_000 }, () => {
       );
     }
     const res = await fetch(`${registry.url}/v2/${repository}/manifests/v1`, {
-      headers: { Accept: OCI_INDEX_MEDIA_TYPE },
+      headers: { ...authHeaders(registry), Accept: OCI_INDEX_MEDIA_TYPE },
     });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('docker-content-digest'), image.digest);

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { loadConfig } from '../../lib/config';
 import { freePort } from '../../lib/gateway/replicaProcess';
 import { RegistryClient, type RegistryCredentials } from '../../lib/oci/registry';
+import { basicAuthorization } from '../../lib/oci/registryAuth';
 
 const REGISTRY_BIN = '/usr/bin/docker-registry';
 
@@ -99,8 +100,11 @@ export async function startPrivateRegistry(options: PrivateRegistryOptions = {})
   };
 }
 
-/** GET /v2/ with the configured registry's credentials (the dev stack's registry wants them) succeeds. */
-async function configuredAnswers(url: string): Promise<boolean> {
+/**
+ * GET /v2/ succeeds, with the configured credentials when `url` is the configured registry (the dev
+ * stack's wants them): it is up and lets Ferry in.
+ */
+export async function registryAnswers(url: string): Promise<boolean> {
   try {
     await new RegistryClient(url, { timeoutMs: 2000, retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 } }).ping();
     return true;
@@ -113,12 +117,17 @@ export async function useRegistry(): Promise<TestRegistry> {
   const { url: configured, credentials } = loadConfig().registry;
   const stack: TestRegistry = { url: configured, credentials, stop: async () => undefined };
   if (process.env.FERRY_REGISTRY_URL) {
-    if (!(await configuredAnswers(configured)))
+    if (!(await registryAnswers(configured)))
       throw new Error(`FERRY_REGISTRY_URL=${configured} does not answer GET /v2/`);
     return stack;
   }
-  if (await configuredAnswers(configured)) return stack;
+  if (await registryAnswers(configured)) return stack;
   return startPrivateRegistry();
+}
+
+/** The Authorization header for a raw request to `registry`, when it wants credentials. */
+export function authHeaders(registry: TestRegistry): Record<string, string> {
+  return registry.credentials ? { authorization: basicAuthorization(registry.credentials) } : {};
 }
 
 /** A repository name no other test run uses, so results never depend on earlier runs. */
