@@ -72,6 +72,7 @@ export async function buildAndPushModelImage(input: {
           model: { name: input.model, onnxPath, sessionOptions },
           runner,
           workDir: path.join(dir, 'smoke-test'),
+          cacheDir: config.cacheDir,
           onStep: (detail) => beat({ detail }),
         },
         onStep: (step) => beat({ step, detail: undefined }),

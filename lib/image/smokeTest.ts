@@ -1,7 +1,8 @@
 /**
- * The smoke test of a built model image: pull this machine's platform of it from the registry by digest,
- * start its server (a container under the configured runtime, or a plain process when the configuration
- * says so: imageServer.ts), send it one real inference, and compare the answer with onnxruntime's own
+ * The smoke test of a built model image: unpack this machine's platform of it from its built layers
+ * (builtRootfs.ts: the same bytes the registry holds by digest), start its server (a container under the
+ * configured runtime, or a plain process when the configuration says so: imageServer.ts), send it one
+ * real inference, and compare the answer with onnxruntime's own
  * output for the same model file, session options and input. The input is generated from the model's
  * input specs the way the optimize stage makes its inputs (lib/optimize/sampleInputs.ts), and the
  * comparison is the one agreement definition (lib/optimize/agreement.ts).
@@ -14,8 +15,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import type { ContainerLimits } from '../container/bundleSpec';
-import { hostArchitecture } from '../oci/image';
-import { pullImage } from '../oci/pull';
+import type { BuiltImage } from '../oci/image';
 import { analyzeModel } from '../onnx/analyze';
 import { decodeModel } from '../onnx/model';
 import { compareOutputRuns, type NamedTensors } from '../optimize/agreement';
@@ -23,6 +23,7 @@ import { generateFeeds, isBatchDynamic, toOrtFeeds } from '../optimize/sampleInp
 import type { Feeds } from '../optimize/technique';
 import type { AgreementFigures } from '../optimize/types';
 import { float16Values, inferOverSocket } from './binaryInference';
+import { unpackBuiltImage } from './builtRootfs';
 import { type ImageRunner, type ImageServer, startImageServer, waitUntilReady } from './imageServer';
 
 /** How closely the image's answer must follow onnxruntime's on this machine. */
@@ -49,8 +50,8 @@ export interface SmokeTestRecord {
   /** The request's inputs and their dims, generated with this seed from the model's input specs. */
   request: { seed: number; inputs: Record<string, number[]> };
   agreement: AgreementFigures & { outputs: string[] };
-  /** Milliseconds: pull and unpack, start to ready, the inference, the whole test. */
-  timings: { pullMs: number; readyMs: number; inferMs: number; totalMs: number };
+  /** Milliseconds: unpacking the image, start to ready, the inference, the whole test. */
+  timings: { unpackMs: number; readyMs: number; inferMs: number; totalMs: number };
 }
 
 /** The image failed its smoke test: it would not start, answer, or answer right. Retrying will not help. */
@@ -66,10 +67,12 @@ export class SmokeTestError extends Error {
 }
 
 export interface SmokeTestOptions {
-  registryUrl: string;
-  repository: string;
-  /** The pushed image's digest (an index's, for a multi-platform image). */
-  digest: string;
+  /** This machine's platform of the image, built (its layer blobs on disk). */
+  image: BuiltImage;
+  /** What the image is pushed as: its index's digest, for a multi-platform image. */
+  resolvedDigest?: string;
+  /** The cached unpacked runtime layers go under here (builtRootfs.ts). */
+  cacheDir: string;
   /** The model the image serves, as a file here, with the session options the image gives the server. */
   model: { name: string; onnxPath: string; sessionOptions?: Record<string, unknown> };
   runner: ImageRunner;
@@ -80,7 +83,7 @@ export interface SmokeTestOptions {
   readyTimeoutMs?: number;
   inferTimeoutMs?: number;
   /** Called as each step begins (for heartbeats and progress). */
-  onStep?: (step: 'reference' | 'pulling' | 'starting' | 'inferring' | 'stopping') => void;
+  onStep?: (step: 'reference' | 'unpacking' | 'starting' | 'inferring' | 'stopping') => void;
 }
 
 function numericOutputs(result: ort.InferenceSession.ReturnType): NamedTensors {
@@ -147,13 +150,13 @@ export async function smokeTestImage(opts: SmokeTestOptions): Promise<SmokeTestR
   const feeds = generateFeeds(analysis.inputs, { batch: rows, seed: SMOKE_SEED });
   const reference = await referenceOutputs(modelBytes, opts.model.sessionOptions, feeds);
 
-  step('pulling');
-  const pullStart = performance.now();
-  const pulled = await pullImage(
-    { registry: opts.registryUrl, repository: opts.repository, reference: opts.digest },
-    path.join(opts.workDir, 'image'),
-  );
-  const pullMs = performance.now() - pullStart;
+  step('unpacking');
+  const unpackStart = performance.now();
+  const pulled = await unpackBuiltImage(opts.image, path.join(opts.workDir, 'image'), {
+    cacheDir: opts.cacheDir,
+    resolvedDigest: opts.resolvedDigest,
+  });
+  const unpackMs = performance.now() - unpackStart;
 
   step('starting');
   const limits = opts.limits ?? { cpus: 1, memoryBytes: 512 * MiB + 3 * modelBytes.length };
@@ -182,12 +185,12 @@ export async function smokeTestImage(opts: SmokeTestOptions): Promise<SmokeTestR
   return {
     runtime,
     runtimeVersion: server.runnerVersion,
-    platform: `linux/${hostArchitecture()}`,
+    platform: `${opts.image.config.os}/${opts.image.config.architecture}`,
     platformDigest: pulled.digest,
     model: opts.model.name,
     request: { seed: SMOKE_SEED, inputs: Object.fromEntries(Object.entries(feeds).map(([n, f]) => [n, f.dims])) },
     agreement,
-    timings: { pullMs, readyMs: readyAt - startAt, inferMs, totalMs: performance.now() - started },
+    timings: { unpackMs, readyMs: readyAt - startAt, inferMs, totalMs: performance.now() - started },
   };
 }
 

@@ -4,7 +4,7 @@
  *   1. the image must have this machine's platform, or it cannot be tested here (refused before any push);
  *   2. blobs and manifests go up by digest (lib/oci/push.ts with the digest as the reference): the
  *      registry holds the image, but no tag names it;
- *   3. the smoke test pulls it back by that digest and runs it (smokeTest.ts);
+ *   3. the smoke test runs this machine's platform of it (smokeTest.ts);
  *   4. only then is the tag put, as the last write.
  *
  * A failure at any step throws before step 4, so a bad image stays untagged (the registry's garbage
@@ -21,7 +21,7 @@ export interface TestedPushOptions {
   repository: string;
   tag: string;
   push?: PushOptions;
-  smokeTest: Omit<SmokeTestOptions, 'registryUrl' | 'repository' | 'digest'>;
+  smokeTest: Omit<SmokeTestOptions, 'image' | 'resolvedDigest'>;
   /** Called as each step begins. */
   onStep?: (step: 'pushing' | 'smoke-test' | 'tagging') => void;
 }
@@ -43,18 +43,20 @@ export async function tagPushedImage(
     throw new Error(`tagged digest ${digest} differs from the built image's ${image.digest}`);
 }
 
-function checkTestablePlatform(image: BuiltImage | BuiltImageIndex, runtime: string): void {
+/** The image of this machine's platform, which the smoke test can run here. */
+function testablePlatform(image: BuiltImage | BuiltImageIndex, runtime: string): BuiltImage {
   const architecture = hostArchitecture();
-  const platforms = (isImageIndex(image) ? image.images : [image]).map(
-    (i) => `${i.config.os}/${i.config.architecture}`,
-  );
-  if (!platforms.includes(`linux/${architecture}`)) {
+  const images = isImageIndex(image) ? image.images : [image];
+  const testable = images.find((i) => i.config.os === 'linux' && i.config.architecture === architecture);
+  if (!testable) {
+    const platforms = images.map((i) => `${i.config.os}/${i.config.architecture}`);
     throw new SmokeTestError(
       `the image is built for ${platforms.join(', ')}, not for this machine's linux/${architecture}, so it cannot be smoke-tested here`,
       '',
       runtime,
     );
   }
+  return testable;
 }
 
 export async function pushSmokeTestedImage(
@@ -63,16 +65,11 @@ export async function pushSmokeTestedImage(
 ): Promise<{ pushed: PushedImage; smokeTest: SmokeTestRecord }> {
   const step = opts.onStep ?? (() => undefined);
   const runner = opts.smokeTest.runner;
-  checkTestablePlatform(image, runner.kind === 'container' ? runner.runtime.name : 'process');
+  const testable = testablePlatform(image, runner.kind === 'container' ? runner.runtime.name : 'process');
   step('pushing');
   const pushed = await pushImage(image, opts.registryUrl, opts.repository, image.digest, opts.push);
   step('smoke-test');
-  const smokeTest = await smokeTestImage({
-    ...opts.smokeTest,
-    registryUrl: opts.registryUrl,
-    repository: opts.repository,
-    digest: pushed.digest,
-  });
+  const smokeTest = await smokeTestImage({ ...opts.smokeTest, image: testable, resolvedDigest: pushed.digest });
   step('tagging');
   const { blobLocations: _locations, onProgress: _progress, ...clientOptions } = opts.push ?? {};
   await tagPushedImage(image, opts.registryUrl, opts.repository, opts.tag, clientOptions);

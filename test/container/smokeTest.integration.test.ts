@@ -4,19 +4,23 @@
  * onnxruntime's own output, and tagged only then. Bad images — a configuration layer that points at a
  * model the image does not hold, an image that serves another model than the one it should, an image
  * for another architecture — fail with the server's log tail where there is one, and leave no tag.
+ * And the unpacking from the built layers: a cached runtime tree, hard-linked, never written through.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../../lib/config';
 import { RUNTIME_NAMES } from '../../lib/container/containerRuntime';
+import { unpackBuiltImage } from '../../lib/image/builtRootfs';
 import { imageRunnerFor } from '../../lib/image/imageServer';
 import { type BuiltImage, type BuiltImageIndex, buildModelImageIndex } from '../../lib/image/modelImage';
 import { ensurePlatformInputs, imagePlatform } from '../../lib/image/platforms';
 import { SMOKE_AGREEMENT, SmokeTestError, type SmokeTestRecord } from '../../lib/image/smokeTest';
 import { pushSmokeTestedImage } from '../../lib/image/testedPush';
 import { assembleImage, assembleIndex, hostArchitecture } from '../../lib/oci/image';
+import { layerFromFiles } from '../../lib/oci/layer';
 import { getManifest } from '../../lib/oci/registry';
 import { type TestRegistry, uniqueRepository, useRegistry } from '../oci/registryFixture';
 import { mlpModel } from '../runtime/onnxTestModels';
@@ -75,6 +79,7 @@ async function testedPush(
       model: { name: 'mlp', onnxPath: reference },
       runner: await imageRunnerFor(runtime),
       workDir: await mkdtemp(path.join(work, `smoke-${runtime}-`)),
+      cacheDir: loadConfig().cacheDir,
       readyTimeoutMs: 30_000,
     },
   });
@@ -180,10 +185,29 @@ describe('the smoke test of a model image', { timeout: 300_000 }, () => {
     await assert.rejects(getManifest(registry.url, repository, image.digest), /404|not found|unknown/i);
   });
 
+  test('the unpacked runtime layer is shared by hard links, and an upper layer never writes through them', async () => {
+    const good = (await buildIndex('mlp', modelPath)).images[0]!;
+    const cacheDir = await mkdtemp(path.join(work, 'cache-'));
+    const replacing = await layerFromFiles([{ path: '/etc/passwd', bytes: Buffer.from('changed\n') }], work);
+    const image = assembleImage([good.layers[0]!, replacing], { architecture: HOST_ARCH, os: 'linux' });
+    const first = await unpackBuiltImage(image, path.join(work, 'unpack-1'), { cacheDir });
+    const [tree] = await readdir(path.join(cacheDir, 'rootfs'));
+    const cached = path.join(cacheDir, 'rootfs', tree!);
+    assert.equal(await readFile(path.join(first.rootfs, 'etc/passwd'), 'utf8'), 'changed\n');
+    assert.match(await readFile(path.join(cached, 'etc/passwd'), 'utf8'), /65532/, 'the cached tree is untouched');
+    const node = 'usr/bin/node';
+    assert.equal((await stat(path.join(first.rootfs, node))).ino, (await stat(path.join(cached, node))).ino);
+    // A second image on the same runtime layer starts from the same, intact tree.
+    const second = await unpackBuiltImage(good, path.join(work, 'unpack-2'), { cacheDir });
+    assert.match(await readFile(path.join(second.rootfs, 'etc/passwd'), 'utf8'), /65532/);
+    assert.ok((await stat(path.join(second.rootfs, 'models/mlp/model.onnx'))).isFile());
+    assert.deepEqual(await readdir(path.join(cacheDir, 'rootfs')), [tree], 'one tree per runtime layer');
+  });
+
   after(() => {
     for (const r of records) {
       console.log(
-        `smoke test under ${r.runtime}: pull ${r.timings.pullMs.toFixed(0)} ms, ready ${r.timings.readyMs.toFixed(0)} ms, ` +
+        `smoke test under ${r.runtime}: unpack ${r.timings.unpackMs.toFixed(0)} ms, ready ${r.timings.readyMs.toFixed(0)} ms, ` +
           `inference ${r.timings.inferMs.toFixed(1)} ms, total ${r.timings.totalMs.toFixed(0)} ms`,
       );
     }

@@ -120,7 +120,7 @@ export const SMOKE_TEST: SmokeTestRecord = {
   model: 'mlp',
   request: { seed: 1, inputs: { x: [4, 16] } },
   agreement: { cosine: 1, maxAbsError: 0, top1: 1, samples: 4, outputs: ['y'] },
-  timings: { pullMs: 300, readyMs: 120, inferMs: 2, totalMs: 500 },
+  timings: { unpackMs: 300, readyMs: 120, inferMs: 2, totalMs: 500 },
 };
 
 /** Every pipeline activity, answering as a successful run would; `overrides` replace single ones. */
