@@ -22,7 +22,7 @@ import { pushSmokeTestedImage } from '../../lib/image/testedPush';
 import { assembleImage, assembleIndex, hostArchitecture } from '../../lib/oci/image';
 import { layerFromFiles } from '../../lib/oci/layer';
 import { getManifest } from '../../lib/oci/registry';
-import { type TestRegistry, uniqueRepository, useRegistry } from '../oci/registryFixture';
+import { authHeaders, type TestRegistry, uniqueRepository, useRegistry } from '../oci/registryFixture';
 import { mlpModel } from '../runtime/onnxTestModels';
 
 const HOST_ARCH = hostArchitecture() as 'amd64' | 'arm64';
@@ -35,7 +35,7 @@ let otherModelPath: string;
 
 /** The registry's tags of `repository` (none when it has never had one). */
 async function tagsOf(repository: string): Promise<string[]> {
-  const res = await fetch(`${registry.url}/v2/${repository}/tags/list`);
+  const res = await fetch(`${registry.url}/v2/${repository}/tags/list`, { headers: authHeaders(registry) });
   const body = await res.text();
   if (res.status === 404) return [];
   assert.equal(res.status, 200, body);
