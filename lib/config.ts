@@ -113,6 +113,17 @@ export function readStackCredentials(stateDir: string): Record<string, string> {
   return {};
 }
 
+/**
+ * FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD as set in the environment (not the stack's file): what
+ * `ferry image` sends to a registry the command names, when no flag gives credentials.
+ */
+export function registryCredentialVariables(env: NodeJS.ProcessEnv = process.env): {
+  username?: string;
+  password?: string;
+} {
+  return { username: env.FERRY_REGISTRY_USER || undefined, password: env.FERRY_REGISTRY_PASSWORD || undefined };
+}
+
 function registryCredentials(username: string | undefined, password: string | undefined) {
   if (username === undefined && password === undefined) return {};
   if (username === undefined || password === undefined) {

@@ -1,4 +1,5 @@
 /** The values `ferry image` flags take: platforms, CPUs, memory sizes, runtimes, registry credentials. */
+import { registryCredentialVariables } from '../../lib/config';
 import { IMAGE_ARCHITECTURES, type ImageArchitecture } from '../../lib/image/modelImage';
 import type { RegistryCredentials } from '../../lib/oci/registry';
 import { FerryError } from '../sdk/errors';
@@ -68,9 +69,10 @@ export interface CredentialFlags {
  * The flags' credentials, else FERRY_REGISTRY_USER and FERRY_REGISTRY_PASSWORD, for the registry the
  * command names; undefined: none given (the client then sends the configured registry's, if any).
  */
-export function registryCredentials(flags: CredentialFlags, env = process.env): RegistryCredentials | undefined {
-  const username = flags.registryUser ?? env.FERRY_REGISTRY_USER;
-  const password = flags.registryPassword ?? env.FERRY_REGISTRY_PASSWORD;
+export function registryCredentials(flags: CredentialFlags, env?: NodeJS.ProcessEnv): RegistryCredentials | undefined {
+  const variables = registryCredentialVariables(env);
+  const username = flags.registryUser ?? variables.username;
+  const password = flags.registryPassword ?? variables.password;
   if ((flags.registryUser === undefined) !== (flags.registryPassword === undefined)) {
     throw new FerryError('--registry-user and --registry-password go together: give both or neither');
   }
