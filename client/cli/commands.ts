@@ -16,6 +16,8 @@ export interface DeployCommandOptions {
   optimize?: OptimizeSettings;
   /** Deploy as a canary revision of a live deployment (see DeployOptions.canary). */
   canary?: { percent: number; of?: string };
+  /** Inference without a key (`--public`). */
+  public?: boolean;
 }
 
 export async function deployCommand(
@@ -33,6 +35,8 @@ export async function deployCommand(
     monitor: opts.idleHibernateMs ? { idleHibernateMs: opts.idleHibernateMs } : undefined,
     optimize: opts.optimize,
     canary: opts.canary,
+    // The CLI deploys with this machine's key, into the `default` project (as without --public).
+    access: opts.public ? { project: 'default', public: true } : undefined,
     onUploadProgress: (sent, total) => {
       const pct = total ? (100 * sent) / total : 100;
       if (process.stdout.isTTY) process.stdout.write(`\r  upload ${bar(pct)} ${formatBytes(sent)}`);

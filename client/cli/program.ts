@@ -28,6 +28,7 @@ interface DeployFlags {
   accuracyBudget?: string;
   canary?: string;
   canaryOf?: string;
+  public?: boolean;
 }
 
 interface OptimizeFlags {
@@ -98,7 +99,10 @@ export function buildProgram(config: FerryConfig): Command {
       "the new version becomes a revision (named after the version) of the model's live deployment with PERCENT of its traffic; the others keep the rest",
     )
     .option('--canary-of <deployment>', "the deployment the canary joins (default: the model's newest)")
+    .option('--public', 'serve inference without a key (when the gateway checks keys)')
     .action(async (file: string, o: DeployFlags) => {
+      if (o.public && o.canary !== undefined)
+        throw new FerryError("--public cannot be given with --canary: a canary is served with its deployment's access");
       if (o.canaryOf !== undefined && o.canary === undefined)
         throw new FerryError('--canary-of needs --canary PERCENT');
       if (o.canary !== undefined && o.replicas !== undefined) {
@@ -125,6 +129,7 @@ export function buildProgram(config: FerryConfig): Command {
         wait: o.wait,
         optimize,
         canary,
+        public: o.public === true,
       };
       const { deployCommand } = await import('./commands');
       await withClient((ferry) => deployCommand(ferry, file, options));
@@ -514,6 +519,7 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
     .description('run the gateway (the local deployment target) in the foreground')
     .action(async () => {
       const { gatewayAccessOptions, startGateway } = await import('../../lib/gateway');
+      const { readFileSync } = await import('node:fs');
       const gw = await startGateway({
         port: config.gateway.port,
         host: config.gateway.host,
@@ -521,6 +527,10 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
         limits: config.gateway.limits,
         access: await gatewayAccessOptions(config),
         allowedRegistries: config.access.registries,
+        tls: config.access.tls && {
+          cert: readFileSync(config.access.tls.certFile),
+          key: readFileSync(config.access.tls.keyFile),
+        },
       });
       console.log(`ferry gateway: ${gw.url}`);
       stopOnSignal(() => gw.close());

@@ -80,6 +80,7 @@ export async function deployModelFile(
     version,
     upload: { objectKey: staged.key, sha256, sizeBytes: staged.sizeBytes, fileName: path.basename(filePath) },
     canary,
+    access: opts.access,
   });
   let started: { runId: string } | undefined;
   try {

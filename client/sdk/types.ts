@@ -1,6 +1,6 @@
 /** The SDK's own request and answer shapes; the pipeline's are the workflows' (workflows/types.ts). */
 import type { DeploymentStatus as GatewayDeploymentStatus } from '../../lib/targets/deploymentTarget';
-import type { DeployMode, MonitorSettings, OptimizeSettings } from '../../workflows/types';
+import type { DeployMode, DeployModelInput, MonitorSettings, OptimizeSettings } from '../../workflows/types';
 
 export interface DeployOptions {
   /** Model name; defaults to the file name without extension. */
@@ -22,6 +22,8 @@ export interface DeployOptions {
    * is uploaded: a model with no live deployment is refused at once.
    */
   canary?: { percent: number; of?: string };
+  /** The project the deployment belongs to and whether inference needs no key; absent: `default`, keyed. */
+  access?: DeployModelInput['access'];
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void;
 }
 

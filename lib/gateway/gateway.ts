@@ -11,6 +11,7 @@
  * key with `infer` on the deployment's project unless the deployment is public (gatewayAccess.ts).
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
@@ -66,6 +67,8 @@ export interface GatewayOptions {
    * `registry_not_allowed`. Default: the configured ones (lib/config.ts access.registries).
    */
   allowedRegistries?: readonly string[];
+  /** Serve HTTPS with this certificate and key (PEM), e.g. from FERRY_TLS_CERT / FERRY_TLS_KEY. */
+  tls?: { cert: Buffer | string; key: Buffer | string };
   /** Connection cap and slow-client timeouts (serverLimits.ts); each unset one takes its default. */
   limits?: Partial<GatewayServerLimits>;
   log?: (message: string) => void;
@@ -99,7 +102,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let control: FastifyInstance | undefined;
 
   const limits = { ...DEFAULT_GATEWAY_SERVER_LIMITS, ...opts.limits };
-  const server = http.createServer(serverOptionsFor(limits), (req, res) => {
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const rawUrl = req.url ?? '/';
     if (!manager || !control) return sendJson(res, 503, { error: 'gateway is starting' }, { 'retry-after': '1' });
     if (rawUrl.startsWith('/d/')) {
@@ -107,7 +110,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return;
     }
     control.routing(req, res);
-  });
+  };
+  const server: http.Server = opts.tls
+    ? https.createServer({ ...serverOptionsFor(limits), cert: opts.tls.cert, key: opts.tls.key }, handle)
+    : http.createServer(serverOptionsFor(limits), handle);
   applyServerLimits(server, limits, log);
 
   /** `/d/{id}[/rest][?query]` → `/rest?query` on a replica of the deployment. Synchronous unless held. */
@@ -243,7 +249,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     });
   });
   const { port } = server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   let lock: { release(): void };
   let m: DeploymentManager;
   try {

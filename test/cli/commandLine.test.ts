@@ -158,6 +158,10 @@ test("bad flag values get Ferry's messages, one line, exit 1, before anything is
     refused(['deploy', 'model.onnx', '--replicas', '0'], '--replicas must be a positive integer, got "0"'),
     refused(['deploy', 'model.onnx', '--canary-of', 'x'], '--canary-of needs --canary PERCENT'),
     refused(
+      ['deploy', 'model.onnx', '--canary', '10', '--public'],
+      "--public cannot be given with --canary: a canary is served with its deployment's access",
+    ),
+    refused(
       ['deploy', 'model.onnx', '--canary', '120'],
       '--canary must be a percentage of the traffic from 0 to 100, got "120"',
     ),

@@ -1,7 +1,8 @@
 /**
  * Keys end to end on the real stack, with auth on: `ferry gateway` checks keys against PostgreSQL, the
  * worker's deploy activity calls it with this machine's key (FERRY_API_KEY here), and a deploy made for a
- * project arrives at the gateway with that project; its inference then needs a key with `infer` on it.
+ * project arrives at the gateway with that project; its inference then needs a key with `infer` on it,
+ * and a public one (`ferry deploy --public`) needs none.
  */
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
@@ -76,4 +77,24 @@ test("a project's deploy reaches the gateway with its project; inference needs i
     inputs: [{ name: 'input', shape: [1, 8], datatype: 'FP32', data: [0, 0, 0, 0, 0, 0, 0, 0] }],
   });
   assert.equal(viaSdk.outputs[0].shape.join(','), '1,3');
+});
+
+test('a public deploy (the SDK path of `ferry deploy --public`) serves inference without a key', async () => {
+  const name = `pp-${h.runId}`;
+  const file = await h.writeModel(name, { inputDim: 8, hiddenDims: [16], outputDim: 3, seed: 6 });
+  const started = await h.ferry.deploy(file, { model: name, access: { project: 'default', public: true } });
+  const status = await h.ferry.waitForResult(started.deploymentId);
+  assert.equal(status.phase, 'live', JSON.stringify(status.stages));
+  assert.deepEqual((await h.gatewayStatus(started.deploymentId)).body.spec.access, {
+    project: 'default',
+    public: true,
+  });
+  const res = await fetch(status.inferUrl!, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      inputs: [{ name: 'input', shape: [1, 8], datatype: 'FP32', data: [1, 1, 1, 1, 1, 1, 1, 1] }],
+    }),
+  });
+  assert.equal(res.status, 200, await res.text());
 });
