@@ -164,7 +164,8 @@ export interface DeploymentStatus {
   error?: string;
 }
 
-export type ServingState = 'running' | 'hibernated' | 'waking' | 'undeployed' | 'unknown';
+/** `missing`: the target no longer has the deployment, removed behind Ferry's back (the monitor then ends). */
+export type ServingState = 'running' | 'hibernated' | 'waking' | 'undeployed' | 'missing' | 'unknown';
 
 export interface MonitorInput {
   deploymentId: string;
@@ -187,6 +188,8 @@ export interface MonitorStatus {
   hibernations: number;
   lastSample?: MetricsSnapshot;
   undeployRequested: boolean;
+  /** Set when the deployment was found gone from its target: when, and what the user can do. */
+  missing?: { since: string; note: string };
 }
 
 export interface MetricsSnapshot {

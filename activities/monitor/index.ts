@@ -9,6 +9,7 @@ import {
   parsePrometheusText,
   sumOf,
 } from '../../lib/monitor/prometheus';
+import { DeploymentNotFoundError } from '../../lib/targets/deploymentTarget';
 import type { MetricsSnapshot, ServingState } from '../../workflows/types';
 import { activityDeps } from '../deps';
 
@@ -21,7 +22,15 @@ export async function collectDeploymentMetrics(input: {
   previousBuckets?: MetricsSnapshot['latencyBuckets'];
 }): Promise<MetricsSnapshot> {
   const { target, repo } = activityDeps();
-  const status = await target.status(input.deploymentId);
+  let status: Awaited<ReturnType<typeof target.status>>;
+  try {
+    status = await target.status(input.deploymentId);
+  } catch (err) {
+    // Removed behind Ferry's back (deleted through the gateway's control API, or a gateway restarted
+    // without its state): not a failure to retry, a state to record and report.
+    if (err instanceof DeploymentNotFoundError) return recordMissing(input.deploymentId);
+    throw err;
+  }
   const samples = parsePrometheusText(status.replicas.length ? await target.metrics(input.deploymentId) : '');
   const servingState = status.state as ServingState;
   const buckets = mergedBuckets(samples, LATENCY);
@@ -61,11 +70,47 @@ export async function collectDeploymentMetrics(input: {
   return snapshot;
 }
 
-export async function hibernateDeployment(input: { deploymentId: string; idleMs: number }): Promise<void> {
+/** The sample of a deployment its target does not have: state `missing` in Postgres, with an event once. */
+async function recordMissing(deploymentId: string): Promise<MetricsSnapshot> {
+  const { repo } = activityDeps();
+  const row = await repo.getDeployment(deploymentId);
+  if (row && row.state !== 'missing') {
+    await repo.setDeploymentState(deploymentId, 'missing', 0);
+    await repo.recordEvent(deploymentId, 'missing', {
+      previousState: row.state,
+      reason: 'the deployment target has no deployment by this id (removed outside Ferry)',
+    });
+  }
+  return {
+    at: new Date().toISOString(),
+    servingState: 'missing',
+    replicas: 0,
+    requestCount: 0,
+    requestsDelta: 0,
+    errorCount: 0,
+    latencyP50Ms: null,
+    latencyP95Ms: null,
+    idleMs: 0,
+    latencyBuckets: [],
+  };
+}
+
+/** Hibernates the replicas; 'missing' (recorded) when the deployment disappeared meanwhile. */
+export async function hibernateDeployment(input: {
+  deploymentId: string;
+  idleMs: number;
+}): Promise<'hibernated' | 'missing'> {
   const { target, repo } = activityDeps();
-  await target.hibernate(input.deploymentId);
+  try {
+    await target.hibernate(input.deploymentId);
+  } catch (err) {
+    if (!(err instanceof DeploymentNotFoundError)) throw err;
+    await recordMissing(input.deploymentId);
+    return 'missing';
+  }
   await repo.setDeploymentState(input.deploymentId, 'hibernated', 0);
   await repo.recordEvent(input.deploymentId, 'hibernated', { idleMs: input.idleMs });
+  return 'hibernated';
 }
 
 export async function destroyDeployment(input: { deploymentId: string }): Promise<void> {

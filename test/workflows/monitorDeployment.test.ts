@@ -173,3 +173,52 @@ test('continues as new after 300 collections, carrying its counts into the next 
     assert.deepEqual(nextInput, { ...input, carried: { collections: 300, hibernations: 1 } });
   });
 });
+
+test(
+  'a deployment gone from its target is marked missing and the monitor ends, without destroying or redeploying',
+  LIMIT,
+  async () => {
+    const calls: Call[] = [];
+    const samples = (n: number) => (n < 3 ? sample('running', MINUTE) : sample('missing', 0));
+    // Never undeployed: the run must end on its own.
+    await bed.withWorker(scriptedMonitor(calls, samples, Number.POSITIVE_INFINITY), async (queue) => {
+      const input = monitorInput();
+      const handle = await start(queue, input);
+      const result: MonitorStatus = await handle.result();
+      assert.equal(result.servingState, 'missing');
+      assert.equal(result.collections, 3);
+      assert.equal(result.undeployRequested, false);
+      assert.match(result.missing!.note, new RegExp(`${input.deploymentId} was removed from its target outside Ferry`));
+      assert.match(result.missing!.note, /ferry deploy <model.onnx> --name mlp --version <new version>/);
+      assert.deepEqual(
+        calls.map((c) => c.activity),
+        ['collectDeploymentMetrics', 'collectDeploymentMetrics', 'collectDeploymentMetrics'],
+        'no destroy, no hibernate, no apply',
+      );
+      // The ended run still answers its status query.
+      assert.equal(((await handle.query(monitorStatusQuery)) as MonitorStatus).servingState, 'missing');
+    });
+  },
+);
+
+test('a deployment that disappears while being hibernated is marked missing too', LIMIT, async () => {
+  const calls: Call[] = [];
+  await bed.withWorker(
+    {
+      ...scriptedMonitor(calls, () => sample('running', IDLE_HIBERNATE), Number.POSITIVE_INFINITY),
+      hibernateDeployment: async (input: { deploymentId: string; idleMs: number }) => {
+        calls.push({ activity: 'hibernateDeployment', input });
+        return 'missing' as const;
+      },
+    },
+    async (queue) => {
+      const result: MonitorStatus = await (await start(queue, monitorInput())).result();
+      assert.equal(result.servingState, 'missing');
+      assert.equal(result.hibernations, 0);
+      assert.deepEqual(
+        calls.map((c) => c.activity),
+        ['collectDeploymentMetrics', 'hibernateDeployment'],
+      );
+    },
+  );
+});

@@ -185,7 +185,7 @@ export function pipelineActivities(calls: Call[], overrides: Partial<Activities>
       idleMs: 0,
       latencyBuckets: input.previousBuckets ?? [],
     }),
-    hibernateDeployment: async () => undefined,
+    hibernateDeployment: async () => 'hibernated' as const,
     destroyDeployment: async () => undefined,
     ...overrides,
   };
