@@ -1,7 +1,8 @@
 /**
  * What the inference server's layers throw when a request cannot be served as asked: one type per kind
- * of failure, none of them knowing HTTP. inferenceServer.ts maps each type to its status in one place
- * (httpStatusOf), the way KServe's protocol layer maps its InvalidInput, ModelNotFound, ... exceptions.
+ * of failure, none of them knowing HTTP. httpStatusOf below maps each type to its status in one place,
+ * the way KServe's protocol layer maps its InvalidInput, ModelNotFound, ... exceptions (the batch runner
+ * records the same status for a request file that fails).
  */
 
 /** The request is malformed, or its inputs are not what the model takes. */
@@ -49,4 +50,23 @@ export class NotReadyError extends Error {
 /** Running the model failed for a reason that is not the request's fault. */
 export class InferenceFailedError extends Error {
   override name = 'InferenceFailedError';
+}
+
+/**
+ * Each error type's HTTP status, in one place (as KServe's protocol layer maps its exceptions). Anything
+ * not listed is the server's own failure: 500.
+ */
+const HTTP_STATUS_OF: ReadonlyArray<readonly [abstract new (...args: never[]) => Error, number]> = [
+  [InvalidInputError, 400],
+  [ModelNotFoundError, 404],
+  [RouteNotFoundError, 404],
+  [MethodNotAllowedError, 405],
+  [RequestTooLargeError, 413],
+  [NotReadyError, 503],
+  [InferenceFailedError, 500],
+];
+
+export function httpStatusOf(err: unknown): number {
+  for (const [type, status] of HTTP_STATUS_OF) if (err instanceof type) return status;
+  return 500;
 }

@@ -14,10 +14,10 @@ import { performance } from 'node:perf_hooks';
 import { version as ferryVersion } from '../../package.json';
 import { type BinaryCursor, INFERENCE_HEADER_CONTENT_LENGTH, splitBinaryBody } from './binaryTensors';
 import {
+  httpStatusOf,
   InferenceFailedError,
   InvalidInputError,
   MethodNotAllowedError,
-  ModelNotFoundError,
   NotReadyError,
   RequestTooLargeError,
   RouteNotFoundError,
@@ -28,17 +28,11 @@ import {
   type ModelCounters,
   type ServerTelemetry,
 } from './inferenceMetrics';
+import { inferParsedRequest } from './inferRequest';
 import { type LoadedModel, loadModelRepository, type ModelRepository } from './modelRepository';
-import { type InferOutcome, ModelScheduler } from './modelScheduler';
+import { ModelScheduler } from './modelScheduler';
 import { DEFAULT_MAX_BATCH } from './requestLimits';
-import {
-  decodeInputs,
-  type EncodedResponse,
-  encodeInferResponse,
-  parseInferRequest,
-  requestedOutputs,
-  responsePlanOf,
-} from './tensorCodec';
+import { type EncodedResponse, parseInferRequest } from './tensorCodec';
 
 export interface InferenceServerOptions {
   modelDir: string;
@@ -229,17 +223,9 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
       if (typeof headerLength === 'string') ({ json: jsonText, binary } = splitBinaryBody(raw, headerLength));
       else jsonText = raw.toString('utf8');
       const body = parseInferRequest(parseJson(jsonText));
-      const feeds = decodeInputs(model, body.inputs, binary, limits);
-      const fetches = requestedOutputs(model, body.outputs);
-      const plan = responsePlanOf(body);
-      let outcome: InferOutcome;
-      try {
-        outcome = await scheduler.infer(feeds, fetches);
-      } catch (err) {
-        throw onnxRuntimeFailure(err as Error);
-      }
+      const { outcome, encoded } = await inferParsedRequest(model, scheduler, body, randomUUID(), binary, limits);
       metrics.recordQueueAndCompute(counters, outcome.queueMs / 1000, outcome.computeMs / 1000);
-      sendInferResponse(res, encodeInferResponse(model, body.id ?? randomUUID(), outcome.outputs, plan, fetches));
+      sendInferResponse(res, encoded);
     } catch (err) {
       const failure = httpStatusOf(err) === 500 ? new InferenceFailedError(`inference failed: ${messageOf(err)}`) : err;
       counters.countError(httpStatusOf(failure));
@@ -387,42 +373,6 @@ function parseJson(text: string): unknown {
   }
 }
 
-/**
- * Each error type's HTTP status, in one place (as KServe's protocol layer maps its exceptions). Anything
- * not listed is the server's own failure: 500.
- */
-const HTTP_STATUS_OF: ReadonlyArray<readonly [abstract new (...args: never[]) => Error, number]> = [
-  [InvalidInputError, 400],
-  [ModelNotFoundError, 404],
-  [RouteNotFoundError, 404],
-  [MethodNotAllowedError, 405],
-  [RequestTooLargeError, 413],
-  [NotReadyError, 503],
-  [InferenceFailedError, 500],
-];
-
-function httpStatusOf(err: unknown): number {
-  for (const [type, status] of HTTP_STATUS_OF) if (err instanceof type) return status;
-  return 500;
-}
-
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/**
- * onnxruntime rejects some bad inputs only at run time (e.g. models without declared shapes), and
- * onnxruntime-node throws plain Errors for them with no code or type to tell them apart from its own
- * failures. So here, and only here, the message decides: the ones that name the input's shape, rank or
- * type are the request's fault (InvalidInputError, 400); anything else stays a server failure.
- */
-function onnxRuntimeFailure(err: Error): Error {
-  if (
-    /invalid (dimensions|rank)|Got invalid|unexpected input data type|shape mismatch|out of (data )?bounds/i.test(
-      err.message,
-    )
-  ) {
-    return new InvalidInputError(`the model rejected the input: ${err.message}`);
-  }
-  return err;
 }
