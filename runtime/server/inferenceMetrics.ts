@@ -1,5 +1,6 @@
 /**
- * The server's Prometheus metrics, produced through OpenTelemetry. Labels: model, version.
+ * The server's Prometheus metrics, exported through OpenTelemetry (telemetry.ts) when the bundle has it
+ * (an edge image's has not: noTelemetry.ts). This module itself loads no OpenTelemetry code. Labels: model, version.
  *   ferry_inference_requests_total                 counter    infer requests received
  *   ferry_inference_errors_total{code}             counter    infer requests answered with an error, by HTTP status
  *   ferry_inference_request_duration_seconds       histogram  request received → response written
@@ -16,19 +17,8 @@
  * attribute set on every record, which cost several µs per request — a measurable share of a small
  * model's whole request (bench/serving-overhead.ts).
  */
-import { type Attributes, type Meter, type ObservableResult, ValueType } from '@opentelemetry/api';
-import { hrTime } from '@opentelemetry/core';
-import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
-import { Resource } from '@opentelemetry/resources';
-import {
-  AggregationTemporality,
-  type CollectionResult,
-  DataPointType,
-  type HistogramMetricData,
-  InstrumentType,
-  MeterProvider,
-  type MetricProducer,
-} from '@opentelemetry/sdk-metrics';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Attributes, Meter, ObservableResult } from '@opentelemetry/api';
 
 /** Seconds; from 0.1 ms (a small model's run) to 10 s (a large batch on a busy CPU). */
 export const LATENCY_BUCKETS_SECONDS = [
@@ -44,35 +34,18 @@ export const BATCH_SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 /** Model loads: from a tiny model (10 ms) to a large one on a slow disk (2 min). */
 export const COLD_START_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
-/** Where metrics go: a Meter whose provider has `prometheus` as a reader, which also reads `histograms`. */
+/**
+ * Where metrics go. With OpenTelemetry (telemetry.ts): a Meter whose provider has a Prometheus exporter
+ * as its reader, which also reads `histograms`, served at /metrics by `metricsHandler`. Without it (an
+ * edge image's bundle, noTelemetry.ts): no meter and no handler; the counters are kept but not exported.
+ */
 export interface ServerTelemetry {
-  meter: Meter;
-  prometheus: PrometheusExporter;
-  /** Registered with `prometheus` as a metric producer (see createPrometheusExporter). */
-  histograms: HistogramProducer;
+  meter: Meter | undefined;
+  histograms: HistogramRegistry;
+  /** Answers GET /metrics (Prometheus text); absent when the server is built without metrics. */
+  metricsHandler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   /** Set when the telemetry was created for this server alone and must be shut down with it. */
   shutdown?: () => Promise<void>;
-}
-
-/** A Prometheus exporter (no port of its own) that also exports the server's histograms. */
-export function createPrometheusExporter(): { prometheus: PrometheusExporter; histograms: HistogramProducer } {
-  const histograms = new HistogramProducer();
-  return {
-    prometheus: new PrometheusExporter({ preventServerStart: true, metricProducers: [histograms] }),
-    histograms,
-  };
-}
-
-/** A private provider + exporter, for servers started in-process (tests, `ferry serve`). */
-export function createStandaloneTelemetry(): ServerTelemetry {
-  const { prometheus, histograms } = createPrometheusExporter();
-  const provider = new MeterProvider({ readers: [prometheus] });
-  return {
-    meter: provider.getMeter('ferry-inference-server'),
-    prometheus,
-    histograms,
-    shutdown: () => provider.shutdown(),
-  };
 }
 
 /** Cumulative explicit-bucket histogram of one series: counts per bucket (last one is +Inf), sum, count. */
@@ -99,7 +72,7 @@ export class BucketHistogram {
   }
 }
 
-interface HistogramFamily {
+export interface HistogramFamily {
   name: string;
   description: string;
   unit: string;
@@ -107,10 +80,9 @@ interface HistogramFamily {
   series: Array<{ attributes: Attributes; histogram: BucketHistogram }>;
 }
 
-/** Hands the server's histograms to the exporter at each scrape, as OpenTelemetry histogram data. */
-export class HistogramProducer implements MetricProducer {
-  private readonly families: HistogramFamily[] = [];
-  private readonly startTime = hrTime();
+/** The server's histogram families and their series; telemetry.ts hands them to the exporter at each scrape. */
+export class HistogramRegistry {
+  readonly families: HistogramFamily[] = [];
 
   family(name: string, description: string, unit: string, boundaries: readonly number[]): HistogramFamily {
     const family = { name, description, unit, boundaries, series: [] };
@@ -122,43 +94,6 @@ export class HistogramProducer implements MetricProducer {
     const histogram = new BucketHistogram(family.boundaries);
     family.series.push({ attributes, histogram });
     return histogram;
-  }
-
-  async collect(): Promise<CollectionResult> {
-    const endTime = hrTime();
-    const metrics: HistogramMetricData[] = this.families.map((f) => ({
-      descriptor: {
-        name: f.name,
-        description: f.description,
-        unit: f.unit,
-        type: InstrumentType.HISTOGRAM,
-        valueType: ValueType.DOUBLE,
-        advice: {},
-      },
-      aggregationTemporality: AggregationTemporality.CUMULATIVE,
-      dataPointType: DataPointType.HISTOGRAM,
-      // Like the SDK's own histograms: a series appears once it has an observation.
-      dataPoints: f.series
-        .filter((s) => s.histogram.count > 0)
-        .map(({ attributes, histogram: h }) => ({
-          attributes,
-          startTime: this.startTime,
-          endTime,
-          value: {
-            buckets: { boundaries: [...f.boundaries], counts: Array.from(h.counts) },
-            sum: h.sum,
-            count: h.count,
-            ...(h.count ? { min: h.min, max: h.max } : {}),
-          },
-        })),
-    }));
-    return {
-      resourceMetrics: {
-        resource: Resource.empty(),
-        scopeMetrics: [{ scope: { name: 'ferry-inference-server' }, metrics }],
-      },
-      errors: [],
-    };
   }
 }
 
@@ -191,7 +126,7 @@ export class ModelCounters {
 }
 
 interface InferenceHistograms {
-  producer: HistogramProducer;
+  producer: HistogramRegistry;
   duration: HistogramFamily;
   queueDuration: HistogramFamily;
   computeDuration: HistogramFamily;
@@ -204,7 +139,45 @@ export class InferenceMetrics {
   private readonly histograms: InferenceHistograms;
 
   constructor(telemetry: Pick<ServerTelemetry, 'meter' | 'histograms'>) {
-    const meter = telemetry.meter;
+    // Without a meter (no OpenTelemetry in this bundle) the counters are still kept, just not exported.
+    if (telemetry.meter) this.observeCounters(telemetry.meter);
+    const producer = telemetry.histograms;
+    this.histograms = {
+      producer,
+      duration: producer.family(
+        'ferry_inference_request_duration_seconds',
+        'Time from request received to response written, per model version',
+        's',
+        LATENCY_BUCKETS_SECONDS,
+      ),
+      queueDuration: producer.family(
+        'ferry_inference_queue_duration_seconds',
+        "Time from a request's tensors decoded to its session.run starting (waiting for the model or for batch mates)",
+        's',
+        QUEUE_BUCKETS_SECONDS,
+      ),
+      computeDuration: producer.family(
+        'ferry_inference_compute_duration_seconds',
+        "Time of the session.run that computed a request's outputs (the merged run when batched)",
+        's',
+        LATENCY_BUCKETS_SECONDS,
+      ),
+      batchSize: producer.family(
+        'ferry_inference_batch_size',
+        'Rows (first-dimension entries, summed over merged requests) per session.run',
+        '',
+        BATCH_SIZE_BUCKETS,
+      ),
+      coldStartDuration: producer.family(
+        'ferry_inference_cold_start_duration_seconds',
+        'Time to load a model into onnxruntime at process start',
+        's',
+        COLD_START_BUCKETS_SECONDS,
+      ),
+    };
+  }
+
+  private observeCounters(meter: Meter): void {
     // `servedOnly`: leave out the counters of requests for unknown models (model="").
     const observeEach =
       (read: (c: ModelCounters) => number, servedOnly = false) =>
@@ -242,41 +215,6 @@ export class InferenceMetrics {
         description: 'Model loads at process start (a cold start of this model version)',
       })
       .addCallback(observeEach((c) => c.coldStarts, true));
-
-    const producer = telemetry.histograms;
-    this.histograms = {
-      producer,
-      duration: producer.family(
-        'ferry_inference_request_duration_seconds',
-        'Time from request received to response written, per model version',
-        's',
-        LATENCY_BUCKETS_SECONDS,
-      ),
-      queueDuration: producer.family(
-        'ferry_inference_queue_duration_seconds',
-        "Time from a request's tensors decoded to its session.run starting (waiting for the model or for batch mates)",
-        's',
-        QUEUE_BUCKETS_SECONDS,
-      ),
-      computeDuration: producer.family(
-        'ferry_inference_compute_duration_seconds',
-        "Time of the session.run that computed a request's outputs (the merged run when batched)",
-        's',
-        LATENCY_BUCKETS_SECONDS,
-      ),
-      batchSize: producer.family(
-        'ferry_inference_batch_size',
-        'Rows (first-dimension entries, summed over merged requests) per session.run',
-        '',
-        BATCH_SIZE_BUCKETS,
-      ),
-      coldStartDuration: producer.family(
-        'ferry_inference_cold_start_duration_seconds',
-        'Time to load a model into onnxruntime at process start',
-        's',
-        COLD_START_BUCKETS_SECONDS,
-      ),
-    };
   }
 
   countersFor(model: string, version: string): ModelCounters {

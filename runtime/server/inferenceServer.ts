@@ -22,16 +22,12 @@ import {
   RequestTooLargeError,
   RouteNotFoundError,
 } from './errors';
-import {
-  createStandaloneTelemetry,
-  InferenceMetrics,
-  type ModelCounters,
-  type ServerTelemetry,
-} from './inferenceMetrics';
+import { InferenceMetrics, type ModelCounters, type ServerTelemetry } from './inferenceMetrics';
 import { inferParsedRequest } from './inferRequest';
 import { type LoadedModel, loadModelRepository, type ModelRepository } from './modelRepository';
 import { ModelScheduler } from './modelScheduler';
 import { DEFAULT_MAX_BATCH } from './requestLimits';
+import { createStandaloneTelemetry } from './telemetry';
 import { type EncodedResponse, parseInferRequest } from './tensorCodec';
 
 export interface InferenceServerOptions {
@@ -140,8 +136,10 @@ export async function startInferenceServer(opts: InferenceServerOptions): Promis
     const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
 
     if (path === '/metrics') {
+      if (!telemetry.metricsHandler)
+        throw new RouteNotFoundError('this server was built without metrics (an edge image has no OpenTelemetry)');
       if (closing) res.setHeader('connection', 'close');
-      return telemetry.prometheus.getMetricsRequestHandler(req, res);
+      return telemetry.metricsHandler(req, res);
     }
     const parts = path.split('/'); // ['', 'v2', ...]
     if (parts[1] !== 'v2')
