@@ -13,26 +13,26 @@
  *
  * Each layer's descriptor in the manifest says what it holds (LAYER_ROLE_ANNOTATION, and for a model
  * layer the model's name and version), so `ferry image inspect` can tell without downloading layers.
+ *
+ * `kind` (imageKinds.ts) picks the program on top: the inference server (default), the batch runner
+ * (Entrypoint /app/batch.js), or the edge server (no OpenTelemetry, no CA certificates, arm64 unless
+ * asked otherwise); the image config's `ai.ferry.image.kind` label says which.
  */
 import * as path from 'node:path';
 import { loadConfig } from '../config';
 import { assembleImage, assembleIndex, type BuiltImage, type BuiltImageIndex, canonicalJson } from '../oci/image';
 import { type LayerBlob, type LayerFile, layerFromFiles } from '../oci/layer';
 import { pushImage } from '../oci/push';
+import { type ImageKind, type ImageKindSpec, imageKind, KIND_LABEL, SERVER_PORT } from './imageKinds';
 import { IMAGE_ARCHITECTURES, type ImageArchitecture } from './platforms';
-import {
-  buildRuntimeLayer,
-  buildServerLayer,
-  NODE_IN_IMAGE,
-  type RuntimeLayerOptions,
-  SERVER_IN_IMAGE,
-} from './runtimeLayer';
+import { buildRuntimeLayer, buildServerLayer, NODE_IN_IMAGE, type RuntimeLayerOptions } from './runtimeLayer';
 import { IMAGE_USER_SPEC } from './systemFiles';
 
 export type { BuiltImage, BuiltImageIndex } from '../oci/image';
 export type { PushedImage } from '../oci/push';
+export type { ImageKind } from './imageKinds';
 export type { ImageArchitecture } from './platforms';
-export { IMAGE_ARCHITECTURES, pushImage };
+export { IMAGE_ARCHITECTURES, KIND_LABEL, pushImage, SERVER_PORT };
 
 export const MODEL_DIR_IN_IMAGE = '/models';
 /** Layer descriptor annotation: runtime, server, model or configuration. */
@@ -46,7 +46,6 @@ export type LayerRole = 'runtime' | 'server' | 'model' | 'configuration';
 function withRole(layer: LayerBlob, role: LayerRole, extra: Record<string, string> = {}): LayerBlob {
   return { ...layer, annotations: { [LAYER_ROLE_ANNOTATION]: role, ...extra } };
 }
-export const SERVER_PORT = 8000;
 const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 export interface ImageModel {
@@ -66,6 +65,8 @@ export interface BuildModelImageOptions {
   runtime?: RuntimeLayerOptions;
   /** Where model and configuration layer blobs are written; default `<cacheDir>/blobs`. */
   blobDir?: string;
+  /** Default inference. */
+  kind?: ImageKind;
 }
 
 /** The `/models/ferry-models.json` the inference server reads. */
@@ -105,12 +106,14 @@ interface SharedLayers {
   configuration: LayerBlob;
   labels: Record<string, string>;
   title: string;
+  kind: ImageKindSpec;
 }
 
 async function buildSharedLayers(opts: BuildModelImageOptions): Promise<SharedLayers> {
   checkModels(opts.models);
   const blobDir = opts.blobDir ?? path.join(loadConfig().cacheDir, 'blobs');
-  const server = withRole(await buildServerLayer(opts.runtime), 'server');
+  const kind = imageKind(opts.kind);
+  const server = withRole(await buildServerLayer({ ...opts.runtime, kind: kind.kind }), 'server');
   const models: LayerBlob[] = [];
   for (const m of opts.models) {
     const file: LayerFile = { path: `${MODEL_DIR_IN_IMAGE}/${m.name}/model.onnx`, sourcePath: m.onnxPath };
@@ -135,8 +138,9 @@ async function buildSharedLayers(opts: BuildModelImageOptions): Promise<SharedLa
     ...opts.labels,
     // Last, so a caller's label cannot misstate what the image serves.
     [MODELS_LABEL]: opts.models.map((m) => `${m.name}:${m.version}`).join(','),
+    [KIND_LABEL]: kind.kind,
   };
-  return { server, models, configuration, labels, title };
+  return { server, models, configuration, labels, title, kind };
 }
 
 async function imageFor(
@@ -151,15 +155,15 @@ async function imageFor(
     libraries: _libs,
     architecture: _arch,
     ...runtimeLayer
-  } = await buildRuntimeLayer({ ...runtime, architecture });
+  } = await buildRuntimeLayer({ ...runtime, architecture, caCertificates: shared.kind.caCertificates });
   return assembleImage(
     [withRole(runtimeLayer, 'runtime'), shared.server, ...shared.models, shared.configuration],
     {
-      entrypoint: [NODE_IN_IMAGE, SERVER_IN_IMAGE],
-      env: ['PATH=/usr/bin:/bin', `FERRY_MODEL_DIR=${MODEL_DIR_IN_IMAGE}`, `PORT=${SERVER_PORT}`, 'HOST=0.0.0.0'],
+      entrypoint: [NODE_IN_IMAGE, shared.kind.programInImage],
+      env: ['PATH=/usr/bin:/bin', `FERRY_MODEL_DIR=${MODEL_DIR_IN_IMAGE}`, ...shared.kind.env],
       workingDir: '/app',
       user: IMAGE_USER_SPEC,
-      exposedPorts: [`${SERVER_PORT}/tcp`],
+      exposedPorts: shared.kind.exposedPorts,
       labels: shared.labels,
       architecture,
       os: 'linux',
@@ -168,18 +172,22 @@ async function imageFor(
   );
 }
 
-/** A single-platform image (default linux/amd64). */
+/** A single-platform image (default linux/amd64; an edge image linux/arm64). */
 export async function buildModelImage(
   opts: BuildModelImageOptions & { architecture?: ImageArchitecture },
 ): Promise<BuiltImage> {
-  return imageFor(opts.architecture ?? 'amd64', await buildSharedLayers(opts), opts.runtime);
+  const architecture = opts.architecture ?? imageKind(opts.kind).defaultArchitectures?.[0] ?? 'amd64';
+  return imageFor(architecture, await buildSharedLayers(opts), opts.runtime);
 }
 
-/** A multi-platform image: an OCI index over one image per architecture (default amd64 and arm64). */
+/**
+ * A multi-platform image: an OCI index over one image per architecture (default amd64 and arm64, and
+ * for an edge image arm64 alone).
+ */
 export async function buildModelImageIndex(
   opts: BuildModelImageOptions & { architectures?: readonly ImageArchitecture[] },
 ): Promise<BuiltImageIndex> {
-  const architectures = opts.architectures ?? IMAGE_ARCHITECTURES;
+  const architectures = opts.architectures ?? imageKind(opts.kind).defaultArchitectures ?? IMAGE_ARCHITECTURES;
   if (architectures.length === 0) throw new Error('an image index needs at least one architecture');
   const shared = await buildSharedLayers(opts);
   const images: BuiltImage[] = [];

@@ -11,6 +11,8 @@
  *
  * Server layer (the same for every architecture; changes with runtime/server):
  *   /app/server.js                                  esbuild bundle of runtime/server/main.ts
+ *   (or the program of another image kind, imageKinds.ts: /app/batch.js for a batch image, and for an
+ *   edge image the server bundled without OpenTelemetry)
  *
  * Building the runtime layer means stripping a 99 MB binary and gzipping ~130 MB, so its blob is cached
  * under `<cacheDir>/layers/`, keyed by a hash of exactly what goes into it (file contents, modes, the
@@ -21,12 +23,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 import { loadConfig } from '../config';
 import { sha256Digest, sha256File } from '../oci/digest';
 import { canonicalJson } from '../oci/image';
 import { blobPathFor, type LayerBlob, writeLayer } from '../oci/layer';
 import type { TarEntry } from '../oci/tar';
+import { type ImageKind, imageKind } from './imageKinds';
 import {
   ensurePlatformInputs,
   type ImageArchitecture,
@@ -53,6 +56,16 @@ export interface RuntimeLayerOptions {
   cacheDir?: string;
   /** Default amd64. */
   architecture?: ImageArchitecture;
+  /** Whether /etc/ssl/certs/ca-certificates.crt goes in (default true; an edge image leaves it out). */
+  caCertificates?: boolean;
+}
+
+export interface BundleOptions {
+  /**
+   * False: runtime/server/telemetry.ts is replaced by noTelemetry.ts, so no OpenTelemetry code is in
+   * the bundle (checked: the bundle fails if any still is). Default true.
+   */
+  telemetry?: boolean;
 }
 
 export interface RuntimeLayer extends LayerBlob {
@@ -123,8 +136,26 @@ async function onnxRuntimeEntries(nodeModulesDir: string, platform: ImagePlatfor
   ];
 }
 
+const TELEMETRY_MODULE = path.join('runtime', 'server', 'telemetry.ts');
+const NO_TELEMETRY_MODULE = path.join('runtime', 'server', 'noTelemetry.ts');
+
+/** Resolves runtime/server's `./telemetry` to `./noTelemetry`: a bundle without OpenTelemetry. */
+function withoutTelemetry(): Plugin {
+  return {
+    name: 'ferry-no-telemetry',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/telemetry$/ }, (args) => {
+        const resolved = path.join(args.resolveDir, 'telemetry.ts');
+        if (!resolved.endsWith(TELEMETRY_MODULE)) return undefined;
+        return { path: path.join(args.resolveDir, path.basename(NO_TELEMETRY_MODULE)) };
+      });
+    },
+  };
+}
+
 /** Bundles the server entry into one CommonJS file; onnxruntime-node stays external (native). */
-export async function bundleServer(entry: string, workingDir: string): Promise<Buffer> {
+export async function bundleServer(entry: string, workingDir: string, options: BundleOptions = {}): Promise<Buffer> {
+  const telemetry = options.telemetry ?? true;
   const result = await build({
     entryPoints: [entry],
     absWorkingDir: workingDir, // the bundle's path comments are relative to this: same across clones
@@ -137,11 +168,19 @@ export async function bundleServer(entry: string, workingDir: string): Promise<B
     sourcemap: false,
     write: false,
     logLevel: 'silent',
+    metafile: !telemetry,
+    plugins: telemetry ? [] : [withoutTelemetry()],
   }).catch((error: { errors?: Array<{ text: string; location?: { file: string; line: number } | null }> }) => {
     const first = error.errors?.[0];
     const where = first?.location ? ` (${first.location.file}:${first.location.line})` : '';
     throw new Error(`bundling the inference server ${entry} failed: ${first?.text ?? String(error)}${where}`);
   });
+  if (!telemetry) {
+    const otel = Object.keys(result.metafile!.inputs).filter((input) => input.includes('node_modules/@opentelemetry/'));
+    if (otel.length > 0) {
+      throw new Error(`${entry} bundled without telemetry still loads OpenTelemetry: ${otel.slice(0, 3).join(', ')}`);
+    }
+  }
   return Buffer.from(result.outputFiles[0]!.contents);
 }
 
@@ -180,7 +219,11 @@ interface RuntimeInputs {
   libraries: ResolvedClosure;
 }
 
-async function collectRuntimeInputs(nodeModulesDir: string, platform: ImagePlatform): Promise<RuntimeInputs> {
+async function collectRuntimeInputs(
+  nodeModulesDir: string,
+  platform: ImagePlatform,
+  caCertificates: boolean,
+): Promise<RuntimeInputs> {
   const ortFiles = await onnxRuntimeEntries(nodeModulesDir, platform);
   const nodeSource = inSysroot(platform, platform.nodeBinary);
   const elves = ortFiles
@@ -195,7 +238,7 @@ async function collectRuntimeInputs(nodeModulesDir: string, platform: ImagePlatf
     ...(libraries.interpreter.symlinkTarget
       ? [{ type: 'symlink' as const, path: libraries.interpreter.path, target: libraries.interpreter.symlinkTarget }]
       : []),
-    ...systemEntries(CA_BUNDLE_PATH),
+    ...systemEntries(CA_BUNDLE_PATH).filter((e) => caCertificates || e.path !== CA_BUNDLE_PATH),
   ];
   return { platform, entries, nodeSource, libraries };
 }
@@ -236,7 +279,7 @@ export async function buildRuntimeLayer(options: RuntimeLayerOptions = {}): Prom
   const layersDir = path.join(options.cacheDir ?? config.cacheDir, 'layers');
 
   await ensurePlatformInputs(platform);
-  const inputs = await collectRuntimeInputs(nodeModulesDir, platform);
+  const inputs = await collectRuntimeInputs(nodeModulesDir, platform, options.caCertificates ?? true);
   const cacheKey = await runtimeCacheKey(inputs);
   const indexPath = path.join(layersDir, `runtime-${platform.architecture}-${cacheKey}.json`);
   const done = (record: CachedRecord, blobPath: string, fromCache: boolean): RuntimeLayer => ({
@@ -280,13 +323,17 @@ export async function buildRuntimeLayer(options: RuntimeLayerOptions = {}): Prom
   }
 }
 
-/** The server layer: /app/server.js, the bundle of `entry` (default runtime/server/main.ts). */
-export async function buildServerLayer(options: RuntimeLayerOptions = {}): Promise<LayerBlob> {
+/**
+ * The server layer: the program of the image's kind (imageKinds.ts), bundled; by default
+ * /app/server.js, the bundle of runtime/server/main.ts. `entry` replaces the kind's entry point.
+ */
+export async function buildServerLayer(options: RuntimeLayerOptions & { kind?: ImageKind } = {}): Promise<LayerBlob> {
   const config = loadConfig();
-  const entry = path.resolve(options.entry ?? path.join(config.repoRoot, 'runtime', 'server', 'main.ts'));
-  const bundle = await bundleServer(entry, config.repoRoot);
+  const kind = imageKind(options.kind);
+  const entry = path.resolve(options.entry ?? path.join(config.repoRoot, kind.entry));
+  const bundle = await bundleServer(entry, config.repoRoot, { telemetry: kind.telemetry });
   return writeLayer(
-    [{ type: 'file', path: SERVER_IN_IMAGE, bytes: bundle }],
+    [{ type: 'file', path: kind.programInImage, bytes: bundle }],
     path.join(options.cacheDir ?? config.cacheDir, 'layers'),
   );
 }
