@@ -26,9 +26,9 @@ import { launchPlanForImage } from '../../lib/gateway/launchPlan';
 import { replicaEnv } from '../../lib/gateway/replicaProcess';
 import { hostArchitecture } from '../../lib/oci/image';
 import { type PulledImage, pullImage } from '../../lib/oci/pull';
-import { selectPlatform, unpackLayoutPlatform } from '../../lib/oci/sourcedImage';
+import { type PlatformImage, selectPlatform, unpackLayoutPlatform } from '../../lib/oci/sourcedImage';
 import { FerryError } from '../sdk/errors';
-import { openImage } from './image';
+import { type OpenedImage, openImage } from './image';
 import { type CredentialFlags, parseCpus, parseMemory, parseRuntime, registryCredentials } from './imageFlags';
 import { formatImageRef } from './imageRef';
 
@@ -71,7 +71,8 @@ async function assertPortFree(port: number): Promise<void> {
   });
 }
 
-async function chooseRuntime(name: string | undefined): Promise<ContainerRuntime | 'process'> {
+/** The runtime a `--runtime` flag names (default youki if installed, else runc); `ferry batch` uses it too. */
+export async function chooseRuntime(name: string | undefined): Promise<ContainerRuntime | 'process'> {
   const wanted = parseRuntime(name);
   if (wanted === 'process') return 'process';
   try {
@@ -165,6 +166,21 @@ async function waitUntilReady(url: string, server: RunningServer): Promise<void>
   throw new FerryError(`the image's server was not ready within ${READY_TIMEOUT_MS / 1000} s${log ? `:\n${log}` : ''}`);
 }
 
+/** Reads one platform of an opened image (a layout or a registry) and unpacks it into `<workDir>/rootfs`. */
+export function unpackPlatform(
+  opened: OpenedImage,
+  platform: PlatformImage,
+  workDir: string,
+  flags: CredentialFlags,
+): Promise<PulledImage> {
+  return opened.layoutDir
+    ? unpackLayoutPlatform(opened.layoutDir, opened.image, platform, workDir)
+    : pullImage({ ...opened.ref!, reference: platform.digest }, workDir, {
+        architecture: platform.architecture,
+        credentials: registryCredentials(flags),
+      });
+}
+
 export async function imageRunCommand(config: FerryConfig, target: string, flags: ImageRunFlags): Promise<void> {
   // Listened for from the start: Ctrl-C reaches a plain-process server too (same process group), and
   // its exit must not be taken for a crash.
@@ -191,12 +207,7 @@ export async function imageRunCommand(config: FerryConfig, target: string, flags
   let server: RunningServer | undefined;
   try {
     console.log(`Unpacking ${opened.image.name} (linux/${platform.architecture}, ${platform.digest.slice(0, 19)})...`);
-    const pulled = opened.layoutDir
-      ? await unpackLayoutPlatform(opened.layoutDir, opened.image, platform, workDir)
-      : await pullImage({ ...opened.ref!, reference: platform.digest }, workDir, {
-          architecture: platform.architecture,
-          credentials: registryCredentials(flags),
-        });
+    const pulled = await unpackPlatform(opened, platform, workDir, flags);
     server =
       runtime === 'process'
         ? startProcessServer(pulled, port)

@@ -408,6 +408,33 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
     await imageRunCommand(config, target, o);
   });
 
+  credentialOptions(
+    program
+      .command('batch')
+      .description(
+        'run every request file of a folder or bucket through a model image, one response file each; a rerun resumes',
+      )
+      .argument('<deployment|image>', `${DEPLOYMENT}; or an OCI image layout folder, or REGISTRY/REPO[:TAG|@DIGEST]`)
+      .requiredOption('--input <dir|s3://bucket/prefix>', 'the request files (Open Inference Protocol v2 JSON, *.json)')
+      .requiredOption(
+        '--output <dir|s3://bucket/prefix>',
+        'where <name>.response.json, errors/ and batch-summary.json go',
+      )
+      .option('--concurrency <n>', 'requests in flight', '4')
+      .option('--model <name[:version]>', 'which model, when the image serves more than one')
+      .option('--runtime <name>', 'youki, runc or process (default: youki if installed, else runc)')
+      .option('--cpus <x>', 'CPU limit (containers)', '2')
+      .option('--memory <size>', 'memory limit, e.g. 2Gi (containers)', '2Gi'),
+  ).action(async (target: string, o: import('./batch').BatchFlags) => {
+    const { batchCommand } = await import('./batch');
+    const status = await batchCommand(config, target, o, async (ref) => {
+      const s = await withClient((ferry) => ferry.status(ref));
+      if (!s.image) throw new FerryError(`deployment ${s.deploymentId} has no image yet (it is ${s.phase})`);
+      return s.image;
+    });
+    process.exitCode = status;
+  });
+
   // ---- Ferry on this machine ----
   program.commandsGroup('Run Ferry on this machine:');
 
