@@ -4,7 +4,9 @@
  *   npx tsx bench/image-size.ts        (needs the registry of the dev stack: bash infra/stack.sh start)
  *
  * 1. Ferry's runtime layer per architecture (node, its C libraries, onnxruntime, /etc), uncompressed and
- *    gzip, next to what a user would ship for the same job: node:20-bookworm-slim plus onnxruntime-node
+ *    gzip, for the inference image and the edge image (no CA certificates), and the program layer of each
+ *    image kind (inference server, edge server without OpenTelemetry, batch runner), next to what a user
+ *    would ship for the same job: node:20-bookworm-slim plus onnxruntime-node
  *    as `npm ci --omit=dev` installs it (the whole package: every platform's binaries). The base image's
  *    size is the published one (see PUBLISHED_BASE); the onnxruntime-node layer is measured here, with
  *    the same tar and gzip settings as Ferry's layers.
@@ -15,8 +17,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfig } from '../lib/config';
+import { IMAGE_KINDS, imageKind } from '../lib/image/imageKinds';
 import { buildModelImageIndex, IMAGE_ARCHITECTURES, pushImage } from '../lib/image/modelImage';
-import { buildRuntimeLayer } from '../lib/image/runtimeLayer';
+import { buildRuntimeLayer, buildServerLayer } from '../lib/image/runtimeLayer';
 import { BlobLocations } from '../lib/oci/blobLocations';
 import { directoryEntries, writeLayer } from '../lib/oci/layer';
 import { registryAnswers } from '../test/oci/registryFixture';
@@ -55,13 +58,30 @@ async function main(): Promise<void> {
       ],
       path.join(work, 'ort-layer'),
     );
-    console.log('runtime layer (Ferry)                      uncompressed      gzip');
-    for (const architecture of IMAGE_ARCHITECTURES) {
-      const layer = await buildRuntimeLayer({ architecture });
+    const row = (label: string, layer: { uncompressedSize: number; size: number }) =>
       console.log(
-        `  linux/${architecture.padEnd(5)}                            ${String(layer.uncompressedSize).padStart(11)} B ${String(layer.size).padStart(10)} B   (${mb(layer.uncompressedSize)}, ${mb(layer.size)} gzip)`,
+        `  ${label.padEnd(40)} ${String(layer.uncompressedSize).padStart(11)} B ${String(layer.size).padStart(10)} B   (${mb(layer.uncompressedSize)}, ${mb(layer.size)} gzip)`,
       );
+    const programs = new Map<string, { uncompressedSize: number; size: number }>();
+    for (const kind of IMAGE_KINDS) programs.set(kind, await buildServerLayer({ kind }));
+    console.log(`${'layer (Ferry)'.padEnd(42)} ${'uncompressed'.padStart(13)} ${'gzip'.padStart(12)}`);
+    for (const architecture of IMAGE_ARCHITECTURES) {
+      const inference = await buildRuntimeLayer({ architecture });
+      const edge = await buildRuntimeLayer({ architecture, caCertificates: imageKind('edge').caCertificates });
+      row(`runtime linux/${architecture} (inference, batch)`, inference);
+      row(`runtime linux/${architecture} (edge)`, edge);
+      for (const [kind, runtime] of [
+        ['inference', inference],
+        ['edge', edge],
+      ] as const) {
+        const program = programs.get(kind)!;
+        row(`  runtime + ${imageKind(kind).programInImage} (${kind})`, {
+          uncompressedSize: runtime.uncompressedSize + program.uncompressedSize,
+          size: runtime.size + program.size,
+        });
+      }
     }
+    for (const kind of IMAGE_KINDS) row(`program ${imageKind(kind).programInImage} (${kind})`, programs.get(kind)!);
     console.log(`\nwhat a user would build: ${PUBLISHED_BASE.name} + npm ci onnxruntime-node`);
     console.log(
       `  onnxruntime-node + onnxruntime-common layer (measured): ${mb(ortLayer.uncompressedSize)}, ${mb(ortLayer.size)} gzip`,
