@@ -9,10 +9,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FerryConfig } from '../../lib/config';
+import { chooseEdgePlan } from '../../lib/image/edgePlan';
 import { describeImage, type ImageDescription } from '../../lib/image/imageInspect';
+import { IMAGE_KINDS, type ImageKind, imageKind } from '../../lib/image/imageKinds';
 import {
   type BuiltImageIndex,
   buildModelImageIndex,
+  IMAGE_ARCHITECTURES,
   type ImageModel,
   LAYER_MODEL_NAME_ANNOTATION,
   LAYER_MODEL_VERSION_ANNOTATION,
@@ -24,6 +27,7 @@ import { writeImageLayout } from '../../lib/oci/layout';
 import { RegistryClient } from '../../lib/oci/registry';
 import { openLayoutImage, openRegistryImage, type SourcedImage } from '../../lib/oci/sourcedImage';
 import { ModelValidationError, validateModel } from '../../lib/onnx/validate';
+import type { OptimizationTable } from '../../lib/optimize/types';
 import { FerryError } from '../sdk/errors';
 import { type CredentialFlags, parsePlatforms, registryCredentials } from './imageFlags';
 import { BlobProgressPrinter } from './imageProgress';
@@ -38,6 +42,10 @@ export interface ImageBuildFlags extends CredentialFlags {
   tag?: string;
   /** Bytes per upload chunk of --push. */
   chunkBytes?: number;
+  /** inference (default), batch or edge (lib/image/imageKinds.ts). */
+  kind?: string;
+  /** A `ferry optimize --out DIR` report.json: the image serves the plan it picks (edge: int8 within budget). */
+  optimization?: string;
 }
 
 /** The model's name in the image: the file name without .onnx, lowercased and made path-safe. */
@@ -76,6 +84,62 @@ async function readModels(files: readonly string[], maxBytes: number): Promise<I
   return models;
 }
 
+function parseKind(raw: string | undefined): ImageKind {
+  const kind = raw ?? 'inference';
+  if (!(IMAGE_KINDS as readonly string[]).includes(kind)) {
+    throw new FerryError(`unknown image kind "${kind}": give ${IMAGE_KINDS.join(', ')}`);
+  }
+  return kind as ImageKind;
+}
+
+/**
+ * The model of a `ferry optimize` report, as the plan the kind picks: for an edge image the int8 plan
+ * when one is within the accuracy budget (edgePlan.ts), else the report's best; served with the plan's
+ * session options and batching. The report must be about the model file given.
+ */
+async function readOptimizedModel(
+  files: readonly string[],
+  reportPath: string,
+  kind: ImageKind,
+  maxBytes: number,
+): Promise<ImageModel[]> {
+  if (files.length !== 1) throw new FerryError('--optimization goes with one model file, the one it was made from');
+  const report = JSON.parse(
+    await readFile(reportPath, 'utf8').catch(() => {
+      throw new FerryError(`--optimization ${reportPath} cannot be read (a ferry optimize --out DIR report.json)`);
+    }),
+  ) as { model?: string; files?: Record<string, string>; table?: OptimizationTable };
+  if (!report.table?.candidates || !report.files) {
+    throw new FerryError(`--optimization ${reportPath} is not a ferry optimize report (no table, no files)`);
+  }
+  const [original] = await readModels(files, maxBytes);
+  const [reported] = report.model ? await readModels([report.model], maxBytes).catch(() => [undefined]) : [undefined];
+  if (!reported || reported.version !== original!.version) {
+    throw new FerryError(
+      `--optimization ${reportPath} was made from ${report.model ?? 'another model'}, not ${files[0]}`,
+    );
+  }
+  const choice =
+    kind === 'edge'
+      ? chooseEdgePlan(report.table)
+      : { candidate: report.table.candidates.find((c) => c.id === report.table!.best)!, reason: "the report's best" };
+  const { candidate } = choice;
+  console.log(`Plan ${choice.reason}`);
+  if (candidate.id === 'original') return [original!];
+  const file = report.files[candidate.id];
+  if (!file) throw new FerryError(`--optimization ${reportPath} lists no model file for plan ${candidate.id}`);
+  const resolved = path.resolve(path.dirname(reportPath), file);
+  const [optimized] = await readModels([resolved], maxBytes);
+  return [
+    {
+      ...optimized!,
+      name: original!.name,
+      ...(candidate.sessionOptions ? { sessionOptions: { ...candidate.sessionOptions } } : {}),
+      ...(candidate.batching ? { batching: candidate.batching } : {}),
+    },
+  ];
+}
+
 /** digest → what the blob is, for the progress lines. */
 function blobLabels(image: BuiltImageIndex): Map<string, string> {
   const labels = new Map<string, string>([[image.digest, 'index']]);
@@ -101,23 +165,32 @@ function blobLabels(image: BuiltImageIndex): Map<string, string> {
 export async function imageBuildCommand(config: FerryConfig, files: string[], flags: ImageBuildFlags): Promise<void> {
   if (!flags.out && !flags.push)
     throw new FerryError('say where the image goes: --out DIR or --push REGISTRY/REPO:TAG');
-  const architectures = parsePlatforms(flags.platform);
+  const kind = parseKind(flags.kind);
+  // No --platform: the kind's own default (an edge image is arm64 alone).
+  const architectures =
+    flags.platform === undefined
+      ? [...(imageKind(kind).defaultArchitectures ?? IMAGE_ARCHITECTURES)]
+      : parsePlatforms(flags.platform);
   let target: ParsedImageRef | undefined;
   if (flags.push) {
     target = parseImageRef(flags.push, config.registry.url);
     if (target.reference.startsWith('sha256:')) throw new FerryError(`--push needs a tag, not a digest: ${flags.push}`);
   }
   const credentials = target ? registryCredentials(flags) : undefined;
-  const models = await readModels(files, config.access.maxModelBytes);
+  const models = flags.optimization
+    ? await readOptimizedModel(files, flags.optimization, kind, config.access.maxModelBytes)
+    : await readModels(files, config.access.maxModelBytes);
   // A registry that is down or refuses us is found out before the build, not after it.
   if (target) await new RegistryClient(target.registry, { credentials }).ping();
 
   const platforms = architectures.map((a) => `linux/${a}`).join(', ');
-  console.log(`Building ${models.map((m) => `${m.name}:${m.version}`).join(', ')} for ${platforms}...`);
+  console.log(
+    `Building the ${kind} image of ${models.map((m) => `${m.name}:${m.version}`).join(', ')} for ${platforms}...`,
+  );
   const scratch = await mkdtemp(path.join(os.tmpdir(), 'ferry-image-'));
   try {
     const started = performance.now();
-    const image = await buildModelImageIndex({ models, architectures, blobDir: scratch });
+    const image = await buildModelImageIndex({ models, architectures, blobDir: scratch, kind });
     const labels = blobLabels(image);
     const seen = new Set<string>();
     for (const one of image.images) {

@@ -370,7 +370,19 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
       .command('build')
       .description('one image serving every model given: runtime, server, one layer per model, configuration')
       .argument('<model.onnx...>', 'ONNX model files (each served as /v2/models/<file name>)')
-      .option('--platform <platforms>', 'linux/amd64, linux/arm64 or both, comma-separated', 'linux/amd64,linux/arm64')
+      .option(
+        '--platform <platforms>',
+        'linux/amd64, linux/arm64 or both, comma-separated (default both; an edge image linux/arm64)',
+      )
+      .option(
+        '--kind <kind>',
+        'inference (the server), batch (ferry batch runs it) or edge (no telemetry, arm64)',
+        'inference',
+      )
+      .option(
+        '--optimization <report.json>',
+        'a `ferry optimize --out DIR` report of the model: serve its best plan (edge: the int8 plan when within budget)',
+      )
       .addOption(new Option('--out <dir>', 'write an OCI image layout (oci-layout, index.json, blobs/)'))
       .addOption(new Option('--push <ref>', 'push to [REGISTRY/]REPO:TAG').conflicts('out'))
       .option('--tag <tag>', 'with --out: the tag index.json gives the image', 'latest')

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,9 +14,12 @@ import { KIND_LABEL } from '../../lib/image/imageKinds';
 import { buildModelImage, buildModelImageIndex } from '../../lib/image/modelImage';
 import { ensurePlatformInputs, imagePlatform } from '../../lib/image/platforms';
 import { buildRuntimeLayer } from '../../lib/image/runtimeLayer';
+import { sha256Digest } from '../../lib/oci/digest';
+import { openLayoutImage } from '../../lib/oci/sourcedImage';
 import { mlpModel } from '../runtime/onnxTestModels';
 
 const run = promisify(execFile);
+const ferryBin = path.resolve(__dirname, '../../bin/ferry');
 
 /** The paths in a gzip layer blob. */
 async function listTar(blobPath: string): Promise<string[]> {
@@ -83,4 +86,53 @@ test('inference, batch and edge images: program, label, platforms, and what the 
   assert.ok(edgeRuntimeFiles.some((f) => f.endsWith('usr/bin/node')));
   const cached = await buildRuntimeLayer({ architecture: 'arm64', caCertificates: false });
   assert.equal(cached.digest, eRuntime!.digest, 'the edge runtime layer is cached and reproducible');
+});
+
+test('ferry image build --kind edge --optimization: the int8 plan of a ferry optimize report', {
+  timeout: 600_000,
+}, async () => {
+  const model = path.join(work, 'wide.onnx');
+  await writeFile(model, mlpModel({ inputDim: 64, hiddenDims: [256], outputDim: 8, seed: 9 }));
+  const optimized = path.join(work, 'optimized');
+  const ferry = (args: string[]) => run(ferryBin, args, { timeout: 480_000, maxBuffer: 16 << 20 });
+  // A loose budget, so int8 is within it whatever its drift on random weights; fp16 is cheaper to be best.
+  await ferry([
+    'optimize',
+    model,
+    '--out',
+    optimized,
+    '--techniques',
+    'int8-dynamic,fp16-weights',
+    '--accuracy-budget',
+    'cosine=0.5',
+    '--measure-ms',
+    '200',
+  ]);
+  const report = JSON.parse(await readFile(path.join(optimized, 'report.json'), 'utf8'));
+  const int8 = report.table.candidates.find((c: { id: string }) => c.id === 'int8-dynamic');
+  assert.equal(int8?.withinBudget, true, JSON.stringify(int8));
+
+  const layout = path.join(work, 'edge-layout');
+  const { stdout } = await ferry([
+    'image',
+    'build',
+    model,
+    '--kind',
+    'edge',
+    '--optimization',
+    path.join(optimized, 'report.json'),
+    '--out',
+    layout,
+  ]);
+  assert.match(stdout, /Plan int8-dynamic: the int8 plan within the accuracy budget/);
+  assert.match(stdout, /Building the edge image of wide:sha-[0-9a-f]{12} for linux\/arm64/);
+  const image = await openLayoutImage(layout);
+  assert.deepEqual(
+    image.platforms.map((p) => p.architecture),
+    ['arm64'],
+  );
+  const int8Bytes = await readFile(path.resolve(optimized, report.files['int8-dynamic']));
+  const label = image.platforms[0]!.config.config.Labels?.['ai.ferry.models'];
+  assert.equal(label, `wide:sha-${sha256Digest(int8Bytes).slice(7, 19)}`, 'the image serves the int8 model file');
+  assert.equal(image.platforms[0]!.config.config.Labels?.[KIND_LABEL], 'edge');
 });
