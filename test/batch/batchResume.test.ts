@@ -16,8 +16,9 @@ import { mlpModel, writeModelDir } from '../runtime/onnxTestModels';
 const repoRoot = path.resolve(__dirname, '../..');
 const REQUESTS = 240;
 const INPUT_DIM = 64;
-// ~0.3 GFLOP per request (a 2048x2048 layer over 32 rows): tens of ms each, so the kill lands mid-batch.
-const ROWS = 32;
+// ~1.6 GFLOP per request (three 2048x2048 layers over 64 rows): tens of ms each, seconds for the batch,
+// so the kill lands in the middle of it.
+const ROWS = 64;
 
 let work: string;
 let modelDir: string;
@@ -68,7 +69,7 @@ before(async () => {
     {
       name: 'mlp',
       version: '1',
-      bytes: mlpModel({ inputDim: INPUT_DIM, hiddenDims: [2048, 2048], outputDim: 8, seed: 3 }),
+      bytes: mlpModel({ inputDim: INPUT_DIM, hiddenDims: [2048, 2048, 2048, 2048], outputDim: 8, seed: 3 }),
       sessionOptions: { intraOpNumThreads: 1 },
     },
   ]);
@@ -87,12 +88,12 @@ test("SIGKILL mid-batch, then a second run does only the rest and gives the clea
 }, async () => {
   const crashed = path.join(work, 'out-crashed');
   const first = startRunner(crashed);
-  // Killed once a tenth of the batch is answered: well after it started, well before it could finish.
+  // Killed once a twentieth of the batch is answered: well after it started, well before it could finish.
   const deadline = Date.now() + 120_000;
-  while ((await responses(crashed)).length < REQUESTS / 10) {
+  while ((await responses(crashed)).length < REQUESTS / 20) {
     assert.ok(Date.now() < deadline, 'the first run answered too few requests in 2 minutes');
     assert.equal(first.child.exitCode, null, `the first run ended early:\n${(await first.exited).stderr}`);
-    await sleep(20);
+    await sleep(10);
   }
   first.child.kill('SIGKILL');
   const killed = await first.exited;
