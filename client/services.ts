@@ -37,7 +37,8 @@ const specs: Record<FerryService, (cfg: FerryConfig) => ServiceSpec> = {
   }),
   gateway: (cfg) => ({
     args: tsx(path.join(cfg.repoRoot, 'client/cli/main.ts'), 'gateway'),
-    ready: (c) => httpOk(`${c.gateway.url}/_ferry/deployments`),
+    // The public health route: with auth on, the deployments listing wants a key.
+    ready: (c) => httpOk(`${c.gateway.url}/_ferry/health`),
   }),
   api: (cfg) => ({
     args: tsx(path.join(cfg.repoRoot, 'client/cli/main.ts'), 'api'),
