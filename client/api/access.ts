@@ -9,22 +9,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { bearerKey } from '../../lib/auth/apiKey';
 import { decideAccess, LOCAL_OPERATOR, type Principal } from '../../lib/auth/principal';
 import type { KeyRateLimiter } from '../../lib/auth/rateLimit';
+import type { RouteAccess } from '../../lib/auth/routeAccess';
 import type { Scope } from '../../lib/auth/scopes';
 import { HttpError } from './httpErrors';
 
-export interface RouteAccess {
-  /** The scope the route needs; omitted only on public routes. */
-  scope?: Scope;
-  /** Needs no key (health, the OpenAPI document, the dashboard's static pages, signed chat-ops). */
-  public?: boolean;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal?: Principal;
-  }
-  interface FastifyContextConfig extends RouteAccess {}
-}
+export type { RouteAccess };
 
 export { LOCAL_OPERATOR };
 

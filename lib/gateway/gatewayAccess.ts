@@ -13,7 +13,7 @@ import { bearerKey } from '../auth/apiKey';
 import { CachedKeyVerifier } from '../auth/keyStore';
 import { type AccessDecision, decideAccess, LOCAL_OPERATOR, type Principal } from '../auth/principal';
 import { KeyRateLimiter, type RateLimitSettings } from '../auth/rateLimit';
-import type { Scope } from '../auth/scopes';
+import type { RouteAccess } from '../auth/routeAccess';
 import type { FerryConfig } from '../config';
 import { ControlRequestError } from './controlErrors';
 
@@ -28,18 +28,7 @@ export interface GatewayAccessOptions {
   cacheTtlMs?: number;
 }
 
-/** What each route of the control API needs: one scope, or nothing (health, the OpenAPI document). */
-export interface RouteAccess {
-  scope?: Scope;
-  public?: boolean;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    principal?: Principal;
-  }
-  interface FastifyContextConfig extends RouteAccess {}
-}
+export type { RouteAccess };
 
 export const AUTH_CHALLENGE = { 'www-authenticate': 'Bearer realm="ferry"' };
 
