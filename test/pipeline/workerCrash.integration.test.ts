@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { getPool } from '../../lib/db/pool';
 import { FerryRepository } from '../../lib/db/repository';
@@ -16,13 +18,37 @@ before(async () => {
 });
 after(async () => h?.close());
 
-/** Replica processes are inference servers whose unpacked image lives under this test's state dir. */
-function replicaPids(): number[] {
-  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .filter((l) => l.includes(h.tmpDir) && l.includes('server.js'))
-    .map((l) => Number(l.trim().split(/\s+/)[0]));
+/** Whether a process is alive (and not a zombie awaiting its parent). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The replicas this test's gateway runs, whatever it believes: containers whose bundle is under its
+ * state dir (lib/container/container.ts writes each one's container.json) and whose init is alive,
+ * plus replicas run as plain processes (FERRY_CONTAINER_RUNTIME=process), found by their arguments.
+ * A standby container waiting for a cold start is counted apart: it is no replica yet.
+ */
+function liveReplicas(): { replicas: number[]; standby: number[] } {
+  const bundles = path.join(h.tmpDir, 'state', 'gateway', 'containers');
+  const replicas: number[] = [];
+  const standby: number[] = [];
+  for (const id of existsSync(bundles) ? readdirSync(bundles) : []) {
+    const file = path.join(bundles, id, 'container.json');
+    if (!existsSync(file)) continue;
+    const record = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; logPath: string };
+    if (!alive(record.pid)) continue;
+    (record.logPath.includes(`${path.sep}_standby${path.sep}`) ? standby : replicas).push(record.pid);
+  }
+  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  for (const l of ps.split('\n')) {
+    if (l.includes(h.tmpDir) && l.includes('server.js')) replicas.push(Number(l.trim().split(/\s+/)[0]));
+  }
+  return { replicas, standby };
 }
 
 test('SIGKILL of the worker mid-pipeline: the deployment completes exactly once', async () => {
@@ -54,12 +80,17 @@ test('SIGKILL of the worker mid-pipeline: the deployment completes exactly once'
   const gw = await h.gatewayStatus(started.deploymentId);
   assert.equal(gw.status, 200);
   assert.equal(gw.body.replicas.length, 2, 'one set of replicas');
-  const pids = replicaPids();
+  // A replica started from a taken standby keeps its standby log, so it may be listed as either.
+  const gatewayPids: number[] = gw.body.replicas.map((r: { pid: number }) => r.pid).sort();
+  const live = liveReplicas();
+  const running = [...live.replicas, ...live.standby];
+  for (const pid of gatewayPids) assert.ok(running.includes(pid), `replica ${pid} the gateway lists is running`);
   assert.deepEqual(
-    pids.sort(),
-    gw.body.replicas.map((r: { pid: number }) => r.pid).sort(),
+    live.replicas.filter((pid) => !gatewayPids.includes(pid)),
+    [],
     'no orphan replica processes',
   );
+  assert.ok(running.length <= gatewayPids.length + 1, `at most one standby beside the replicas: ${running}`);
 
   const answer = await h.ferry.infer(started.deploymentId, {
     inputs: [{ name: 'input', shape: [1, 512], datatype: 'FP32', data: new Array(512).fill(0.5) }],
@@ -67,5 +98,15 @@ test('SIGKILL of the worker mid-pipeline: the deployment completes exactly once'
   assert.deepEqual(answer.outputs[0].shape, [1, 10]);
 
   await h.ferry.undeploy(started.deploymentId);
-  await eventually('replicas to exit', async () => replicaPids().length === 0, 15_000);
+  await eventually(
+    'replicas to exit',
+    async () => {
+      const running = liveReplicas();
+      return (
+        [...running.replicas, ...running.standby].every((pid) => !gatewayPids.includes(pid)) &&
+        running.replicas.length === 0
+      );
+    },
+    15_000,
+  );
 });
