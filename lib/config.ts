@@ -217,6 +217,17 @@ export interface FerryConfig {
     /** How long a deployment may serve no request before the monitor hibernates it. */
     idleHibernateMs: number;
   };
+  /** Live cost and anomaly alerts of the monitor (lib/analytics/). */
+  monitoring: {
+    /**
+     * What the machine the local target runs on costs per hour (FERRY_LOCAL_COST_PER_HOUR, USD). The
+     * default is the on-demand list price of a comparable 2 vCPU / 8 GiB instance (m6i.large, us-east-1,
+     * $0.096/h), so local figures read as what the same work would cost on a small cloud instance.
+     */
+    localCostPerHour: number;
+    /** Slack-compatible incoming webhook anomalies are posted to (FERRY_ALERT_WEBHOOK_URL); unset: none. */
+    alertWebhookUrl: string | undefined;
+  };
   /** Who runs the CLI (USER): recorded as the approver when `ferry approve` is not given `--by`. */
   userName: string;
   worker: {
@@ -334,6 +345,10 @@ export function loadConfig(): FerryConfig {
       approvalTimeoutMs: num('FERRY_APPROVAL_TIMEOUT_MS', 60 * 60_000),
       monitorIntervalMs: num('FERRY_MONITOR_INTERVAL_MS', 15_000),
       idleHibernateMs: num('FERRY_IDLE_HIBERNATE_MS', 15 * 60_000),
+    },
+    monitoring: {
+      localCostPerHour: num('FERRY_LOCAL_COST_PER_HOUR', 0.096),
+      alertWebhookUrl: optional('FERRY_ALERT_WEBHOOK_URL'),
     },
     userName: str('USER', 'cli'),
     worker: { metricsPort: num('FERRY_WORKER_METRICS_PORT') },
