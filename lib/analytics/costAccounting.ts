@@ -190,7 +190,8 @@ export function summarizeCost(intervals: IntervalCost[]): CostSummary | null {
   const byRevision: CostSummary['byRevision'] = {};
   for (const i of intervals) {
     for (const [rev, r] of Object.entries(i.byRevision)) {
-      const acc = (byRevision[rev] ??= { replicaSeconds: 0, allocatedUsd: 0 });
+      byRevision[rev] ??= { replicaSeconds: 0, allocatedUsd: 0 };
+      const acc = byRevision[rev];
       acc.replicaSeconds += r.replicaSeconds;
       acc.allocatedUsd += r.allocatedUsd;
     }
