@@ -16,3 +16,9 @@ export const MAX_OPSET_BY_DOMAIN: Readonly<Record<string, number>> = {
 
 /** Operator domains defined by the ONNX standard itself. */
 export const STANDARD_DOMAINS: ReadonlySet<string> = new Set(['ai.onnx', 'ai.onnx.ml', 'ai.onnx.preview.training']);
+
+/**
+ * Domains the bundled onnxruntime has kernels for: a node in any other domain needs a custom-op library
+ * Ferry does not load, so the model could never run.
+ */
+export const RUNTIME_KERNEL_DOMAINS: ReadonlySet<string> = new Set(Object.keys(MAX_OPSET_BY_DOMAIN));
