@@ -322,6 +322,18 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
   program.commandsGroup('Optimize without deploying (needs no Ferry services):');
 
   program
+    .command('validate')
+    .description("the upload stage's checks on a model or a folder of models, uploading nothing (exit 1 when invalid)")
+    .argument('<model.onnx|dir>', 'an ONNX file, or a folder whose .onnx files (and their external data) are checked')
+    .option('--max-bytes <n>', 'largest model accepted, external data included')
+    .option('--json', JSON_FLAG)
+    .action(async (target: string, o: { maxBytes?: string; json?: boolean }) => {
+      const { validateCommand } = await import('./validate');
+      const maxBytes = o.maxBytes ? positiveInt('--max-bytes', o.maxBytes) : undefined;
+      process.exitCode = await validateCommand(target, { json: o.json, maxBytes });
+    });
+
+  program
     .command('optimize')
     .description('every candidate measured against the original; models, report.json and report.txt written to DIR')
     .argument('<model.onnx>', 'the ONNX model file')
