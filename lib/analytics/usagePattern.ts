@@ -181,7 +181,8 @@ function gapsOf(series: RequestSeries, minGapMs: number): IdleGap[] {
 
 export function quantile(values: number[], q: number): number {
   if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
+  // A typed array sorts numerically without a comparator callback, several times faster.
+  const sorted = Float64Array.from(values).sort();
   const pos = (sorted.length - 1) * q;
   const lo = Math.floor(pos);
   const hi = Math.ceil(pos);
