@@ -1,0 +1,12 @@
+/**
+ * The cost engine (pure, deterministic): a workload profile, the model's measurements, the SLO and
+ * constraints and the price catalog → ranked deployment options with monthly cost and expected p95.
+ */
+export * from './constraints';
+export { type Calibration, parseCalibration } from './cpuSpeed';
+export { measurementsFromCandidate } from './measurements';
+export { PlanError, planDeployment, requireChoice } from './plan';
+export { EDGE_DEVICES } from './strategies/edge';
+export { formatPlanTable } from './table';
+export type * from './types';
+export { parseProfile, type WorkloadProfile } from './workloadProfile';
