@@ -29,6 +29,16 @@ case "$tier" in
     exit 2
     ;;
 esac
+reporters=(--test-reporter=spec --test-reporter-destination=stdout)
+if [[ $concurrency -gt 1 ]]; then
+  # Slowest files first (by the last full run's durations), so the run does not end with one long file
+  # running alone while the other core idles.
+  durations="${XDG_CACHE_HOME:-$HOME/.cache}/ferry/test-durations-$tier.json"
+  mkdir -p "$(dirname "$durations")"
+  mapfile -t files < <(node scripts/lib/slowestFirst.mjs "$durations" "${files[@]}")
+  [[ $# -eq 0 ]] && reporters+=(--test-reporter=./scripts/lib/fileDurations.mjs --test-reporter-destination="$durations.new")
+fi
 t0=$(date +%s)
-node --import tsx --test --test-concurrency="$concurrency" --test-reporter=spec "$@" "${files[@]}"
+node --import tsx --test --test-concurrency="$concurrency" "${reporters[@]}" "$@" "${files[@]}"
+if [[ -f "${durations:-}.new" ]]; then mv "$durations.new" "$durations"; fi
 echo "==> $tier tier: ${#files[@]} files passed in $(($(date +%s) - t0))s"

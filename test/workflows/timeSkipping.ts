@@ -50,6 +50,22 @@ export interface WorkflowTestBed {
   teardown(): Promise<void>;
 }
 
+/**
+ * The SDK gives the test server 5 s to come up, and a JVM on a busy 2-core machine sometimes needs
+ * longer; a server that missed it is gone (the SDK stops it), so starting again is safe.
+ */
+async function startTestServer(executable: string, attempts = 3): Promise<TestWorkflowEnvironment> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await TestWorkflowEnvironment.createTimeSkipping({
+        server: { executable: { type: 'existing-path', path: executable } },
+      });
+    } catch (err) {
+      if (attempt >= attempts || !/did not start within/.test(String(err))) throw err;
+    }
+  }
+}
+
 export async function startWorkflowTestBed(): Promise<WorkflowTestBed> {
   if (!runtimeInstalled) {
     // The worker logs every failed activity and run at WARN, and these tests fail them on purpose; the
@@ -65,10 +81,7 @@ export async function startWorkflowTestBed(): Promise<WorkflowTestBed> {
     workflowsPath: require.resolve('../../workflows'),
     logger: new DefaultLogger('WARN'),
   }) as Promise<WorkflowBundleWithSourceMap>;
-  const [env, workflowBundle] = await Promise.all([
-    TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: executable } } }),
-    bundle,
-  ]);
+  const [env, workflowBundle] = await Promise.all([startTestServer(executable), bundle]);
   // The runs set Ferry's search attributes (infra/stack.sh registers them on the dev server); the test
   // server refuses unregistered ones by failing the workflow task, which would retry forever.
   await env.connection.operatorService.addSearchAttributes({
