@@ -224,11 +224,27 @@ function inferNode(
 }
 
 /**
+ * A graph's shapes, falling back to the enclosing graph's on lookup: a chain, not a copy of the outer shapes
+ * per subgraph, which would cost names × subgraphs (a model with thousands of If nodes took seconds).
+ */
+class ScopedShapes extends Map<string, Shape> {
+  constructor(private readonly outer?: ReadonlyMap<string, Shape>) {
+    super();
+  }
+  override get(name: string): Shape | undefined {
+    return super.get(name) ?? this.outer?.get(name);
+  }
+  override has(name: string): boolean {
+    return super.has(name) || (this.outer?.has(name) ?? false);
+  }
+}
+
+/**
  * Shapes of the tensors of one graph that can be known from declarations and simple propagation.
  * `outer` supplies shapes visible from an enclosing graph.
  */
 export function inferShapes(graph: GraphProto, outer?: ReadonlyMap<string, Shape>): Map<string, Shape> {
-  const shapes = new Map<string, Shape>(outer ?? []);
+  const shapes = new ScopedShapes(outer);
   const constants = new Map<string, number[]>();
   for (const vi of [...(graph.input ?? []), ...(graph.value_info ?? []), ...(graph.output ?? [])]) {
     const s = shapeOfType(vi.type);
