@@ -42,7 +42,7 @@ export class FileSource implements ByteSource {
 
 /** Sequential reads through a window, so walking many small fields costs one system call per window. */
 export class WindowedReader {
-  private window = new Uint8Array(0);
+  private window: Uint8Array = new Uint8Array(0);
   private windowStart = 0;
 
   constructor(
@@ -57,17 +57,18 @@ export class WindowedReader {
 
   /** A copy of [offset, offset+length): callers keep it past the next read. */
   copy(offset: number, length: number): Uint8Array {
-    if (offset >= this.windowStart && offset + length <= this.windowStart + this.window.length) {
-      return this.window.slice(offset - this.windowStart, offset - this.windowStart + length);
+    if (offset < this.windowStart || offset + length > this.windowStart + this.window.length) {
+      if (length > this.windowBytes) return new Uint8Array(this.source.read(offset, length));
+      this.fill(offset, length);
     }
-    if (length > this.windowBytes) return this.source.read(offset, length).slice();
-    this.fill(offset, length);
-    return this.window.slice(0, length);
+    const at = offset - this.windowStart;
+    return new Uint8Array(this.window.subarray(at, at + length)); // a copy (Buffer's slice() would be a view)
   }
 
   private fill(offset: number, atLeast: number): void {
     const length = Math.min(Math.max(this.windowBytes, atLeast), this.source.size - offset);
-    this.window = this.source.read(offset, length).slice();
+    // Kept as read: a file read is a fresh buffer, and a buffer source's bytes do not change while walked.
+    this.window = this.source.read(offset, length);
     this.windowStart = offset;
   }
 }

@@ -3,12 +3,19 @@ import { type GraphLocation, nodeLabel, subgraphLocation, subgraphsOf } from '..
 import type { GraphProto } from '../model';
 import { ModelValidationError } from './errors';
 
+/** The names visible from enclosing graphs (a chain as deep as the subgraph nesting, which the walk bounds). */
+export interface NameScope {
+  has(name: string): boolean;
+}
+
+export const NO_OUTER_SCOPE: NameScope = { has: () => false };
+
 /**
  * Checks one graph and, recursively, its subgraphs. `outer` holds the names visible from enclosing graphs.
  * Returns the names this graph (or a graph nested in it) reads from outer scope: for the enclosing graph,
  * those are inputs of the node that owns the subgraph, which matters for cycle detection.
  */
-export function checkGraph(graph: GraphProto, outer: ReadonlySet<string>, location: GraphLocation): Set<string> {
+export function checkGraph(graph: GraphProto, outer: NameScope, location: GraphLocation): Set<string> {
   const definedBy = new Map<string, string>();
   const define = (name: string, what: string, allowInputOverride = false): void => {
     const previous = definedBy.get(name);
@@ -30,7 +37,8 @@ export function checkGraph(graph: GraphProto, outer: ReadonlySet<string>, locati
     for (const out of node.output ?? []) if (out !== '') define(out, `node ${nodeLabel(node, index)}`);
   });
 
-  const visibleToSubgraphs = new Set([...outer, ...definedBy.keys()]);
+  // A chain of scopes, not a merged copy: copying per subgraph would cost names × subgraphs.
+  const visibleToSubgraphs: NameScope = { has: (name) => definedBy.has(name) || outer.has(name) };
   const freeNames = new Set<string>();
   const dependencies: string[][] = nodes.map((node, index) => {
     const deps: string[] = [];

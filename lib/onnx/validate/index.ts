@@ -15,7 +15,7 @@ import { decodeSkeleton, forEachTensor } from './decodeSkeleton';
 import { checkOperatorDomains } from './domains';
 import { ModelValidationError } from './errors';
 import { checkExternalFiles, type ExternalFile } from './externalData';
-import { checkGraph } from './graphs';
+import { checkGraph, NO_OUTER_SCOPE } from './graphs';
 import { checkHeader } from './header';
 import { checkTensor, type ExternalReference } from './tensors';
 import { readModelSkeleton, type TensorByteRange } from './wireSkeleton';
@@ -95,7 +95,7 @@ export function validateSource(source: ByteSource, opts: ValidateOptions = {}): 
   checkHeader(model);
   const graph = model.graph as GraphProto;
   checkOperatorDomains(model, graph);
-  checkGraph(graph, new Set(), MAIN_GRAPH);
+  checkGraph(graph, NO_OUTER_SCOPE, MAIN_GRAPH);
 
   const external: ExternalReference[] = [];
   forEachTensor(graph, (t, what) => {
