@@ -176,8 +176,13 @@ export function buildProgram(config: FerryConfig): Command {
     .action(async (ref: string, o: { plan: string; by?: string; signal?: boolean }) => {
       await withClient(async (ferry) => {
         if (o.signal) {
-          await ferry.approveBySignal(ref, o.plan, o.by ?? 'cli');
-          console.log(`Approval signal for plan ${o.plan} sent to ${ref}.`);
+          const sent = await ferry.approveBySignal(ref, o.plan, o.by ?? 'cli');
+          if (sent.taken) console.log(`Approved plan ${o.plan} for ${ref} (by Signal).`);
+          else if (sent.chosen) throw new FerryError(`the run took plan ${sent.chosen.plan}, not ${o.plan}`);
+          else
+            throw new FerryError(
+              `the approval Signal was sent, but ${ref} has not taken plan ${o.plan}: a plan it cannot apply is ignored (see \`ferry status ${ref}\`)`,
+            );
         } else {
           const chosen = await ferry.approve(ref, o.plan, o.by ?? config.userName);
           console.log(`Approved plan ${chosen.plan} for ${ref}.`);

@@ -19,7 +19,7 @@ import { temporalConnectionOptions } from '../../lib/temporalConnection';
 import type { ChosenPlan, DeploymentStatus, MonitorStatus } from '../../workflows/types';
 import { type DeployAccess, deployModelFile, deployModelStream } from './deploy';
 import { FerryError } from './errors';
-import { DeploymentRuns } from './runs';
+import { DeploymentRuns, type SignalApproval } from './runs';
 import { ServingControls, servingOf } from './serving';
 import type {
   ActivityProgress,
@@ -59,7 +59,7 @@ export type {
 export { sha256OfFile } from './deploy';
 export { FerryError, UnknownDeploymentError } from './errors';
 export { optimizeModelFile } from './optimize';
-export { DeploymentRuns } from './runs';
+export { DeploymentRuns, type SignalApproval } from './runs';
 export { ServingControls } from './serving';
 export type * from './types';
 
@@ -144,9 +144,9 @@ export class FerryClient {
     return this.runs.approve(ref, plan, approvedBy);
   }
 
-  /** Approve with a Signal (what chat and ops webhooks send): fire and forget. */
-  approveBySignal(ref: string, plan: string, approvedBy = 'chatops'): Promise<void> {
-    return this.runs.approveBySignal(ref, plan, approvedBy);
+  /** Approve with a Signal (what chat and ops webhooks send), then say whether the run took the plan. */
+  approveBySignal(ref: string, plan: string, approvedBy = 'chatops', waitMs?: number): Promise<SignalApproval> {
+    return this.runs.approveBySignal(ref, plan, approvedBy, waitMs);
   }
 
   /** Waits for the deploy run to finish; returns its final status or throws with the failure. */

@@ -37,6 +37,12 @@ const ENDED_WITHOUT_SUCCESS = ['FAILED', 'TERMINATED', 'CANCELLED', 'TIMED_OUT']
 /** The visibility query of every deploy run (the workflow type is its function's name). */
 const DEPLOY_RUNS = `WorkflowType = '${deployModelWorkflow.name}'`;
 
+/** What became of an approval sent as a Signal: `chosen` is the plan the run took, if it took one. */
+export interface SignalApproval {
+  taken: boolean;
+  chosen?: ChosenPlan;
+}
+
 export class DeploymentRuns {
   /** Deployments this client started or found by id, so they resolve before visibility indexes them. */
   private readonly known = new Map<string, ResolvedDeployment>();
@@ -159,10 +165,27 @@ export class DeploymentRuns {
     }
   }
 
-  /** Approve with a Signal (what chat and ops webhooks send): fire and forget. */
-  async approveBySignal(ref: string, plan: string, approvedBy: string): Promise<void> {
+  /**
+   * Approve with a Signal (what chat and ops webhooks send). A Signal has no answer, so this checks
+   * first that the run waits for an approval, and then watches its status for up to `waitMs` to say
+   * whether the run took this plan: it ignores a plan its validator would refuse.
+   */
+  async approveBySignal(ref: string, plan: string, approvedBy: string, waitMs = 5000): Promise<SignalApproval> {
     const { workflowId } = await this.resolve(ref);
+    const before = await this.statusOfRun(workflowId);
+    if (before.phase !== 'awaiting-approval') {
+      throw new FerryError(
+        `approval not sent: deployment ${ref} is not waiting for an approval (phase ${before.phase})`,
+      );
+    }
     await this.deployHandle(workflowId).signal(approvePlanSignal, { plan, approvedBy });
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const now = await this.statusOfRun(workflowId);
+      if (now.chosenPlan) return { taken: now.chosenPlan.plan === plan, chosen: now.chosenPlan };
+      if (Date.now() > deadline) return { taken: false };
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** Waits for the deploy run to finish; returns its final status or throws with the failure. */

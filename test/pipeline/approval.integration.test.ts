@@ -16,10 +16,15 @@ before(async () => {
 after(async () => h?.close());
 
 async function awaitingApproval(ref: string) {
-  return eventually(`${ref} to wait for approval`, async () => {
-    const s = await h.ferry.status(ref);
-    return s.phase === 'awaiting-approval' ? s : undefined;
-  });
+  return eventually(
+    `${ref} to wait for approval`,
+    async () => {
+      const s = await h.ferry.status(ref);
+      if (s.phase === 'failed') throw new Error(`${ref} failed: ${s.error}`);
+      return s.phase === 'awaiting-approval' ? s : undefined;
+    },
+    90_000,
+  );
 }
 
 test('an approval Update chooses the plan; an unknown plan is refused at once', async () => {
@@ -85,8 +90,17 @@ test('an approval Signal (chat-ops) chooses the plan', async () => {
     },
   );
   await awaitingApproval(started.deploymentId);
-  await h.ferry.approveBySignal(started.deploymentId, 'bogus-plan', 'bob'); // ignored: unknown plan
-  await h.ferry.approveBySignal(started.deploymentId, 'graph-optimize', 'bob');
+  // An unknown plan is ignored by the run, and the sender is told so rather than "sent".
+  const bogus = await h.ferry.approveBySignal(started.deploymentId, 'bogus-plan', 'bob', 1500);
+  assert.deepEqual(bogus, { taken: false });
+  const taken = await h.ferry.approveBySignal(started.deploymentId, 'graph-optimize', 'bob');
+  assert.equal(taken.taken, true);
+  assert.equal(taken.chosen?.plan, 'graph-optimize');
+  // Past the approval, a Signal is not even sent: the run waits for none.
+  await assert.rejects(
+    h.ferry.approveBySignal(started.deploymentId, 'original', 'bob'),
+    /not waiting for an approval \(phase/,
+  );
   const done = await h.ferry.waitForResult(started.deploymentId);
   assert.equal(done.chosenPlan?.plan, 'graph-optimize');
   assert.equal(done.chosenPlan?.approvedBy, 'bob');
