@@ -8,7 +8,8 @@ import * as http from 'node:http';
 import type { ReplicaAddress } from './proxy';
 
 export interface ReplicaMetricsText {
-  pid: number;
+  /** The replica's pid, or its id where it is no local process (an EC2 instance id). */
+  pid: number | string;
   revision?: string;
   metricsText: string;
 }
@@ -56,7 +57,7 @@ export function mergeReplicaMetrics(replicas: ReplicaMetricsText[]): string {
   return out;
 }
 
-function withReplicaLabel(sample: string, pid: number, revision: string | undefined): string {
+function withReplicaLabel(sample: string, pid: number | string, revision: string | undefined): string {
   const label =
     revision === undefined
       ? `replica="${pid}"`
