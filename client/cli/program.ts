@@ -368,6 +368,48 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
       });
     });
 
+  program
+    .command('plan')
+    .description(
+      'the cost engine alone: ranked deployment options with monthly cost and expected p95, the choice marked',
+    )
+    .argument(
+      '<model.onnx|report.json|deployment>',
+      'a model (measured first), a `ferry optimize` report, or a deployment',
+    )
+    .requiredOption(
+      '--traffic <profile>',
+      'e.g. 50rps, peak=80rps,trough=2rps,peak-hours=9-18, bursty:burst=120rps,bursts=6, trace:FILE',
+    )
+    .option('--slo-p95 <latency>', 'the p95 latency goal', '100ms')
+    .option('--budget <usd>', 'most per month, e.g. 200/month')
+    .option('--providers <a,b>', 'clouds to compare (aws, gcp, azure; local, cluster, edge for the others)')
+    .option('--regions <globs>', 'regions, globs allowed: us-*,eu-west-1')
+    .option('--arch <arch>', 'arm64 or x86_64')
+    .option('--gpu', 'GPU instances only')
+    .option('--max-cold-start <latency>', 'longest cold start allowed (scale to zero)')
+    .option('--no-spot', 'no spot instances')
+    .option('--users-in <region>', "the users' region: the round trip (estimated) counts against the SLO")
+    .option('--target <target>', 'only options of this target: local, kubernetes, ec2')
+    .option(
+      '--local-cost <usd/h>',
+      'what this machine costs per hour (or FERRY_LOCAL_COST_PER_HOUR); local is an option only then',
+    )
+    .option('--node-cost <usd/h>', "your cluster's node price per hour (--node-vcpus, --node-memory GiB: 2, 8)")
+    .option('--node-vcpus <n>')
+    .option('--node-memory <gib>')
+    .option('--edge <device>', 'also consider this arm64 device (raspberry-pi-4, raspberry-pi-5, jetson-orin-nano)')
+    .option('--speed <calibration>', 'measured speed factors, e.g. m7g=1.2,this=0.9 (see lib/cost/engine/cpuSpeed.ts)')
+    .option('--seed <n>', "seed for a bursty profile's burst placement", '1')
+    .option('--measure-ms <n>', 'milliseconds of timed runs when measuring a model file')
+    .option('--deployable-only', 'choose among targets configured here only (as the deploy stage does)')
+    .option('--all', 'every option sized, not only the best of each strategy, provider and region')
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: import('./plan').PlanFlags) => {
+      const { planCommand } = await import('./plan');
+      await planCommand(ref, o, config.stateDir, (r) => withClient((ferry) => ferry.status(r)));
+    });
+
   // ---- images ----
   program.commandsGroup('Model images (need no Ferry services; a registry only for REFs):');
 

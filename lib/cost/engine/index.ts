@@ -7,6 +7,7 @@ export { type Calibration, parseCalibration } from './cpuSpeed';
 export { measurementsFromCandidate } from './measurements';
 export { PlanError, planDeployment, requireChoice } from './plan';
 export { EDGE_DEVICES } from './strategies/edge';
+export { estimatedClusterNode } from './strategies/kubernetes';
 export { formatPlanTable } from './table';
 export type * from './types';
 export { parseProfile, type WorkloadProfile } from './workloadProfile';

@@ -76,3 +76,20 @@ export function managedClusterOption(ctx: StrategyContext, inst: InstancePrice):
     what: `managed cluster, ${inst.instanceType} nodes at $${inst.onDemandUsdPerHour}/h + control plane $${fee}/h, scaled hourly`,
   });
 }
+
+/**
+ * The user's cluster's node when no --node-cost is given: priced as the cheapest x86 catalog instance with
+ * at least 2 vCPUs and 4 GiB (an estimate of what a small node costs; the table says so).
+ */
+export function estimatedClusterNode(catalog: {
+  instances: InstancePrice[];
+}): { node: KubernetesNode; priceBasis: string } | undefined {
+  const fit = catalog.instances
+    .filter((i) => i.arch === 'x86_64' && !i.accelerator && i.vcpus >= 2 && i.memoryGiB >= 4)
+    .sort((a, b) => a.onDemandUsdPerHour - b.onDemandUsdPerHour || a.instanceType.localeCompare(b.instanceType))[0];
+  if (!fit) return undefined;
+  return {
+    node: { usdPerHour: fit.onDemandUsdPerHour, vcpus: fit.vcpus, memoryGiB: fit.memoryGiB, arch: fit.arch },
+    priceBasis: `priced as ${fit.instanceType} in ${fit.region} from the catalog; set --node-cost`,
+  };
+}
