@@ -22,6 +22,9 @@
  *   DELETE /_ferry/deployments/{id}              → 204, whether or not it existed (idempotent)    (operate)
  *   POST   /_ferry/deployments/{id}/hibernate    → status                                         (operate)
  *   POST   /_ferry/deployments/{id}/wake         → status once a replica is ready                 (operate)
+ *   POST   /_ferry/deployments/{id}/replicas/{pid}/drain  body {reason?, zone?, instanceId?} → status: that replica
+ *            is out of routing at once, a replacement starts, it stops when its in-flight requests are done
+ *            (the replica agent asks on a spot interruption notice; asking again is no error)      (operate)
  *   GET    /_ferry/deployments/{id}/metrics      → Prometheus text of all live replicas (labels replica="<pid>", revision)
  *          ...?format=json                       → {"id", "replicas": [{pid, port, revision, metricsText}]}  (read)
  * Errors are {"error": "...", "code": "..."} (controlErrors.ts): 400 bad_request or registry_not_allowed,
@@ -42,7 +45,9 @@ import {
   deploymentStatus,
   errorResponses,
   prometheusText,
+  replicaDrainRequest,
   replicaMetricsJson,
+  replicaParams,
   scalingChange,
   trafficPolicy,
 } from './controlSchemas';
@@ -266,6 +271,25 @@ export async function buildControlApp(manager: DeploymentManager, access: Gatewa
     manager.hibernate(id),
   );
   operation('POST', 'wake', 'Start the replicas; answers once one is ready', undefined, (id) => manager.wake(id));
+
+  app.post(
+    '/_ferry/deployments/:id/replicas/:pid/drain',
+    {
+      config: { scope: 'operate' },
+      schema: {
+        summary: 'Drain one replica (its machine is going away): out of routing now, replaced, stopped when idle',
+        params: replicaParams,
+        body: replicaDrainRequest,
+        response: { 200: deploymentStatus, ...errorResponses },
+      },
+    },
+    async (req: FastifyRequest<{ Params: { id: string; pid: string }; Body: { reason?: string } }>) =>
+      manager.drainReplica(
+        requireDeployment(req, 'operate').id,
+        Number(req.params.pid),
+        req.body.reason ?? 'asked to drain',
+      ),
+  );
 
   app.get(
     '/_ferry/deployments/:id/metrics',

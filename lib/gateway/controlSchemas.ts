@@ -19,6 +19,26 @@ export const deploymentParams = {
   properties: { id: idParam },
 } as const;
 
+export const replicaParams = {
+  type: 'object',
+  required: ['id', 'pid'],
+  properties: {
+    id: idParam,
+    pid: { type: 'string', pattern: '^[1-9][0-9]{0,9}$', description: "the replica's pid, as the status lists it" },
+  },
+} as const;
+
+/** Why a replica drains, and where its machine was (the zone to avoid for its replacement). */
+export const replicaDrainRequest = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    reason: { type: 'string', maxLength: 200 },
+    zone: { type: 'string', maxLength: 64 },
+    instanceId: { type: 'string', maxLength: 64 },
+  },
+} as const;
+
 export const errorBody = {
   type: 'object',
   required: ['error', 'code'],

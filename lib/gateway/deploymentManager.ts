@@ -530,6 +530,14 @@ export class DeploymentManager {
     return d.status();
   }
 
+  /** POST /_ferry/deployments/{id}/replicas/{pid}/drain: out of routing now, replaced, stopped when idle. */
+  async drainReplica(id: string, pid: number, reason: string): Promise<DeploymentStatus> {
+    const d = this.require(id);
+    if ((await d.drainReplica(pid, reason)) === 'unknown')
+      throw new ControlRequestError('bad_request', `deployment "${id}" has no replica with pid ${pid}`);
+    return d.status();
+  }
+
   /** Idempotent: true if a deployment was removed, false if there was none. */
   destroy(id: string): Promise<boolean> {
     return this.withIdLock(id, async () => {

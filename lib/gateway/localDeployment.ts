@@ -365,6 +365,27 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
     await this.ctx.persist();
   }
 
+  /**
+   * Takes one replica out of routing now and starts its replacement (the reconciler fills its revision
+   * back to the desired count); the replica is stopped once its in-flight requests are done. For a replica
+   * about to lose its machine: the replica agent asks on a spot interruption notice. 'draining' when it
+   * was already leaving (an agent that asks again), 'unknown' when the deployment has no such replica.
+   */
+  async drainReplica(pid: number, reason: string): Promise<'draining' | 'unknown'> {
+    if ([...this.reconciler.retiring].some((r) => r.pid === pid)) return 'draining';
+    const drain = await this.ops.run(async (): Promise<Drain | undefined> => {
+      const replica = this.reconciler.replicas.find((r) => r.pid === pid);
+      if (!replica) return undefined;
+      this.ctx.log(`deployment "${this.id}": draining replica pid ${pid} (${reason}); starting its replacement`);
+      const drained = this.reconciler.retire([replica]);
+      this.reconciler.schedule(0);
+      return drained;
+    });
+    if (!drain) return [...this.reconciler.retiring].some((r) => r.pid === pid) ? 'draining' : 'unknown';
+    void drain.done.then(() => this.ctx.persist());
+    return 'draining';
+  }
+
   /** Stops every replica (after draining) and supervision; resolves when they have exited. */
   async destroy(): Promise<void> {
     const drain = await this.ops.run(async (): Promise<Drain> => {

@@ -89,10 +89,13 @@ async function call(r: ControlRoute, headers: Record<string, string>, id = 'acc'
     ? { split: { default: 100 } }
     : r.url.endsWith('/scaling')
       ? { replicas: 1 }
-      : r.method === 'PUT'
-        ? { model: 'mlp', replicas: 1, modelDir }
-        : undefined;
-  const res = await fetch(`${fx.gateway.url}${r.url.replace(':id', id)}`, {
+      : r.url.endsWith('/drain')
+        ? { reason: 'access test' }
+        : r.method === 'PUT'
+          ? { model: 'mlp', replicas: 1, modelDir }
+          : undefined;
+  // A pid no replica has: a refused request is refused before the replica is looked up.
+  const res = await fetch(`${fx.gateway.url}${r.url.replace(':id', id).replace(':pid', '1')}`, {
     method: r.method,
     headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
     ...(body ? { body: JSON.stringify(body) } : {}),
