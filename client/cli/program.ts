@@ -410,6 +410,23 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
       await planCommand(ref, o, config.stateDir, (r) => withClient((ferry) => ferry.status(r)));
     });
 
+  // ---- prices ----
+  program.commandsGroup('Prices (need no Ferry services):');
+
+  program
+    .command('prices')
+    .description('the dated price catalog the cost engine plans with: instances, serverless, egress (* = estimate)')
+    .option('--provider <provider>', 'only aws, gcp or azure')
+    .option('--region <region>', 'only this region, or a pattern such as us-* or europe-*')
+    .option('--min-vcpus <n>', 'only instance types with at least N vCPUs (serverless: a vCPU limit of at least N)')
+    .option('--arch <arch>', 'only x86_64 or arm64')
+    .option('--catalog <dir>', 'a catalog directory other than the shipped snapshot (e.g. from `ferry prices refresh`)')
+    .option('--json', 'print the matching rows, with their sources, as JSON')
+    .action(async (o: import('./prices').PricesFlags) => {
+      const { pricesCommand } = await import('./prices');
+      pricesCommand(o);
+    });
+
   // ---- images ----
   program.commandsGroup('Model images (need no Ferry services; a registry only for REFs):');
 
