@@ -145,3 +145,60 @@ function serverlessCells(r: ServerlessPrice): string[] {
     String(r.limits.maxConcurrencyPerInstance),
   ];
 }
+
+export interface PricesRefreshFlags {
+  awsOffer?: string[];
+  awsSpot?: string[];
+  awsAdvisor?: string;
+  gcpSkus?: string[];
+  azureRetail?: string[];
+  regions?: string;
+  types?: string;
+  date?: string;
+  from?: string;
+  out: string;
+}
+
+export async function pricesRefreshCommand(o: PricesRefreshFlags): Promise<void> {
+  const { refreshCatalog, writeCatalog } = await import('../../lib/cost/catalog/refresh/refresh');
+  const { RefreshError } = await import('../../lib/cost/catalog/refresh/input');
+  const { isIsoDate } = await import('../../lib/cost/catalog/validate');
+  const { splitList } = await import('./flags');
+  if (!o.awsOffer && !o.awsSpot && !o.awsAdvisor && !o.gcpSkus && !o.azureRetail)
+    throw new FerryError(
+      'give at least one price file: --aws-offer, --aws-spot, --aws-advisor, --gcp-skus or --azure-retail (see --help)',
+    );
+  const retrieved = o.date ?? new Date().toISOString().slice(0, 10);
+  if (!isIsoDate(retrieved)) throw new FerryError(`--date must be a date YYYY-MM-DD, got "${o.date}"`);
+  let result: Awaited<ReturnType<typeof refreshCatalog>>;
+  try {
+    const base = loadCatalog(o.from);
+    result = refreshCatalog(
+      o,
+      {
+        retrieved,
+        regions: o.regions ? splitList(o.regions) : undefined,
+        types: o.types ? splitList(o.types) : undefined,
+      },
+      base,
+    );
+  } catch (err) {
+    if (err instanceof RefreshError || err instanceof CatalogError) throw new FerryError(err.message);
+    throw err;
+  }
+  writeCatalog(o.out, result);
+  const c = result.catalog;
+  console.log(`Wrote the price catalog of ${c.snapshotDate} to ${o.out} (content sha256 ${c.contentHash}).`);
+  for (const r of result.refreshed) console.log(`  refreshed ${r.provider} ${r.region}: ${r.rows} instance types`);
+  if (o.awsSpot) console.log('  AWS spot prices per zone from the spot price history given');
+  if (o.awsAdvisor) console.log('  AWS interruption bands from the Spot Instance Advisor data given');
+  console.log(
+    `  ${c.instances.length} instance rows in all, ${c.serverless.length} serverless and ${c.egress.length} egress rows kept from the base catalog`,
+  );
+  if (result.skipped.length) {
+    console.log(`  left out (${result.skipped.length}):`);
+    for (const s of result.skipped.slice(0, 20)) console.log(`    ${s}`);
+    if (result.skipped.length > 20) console.log(`    ... and ${result.skipped.length - 20} more`);
+  }
+  console.log(`See it with: ferry prices --catalog ${o.out}`);
+}

@@ -8,6 +8,7 @@
 import { Command, Option } from 'commander';
 import { SCOPES } from '../../lib/auth/scopes';
 import type { FerryConfig } from '../../lib/config';
+import { REFRESH_SOURCES } from '../../lib/cost/catalog/refresh/sources';
 import type { FerryClient } from '../sdk';
 import { FerryError } from '../sdk/errors';
 import { parseDuration } from './duration';
@@ -413,7 +414,7 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
   // ---- prices ----
   program.commandsGroup('Prices (need no Ferry services):');
 
-  program
+  const prices = program
     .command('prices')
     .description('the dated price catalog the cost engine plans with: instances, serverless, egress (* = estimate)')
     .option('--provider <provider>', 'only aws, gcp or azure')
@@ -425,6 +426,25 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
     .action(async (o: import('./prices').PricesFlags) => {
       const { pricesCommand } = await import('./prices');
       pricesCommand(o);
+    });
+
+  prices
+    .command('refresh')
+    .description("a new catalog directory from the providers' public price files (downloaded first: see below)")
+    .option('--aws-offer <files...>', 'AWS Price List offer files for EC2 (one per region)')
+    .option('--aws-spot <files...>', 'DescribeSpotPriceHistory answers (JSON)')
+    .option('--aws-advisor <file>', "the Spot Instance Advisor's data file")
+    .option('--gcp-skus <files...>', "Compute Engine's Cloud Billing Catalog SKU pages")
+    .option('--azure-retail <files...>', 'Azure Retail Prices API pages for Virtual Machines')
+    .option('--regions <a,b>', 'only these regions (names or patterns such as us-*)')
+    .option('--types <a,b>', 'only these instance types (names or patterns such as m7g.*)')
+    .option('--date <YYYY-MM-DD>', 'the day the files were downloaded (default: today, UTC)')
+    .option('--from <dir>', 'the catalog whose other rows are kept (default: the shipped snapshot)')
+    .requiredOption('--out <dir>', 'where the new catalog is written')
+    .addHelpText('after', REFRESH_SOURCES)
+    .action(async (o: import('./prices').PricesRefreshFlags) => {
+      const { pricesRefreshCommand } = await import('./prices');
+      await pricesRefreshCommand(o);
     });
 
   // ---- images ----
