@@ -7,9 +7,9 @@
  * - arrivals are Poisson within a minute (the profile gives each minute's mean rate);
  * - each server (one inference at a time) serves first come first served from a shared queue: the
  *   gateway's least-loaded routing is close to that;
- * - the wait is M/M/c with the measured MEAN service time; the service time itself is a shifted exponential
- *   fitted to the measured p50 and p95 (d + Exp(r): p50 = d + ln2/r, p95 = d + ln20/r), which is what
- *   onnxruntime's latency histograms look like (a floor plus a tail).
+ * - the wait is M/M/c with the measured MEAN service time (or the fit's, when higher: effectiveMeanMs); the
+ *   service time itself is a shifted exponential fitted to the measured p50 and p95 (d + Exp(r): p50 = d +
+ *   ln2/r, p95 = d + ln20/r), which is what onnxruntime's latency histograms look like (a floor plus a tail).
  */
 
 export interface ServiceTime {
@@ -77,7 +77,7 @@ export function responseComponent(
   extraMs = 0,
 ): ResponseComponent {
   const { shiftMs, rate } = shiftedExponential(service);
-  const mu = 1 / service.meanMs;
+  const mu = 1 / effectiveMeanMs(service);
   const overloaded = lambdaPerMs >= servers * mu;
   const pWait = overloaded ? 1 : erlangC(servers, lambdaPerMs / mu);
   const theta = servers * mu - lambdaPerMs;
@@ -91,6 +91,16 @@ export function responseComponent(
       return (1 - pWait) * serviceTail(x) + pWait * sumOfExponentialsTail(rate, theta, x);
     },
   };
+}
+
+/**
+ * The mean the queue is sized with: the measured mean, or the fitted distribution's when that is higher
+ * (a p95 far above the p50 fits a tail heavier than the measured mean says): the wait is then never
+ * computed with less work than the service times drawn from the fit bring.
+ */
+export function effectiveMeanMs(service: ServiceTime): number {
+  const { shiftMs, rate } = shiftedExponential(service);
+  return Math.max(service.meanMs, shiftMs + (Number.isFinite(rate) ? 1 / rate : 0));
 }
 
 /** The q-quantile (e.g. 0.95) of a mixture of response times, ms; Infinity when a component is overloaded past it. */
@@ -136,7 +146,7 @@ export function serversForP95(
   maxServers = 4096,
 ): number | undefined {
   if (poolP95(service, maxServers, 0) > targetMs) return undefined;
-  const mu = 1 / service.meanMs;
+  const mu = 1 / effectiveMeanMs(service);
   let c = Math.max(1, Math.floor(lambdaPerMs / mu) + 1);
   if (lambdaPerMs === 0) c = 1;
   for (; c <= maxServers; c++) if (poolP95(service, c, lambdaPerMs) <= targetMs) return c;

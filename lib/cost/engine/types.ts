@@ -144,8 +144,10 @@ export interface PlanOption {
   /** The figures the option rests on are estimates (a speed factor from the table, a price marked estimate). */
   estimates: string[];
   schedule?: FleetSchedule;
+  /** One server's service time on this option's hardware, as the capacity model predicts it. */
+  service?: ServiceTime;
   /** Serverless: how each instance is sized. */
-  serverless?: { service: string; memoryGiB: number; vcpus: number; concurrency: number };
+  serverless?: { service: string; memoryGiB: number; vcpus: number; concurrency: number; keepWarmMs: number };
 }
 
 export interface DeploymentPlan {

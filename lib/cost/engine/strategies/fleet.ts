@@ -71,6 +71,7 @@ export function fleetOption(ctx: StrategyContext, spec: FleetSpec): PlanOption {
     why: `${spec.what}: ${inst.min === inst.max ? inst.max : `${inst.min}–${inst.max}`} instance(s) × ${perHour} server(s) (service p50 ${spec.shape.service.p50Ms.toFixed(1)} ms, ${spec.shape.threadsPerServer} thread(s) each)${inst.max === 1 ? '; one instance: no redundancy' : ''}`,
     instances: inst,
     schedule: { serversPerInstance: perHour, onDemand: hours },
+    service: spec.shape.service,
   };
 }
 

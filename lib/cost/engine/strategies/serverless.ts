@@ -227,6 +227,13 @@ function sized(
     deployable: false,
     estimates: [],
     ...(ctx.constraints.usersIn ? { networkRttMs: rtt } : {}),
-    serverless: { service: price.service, memoryGiB: size.memoryGiB, vcpus: size.vcpus, concurrency },
+    serverless: {
+      service: price.service,
+      memoryGiB: size.memoryGiB,
+      vcpus: size.vcpus,
+      concurrency,
+      keepWarmMs: b.keepWarmMs,
+    },
+    service,
   };
 }

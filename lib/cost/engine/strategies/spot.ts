@@ -1,7 +1,7 @@
 /**
  * VM spot with an on-demand fallback, after SkyServe's SpotHedge (Mao et al., NSDI '24): spot instances
- * spread over the cheapest zones that have a spot market, overprovisioned so that losing a zone's share
- * still leaves enough, over a base of on-demand instances that always runs; an interrupted spot instance
+ * spread over the cheapest zones that have a spot market, overprovisioned by one, over a base of
+ * on-demand instances that always runs; an interrupted spot instance
  * is replaced in the cheapest zone still available (on demand while no spot can be had).
  *
  * Interruptions: the catalog's band (AWS Spot Instance Advisor's monthly frequency; the band's upper
@@ -47,13 +47,18 @@ export function interruptionsPerInstanceHour(band: InterruptionBand | undefined)
   return (band ? BAND_RATE[band] : UNKNOWN_BAND_RATE) / 730;
 }
 
-/** Spot instances needed on top of the base, and the extra ones that cover a zone's loss. */
-export function spotSplit(needed: number, zones: number): { onDemand: number; spot: number } {
+/** Spot instances run beyond what the load needs (SpotHedge overprovisions by a small fixed number). */
+export const SPOT_OVERPROVISION = 1;
+
+/**
+ * On-demand and spot instances for a load that needs `needed`: the base on demand, the rest on spot plus
+ * the overprovisioning. A zone-wide reclaim beyond it is left to the on-demand fallback (its short window
+ * is in the p95 mixture).
+ */
+export function spotSplit(needed: number): { onDemand: number; spot: number } {
   const onDemand = Math.min(needed, ON_DEMAND_BASE);
   const core = needed - onDemand;
-  if (core === 0) return { onDemand, spot: 0 };
-  const extra = zones > 1 ? Math.ceil(core / zones) : 1;
-  return { onDemand, spot: core + extra };
+  return { onDemand, spot: core === 0 ? 0 : core + SPOT_OVERPROVISION };
 }
 
 export function spotOption(ctx: StrategyContext, inst: InstancePrice): PlanOption | undefined {
@@ -92,7 +97,7 @@ export function spotOption(ctx: StrategyContext, inst: InstancePrice): PlanOptio
     };
   }
   const needed = hourlyInstances(servers, shape.serversPerInstance, 1);
-  const split = needed.map((n) => spotSplit(n, zones.length));
+  const split = needed.map((n) => spotSplit(n));
   const onDemand = split.map((s) => s.onDemand);
   const spot = split.map((s) => s.spot);
   const rate = interruptionsPerInstanceHour(inst.interruption);
@@ -141,11 +146,12 @@ export function spotOption(ctx: StrategyContext, inst: InstancePrice): PlanOptio
     why:
       maxSpot === 0
         ? `at this load the on-demand base (${ON_DEMAND_BASE}) is the whole fleet: no spot instance runs`
-        : `${ON_DEMAND_BASE} on demand ($${inst.onDemandUsdPerHour}/h) + up to ${maxSpot} spot (mean $${spotPrice.toFixed(4)}/h) over ${zones.map(([z]) => z).join(', ')}, overprovisioned to cover a zone; interruption band ${inst.interruption ?? 'unpublished'}`,
+        : `${ON_DEMAND_BASE} on demand ($${inst.onDemandUsdPerHour}/h) + up to ${maxSpot} spot (mean $${spotPrice.toFixed(4)}/h) over ${zones.map(([z]) => z).join(', ')} (+${SPOT_OVERPROVISION} overprovisioned); interruption band ${inst.interruption ?? 'unpublished'}`,
     instances: inst_,
     deployable: false,
     estimates,
     ...(ctx.constraints.usersIn ? { networkRttMs: rtt } : {}),
     schedule: { serversPerInstance: spi, onDemand, spot, zones: zones.map(([z]) => z) },
+    service: shape.service,
   };
 }
