@@ -51,7 +51,9 @@ test('the tables name the snapshot and mark estimates; an empty match says so', 
   assert.match(lines[0], new RegExp(`of ${c.snapshotDate} .*sha256 ${c.contentHash}`));
   const row = (type: string) => lines.find((l) => l.includes(` ${type} `)) ?? '';
   assert.match(row('n2-standard-4'), /\$0\.1942 /, 'a list price carries no mark');
-  assert.match(row('g2-standard-4'), /\$0\.7068\*/, 'an estimate is marked *');
+  assert.match(row('g2-standard-8'), /\$0\.8536 /);
+  const west = renderPrices(filterCatalog(c, { provider: 'aws', region: 'us-west-2' }));
+  assert.match(west.find((l) => l.includes(' m7i.large ')) ?? '', /\$0\.1008\*/, 'an estimate is marked *');
   assert.ok(lines.some((l) => l.startsWith('Serverless (1):')));
   assert.ok(lines.some((l) => l.startsWith('Internet egress (1):')));
   assert.deepEqual(renderPrices(filterCatalog(c, { region: 'mars-1' })).slice(-1), ['No rows match.']);

@@ -29,6 +29,7 @@ export const GCP_SERIES: Record<string, GcpSeries> = {
   t2a: { skuPrefix: 'T2A Arm Instance' },
   t2d: { skuPrefix: 'T2D AMD Instance' },
   c2: { skuPrefix: 'Compute optimized' },
+  c4a: { skuPrefix: 'C4A Arm Instance' },
   g2: { skuPrefix: 'G2 Instance', gpuSkuPrefix: 'Nvidia L4 GPU' },
 };
 
@@ -50,6 +51,8 @@ export const GCP_MACHINE_TYPES: Record<string, Shape> = {
   't2d-standard-4': { family: 'general-purpose', vcpus: 4, memoryGiB: 16, arch: 'x86_64' },
   'c2-standard-4': { family: 'compute-optimized', vcpus: 4, memoryGiB: 16, arch: 'x86_64' },
   'c2-standard-8': { family: 'compute-optimized', vcpus: 8, memoryGiB: 32, arch: 'x86_64' },
+  'c4a-highcpu-4': { family: 'compute-optimized', vcpus: 4, memoryGiB: 8, arch: 'arm64' },
+  'c4a-standard-4': { family: 'general-purpose', vcpus: 4, memoryGiB: 16, arch: 'arm64' },
   'g2-standard-4': { family: 'gpu', vcpus: 4, memoryGiB: 16, arch: 'x86_64', accelerator: l4(1) },
   'g2-standard-8': { family: 'gpu', vcpus: 8, memoryGiB: 32, arch: 'x86_64', accelerator: l4(1) },
 };
