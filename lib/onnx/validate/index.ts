@@ -12,6 +12,7 @@ import { MAIN_GRAPH } from '../graph';
 import type { GraphProto, OnnxModel } from '../model';
 import { type ByteSource, bufferSource, FileSource } from './byteSource';
 import { decodeSkeleton, forEachTensor } from './decodeSkeleton';
+import { analyzeDependencies, type DependencyReport } from './dependencies';
 import { checkOperatorDomains } from './domains';
 import { ModelValidationError } from './errors';
 import { checkExternalFiles, type ExternalFile } from './externalData';
@@ -20,6 +21,7 @@ import { checkHeader } from './header';
 import { checkTensor, type ExternalReference } from './tensors';
 import { readModelSkeleton, type TensorByteRange } from './wireSkeleton';
 
+export type { DependencyReport } from './dependencies';
 export { type ModelValidationCode, ModelValidationError } from './errors';
 export type { ExternalFile } from './externalData';
 export type { TensorByteRange } from './wireSkeleton';
@@ -46,6 +48,8 @@ export interface ValidatedModel {
   tensorRanges: TensorByteRange[];
   /** External data files, checked when `modelDir` was given (else empty). */
   externalFiles: ExternalFile[];
+  /** What the model needs from a runtime (dependencies.ts). */
+  dependencies: DependencyReport;
 }
 
 /** protobuf's own ceiling for one message; larger models must keep weights in external data. */
@@ -110,11 +114,13 @@ export function validateSource(source: ByteSource, opts: ValidateOptions = {}): 
     );
   }
   const externalFiles = opts.modelDir ? checkExternalFiles(external, opts.modelDir) : [];
+  const analysis = analyzeModel(model);
   return {
     model,
-    analysis: analyzeModel(model),
+    analysis,
     sizeBytes: source.size,
     tensorRanges: skeleton.tensorRanges,
     externalFiles,
+    dependencies: analyzeDependencies(model, analysis, externalFiles),
   };
 }
