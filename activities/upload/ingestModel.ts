@@ -67,7 +67,7 @@ export async function ingestModel(input: {
     throw ApplicationFailure.nonRetryable(message, 'InvalidModel');
   };
 
-  const { sha256, sizeBytes, summary } = await withScratchDir('ingest', async (dir) => {
+  const { sha256, sizeBytes, summary, dependencies } = await withScratchDir('ingest', async (dir) => {
     const file = path.join(dir, 'model.onnx');
     await whileHeartbeating({ step: 'downloading', bytes: upload.sizeBytes }, () =>
       store.getFile(upload.objectKey, file),
@@ -94,7 +94,12 @@ export async function ingestModel(input: {
     if (!(await store.exists(objectKey))) {
       await whileHeartbeating({ step: 'storing', bytes: validated.sizeBytes }, () => store.putFile(objectKey, file));
     }
-    return { sha256, sizeBytes: validated.sizeBytes, summary: toModelSummary(validated.analysis) };
+    return {
+      sha256,
+      sizeBytes: validated.sizeBytes,
+      summary: toModelSummary(validated.analysis),
+      dependencies: validated.dependencies,
+    };
   });
   const objectKey = objectKeys.model(sha256);
 
@@ -107,6 +112,7 @@ export async function ingestModel(input: {
       sizeBytes,
       objectKey,
       analysis: summary,
+      dependencies,
     });
   } catch (err) {
     if (err instanceof ModelVersionConflictError) {

@@ -12,6 +12,14 @@ export interface ModelVersionRow {
   sizeBytes: number;
   objectKey: string;
   analysis: unknown;
+  /** What the version needs from a runtime (lib/onnx/validate/dependencies.ts); null for older uploads. */
+  dependencies?: unknown;
+}
+
+/** One model with its versions, newest first, for `ferry models`. */
+export interface ModelListing {
+  name: string;
+  versions: Array<{ version: string; sizeBytes: number; sha256: string; createdAt: string }>;
 }
 
 export interface DeploymentRow {
@@ -63,11 +71,19 @@ export class FerryRepository {
         [v.model],
       );
       const row = await client.query(
-        `INSERT INTO model_versions(model_id, version, sha256, size_bytes, object_key, analysis)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (model_id, version) DO UPDATE SET analysis = EXCLUDED.analysis
+        `INSERT INTO model_versions(model_id, version, sha256, size_bytes, object_key, analysis, dependencies)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (model_id, version) DO UPDATE SET analysis = EXCLUDED.analysis, dependencies = EXCLUDED.dependencies
          RETURNING id, sha256`,
-        [model.rows[0].id, v.version, v.sha256, v.sizeBytes, v.objectKey, JSON.stringify(v.analysis)],
+        [
+          model.rows[0].id,
+          v.version,
+          v.sha256,
+          v.sizeBytes,
+          v.objectKey,
+          JSON.stringify(v.analysis),
+          v.dependencies === undefined ? null : JSON.stringify(v.dependencies),
+        ],
       );
       if (row.rows[0].sha256 !== v.sha256) {
         throw new ModelVersionConflictError(v.model, v.version, row.rows[0].sha256);
@@ -84,7 +100,7 @@ export class FerryRepository {
 
   async findModelVersion(model: string, version: string): Promise<ModelVersionRow | undefined> {
     const res = await this.pool.query(
-      `SELECT mv.id, m.name AS model, mv.version, mv.sha256, mv.size_bytes, mv.object_key, mv.analysis
+      `SELECT mv.id, m.name AS model, mv.version, mv.sha256, mv.size_bytes, mv.object_key, mv.analysis, mv.dependencies
        FROM model_versions mv JOIN models m ON m.id = mv.model_id WHERE m.name = $1 AND mv.version = $2`,
       [model, version],
     );
@@ -98,7 +114,32 @@ export class FerryRepository {
       sizeBytes: Number(r.size_bytes),
       objectKey: r.object_key,
       analysis: r.analysis,
+      dependencies: r.dependencies,
     };
+  }
+
+  /** Every model with its versions (newest first); models in name order. */
+  async listModels(): Promise<ModelListing[]> {
+    const res = await this.pool.query(
+      `SELECT m.name, mv.version, mv.size_bytes, mv.sha256, mv.created_at
+       FROM models m JOIN model_versions mv ON mv.model_id = m.id
+       ORDER BY m.name, mv.created_at DESC, mv.id DESC`,
+    );
+    const models = new Map<string, ModelListing>();
+    for (const r of res.rows) {
+      let m = models.get(r.name);
+      if (!m) {
+        m = { name: r.name, versions: [] };
+        models.set(r.name, m);
+      }
+      m.versions.push({
+        version: r.version,
+        sizeBytes: Number(r.size_bytes),
+        sha256: r.sha256,
+        createdAt: new Date(r.created_at).toISOString(),
+      });
+    }
+    return [...models.values()];
   }
 
   async recordOptimizationResult(r: {
