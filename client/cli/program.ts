@@ -325,6 +325,24 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
     });
 
   // ---- optimize ----
+  const models = program
+    .command('models')
+    .description('uploaded models with their versions and sizes')
+    .option('--json', JSON_FLAG)
+    .action(async (o: { json?: boolean }) => {
+      const { modelsListCommand } = await import('./models');
+      await modelsListCommand(config, Boolean(o.json));
+    });
+  models
+    .command('show')
+    .description("one version's validation summary and dependency report (the newest without :version)")
+    .argument('<model[:version]>', 'the model, optionally with its version')
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: { json?: boolean }) => {
+      const { modelsShowCommand } = await import('./models');
+      await modelsShowCommand(config, ref, Boolean(o.json));
+    });
+
   program.commandsGroup('Optimize without deploying (needs no Ferry services):');
 
   program

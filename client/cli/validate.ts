@@ -7,6 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { ModelAnalysis } from '../../lib/onnx/analyze';
 import {
+  type DependencyReport,
   type ExternalFile,
   type ModelValidationCode,
   ModelValidationError,
@@ -21,7 +22,14 @@ export interface ValidateFlags {
 }
 
 export type ValidationReport =
-  | { file: string; valid: true; sizeBytes: number; analysis: ModelAnalysis; externalFiles: ExternalFile[] }
+  | {
+      file: string;
+      valid: true;
+      sizeBytes: number;
+      analysis: ModelAnalysis;
+      externalFiles: ExternalFile[];
+      dependencies: DependencyReport;
+    }
   | { file: string; valid: false; code: ModelValidationCode; message: string };
 
 /** Validates every model `target` names; prints the reports; returns the exit status. */
@@ -39,7 +47,8 @@ export async function validateCommand(target: string, flags: ValidateFlags): Pro
 export function validateOne(file: string, maxBytes?: number): ValidationReport {
   try {
     const v = validateModelFile(file, { maxBytes });
-    return { file, valid: true, sizeBytes: v.sizeBytes, analysis: v.analysis, externalFiles: v.externalFiles };
+    const { sizeBytes, analysis, externalFiles, dependencies } = v;
+    return { file, valid: true, sizeBytes, analysis, externalFiles, dependencies };
   } catch (err) {
     if (err instanceof ModelValidationError) return { file, valid: false, code: err.code, message: err.message };
     throw err;
@@ -67,6 +76,8 @@ export function describeReport(r: ValidationReport): string {
     `  outputs: ${a.outputs.map((t) => `${t.name} ${t.dataType} [${t.shape.map((d) => d ?? '?').join(', ')}]`).join('; ')}`,
   ];
   if (a.dynamicDims.length > 0) lines.push(`  dynamic dims: ${a.dynamicDims.join(', ')}`);
+  const min = r.dependencies.minimumRuntime;
+  lines.push(`  onnxruntime: ${min.upperBound ? `at most ${min.version} needed` : `${min.version} or newer`}`);
   if (r.externalFiles.length > 0) {
     lines.push(
       `  external files: ${r.externalFiles.map((f) => `${f.location} (${formatBytes(f.sizeBytes)})`).join(', ')}`,
