@@ -65,7 +65,8 @@ export function analyzeDependencies(
   const operators: Record<string, Record<string, number>> = {};
   forEachNode(model.graph ?? {}, (node) => {
     const domain = normalizeDomain(node.domain);
-    const ops = (operators[domain] ??= {});
+    const ops = operators[domain] ?? {};
+    operators[domain] = ops;
     ops[node.op_type ?? ''] = (ops[node.op_type ?? ''] ?? 0) + 1;
   });
   const opsetOf = (domain: string): number => analysis.opsets.find((o) => o.domain === domain)?.version ?? 0;
