@@ -3,6 +3,7 @@
  * Plain data only: this file is bundled into the workflow sandbox.
  */
 
+import type { AlertState, SignalName } from '../lib/analytics/anomaly';
 import type {
   AccuracyBudget,
   BenchmarkReport,
@@ -179,6 +180,27 @@ export interface MonitorInput {
 export interface MonitorCarry {
   hibernations: number;
   collections: number;
+  /** The last sample (the next interval's cost starts from it) and the anomaly alerting state. */
+  lastSample?: MetricsSnapshot;
+  alerts?: Partial<Record<SignalName, AlertState>>;
+}
+
+/** The monitor's live cost figures (lib/analytics/costAccounting.ts), over the last 24 hours. */
+export interface MonitorCost {
+  per1kUsd: number | null;
+  perDayUsd: number;
+  projectedMonthUsd: number;
+  idleUsd: number;
+  allocatedUsd: number;
+  replicaSeconds: number;
+  requests: number;
+  coldStarts: number;
+  coldStartMeanMs: number | null;
+  /** Where the price comes from. */
+  priceSource: string;
+  /** The last interval's cost per 1k (null without requests). */
+  lastIntervalPer1kUsd: number | null;
+  since: string;
 }
 
 export interface MonitorStatus {
@@ -190,6 +212,9 @@ export interface MonitorStatus {
   undeployRequested: boolean;
   /** Set when the deployment was found gone from its target: when, and what the user can do. */
   missing?: { since: string; note: string };
+  cost?: MonitorCost;
+  /** Anomalies open now, by signal. */
+  anomalies?: Array<{ signal: SignalName; since: string; peakScore: number }>;
 }
 
 export interface MetricsSnapshot {
@@ -206,6 +231,15 @@ export interface MetricsSnapshot {
   /** Cumulative latency histogram across replicas at this sample; the next collection subtracts it so
    * latency figures describe the interval, not the replicas' lifetime. */
   latencyBuckets: Array<{ le: number; count: number }>;
+  /** The replicas running at this sample, for the cost accounting (the seconds each was held). */
+  replicaSet?: Array<{ key: string; revision: string; startedAt: string }>;
+  /** Per replica (by key), its cumulative request seconds (the latency histogram's sum) and errors. */
+  replicaCounters?: Record<string, { busySeconds: number; errors: number }>;
+  /** The gateway's cold-start count over the deployment's life, and how long the last wake took. */
+  coldStarts?: number;
+  lastWakeMs?: number | null;
+  /** The limits each replica runs with. */
+  resources?: { cpus: number; memoryMb: number };
 }
 
 /** Workflow ids name what they are about; one run per model version. */

@@ -15,6 +15,8 @@ import { activityDeps } from '../deps';
 
 const ERRORS = 'ferry_inference_errors_total';
 const LATENCY = 'ferry_inference_request_duration_seconds';
+/** session.run time: what keeps a replica's CPUs busy (queue waits do not), the usage side of cost allocation. */
+const COMPUTE = 'ferry_inference_compute_duration_seconds';
 
 export async function collectDeploymentMetrics(input: {
   deploymentId: string;
@@ -53,6 +55,11 @@ export async function collectDeploymentMetrics(input: {
     latencyP95Ms: toMs(histogramQuantile(0.95, interval)),
     idleMs: Math.max(0, Date.now() - lastActivity),
     latencyBuckets: buckets,
+    replicaSet: status.replicas.map((r) => ({ key: String(r.pid), revision: r.revision, startedAt: r.startedAt })),
+    replicaCounters: replicaCounters(samples),
+    coldStarts: status.coldStarts,
+    lastWakeMs: status.lastWakeMs,
+    resources: { cpus: status.resources.cpus, memoryMb: status.resources.memoryMb },
   };
   await repo.recordMetrics(input.deploymentId, {
     requestCount,
@@ -68,6 +75,21 @@ export async function collectDeploymentMetrics(input: {
     await repo.recordEvent(input.deploymentId, servingState === 'running' ? 'woke' : servingState, {});
   }
   return snapshot;
+}
+
+/** Each replica's cumulative compute seconds and errors, from the `replica` label the gateway adds. */
+function replicaCounters(
+  samples: ReturnType<typeof parsePrometheusText>,
+): Record<string, { busySeconds: number; errors: number }> {
+  const out: Record<string, { busySeconds: number; errors: number }> = {};
+  for (const s of samples) {
+    const key = s.labels.replica;
+    if (key === undefined || (s.name !== `${COMPUTE}_sum` && s.name !== ERRORS)) continue;
+    out[key] ??= { busySeconds: 0, errors: 0 };
+    if (s.name === ERRORS) out[key].errors += s.value;
+    else out[key].busySeconds += s.value;
+  }
+  return out;
 }
 
 /** The sample of a deployment its target does not have: state `missing` in Postgres, with an event once. */

@@ -17,6 +17,7 @@ import { installAccessControl, type RouteAccess } from './access';
 import { HttpError, publicMessage, statusOf } from './httpErrors';
 import { parseJsonBody } from './jsonBody';
 import { API_CSP } from './pages';
+import { analyticsRoutes } from './routes/analytics';
 import { auditRoutes } from './routes/audit';
 import { chatopsRoutes } from './routes/chatops';
 import { dashboardRoutes } from './routes/dashboard';
@@ -150,6 +151,7 @@ export async function buildApiApp(deps: ApiDeps, https?: { cert: Buffer; key: Bu
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
 
   deploymentRoutes(app, deps);
+  analyticsRoutes(app, deps);
   keyRoutes(app, deps);
   auditRoutes(app, deps);
   chatopsRoutes(app, deps);

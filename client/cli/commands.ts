@@ -158,6 +158,15 @@ export async function statusCommand(ferry: FerryClient, ref: string, json: boole
           ? `, ${l.requestCount} requests, p50 ${l.latencyP50Ms?.toFixed(2) ?? '-'} ms, p95 ${l.latencyP95Ms?.toFixed(2) ?? '-'} ms, idle ${Math.round(l.idleMs / 1000)}s`
           : ''),
     );
+    const c = serving.cost;
+    if (c)
+      console.log(
+        `  Cost: ${c.per1kUsd === null ? '-' : `$${c.per1kUsd.toPrecision(3)}`} per 1k, $${c.perDayUsd.toPrecision(3)}/day, ` +
+          `~$${c.projectedMonthUsd.toPrecision(3)}/month (idle $${c.idleUsd.toPrecision(3)}), ` +
+          `${Math.round(c.replicaSeconds)} replica-s, ${c.coldStarts} cold start(s) since ${c.since} (ferry cost ${status.deploymentId})`,
+      );
+    for (const a of serving.anomalies ?? [])
+      console.log(`  Anomaly: ${a.signal} since ${a.since} (score ${a.peakScore.toFixed(1)})`);
   }
   if (status.canary) {
     // The workflow says what the deploy stage did; the gateway says what is served now (after a promote or a rollback).

@@ -168,6 +168,19 @@ export function buildProgram(config: FerryConfig): Command {
     });
 
   program
+    .command('cost')
+    .description('live cost: per 1,000 inferences, per day, projected per month, idle, replica-seconds, cold starts')
+    .argument('<deployment>', DEPLOYMENT)
+    .option('--hours <n>', 'the window, in hours', '24')
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string, o: { json?: boolean; hours: string }) => {
+      const hours = Number(o.hours);
+      if (!(hours > 0)) throw new FerryError(`--hours must be a number above 0, got "${o.hours}"`);
+      const { costCommand } = await import('./cost');
+      await withClient((ferry) => costCommand(ferry, ref, { json: o.json === true, hours }));
+    });
+
+  program
     .command('approve')
     .description('approve an optimization plan of a deployment that waits for one (--review)')
     .argument('<deployment>', DEPLOYMENT)

@@ -150,12 +150,15 @@ export function stepAlert(
   value: number,
   baseline: number,
   s: Pick<DetectorSettings, 'openScore' | 'clearScore' | 'minMinutes' | 'clearMinutes'>,
+  /** How far apart the steps are: the minimum durations are in minutes, whatever the interval. */
+  stepMs = MIN_MS,
 ): { state: AlertState; transition: AlertTransition } {
+  const steps = (minutes: number) => Math.max(1, Math.ceil((minutes * MIN_MS) / stepMs));
   const above = score > s.openScore ? state.above + 1 : 0;
   const below = score < s.clearScore ? state.below + 1 : 0;
   if (!state.open) {
-    if (above >= s.minMinutes) {
-      const since = t - (s.minMinutes - 1) * MIN_MS;
+    if (above >= steps(s.minMinutes)) {
+      const since = t - (steps(s.minMinutes) - 1) * stepMs;
       return {
         state: { above, below, open: { since, peakScore: score, baseline } },
         transition: { kind: 'opened', since, score, value, baseline },
@@ -164,7 +167,7 @@ export function stepAlert(
     return { state: { above, below, open: null }, transition: null };
   }
   const open = { ...state.open, peakScore: Math.max(state.open.peakScore, score) };
-  if (below >= s.clearMinutes) {
+  if (below >= steps(s.clearMinutes)) {
     return {
       state: { above, below, open: null },
       transition: { kind: 'cleared', since: open.since, until: t, peakScore: open.peakScore },

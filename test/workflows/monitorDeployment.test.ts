@@ -124,11 +124,19 @@ test(
       assert.equal(result.collections, 4);
       assert.equal(result.servingState, 'undeployed');
       const order = calls.map((c) => c.activity);
-      assert.deepEqual(order.slice(0, 3), [
+      assert.deepEqual(order.slice(0, 5), [
         'collectDeploymentMetrics',
+        'accountInterval',
         'collectDeploymentMetrics',
+        'accountInterval',
         'hibernateDeployment',
       ]);
+      // Each interval is priced from the sample before it; the one after the hibernation knows when it was.
+      const accounts = inputsOf(calls, 'accountInterval');
+      assert.equal(accounts[0].previous, undefined);
+      assert.equal(accounts[1].previous?.idleMs, 5 * MINUTE);
+      assert.equal(accounts[1].stoppedAt, undefined);
+      assert.ok(accounts[2].stoppedAt, 'the interval after the hibernation is told when it happened');
     });
   },
 );
@@ -170,7 +178,16 @@ test('continues as new after 300 collections, carrying its counts into the next 
     assert.notEqual((await latest.describe()).runId, handle.firstExecutionRunId);
     const started = (await latest.fetchHistory()).events![0].workflowExecutionStartedEventAttributes!;
     const nextInput = defaultPayloadConverter.fromPayload<MonitorInput>(started.input!.payloads![0]);
-    assert.deepEqual(nextInput, { ...input, carried: { collections: 300, hibernations: 1 } });
+    const { lastSample, ...counts } = nextInput.carried ?? { collections: 0, hibernations: 0 };
+    assert.deepEqual(
+      { ...nextInput, carried: counts },
+      { ...input, carried: { collections: 300, hibernations: 1, alerts: {} } },
+    );
+    assert.equal(
+      lastSample?.servingState,
+      'running',
+      'the last sample is carried: the next interval is priced from it',
+    );
   });
 });
 
@@ -192,8 +209,14 @@ test(
       assert.match(result.missing!.note, /ferry deploy <model.onnx> --name mlp --version <new version>/);
       assert.deepEqual(
         calls.map((c) => c.activity),
-        ['collectDeploymentMetrics', 'collectDeploymentMetrics', 'collectDeploymentMetrics'],
-        'no destroy, no hibernate, no apply',
+        [
+          'collectDeploymentMetrics',
+          'accountInterval',
+          'collectDeploymentMetrics',
+          'accountInterval',
+          'collectDeploymentMetrics',
+        ],
+        'no destroy, no hibernate, no apply (and nothing priced once missing)',
       );
       // The ended run still answers its status query.
       assert.equal(((await handle.query(monitorStatusQuery)) as MonitorStatus).servingState, 'missing');
@@ -217,7 +240,7 @@ test('a deployment that disappears while being hibernated is marked missing too'
       assert.equal(result.hibernations, 0);
       assert.deepEqual(
         calls.map((c) => c.activity),
-        ['collectDeploymentMetrics', 'hibernateDeployment'],
+        ['collectDeploymentMetrics', 'accountInterval', 'hibernateDeployment'],
       );
     },
   );

@@ -21,13 +21,11 @@ import {
   trafficBody,
 } from '../schemas';
 
-type DeploymentReq = FastifyRequest<{ Params: { deployment: string } }>;
+export type DeploymentReq = FastifyRequest<{ Params: { deployment: string } }>;
 
-export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const { ferry, ownership, audit } = deps;
-
-  /** The deployment a request names, once the caller is known to may `scope` it. */
-  async function authorized(req: DeploymentReq, scope: Scope) {
+/** The deployment a request names, once the caller is known to may `scope` it (else 404 or 403). */
+export function deploymentAuthorizer({ ferry, ownership }: Pick<ApiDeps, 'ferry' | 'ownership'>) {
+  return async (req: DeploymentReq, scope: Scope) => {
     const ref = req.params.deployment;
     const candidates = await ownership.candidatesFor(ref);
     // No model of that name or prefix exists at all: a fast 404, without asking Temporal.
@@ -36,7 +34,12 @@ export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const project = await ownership.projectOf(resolved.model);
     const principal = requireAccessTo(req, scope, project, `deployment "${ref}"`);
     return { ...resolved, project: project!, principal };
-  }
+  };
+}
+
+export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const { ferry, ownership, audit } = deps;
+  const authorized = deploymentAuthorizer(deps);
 
   const source = (req: FastifyRequest) => req.ip;
 

@@ -1,7 +1,7 @@
 /**
  * One deployment: pipeline stages and progress, the plans (with Approve while the run waits), the
- * benchmark, where it serves, the gateway's revisions and traffic, charts of its metrics, and its audit
- * entries. The id comes from the URL and is shown as text, whatever it holds.
+ * benchmark, where it serves, the gateway's revisions and traffic, charts of its metrics, its live cost
+ * and anomalies, and its audit entries. The id comes from the URL and is shown as text, whatever it holds.
  */
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
@@ -12,6 +12,7 @@ import type { ActivityProgress } from '../../sdk/types';
 import { apiJson, deploymentPath, storedKey } from './api';
 import { type AuditRow, AuditTable } from './auditPage';
 import { MetricsCharts } from './charts';
+import { CostCard, type CostView } from './costCard';
 import { OptimizationCard, PlansCard } from './optimizationCard';
 import { usePoll } from './poll';
 import { ServingCard } from './servingCard';
@@ -81,6 +82,7 @@ export function DeploymentPage({ id }: { id: string }) {
     5000,
     [id],
   );
+  const cost = usePoll(() => apiJson<CostView>(`${deploymentPath(id)}/cost`), 5000, [id]);
   const [approving, setApproving] = useState(false);
   const [approveError, setApproveError] = useState<string | undefined>(undefined);
 
@@ -122,7 +124,8 @@ export function DeploymentPage({ id }: { id: string }) {
         <a href=${v.temporalUiUrl}>Temporal run</a>
       </div>
       ${v.gateway && html`<${ServingCard} g=${v.gateway} />`}
-      <${MetricsCharts} points=${v.metrics} />`
+      <${MetricsCharts} points=${v.metrics} />
+      ${cost.data && html`<${CostCard} c=${cost.data} />`}`
     }
     ${
       audit.data &&
