@@ -82,9 +82,7 @@ export class AnalyticsRepository {
   }
 
   /** Per deployment, totals of the intervals that ended after `sinceMs` (the /metrics gauges). */
-  async windowTotals(
-    sinceMs: number,
-  ): Promise<
+  async windowTotals(sinceMs: number): Promise<
     Array<{
       deploymentId: string;
       allocatedUsd: number;
