@@ -45,8 +45,11 @@ const alerts = proxyActivities<typeof activities>({
   retry: { initialInterval: '2s', maximumInterval: '30s', backoffCoefficient: 2, maximumAttempts: 6 },
 });
 
-/** Collections per run before continuing as new (each is a few history events). */
-const COLLECTIONS_PER_RUN = 300;
+/**
+ * Collections per run before continuing as new. Each is two activities (collect, then price and score),
+ * about 12 history events: 200 stay under the size at which Temporal suggests continuing as new.
+ */
+const COLLECTIONS_PER_RUN = 200;
 
 export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<MonitorStatus> {
   const status: MonitorStatus = {
