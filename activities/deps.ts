@@ -4,7 +4,10 @@ import { type FerryConfig, loadConfig } from '../lib/config';
 import { getPool } from '../lib/db/pool';
 import { FerryRepository } from '../lib/db/repository';
 import { ObjectStore } from '../lib/store/objectStore';
+import type { DeploymentTarget } from '../lib/targets/deploymentTarget';
+import type { ClusterClient } from '../lib/targets/kubernetes/clusterClient';
 import { LocalTarget } from '../lib/targets/local';
+import type { DeploymentTargetChoice } from '../workflows/types';
 
 export interface ActivityDeps {
   config: FerryConfig;
@@ -28,4 +31,29 @@ export function activityDeps(): ActivityDeps {
     };
   }
   return deps;
+}
+
+let cluster: ClusterClient | undefined;
+
+/**
+ * The target a deployment runs on: the local gateway, or a namespace of the Kubernetes cluster
+ * (kubeconfig from KUBECONFIG, else the stack's). `onProgress`: a rollout's steps, for heartbeats.
+ */
+export async function targetFor(
+  choice: DeploymentTargetChoice | undefined,
+  onProgress?: (step: string) => void,
+): Promise<DeploymentTarget> {
+  const { config, target } = activityDeps();
+  if (!choice || choice.kind === 'local') return target;
+  const { ClusterClient, loadKubeConfig } = await import('../lib/targets/kubernetes/clusterClient');
+  const { KubernetesTarget } = await import('../lib/targets/kubernetes/kubernetesTarget');
+  cluster ??= new ClusterClient(loadKubeConfig(config.stateDir));
+  return new KubernetesTarget({
+    client: cluster,
+    namespace: choice.namespace ?? process.env.FERRY_KUBERNETES_NAMESPACE ?? 'default',
+    gatewayUrl: config.gateway.url,
+    defaultResources: config.replicas.defaultResources,
+    drainTimeoutMs: 30_000,
+    ...(onProgress ? { onProgress } : {}),
+  });
 }

@@ -207,6 +207,7 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
       monitor: input.monitor,
       // Who may reach it (the gateway's spec carries it); a canary joins its base deployment's.
       ...(input.access ? { access: input.access } : {}),
+      ...(input.target ? { target: input.target } : {}),
     };
     if (input.canary) {
       // A canary release: a new revision of a live deployment, watched by that deployment's monitor.
@@ -251,7 +252,15 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     await startChild(monitorDeploymentWorkflow, {
       workflowId: monitorId,
       parentClosePolicy: ParentClosePolicy.ABANDON,
-      args: [{ deploymentId: input.deploymentId, model: input.model, version: input.version, settings: input.monitor }],
+      args: [
+        {
+          deploymentId: input.deploymentId,
+          model: input.model,
+          version: input.version,
+          settings: input.monitor,
+          ...(input.target ? { target: input.target } : {}),
+        },
+      ],
       typedSearchAttributes: workflowInfo().typedSearchAttributes,
     });
     status.monitorWorkflowId = monitorId;

@@ -78,6 +78,7 @@ export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<Mo
     const previous = status.lastSample;
     const sample = await acts.collectDeploymentMetrics({
       deploymentId: input.deploymentId,
+      ...onTarget(input),
       previousBuckets: previous?.latencyBuckets,
     });
     status.lastSample = sample;
@@ -90,7 +91,11 @@ export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<Mo
     stoppedAt = undefined;
 
     if (sample.servingState === 'running' && sample.idleMs >= input.settings.idleHibernateMs) {
-      const outcome = await acts.hibernateDeployment({ deploymentId: input.deploymentId, idleMs: sample.idleMs });
+      const outcome = await acts.hibernateDeployment({
+        deploymentId: input.deploymentId,
+        idleMs: sample.idleMs,
+        ...onTarget(input),
+      });
       if (outcome === 'missing') return endMissing(status, input, new Date().toISOString());
       status.servingState = 'hibernated';
       status.hibernations++;
@@ -110,7 +115,7 @@ export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<Mo
     }
   }
 
-  await acts.destroyDeployment({ deploymentId: input.deploymentId });
+  await acts.destroyDeployment({ deploymentId: input.deploymentId, ...onTarget(input) });
   status.servingState = 'undeployed';
   upsertSearchAttributes([{ key: ferryStageKey, value: 'undeployed' }]);
   return status;
@@ -223,4 +228,9 @@ function endMissing(status: MonitorStatus, input: MonitorInput, since: string): 
   };
   upsertSearchAttributes([{ key: ferryStageKey, value: 'missing' }]);
   return status;
+}
+
+/** The target field of an activity's input (absent for the local gateway, as in runs started before targets). */
+function onTarget(input: MonitorInput): Pick<MonitorInput, 'target'> {
+  return input.target ? { target: input.target } : {};
 }

@@ -86,6 +86,15 @@ export interface DeployModelInput {
   canary?: CanaryRequest;
   /** The project (tenant) the deployment belongs to and whether inference needs a key; absent: `default`, keyed. */
   access?: { project: string; public: boolean };
+  /** Where it runs; absent: the local gateway. */
+  target?: DeploymentTargetChoice;
+}
+
+/** Where a deployment runs: the local gateway (the default) or a namespace of a Kubernetes cluster. */
+export interface DeploymentTargetChoice {
+  kind: 'local' | 'kubernetes';
+  /** Kubernetes only; default FERRY_KUBERNETES_NAMESPACE, else `default`. */
+  namespace?: string;
 }
 
 export interface CanaryRequest {
@@ -170,6 +179,8 @@ export type ServingState = 'running' | 'hibernated' | 'waking' | 'undeployed' | 
 
 export interface MonitorInput {
   deploymentId: string;
+  /** Where the deployment runs; absent: the local gateway. */
+  target?: DeploymentTargetChoice;
   model: string;
   version: string;
   settings: MonitorSettings;

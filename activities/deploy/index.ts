@@ -6,7 +6,7 @@
  * one, with a share of its traffic (lib/targets/revisions.ts). Adding a revision that is there already
  * with the same image changes nothing, so a retry is a no-op too.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { getPool } from '../../lib/db/pool';
 import { loadOptimizationResults } from '../../lib/optimize/results';
 import {
@@ -17,6 +17,7 @@ import {
   type ImageRef,
   type ReplicaResources,
 } from '../../lib/targets/deploymentTarget';
+import { ClusterRequestError, RolloutFailedError } from '../../lib/targets/kubernetes/clusterErrors';
 import { GatewayRequestError } from '../../lib/targets/local';
 import { resourcesForMeasurement } from '../../lib/targets/replicaResources';
 import { RevisionConflictError, specWithCanary } from '../../lib/targets/revisions';
@@ -24,11 +25,12 @@ import {
   type CanaryRequest,
   type CanaryStatus,
   canaryRevisionName,
+  type DeploymentTargetChoice,
   type ImageRecord,
   type MonitorSettings,
   workflowIds,
 } from '../../workflows/types';
-import { activityDeps } from '../deps';
+import { activityDeps, targetFor } from '../deps';
 import { whileHeartbeating } from '../heartbeat';
 
 export interface DeployInput {
@@ -43,6 +45,8 @@ export interface DeployInput {
   canary?: CanaryRequest & { version: string };
   /** The project the deployment belongs to and whether inference needs a key; absent: `default`, keyed. */
   access?: DeploymentAccess;
+  /** Where it runs; absent: the local gateway. */
+  target?: DeploymentTargetChoice;
 }
 
 export interface DeployResult {
@@ -58,17 +62,20 @@ const MAX_CONFLICTS = 5;
 
 export async function deployToLocalTarget(input: DeployInput): Promise<DeployResult> {
   if (input.canary) return deployCanaryRevision(input, input.canary);
-  const { target, repo } = activityDeps();
+  const { repo } = activityDeps();
+  const target = await targetFor(input.target, (step) => heartbeat({ step }));
   const resources = await plannedResources(input.modelVersionId);
   const status = await whileHeartbeating({ step: 'starting replicas' }, () =>
-    target.apply({
-      id: input.deploymentId,
-      model: input.model,
-      replicas: input.replicas,
-      image: imageRefOf(input.image),
-      ...(input.access ? { access: input.access } : {}),
-      ...(resources ? { resources } : {}),
-    }),
+    target
+      .apply({
+        id: input.deploymentId,
+        model: input.model,
+        replicas: input.replicas,
+        image: imageRefOf(input.image),
+        ...(input.access ? { access: input.access } : {}),
+        ...(resources ? { resources } : {}),
+      })
+      .catch(refusalIsFinal),
   );
   const inferUrl = inferUrlOf(status.endpoint, input.model);
   await repo.upsertDeployment({
@@ -84,6 +91,20 @@ export async function deployToLocalTarget(input: DeployInput): Promise<DeployRes
   return { endpoint: status.endpoint, inferUrl, replicas: status.replicas.length };
 }
 
+/** A failed rollout or a cluster's refusal (RBAC, a bad namespace) would fail again: not retried. */
+function refusalIsFinal(err: unknown): never {
+  if (err instanceof RolloutFailedError) throw ApplicationFailure.nonRetryable(err.message, 'RolloutFailed');
+  if (
+    err instanceof ClusterRequestError &&
+    err.status >= 400 &&
+    err.status < 500 &&
+    err.status !== 409 &&
+    err.status !== 429
+  )
+    throw ApplicationFailure.nonRetryable(err.message, 'ClusterRefused');
+  throw err;
+}
+
 /**
  * Adds the image as revision `canaryRevisionName(version)` of deployment `canary.of` with `percent` of
  * its split (the other revisions' shares scaled down proportionally, header rules kept) and waits
@@ -94,7 +115,8 @@ async function deployCanaryRevision(
   input: DeployInput,
   canary: CanaryRequest & { version: string },
 ): Promise<DeployResult> {
-  const { target, repo } = activityDeps();
+  const { repo } = activityDeps();
+  const target = await targetFor(input.target, (step) => heartbeat({ step }));
   const revision = canaryRevisionName(canary.version);
   const image = imageRefOf(input.image);
   const what = `${input.model} ${canary.version} as a canary of deployment "${canary.of}"`;
@@ -137,7 +159,7 @@ async function deployCanaryRevision(
     const apply = spec;
     try {
       status = await whileHeartbeating({ step: `adding revision ${revision} to ${canary.of}` }, () =>
-        target.apply(apply, { ifMatch: base.specVersion }),
+        target.apply(apply, { ifMatch: base.specVersion }).catch(refusalIsFinal),
       );
     } catch (err) {
       if (err instanceof GatewayRequestError && err.status === 409 && attempt < MAX_CONFLICTS) continue;

@@ -10,8 +10,8 @@ import {
   sumOf,
 } from '../../lib/monitor/prometheus';
 import { DeploymentNotFoundError } from '../../lib/targets/deploymentTarget';
-import type { MetricsSnapshot, ServingState } from '../../workflows/types';
-import { activityDeps } from '../deps';
+import type { DeploymentTargetChoice, MetricsSnapshot, ServingState } from '../../workflows/types';
+import { activityDeps, targetFor } from '../deps';
 
 const ERRORS = 'ferry_inference_errors_total';
 const LATENCY = 'ferry_inference_request_duration_seconds';
@@ -20,10 +20,12 @@ const COMPUTE = 'ferry_inference_compute_duration_seconds';
 
 export async function collectDeploymentMetrics(input: {
   deploymentId: string;
+  target?: DeploymentTargetChoice;
   /** The previous sample's cumulative latency buckets (from the workflow), for per-interval quantiles. */
   previousBuckets?: MetricsSnapshot['latencyBuckets'];
 }): Promise<MetricsSnapshot> {
-  const { target, repo } = activityDeps();
+  const { repo } = activityDeps();
+  const target = await targetFor(input.target);
   let status: Awaited<ReturnType<typeof target.status>>;
   try {
     status = await target.status(input.deploymentId);
@@ -121,8 +123,10 @@ async function recordMissing(deploymentId: string): Promise<MetricsSnapshot> {
 export async function hibernateDeployment(input: {
   deploymentId: string;
   idleMs: number;
+  target?: DeploymentTargetChoice;
 }): Promise<'hibernated' | 'missing'> {
-  const { target, repo } = activityDeps();
+  const { repo } = activityDeps();
+  const target = await targetFor(input.target);
   try {
     await target.hibernate(input.deploymentId);
   } catch (err) {
@@ -135,8 +139,12 @@ export async function hibernateDeployment(input: {
   return 'hibernated';
 }
 
-export async function destroyDeployment(input: { deploymentId: string }): Promise<void> {
-  const { target, repo } = activityDeps();
+export async function destroyDeployment(input: {
+  deploymentId: string;
+  target?: DeploymentTargetChoice;
+}): Promise<void> {
+  const { repo } = activityDeps();
+  const target = await targetFor(input.target);
   await target.destroy(input.deploymentId);
   await repo.setDeploymentState(input.deploymentId, 'undeployed', 0);
   await repo.recordEvent(input.deploymentId, 'undeployed', {});

@@ -53,6 +53,12 @@ export const deployQuery = {
     public: { type: 'boolean', default: false, description: 'serve inference without a key' },
     canary: { type: 'number', minimum: 0, maximum: 100 },
     canaryOf: deploymentRef,
+    target: { type: 'string', enum: ['local', 'kubernetes'], default: 'local', description: 'where it runs' },
+    namespace: {
+      type: 'string',
+      pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$',
+      description: 'with target=kubernetes: the namespace',
+    },
   },
 } as const;
 

@@ -18,6 +18,8 @@ export interface DeployCommandOptions {
   canary?: { percent: number; of?: string };
   /** Inference without a key (`--public`). */
   public?: boolean;
+  /** `--target kubernetes [--namespace N]`; absent: the local gateway. */
+  target?: { kind: 'kubernetes'; namespace?: string };
 }
 
 export async function deployCommand(
@@ -37,6 +39,7 @@ export async function deployCommand(
     canary: opts.canary,
     // The CLI deploys with this machine's key, into the `default` project (as without --public).
     access: opts.public ? { project: 'default', public: true } : undefined,
+    ...(opts.target ? { target: opts.target } : {}),
     onUploadProgress: (sent, total) => {
       const pct = total ? (100 * sent) / total : 100;
       if (process.stdout.isTTY) process.stdout.write(`\r  upload ${bar(pct)} ${formatBytes(sent)}`);

@@ -30,6 +30,8 @@ interface DeployFlags {
   canary?: string;
   canaryOf?: string;
   public?: boolean;
+  target: string;
+  namespace?: string;
 }
 
 interface OptimizeFlags {
@@ -101,7 +103,16 @@ export function buildProgram(config: FerryConfig): Command {
     )
     .option('--canary-of <deployment>', "the deployment the canary joins (default: the model's newest)")
     .option('--public', 'serve inference without a key (when the gateway checks keys)')
+    .option('--target <target>', 'where it runs: local (the gateway on this machine) or kubernetes', 'local')
+    .option(
+      '--namespace <namespace>',
+      'with --target kubernetes: the namespace (default FERRY_KUBERNETES_NAMESPACE, else default)',
+    )
     .action(async (file: string, o: DeployFlags) => {
+      if (o.target !== 'local' && o.target !== 'kubernetes')
+        throw new FerryError(`--target must be local or kubernetes, not "${o.target}"`);
+      if (o.namespace !== undefined && o.target !== 'kubernetes')
+        throw new FerryError('--namespace needs --target kubernetes');
       if (o.public && o.canary !== undefined)
         throw new FerryError("--public cannot be given with --canary: a canary is served with its deployment's access");
       if (o.canaryOf !== undefined && o.canary === undefined)
@@ -131,6 +142,9 @@ export function buildProgram(config: FerryConfig): Command {
         optimize,
         canary,
         public: o.public === true,
+        ...(o.target === 'kubernetes'
+          ? { target: { kind: 'kubernetes' as const, ...(o.namespace ? { namespace: o.namespace } : {}) } }
+          : {}),
       };
       const { deployCommand } = await import('./commands');
       await withClient((ferry) => deployCommand(ferry, file, options));
@@ -686,7 +700,11 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
     .action(async () => {
       const { gatewayAccessOptions, startGateway } = await import('../../lib/gateway');
       const { readFileSync } = await import('node:fs');
+      const { kubernetesEndpointsIfConfigured } = await import('../../lib/targets/kubernetes/gatewayEndpoints');
+      const log = (m: string) => process.stdout.write(`${new Date().toISOString()} gateway: ${m}\n`);
+      const remoteDeployments = await kubernetesEndpointsIfConfigured(config.stateDir, log);
       const gw = await startGateway({
+        ...(remoteDeployments ? { remoteDeployments } : {}),
         port: config.gateway.port,
         host: config.gateway.host,
         stateDir: config.stateDir,

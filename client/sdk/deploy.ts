@@ -195,6 +195,7 @@ function pipelineInput(
     },
     ...(canary ? { canary } : {}),
     ...(access ? { access } : {}),
+    ...(opts.target && opts.target.kind !== 'local' ? { target: opts.target } : {}),
   };
 }
 

@@ -24,6 +24,8 @@ export interface DeployOptions {
   canary?: { percent: number; of?: string };
   /** The project the deployment belongs to and whether inference needs no key; absent: `default`, keyed. */
   access?: DeployModelInput['access'];
+  /** Where it runs: the local gateway (default) or `{kind: 'kubernetes', namespace?}`. */
+  target?: DeployModelInput['target'];
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void;
 }
 

@@ -8,6 +8,9 @@ import type { GatewayMetrics } from './gatewayMetrics';
 import type { Replica } from './replicaProcess';
 import type { RevisionSet } from './revisionSet';
 
+/** Any revision's set: a local one, or one of remote endpoints. */
+type AnySet = RevisionSet<{ name: string }>;
+
 /** Why a held request could not be given a replica. */
 export interface HoldFailure {
   reason: 'hold_timeout' | 'wake_failed' | 'client_gone';
@@ -19,9 +22,9 @@ export interface Activatable {
   readonly id: string;
   readonly destroyed: boolean;
   /** The set serving revision `name` now; the first revision's when `name` was removed. */
-  liveSet(name: string): RevisionSet;
+  liveSet(name: string): AnySet;
   /** Resolves when `set` has a ready replica: wakes a hibernated deployment, or has a lost replica replaced. */
-  ensureCapacity(set: RevisionSet, byRequest: boolean): Promise<void>;
+  ensureCapacity(set: AnySet, byRequest: boolean): Promise<void>;
 }
 
 /**
@@ -31,11 +34,11 @@ export interface Activatable {
  */
 export async function holdForReplica(
   deployment: Activatable,
-  set: RevisionSet,
+  set: AnySet,
   timeoutMs: number,
   clientGone: Promise<void>,
   metrics: GatewayMetrics,
-): Promise<{ replica: Replica; set: RevisionSet } | HoldFailure> {
+): Promise<{ replica: Replica; set: AnySet } | HoldFailure> {
   const started = performance.now();
   let current = set;
   current.held++;

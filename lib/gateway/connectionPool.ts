@@ -6,9 +6,10 @@
  */
 import * as net from 'node:net';
 
-/** Where a replica listens: a Unix domain socket, or else a TCP port on 127.0.0.1. */
+/** Where a replica listens: a Unix domain socket, or else a TCP port on 127.0.0.1 (or on `host`, a pod's IP). */
 export interface ReplicaAddress {
   readonly socketPath?: string;
+  readonly host?: string;
   readonly port: number;
 }
 
@@ -36,6 +37,10 @@ export interface ReplicaClientOptions {
   idleTimeoutMs?: number;
 }
 
+function poolKey(a: ReplicaAddress): string | number {
+  return a.socketPath ?? (a.host ? `${a.host}:${a.port}` : a.port);
+}
+
 /** One per gateway: the connection pools to its replicas. */
 export class ReplicaClient {
   readonly maxConnections: number;
@@ -52,7 +57,7 @@ export class ReplicaClient {
   }
 
   pool(address: ReplicaAddress): ReplicaPool {
-    const key = address.socketPath ?? address.port;
+    const key = poolKey(address);
     let pool = this.pools.get(key);
     if (!pool) {
       pool = new ReplicaPool(this, address);
@@ -63,7 +68,7 @@ export class ReplicaClient {
 
   /** A pool with no connection and nobody waiting is dropped (its replica may be gone for good). */
   forget(pool: ReplicaPool): void {
-    const key = pool.address.socketPath ?? pool.address.port;
+    const key = poolKey(pool.address);
     if (this.pools.get(key) === pool) this.pools.delete(key);
   }
 
@@ -177,8 +182,8 @@ export class Connection {
   private closed = false;
 
   constructor(readonly pool: ReplicaPool) {
-    const { socketPath, port } = pool.address;
-    this.socket = socketPath ? net.connect(socketPath) : net.connect(port, '127.0.0.1');
+    const { socketPath, port, host } = pool.address;
+    this.socket = socketPath ? net.connect(socketPath) : net.connect(port, host ?? '127.0.0.1');
     this.socket.setNoDelay(true);
     this.socket.on('data', (chunk: Buffer) => {
       if (this.exchange) this.exchange.onResponseData(chunk);

@@ -24,6 +24,7 @@ import { DeploymentManager, type PullImageFn } from './deploymentManager';
 import { AUTH_CHALLENGE, GatewayAccess, type GatewayAccessOptions } from './gatewayAccess';
 import type { LocalDeployment } from './localDeployment';
 import { proxyToReplica, ReplicaClient } from './proxy';
+import type { RemoteDeployment } from './remoteDeployment';
 import type { Replica } from './replicaProcess';
 import type { RevisionSet } from './revisionSet';
 import {
@@ -72,7 +73,21 @@ export interface GatewayOptions {
   /** Connection cap and slow-client timeouts (serverLimits.ts); each unset one takes its default. */
   limits?: Partial<GatewayServerLimits>;
   log?: (message: string) => void;
+  /**
+   * Deployments whose replicas run elsewhere (the kubernetes target's pods, lib/targets/kubernetes/
+   * gatewayEndpoints.ts), served at `/d/{id}` like the gateway's own when it has no deployment by that id.
+   */
+  remoteDeployments?: RemoteDeployments;
 }
+
+export interface RemoteDeployments {
+  get(id: string): RemoteDeployment | undefined;
+  close(): void;
+}
+
+/** A deployment requests are routed to: the gateway's own, or one of remote endpoints. */
+type Served = LocalDeployment | RemoteDeployment;
+type ServedSet = RevisionSet<{ name: string }>;
 
 export interface Gateway {
   url: string;
@@ -139,7 +154,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
     const upstreamPath =
       idEnd === rawUrl.length ? '/' : rawUrl.charCodeAt(idEnd) === 47 ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
-    const deployment = m.get(id);
+    const deployment: Served | undefined = m.get(id) ?? opts.remoteDeployments?.get(id);
     if (!deployment) {
       noDeployment(res, id);
       return;
@@ -162,7 +177,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   /** True if the caller may send inference to the deployment; else answers 401, 403 or (another project's) 404. */
   function admitted(
     principal: Principal | undefined,
-    deployment: LocalDeployment,
+    deployment: Served,
     id: string,
     res: http.ServerResponse,
   ): boolean {
@@ -175,7 +190,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   function route(
     m: DeploymentManager,
-    deployment: LocalDeployment,
+    deployment: Served,
     req: http.IncomingMessage,
     res: http.ServerResponse,
     upstreamPath: string,
@@ -191,8 +206,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   /** No ready replica in the revision: hold the request until there is one (or answer 503). */
   async function holdThenForward(
     m: DeploymentManager,
-    deployment: LocalDeployment,
-    revision: RevisionSet,
+    deployment: Served,
+    revision: ServedSet,
     req: http.IncomingMessage,
     res: http.ServerResponse,
     upstreamPath: string,
@@ -224,8 +239,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   /** Sends the request to `replica` (already counted in flight by pick) and does the bookkeeping when it is over. */
   function forward(
     m: DeploymentManager,
-    deployment: LocalDeployment,
-    revision: RevisionSet,
+    deployment: Served,
+    revision: ServedSet,
     replica: Replica,
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -290,6 +305,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       closed ??= (async () => {
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        opts.remoteDeployments?.close();
         await m.close(closeOpts?.stopReplicas ?? false);
         server.closeAllConnections();
         client.destroy();

@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import type { ReplicaAddress } from './proxy';
 
 export interface ReplicaMetricsText {
-  /** The replica's pid, or its id where it is no local process (an EC2 instance id). */
+  /** The replica's pid, or its id where it is no local process (an EC2 instance id, a pod's name). */
   pid: number | string;
   revision?: string;
   metricsText: string;

@@ -26,7 +26,12 @@ import type { StandbyProcess } from './standbyProcess';
  * A replica's record as stored in the state file: `socketPath` when it listens on a Unix domain socket
  * (its `port` is then 0). Records without it (TCP replicas, older gateways) are adopted as before.
  */
-export type StoredReplicaRecord = ReplicaRecord & { socketPath?: string };
+export type StoredReplicaRecord = ReplicaRecord & {
+  socketPath?: string;
+  /** A replica on another host (a pod): its address, and its name for `x-ferry-replica`. */
+  host?: string;
+  name?: string;
+};
 
 const HOST = '127.0.0.1';
 /** Log files kept per deployment; older ones are pruned when a replica starts. */
@@ -58,8 +63,10 @@ export class Replica {
     private readonly child?: ChildProcess,
     private readonly container?: Container,
   ) {
-    this.address = record.socketPath ? { socketPath: record.socketPath, port: 0 } : { port: record.port };
-    this.responseHeaders = ['x-ferry-replica', String(record.pid), 'x-ferry-revision', record.revision];
+    this.address = record.socketPath
+      ? { socketPath: record.socketPath, port: 0 }
+      : { port: record.port, ...(record.host ? { host: record.host } : {}) };
+    this.responseHeaders = ['x-ferry-replica', record.name ?? String(record.pid), 'x-ferry-revision', record.revision];
     child?.once('exit', (code, signal) => this.markExited(signal ? `killed by ${signal}` : `exited with code ${code}`));
     void container?.exited.then((exit) => {
       this.containerExit = exit;

@@ -21,7 +21,11 @@ export function initialReplicas(
   return withinAutoscalingBounds(spec.replicas ?? deployment.replicas, deployment.autoscaling);
 }
 
-export class RevisionSet {
+/**
+ * `S`: what the set serves — a local revision's record (its launch plan), or for replicas someone
+ * else runs (remoteDeployment.ts) just its name.
+ */
+export class RevisionSet<S extends { name: string } = RevisionRecord> {
   /** Replicas of this revision that are not retired (starting, ready, or exited and not yet pruned). */
   members: Replica[] = [];
   desired: number;
@@ -32,7 +36,7 @@ export class RevisionSet {
   private readyWaiters: Array<() => void> = [];
 
   constructor(
-    public spec: RevisionRecord,
+    public spec: S,
     desired: number,
   ) {
     this.desired = desired;

@@ -65,8 +65,8 @@ export interface ReplicaResources {
   memoryMb: number;
 }
 
-/** What runs a replica: a container runtime, or a plain host process. */
-export type ReplicaRuntimeName = 'youki' | 'runc' | 'process';
+/** What runs a replica: a container runtime, a plain host process, or (kubernetes target) a pod. */
+export type ReplicaRuntimeName = 'youki' | 'runc' | 'process' | 'pod';
 
 export interface RevisionSpec {
   /** Letters, digits, '.', '_' and '-'; shown in the `x-ferry-revision` response header. */
@@ -147,8 +147,12 @@ export interface ReplicaStatus {
   revision: string;
   /** Requests the gateway is forwarding to it now. */
   inFlight: number;
-  /** What runs it (a container under youki or runc, or a plain process). */
+  /** What runs it (a container under youki or runc, a plain process, or a pod). */
   runtime: ReplicaRuntimeName;
+  /** On the kubernetes target: the pod (pid and port are 0 and the server's port), its IP and what it is doing (Running, ImagePullBackOff, …). */
+  pod?: string;
+  ip?: string;
+  phase?: string;
 }
 
 /**

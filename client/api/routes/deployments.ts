@@ -112,6 +112,8 @@ export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
         public: boolean;
         canary?: number;
         canaryOf?: string;
+        target: 'local' | 'kubernetes';
+        namespace?: string;
       };
       const principal = req.principal!;
       await ownership.claim(q.name, principal.project);
@@ -127,6 +129,9 @@ export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
         replicas: q.replicas,
         canary: q.canary !== undefined ? { percent: q.canary, of: q.canaryOf } : undefined,
         access: { project: principal.project, public: q.public },
+        ...(q.target === 'kubernetes'
+          ? { target: { kind: 'kubernetes' as const, ...(q.namespace ? { namespace: q.namespace } : {}) } }
+          : {}),
         maxBytes: deps.maxModelBytes,
         fileName: `${q.name}.onnx`,
       });
