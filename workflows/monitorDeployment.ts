@@ -17,6 +17,7 @@
 import {
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -50,6 +51,7 @@ const alerts = proxyActivities<typeof activities>({
  * about 12 history events: 200 stay under the size at which Temporal suggests continuing as new.
  */
 const COLLECTIONS_PER_RUN = 200;
+const ANALYTICS_PATCH = 'monitor-cost-accounting';
 
 export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<MonitorStatus> {
   const status: MonitorStatus = {
@@ -87,7 +89,9 @@ export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<Mo
     collectionsThisRun++;
     if (sample.servingState === 'missing') return endMissing(status, input, sample.at);
 
-    await accountAndAlert(input, status, alertStates, previous, sample, stoppedAt);
+    // Runs started before cost accounting existed replay without it (their history has no such activity).
+    const withAnalytics = patched(ANALYTICS_PATCH);
+    if (withAnalytics) await accountAndAlert(input, status, alertStates, previous, sample, stoppedAt);
     stoppedAt = undefined;
 
     if (sample.servingState === 'running' && sample.idleMs >= input.settings.idleHibernateMs) {
@@ -102,7 +106,8 @@ export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<Mo
       stoppedAt = new Date().toISOString();
     }
 
-    if (collectionsThisRun >= COLLECTIONS_PER_RUN || workflowInfo().continueAsNewSuggested) {
+    const perRun = withAnalytics ? COLLECTIONS_PER_RUN : 300; // the count before the patch
+    if (collectionsThisRun >= perRun || workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof monitorDeploymentWorkflow>({
         ...input,
         carried: {
