@@ -15,10 +15,13 @@ import {
   type EC2Client,
   type Instance,
 } from '@aws-sdk/client-ec2';
+import { shippedCatalog } from '../../lib/cost/catalog/load';
 import type { InstancePrice } from '../../lib/cost/catalog/types';
+import { type ModelMeasurements, parseProfile, planDeployment } from '../../lib/cost/engine';
 import { DeploymentNotFoundError, type DeploymentSpec } from '../../lib/targets/deploymentTarget';
 import { ec2Client } from '../../lib/targets/ec2/awsEnvironment';
 import { Ec2Target } from '../../lib/targets/ec2/ec2Target';
+import { ec2ChoiceFromOption } from '../../lib/targets/ec2/fromPlan';
 import { cheapestPools, type Ec2Placement } from '../../lib/targets/ec2/placement';
 import { type MotoServer, startMotoServer } from '../helpers/motoServer';
 
@@ -56,14 +59,16 @@ let moto: MotoServer;
 let ec2: EC2Client;
 let target: Ec2Target;
 let placement: Ec2Placement;
+let ami: string;
 
 before(async () => {
   moto = await startMotoServer();
   ec2 = ec2Client(moto.env);
   // moto's image list has no Ubuntu 24.04: take one it has, as FERRY_EC2_AMI would name one.
   const images = await ec2.send(new DescribeImagesCommand({ Owners: ['099720109477'] }));
-  const ami = images.Images?.find((i) => i.Architecture === 'x86_64')?.ImageId;
-  assert.ok(ami, 'moto lists an x86_64 image');
+  const found = images.Images?.find((i) => i.Architecture === 'x86_64')?.ImageId;
+  assert.ok(found, 'moto lists an x86_64 image');
+  ami = found;
   placement = {
     region: 'us-east-1',
     pools: cheapestPools(rows, { region: 'us-east-1', instanceTypes: ['c7i.large', 'm7i.large'], maxPools: 4 }),
@@ -218,6 +223,57 @@ test('moto EC2 emulator: hibernate terminates the instances and keeps the templa
   const woken = await target.wake('mlp-a');
   assert.equal(woken.state, 'running');
   assert.equal(woken.replicas.length, 2);
+});
+
+test("moto EC2 emulator: the cost engine's spot option, priced from the shipped catalog, runs as planned", async () => {
+  const catalog = shippedCatalog();
+  const model: ModelMeasurements = {
+    source: 'test: a small MLP as the optimize stage measures one',
+    batch1: { meanMs: 6, p50Ms: 5, p95Ms: 9 },
+    threads: 1,
+    peakRssBytes: 180 * 2 ** 20,
+    modelSizeBytes: 4 * 2 ** 20,
+    loadMs: 40,
+    coldStartMs: 400,
+    coldStartMeasured: true,
+    requestBytes: 300,
+  };
+  const plan = planDeployment({
+    model,
+    profile: parseProfile('400rps'),
+    constraints: { sloP95Ms: 60, providers: ['aws'], regions: ['us-east-1'], arch: 'x86_64', targets: ['ec2'] },
+    catalog,
+    deployableTargets: ['ec2'],
+    deployableOnly: true,
+  });
+  const option = plan.options.find((o) => o.id === plan.chosen);
+  assert.ok(option, plan.error);
+  assert.equal(option.strategy, 'vm-spot', `chosen ${option.id}`);
+  const choice = ec2ChoiceFromOption(option, catalog);
+  assert.deepEqual(
+    choice.placement.pools.map((p) => p.zone),
+    option.schedule?.zones,
+  );
+  assert.ok(choice.replicas >= 2, `${choice.replicas} replicas`);
+  const planned = new Ec2Target({
+    env: { ...moto.env, FERRY_EC2_AMI: ami },
+    client: ec2,
+    placement: choice.placement,
+    readiness: 'instance-state',
+    pollMs: 100,
+  });
+  await planned.apply(spec('mlp-plan', choice.replicas));
+  const instances = await instancesOf('mlp-plan');
+  assert.equal(instances.length, choice.replicas);
+  assert.ok(instances.every((i) => i.InstanceType === option.instanceType));
+  assert.ok(instances.every((i) => option.schedule?.zones?.includes(i.Placement?.AvailabilityZone ?? '')));
+  assert.equal(
+    instances.filter((i) => i.InstanceLifecycle !== 'spot').length,
+    choice.placement.onDemandBase,
+    'the on-demand base',
+  );
+  await planned.destroy('mlp-plan');
+  assert.equal((await instancesOf('mlp-plan')).length, 0);
 });
 
 test('moto EC2 emulator: destroy terminates every instance and deletes the launch template and fleets', async () => {
