@@ -12,7 +12,9 @@
 #   bash infra/stack.sh credentials        make the stack's credentials if missing (nothing started), print them
 #   bash infra/stack.sh migrate            apply infra/migrations to the stack's database
 #
-# Services: temporal postgres seaweedfs registry. Ports, credentials and folders come from the same
+# Services: temporal postgres seaweedfs registry, and kubernetes: a one-node cluster (infra/kubernetes/), started
+# only when named (`start kubernetes`; its first start builds Kubernetes, ~13 min), stopped by a plain `stop`.
+# Ports, credentials and folders come from the same
 # variables as lib/config.ts, with the defaults both read from infra/defaults.env; the S3 keys and the
 # registry's password are made per install, in $FERRY_STATE_DIR/stack-credentials.env. Binaries and caches
 # live in $FERRY_CACHE_DIR (outside the clone); data, pids and logs in $FERRY_STATE_DIR (<repo>/.ferry,
@@ -108,6 +110,7 @@ SEAWEEDFS_GO_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 
 SEARCH_ATTRIBUTES=(FerryModel FerryModelVersion FerryStage FerryDeployment)   # all Keyword
 SERVICES=(postgres temporal seaweedfs registry)
+OPTIONAL_SERVICES=(kubernetes)   # after the others, and only when named
 
 VENV="$CACHE_DIR/venv"
 GOBIN_DIR="$CACHE_DIR/bin"
@@ -706,8 +709,21 @@ outdated_postgres() { return 1; }
 
 after_registry() { :; }
 
+# --- kubernetes: infra/kubernetes/cluster.sh, given the stack's state dir and registry ------------------
+kubernetes_cluster() {
+  FERRY_STATE_DIR="$STATE_DIR" FERRY_CACHE_DIR="$CACHE_DIR" FERRY_REGISTRY_PORT="$REGISTRY_PORT" \
+    FERRY_REGISTRY_USER="${FERRY_REGISTRY_USER:-}" FERRY_REGISTRY_PASSWORD="${FERRY_REGISTRY_PASSWORD:-}" \
+    bash "$REPO_ROOT/infra/kubernetes/cluster.sh" "$@"
+}
+
+start_kubernetes_cluster() {
+  start_one registry   # the node pulls its pause image, and every pod's image, from the stack's registry
+  kubernetes_cluster start || die "kubernetes: start failed (logs: $STATE_DIR/kubernetes/logs)"
+}
+
 start_one() {
   local svc="$1" pid t0
+  if [[ "$svc" == kubernetes ]]; then start_kubernetes_cluster; return; fi
   if pid="$(service_pid "$svc")" && outdated_"$svc"; then
     warn "$svc: running (pid $pid) with settings older than this stack's credentials; restarting it"
     stop_services "$svc"
@@ -744,6 +760,7 @@ stop_signal() {
 stop_services() {
   local svc pid t0 left=()
   for svc in "$@"; do
+    if [[ "$svc" == kubernetes ]]; then kubernetes_cluster stop; continue; fi
     if pid="$(service_pid "$svc")"; then
       step "$svc: stopping pid $pid (SIG$(stop_signal "$svc"), KILL after ${STOP_GRACE}s)"
       kill "-$(stop_signal "$svc")" "$pid" 2>/dev/null || true
@@ -775,12 +792,12 @@ stop_services() {
 }
 
 selected_services() {   # validate and echo the requested services in stack order (all when none named)
-  local want=("$@") s w out=()
+  local want=("$@") s w out=() all=("${SERVICES[@]}" "${OPTIONAL_SERVICES[@]}")
   if [[ ${#want[@]} -eq 0 ]]; then echo "${SERVICES[*]}"; return; fi
   for w in "${want[@]}"; do
-    [[ " ${SERVICES[*]} " == *" $w "* ]] || die "unknown service '$w' (services: ${SERVICES[*]})"
+    [[ " ${all[*]} " == *" $w "* ]] || die "unknown service '$w' (services: ${all[*]})"
   done
-  for s in "${SERVICES[@]}"; do
+  for s in "${all[@]}"; do
     for w in "${want[@]}"; do [[ "$s" == "$w" ]] && out+=("$s"); done
   done
   echo "${out[*]}"
@@ -817,6 +834,7 @@ cmd_start() {
 cmd_stop() {
   local svcs=() rev=() i
   read -r -a svcs <<<"$(selected_services "$@")"
+  [[ $# -gt 0 ]] || svcs+=("${OPTIONAL_SERVICES[@]}")   # a plain stop stops everything, the cluster first
   for ((i = ${#svcs[@]} - 1; i >= 0; i--)); do rev+=("${svcs[$i]}"); done
   stop_services "${rev[@]}"
 }
@@ -834,6 +852,7 @@ cmd_status() {
   local svc pid state down=0 foreign=0
   printf '%-10s %-9s %-8s %-6s %s\n' SERVICE STATE PID PORT URL
   for svc in $(selected_services "$@"); do
+    if [[ "$svc" == kubernetes ]]; then kubernetes_status_row || down=1; continue; fi
     if pid="$(service_pid "$svc")"; then
       if health_"$svc" 2>/dev/null; then state="${G}healthy${N}  "; else state="${R}unhealthy${N}"; down=1; fi
     else
@@ -842,9 +861,21 @@ cmd_status() {
     fi
     printf '%-10s %s %-8s %-6s %s\n' "$svc" "$state" "$pid" "$(main_port "$svc")" "$(service_url "$svc")"
   done
+  # not started by a plain start, so not counted as down by a plain status
+  [[ $# -gt 0 ]] || kubernetes_status_row || true
   say "state: $STATE_DIR   logs: $LOG_DIR"
   [[ $foreign -eq 0 ]] || say "foreign: the port is taken by a process this script did not start (another stack or program)"
   return $down
+}
+
+kubernetes_status_row() {
+  local state pid port url rc=0
+  read -r state pid port url <<<"$(kubernetes_cluster status --line)" || true
+  case "$state" in
+    healthy) state="${G}healthy${N}  " ;; stopped) state="${R}stopped${N}  "; rc=1 ;; *) state="${R}unhealthy${N}"; rc=1 ;;
+  esac
+  printf '%-10s %s %-8s %-6s %s\n' kubernetes "$state" "$pid" "$port" "$url"
+  return $rc
 }
 
 cmd_logs() {
