@@ -129,7 +129,7 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # --- the API, as cluster-admin -------------------------------------------------------------------------
 api() { curl -fsS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "https://127.0.0.1:$API_PORT$1"; }
 
-node_ready() { api "/api/v1/nodes/$NODE" | grep -q '"type":"Ready","status":"True"'; }
+node_ready() { api "/api/v1/nodes/$NODE" | tr -d ' \n' | grep -q '"type":"Ready","status":"True"'; }
 
 # --- installs -----------------------------------------------------------------------------------------
 ensure_packages() {
