@@ -23,6 +23,9 @@ bash scripts/test-tier.sh unit
 
 phase "dev stack"
 bash infra/stack.sh start
+# the Kubernetes cluster: its first start on a machine builds Kubernetes from source (~13 min on 2 cores)
+phase "dev stack: kubernetes"
+bash infra/stack.sh start kubernetes
 if ! command -v chromium >/dev/null; then
   echo "==> installing Debian's chromium for the dashboard's browser test"
   apt-get install -y --no-install-recommends chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }
