@@ -11,6 +11,6 @@ try {
 } catch {
   // A damaged record only costs the ordering.
 }
-const ms = (f) => recorded[path.resolve(f)] ?? Number.POSITIVE_INFINITY;
+const ms = (f) => recorded[path.normalize(f)] ?? Number.POSITIVE_INFINITY;
 const ordered = files.map((f, i) => ({ f, i })).sort((a, b) => ms(b.f) - ms(a.f) || a.i - b.i);
 for (const { f } of ordered) console.log(f);
