@@ -406,6 +406,8 @@ cmd_start() {
   fi
   wait_for kubelet node_ready
   ok "kubelet: node $NODE Ready"
+  # pods are refused in a namespace until the controller-manager has made its default ServiceAccount
+  wait_for kube-controller-manager api /api/v1/namespaces/default/serviceaccounts/default
   ok "kubernetes: up in $(( $(date +%s) - t0 ))s — KUBECONFIG=$KUBECONFIG_FILE"
 }
 
