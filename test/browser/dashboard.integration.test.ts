@@ -221,7 +221,13 @@ test('auth on: sign in with a key, upload a model with progress, approve it from
   const samples = async (chart: string) => Number(await page.locator(`#${chart}`).getAttribute('data-samples'));
   await eventually('latency samples on the chart', async () => (await samples('chart-latency')) >= 2);
   await eventually('request rates on the chart', async () => (await samples('chart-rate')) >= 1);
-  assert.equal(await page.locator('.chart canvas').count(), 3, 'request rate, latency and replica charts');
+  for (const chart of ['chart-rate', 'chart-latency', 'chart-replicas']) {
+    assert.equal(await page.locator(`#${chart} canvas`).count(), 1, `${chart} is drawn`);
+  }
+  // Besides those, only the cost card's charts (client/dashboard/web/costCard.ts).
+  const others = await page.locator('.chart canvas').count();
+  const costCharts = await page.locator('[id^="chart-cost-"] canvas').count();
+  assert.equal(others, 3 + costCharts, 'request rate, latency and replica charts, and the cost charts');
   // The p50 line is drawn: the latency canvas holds pixels of its colour (#1a9850).
   const p50Pixels = (await page.evaluate(`(() => {
     const c = document.querySelector('#chart-latency canvas');
