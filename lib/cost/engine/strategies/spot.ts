@@ -22,8 +22,8 @@ import {
   shapeOn,
 } from '../capacity';
 import type { PlanOption } from '../types';
-import { describeInstances, fmtMs, infeasibleOption, optionId, rttTo, type StrategyContext } from './context';
-import { instanceEstimates, vmTarget } from './vm';
+import { describeInstances, fmtMs, infeasibleOption, rttTo, type StrategyContext } from './context';
+import { instanceEstimates, vmOptionBase } from './vm';
 
 /** From the interruption notice until the replacement serves (estimate: launch ~60 s, image and start ~60 s, margin). */
 export const REPLACEMENT_MS = 180_000;
@@ -64,14 +64,7 @@ export function spotSplit(needed: number): { onDemand: number; spot: number } {
 export function spotOption(ctx: StrategyContext, inst: InstancePrice): PlanOption | undefined {
   const zonePrices = Object.entries(inst.spotUsdPerHour ?? {}).sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]));
   if (zonePrices.length === 0) return undefined;
-  const base = {
-    id: optionId('vm-spot', inst.provider, inst.region, inst.instanceType),
-    strategy: 'vm-spot' as const,
-    provider: inst.provider,
-    region: inst.region,
-    instanceType: inst.instanceType,
-    target: vmTarget(inst),
-  };
+  const base = vmOptionBase('vm-spot', inst);
   const hw = hardwareOf(inst, ctx.calibration, ctx.constraints.gpu === true);
   const shape = shapeOn(ctx.model, hw, ctx.calibration);
   if (isProblem(shape)) return infeasibleOption(base, shape.kind, shape.reason, inst.onDemandUsdPerHour * 730);

@@ -17,15 +17,20 @@ export function instanceEstimates(inst: InstancePrice, speedBasis: string, speed
   return out;
 }
 
-export function onDemandOption(ctx: StrategyContext, inst: InstancePrice): PlanOption {
-  const base = {
-    id: optionId('vm-on-demand', inst.provider, inst.region, inst.instanceType),
-    strategy: 'vm-on-demand' as const,
+/** What every option on one VM instance type names: its id, strategy, where, and its target. */
+export function vmOptionBase<S extends 'vm-on-demand' | 'vm-spot'>(strategy: S, inst: InstancePrice) {
+  return {
+    id: optionId(strategy, inst.provider, inst.region, inst.instanceType),
+    strategy,
     provider: inst.provider,
     region: inst.region,
     instanceType: inst.instanceType,
     target: vmTarget(inst),
   };
+}
+
+export function onDemandOption(ctx: StrategyContext, inst: InstancePrice): PlanOption {
+  const base = vmOptionBase('vm-on-demand', inst);
   const hw = hardwareOf(inst, ctx.calibration, ctx.constraints.gpu === true);
   const shape = shapeOn(ctx.model, hw, ctx.calibration);
   if (isProblem(shape)) return infeasibleOption(base, shape.kind, shape.reason, inst.onDemandUsdPerHour * 730);
