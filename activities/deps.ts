@@ -47,10 +47,10 @@ export async function targetFor(
   if (!choice || choice.kind === 'local') return target;
   const { ClusterClient, loadKubeConfig } = await import('../lib/targets/kubernetes/clusterClient');
   const { KubernetesTarget } = await import('../lib/targets/kubernetes/kubernetesTarget');
-  cluster ??= new ClusterClient(loadKubeConfig(config.stateDir));
+  cluster ??= new ClusterClient(loadKubeConfig(config.kubernetes.kubeconfig));
   return new KubernetesTarget({
     client: cluster,
-    namespace: choice.namespace ?? process.env.FERRY_KUBERNETES_NAMESPACE ?? 'default',
+    namespace: choice.namespace ?? config.kubernetes.namespace,
     gatewayUrl: config.gateway.url,
     defaultResources: config.replicas.defaultResources,
     drainTimeoutMs: 30_000,

@@ -4,13 +4,16 @@
  * too, so nothing needs configuring on a fresh clone and the two never disagree.
  *
  * Exceptions, each a process entrypoint that hands settings on or a bundle that cannot load this file:
- * runtime/server/settings.ts (the inference server inside images, bundled without lib/) and the gateway's
- * standby launcher (lib/gateway/replicaLauncher.ts, builtin-only), which takes its replica's environment.
+ * runtime/server/settings.ts and runtime/batch/settings.ts (the inference and batch servers inside images,
+ * bundled without lib/), runtime/agent/main.ts (the replica agent on a VM), and the gateway's standby launcher
+ * (lib/gateway/replicaLauncher.ts, builtin-only), which takes its replica's environment. A test
+ * (test/codebase/conventions.test.ts) holds the tree to this.
  */
 import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DEFAULT_GATEWAY_SERVER_LIMITS, type GatewayServerLimits } from './gateway/serverLimits';
+import { kubeconfigPath } from './targets/kubernetes/kubeconfig';
 
 const repoRoot = path.resolve(__dirname, '..');
 
@@ -228,6 +231,23 @@ export interface FerryConfig {
     /** Slack-compatible incoming webhook anomalies are posted to (FERRY_ALERT_WEBHOOK_URL); unset: none. */
     alertWebhookUrl: string | undefined;
   };
+  /** The cost engine's view of this machine (lib/cost/configuredTargets.ts). */
+  cost: {
+    /** FERRY_LOCAL_COST_PER_HOUR as the user set it, else undefined: the engine offers `local` only when set. */
+    userLocalCostPerHour: number | undefined;
+  };
+  /** The cluster of the kubernetes target. */
+  kubernetes: {
+    /** The first file KUBECONFIG names (as kubectl reads it), else the dev stack's `<stateDir>/kubernetes/kubeconfig`. */
+    kubeconfig: string;
+    /** Where a deployment that names no namespace goes (FERRY_KUBERNETES_NAMESPACE, default "default"). */
+    namespace: string;
+  };
+  /**
+   * The AWS account of the ec2 target: the standard AWS_* variables (which the AWS SDK reads too) and
+   * FERRY_EC2_*, as set; lib/targets/ec2/awsEnvironment.ts makes sense of them.
+   */
+  aws: { variables: Record<string, string> };
   /** Who runs the CLI (USER): recorded as the approver when `ferry approve` is not given `--by`. */
   userName: string;
   worker: {
@@ -266,7 +286,11 @@ export interface FerryConfig {
     runtime: ReplicaRuntimeSetting;
     /** Limits of a replica whose deployment spec gives no `resources`: FERRY_REPLICA_CPUS, FERRY_REPLICA_MEMORY_MB. */
     defaultResources: { cpus: number; memoryMb: number };
+    /** Where to find a runtime's binary first: FERRY_<NAME>_BIN (FERRY_YOUKI_BIN, FERRY_RUNC_BIN, FERRY_CONMON_BIN). */
+    binaries: Record<string, string>;
   };
+  /** The folders of PATH, in order: where Ferry looks for the tools it runs (runtimes, conmon). */
+  searchPath: string[];
 }
 
 export const REPLICA_RUNTIME_SETTINGS = ['auto', 'youki', 'runc', 'process'] as const;
@@ -278,6 +302,21 @@ function replicaRuntimeSetting(raw: string | undefined): ReplicaRuntimeSetting {
     throw new Error(`FERRY_CONTAINER_RUNTIME must be one of ${REPLICA_RUNTIME_SETTINGS.join(', ')}, got "${raw}"`);
   }
   return raw as ReplicaRuntimeSetting;
+}
+
+/** Variables of the AWS SDK's standard environment, and the ec2 target's own (lib/targets/ec2/network.ts). */
+const AWS_VARIABLE = /^(AWS_[A-Z0-9_]+|FERRY_EC2_[A-Z0-9_]+)$/;
+const BINARY_VARIABLE = /^FERRY_([A-Z0-9]+)_BIN$/;
+
+function matchingVariables(pattern: RegExp): Array<[string, string]> {
+  return Object.entries(process.env).filter((e): e is [string, string] => pattern.test(e[0]) && Boolean(e[1]));
+}
+
+function userLocalCostPerHour(): number | undefined {
+  if (optional('FERRY_LOCAL_COST_PER_HOUR') === undefined) return undefined;
+  const cost = num('FERRY_LOCAL_COST_PER_HOUR');
+  if (cost < 0) throw new Error(`FERRY_LOCAL_COST_PER_HOUR must be a cost per hour ≥ 0, got ${cost}`);
+  return cost;
 }
 
 export function loadConfig(): FerryConfig {
@@ -350,6 +389,12 @@ export function loadConfig(): FerryConfig {
       localCostPerHour: num('FERRY_LOCAL_COST_PER_HOUR', 0.096),
       alertWebhookUrl: optional('FERRY_ALERT_WEBHOOK_URL'),
     },
+    cost: { userLocalCostPerHour: userLocalCostPerHour() },
+    kubernetes: {
+      kubeconfig: kubeconfigPath(stateDir, optional('KUBECONFIG')),
+      namespace: str('FERRY_KUBERNETES_NAMESPACE', 'default'),
+    },
+    aws: { variables: Object.fromEntries(matchingVariables(AWS_VARIABLE)) },
     userName: str('USER', 'cli'),
     worker: { metricsPort: num('FERRY_WORKER_METRICS_PORT') },
     access: {
@@ -364,8 +409,17 @@ export function loadConfig(): FerryConfig {
     replicas: {
       runtime: replicaRuntimeSetting(optional('FERRY_CONTAINER_RUNTIME')),
       defaultResources: { cpus: num('FERRY_REPLICA_CPUS', 1), memoryMb: num('FERRY_REPLICA_MEMORY_MB', 1024) },
+      binaries: Object.fromEntries(
+        matchingVariables(BINARY_VARIABLE).map(([name, file]) => [BINARY_VARIABLE.exec(name)![1].toLowerCase(), file]),
+      ),
     },
+    searchPath: hostSearchPath().split(':').filter(Boolean),
   };
+}
+
+/** PATH, or the usual system folders when it is unset: what a child that runs tools is given. */
+export function hostSearchPath(): string {
+  return process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin';
 }
 
 /*
@@ -378,7 +432,7 @@ export function loadConfig(): FerryConfig {
  *   listen (lib/gateway/replicaProcess.ts). The inference server reads those in runtime/server/settings.ts.
  */
 
-/** This process's environment for a child that is one of Ferry's own processes, with `overrides` on top. */
+/** This process's environment for a child that is one of Ferry's own processes (or Ferry's own install scripts), with `overrides` on top. */
 export function ferryChildEnv(overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...process.env, ...overrides };
 }

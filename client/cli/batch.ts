@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FerryConfig } from '../../lib/config';
+import { type FerryConfig, hostSearchPath } from '../../lib/config';
 import { type ContainerBindMount, runContainer } from '../../lib/container/container';
 import type { ContainerRuntime } from '../../lib/container/containerRuntime';
 import type { ContainerUser } from '../../lib/container/imageUser';
@@ -130,7 +130,7 @@ function startProcess(pulled: PulledImage, env: Record<string, string>, onText: 
   const plan = launchPlanForImage(pulled);
   const child: ChildProcess = spawn(plan.command, plan.args, {
     cwd: plan.cwd,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...plan.env, ...env },
+    env: { PATH: hostSearchPath(), ...plan.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group: Ctrl-C is ours to pass on, once
   });

@@ -8,8 +8,9 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { FerryConfig } from '../../lib/config';
 import { shippedCatalog } from '../../lib/cost/catalog/load';
-import { configuredTargets, userLocalCostPerHour } from '../../lib/cost/configuredTargets';
+import { configuredTargets } from '../../lib/cost/configuredTargets';
 import {
   ConstraintError,
   estimatedClusterNode,
@@ -158,7 +159,7 @@ async function measurementsFor(ref: string, f: PlanFlags, readStatus: StatusRead
 export async function planCommand(
   ref: string,
   f: PlanFlags,
-  stateDir: string,
+  config: FerryConfig,
   readStatus: StatusReader,
 ): Promise<void> {
   const constraints = constraintsFromFlags(f);
@@ -174,8 +175,8 @@ export async function planCommand(
     throw err;
   }
   const catalog = shippedCatalog();
-  const deployableTargets = configuredTargets(stateDir);
-  const localCost = money('--local-cost', f.localCost) ?? userLocalCostPerHour();
+  const deployableTargets = configuredTargets(config);
+  const localCost = money('--local-cost', f.localCost) ?? config.cost.userLocalCostPerHour;
   const nodeCost = money('--node-cost', f.nodeCost);
   const kubernetesNode =
     nodeCost !== undefined

@@ -18,6 +18,7 @@ export async function ensureLocalAdminKey(config: FerryConfig): Promise<string> 
   const pool = new Pool({ connectionString: config.postgres.url, max: 1, connectionTimeoutMillis: 5000 });
   pool.on('error', () => {});
   try {
+    await reachDatabase(pool, config);
     const { path, created } = await ensureBootstrapAdminKey(config.stateDir, new KeyStore(pool));
     return created
       ? `ferry admin key: created ${path} (mode 0600); the CLI on this machine uses it unless FERRY_API_KEY is set`
@@ -29,17 +30,34 @@ export async function ensureLocalAdminKey(config: FerryConfig): Promise<string> 
   }
 }
 
-function explainDatabaseError(err: unknown, config: FerryConfig): unknown {
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+function errorCode(err: unknown): string | undefined {
   const e = err as { code?: string; errors?: Array<{ code?: string }> };
-  const code = e.code ?? e.errors?.[0]?.code;
-  const where = `PostgreSQL at ${new URL(config.postgres.url).host}`;
-  if (code === PG_UNDEFINED_TABLE) {
-    return new FerryError(`${where} has no api_keys table: apply the migrations with \`bash infra/stack.sh migrate\``);
-  }
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT' || /timeout/i.test(String(err))) {
-    return new FerryError(
-      `${where} is not reachable (${code ?? 'timeout'}) to make the admin key: start the stack with \`bash infra/stack.sh start\``,
+  return e.code ?? e.errors?.[0]?.code;
+}
+
+/**
+ * One connection first, so that a failure to connect is told apart by where it happened rather than by
+ * its message: anything but the server's own answer (a SQLSTATE, such as a refused password) means the
+ * database is not there (refused, unresolvable, or pg's connection timeout, which carries no code).
+ */
+async function reachDatabase(pool: Pool, config: FerryConfig): Promise<void> {
+  try {
+    (await pool.connect()).release();
+  } catch (err) {
+    const code = errorCode(err);
+    if (code !== undefined && SQLSTATE.test(code)) throw err;
+    throw new FerryError(
+      `PostgreSQL at ${new URL(config.postgres.url).host} is not reachable (${code ?? 'timeout'}) to make the admin key: start the stack with \`bash infra/stack.sh start\``,
     );
+  }
+}
+
+function explainDatabaseError(err: unknown, config: FerryConfig): unknown {
+  if (errorCode(err) === PG_UNDEFINED_TABLE) {
+    const where = `PostgreSQL at ${new URL(config.postgres.url).host}`;
+    return new FerryError(`${where} has no api_keys table: apply the migrations with \`bash infra/stack.sh migrate\``);
   }
   return err;
 }

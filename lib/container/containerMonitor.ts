@@ -15,6 +15,7 @@ import { watch } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { hostSearchPath } from '../config';
 import type { ContainerRuntime } from './containerRuntime';
 
 /** The monitor's files, all in the container's bundle folder. */
@@ -59,7 +60,7 @@ export async function createUnderMonitor(opts: {
     // fd 3 is conmon's sync pipe: it writes {"data": <pid>} once the runtime's create succeeded, or
     // {"data": -1, "message": "<runtime's error>"} when it failed.
     stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
+    env: { PATH: hostSearchPath(), _OCI_SYNCPIPE: '3' },
     // conmon 2.1 also writes an `oom` file into its working directory when the OOM killer strikes.
     cwd: bundleDir,
     detached: true,

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfig } from '../config';
+import { type FerryConfig, loadConfig, type ReplicaRuntimeSetting } from '../config';
 
 const execFileP = promisify(execFile);
 
@@ -47,22 +47,26 @@ async function isExecutable(file: string): Promise<boolean> {
   );
 }
 
+/** Where the runtime binaries are looked for: config.replicas.binaries, config.cacheDir, config.searchPath. */
+export type BinarySearch = Pick<FerryConfig, 'cacheDir' | 'searchPath'> & {
+  replicas: Pick<FerryConfig['replicas'], 'binaries'>;
+};
+
 /** Where to look for `name`, in order: its FERRY_<NAME>_BIN variable, Ferry's cache (youki), then PATH. */
-export function runtimeCandidates(name: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  const fromEnv = env[`FERRY_${name.toUpperCase()}_BIN`];
-  const pathDirs = (env.PATH ?? '').split(':').filter(Boolean);
+export function runtimeCandidates(name: string, search: BinarySearch = loadConfig()): string[] {
+  const given = search.replicas.binaries[name];
   // sbin directories too: Debian installs runc in /usr/sbin, which a non-login shell may not have on PATH.
-  const dirs = [...new Set([...pathDirs, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'])];
+  const dirs = [...new Set([...search.searchPath, '/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin'])];
   return [
-    ...(fromEnv ? [fromEnv] : []),
-    ...(name === 'youki' ? [path.join(loadConfig().cacheDir, 'bin', 'youki')] : []),
+    ...(given ? [given] : []),
+    ...(name === 'youki' ? [path.join(search.cacheDir, 'bin', 'youki')] : []),
     ...dirs.map((d) => path.join(d, name)),
   ];
 }
 
 /** Finds an executable among `runtimeCandidates(name)`, or throws saying where it looked. */
-export async function locateBinary(name: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  const candidates = runtimeCandidates(name, env);
+export async function locateBinary(name: string, search?: BinarySearch): Promise<string> {
+  const candidates = runtimeCandidates(name, search);
   for (const file of candidates) if (await isExecutable(file)) return path.resolve(file);
   throw new RuntimeNotFoundError(`${name} is not installed: ${INSTALL_HINT} (looked for ${candidates.join(', ')})`);
 }
@@ -70,9 +74,9 @@ export async function locateBinary(name: string, env: NodeJS.ProcessEnv = proces
 /** Finds runtime `name` and checks that it runs. */
 export async function findRuntime(
   name: RuntimeName,
-  opts: { env?: NodeJS.ProcessEnv; stateRoot?: string } = {},
+  opts: { search?: BinarySearch; stateRoot?: string } = {},
 ): Promise<ContainerRuntime> {
-  const bin = await locateBinary(name, opts.env);
+  const bin = await locateBinary(name, opts.search);
   let version: string;
   try {
     version = (await execFileP(bin, ['--version'], { timeout: COMMAND_TIMEOUT_MS })).stdout.split('\n')[0]!.trim();
@@ -86,18 +90,15 @@ export async function findRuntime(
  * The runtime to use: FERRY_CONTAINER_RUNTIME (youki | runc) when set, else youki when installed,
  * else runc. (FERRY_CONTAINER_RUNTIME=process, lib/config.ts, means no container: refused here.)
  */
-export async function preferredRuntime(opts: { env?: NodeJS.ProcessEnv; stateRoot?: string } = {}) {
-  const env = opts.env ?? process.env;
-  const forced = env.FERRY_CONTAINER_RUNTIME;
-  if (forced && forced !== 'auto') {
-    if (forced === 'process') {
-      throw new RuntimeNotFoundError('FERRY_CONTAINER_RUNTIME=process: plain processes, no container runtime');
-    }
-    if (!(RUNTIME_NAMES as readonly string[]).includes(forced)) {
-      throw new Error(`FERRY_CONTAINER_RUNTIME="${forced}" is not one of ${RUNTIME_NAMES.join(', ')}`);
-    }
-    return findRuntime(forced as RuntimeName, opts);
+export async function preferredRuntime(
+  opts: { setting?: ReplicaRuntimeSetting; search?: BinarySearch; stateRoot?: string } = {},
+) {
+  // lib/config.ts has checked the setting's value.
+  const forced = opts.setting ?? loadConfig().replicas.runtime;
+  if (forced === 'process') {
+    throw new RuntimeNotFoundError('FERRY_CONTAINER_RUNTIME=process: plain processes, no container runtime');
   }
+  if (forced !== 'auto') return findRuntime(forced, opts);
   try {
     return await findRuntime('youki', opts);
   } catch (err) {

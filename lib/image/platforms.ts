@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { loadConfig } from '../config';
+import { ferryChildEnv, loadConfig } from '../config';
 import { hostArchitecture } from '../oci/image';
 import { ELF_MACHINE } from './elf';
 
@@ -106,7 +106,7 @@ export async function ensurePlatformInputs(platform: ImagePlatform): Promise<voi
   if (!install) {
     const script = path.join(config.repoRoot, 'infra', 'install-image-deps.sh');
     install = run('bash', [script], {
-      env: { ...process.env, FERRY_CACHE_DIR: config.cacheDir },
+      env: ferryChildEnv({ FERRY_CACHE_DIR: config.cacheDir }),
       maxBuffer: 16 << 20,
     }).then(
       () => undefined,

@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { planCommand } from '../../client/cli/plan';
+import { loadConfig } from '../../lib/config';
 
 const row = {
   sizeBytes: 10 * 2 ** 20,
@@ -28,8 +29,14 @@ async function runPlan(args: Record<string, unknown>): Promise<{ out: string; ex
   const before = process.exitCode;
   console.log = (s: string) => lines.push(s);
   try {
-    // A state dir without a kubeconfig, and no AWS credentials: only local is configured.
-    await planCommand(report, { traffic: '20rps', json: true, ...args }, dir, async () => {
+    // No kubeconfig, no AWS credentials and no local cost, whatever this machine has: only local is configured.
+    const config = {
+      ...loadConfig(),
+      kubernetes: { kubeconfig: path.join(dir, 'no-kubeconfig'), namespace: 'default' },
+      aws: { variables: {} },
+      cost: { userLocalCostPerHour: undefined },
+    };
+    await planCommand(report, { traffic: '20rps', json: true, ...args }, config, async () => {
       throw new Error('no deployment is read');
     });
     return { out: lines.join('\n'), exitCode: process.exitCode as number | undefined };

@@ -113,8 +113,8 @@ describe('deploymentService', () => {
 
 describe('kubeconfigPath', () => {
   it('uses KUBECONFIG (its first entry), else the stack state dir', () => {
-    assert.equal(kubeconfigPath('/s', { KUBECONFIG: '/a/config:/b/config' }), '/a/config');
-    assert.equal(kubeconfigPath('/s', {}), '/s/kubernetes/kubeconfig');
+    assert.equal(kubeconfigPath('/s', '/a/config:/b/config'), '/a/config');
+    assert.equal(kubeconfigPath('/s', undefined), '/s/kubernetes/kubeconfig');
   });
 });
 

@@ -127,7 +127,7 @@ export function addLocalCommands(program: Command, { config }: CliContext): void
       const { readFileSync } = await import('node:fs');
       const { kubernetesEndpointsIfConfigured } = await import('../../../lib/targets/kubernetes/gatewayEndpoints');
       const log = (m: string) => process.stdout.write(`${new Date().toISOString()} gateway: ${m}\n`);
-      const remoteDeployments = await kubernetesEndpointsIfConfigured(config.stateDir, log);
+      const remoteDeployments = await kubernetesEndpointsIfConfigured(config.kubernetes.kubeconfig, log);
       const gw = await startGateway({
         ...(remoteDeployments ? { remoteDeployments } : {}),
         port: config.gateway.port,

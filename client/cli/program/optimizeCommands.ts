@@ -118,6 +118,6 @@ export function addOptimizeCommands(program: Command, { config, withClient }: Cl
     .option('--json', JSON_FLAG)
     .action(async (ref: string, o: import('../plan').PlanFlags) => {
       const { planCommand } = await import('../plan');
-      await planCommand(ref, o, config.stateDir, (r) => withClient((ferry) => ferry.status(r)));
+      await planCommand(ref, o, config, (r) => withClient((ferry) => ferry.status(r)));
     });
 }

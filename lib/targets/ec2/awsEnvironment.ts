@@ -6,6 +6,9 @@
  */
 import { EC2Client } from '@aws-sdk/client-ec2';
 
+/** The AWS_* and FERRY_EC2_* variables as set (config.aws.variables; a test's own for an emulator). */
+export type AwsVariables = Readonly<Record<string, string | undefined>>;
+
 export interface AwsEnvironment {
   region: string;
   /** Set when the standard endpoint is overridden (an emulator, a VPC endpoint). */
@@ -16,7 +19,7 @@ export interface AwsEnvironment {
  * The configured AWS environment, or undefined when there are no credentials or no region: static keys
  * (AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY) or a named profile / web identity that the SDK resolves.
  */
-export function awsEnvironment(env: NodeJS.ProcessEnv = process.env): AwsEnvironment | undefined {
+export function awsEnvironment(env: AwsVariables): AwsEnvironment | undefined {
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION;
   const hasKeys = Boolean(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY);
   const hasOther = Boolean(
@@ -28,12 +31,12 @@ export function awsEnvironment(env: NodeJS.ProcessEnv = process.env): AwsEnviron
 }
 
 /** True when the ec2 target can be used here (the deploy stage's "deployable" test). */
-export function ec2Configured(env: NodeJS.ProcessEnv = process.env): boolean {
+export function ec2Configured(env: AwsVariables): boolean {
   return awsEnvironment(env) !== undefined;
 }
 
 /** An EC2 client for that environment; throws, naming what is missing, when it is not configured. */
-export function ec2Client(env: NodeJS.ProcessEnv = process.env): EC2Client {
+export function ec2Client(env: AwsVariables): EC2Client {
   const aws = awsEnvironment(env);
   if (!aws) {
     throw new Error(
@@ -41,7 +44,7 @@ export function ec2Client(env: NodeJS.ProcessEnv = process.env): EC2Client {
         '(or AWS_PROFILE) and AWS_REGION',
     );
   }
-  // Static keys from `env` (which need not be process.env); otherwise the SDK's own provider chain.
+  // Static keys from `env`; otherwise the SDK's own provider chain.
   const credentials =
     env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
       ? {

@@ -13,6 +13,7 @@
  */
 import type { EC2Client, LaunchTemplate } from '@aws-sdk/client-ec2';
 import { CreateFleetCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
+import { loadConfig } from '../../config';
 import { mergeReplicaMetrics } from '../../gateway/replicaMetrics';
 import {
   type ChangeOptions,
@@ -27,7 +28,7 @@ import {
   type ScalingChange,
 } from '../deploymentTarget';
 import { bundleReplicaAgent } from './agentBundle';
-import { awsEnvironment, ec2Client } from './awsEnvironment';
+import { type AwsVariables, awsEnvironment, ec2Client } from './awsEnvironment';
 import { buildFleetRequest, type FleetRequest, launchedCounts, onDemandFallback, token } from './fleetRequest';
 import { deleteFleets, type FerryInstance, liveInstances, markInterrupted, terminate } from './instances';
 import {
@@ -44,8 +45,8 @@ import { revisionTags, TAG, tagValue } from './tags';
 import { IMAGE_SERVER_PORT, renderUserData } from './userData';
 
 export interface Ec2TargetOptions {
-  /** Where the AWS settings come from (default process.env): credentials, AWS_REGION, AWS_ENDPOINT_URL_EC2, FERRY_EC2_*. */
-  env?: NodeJS.ProcessEnv;
+  /** The AWS settings (default config.aws.variables): credentials, AWS_REGION, AWS_ENDPOINT_URL_EC2, FERRY_EC2_*. */
+  env?: AwsVariables;
   /** Default: one built from `env`. */
   client?: EC2Client;
   /** The pools and on-demand base the cost engine chose, for a deployment. */
@@ -103,14 +104,14 @@ const DEFAULT_RESOURCES: ReplicaResources = { cpus: 1, memoryMb: 1024 };
 
 export class Ec2Target implements DeploymentTarget {
   readonly name = 'ec2';
-  private readonly env: NodeJS.ProcessEnv;
+  private readonly env: AwsVariables;
   private readonly ec2: EC2Client;
   private readonly port: number;
   private readonly region: string;
   private agentScript: Promise<string> | undefined;
 
   constructor(private readonly opts: Ec2TargetOptions) {
-    this.env = opts.env ?? process.env;
+    this.env = opts.env ?? loadConfig().aws.variables;
     this.ec2 = opts.client ?? ec2Client(this.env);
     this.region = awsEnvironment(this.env)?.region ?? '';
     this.port = opts.port ?? IMAGE_SERVER_PORT;

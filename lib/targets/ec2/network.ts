@@ -6,11 +6,12 @@
  */
 import { DescribeImagesCommand, DescribeSubnetsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { Architecture } from '../../cost/catalog/types';
+import type { AwsVariables } from './awsEnvironment';
 
 /** Canonical's AWS account, which publishes the Ubuntu images. */
 const CANONICAL_OWNER = '099720109477';
 
-export async function machineImage(ec2: EC2Client, arch: Architecture, env: NodeJS.ProcessEnv): Promise<string> {
+export async function machineImage(ec2: EC2Client, arch: Architecture, env: AwsVariables): Promise<string> {
   const configured = arch === 'arm64' ? env.FERRY_EC2_AMI_ARM64 : env.FERRY_EC2_AMI;
   if (configured) return configured;
   const ubuntuArch = arch === 'arm64' ? 'arm64' : 'amd64';
@@ -41,7 +42,7 @@ export async function defaultSubnets(ec2: EC2Client): Promise<Record<string, str
   return subnets;
 }
 
-export function securityGroupIds(env: NodeJS.ProcessEnv): string[] {
+export function securityGroupIds(env: AwsVariables): string[] {
   return (env.FERRY_EC2_SECURITY_GROUP_IDS ?? '')
     .split(',')
     .map((s) => s.trim())

@@ -21,12 +21,11 @@ import {
   Watch,
 } from '@kubernetes/client-node';
 import { ClusterRequestError } from './clusterErrors';
-import { kubeconfigPath, NoKubeconfigError } from './kubeconfig';
+import { NoKubeconfigError } from './kubeconfig';
 import { FIELD_MANAGER } from './objectNames';
 
-/** The cluster's config from `kubeconfigPath`; throws NoKubeconfigError when the file is missing. */
-export function loadKubeConfig(stateDir: string, env: NodeJS.ProcessEnv = process.env): KubeConfig {
-  const file = kubeconfigPath(stateDir, env);
+/** The cluster's config from `file` (config.kubernetes.kubeconfig); throws NoKubeconfigError when it is missing. */
+export function loadKubeConfig(file: string): KubeConfig {
   if (!existsSync(file)) throw new NoKubeconfigError(file);
   const kc = new KubeConfig();
   kc.loadFromFile(file);

@@ -177,17 +177,16 @@ export class KubernetesEndpoints {
  * deployments as before.
  */
 export async function kubernetesEndpointsIfConfigured(
-  stateDir: string,
+  kubeconfig: string,
   log: (message: string) => void,
 ): Promise<KubernetesEndpoints | undefined> {
   const { existsSync } = await import('node:fs');
-  const { kubeconfigPath } = await import('./kubeconfig');
-  if (!existsSync(kubeconfigPath(stateDir))) return undefined;
+  if (!existsSync(kubeconfig)) return undefined;
   const { ClusterClient, loadKubeConfig } = await import('./clusterClient');
-  const endpoints = new KubernetesEndpoints(new ClusterClient(loadKubeConfig(stateDir)), log);
+  const endpoints = new KubernetesEndpoints(new ClusterClient(loadKubeConfig(kubeconfig)), log);
   try {
     await endpoints.start();
-    log(`serving the kubernetes target's deployments (kubeconfig ${kubeconfigPath(stateDir)})`);
+    log(`serving the kubernetes target's deployments (kubeconfig ${kubeconfig})`);
     return endpoints;
   } catch (err) {
     endpoints.close();

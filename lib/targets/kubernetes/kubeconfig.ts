@@ -5,10 +5,10 @@
  */
 import * as path from 'node:path';
 
-/** The kubeconfig path to use, whether or not the file exists. */
-export function kubeconfigPath(stateDir: string, env: NodeJS.ProcessEnv = process.env): string {
-  const fromEnv = env.KUBECONFIG?.split(path.delimiter).find((p) => p.trim() !== '');
-  return fromEnv ?? path.join(stateDir, 'kubernetes', 'kubeconfig');
+/** The kubeconfig path to use, whether or not the file exists (lib/config.ts gives it KUBECONFIG's value). */
+export function kubeconfigPath(stateDir: string, kubeconfigVariable: string | undefined): string {
+  const given = kubeconfigVariable?.split(path.delimiter).find((p) => p.trim() !== '');
+  return given ?? path.join(stateDir, 'kubernetes', 'kubeconfig');
 }
 
 export class NoKubeconfigError extends Error {
