@@ -5,6 +5,7 @@
  * (deploy.ts). Its types are the workflows' own (workflows/types.ts, workflows/messages.ts).
  */
 
+import * as net from 'node:net';
 import type { Readable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
 import { clientApiKey } from '../../lib/auth/clientKey';
@@ -80,6 +81,13 @@ export class FerryClient {
   }
 
   static async connect(config: FerryConfig = loadConfig()): Promise<FerryClient> {
+    // gRPC retries a refused connection until its timeout; a plain TCP connect is refused at once, so a
+    // stack that is down is reported in milliseconds rather than after connectTimeout.
+    await tcpReachable(config.temporal.address).catch((err: NodeJS.ErrnoException) => {
+      throw new FerryError(
+        `Temporal at ${config.temporal.address} is not reachable (${err.code ?? err.message}); start the stack with: bash infra/stack.sh start`,
+      );
+    });
     const connection = await Connection.connect({
       ...temporalConnectionOptions(config.temporal),
       connectTimeout: '5s',
@@ -200,4 +208,21 @@ export class FerryClient {
   rollback(ref: string): Promise<RevisionChange> {
     return this.gateway.rollback(ref);
   }
+}
+
+/** Resolves once a TCP connection to `host:port` opens (then closes it); rejects with the socket's error. */
+function tcpReachable(address: string, timeoutMs = 5000): Promise<void> {
+  const { hostname, port } = new URL(`tcp://${address}`);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port), timeout: timeoutMs });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      reject(Object.assign(new Error(`no answer in ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    });
+    socket.once('error', reject);
+  });
 }

@@ -16,8 +16,8 @@ import { mlpModel, writeModelDir } from '../runtime/onnxTestModels';
 const repoRoot = path.resolve(__dirname, '../..');
 const REQUESTS = 240;
 const INPUT_DIM = 64;
-// ~1.6 GFLOP per request (three 2048x2048 layers over 64 rows): tens of ms each, seconds for the batch,
-// so the kill lands in the middle of it.
+// ~0.4 GFLOP per request (three 1024x1024 layers over 64 rows): about 10 ms each, a few seconds for
+// the batch, so the kill (polled every 10 ms, after a twentieth of it) lands in the middle of it.
 const ROWS = 64;
 
 let work: string;
@@ -69,7 +69,7 @@ before(async () => {
     {
       name: 'mlp',
       version: '1',
-      bytes: mlpModel({ inputDim: INPUT_DIM, hiddenDims: [2048, 2048, 2048, 2048], outputDim: 8, seed: 3 }),
+      bytes: mlpModel({ inputDim: INPUT_DIM, hiddenDims: [1024, 1024, 1024, 1024], outputDim: 8, seed: 3 }),
       sessionOptions: { intraOpNumThreads: 1 },
     },
   ]);

@@ -1,31 +1,65 @@
 /**
- * The `ferry` command line's parsing, as a user meets it (bin/ferry as a subprocess): help generated from
- * each command's declaration, unknown flags and commands refused by name with exit code 1, and bad flag
- * values refused with Ferry's own message before anything is contacted (Temporal and the gateway point
- * at a closed port here, so a command that tried to reach them would fail differently).
+ * The `ferry` command line's parsing, as a user meets it: help generated from each command's
+ * declaration, unknown flags and commands refused by name with exit code 1, and bad flag values refused
+ * with Ferry's own message before anything is contacted (Temporal and the gateway point at a closed port
+ * here, so a command that tried to reach them would fail differently). The command lines run in this
+ * process through runCli, which bin/ferry runs too; the last test checks that bin/ferry as a subprocess
+ * answers the same.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { before, test } from 'node:test';
-import { promisify } from 'node:util';
+import { format, promisify } from 'node:util';
+import { runCli } from '../../client/cli/runCli';
+import { type FerryConfig, loadConfig } from '../../lib/config';
 import { freePort } from '../../lib/gateway/replicaProcess';
 
 const run = promisify(execFile);
 const ferryBin = path.resolve(__dirname, '../../bin/ferry');
-let env: NodeJS.ProcessEnv;
+let closedPort: number;
+let config: FerryConfig;
 
 before(async () => {
-  const closed = await freePort();
-  env = {
-    ...process.env,
-    FERRY_TEMPORAL_ADDRESS: `127.0.0.1:${closed}`,
-    FERRY_GATEWAY_URL: `http://127.0.0.1:${closed}`,
-    FERRY_API_URL: `http://127.0.0.1:${closed}`,
+  closedPort = await freePort();
+  const base = loadConfig();
+  config = {
+    ...base,
+    temporal: { ...base.temporal, address: `127.0.0.1:${closedPort}` },
+    gateway: { ...base.gateway, url: `http://127.0.0.1:${closedPort}` },
+    api: { ...base.api, url: `http://127.0.0.1:${closedPort}` },
   };
 });
 
+/** One command line in this process: commands print with console.log/error, commander through runCli's output. */
 async function ferry(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => {
+    out += `${format(...a)}\n`;
+  };
+  console.error = (...a: unknown[]) => {
+    err += `${format(...a)}\n`;
+  };
+  try {
+    const code = await runCli(args, config, { out: (t) => (out += t), err: (t) => (err += t) });
+    return { code, out, err };
+  } finally {
+    console.log = log;
+    console.error = error;
+    process.exitCode = undefined;
+  }
+}
+
+/** bin/ferry as a subprocess, against the same closed port. */
+async function ferryProcess(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const env = {
+    ...process.env,
+    FERRY_TEMPORAL_ADDRESS: `127.0.0.1:${closedPort}`,
+    FERRY_GATEWAY_URL: `http://127.0.0.1:${closedPort}`,
+    FERRY_API_URL: `http://127.0.0.1:${closedPort}`,
+  };
   try {
     const { stdout, stderr } = await run(ferryBin, args, { env, timeout: 60_000 });
     return { code: 0, out: stdout, err: stderr };
@@ -71,13 +105,15 @@ test('ferry --help lists every command by group; ferry alone and ferry help prin
     'api',
   ])
     assert.match(help.out, new RegExp(`^  ${command}\\b`, 'm'), `command ${command} listed`);
-  const [bare, helpCommand] = await Promise.all([ferry(), ferry('help')]);
+  const bare = await ferry();
+  const helpCommand = await ferry('help');
   assert.deepEqual(bare, help);
   assert.deepEqual(helpCommand, help);
 });
 
 test("ferry <command> --help shows that command's arguments and flags", async () => {
-  const [deploy, scale] = await Promise.all([ferry('deploy', '--help'), ferry('help', 'scale')]);
+  const deploy = await ferry('deploy', '--help');
+  const scale = await ferry('help', 'scale');
   assert.equal(deploy.code, 0, deploy.err);
   assert.match(deploy.out, /^Usage: ferry deploy \[options\] <model\.onnx>/);
   for (const flag of [
@@ -110,10 +146,9 @@ test('an unknown flag is refused by name with exit code 1, and nothing runs', as
     ['status', 'some-deployment', '--jsn'],
     ['traffic', 'some-deployment', '--splt', 'a=100'],
   ] as const;
-  const [unknownCommand, ...results] = await Promise.all([
-    ferry('deplyo', 'model.onnx'),
-    ...cases.map((args) => ferry(...args)),
-  ]);
+  const unknownCommand = await ferry('deplyo', 'model.onnx');
+  const results: Awaited<ReturnType<typeof ferry>>[] = [];
+  for (const args of cases) results.push(await ferry(...args));
   for (const [i, args] of cases.entries()) {
     const r = results[i]!;
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
@@ -126,12 +161,10 @@ test('an unknown flag is refused by name with exit code 1, and nothing runs', as
 });
 
 test('missing arguments and required flags are named', async () => {
-  const [noArg, noPlan, noScope, extra] = await Promise.all([
-    ferry('status'),
-    ferry('approve', 'some-deployment'),
-    ferry('keys', 'create', '--project', 'p'),
-    ferry('undeploy', 'a', 'b'),
-  ]);
+  const noArg = await ferry('status');
+  const noPlan = await ferry('approve', 'some-deployment');
+  const noScope = await ferry('keys', 'create', '--project', 'p');
+  const extra = await ferry('undeploy', 'a', 'b');
   assert.equal(noArg.code, 1);
   assert.match(noArg.err, /missing required argument 'deployment'/);
   assert.equal(noPlan.code, 1);
@@ -149,61 +182,77 @@ test("bad flag values get Ferry's messages, one line, exit 1, before anything is
     assert.equal(r.code, 1, `${args.join(' ')}: ${r.out}${r.err}`);
     assert.equal(r.err.trim(), `ferry: ${message}`);
   };
-  // Each case is its own process, so they run side by side.
-  await Promise.all([
-    refused(
+  for (const [args, message] of [
+    [
       ['deploy', 'model.onnx', '--approval-timeout', 'soon'],
       '"soon" is not a duration (examples: 500ms, 30s, 10m, 2h)',
-    ),
-    refused(['deploy', 'model.onnx', '--replicas', '0'], '--replicas must be a positive integer, got "0"'),
-    refused(['deploy', 'model.onnx', '--canary-of', 'x'], '--canary-of needs --canary PERCENT'),
-    refused(
+    ],
+    [['deploy', 'model.onnx', '--replicas', '0'], '--replicas must be a positive integer, got "0"'],
+    [['deploy', 'model.onnx', '--canary-of', 'x'], '--canary-of needs --canary PERCENT'],
+    [
       ['deploy', 'model.onnx', '--canary', '10', '--public'],
       "--public cannot be given with --canary: a canary is served with its deployment's access",
-    ),
-    refused(
+    ],
+    [
       ['deploy', 'model.onnx', '--canary', '120'],
       '--canary must be a percentage of the traffic from 0 to 100, got "120"',
-    ),
-    refused(
+    ],
+    [
       ['traffic', 'x', '--split', 'stable:100'],
       '--split: "stable:100" is not revision=percent (example: --split stable=90,canary=10)',
-    ),
-    refused(['traffic', 'x', '--split', 'a=50,a=50'], '--split: revision "a" is given twice'),
-    refused(
+    ],
+    [['traffic', 'x', '--split', 'a=50,a=50'], '--split: revision "a" is given twice'],
+    [
       ['scale', 'x', '--scale-down-delay', 'later'],
       '--scale-down-delay: "later" is not a duration (examples: 500ms, 30s, 10m, 2h)',
-    ),
-    refused(
+    ],
+    [
       ['scale', 'x', '--scale-to-zero-after', '10m', '--no-scale-to-zero'],
       'give --scale-to-zero-after or --no-scale-to-zero, not both',
-    ),
-    refused(
+    ],
+    [
       ['keys', 'create', '--project', 'p', '--scope', 'read,root'],
       'unknown scope "root"; choose from read, deploy, approve, operate, infer, admin',
-    ),
-    refused(
+    ],
+    [
       ['keys', 'create', '--project', 'P!', '--scope', 'read'],
       'invalid project name "P!": use lower-case letters, digits or "-", 1-40 long, starting with a letter or digit',
-    ),
-    refused(['audit', '--limit', 'many'], '--limit must be a positive integer, got "many"'),
-    refused(
+    ],
+    [['audit', '--limit', 'many'], '--limit must be a positive integer, got "many"'],
+    [
       ['serve', 'm.onnx', '--max-queue-delay', '5'],
       '--max-queue-delay needs --batch N (dynamic batching is off without it)',
-    ),
-  ]);
+    ],
+  ] as Array<[string[], string]>)
+    await refused(args, message);
 });
 
 test("with valid flags a command does contact Ferry (so the refusals above were the parser's)", async () => {
-  const [r, keys] = await Promise.all([
-    ferry('status', 'some-deployment', '--json'),
-    ferry('keys', 'create', '--project', 'p', '--scope', 'read'),
-  ]);
+  const r = await ferry('status', 'some-deployment', '--json');
+  const keys = await ferry('keys', 'create', '--project', 'p', '--scope', 'read');
   assert.equal(r.code, 1);
   assert.match(r.err, /^ferry: Temporal at 127\.0\.0\.1:\d+ is not reachable/);
   assert.equal(keys.code, 1);
   assert.match(
     keys.err,
     /^ferry: cannot reach Ferry's API at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\): start it with `ferry up`/,
+  );
+});
+
+test('bin/ferry as a subprocess answers as runCli does: help, an unknown flag, a bad value, an unreachable service', async () => {
+  const cases = [
+    ['--help'],
+    ['deploy', 'model.onnx', '--replica', '2'],
+    ['deploy', 'model.onnx', '--replicas', '0'],
+    ['status', 'some-deployment'],
+  ];
+  // Processes of their own, so these run side by side.
+  const processes = await Promise.all(cases.map((args) => ferryProcess(...args)));
+  for (const [i, args] of cases.entries()) {
+    assert.deepEqual(processes[i], await ferry(...args), `ferry ${args.join(' ')}`);
+  }
+  assert.deepEqual(
+    processes.map((p) => p.code),
+    [0, 1, 1, 1],
   );
 });
