@@ -75,6 +75,14 @@ function num(name: string, fallback?: number): number {
   return value;
 }
 
+/** An on/off switch; anything else is refused rather than guessed. */
+function onOff(name: string, fallback: boolean): boolean {
+  const raw = optional(name);
+  if (raw === undefined) return fallback;
+  if (raw !== 'on' && raw !== 'off') throw new Error(`${name} must be on or off, got "${raw}"`);
+  return raw === 'on';
+}
+
 /** A folder's stack default: relative to the repository root or, with a leading ~/, to the home folder. */
 function defaultDir(name: string): string {
   const fallback = stackDefault(name);
@@ -208,7 +216,8 @@ export interface FerryConfig {
   gateway: { host: string; port: number; url: string; limits: GatewayServerLimits };
   /**
    * Bind addresses default to loopback; containers set FERRY_GATEWAY_HOST / FERRY_API_HOST to 0.0.0.0.
-   * `key`: the API key clients send as a Bearer token (FERRY_API_KEY; none by default).
+   * `key`: the API key clients send as a Bearer token (FERRY_API_KEY); unset, clients send the bootstrap
+   * admin key in `<stateDir>/admin.key` (lib/auth/clientKey.ts).
    */
   api: { host: string; port: number; url: string; key: string | undefined };
   /** Defaults of a new deployment's run, when the caller does not choose. */
@@ -256,7 +265,10 @@ export interface FerryConfig {
   };
   /** Access control of the API, the gateway's control API and inference. */
   access: {
-    /** FERRY_AUTH=off: no keys asked for. Refused unless the surface listens on loopback. */
+    /**
+     * Keys are asked for unless FERRY_AUTH=off (on by default: the first `ferry up` makes the admin key the
+     * CLI and Ferry's own processes use). Off is refused unless the surface listens on loopback.
+     */
     auth: boolean;
     /** Shared secret of the Slack-style signed chat-ops webhook (FERRY_CHATOPS_SECRET); unset: webhook off. */
     chatopsSecret: string | undefined;
@@ -398,7 +410,7 @@ export function loadConfig(): FerryConfig {
     userName: str('USER', 'cli'),
     worker: { metricsPort: num('FERRY_WORKER_METRICS_PORT') },
     access: {
-      auth: str('FERRY_AUTH', 'off') !== 'off',
+      auth: onOff('FERRY_AUTH', true),
       chatopsSecret: optional('FERRY_CHATOPS_SECRET'),
       maxModelBytes: num('FERRY_MAX_MODEL_BYTES', 2 * 1024 ** 3),
       rateLimit: { perSecond: num('FERRY_RATE_LIMIT_PER_SECOND', 50), burst: num('FERRY_RATE_LIMIT_BURST', 100) },

@@ -47,7 +47,7 @@ test('deploy over HTTP in review mode, refuse a bad approval, approve through th
   const started = await json(
     await fetch(`${api.url}/api/deployments?name=${name}&mode=review`, {
       method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
+      headers: { ...h.adminAuth, 'content-type': 'application/octet-stream' },
       body: bytes,
     }),
   );
@@ -59,7 +59,7 @@ test('deploy over HTTP in review mode, refuse a bad approval, approve through th
   const view = await eventually(
     'the run to wait for approval',
     async () => {
-      const v = await json(await fetch(`${api.url}/api/deployments/${id}`));
+      const v = await json(await fetch(`${api.url}/api/deployments/${id}`, { headers: h.adminAuth }));
       return v.body.status?.phase === 'awaiting-approval' ? v.body : undefined;
     },
     120_000,
@@ -69,7 +69,7 @@ test('deploy over HTTP in review mode, refuse a bad approval, approve through th
   const refused = await json(
     await fetch(`${api.url}/api/deployments/${id}/approve`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...h.adminAuth, 'content-type': 'application/json' },
       body: JSON.stringify({ plan: 'no-such-plan' }),
     }),
   );
@@ -102,26 +102,27 @@ test('deploy over HTTP in review mode, refuse a bad approval, approve through th
   const accepted = await json(await fetch(`${api.url}/api/chatops/approve`, chatops(approval)));
   assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
   assert.equal(accepted.body.accepted, true);
-  const trail = await json(await fetch(`${api.url}/api/audit?deployment=${id}`));
+  const trail = await json(await fetch(`${api.url}/api/audit?deployment=${id}`, { headers: h.adminAuth }));
   assert.deepEqual(
-    trail.body.map((e: { action: string; keyName: string }) => [e.action, e.keyName]),
+    trail.body.map((e: { action: string; keyName: string }) => [e.action, e.keyName.replace(/-\w+$/, '-<id>')]),
     [
       ['approve', 'chatops:carol'],
-      ['deploy', 'local (auth off)'],
+      ['deploy', 'bootstrap-admin-<id>'],
     ],
+    'auth is on by default: the deploy is recorded as the bootstrap admin key that sent it',
   );
 
   const done = await h.ferry.waitForResult(id);
   assert.equal(done.chosenPlan?.approvedBy, 'carol');
   assert.equal(done.phase, 'live');
 
-  const list = await json(await fetch(`${api.url}/api/deployments`));
+  const list = await json(await fetch(`${api.url}/api/deployments`, { headers: h.adminAuth }));
   assert.ok(list.body.some((d: { deploymentId: string }) => d.deploymentId === id));
   const page = await fetch(`${api.url}/deployments/${id}`);
   assert.equal(page.status, 200);
   assert.match(await page.text(), /<script src="\/assets\/dashboard\.js"/, 'the dashboard page loads its bundle');
   assert.equal((await fetch(`${api.url}/nope`)).status, 404);
-  const unknown = await json(await fetch(`${api.url}/api/deployments/not-a-deployment`));
+  const unknown = await json(await fetch(`${api.url}/api/deployments/not-a-deployment`, { headers: h.adminAuth }));
   assert.equal(unknown.status, 404);
   assert.match(unknown.body.error, /no deployment "not-a-deployment"/);
   await h.ferry.undeploy(id);

@@ -33,7 +33,8 @@ before(async () => {
     ...h.config,
     deploy: { approvalTimeoutMs: 10 * 60_000, monitorIntervalMs: 1000, idleHibernateMs: 10 * 60_000 },
   };
-  apiOpen = await startApiServer(config, await freePort());
+  // Auth is on by default; the first API turns it off (allowed on loopback) to show the open page.
+  apiOpen = await startApiServer({ ...config, access: { ...config.access, auth: false } }, await freePort());
   apiAuth = await startApiServer({ ...config, access: { ...config.access, auth: true } }, await freePort());
   browser = await launchBrowser();
 });

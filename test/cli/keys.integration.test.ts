@@ -1,6 +1,6 @@
 /**
  * `ferry keys` and `ferry audit` as a user runs them, against the services a real `ferry up` starts (auth
- * on, a temp state dir, private ports and task queue) and the dev stack's PostgreSQL: the bootstrap admin
+ * on by default: FERRY_AUTH is unset; a temp state dir, private ports and task queue) and the dev stack's PostgreSQL: the bootstrap admin
  * key (mode 0600, stored hashed, kept by a second `ferry up`), a key created and printed once that works
  * for its scopes only, listed without its secret, revoked (401 afterwards), both changes in the audit log,
  * and bad input refused in one line with exit code 1.
@@ -88,7 +88,6 @@ before(async () => {
   apiUrl = `http://127.0.0.1:${apiPort}`;
   env = {
     ...process.env,
-    FERRY_AUTH: 'on',
     FERRY_STATE_DIR: stateDir,
     FERRY_API_PORT: String(apiPort),
     FERRY_API_URL: apiUrl,
@@ -97,7 +96,9 @@ before(async () => {
     FERRY_TASK_QUEUE: `ferry-test-keys-${run}`,
     FERRY_WORKER_METRICS_PORT: '0',
   };
+  // Nothing turns auth on here: it is on by default, and the bootstrap key is what the CLI uses.
   delete env.FERRY_API_KEY;
+  delete env.FERRY_AUTH;
 });
 
 after(async () => {
@@ -137,6 +138,19 @@ describe('ferry keys and ferry audit', () => {
 
     assert.equal(await apiStatus('/api/keys'), 401, 'auth is on: no key, no answer');
     assert.equal(await apiStatus('/api/keys', adminKey), 200, 'the API that ferry up started accepts the key');
+    // The gateway that ferry up started asks for a key too.
+    const gateway = env.FERRY_GATEWAY_URL;
+    const keyless = await fetch(`${gateway}/_ferry/deployments`);
+    assert.equal(keyless.status, 401, await keyless.text());
+    const unknownKey = await fetch(`${gateway}/_ferry/deployments`, {
+      headers: { authorization: `Bearer ${generateApiKey()}` },
+    });
+    assert.equal(unknownKey.status, 401, await unknownKey.text());
+    const keyed = await fetch(`${gateway}/_ferry/deployments`, { headers: { authorization: `Bearer ${adminKey}` } });
+    assert.equal(keyed.status, 200, await keyed.text());
+    // `ferry list` reaches Temporal and the gateway with the key file, without FERRY_API_KEY.
+    const list = await ferry(['list']);
+    assert.equal(list.code, 0, list.out + list.err);
 
     const again = await ferry(['up']);
     assert.equal(again.code, 0, again.out + again.err);

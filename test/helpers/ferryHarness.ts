@@ -2,6 +2,10 @@
  * Starts Ferry's own processes for a test file — a pipeline worker on a private task queue and a
  * gateway with a private state dir and port — against the dev stack's real Temporal, Postgres,
  * SeaweedFS and registry. Everything it starts, it stops.
+ *
+ * Like a machine after its first `ferry up`, the private state dir holds a bootstrap admin key
+ * (admin.key): auth is on by default, and the gateway and worker use that key as they would anywhere.
+ * This process's `config` sends it too (unless FERRY_API_KEY names another key); it is revoked on close.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
@@ -9,8 +13,11 @@ import { rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FerryClient } from '../../client/sdk';
+import { ensureBootstrapAdminKey, readLocalAdminKey } from '../../lib/auth/bootstrapKey';
 import { authHeader } from '../../lib/auth/clientKey';
+import { KeyStore } from '../../lib/auth/keyStore';
 import { type FerryConfig, loadConfig } from '../../lib/config';
+import { getPool } from '../../lib/db/pool';
 import { freePort } from '../../lib/gateway/replicaProcess';
 import { generateMlpModel } from '../../lib/onnx/generate';
 
@@ -24,6 +31,10 @@ export interface FerryHarness {
   runId: string;
   tmpDir: string;
   env: NodeJS.ProcessEnv;
+  /** The bootstrap admin key in the harness's state dir (what `ferry up` would have made). */
+  adminKey: string;
+  /** `{ authorization: 'Bearer <adminKey>' }`, for requests a test sends by hand. */
+  adminAuth: Record<string, string>;
   startWorker(): Promise<ChildProcess>;
   worker(): ChildProcess | undefined;
   writeModel(
@@ -61,7 +72,11 @@ export async function startHarness(label: string): Promise<FerryHarness> {
     FERRY_WORKER_METRICS_PORT: '0',
   });
   const env = { ...process.env, FERRY_STATE_DIR: path.join(tmpDir, 'state') };
-  const config = loadConfig();
+  const loaded = loadConfig();
+  const keys = new KeyStore(getPool(loaded.postgres.url));
+  await ensureBootstrapAdminKey(env.FERRY_STATE_DIR, keys);
+  const adminKey = (await readLocalAdminKey(env.FERRY_STATE_DIR))!;
+  const config: FerryConfig = { ...loaded, api: { ...loaded.api, key: loaded.api.key ?? adminKey } };
   const children: ChildProcess[] = [];
   let worker: ChildProcess | undefined;
 
@@ -87,6 +102,8 @@ export async function startHarness(label: string): Promise<FerryHarness> {
     runId,
     tmpDir,
     env,
+    adminKey,
+    adminAuth: { authorization: `Bearer ${adminKey}` },
     async startWorker() {
       const w = spawnLogged('worker', ['workers/main.ts']);
       await waitForLine(w.child, w.logFile, 'ferry worker: task queue', 60_000);
@@ -122,6 +139,7 @@ export async function startHarness(label: string): Promise<FerryHarness> {
         if (child.exitCode === null) child.kill('SIGTERM');
       }
       await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+      await keys.revokeKey(adminKey).catch(() => {});
       await rm(tmpDir, { recursive: true, force: true });
     },
   };

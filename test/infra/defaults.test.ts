@@ -133,6 +133,18 @@ describe('stack defaults: lib/config.ts and infra/stack.sh', () => {
     );
     assert.equal(config.stateDir, path.join(repoRoot, defaults.FERRY_STATE_DIR));
     assert.equal(config.worker.metricsPort, Number(defaults.FERRY_WORKER_METRICS_PORT));
+    assert.equal(config.access.auth, true, 'auth is on unless FERRY_AUTH=off says otherwise');
+    assert.equal(
+      config.api.key,
+      undefined,
+      'no key by default: clients send the admin key file (lib/auth/clientKey.ts)',
+    );
+  });
+
+  test('FERRY_AUTH is on or off; any other value is refused rather than read as one of them', async () => {
+    assert.equal((await configIn(cleanEnv({ FERRY_AUTH: 'off' }))).access.auth, false);
+    assert.equal((await configIn(cleanEnv({ FERRY_AUTH: 'on' }))).access.auth, true);
+    await assert.rejects(configIn(cleanEnv({ FERRY_AUTH: 'false' })), /FERRY_AUTH must be on or off, got "false"/);
   });
 });
 
