@@ -79,7 +79,8 @@ export interface FeedOptions {
   fixed?: Record<string, FixedInputJson>;
 }
 
-const ORT_TYPE_OF_SPEC: Record<string, FeedTensor['type']> = {
+/** onnxruntime's tensor type of each Ferry datatype a feed can have. */
+export const ORT_TYPE_OF_SPEC: Record<string, FeedTensor['type']> = {
   FP32: 'float32',
   FP64: 'float64',
   INT64: 'int64',

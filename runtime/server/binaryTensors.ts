@@ -31,7 +31,8 @@ const ELEMENT_BYTES: Record<Exclude<V2Datatype, 'BYTES'>, number> = {
   FP64: 8,
 };
 
-type NumericArray =
+/** The typed arrays a numeric tensor's data is held in. */
+export type NumericArray =
   | Float32Array
   | Float64Array
   | Int8Array

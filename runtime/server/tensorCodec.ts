@@ -9,7 +9,7 @@
  * `binary_data`), which the server acts on instead; a binary output carries `binary_data_size`.
  */
 import * as ort from 'onnxruntime-node';
-import { type BinaryCursor, binaryOfTensorData, tensorDataFromBinary } from './binaryTensors';
+import { type BinaryCursor, binaryOfTensorData, type NumericArray, tensorDataFromBinary } from './binaryTensors';
 import {
   float16BitsFromNumber,
   INTEGER_RANGES,
@@ -183,18 +183,7 @@ function shapeFits(expected: readonly number[], actual: readonly number[]): bool
   return true;
 }
 
-type TensorData =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | Uint8Array
-  | Uint16Array
-  | Uint32Array
-  | BigInt64Array
-  | BigUint64Array
-  | string[];
+type TensorData = NumericArray | string[];
 
 /** A module-level function, not a closure: the dev loader's keepNames makes every closure cost a defineProperty. */
 function badElement(name: string, datatype: V2Datatype, data: unknown[], i: number, what: string): never {

@@ -29,6 +29,7 @@ import { tensorValueInfo } from '../../onnx/builders';
 import { seededUniform } from '../../onnx/mlp';
 import { decodeModel, encodeModel } from '../../onnx/model';
 import { TensorDataType } from '../../onnx/tensor';
+import { ORT_TYPE_OF_SPEC } from '../sampleInputs';
 import type { CalibrationSample, Feeds } from '../technique';
 import type { OrtFeeds } from './modelAgreement';
 
@@ -61,16 +62,6 @@ export interface GeneratedCalibrationOptions {
    */
   template?: Feeds;
 }
-
-const ORT_TYPE: Record<string, ort.Tensor.Type> = {
-  FP32: 'float32',
-  FP64: 'float64',
-  INT64: 'int64',
-  INT32: 'int32',
-  BOOL: 'bool',
-  UINT8: 'uint8',
-  INT8: 'int8',
-};
 
 function makeTensor(type: ort.Tensor.Type, dims: number[], value: (i: number) => number): ort.Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
@@ -132,7 +123,7 @@ export function generateCalibrationData(
     const feeds: OrtFeeds = {};
     let runRows = 1;
     for (const input of inputs) {
-      const type = ORT_TYPE[input.dataType];
+      const type = ORT_TYPE_OF_SPEC[input.dataType];
       if (!type)
         throw new Error(
           `cannot generate calibration data for input '${input.name}' of type ${input.dataType}; supply calibration samples`,
@@ -219,7 +210,7 @@ export function userCalibrationData(
           );
         }
       });
-      const type = ORT_TYPE[input.dataType];
+      const type = ORT_TYPE_OF_SPEC[input.dataType];
       if (!type)
         throw new Error(`input '${input.name}' has type ${input.dataType}, which calibration samples cannot carry`);
       feeds[input.name] =
