@@ -106,7 +106,8 @@ export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<Mo
       stoppedAt = new Date().toISOString();
     }
 
-    const perRun = withAnalytics ? COLLECTIONS_PER_RUN : 300; // the count before the patch
+    // 300: the count before the patch (a run recorded then replays with it).
+    const perRun = withAnalytics ? (input.settings.collectionsPerRun ?? COLLECTIONS_PER_RUN) : 300;
     if (collectionsThisRun >= perRun || workflowInfo().continueAsNewSuggested) {
       await continueAsNew<typeof monitorDeploymentWorkflow>({
         ...input,

@@ -65,6 +65,11 @@ export interface MonitorSettings {
   intervalMs: number;
   /** Stop the replicas after this long without a request; the next request wakes them. */
   idleHibernateMs: number;
+  /**
+   * Collections per run before continuing as new (default 200: a run's history stays well under the size
+   * at which Temporal suggests it). Fewer keeps each history shorter to read in the Web UI.
+   */
+  collectionsPerRun?: number;
 }
 
 export interface DeployModelInput {
