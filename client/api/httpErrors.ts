@@ -8,7 +8,7 @@ import { KeyNameTakenError, UnknownKeyError } from '../../lib/auth/keyStore';
 import { ModelNameTakenError } from '../../lib/auth/modelOwnership';
 import { InvalidScopeError } from '../../lib/auth/scopes';
 import { InvalidNameError } from '../../lib/names';
-import { FerryError, UnknownDeploymentError } from '../sdk';
+import { FerryError, NotAwaitingApprovalError, UnknownDeploymentError } from '../sdk';
 import { ModelTooLargeError } from '../sdk/deploy';
 
 /** An answer decided by the API itself (auth, limits, bad requests), with its status. */
@@ -39,6 +39,7 @@ export function statusOf(err: unknown): number {
   if (err instanceof ModelTooLargeError) return 413;
   if (err instanceof UnknownDeploymentError || err instanceof UnknownKeyError) return 404;
   if (err instanceof ModelNameTakenError || err instanceof KeyNameTakenError) return 409;
+  if (err instanceof NotAwaitingApprovalError) return 409;
   if (err instanceof InvalidNameError || err instanceof InvalidScopeError || err instanceof FerryError) return 400;
   const e = err as { code?: string; validation?: unknown; statusCode?: number };
   if (e.validation) return 400;

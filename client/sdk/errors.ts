@@ -5,3 +5,6 @@ export class FerryError extends Error {}
 
 /** No deployment by that reference (the API answers 404). */
 export class UnknownDeploymentError extends FerryError {}
+
+/** The run exists but does not wait for an approval now (the API answers 409): nothing was sent. */
+export class NotAwaitingApprovalError extends FerryError {}

@@ -58,7 +58,7 @@ export type {
   TargetSpec,
 } from '../../workflows/types';
 export { sha256OfFile } from './deploy';
-export { FerryError, UnknownDeploymentError } from './errors';
+export { FerryError, NotAwaitingApprovalError, UnknownDeploymentError } from './errors';
 export { optimizeModelFile } from './optimize';
 export { DeploymentRuns, type SignalApproval } from './runs';
 export { ServingControls } from './serving';

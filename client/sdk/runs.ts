@@ -5,6 +5,7 @@
  * a changed message type is a type error here rather than a failure at run time.
  */
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { isValidName } from '../../lib/names';
 import { deployModelWorkflow, type monitorDeploymentWorkflow } from '../../workflows';
 import {
   approvePlanSignal,
@@ -27,11 +28,9 @@ import {
   type MonitorStatus,
   workflowIds,
 } from '../../workflows/types';
-import { FerryError, UnknownDeploymentError } from './errors';
+import { FerryError, NotAwaitingApprovalError, UnknownDeploymentError } from './errors';
 import type { ActivityProgress, DeploymentListEntry, ResolvedDeployment } from './types';
 
-/** How long a just-started run may take to appear in Temporal's visibility (list) queries. */
-const VISIBILITY_LAG_MS = 3000;
 /** Run states after which the same model version may be deployed again. */
 const ENDED_WITHOUT_SUCCESS = ['FAILED', 'TERMINATED', 'CANCELLED', 'TIMED_OUT'];
 /** The visibility query of every deploy run (the workflow type is its function's name). */
@@ -90,33 +89,38 @@ export class DeploymentRuns {
     }
   }
 
-  /** Accepts a deployment id (`model-version`), `model:version`, or a model name (its latest deployment). */
+  /**
+   * Accepts a deployment id (`model-version`), `model:version`, or a model name (its latest deployment).
+   * An id names its run directly, so it is looked up by workflow id (a describe, a few ms, and right after
+   * the start); only a bare model name needs visibility. Nothing is waited for: an unknown ref is a fast no.
+   */
   async resolve(ref: string): Promise<ResolvedDeployment> {
-    if (ref.includes(':')) {
-      const [model, version] = ref.replace(/^deploy:/, '').split(':');
-      return {
-        workflowId: workflowIds.deploy(model, version),
-        model,
-        version,
-        deploymentId: deploymentIdFor(model, version),
-      };
-    }
     const known = this.known.get(ref);
     if (known) return known;
-    const quoted = JSON.stringify(ref);
-    const query = `${DEPLOY_RUNS} AND (FerryDeployment = ${quoted} OR FerryModel = ${quoted})`;
-    // Visibility is indexed shortly after a run starts: look again for a moment before saying no.
-    const deadline = Date.now() + VISIBILITY_LAG_MS;
-    for (;;) {
+    const readings = runReadings(ref);
+    const found = await Promise.all(readings.map((r) => this.runExists(r.workflowId)));
+    const byId = readings.find((_, i) => found[i]);
+    if (byId) return byId;
+    if (!ref.includes(':') && isValidName('model', ref)) {
+      const query = `${DEPLOY_RUNS} AND FerryModel = ${JSON.stringify(ref)}`;
       for await (const wf of this.temporal.workflow.list({ query, pageSize: 1 })) {
         const model = wf.typedSearchAttributes.get(ferryModelKey) ?? '';
         const version = wf.typedSearchAttributes.get(ferryModelVersionKey) ?? '';
         return { workflowId: wf.workflowId, model, version, deploymentId: deploymentIdFor(model, version) };
       }
-      if (Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 200));
     }
-    throw new UnknownDeploymentError(`no deployment named "${ref}" (try \`ferry list\`)`);
+    throw new UnknownDeploymentError(`no deployment "${ref}" (try \`ferry list\`)`);
+  }
+
+  /** True when a deploy run of this id exists (in any state). */
+  private async runExists(workflowId: string): Promise<boolean> {
+    try {
+      await this.deployHandle(workflowId).describe();
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
   }
 
   async status(ref: string): Promise<DeploymentStatus> {
@@ -149,19 +153,29 @@ export class DeploymentRuns {
     }));
   }
 
-  /** Approve a plan with a validated Update: an unknown plan or a run that is not waiting is refused at once. */
+  /**
+   * Approve a plan with a validated Update: an unknown deployment is refused (UnknownDeploymentError), so
+   * is a run that does not wait for an approval (NotAwaitingApprovalError), and the run's validator
+   * refuses a plan it cannot apply; nothing is sent that the run would ignore.
+   */
   async approve(ref: string, plan: string, approvedBy: string): Promise<ChosenPlan> {
     const { workflowId } = await this.resolve(ref);
+    await this.assertAwaitingApproval(ref, workflowId);
     try {
       return await this.deployHandle(workflowId).executeUpdate(approvePlanUpdate, { args: [{ plan, approvedBy }] });
     } catch (err) {
+      if (err instanceof WorkflowNotFoundError) throw new UnknownDeploymentError(`no deployment "${ref}"`);
       const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-      if (/already completed/.test(cause)) {
-        throw new FerryError(
-          `approval refused: deployment ${ref} is not waiting for an approval (its pipeline run has finished)`,
-        );
-      }
       throw new FerryError(`approval refused: ${cause}`);
+    }
+  }
+
+  private async assertAwaitingApproval(ref: string, workflowId: string): Promise<void> {
+    const { phase } = await this.statusOfRun(workflowId);
+    if (phase !== 'awaiting-approval') {
+      throw new NotAwaitingApprovalError(
+        `approval refused: deployment ${ref} is not waiting for an approval (phase ${phase})`,
+      );
     }
   }
 
@@ -172,12 +186,7 @@ export class DeploymentRuns {
    */
   async approveBySignal(ref: string, plan: string, approvedBy: string, waitMs = 5000): Promise<SignalApproval> {
     const { workflowId } = await this.resolve(ref);
-    const before = await this.statusOfRun(workflowId);
-    if (before.phase !== 'awaiting-approval') {
-      throw new FerryError(
-        `approval not sent: deployment ${ref} is not waiting for an approval (phase ${before.phase})`,
-      );
-    }
+    await this.assertAwaitingApproval(ref, workflowId);
     await this.deployHandle(workflowId).signal(approvePlanSignal, { plan, approvedBy });
     const deadline = Date.now() + waitMs;
     for (;;) {
@@ -260,4 +269,29 @@ export class DeploymentRuns {
   private monitorHandle(model: string, version: string) {
     return this.temporal.workflow.getHandle<typeof monitorDeploymentWorkflow>(workflowIds.monitor(model, version));
   }
+}
+
+/**
+ * The runs a reference could name by id: `model:version` (or `deploy:model:version`) once, and
+ * `model-version` once per `-` it could be split at (model names may hold `-` too).
+ */
+function runReadings(ref: string): ResolvedDeployment[] {
+  const of = (model: string, version: string): ResolvedDeployment[] =>
+    isValidName('model', model) && isValidName('version', version)
+      ? [
+          {
+            workflowId: workflowIds.deploy(model, version),
+            model,
+            version,
+            deploymentId: deploymentIdFor(model, version),
+          },
+        ]
+      : [];
+  const colon = ref.replace(/^deploy:/, '').split(':');
+  if (colon.length === 2) return of(colon[0], colon[1]);
+  if (colon.length > 2) return [];
+  const readings: ResolvedDeployment[] = [];
+  for (let i = ref.indexOf('-'); i > 0; i = ref.indexOf('-', i + 1))
+    readings.push(...of(ref.slice(0, i), ref.slice(i + 1)));
+  return readings;
 }

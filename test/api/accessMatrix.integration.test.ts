@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { buildApiApp } from '../../client/api/app';
-import { FerryClient } from '../../client/sdk';
+import { FerryClient, UnknownDeploymentError } from '../../client/sdk';
 import { applyMigrations } from '../../infra/migrate';
 import { generateApiKey } from '../../lib/auth/apiKey';
 import { AuditLog } from '../../lib/auth/audit';
+import { signChatopsRequest } from '../../lib/auth/chatopsSignature';
 import { KeyStore } from '../../lib/auth/keyStore';
 import { ModelOwnership } from '../../lib/auth/modelOwnership';
 import { SCOPES, type Scope } from '../../lib/auth/scopes';
@@ -22,6 +23,7 @@ const run = Date.now().toString(36);
 const owner = `own-${run}`;
 const stranger = `other-${run}`;
 const model = `matrix-${run}`;
+const chatopsSecret = `matrix-secret-${run}`;
 let app: FastifyInstance;
 let ferry: FerryClient;
 let keys: KeyStore;
@@ -44,6 +46,7 @@ before(async () => {
     verifyKey: (k) => keys.verify(k),
     rateLimit: { perSecond: 1000, burst: 1000 },
     maxModelBytes: 1024,
+    chatopsSecret,
     allowedOrigins: ['http://127.0.0.1:8090'],
     deploymentView: async () => ({}),
   });
@@ -198,6 +201,54 @@ describe('access matrix', () => {
       const res = await app.inject(req);
       assert.equal(res.statusCode, status, `${what}: ${res.statusCode} ${res.body.slice(0, 200)}`);
       assert.equal(typeof res.json().error, 'string', what);
+    }
+  });
+
+  it('answers an unknown deployment with a fast 404, and an approval of one with 404, not 400', async () => {
+    const auth = { authorization: `Bearer ${key['without-admin']}` };
+    // The owner's model exists, so these are asked of Temporal: by run id, with no wait for visibility.
+    const refs = [`${model}-nope`, `${model}:nope`, `deploy:${model}:nope`, model, `nomodel-${run}`];
+    for (const ref of refs) {
+      const t0 = performance.now();
+      const res = await app.inject({
+        method: 'GET',
+        url: `/api/deployments/${encodeURIComponent(ref)}`,
+        headers: auth,
+      });
+      const ms = performance.now() - t0;
+      assert.equal(res.statusCode, 404, `${ref}: ${res.body}`);
+      assert.deepEqual(res.json(), { error: `no deployment "${ref}"` });
+      assert.ok(ms < 500, `${ref} answered in ${ms.toFixed(0)} ms`);
+    }
+    for (const ref of [`${model}-nope`, model]) {
+      const t0 = performance.now();
+      await assert.rejects(ferry.resolve(ref), UnknownDeploymentError);
+      const ms = performance.now() - t0;
+      assert.ok(ms < 500, `the SDK says no to ${ref} in ${ms.toFixed(0)} ms`);
+    }
+
+    const approve = await app.inject({
+      method: 'POST',
+      url: `/api/deployments/${model}:nope/approve`,
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: { plan: 'original' },
+    });
+    assert.equal(approve.statusCode, 404, approve.body);
+    const at = Math.floor(Date.now() / 1000);
+    for (const deployment of [`${model}:nope`, `nomodel-${run}`]) {
+      const raw = JSON.stringify({ deployment, plan: 'original', user: 'carol' });
+      const chat = await app.inject({
+        method: 'POST',
+        url: '/api/chatops/approve',
+        headers: {
+          'content-type': 'application/json',
+          'x-slack-request-timestamp': String(at),
+          'x-slack-signature': signChatopsRequest(chatopsSecret, at, raw),
+        },
+        payload: raw,
+      });
+      assert.equal(chat.statusCode, 404, `chat-ops approval of ${deployment}: ${chat.body}`);
+      assert.equal(chat.json().accepted, undefined, 'nothing says it was accepted');
     }
   });
 });

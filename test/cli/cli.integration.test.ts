@@ -76,7 +76,7 @@ test('deploy, status, list, infer, refused approve, undeploy through the CLI', a
 
   const unknown = await ferry('status', 'no-such-model-anywhere');
   assert.equal(unknown.code, 1);
-  assert.match(unknown.out, /no deployment named "no-such-model-anywhere"/);
+  assert.match(unknown.out, /no deployment "no-such-model-anywhere"/);
 
   const missingFile = await ferry('deploy', path.join(h.tmpDir, 'absent.onnx'));
   assert.equal(missingFile.code, 1);

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { actorOf } from '../../../lib/auth/audit';
 import { visibleProjects } from '../../../lib/auth/principal';
 import type { Scope } from '../../../lib/auth/scopes';
+import { UnknownDeploymentError } from '../../sdk';
 import { requireAccessTo } from '../access';
 import type { ApiDeps } from '../app';
 import { HttpError } from '../httpErrors';
@@ -28,9 +29,13 @@ export function deploymentAuthorizer({ ferry, ownership }: Pick<ApiDeps, 'ferry'
   return async (req: DeploymentReq, scope: Scope) => {
     const ref = req.params.deployment;
     const candidates = await ownership.candidatesFor(ref);
-    // No model of that name or prefix exists at all: a fast 404, without asking Temporal.
-    if (!candidates.length) throw new HttpError(404, `no deployment "${ref}"`);
-    const resolved = await ferry.resolve(ref);
+    // No model of that name or prefix exists at all: a fast 404, without asking Temporal. Every 404 here
+    // says the same, so another project's deployment answers as one that is not there.
+    const notFound = () => new HttpError(404, `no deployment "${ref}"`);
+    if (!candidates.length) throw notFound();
+    const resolved = await ferry.resolve(ref).catch((err) => {
+      throw err instanceof UnknownDeploymentError ? notFound() : err;
+    });
     const project = await ownership.projectOf(resolved.model);
     const principal = requireAccessTo(req, scope, project, `deployment "${ref}"`);
     return { ...resolved, project: project!, principal };
