@@ -238,5 +238,6 @@ function deploymentRowOf(input: DeployInput, endpoint: string) {
     imageId: input.imageId,
     target: 'local',
     endpoint,
+    ...(input.access ? { access: input.access } : {}),
   };
 }

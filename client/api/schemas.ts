@@ -51,6 +51,11 @@ export const deployQuery = {
     mode: { type: 'string', enum: ['one-click', 'review'], default: 'one-click' },
     replicas: { type: 'integer', minimum: 1, maximum: 64 },
     public: { type: 'boolean', default: false, description: 'serve inference without a key' },
+    project: {
+      type: 'string',
+      pattern: namePattern('project'),
+      description: "the project it belongs to; default the key's own (an admin key may name any)",
+    },
     canary: { type: 'number', minimum: 0, maximum: 100 },
     canaryOf: deploymentRef,
     target: { type: 'string', enum: ['local', 'kubernetes'], default: 'local', description: 'where it runs' },

@@ -18,6 +18,8 @@ export interface DeployCommandOptions {
   canary?: { percent: number; of?: string };
   /** Inference without a key (`--public`). */
   public?: boolean;
+  /** The project it belongs to (`--project`); default `default`. */
+  project?: string;
   /** `--target kubernetes [--namespace N]`; absent: the local gateway. */
   target?: { kind: 'kubernetes'; namespace?: string };
 }
@@ -37,8 +39,9 @@ export async function deployCommand(
     monitor: opts.idleHibernateMs ? { idleHibernateMs: opts.idleHibernateMs } : undefined,
     optimize: opts.optimize,
     canary: opts.canary,
-    // The CLI deploys with this machine's key, into the `default` project (as without --public).
-    access: opts.public ? { project: 'default', public: true } : undefined,
+    // The CLI acts for this machine's operator, so it may deploy into any project (`default` unless named);
+    // the model name is claimed for that project before the upload.
+    access: { project: opts.project ?? 'default', public: opts.public === true },
     ...(opts.target ? { target: opts.target } : {}),
     onUploadProgress: (sent, total) => {
       const pct = total ? (100 * sent) / total : 100;

@@ -29,11 +29,16 @@ export interface DeployParts {
   store: ObjectStore;
   runs: DeploymentRuns;
   serving: ServingControls;
+  /**
+   * Makes `project` the owner of the model name, or refuses a name another project owns
+   * (lib/auth/modelOwnership.ts), before anything is uploaded.
+   */
+  claimModel(model: string, project: string): Promise<void>;
 }
 
 /** One-click (or review) deploy: stream the file to the object store, then start the workflow. */
 export async function deployModelFile(
-  { defaults, store, runs, serving }: DeployParts,
+  { defaults, store, runs, serving, claimModel }: DeployParts,
   filePath: string,
   opts: DeployOptions = {},
 ): Promise<DeployStarted> {
@@ -53,6 +58,7 @@ export async function deployModelFile(
       `model name "${model}" is not allowed: use lowercase letters, digits, '.', '_' or '-' (max 63)`,
     );
   }
+  if (opts.access) await claimModel(model, opts.access.project);
   const sha256 = await sha256OfFile(filePath);
   const version = opts.version ?? `sha-${sha256.slice(0, 12)}`;
   if (!VERSION_NAME.test(version))
@@ -108,12 +114,14 @@ export class ModelTooLargeError extends FerryError {
  * The version defaults to the hash, so it is known only once the last byte is in.
  */
 export async function deployModelStream(
-  { defaults, store, runs, serving }: DeployParts,
+  { defaults, store, runs, serving, claimModel }: DeployParts,
   body: Readable,
   opts: DeployOptions & { model: string; maxBytes: number; fileName: string; access?: DeployAccess },
 ): Promise<DeployStarted> {
   const model = assertValidName('model', opts.model);
   if (opts.version !== undefined) assertValidName('version', opts.version);
+  // Before a byte is read: a name another project owns is refused without taking the upload.
+  if (opts.access) await claimModel(model, opts.access.project);
   let seen = 0;
   const limiter = new Transform({
     transform(chunk: Buffer, _enc, done) {

@@ -8,7 +8,9 @@
 import * as net from 'node:net';
 import type { Readable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
+import { Pool } from 'pg';
 import { clientApiKey } from '../../lib/auth/clientKey';
+import { ModelOwnership } from '../../lib/auth/modelOwnership';
 import { type FerryConfig, loadConfig } from '../../lib/config';
 import { ObjectStore } from '../../lib/store/objectStore';
 import type {
@@ -69,6 +71,8 @@ export class FerryClient {
   readonly runs: DeploymentRuns;
   /** The serving controls on the gateway: traffic, scaling, promote, rollback, inference. */
   readonly gateway: ServingControls;
+  /** PostgreSQL for model ownership, opened by the first deploy that names a project. */
+  private ownershipPool: Pool | undefined;
 
   private constructor(
     readonly config: FerryConfig,
@@ -103,6 +107,29 @@ export class FerryClient {
   async close(): Promise<void> {
     await this.connection.close();
     await this.gateway.close();
+    await this.ownershipPool?.end();
+    this.ownershipPool = undefined;
+  }
+
+  /** What a deploy goes through (client/sdk/deploy.ts). */
+  private deployParts() {
+    return {
+      defaults: this.config.deploy,
+      store: this.store,
+      runs: this.runs,
+      serving: this.gateway,
+      claimModel: (model: string, project: string) => {
+        if (!this.ownershipPool) {
+          this.ownershipPool = new Pool({
+            connectionString: this.config.postgres.url,
+            max: 2,
+            connectionTimeoutMillis: 5000,
+          });
+          this.ownershipPool.on('error', () => {});
+        }
+        return new ModelOwnership(this.ownershipPool).claim(model, project);
+      },
+    };
   }
 
   /** Temporal Web UI page of a workflow run. */
@@ -120,8 +147,7 @@ export class FerryClient {
 
   /** One-click (or review) deploy: stream the file to the object store, then start the workflow. */
   deploy(filePath: string, opts: DeployOptions = {}): Promise<DeployStarted> {
-    const parts = { defaults: this.config.deploy, store: this.store, runs: this.runs, serving: this.gateway };
-    return deployModelFile(parts, filePath, opts);
+    return deployModelFile(this.deployParts(), filePath, opts);
   }
 
   /** A deploy from a stream (the API's upload), never written to local disk; see deployModelStream. */
@@ -129,8 +155,7 @@ export class FerryClient {
     body: Readable,
     opts: DeployOptions & { model: string; maxBytes: number; fileName: string; access?: DeployAccess },
   ): Promise<DeployStarted> {
-    const parts = { defaults: this.config.deploy, store: this.store, runs: this.runs, serving: this.gateway };
-    return deployModelStream(parts, body, opts);
+    return deployModelStream(this.deployParts(), body, opts);
   }
 
   /** Accepts a deployment id (`model-version`), `model:version`, or a model name (its latest deployment). */

@@ -33,6 +33,10 @@ export interface DeploymentRow {
   imageDigest: string | null;
   config: Record<string, unknown>;
   updatedAt: string;
+  /** The project (tenant) it belongs to. */
+  project: string;
+  /** Inference without a key (`ferry deploy --public`). */
+  public: boolean;
 }
 
 export interface MetricsSample {
@@ -202,14 +206,29 @@ export class FerryRepository {
     state: string;
     replicas: number;
     config: Record<string, unknown>;
+    /** The project (tenant) it belongs to, and whether inference needs no key: `default` and keyed when absent. */
+    access?: { project: string; public: boolean };
   }): Promise<void> {
+    const project = d.access?.project ?? 'default';
+    await this.pool.query('INSERT INTO projects (name) VALUES ($1) ON CONFLICT DO NOTHING', [project]);
     await this.pool.query(
-      `INSERT INTO deployments(id, model_version_id, image_id, target, endpoint, state, replicas, config)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+      `INSERT INTO deployments(id, model_version_id, image_id, target, endpoint, state, replicas, config, project, public)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
        ON CONFLICT (id) DO UPDATE SET image_id = EXCLUDED.image_id, target = EXCLUDED.target,
          endpoint = EXCLUDED.endpoint, state = EXCLUDED.state, replicas = EXCLUDED.replicas,
-         config = EXCLUDED.config, updated_at = now()`,
-      [d.id, d.modelVersionId, d.imageId, d.target, d.endpoint, d.state, d.replicas, JSON.stringify(d.config)],
+         config = EXCLUDED.config, project = EXCLUDED.project, public = EXCLUDED.public, updated_at = now()`,
+      [
+        d.id,
+        d.modelVersionId,
+        d.imageId,
+        d.target,
+        d.endpoint,
+        d.state,
+        d.replicas,
+        JSON.stringify(d.config),
+        project,
+        d.access?.public ?? false,
+      ],
     );
   }
 
@@ -290,7 +309,7 @@ export class FerryRepository {
   private async queryDeployments(where: string, params: unknown[]): Promise<DeploymentRow[]> {
     const res = await this.pool.query(
       `SELECT d.id, m.name AS model, mv.version, d.target, d.endpoint, d.state, d.replicas, d.config,
-              d.updated_at, i.digest
+              d.updated_at, i.digest, d.project, d.public
        FROM deployments d
        JOIN model_versions mv ON mv.id = d.model_version_id
        JOIN models m ON m.id = mv.model_id
@@ -309,6 +328,8 @@ export class FerryRepository {
       imageDigest: r.digest,
       config: r.config,
       updatedAt: new Date(r.updated_at).toISOString(),
+      project: r.project,
+      public: r.public,
     }));
   }
 

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { actorOf } from '../../../lib/auth/audit';
-import { visibleProjects } from '../../../lib/auth/principal';
+import { isAdmin, visibleProjects } from '../../../lib/auth/principal';
 import type { Scope } from '../../../lib/auth/scopes';
 import { UnknownDeploymentError } from '../../sdk';
 import { requireAccessTo } from '../access';
@@ -115,13 +115,20 @@ export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
         mode: 'one-click' | 'review';
         replicas?: number;
         public: boolean;
+        project?: string;
         canary?: number;
         canaryOf?: string;
         target: 'local' | 'kubernetes';
         namespace?: string;
       };
       const principal = req.principal!;
-      await ownership.claim(q.name, principal.project);
+      const project = q.project ?? principal.project;
+      if (project !== principal.project && !isAdmin(principal)) {
+        throw new HttpError(
+          403,
+          `this key (${principal.keyName}) deploys into its own project only; only an admin key may name another`,
+        );
+      }
       if (q.canaryOf !== undefined) {
         const base = await ferry.resolve(q.canaryOf).catch(() => undefined);
         const baseProject = base && (await ownership.projectOf(base.model));
@@ -133,7 +140,8 @@ export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
         mode: q.mode,
         replicas: q.replicas,
         canary: q.canary !== undefined ? { percent: q.canary, of: q.canaryOf } : undefined,
-        access: { project: principal.project, public: q.public },
+        // The SDK claims the model name for the project before it reads a byte (409 if another owns it).
+        access: { project, public: q.public },
         ...(q.target === 'kubernetes'
           ? { target: { kind: 'kubernetes' as const, ...(q.namespace ? { namespace: q.namespace } : {}) } }
           : {}),
@@ -145,7 +153,7 @@ export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
           actor: actorOf(principal),
           action: 'deploy',
           deploymentId: started.deploymentId,
-          detail: { model: started.model, version: started.version, mode: q.mode, public: q.public },
+          detail: { model: started.model, version: started.version, mode: q.mode, project, public: q.public },
           source: source(req),
         });
       }

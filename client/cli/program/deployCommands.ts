@@ -1,5 +1,6 @@
 /** `ferry deploy` and the commands that operate a deployment: status, cost, approve, traffic, scale, promote. */
 import type { Command } from 'commander';
+import { assertValidName } from '../../../lib/names';
 import { FerryError } from '../../sdk/errors';
 import { parseDuration } from '../duration';
 import { budgetOption, positiveInt, splitList } from '../flags';
@@ -18,6 +19,7 @@ interface DeployFlags {
   canary?: string;
   canaryOf?: string;
   public?: boolean;
+  project?: string;
   target: string;
   namespace?: string;
 }
@@ -53,7 +55,8 @@ export function addDeployCommands(program: Command, { config, withClient }: CliC
       "the new version becomes a revision (named after the version) of the model's live deployment with PERCENT of its traffic; the others keep the rest",
     )
     .option('--canary-of <deployment>', "the deployment the canary joins (default: the model's newest)")
-    .option('--public', 'serve inference without a key (when the gateway checks keys)')
+    .option('--public', 'serve inference without a key (the gateway asks for one otherwise)')
+    .option('--project <project>', 'the project (tenant) it belongs to, default "default"')
     .option('--target <target>', 'where it runs: local (the gateway on this machine) or kubernetes', 'local')
     .option(
       '--namespace <namespace>',
@@ -93,6 +96,7 @@ export function addDeployCommands(program: Command, { config, withClient }: CliC
         optimize,
         canary,
         public: o.public === true,
+        project: o.project === undefined ? undefined : assertValidName('project', o.project),
         ...(o.target === 'kubernetes'
           ? { target: { kind: 'kubernetes' as const, ...(o.namespace ? { namespace: o.namespace } : {}) } }
           : {}),
