@@ -55,6 +55,23 @@ function explained(err: unknown, what: string): unknown {
   return new ClusterRequestError(err.code, reason, `${what}: the API server answered ${err.code}: ${message}`);
 }
 
+/** A collection to list and watch: its kind, where (no namespace: all of them) and which of its objects. */
+export interface WatchedObjects {
+  /** e.g. v1, apps/v1 */
+  apiVersion: string;
+  kind: string;
+  /** The collection's name in paths, e.g. deployments. */
+  plural: string;
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+function collectionPath(w: WatchedObjects): string {
+  const group = w.apiVersion.includes('/') ? `/apis/${w.apiVersion}` : `/api/${w.apiVersion}`;
+  return `${group}${w.namespace ? `/namespaces/${w.namespace}` : ''}/${w.plural}`;
+}
+
 export class ClusterClient {
   readonly apps: AppsV1Api;
   readonly core: CoreV1Api;
@@ -175,6 +192,41 @@ export class ClusterClient {
       () => this.core.deleteNamespacedService({ namespace, name }),
       `deleting Service ${namespace}/${name}`,
     );
+  }
+
+  /**
+   * Lists the objects of `w`, hands each to `onEvent` as ADDED, then watches them from the list's
+   * resourceVersion (an informer's list-then-watch). A watch opened without a resourceVersion would
+   * have to start from a consistent read, which API servers on storage without watch progress
+   * notifications (etcd 3.4) refuse. Resolves with a stop function; `onDone` is called when the
+   * server closes the watch (the caller lists and watches again).
+   */
+  async listAndWatch(
+    w: WatchedObjects,
+    onEvent: (type: string, object: KubernetesObject) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<() => void> {
+    const list = await this.call(
+      () =>
+        this.objects.list(
+          w.apiVersion,
+          w.kind,
+          w.namespace,
+          undefined,
+          undefined,
+          undefined,
+          w.fieldSelector,
+          w.labelSelector,
+        ),
+      `listing ${w.kind}s${w.namespace ? ` in ${w.namespace}` : ''}`,
+    );
+    for (const item of list.items) onEvent('ADDED', item);
+    const query = {
+      ...(w.labelSelector ? { labelSelector: w.labelSelector } : {}),
+      ...(w.fieldSelector ? { fieldSelector: w.fieldSelector } : {}),
+      resourceVersion: list.metadata?.resourceVersion,
+    };
+    return this.watch(collectionPath(w), query, onEvent, onDone);
   }
 
   /**

@@ -1,12 +1,12 @@
 /**
  * Follows a revision's rollout through watches on its Deployment and its pods (no polling loop):
  * every change the API server sends is fed to rolloutState, progress is reported as it changes, and
- * the rollout ends ready, failed (with the failing pod's reason and events) or timed out. A watch the
- * server closes (its timeout, an API server restart) is opened again; a watch opened without a
- * resourceVersion starts with the current objects, so nothing is missed in between.
+ * the rollout ends ready, failed (with the failing pod's reason and events) or timed out. Each watch
+ * starts from a list (ClusterClient.listAndWatch); one the server closes (its timeout, an API server
+ * restart) is listed and opened again, so nothing is missed in between.
  */
 import type { KubernetesObject, V1Deployment, V1Pod } from '@kubernetes/client-node';
-import type { ClusterClient } from './clusterClient';
+import type { ClusterClient, WatchedObjects } from './clusterClient';
 import { RolloutFailedError } from './clusterErrors';
 import { type RolloutState, rolloutState } from './rolloutState';
 
@@ -74,38 +74,55 @@ export function watchRollout(
         opts.onProgress?.(state.step);
       }
     };
-    const open = (
-      path: string,
-      query: Record<string, string>,
-      onObject: (type: string, o: KubernetesObject) => void,
-    ) => {
+    /** Lists and watches `w`; a watch the server closes is opened again from a fresh list (`reset` first). */
+    const open = (w: WatchedObjects, onObject: (type: string, o: KubernetesObject) => void, reset: () => void) => {
       if (finished) return;
       client
-        .watch(
-          path,
-          query,
+        .listAndWatch(
+          w,
           (type, object) => {
+            // The server's refusal of the watch (a Status object): said when the rollout times out.
+            if (type === 'ERROR') lastStep = `watch refused: ${(object as { message?: string }).message ?? 'unknown'}`;
             onObject(type, object);
             decide();
           },
-          () => setTimeout(() => open(path, query, onObject), 200).unref(), // closed by the server: reopen
+          () =>
+            setTimeout(() => {
+              if (finished) return;
+              reset();
+              open(w, onObject, reset);
+            }, 200).unref(),
         )
         .then(
           (stop) => (finished ? stop() : stops.push(stop)),
           (err: Error) => finish(() => reject(err)),
         );
     };
-    open(`/apis/apps/v1/namespaces/${namespace}/deployments`, { fieldSelector: `metadata.name=${name}` }, (type, o) => {
-      if (type === 'ADDED' || type === 'MODIFIED') deployment = o as V1Deployment;
-      if (type === 'DELETED')
-        finish(() => reject(new RolloutFailedError('Deleted', `${namespace}/${name} was deleted`)));
-    });
-    open(`/api/v1/namespaces/${namespace}/pods`, { labelSelector: podSelector }, (type, o) => {
-      const pod = o as V1Pod;
-      const key = pod.metadata?.name ?? '';
-      if (type === 'DELETED') pods.delete(key);
-      else if (type === 'ADDED' || type === 'MODIFIED') pods.set(key, pod);
-    });
+    open(
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        plural: 'deployments',
+        namespace,
+        fieldSelector: `metadata.name=${name}`,
+      },
+      (type, o) => {
+        if (type === 'ADDED' || type === 'MODIFIED') deployment = o as V1Deployment;
+        if (type === 'DELETED')
+          finish(() => reject(new RolloutFailedError('Deleted', `${namespace}/${name} was deleted`)));
+      },
+      () => {},
+    );
+    open(
+      { apiVersion: 'v1', kind: 'Pod', plural: 'pods', namespace, labelSelector: podSelector },
+      (type, o) => {
+        const pod = o as V1Pod;
+        const key = pod.metadata?.name ?? '';
+        if (type === 'DELETED') pods.delete(key);
+        else if (type === 'ADDED' || type === 'MODIFIED') pods.set(key, pod);
+      },
+      () => pods.clear(),
+    );
   });
 }
 
