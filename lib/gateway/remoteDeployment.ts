@@ -35,6 +35,24 @@ export interface RemoteEndpoint {
 /** Changes a revision's replica count where it runs. */
 export type RemoteScaler = (revision: string, replicas: number) => Promise<void>;
 
+/**
+ * What the gateway saw of a deployment's requests. Only the gateway sees them, so it reports them to
+ * where the deployment runs (the kubernetes target keeps them on the deployment's Service), and the
+ * target's status, the monitor's idle time among them, reads them from there.
+ */
+export interface RemoteActivity {
+  lastRequestAt: string | null;
+  requestsServed: number;
+  coldStarts: number;
+  lastWakeMs: number | null;
+}
+
+/** Records a deployment's activity where it runs. */
+export type ActivityReporter = (activity: RemoteActivity) => Promise<void>;
+
+/** How often at most a busy deployment's activity is reported (one API write per deployment per period). */
+export const ACTIVITY_REPORT_MS = 5_000;
+
 type Set = RevisionSet<{ name: string }>;
 
 export class RemoteDeployment implements Activatable {
@@ -46,12 +64,18 @@ export class RemoteDeployment implements Activatable {
   private readonly members = new Map<string, Replica>();
   private scalingUp = new Map<string, Promise<void>>();
   private lastActivityMs = Date.now();
+  private lastRequestAt: string | null = null;
+  private lastWakeMs: number | null = null;
+  /** Activity not reported yet, and when it last was. */
+  private unreported = false;
+  private lastReportMs = 0;
 
   constructor(
     readonly id: string,
     spec: RemoteSpec,
     private readonly scaler: RemoteScaler,
     private readonly log: (message: string) => void,
+    private readonly reporter?: ActivityReporter,
   ) {
     this.spec = spec;
     this.record = { access: spec.access, requestsServed: 0, coldStarts: 0 };
@@ -134,6 +158,29 @@ export class RemoteDeployment implements Activatable {
 
   touch(): void {
     this.lastActivityMs = Date.now();
+    this.lastRequestAt = new Date(this.lastActivityMs).toISOString();
+    this.unreported = true;
+  }
+
+  get activity(): RemoteActivity {
+    return {
+      lastRequestAt: this.lastRequestAt,
+      requestsServed: this.record.requestsServed,
+      coldStarts: this.record.coldStarts,
+      lastWakeMs: this.lastWakeMs,
+    };
+  }
+
+  /** Sends the activity to the reporter: now, or (`whenDue`) once ACTIVITY_REPORT_MS passed since the last. */
+  private reportActivity(whenDue: boolean): void {
+    if (!this.reporter || !this.unreported) return;
+    if (whenDue && Date.now() - this.lastReportMs < ACTIVITY_REPORT_MS) return;
+    this.unreported = false;
+    this.lastReportMs = Date.now();
+    this.reporter(this.activity).catch((err: Error) => {
+      this.unreported = true;
+      this.log(`deployment "${this.id}": reporting its activity failed: ${err.message}`);
+    });
   }
 
   liveSet(name: string): Set {
@@ -150,7 +197,12 @@ export class RemoteDeployment implements Activatable {
       const r = this.spec.revisions.find((x) => x.name === set.name);
       const to = Math.max(1, withinAutoscalingBounds(r?.replicas ?? this.spec.replicas, this.spec.autoscaling));
       const started = performance.now();
-      if (byRequest) this.record.coldStarts++;
+      if (byRequest) {
+        this.record.coldStarts++;
+        // Reported before the pods are up: whoever reads the status then sees this request, not the idle time before it.
+        this.touch();
+        this.reportActivity(false);
+      }
       set.desired = to;
       up = this.scaler(set.name, to)
         .then(() => this.log(`deployment "${this.id}" revision "${set.name}": 0 → ${to} (wake)`))
@@ -162,9 +214,11 @@ export class RemoteDeployment implements Activatable {
       this.scalingUp.set(set.name, up);
       void up.then(
         () =>
-          set
-            .nextReady()
-            .then(() => this.log(`deployment "${this.id}" woke in ${Math.round(performance.now() - started)} ms`)),
+          set.nextReady().then(() => {
+            this.lastWakeMs = Math.round(performance.now() - started);
+            this.unreported = true;
+            this.log(`deployment "${this.id}" woke in ${this.lastWakeMs} ms`);
+          }),
         () => set.notifyReady(),
       );
     }
@@ -177,6 +231,7 @@ export class RemoteDeployment implements Activatable {
    */
   tick(): void {
     if (this.destroyed) return;
+    this.reportActivity(true);
     const now = performance.now();
     for (const set of this.revisions.values()) {
       if (!set.autoscaler || set.desired === 0 || this.scalingUp.has(set.name)) continue;

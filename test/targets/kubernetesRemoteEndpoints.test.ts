@@ -2,7 +2,8 @@
  * The gateway serving replicas it does not run (the kubernetes target's pods, here real HTTP servers
  * on 127.0.0.1 standing in for pod IPs): traffic split across revisions, a request held while a
  * revision at zero is scaled up through the scaler and forwarded once an endpoint is ready, and idle
- * scale to zero through the same scaler. No cluster needed.
+ * scale to zero through the same scaler, and what the gateway saw of the requests reported to where the
+ * deployment runs. No cluster needed.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Gateway, startGateway } from '../../lib/gateway/gateway';
-import { RemoteDeployment, type RemoteSpec } from '../../lib/gateway/remoteDeployment';
+import { type RemoteActivity, RemoteDeployment, type RemoteSpec } from '../../lib/gateway/remoteDeployment';
 
 /** A server answering with its own name, as a pod would with its revision. */
 async function endpointServer(name: string): Promise<{ port: number; close(): Promise<void> }> {
@@ -138,6 +139,36 @@ describe('gateway with remote endpoints', () => {
     for (const a of answers) assert.deepEqual(a, { status: 200, body: { served: `${id}:v1`, path: '/v2/models' } });
     assert.deepEqual(scaleCalls, [['v1', 1]], 'one scale-up for all held requests');
     assert.equal(remote.record.coldStarts, 1);
+  });
+
+  it('reports its activity: at once when a request wakes it (before the pods are up), then at most every few seconds', async () => {
+    const id = 'activity';
+    const reports: Array<{ activity: RemoteActivity; scaled: number }> = [];
+    scaleCalls.length = 0;
+    const remote = new RemoteDeployment(
+      id,
+      spec({ revisions: [{ name: 'v1' }], traffic: { split: { v1: 100 }, rules: [] } }),
+      scalerFor(id),
+      () => {},
+      async (activity) => {
+        reports.push({ activity, scaled: scaleCalls.length });
+      },
+    );
+    remotes.set(id, remote);
+    const before = Date.now();
+    const res = await fetch(`${gateway.url}/d/${id}/x`);
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+    assert.equal(reports.length, 1, 'the wake is reported at once');
+    assert.equal(reports[0].scaled, 0, 'before the scale-up');
+    assert.ok(Date.parse(reports[0].activity.lastRequestAt!) >= before - 1);
+    assert.equal(reports[0].activity.coldStarts, 1);
+    // Served since: due only after ACTIVITY_REPORT_MS, so a tick now sends nothing.
+    remote.tick();
+    assert.equal(reports.length, 1);
+    for (let i = 0; i < 3; i++) await (await fetch(`${gateway.url}/d/${id}/x`)).arrayBuffer();
+    assert.equal(remote.activity.requestsServed, 4);
+    assert.ok(remote.activity.lastWakeMs !== null && remote.activity.lastWakeMs >= 0);
   });
 
   it('scales an idle revision to zero through the scaler', async () => {

@@ -3,14 +3,16 @@
  * Services that record each deployment's spec, the revisions' Deployments (their replica counts) and
  * their pods (ready ones are the endpoints), kept as RemoteDeployments the gateway routes to. The
  * gateway's activator, traffic split and concurrency autoscaler then work on pods as on its own
- * replicas; a count they change goes to the Deployment's scale subresource.
+ * replicas; a count they change goes to the Deployment's scale subresource. What the gateway saw of
+ * the requests (the last one, counts, the last wake) goes to an annotation of the Service, at most
+ * every few seconds, where the target's status reads it.
  */
 import type { KubernetesObject, V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node';
 import { RemoteDeployment, type RemoteEndpoint, type RemoteSpec } from '../../gateway/remoteDeployment';
 import { SERVER_PORT } from '../../image/imageKinds';
-import type { ClusterClient } from './clusterClient';
+import type { ClusterClient, WatchedObjects } from './clusterClient';
 import { podReady, recordedSpec } from './kubernetesTarget';
-import { ANNOTATIONS, MANAGED_SELECTOR, revisionObjectName } from './objectNames';
+import { ANNOTATIONS, MANAGED_SELECTOR, revisionObjectName, serviceName } from './objectNames';
 
 const TICK_MS = 200;
 
@@ -40,9 +42,13 @@ export class KubernetesEndpoints {
   /** Starts the watches; resolves once each has been opened. */
   async start(): Promise<void> {
     await Promise.all([
-      this.follow('/api/v1/services', this.services, (o) => this.syncService(o as V1Service)),
-      this.follow('/apis/apps/v1/deployments', this.workloads, (o) => this.syncOwner(o)),
-      this.follow('/api/v1/pods', this.pods, (o) => this.syncOwner(o)),
+      this.follow({ apiVersion: 'v1', kind: 'Service', plural: 'services' }, this.services, (o) =>
+        this.syncService(o as V1Service),
+      ),
+      this.follow({ apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments' }, this.workloads, (o) =>
+        this.syncOwner(o),
+      ),
+      this.follow({ apiVersion: 'v1', kind: 'Pod', plural: 'pods' }, this.pods, (o) => this.syncOwner(o)),
     ]);
   }
 
@@ -58,38 +64,53 @@ export class KubernetesEndpoints {
   }
 
   /**
-   * Keeps `into` equal to the objects at `path` with Ferry's labels: a watch without a resourceVersion
-   * first replays every object (ADDED), so one closed by the server is simply opened again from empty.
+   * Keeps `into` equal to the objects of `kind` (every namespace) with Ferry's labels: listed, then
+   * watched. A watch the server closes (its timeout, an API server restart) is listed and watched
+   * again, retried until the API server answers; objects gone in between are dropped then, and the
+   * others stay routable meanwhile.
    */
   private async follow<T extends KubernetesObject>(
-    path: string,
+    kind: Omit<WatchedObjects, 'labelSelector'>,
     into: Map<string, T>,
     changed: (o: T) => void,
   ): Promise<void> {
+    const reopen = (delayMs: number) =>
+      setTimeout(
+        () =>
+          open().catch((e: Error) => {
+            this.log(`kubernetes watch of ${kind.plural}: ${e.message}; retrying`);
+            reopen(2000);
+          }),
+        delayMs,
+      ).unref();
     const open = async (): Promise<void> => {
       if (this.closed) return;
-      const stale = [...into.values()];
-      into.clear();
-      for (const o of stale) changed(o);
-      const stop = await this.client.watch(
-        path,
-        { labelSelector: MANAGED_SELECTOR },
+      const before = new Map(into);
+      const seen = new Set<string>();
+      const stop = await this.client.listAndWatch(
+        { ...kind, labelSelector: MANAGED_SELECTOR },
         (type, o) => {
-          if (type === 'DELETED') into.delete(keyOf(o));
-          else if (type === 'ADDED' || type === 'MODIFIED') into.set(keyOf(o), o as T);
+          const key = keyOf(o);
+          seen.add(key);
+          if (type === 'DELETED') into.delete(key);
+          else if (type === 'ADDED' || type === 'MODIFIED') into.set(key, o as T);
           else return;
           changed(o as T);
         },
         (err) => {
           if (this.closed) return;
-          if (err) this.log(`kubernetes watch of ${path} closed: ${(err as Error).message ?? err}; reopening`);
-          setTimeout(
-            () => open().catch((e: Error) => this.log(`kubernetes watch of ${path}: ${e.message}`)),
-            500,
-          ).unref();
+          if (err) this.log(`kubernetes watch of ${kind.plural} closed: ${(err as Error).message ?? err}; reopening`);
+          reopen(500);
         },
       );
-      this.stops.push(stop);
+      // Deleted while no watch was open: not in the list.
+      for (const [key, o] of before) {
+        if (seen.has(key)) continue;
+        into.delete(key);
+        changed(o);
+      }
+      if (this.closed) stop();
+      else this.stops.push(stop);
     };
     await open();
   }
@@ -135,6 +156,11 @@ export class KubernetesEndpoints {
         spec,
         (revision, replicas) => this.client.scale(namespace, revisionObjectName(id, revision), replicas),
         this.log,
+        async (activity) => {
+          await this.client.annotateService(namespace, serviceName(id), {
+            [ANNOTATIONS.activity]: JSON.stringify(activity),
+          });
+        },
       );
       this.deployments.set(id, { namespace, remote });
     }

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Deployment, V1Pod, V1Service } from '@kubernetes/client-node';
 import { applyScalingChange, type ParsedSpec, parseDeploymentSpec } from '../../gateway/deploymentSpec';
+import type { RemoteActivity } from '../../gateway/remoteDeployment';
 import { mergeReplicaMetrics } from '../../gateway/replicaMetrics';
 import { withinAutoscalingBounds } from '../../gateway/revisionSet';
 import { normalizeTrafficPolicy } from '../../gateway/trafficPolicy';
@@ -366,10 +367,7 @@ export class KubernetesTarget implements DeploymentTarget {
       image: { ...first.image!, digest: first.image!.reference },
       createdAt: service.metadata?.annotations?.[ANNOTATIONS.createdAt] ?? '',
       runningSince: desired === 0 ? null : (deployments[0]?.metadata?.creationTimestamp?.toString() ?? null),
-      lastRequestAt: null,
-      requestsServed: 0,
-      coldStarts: 0,
-      lastWakeMs: null,
+      ...recordedActivity(service),
       restarts,
       revisions,
       traffic: spec.traffic,
@@ -406,6 +404,18 @@ export function recordedSpec(service: V1Service): RecordedSpec {
       `Service ${service.metadata?.namespace}/${service.metadata?.name} has no ${ANNOTATIONS.spec} annotation`,
     );
   return JSON.parse(text) as RecordedSpec;
+}
+
+/** What the gateway reported of the deployment's requests (none yet: nothing served). */
+function recordedActivity(service: V1Service): RemoteActivity {
+  const none: RemoteActivity = { lastRequestAt: null, requestsServed: 0, coldStarts: 0, lastWakeMs: null };
+  const text = service.metadata?.annotations?.[ANNOTATIONS.activity];
+  if (!text) return none;
+  try {
+    return { ...none, ...(JSON.parse(text) as Partial<RemoteActivity>) };
+  } catch {
+    return none;
+  }
 }
 
 export function podReady(p: V1Pod): boolean {

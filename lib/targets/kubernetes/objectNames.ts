@@ -22,6 +22,8 @@ export const ANNOTATIONS = {
   spec: 'ferry.dev/spec',
   /** On the Service: when the deployment was first created (the status's createdAt). */
   createdAt: 'ferry.dev/created-at',
+  /** On the Service: what the gateway saw of the requests (JSON RemoteActivity), written by the gateway. */
+  activity: 'ferry.dev/activity',
 } as const;
 
 export const MANAGED_BY = 'ferry';
