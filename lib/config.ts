@@ -97,8 +97,8 @@ function dir(name: string): string {
 }
 
 /**
- * The dev stack's own credentials (FERRY_S3_ACCESS_KEY, FERRY_S3_SECRET_KEY, FERRY_REGISTRY_USER,
- * FERRY_REGISTRY_PASSWORD): made per install by infra/stack.sh on its first start, in this file of its
+ * The dev stack's own credentials (FERRY_PG_PASSWORD, FERRY_S3_ACCESS_KEY, FERRY_S3_SECRET_KEY,
+ * FERRY_REGISTRY_USER, FERRY_REGISTRY_PASSWORD): made per install by infra/stack.sh on its first start, in this file of its
  * state dir (mode 0600, defaults.env's format). A variable set in the environment wins over a line.
  */
 export const STACK_CREDENTIALS_FILE = 'stack-credentials.env';
@@ -122,6 +122,16 @@ export function readStackCredentials(stateDir: string): Record<string, string> {
     return parseStackDefaults(text, file);
   }
   return {};
+}
+
+/**
+ * The Postgres role's password: the per-install one; for a stack first started before it was one (its
+ * credentials file has no FERRY_PG_PASSWORD line yet), the one such stacks were made with until the next
+ * `stack.sh start` makes and sets one; empty when the stack was never started. infra/stack.sh does the same.
+ */
+function postgresPassword(given: string | undefined, stackCredentials: Record<string, string>): string {
+  if (given !== undefined) return given;
+  return Object.keys(stackCredentials).length ? stackDefault('FERRY_PG_LEGACY_PASSWORD') : '';
 }
 
 /**
@@ -339,7 +349,7 @@ export function loadConfig(): FerryConfig {
   const temporalUiPort = num('FERRY_TEMPORAL_UI_PORT');
   const pgPort = num('FERRY_PG_PORT');
   const pgUser = encodeURIComponent(str('FERRY_PG_USER'));
-  const pgPassword = encodeURIComponent(str('FERRY_PG_PASSWORD'));
+  const pgPassword = encodeURIComponent(postgresPassword(credential('FERRY_PG_PASSWORD'), stackCredentials));
   const pgDatabase = encodeURIComponent(str('FERRY_PG_DATABASE'));
   const s3Port = num('FERRY_S3_PORT');
   const registryPort = num('FERRY_REGISTRY_PORT');

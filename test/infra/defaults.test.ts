@@ -127,9 +127,10 @@ describe('stack defaults: lib/config.ts and infra/stack.sh', () => {
 
   test('the defaults are what a fresh clone gets', async () => {
     const config = await configIn(cleanEnv());
-    assert.equal(
-      config.postgres.url,
-      `postgres://${defaults.FERRY_PG_USER}:${defaults.FERRY_PG_PASSWORD}@127.0.0.1:${defaults.FERRY_PG_PORT}/${defaults.FERRY_PG_DATABASE}`,
+    const db = new URL(config.postgres.url);
+    assert.deepEqual(
+      [db.username, db.host, db.pathname.slice(1)],
+      [defaults.FERRY_PG_USER, `127.0.0.1:${defaults.FERRY_PG_PORT}`, defaults.FERRY_PG_DATABASE],
     );
     assert.equal(config.stateDir, path.join(repoRoot, defaults.FERRY_STATE_DIR));
     assert.equal(config.worker.metricsPort, Number(defaults.FERRY_WORKER_METRICS_PORT));
@@ -153,12 +154,19 @@ describe('stack defaults: lib/config.ts and infra/stack.sh', () => {
  * readers take them from there, the environment winning. `stack.sh credentials` starts nothing.
  */
 describe('stack credentials: per install, in the state dir', () => {
-  const NAMES = ['FERRY_S3_ACCESS_KEY', 'FERRY_S3_SECRET_KEY', 'FERRY_REGISTRY_USER', 'FERRY_REGISTRY_PASSWORD'];
+  const NAMES = [
+    'FERRY_PG_PASSWORD',
+    'FERRY_S3_ACCESS_KEY',
+    'FERRY_S3_SECRET_KEY',
+    'FERRY_REGISTRY_USER',
+    'FERRY_REGISTRY_PASSWORD',
+  ];
   const scratch = mkdtempSync(path.join(tmpdir(), 'ferry-credentials-test-'));
   after(() => rmSync(scratch, { recursive: true, force: true }));
 
   function fromConfig(config: FerryConfig): Record<string, string | undefined> {
     return {
+      FERRY_PG_PASSWORD: decodeURIComponent(new URL(config.postgres.url).password),
       FERRY_S3_ACCESS_KEY: config.s3.accessKeyId,
       FERRY_S3_SECRET_KEY: config.s3.secretAccessKey,
       FERRY_REGISTRY_USER: config.registry.credentials?.username,
@@ -166,7 +174,7 @@ describe('stack credentials: per install, in the state dir', () => {
     };
   }
 
-  test('defaults.env has no S3 keys or registry password: nothing fixed to guess', () => {
+  test('defaults.env has no Postgres password, S3 keys or registry password: nothing fixed to guess', () => {
     for (const name of NAMES) assert.ok(!(name in defaults), `${name} has no default`);
   });
 
@@ -189,6 +197,13 @@ describe('stack credentials: per install, in the state dir', () => {
     assert.deepEqual(aAgain, a, 'a second run keeps what the first made');
     assert.notEqual(a.FERRY_S3_SECRET_KEY, b.FERRY_S3_SECRET_KEY, 'another install, other keys');
     assert.notEqual(a.FERRY_REGISTRY_PASSWORD, b.FERRY_REGISTRY_PASSWORD);
+    assert.notEqual(a.FERRY_PG_PASSWORD, b.FERRY_PG_PASSWORD);
+    assert.match(a.FERRY_PG_PASSWORD, /^[0-9a-f]{48}$/);
+    assert.equal(
+      (await stackEnvIn(cleanEnv({ FERRY_STATE_DIR: path.join(scratch, 'a') }))).FERRY_DATABASE_URL,
+      `postgres://${defaults.FERRY_PG_USER}:${a.FERRY_PG_PASSWORD}@127.0.0.1:${defaults.FERRY_PG_PORT}/${defaults.FERRY_PG_DATABASE}`,
+      "stack.sh's URL has the install's password",
+    );
     assert.match(a.FERRY_S3_SECRET_KEY, /^[0-9a-f]{48}$/);
     assert.match(a.FERRY_REGISTRY_PASSWORD, /^[0-9a-f]{48}$/);
   });
@@ -198,7 +213,7 @@ describe('stack credentials: per install, in the state dir', () => {
     mkdirSync(stateDir, { recursive: true });
     writeFileSync(
       path.join(stateDir, STACK_CREDENTIALS_FILE),
-      'FERRY_S3_ACCESS_KEY=file-key\nFERRY_S3_SECRET_KEY=file-secret\nFERRY_REGISTRY_USER=file-user\nFERRY_REGISTRY_PASSWORD=file-pw\n',
+      'FERRY_PG_PASSWORD=file-pg\nFERRY_S3_ACCESS_KEY=file-key\nFERRY_S3_SECRET_KEY=file-secret\nFERRY_REGISTRY_USER=file-user\nFERRY_REGISTRY_PASSWORD=file-pw\n',
       { mode: 0o600 },
     );
     const env = cleanEnv({
@@ -207,6 +222,7 @@ describe('stack credentials: per install, in the state dir', () => {
       FERRY_REGISTRY_PASSWORD: 'env-pw',
     });
     const want = {
+      FERRY_PG_PASSWORD: 'file-pg',
       FERRY_S3_ACCESS_KEY: 'file-key',
       FERRY_S3_SECRET_KEY: 'env-secret',
       FERRY_REGISTRY_USER: 'file-user',
@@ -215,6 +231,29 @@ describe('stack credentials: per install, in the state dir', () => {
     assert.deepEqual(fromConfig(await configIn(env)), want);
     const stack = await stackEnvIn(env);
     assert.deepEqual(Object.fromEntries(NAMES.map((name) => [name, stack[name]])), want);
+  });
+
+  test('a stack first started before the Postgres password was per install keeps its old one until start makes one', async () => {
+    const stateDir = path.join(scratch, 'older-stack');
+    mkdirSync(stateDir, { recursive: true });
+    const file = path.join(stateDir, STACK_CREDENTIALS_FILE);
+    writeFileSync(
+      file,
+      'FERRY_S3_ACCESS_KEY=k\nFERRY_S3_SECRET_KEY=s\nFERRY_REGISTRY_USER=u\nFERRY_REGISTRY_PASSWORD=p\n',
+      {
+        mode: 0o600,
+      },
+    );
+    const env = cleanEnv({ FERRY_STATE_DIR: stateDir });
+    const legacy = defaults.FERRY_PG_LEGACY_PASSWORD;
+    assert.equal(fromConfig(await configIn(env)).FERRY_PG_PASSWORD, legacy);
+    assert.match((await stackEnvIn(env)).FERRY_DATABASE_URL, new RegExp(`^postgres://\\w+:${legacy}@`));
+    // `stack.sh credentials` (as `start` does) adds the one line that is missing and keeps the others.
+    await run('bash', [path.join(repoRoot, 'infra/stack.sh'), 'credentials'], { env });
+    const made = fromConfig(await configIn(env));
+    assert.match(made.FERRY_PG_PASSWORD ?? '', /^[0-9a-f]{48}$/);
+    assert.equal(made.FERRY_S3_SECRET_KEY, 's');
+    assert.match((await stackEnvIn(env)).FERRY_DATABASE_URL, new RegExp(`:${made.FERRY_PG_PASSWORD}@`));
   });
 
   test("a Ferry process with a state dir of its own uses the default state dir's credentials", async () => {
@@ -260,10 +299,9 @@ describe('stack defaults: docker-compose.yml', () => {
       'FERRY_API_PORT',
     ])
       assert.equal(composeValue(name), defaults[name], name);
-    const db = new URL(composeValue('FERRY_DATABASE_URL'));
-    assert.deepEqual(
-      [db.username, db.password, db.pathname.slice(1)],
-      [defaults.FERRY_PG_USER, defaults.FERRY_PG_PASSWORD, defaults.FERRY_PG_DATABASE],
+    assert.equal(
+      composeValue('FERRY_DATABASE_URL'),
+      `postgres://${defaults.FERRY_PG_USER}:\${FERRY_PG_PASSWORD:?run: bash infra/stack.sh credentials (see the header)}@postgres:5432/${defaults.FERRY_PG_DATABASE}`,
     );
     // inside the network the gateway and API listen on their FERRY_*_PORT, which the host port maps to
     for (const name of ['FERRY_GATEWAY_PORT', 'FERRY_API_PORT']) {
@@ -276,7 +314,7 @@ describe('stack defaults: docker-compose.yml', () => {
 
   test('postgres and seaweedfs are set up with the same role, database, bucket and keys', () => {
     assert.equal(composeValue('POSTGRES_USER'), defaults.FERRY_PG_USER);
-    assert.equal(composeValue('POSTGRES_PASSWORD'), defaults.FERRY_PG_PASSWORD);
+    assert.equal(composeValue('POSTGRES_PASSWORD'), '*pg-password');
     assert.equal(composeValue('POSTGRES_DB'), defaults.FERRY_PG_DATABASE);
     const healthCheck = `pg_isready, -U, ${defaults.FERRY_PG_USER}, -d, ${defaults.FERRY_PG_DATABASE}]`;
     assert.ok(compose.includes(healthCheck), `the health check asks for the same role and database: ${healthCheck}`);
@@ -288,6 +326,7 @@ describe('stack defaults: docker-compose.yml', () => {
 
   test("the credentials come from the environment (stack.sh credentials), the same for Ferry's containers and the services", () => {
     for (const name of [
+      'FERRY_PG_PASSWORD',
       'FERRY_S3_ACCESS_KEY',
       'FERRY_S3_SECRET_KEY',
       'FERRY_REGISTRY_USER',
