@@ -4,5 +4,6 @@ export { buildAndPushModelImage } from './container';
 export { deployToLocalTarget } from './deploy';
 export { collectDeploymentMetrics, destroyDeployment, hibernateDeployment } from './monitor';
 export { accountInterval, recordAnomalyTransition, sendAnomalyAlert } from './monitor/cost';
+export { applyPredictiveFloor } from './monitor/predictive';
 export { measureOptimizationCandidates, recordOptimizationChoice } from './optimize';
 export { ingestModel } from './upload/ingestModel';

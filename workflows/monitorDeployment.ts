@@ -15,6 +15,7 @@
  * canaries and scaling changed at the target since the deploy). Its status says how to deploy again.
  */
 import {
+  ActivityFailure,
   condition,
   continueAsNew,
   patched,
@@ -52,6 +53,38 @@ const alerts = proxyActivities<typeof activities>({
  */
 const COLLECTIONS_PER_RUN = 200;
 const ANALYTICS_PATCH = 'monitor-cost-accounting';
+
+/**
+ * The predictive floor at this collection (mode on or forecast-only): the decision goes into the status.
+ * A failed forecast is recorded, not fatal: reactive scaling stays in charge. True when a floor above
+ * zero is in force on the target.
+ */
+async function predict(input: MonitorInput, status: MonitorStatus): Promise<boolean> {
+  const mode = input.settings.predictive ?? 'off';
+  if (mode === 'off') return false;
+  try {
+    status.predictive = await analytics.applyPredictiveFloor({
+      deploymentId: input.deploymentId,
+      ...onTarget(input),
+      mode,
+      intervalMs: input.settings.intervalMs,
+    });
+  } catch (err) {
+    const why = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
+    status.predictive = {
+      at: new Date().toISOString(),
+      mode,
+      floor: 0,
+      applied: false,
+      woke: false,
+      forecastPeakPerMinute: 0,
+      expectedRequests: 0,
+      leadMinutes: 0,
+      reason: `no forecast this interval: ${why}`,
+    };
+  }
+  return status.predictive.applied && status.predictive.floor > 0;
+}
 
 export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<MonitorStatus> {
   const status: MonitorStatus = {
@@ -94,7 +127,11 @@ export async function monitorDeploymentWorkflow(input: MonitorInput): Promise<Mo
     if (withAnalytics) await accountAndAlert(input, status, alertStates, previous, sample, stoppedAt);
     stoppedAt = undefined;
 
-    if (sample.servingState === 'running' && sample.idleMs >= input.settings.idleHibernateMs) {
+    // Predictive scaling only when the input asks for it (runs from before it have no such setting, so
+    // their histories replay unchanged). A floor in force keeps the deployment from being hibernated.
+    const floorHeld = await predict(input, status);
+
+    if (!floorHeld && sample.servingState === 'running' && sample.idleMs >= input.settings.idleHibernateMs) {
       const outcome = await acts.hibernateDeployment({
         deploymentId: input.deploymentId,
         idleMs: sample.idleMs,

@@ -4,6 +4,7 @@
  */
 
 import type { AlertState, SignalName } from '../lib/analytics/anomaly';
+import type { PredictiveMode } from '../lib/analytics/predictiveFloor';
 import type {
   AccuracyBudget,
   BenchmarkReport,
@@ -13,6 +14,7 @@ import type {
 } from '../lib/optimize/types';
 import type { TargetSpec } from '../lib/targets/targetSpec';
 
+export type { PredictiveMode } from '../lib/analytics/predictiveFloor';
 // The optimize stage's types live with the engine (lib/ never imports from workflows/); here for every caller.
 export type {
   AccuracyBudget,
@@ -70,6 +72,11 @@ export interface MonitorSettings {
    * at which Temporal suggests it). Fewer keeps each history shorter to read in the Web UI.
    */
   collectionsPerRun?: number;
+  /**
+   * Predictive scaling: `on` keeps a replica floor ahead of the forecast rise (waking from zero before
+   * it), `forecast-only` records the forecast and the floor it would set, `off` (the default) neither.
+   */
+  predictive?: PredictiveMode;
 }
 
 export interface DeployModelInput {
@@ -231,6 +238,24 @@ export interface MonitorStatus {
   cost?: MonitorCost;
   /** Anomalies open now, by signal. */
   anomalies?: Array<{ signal: SignalName; since: string; peakScore: number }>;
+  /** The last predictive decision (with `predictive` on or forecast-only). */
+  predictive?: PredictiveOutcome;
+}
+
+/** What the predictive floor decided at a collection, and whether it was set on the target. */
+export interface PredictiveOutcome {
+  at: string;
+  mode: PredictiveMode;
+  /** The floor decided (replicas); 0 or the configured minimum when no rise is forecast. */
+  floor: number;
+  /** True when the floor was set on the target (mode `on`, and a target that takes a floor). */
+  applied: boolean;
+  /** True when the floor woke the hibernated deployment. */
+  woke: boolean;
+  forecastPeakPerMinute: number;
+  expectedRequests: number;
+  leadMinutes: number;
+  reason: string;
 }
 
 export interface MetricsSnapshot {

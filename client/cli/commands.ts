@@ -1,7 +1,7 @@
 /** The `ferry` commands that talk to a running Ferry (Temporal, the gateway) through the SDK. */
 import { readFile } from 'node:fs/promises';
 import { formatTradeoffTable, tableFootnotes } from '../../lib/optimize/table';
-import type { DeploymentStatus, OptimizeSettings } from '../../workflows/types';
+import type { DeploymentStatus, OptimizeSettings, PredictiveMode } from '../../workflows/types';
 import { type FerryClient, FerryError, type InferRequest } from '../sdk';
 import { bar, describeHeartbeat, formatBytes, StageProgressPrinter } from './progress';
 
@@ -12,6 +12,8 @@ export interface DeployCommandOptions {
   replicas?: number;
   approvalTimeoutMs?: number;
   idleHibernateMs?: number;
+  /** The monitor's predictive scaling (default off). */
+  predictive?: PredictiveMode;
   wait: boolean;
   optimize?: OptimizeSettings;
   /** Deploy as a canary revision of a live deployment (see DeployOptions.canary). */
@@ -36,7 +38,10 @@ export async function deployCommand(
     mode: opts.review ? 'review' : 'one-click',
     replicas: opts.replicas,
     approvalTimeoutMs: opts.approvalTimeoutMs,
-    monitor: opts.idleHibernateMs ? { idleHibernateMs: opts.idleHibernateMs } : undefined,
+    monitor: {
+      ...(opts.idleHibernateMs ? { idleHibernateMs: opts.idleHibernateMs } : {}),
+      ...(opts.predictive && opts.predictive !== 'off' ? { predictive: opts.predictive } : {}),
+    },
     optimize: opts.optimize,
     canary: opts.canary,
     // The CLI acts for this machine's operator, so it may deploy into any project (`default` unless named);
@@ -173,6 +178,12 @@ export async function statusCommand(ferry: FerryClient, ref: string, json: boole
       );
     for (const a of serving.anomalies ?? [])
       console.log(`  Anomaly: ${a.signal} since ${a.since} (score ${a.peakScore.toFixed(1)})`);
+    const p = serving.predictive;
+    if (p)
+      console.log(
+        `  Predictive (${p.mode}): floor ${p.floor}${p.applied ? ' (set)' : ''}${p.woke ? ', woke it' : ''}; ` +
+          `${p.reason} (${p.expectedRequests.toFixed(0)} requests expected in ${p.leadMinutes} min, at ${p.at})`,
+      );
   }
   if (status.canary) {
     // The workflow says what the deploy stage did; the gateway says what is served now (after a promote or a rollback).

@@ -16,7 +16,8 @@
  */
 import type { Forecaster } from './forecast';
 
-export type PredictiveMode = 'on' | 'off' | 'forecast-only';
+export const PREDICTIVE_MODES = ['on', 'off', 'forecast-only'] as const;
+export type PredictiveMode = (typeof PREDICTIVE_MODES)[number];
 
 export interface FloorInput {
   mode: PredictiveMode;

@@ -362,4 +362,21 @@ export class FerryRepository {
       replicas: r.replicas,
     }));
   }
+
+  /**
+   * Requests per minute over the last `minutes` minutes up to `now` (oldest first, the last entry the
+   * current minute, 0 for minutes without a collection): the forecaster's history.
+   */
+  async requestsPerMinute(deploymentId: string, minutes: number, now: Date = new Date()): Promise<number[]> {
+    const res = await this.pool.query(
+      `SELECT m.minute, COALESCE(SUM(d.requests_delta), 0) AS requests
+       FROM generate_series(date_trunc('minute', $2::timestamptz) - ($3::int - 1) * interval '1 minute',
+                            date_trunc('minute', $2::timestamptz), interval '1 minute') AS m(minute)
+       LEFT JOIN deployment_metrics d ON d.deployment_id = $1
+         AND d.collected_at >= m.minute AND d.collected_at < m.minute + interval '1 minute'
+       GROUP BY m.minute ORDER BY m.minute`,
+      [deploymentId, now.toISOString(), minutes],
+    );
+    return res.rows.map((r) => Number(r.requests));
+  }
 }

@@ -76,8 +76,11 @@ export interface ScaleDecision {
   /** Average concurrency over the stable and the panic window. */
   stableConcurrency: number;
   panicConcurrency: number;
-  /** Why `desired` is what it is: panic | stable | delay (held up by the scale-down delay). */
-  reason: 'panic' | 'stable' | 'delay';
+  /**
+   * Why `desired` is what it is: panic | stable | delay (held up by the scale-down delay) | floor (held
+   * up by a floor set from outside, such as the monitor's predictive floor).
+   */
+  reason: 'panic' | 'stable' | 'delay' | 'floor';
 }
 
 /**
@@ -172,9 +175,11 @@ export class ConcurrencyAutoscaler {
 
   /**
    * The replica count to run now. `ready`: ready replicas; `current`: the count currently desired
-   * (panic mode never goes below it).
+   * (panic mode never goes below it); `floor`: a lower bound above minReplicas, for now (capped at
+   * maxReplicas). A floor only ever adds replicas, and once it goes they leave with the usual
+   * scale-down delay, like any count no longer wanted.
    */
-  decide(now: number, ready: number, current: number): ScaleDecision {
+  decide(now: number, ready: number, current: number, floor = 0): ScaleDecision {
     const s = this.settings;
     this.concurrency.sample(now, Math.max(s.stableWindowMs, s.panicWindowMs) + 1000);
     const stableConcurrency = this.concurrency.average(s.stableWindowMs, now);
@@ -187,7 +192,9 @@ export class ConcurrencyAutoscaler {
     const panic = now < this.panicUntil;
     const raw = clamp(panic ? Math.max(replicasFor(panicConcurrency), current) : replicasFor(stableConcurrency));
 
-    this.wanted.push({ t: now, desired: raw });
+    // The floor counts as wanted, so its replicas, too, go only after the scale-down delay once it lapses.
+    const floored = Math.max(raw, Math.min(s.maxReplicas, floor));
+    this.wanted.push({ t: now, desired: floored });
     while (this.wanted.length > 1 && this.wanted[0].t < now - s.scaleDownDelayMs) this.wanted.shift();
     const desired = Math.max(...this.wanted.map((w) => w.desired));
     const decision: ScaleDecision = {
@@ -195,7 +202,7 @@ export class ConcurrencyAutoscaler {
       panic,
       stableConcurrency,
       panicConcurrency,
-      reason: desired > raw ? 'delay' : panic ? 'panic' : 'stable',
+      reason: desired > raw ? (desired === floored ? 'floor' : 'delay') : panic ? 'panic' : 'stable',
     };
     this.last = decision;
     return decision;

@@ -20,6 +20,9 @@
  *            no replica restarts, a hibernated deployment stays hibernated                          (operate)
  *   GET    /_ferry/deployments/{id}              → status, or 404                                 (read)
  *   DELETE /_ferry/deployments/{id}              → 204, whether or not it existed (idempotent)    (operate)
+ *   PUT    /_ferry/deployments/{id}/floor        body {replicas, ttlMs} → status: at least that many replicas of the
+ *            revision with the most traffic until the lease ends (0 clears it); above 0 it wakes a hibernated
+ *            deployment and holds off scale to zero (the monitor's predictive floor)               (operate)
  *   POST   /_ferry/deployments/{id}/hibernate    → status                                         (operate)
  *   POST   /_ferry/deployments/{id}/wake         → status once a replica is ready                 (operate)
  *   POST   /_ferry/deployments/{id}/replicas/{pid}/drain  body {reason?, zone?, instanceId?} → status: that replica
@@ -46,6 +49,7 @@ import {
   errorResponses,
   prometheusText,
   replicaDrainRequest,
+  replicaFloor,
   replicaMetricsJson,
   replicaParams,
   scalingChange,
@@ -266,6 +270,13 @@ export async function buildControlApp(manager: DeploymentManager, access: Gatewa
     'Change replica counts, autoscaling or scale to zero; fields left out keep their values',
     scalingChange,
     (id, req) => manager.setScaling(id, req.body),
+  );
+  operation(
+    'PUT',
+    'floor',
+    'At least N replicas until the lease ends (0 clears it); wakes a hibernated deployment',
+    replicaFloor,
+    (id, req) => manager.setFloor(id, req.body as { replicas: number; ttlMs: number }),
   );
   operation('POST', 'hibernate', 'Stop every replica; the next request wakes it', undefined, (id) =>
     manager.hibernate(id),

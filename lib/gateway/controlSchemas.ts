@@ -162,6 +162,27 @@ export const scalingChange = {
   properties: { replicas, autoscaling, scaleToZeroAfterMs },
 } as const;
 
+/** PUT /floor: a lower bound on replicas for a while (the monitor's predictive floor, renewed each interval). */
+export const replicaFloor = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['replicas', 'ttlMs'],
+  properties: {
+    replicas: {
+      type: 'integer',
+      minimum: 0,
+      maximum: 64,
+      description: 'at least this many replicas; 0 clears the floor',
+    },
+    ttlMs: {
+      type: 'integer',
+      minimum: 1000,
+      maximum: 86_400_000,
+      description: 'how long the floor holds unless renewed: one its setter stops renewing lapses',
+    },
+  },
+} as const;
+
 const open = { type: 'object', additionalProperties: true } as const;
 const nullableString = { type: ['string', 'null'] } as const;
 const nullableNumber = { type: ['number', 'null'] } as const;

@@ -524,6 +524,13 @@ export class DeploymentManager {
     return d.status();
   }
 
+  /** PUT /_ferry/deployments/{id}/floor: a lower bound on replicas for `ttlMs` (0 clears it); wakes from zero. */
+  async setFloor(id: string, floor: { replicas: number; ttlMs: number }): Promise<DeploymentStatus> {
+    const d = this.require(id);
+    d.setFloor(floor.replicas, floor.ttlMs);
+    return d.status();
+  }
+
   async wake(id: string): Promise<DeploymentStatus> {
     const d = this.require(id);
     await d.wakeAll();

@@ -50,6 +50,8 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
   private hibernating = false;
   /** Epoch ms of the last request start or end, or of the last wake: the idle clock. */
   private lastActivityMs: number;
+  /** A lower bound set from outside (PUT /floor), held until `untilMs` (epoch ms) unless renewed. */
+  private floor: { replicas: number; untilMs: number } | undefined;
   private lastRequestMs: number | null;
 
   constructor(
@@ -356,6 +358,29 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
     await this.ctx.persist();
   }
 
+  /**
+   * At least `replicas` replicas of the revision with the most traffic for `ttlMs` (0 clears it): the
+   * monitor's predictive floor, renewed at each collection, so a floor its setter stops renewing lapses
+   * and reactive scaling is in charge again. Above 0 it wakes a hibernated deployment (without waiting
+   * for it here) and holds off scale to zero; it never removes a replica.
+   */
+  setFloor(replicas: number, ttlMs: number): void {
+    this.floor = replicas > 0 ? { replicas, untilMs: Date.now() + ttlMs } : undefined;
+    if (replicas > 0 && !this.destroyed && (this.record.state === 'hibernated' || this.waking)) {
+      this.ctx.log(`deployment "${this.id}": woken by its replica floor (${replicas})`);
+      this.wakeAll().catch((err: Error) =>
+        this.ctx.log(`deployment "${this.id}": wake for its floor failed: ${err.message}`),
+      );
+    }
+  }
+
+  /** The floor now (0 when none or lapsed), and the revision it holds up. */
+  private floorNow(): { replicas: number; revision: string | undefined } {
+    if (!this.floor || this.floor.untilMs <= Date.now()) return { replicas: 0, revision: undefined };
+    const split = Object.entries(this.record.traffic.split).sort((a, b) => b[1] - a[1]);
+    return { replicas: this.floor.replicas, revision: split[0]?.[0] ?? this.record.revisions[0].name };
+  }
+
   /** POST /wake: wakes from zero and waits until every revision runs its desired replicas. */
   async wakeAll(): Promise<void> {
     const first = this.revisions.get(this.record.revisions[0].name)!;
@@ -428,9 +453,15 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
     if (this.destroyed || this.record.state !== 'running' || this.waking || this.hibernating) return;
     let changed = false;
     const now = performance.now();
+    const floor = this.floorNow();
     for (const set of this.revisions.values()) {
       if (!set.autoscaler) continue;
-      const d = set.autoscaler.decide(now, set.readyCount(), set.desired);
+      const d = set.autoscaler.decide(
+        now,
+        set.readyCount(),
+        set.desired,
+        set.spec.name === floor.revision ? floor.replicas : 0,
+      );
       if (d.desired !== set.desired) {
         this.setDesired(set, d.desired, d.desired > set.desired ? d.reason : 'stable');
         changed = true;
@@ -440,6 +471,7 @@ export class LocalDeployment implements Activatable, Reconciled, StatusSource {
     const idleAfter = this.record.scaleToZeroAfterMs;
     if (
       idleAfter !== null &&
+      floor.replicas === 0 &&
       this.ops.pending === 0 &&
       Date.now() - this.lastActivityMs >= idleAfter &&
       this.inFlight() === 0 &&

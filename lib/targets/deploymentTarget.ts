@@ -135,6 +135,15 @@ export interface ScalingChange {
   scaleToZeroAfterMs?: number | null;
 }
 
+/**
+ * A lower bound on a deployment's replicas for a while (the monitor's predictive floor): `replicas` of
+ * the revision with the most traffic until `ttlMs` from now, unless renewed; 0 clears it.
+ */
+export interface ReplicaFloor {
+  replicas: number;
+  ttlMs: number;
+}
+
 export type DeploymentState = 'running' | 'hibernated' | 'waking';
 
 export interface ReplicaStatus {
@@ -290,6 +299,11 @@ export interface DeploymentTarget {
   setScaling(id: string, change: ScalingChange): Promise<DeploymentStatus>;
   /** Changes how requests are split between the deployment's revisions; no replica is restarted. */
   setTraffic(id: string, traffic: TrafficPolicy, opts?: ChangeOptions): Promise<DeploymentStatus>;
+  /**
+   * Sets a replica floor (above 0 it wakes a hibernated deployment). Optional: a target without it
+   * (kubernetes and ec2 for now) is scaled reactively only, and the monitor says so.
+   */
+  setReplicaFloor?(id: string, floor: ReplicaFloor): Promise<DeploymentStatus>;
   /** Stops all replicas; the endpoint stays and the next request wakes the deployment. */
   hibernate(id: string): Promise<DeploymentStatus>;
   wake(id: string): Promise<DeploymentStatus>;

@@ -9,6 +9,7 @@ import {
   type DeploymentStatus,
   type DeploymentTarget,
   type GatewayErrorCode,
+  type ReplicaFloor,
   type ScalingChange,
   type TrafficPolicy,
 } from './deploymentTarget';
@@ -75,6 +76,11 @@ export class LocalTarget implements DeploymentTarget {
   /** PUT /_ferry/deployments/{id}/traffic: e.g. {split: {v1: 90, v2: 10}} or {rules: [{header, value, revision}]}. */
   setTraffic(id: string, traffic: TrafficPolicy, opts: ChangeOptions = {}): Promise<DeploymentStatus> {
     return this.call('PUT', `/deployments/${encodeURIComponent(id)}/traffic`, traffic, id, 'json', opts.ifMatch);
+  }
+
+  /** PUT /_ferry/deployments/{id}/floor: at least `replicas` until the lease ends; wakes a hibernated deployment. */
+  setReplicaFloor(id: string, floor: ReplicaFloor): Promise<DeploymentStatus> {
+    return this.call('PUT', `/deployments/${encodeURIComponent(id)}/floor`, floor, id);
   }
 
   hibernate(id: string): Promise<DeploymentStatus> {

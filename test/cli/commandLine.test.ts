@@ -188,6 +188,10 @@ test("bad flag values get Ferry's messages, one line, exit 1, before anything is
       '"soon" is not a duration (examples: 500ms, 30s, 10m, 2h)',
     ],
     [['deploy', 'model.onnx', '--replicas', '0'], '--replicas must be a positive integer, got "0"'],
+    [
+      ['deploy', 'model.onnx', '--predictive', 'sometimes'],
+      '--predictive must be one of on, off, forecast-only, not "sometimes"',
+    ],
     [['deploy', 'model.onnx', '--canary-of', 'x'], '--canary-of needs --canary PERCENT'],
     [
       ['deploy', 'model.onnx', '--canary', '10', '--public'],

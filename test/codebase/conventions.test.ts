@@ -47,7 +47,12 @@ function offenders(files: string[], pattern: RegExp): string[] {
 const files = sourceFiles();
 
 test('the tree has the source folders this test walks', () => {
-  for (const must of ['lib/config.ts', 'workflows/deployModel.ts', 'client/sdk/runs.ts', 'runtime/server/settings.ts']) {
+  for (const must of [
+    'lib/config.ts',
+    'workflows/deployModel.ts',
+    'client/sdk/runs.ts',
+    'runtime/server/settings.ts',
+  ]) {
     assert.ok(files.includes(must), `${must} is walked`);
   }
 });

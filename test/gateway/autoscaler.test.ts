@@ -89,6 +89,27 @@ describe('ConcurrencyAutoscaler', () => {
     assert.equal(run(a, state, 5100, 20_000).desired, 3);
   });
 
+  test('a floor holds the count up (capped at max) and, once gone, leaves after the scale-down delay', () => {
+    const a = new ConcurrencyAutoscaler({ ...settings, panicThreshold: 10 }, 0);
+    const state = { desired: 1, ready: 1 };
+    assert.equal(run(a, state, 0, 2000).desired, 1, 'no load: minReplicas');
+    const held = a.decide(2100, 1, 1, 3);
+    assert.deepEqual([held.desired, held.reason], [3, 'floor']);
+    assert.equal(a.decide(2200, 3, 3, 50).desired, 10, 'a floor above maxReplicas is capped there');
+    // Load above the floor wins over it.
+    a.setConcurrency(16, 2200);
+    let d = held;
+    for (let t = 2300; t <= 14_000; t += 100) d = a.decide(t, d.desired, d.desired, 3);
+    assert.deepEqual([d.desired, d.reason], [8, 'stable']);
+    // The floor goes with the load: the count falls only after the 5 s scale-down delay.
+    a.setConcurrency(0, 14_000);
+    for (let t = 14_100; t <= 60_000; t += 100) {
+      d = a.decide(t, d.desired, d.desired);
+      if (t < 14_000 + 5000) assert.ok(d.desired >= 8, `at ${t} the count fell to ${d.desired} before the delay`);
+    }
+    assert.equal(d.desired, 1, 'back to minReplicas');
+  });
+
   test('settings: defaults and refusals', () => {
     assert.deepEqual(normalizeAutoscaling({}, 2), {
       targetInFlight: 1,

@@ -183,4 +183,57 @@ describe('scale to zero', () => {
       await fx.cleanup();
     }
   });
+
+  test('a replica floor wakes a hibernated deployment, holds off scale to zero while it lasts, then lapses', {
+    timeout: 80_000,
+  }, async () => {
+    const fx = await startTestGateway('replica-floor', { autoscaleTickMs: 50 });
+    try {
+      const target = new LocalTarget(fx.gateway.url);
+      const modelDir = await modelDirWith(MLP_V1, fx.dir);
+      await target.apply({
+        id: 'floored',
+        model: 'mlp',
+        replicas: 1,
+        modelDir,
+        scaleToZeroAfterMs: 500,
+        autoscaling: { minReplicas: 1, maxReplicas: 3, scaleDownDelayMs: 300 },
+      });
+      await eventually('scale to zero', async () => (await target.status('floored')).state === 'hibernated');
+
+      // No request: the floor alone wakes it, to the floor's count.
+      const leaseMs = 3000;
+      const set = await target.setReplicaFloor('floored', { replicas: 2, ttlMs: leaseMs });
+      const setAt = Date.now();
+      assert.notEqual(set.state, 'hibernated', 'the floor started a wake');
+      await eventually('two ready replicas', async () => {
+        const s = await target.status('floored');
+        return s.state === 'running' && s.replicas.filter((r) => r.ready).length === 2;
+      });
+      // Idle far past scaleToZeroAfterMs, yet up while the lease holds.
+      while (Date.now() - setAt < leaseMs - 300) {
+        const s = await target.status('floored');
+        assert.equal(s.state, 'running', `scaled to zero ${Date.now() - setAt} ms into a ${leaseMs} ms floor`);
+        assert.equal(s.desiredReplicas >= 1, true);
+        await sleep(100);
+      }
+      // Not renewed: it lapses, and scale to zero takes over again.
+      await eventually(
+        'scale to zero after the lease',
+        async () => (await target.status('floored')).state === 'hibernated',
+      );
+      assert.ok(Date.now() - setAt >= leaseMs, 'not before the lease ended');
+      assert.equal((await target.status('floored')).coldStarts, 0, 'no request met a cold start');
+
+      // 0 clears a floor; an unknown deployment or a bad body is refused by name.
+      assert.equal((await target.setReplicaFloor('floored', { replicas: 0, ttlMs: 1000 })).state, 'hibernated');
+      const unknown = await control(fx.gateway.url, 'PUT', '/deployments/nope/floor', { replicas: 1, ttlMs: 1000 });
+      assert.equal(unknown.status, 404);
+      const bad = await control(fx.gateway.url, 'PUT', '/deployments/floored/floor', { replicas: 1 });
+      assert.equal(bad.status, 400);
+      assert.match(JSON.stringify(bad.json), /ttlMs/);
+    } finally {
+      await fx.cleanup();
+    }
+  });
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, test } from 'node:test';
 import { Context } from '@temporalio/activity';
 import type { WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { monitorStatusQuery, undeploySignal } from '../../workflows/messages';
 import {
   type MetricsSnapshot,
@@ -247,3 +247,59 @@ test('a deployment that disappears while being hibernated is marked missing too'
     },
   );
 });
+
+test(
+  'predictive on: a floor in force holds off hibernation; forecast-only and a failed forecast do not',
+  LIMIT,
+  async () => {
+    // Idle long enough to hibernate at the first collection; hibernated after that.
+    const idle = (n: number) => (n === 1 ? sample('running', 2 * IDLE_HIBERNATE) : sample('hibernated', 0));
+    const cases = [
+      { mode: 'on' as const, floor: 2, fails: false, hibernations: 0 },
+      { mode: 'forecast-only' as const, floor: 2, fails: false, hibernations: 1 },
+      { mode: 'on' as const, floor: 2, fails: true, hibernations: 1 },
+    ];
+    for (const c of cases) {
+      const calls: Call[] = [];
+      const acts = scriptedMonitor(calls, idle, 3);
+      const recorded = acts.applyPredictiveFloor!;
+      acts.applyPredictiveFloor = async (input) => {
+        await recorded(input); // counted in `calls`
+        if (c.fails) throw ApplicationFailure.nonRetryable('no history table', 'PredictiveError');
+        return {
+          at: new Date().toISOString(),
+          mode: input.mode,
+          floor: c.floor,
+          applied: input.mode === 'on',
+          woke: false,
+          forecastPeakPerMinute: 40,
+          expectedRequests: 80,
+          leadMinutes: 2,
+          reason: 'forecast peak 40/min within 2 min needs 2 replica(s)',
+        };
+      };
+      await bed.withWorker(acts, async (queue) => {
+        const base = monitorInput();
+        const input = { ...base, settings: { ...base.settings, predictive: c.mode } };
+        const handle = await start(queue, input);
+        const result: MonitorStatus = await handle.result();
+        const what = `${c.mode}${c.fails ? ', failing' : ''}`;
+        assert.equal(result.hibernations, c.hibernations, `${what}: hibernations`);
+        assert.equal(inputsOf(calls, 'applyPredictiveFloor').length, 3, `${what}: one decision per collection`);
+        assert.deepEqual(inputsOf(calls, 'applyPredictiveFloor')[0], {
+          deploymentId: input.deploymentId,
+          mode: c.mode,
+          intervalMs: INTERVAL,
+        });
+        if (c.fails) assert.match(result.predictive!.reason, /^no forecast this interval: no history table/);
+        else assert.equal(result.predictive!.floor, 2);
+      });
+    }
+    // Off (the default): no decision at all.
+    const calls: Call[] = [];
+    await bed.withWorker(scriptedMonitor(calls, idle, 2), async (queue) => {
+      await (await start(queue, monitorInput())).result();
+    });
+    assert.equal(inputsOf(calls, 'applyPredictiveFloor').length, 0);
+  },
+);

@@ -213,6 +213,18 @@ export function pipelineActivities(calls: Call[], overrides: Partial<Activities>
     sendAnomalyAlert: async () => false,
     hibernateDeployment: async () => 'hibernated' as const,
     destroyDeployment: async () => undefined,
+    // Predictive scaling with nothing forecast: no floor above the configured minimum.
+    applyPredictiveFloor: async (input) => ({
+      at: new Date().toISOString(),
+      mode: input.mode,
+      floor: 0,
+      applied: input.mode === 'on',
+      woke: false,
+      forecastPeakPerMinute: 0,
+      expectedRequests: 0,
+      leadMinutes: 2,
+      reason: 'no rise above the configured minimum forecast within 2 min',
+    }),
     ...overrides,
   };
   const recorded: Partial<Activities> = {};

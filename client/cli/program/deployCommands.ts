@@ -1,5 +1,6 @@
 /** `ferry deploy` and the commands that operate a deployment: status, cost, approve, traffic, scale, promote. */
 import type { Command } from 'commander';
+import { PREDICTIVE_MODES, type PredictiveMode } from '../../../lib/analytics/predictiveFloor';
 import { assertValidName } from '../../../lib/names';
 import { FerryError } from '../../sdk/errors';
 import { parseDuration } from '../duration';
@@ -13,6 +14,7 @@ interface DeployFlags {
   replicas?: string;
   approvalTimeout?: string;
   idleHibernate?: string;
+  predictive?: string;
   wait: boolean;
   techniques?: string;
   accuracyBudget?: string;
@@ -47,6 +49,11 @@ export function addDeployCommands(program: Command, { config, withClient }: CliC
       '--idle-hibernate <duration>',
       'hibernate after this long without a request, e.g. 15m (default 15m, or FERRY_IDLE_HIBERNATE_MS)',
     )
+    .option(
+      '--predictive <mode>',
+      'predictive scaling: on (replicas ready ahead of a forecast rise, waking from zero), forecast-only, or off',
+      'off',
+    )
     .option('--no-wait', 'return once the pipeline has started instead of following it')
     .option('--techniques <a,b>', 'optimization techniques to try')
     .option('--accuracy-budget <budget>', 'how far a candidate may drift, e.g. cosine=0.99,top1=0.99')
@@ -65,6 +72,8 @@ export function addDeployCommands(program: Command, { config, withClient }: CliC
     .action(async (file: string, o: DeployFlags) => {
       if (o.target !== 'local' && o.target !== 'kubernetes')
         throw new FerryError(`--target must be local or kubernetes, not "${o.target}"`);
+      if (!PREDICTIVE_MODES.includes(o.predictive as PredictiveMode))
+        throw new FerryError(`--predictive must be one of ${PREDICTIVE_MODES.join(', ')}, not "${o.predictive}"`);
       if (o.namespace !== undefined && o.target !== 'kubernetes')
         throw new FerryError('--namespace needs --target kubernetes');
       if (o.public && o.canary !== undefined)
@@ -92,6 +101,7 @@ export function addDeployCommands(program: Command, { config, withClient }: CliC
         replicas: o.replicas ? positiveInt('--replicas', o.replicas) : undefined,
         approvalTimeoutMs: o.approvalTimeout ? parseDuration(o.approvalTimeout) : undefined,
         idleHibernateMs: o.idleHibernate ? parseDuration(o.idleHibernate) : undefined,
+        predictive: o.predictive as PredictiveMode,
         wait: o.wait,
         optimize,
         canary,
