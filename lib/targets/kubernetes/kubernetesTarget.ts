@@ -272,7 +272,7 @@ export class KubernetesTarget implements DeploymentTarget {
       this.client,
       this.namespace,
       revisionObjectName(id, revision),
-      `${deploymentSelector(id)},${LABELS.revision}=${labelValue(revision)}`,
+      this.revisionSelector(id, revision),
       {
         timeoutMs: this.opts.rolloutTimeoutMs ?? 300_000,
         onProgress: (step) => this.opts.onProgress?.(`revision ${revision}: ${step}`),
@@ -287,14 +287,29 @@ export class KubernetesTarget implements DeploymentTarget {
     existing: Map<string, V1Deployment>,
     applied: string[],
   ) {
+    const deleted: string[] = [];
     for (const name of applied) {
       const before = existing.get(name);
       if (previous && before && previous.revisions.some((r) => r.name === name)) {
         await this.client.apply(this.manifest(id, previous, name, before.spec?.replicas ?? 0)).catch(() => {});
       } else {
         await this.client.deleteDeployment(this.namespace, revisionObjectName(id, name)).catch(() => {});
+        deleted.push(name);
       }
     }
+    // The deleted revisions' pods go with their Deployments, in the background: the failure is reported once
+    // they are gone, so nothing of the failed rollout outlives it. A wait that fails does not hide the failure.
+    await Promise.all(
+      deleted.map((name) =>
+        watchPodsGone(this.client, this.namespace, this.revisionSelector(id, name), this.stopTimeoutMs()).catch(
+          () => {},
+        ),
+      ),
+    );
+  }
+
+  private revisionSelector(id: string, revision: string): string {
+    return `${deploymentSelector(id)},${LABELS.revision}=${labelValue(revision)}`;
   }
 
   private checkIfMatch(id: string, current: RecordedSpec | undefined, ifMatch: string | undefined): void {
