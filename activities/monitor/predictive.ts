@@ -6,6 +6,8 @@
  */
 import { DAY_MINUTES, smoothedSeasonal } from '../../lib/analytics/forecast';
 import { decideFloor } from '../../lib/analytics/predictiveFloor';
+import { AnalyticsRepository } from '../../lib/db/analyticsRepository';
+import { getPool } from '../../lib/db/pool';
 import type { DeploymentTargetChoice, PredictiveMode, PredictiveOutcome } from '../../workflows/types';
 import { activityDeps, targetFor } from '../deps';
 
@@ -57,6 +59,14 @@ export async function applyPredictiveFloor(input: {
     leadMinutes: decision.leadMinutes,
     reason: decision.reason,
   };
+  await new AnalyticsRepository(getPool(activityDeps().config.postgres.url)).recordForecast(input.deploymentId, {
+    mode: input.mode,
+    forecastPerMinute: decision.forecastPeakPerMinute,
+    leadMinutes: decision.leadMinutes,
+    floor: decision.floor,
+    applied: decision.apply && target.setReplicaFloor !== undefined,
+    reason: decision.reason,
+  });
   if (!decision.apply) return outcome;
   if (!target.setReplicaFloor) {
     return { ...outcome, reason: `the ${target.name} target takes no replica floor: scaled reactively only` };

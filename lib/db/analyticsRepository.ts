@@ -22,6 +22,17 @@ export interface AnomalyRow {
   detail: Record<string, unknown>;
 }
 
+/** A predictive decision as stored: the forecast peak per minute over `leadMinutes`, and the floor. */
+export interface ForecastRow {
+  at: number;
+  mode: string;
+  forecastPerMinute: number;
+  leadMinutes: number;
+  floor: number;
+  applied: boolean;
+  reason: string;
+}
+
 export class AnalyticsRepository {
   constructor(private readonly pool: Pool) {}
 
@@ -153,6 +164,42 @@ export class AnalyticsRepository {
       clearedAt: r.cleared_at ? new Date(r.cleared_at).toISOString() : null,
       peakScore: Number(r.peak_score),
       detail: r.detail,
+    }));
+  }
+
+  /** One predictive decision of the monitor (with `--predictive on|forecast-only`). */
+  async recordForecast(deploymentId: string, f: Omit<ForecastRow, 'at'> & { at?: number }): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO deployment_forecasts(deployment_id, at, mode, forecast_per_minute, lead_minutes, floor, applied, reason)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        deploymentId,
+        new Date(f.at ?? Date.now()),
+        f.mode,
+        f.forecastPerMinute,
+        f.leadMinutes,
+        f.floor,
+        f.applied,
+        f.reason,
+      ],
+    );
+  }
+
+  /** The decisions since `sinceMs`, oldest first. */
+  async forecasts(deploymentId: string, sinceMs: number, limit = 10_000): Promise<ForecastRow[]> {
+    const res = await this.pool.query(
+      `SELECT at, mode, forecast_per_minute, lead_minutes, floor, applied, reason FROM deployment_forecasts
+       WHERE deployment_id = $1 AND at >= $2 ORDER BY at, id LIMIT $3`,
+      [deploymentId, new Date(sinceMs), limit],
+    );
+    return res.rows.map((r) => ({
+      at: new Date(r.at).getTime(),
+      mode: r.mode,
+      forecastPerMinute: Number(r.forecast_per_minute),
+      leadMinutes: r.lead_minutes,
+      floor: r.floor,
+      applied: r.applied,
+      reason: r.reason,
     }));
   }
 }

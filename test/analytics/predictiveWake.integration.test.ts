@@ -4,25 +4,55 @@
  * of day (rows in deployment_metrics, as the monitor records them), and the monitor's next collections
  * forecast the rise and wake it through the gateway's replica floor, before any request, keeping it
  * up while the floor holds. The first request after that meets no cold start.
+ *
+ * It runs against a scratch database (all migrations applied), so the shared one is left as it is.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { Client } from 'pg';
+import { startApiServer } from '../../client/api/server';
+import { applyMigrations } from '../../infra/migrate';
 import { loadConfig } from '../../lib/config';
 import { closePools, getPool } from '../../lib/db/pool';
-import { eventually, type FerryHarness, startHarness } from '../helpers/ferryHarness';
+import { eventually, type FerryHarness, freePort, startHarness } from '../helpers/ferryHarness';
 
 const INTERVAL_MS = 1000;
 const MINUTE = 60_000;
 const DAY = 1440 * MINUTE;
 
+const sharedUrl = loadConfig().postgres.url;
+const scratch = `ferry_predictive_test_${process.pid}_${Date.now()}`;
+const scratchUrl = (() => {
+  const u = new URL(sharedUrl);
+  u.pathname = `/${scratch}`;
+  return u.toString();
+})();
+
+async function onShared(sql: string): Promise<void> {
+  const admin = new Client({ connectionString: sharedUrl });
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
 let h: FerryHarness;
+let api: Awaited<ReturnType<typeof startApiServer>>;
 before(async () => {
+  await onShared(`CREATE DATABASE ${scratch}`);
+  await applyMigrations(scratchUrl);
+  process.env.FERRY_DATABASE_URL = scratchUrl;
   h = await startHarness('predictive');
   await h.startWorker();
+  api = await startApiServer(h.config, await freePort());
 });
 after(async () => {
+  await api?.close();
   await h?.close();
   await closePools();
+  await onShared(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`);
 });
 
 test('a forecast burst wakes a hibernated deployment before its first request', { timeout: 180_000 }, async () => {
@@ -33,7 +63,7 @@ test('a forecast burst wakes a hibernated deployment before its first request', 
   });
   const id = started.deploymentId;
   await h.ferry.waitForResult(id);
-  const db = getPool(loadConfig().postgres.url);
+  const db = getPool(scratchUrl);
   const eventsOf = async (kind: string) =>
     (
       await db.query(`SELECT detail FROM deployment_events WHERE deployment_id = $1 AND kind = $2 ORDER BY at`, [
@@ -87,6 +117,22 @@ test('a forecast burst wakes a hibernated deployment before its first request', 
   assert.equal(held?.predictive?.applied, true);
   assert.ok(held!.predictive!.floor >= 1);
   assert.match(held!.predictive!.reason, /forecast peak/);
+
+  // What the dashboard charts: each decision, next to the actual requests per minute.
+  const res = await fetch(`${api.url}/api/deployments/${encodeURIComponent(id)}/forecast`, {
+    headers: { authorization: `Bearer ${h.adminKey}` },
+  });
+  assert.equal(res.status, 200);
+  const view = (await res.json()) as {
+    decisions: Array<{ forecastPerMinute: number; floor: number; applied: boolean; mode: string }>;
+    actual: Array<{ t: number; requestsPerMinute: number }>;
+  };
+  assert.ok(view.decisions.length >= 3, `${view.decisions.length} decisions`);
+  assert.ok(view.decisions.some((d) => d.forecastPerMinute > 0 && d.floor >= 1 && d.applied && d.mode === 'on'));
+  assert.equal(view.actual.length, 360, 'six hours of minutes by default');
+  assert.ok(view.actual.every((a, i) => i === 0 || a.t - view.actual[i - 1]!.t === MINUTE));
+  const unauthenticated = await fetch(`${api.url}/api/deployments/${encodeURIComponent(id)}/forecast`);
+  assert.equal(unauthenticated.status, 401);
 
   const request = { inputs: [{ name: 'input', shape: [1, 8], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] }] };
   await h.ferry.infer(id, request);

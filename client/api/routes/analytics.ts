@@ -42,6 +42,35 @@ export function analyticsRoutes(app: FastifyInstance, deps: ApiDeps): void {
     },
   );
 
+  app.get<{ Params: { deployment: string }; Querystring: { hours?: number } }>(
+    '/api/deployments/:deployment/forecast',
+    {
+      config: { scope: 'read' },
+      schema: {
+        summary:
+          'Predictive scaling: the forecast peak per minute and the floor at each collection, next to the actual requests per minute',
+        params: deploymentParams,
+        querystring: { type: 'object', properties: { hours: { type: 'number', minimum: 0.01, maximum: 72 } } },
+        response: { 200: passThrough, ...errorResponses },
+      },
+    },
+    async (req) => {
+      const d = await authorized(req as DeploymentReq, 'read');
+      const hours = req.query.hours ?? 6;
+      const now = Date.now();
+      const minutes = Math.max(1, Math.ceil(hours * 60));
+      const [decisions, actual] = await Promise.all([
+        new AnalyticsRepository(pool()).forecasts(d.deploymentId, now - minutes * 60_000),
+        new FerryRepository(pool()).requestsPerMinute(d.deploymentId, minutes, new Date(now)),
+      ]);
+      const firstMinute = Math.floor(now / 60_000) * 60_000 - (minutes - 1) * 60_000;
+      return {
+        decisions,
+        actual: actual.map((requests, i) => ({ t: firstMinute + i * 60_000, requestsPerMinute: requests })),
+      };
+    },
+  );
+
   app.get(
     '/metrics',
     {

@@ -1,7 +1,7 @@
 /**
  * One deployment: pipeline stages and progress, the plans (with Approve while the run waits), the
  * benchmark, where it serves, the gateway's revisions and traffic, charts of its metrics, its live cost
- * and anomalies, and its audit entries. The id comes from the URL and is shown as text, whatever it holds.
+ * and anomalies, its predictive scaling (when on), and its audit entries. The id comes from the URL and is shown as text, whatever it holds.
  */
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
@@ -13,6 +13,7 @@ import { apiJson, deploymentPath, storedKey } from './api';
 import { type AuditRow, AuditTable } from './auditPage';
 import { MetricsCharts } from './charts';
 import { CostCard, type CostView } from './costCard';
+import { ForecastCard, type ForecastView } from './forecastCard';
 import { OptimizationCard, PlansCard } from './optimizationCard';
 import { usePoll } from './poll';
 import { ServingCard } from './servingCard';
@@ -83,6 +84,7 @@ export function DeploymentPage({ id }: { id: string }) {
     [id],
   );
   const cost = usePoll(() => apiJson<CostView>(`${deploymentPath(id)}/cost`), 5000, [id]);
+  const forecast = usePoll(() => apiJson<ForecastView>(`${deploymentPath(id)}/forecast`), 10_000, [id]);
   const [approving, setApproving] = useState(false);
   const [approveError, setApproveError] = useState<string | undefined>(undefined);
 
@@ -125,7 +127,8 @@ export function DeploymentPage({ id }: { id: string }) {
       </div>
       ${v.gateway && html`<${ServingCard} g=${v.gateway} />`}
       <${MetricsCharts} points=${v.metrics} />
-      ${cost.data && html`<${CostCard} c=${cost.data} />`}`
+      ${cost.data && html`<${CostCard} c=${cost.data} />`}
+      ${forecast.data && html`<${ForecastCard} f=${forecast.data} />`}`
     }
     ${
       audit.data &&
