@@ -210,10 +210,24 @@ export class Reconciler {
     }
   }
 
-  /** A replica of `set`'s plan, as a container or as a process (ReplicaRuntimes decides). */
+  /**
+   * A replica of `set`'s plan, as a container or as a process (ReplicaRuntimes decides). An image's
+   * unpacked tree is checked against its seal first: one modified since its layers were verified
+   * starts nothing (lib/oci/imageTree.ts).
+   */
   private async spawn(set: RevisionSet, logDir: string): Promise<Replica> {
     const plan = set.spec.plan;
     const choice = await this.ctx.runtimes.choose(plan);
+    if (plan.container) {
+      try {
+        await (await import('../oci/pull')).verifyPulledImageTree(plan.container.rootfs);
+      } catch (err) {
+        const runtime = choice.kind === 'container' ? choice.runtime.name : 'process';
+        this.recordEvent({ type: 'start-failed', revision: set.name, runtime, reason: (err as Error).message });
+        this.ctx.log(`deployment "${this.id}" revision "${set.name}": ${(err as Error).message}`);
+        throw err;
+      }
+    }
     if (choice.kind === 'container') {
       const limits = this.ctx.runtimes.limitsOf(plan);
       const standby = this.ctx.standbyContainer;

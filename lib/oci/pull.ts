@@ -8,6 +8,9 @@
  * either the previous complete rootfs or none, never a half-unpacked one. Not safe for two
  * concurrent pulls into the same destDir.
  *
+ * The unpacked tree is made read-only and sealed (lib/oci/imageTree.ts) before the swap; the marker keeps
+ * the seal, and verifyPulledImageTree checks the tree against it before anything runs from it.
+ *
  * removeUnusedImageTrees garbage-collects the destDirs under a parent folder that nothing uses any more.
  */
 import { randomBytes } from 'node:crypto';
@@ -18,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { DigestingStream, digestHex, isDigest } from './digest';
 import { hostArchitecture, type OciDescriptor, type OciImageConfig, type OciManifest } from './image';
+import { removeImageTree, sealImageTree, type TreeSeal, verifyImageTree } from './imageTree';
 import { RegistryClient, type RegistryCredentials, resolveImageManifest } from './registry';
 import { extractTar } from './tarExtract';
 
@@ -44,6 +48,8 @@ interface PullMarker {
   resolvedDigest: string;
   digest: string;
   config: OciImageConfig;
+  /** The tree as the verified layers made it (absent in trees unpacked before seals existed). */
+  tree?: TreeSeal;
 }
 
 const MARKER_FILE = 'ferry-pull.json';
@@ -155,7 +161,7 @@ export async function pullImage(ref: ImageRef, destDir: string, options: PullOpt
 
   // Pinned by digest and already unpacked for this platform: no network at all.
   if (
-    marker &&
+    marker?.tree &&
     (await exists(rootfs)) &&
     isDigest(ref.reference) &&
     (ref.reference === marker.resolvedDigest || ref.reference === marker.digest) &&
@@ -170,7 +176,7 @@ export async function pullImage(ref: ImageRef, destDir: string, options: PullOpt
     ref.reference,
     architecture,
   );
-  if (marker && marker.digest === digest && (await exists(rootfs))) return done(marker, resolvedDigest);
+  if (marker?.tree && marker.digest === digest && (await exists(rootfs))) return done(marker, resolvedDigest);
 
   const where = `${client.baseUrl}/${ref.repository}@${digest}`;
   checkManifest(manifest, where);
@@ -195,19 +201,35 @@ export async function pullImage(ref: ImageRef, destDir: string, options: PullOpt
       await unpackLayer(blobPath, layer, diffIds[i]!, newRootfs);
       await rm(blobPath, { force: true });
     }
+    const tree = await sealImageTree(newRootfs);
 
     // Swap in the complete rootfs. The marker goes first so it never vouches for a stale tree.
     await unlink(path.join(dest, MARKER_FILE)).catch(() => undefined);
     if (await exists(rootfs)) await rename(rootfs, path.join(workDir, 'old-rootfs'));
     await rename(newRootfs, rootfs);
-    const next: PullMarker = { resolvedDigest, digest, config };
+    const next: PullMarker = { resolvedDigest, digest, config, tree };
     const markerTemp = path.join(workDir, MARKER_FILE);
     await writeFile(markerTemp, JSON.stringify(next, null, 2));
     await rename(markerTemp, path.join(dest, MARKER_FILE));
     return done(next);
   } finally {
-    await rm(workDir, { recursive: true, force: true });
+    await removeImageTree(workDir);
   }
+}
+
+/**
+ * Checks the tree pullImage unpacked at `rootfs` against its seal (ImageTreeModifiedError when it differs).
+ * A tree unpacked before seals existed is sealed as it is now, once.
+ */
+export async function verifyPulledImageTree(rootfs: string): Promise<void> {
+  const dest = path.dirname(rootfs);
+  const marker = await readMarker(dest);
+  if (!marker) throw new Error(`${rootfs} is not an image tree pulled by Ferry (no ${MARKER_FILE} beside it)`);
+  if (marker.tree) return verifyImageTree(rootfs, marker.tree);
+  const sealed: PullMarker = { ...marker, tree: await sealImageTree(rootfs) };
+  const temp = path.join(dest, `.${MARKER_FILE}.${process.pid}-${randomBytes(4).toString('hex')}`);
+  await writeFile(temp, JSON.stringify(sealed, null, 2));
+  await rename(temp, path.join(dest, MARKER_FILE));
 }
 
 /**
@@ -233,7 +255,7 @@ export async function removeUnusedImageTrees(imagesDir: string, inUse: Iterable<
   for (const e of entries) {
     if (!e.isDirectory() || kept.has(e.name)) continue;
     const dir = path.join(root, e.name);
-    await rm(dir, { recursive: true, force: true });
+    await removeImageTree(dir);
     removed.push(dir);
   }
   return removed;

@@ -1,12 +1,13 @@
 /**
  * Unpacked image trees under the gateway's state dir (`<stateDir>/images/<ref>/`) are removed once
  * nothing uses them: at start (trees an earlier gateway left), and after an apply or a delete retires
- * the last revision and replica running one — never a tree a live revision uses. Needs the stack's
+ * the last revision and replica running one — never a tree a live revision uses. A tree is read-only and
+ * sealed as its verified layers made it: one modified afterwards starts no replica. Needs the stack's
  * registry.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { appendFile, chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -110,5 +111,40 @@ describe('the gateway removes unpacked images nothing uses', { timeout: 180_000 
     await target.destroy('b');
     await eventually('v2 tree removed', () => treeOf(v2) === undefined);
     assert.deepEqual(trees(), []);
+  });
+
+  test('the tree is read-only, and a file changed in it stops the next replica with the reason', async () => {
+    const c = await target.apply({ id: 'c', model: 'mlp', replicas: 1, image: v1 });
+    const rootfs = path.join(imagesDir(), treeOf(v1)!, 'rootfs');
+    const files = (await readdir(rootfs, { recursive: true, withFileTypes: true })).filter((e) => e.isFile());
+    assert.ok(files.length > 3, `${files.length} files`);
+    for (const e of files)
+      assert.equal(statSync(path.join(e.parentPath, e.name)).mode & 0o222, 0, `${e.name} is read-only`);
+    assert.equal(statSync(rootfs).mode & 0o222, 0, 'so are the folders');
+    assert.equal((await inferThrough(c.endpoint)).status, 200);
+
+    // While it sleeps, someone with the right to (root here) changes the model in the tree.
+    await target.hibernate('c');
+    const model = files.find((e) => e.name.endsWith('.onnx'))!;
+    const modelPath = path.join(model.parentPath, model.name);
+    await chmod(modelPath, 0o644);
+    await appendFile(modelPath, Buffer.from([0]));
+    const rel = path.relative(rootfs, modelPath);
+
+    await assert.rejects(target.wake('c'));
+    const status = await target.status('c');
+    assert.equal(status.replicas.length, 0, 'no replica started from the modified tree');
+    const refused = status.events.filter((e) => e.type === 'start-failed').at(-1);
+    assert.ok(refused, JSON.stringify(status.events));
+    assert.match(refused.reason, /was modified after it was checked against its layer digests/);
+    assert.ok(
+      refused.reason.includes(`${rel} has mode 644`) || refused.reason.includes(`${rel} has other content`),
+      refused.reason,
+    );
+    assert.ok(fx.logs.some((l) => l.includes(rel) && l.includes('no replica starts from it')));
+
+    // Deleting the deployment removes the read-only tree as any other.
+    await target.destroy('c');
+    await eventually('the modified tree removed', () => treeOf(v1) === undefined);
   });
 });
