@@ -75,6 +75,9 @@ describe('stack defaults: lib/config.ts and infra/stack.sh', () => {
         FERRY_PG_PORT: '6543',
         FERRY_PG_USER: 'alice',
         FERRY_PG_DATABASE: 'meta',
+        // Given, like the S3 keys: with a state dir of its own, lib/config.ts falls back to the default
+        // state dir's credentials (a dev stack started in this clone) where stack.sh uses its own.
+        FERRY_PG_PASSWORD: 'pg-pass',
         FERRY_S3_BUCKET: 'other-bucket',
         FERRY_S3_ACCESS_KEY: 'alice-key',
         FERRY_S3_SECRET_KEY: 's3cret',
