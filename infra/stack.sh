@@ -561,7 +561,7 @@ after_postgres() {
 
 run_migrations() {
   (cd "$REPO_ROOT" && FERRY_DATABASE_URL="$DATABASE_URL" node --no-warnings --import tsx infra/migrate.ts) \
-    || die "postgres: migrations failed (see above); the database is at $DATABASE_URL"
+    || die "postgres: migrations failed (see above); the database is postgres://$PG_USER:***@127.0.0.1:$PG_PORT/$PG_DATABASE (password: FERRY_PG_PASSWORD)"
 }
 
 SEAWEEDFS_DIR() { echo "$STATE_DIR/seaweedfs"; }
