@@ -4,7 +4,6 @@
  * child process, no techniques); a `ferry optimize` report.json, or a deployment's measured table, is used
  * as it is (the candidate it chose). Prints the considered-options table, or `--json`.
  */
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,39 +11,19 @@ import type { FerryConfig } from '../../lib/config';
 import { shippedCatalog } from '../../lib/cost/catalog/load';
 import { configuredTargets } from '../../lib/cost/configuredTargets';
 import {
-  ConstraintError,
-  estimatedClusterNode,
   formatPlanTable,
   type ModelMeasurements,
   measurementsFromCandidate,
-  type PlanConstraints,
-  type PlanInput,
-  parseBudget,
   parseCalibration,
-  parseLatency,
-  parseList,
-  parseProfile,
   planDeployment,
-  type TargetKind,
 } from '../../lib/cost/engine';
-import { ProfileError } from '../../lib/cost/engine/workloadProfile';
-import { seededUniform } from '../../lib/seededRandom';
+import { clusterNodeHere, thisMachine } from '../../lib/cost/thisMachine';
 import type { DeploymentStatus, OptimizationTable, TensorSpec } from '../../workflows/types';
 import { FerryError } from '../sdk/errors';
+import { type ConstraintFlags, constraintsFromFlags, profileFromFlag } from './costFlags';
 
-export interface PlanFlags {
+export interface PlanFlags extends ConstraintFlags {
   traffic: string;
-  sloP95?: string;
-  budget?: string;
-  providers?: string;
-  regions?: string;
-  arch?: string;
-  gpu?: boolean;
-  maxColdStart?: string;
-  /** Commander's --no-spot: false when given. */
-  spot?: boolean;
-  usersIn?: string;
-  target?: string;
   localCost?: string;
   nodeCost?: string;
   nodeVcpus?: string;
@@ -56,36 +35,6 @@ export interface PlanFlags {
   deployableOnly?: boolean;
   all?: boolean;
   json?: boolean;
-}
-
-const TARGETS: TargetKind[] = ['local', 'kubernetes', 'ec2'];
-export const DEFAULT_SLO_P95 = '100ms';
-
-/** The flags as the engine's constraints (shared with `ferry deploy`'s planning flags). */
-export function constraintsFromFlags(f: Omit<PlanFlags, 'traffic'>): PlanConstraints {
-  try {
-    const arch = f.arch;
-    if (arch !== undefined && arch !== 'arm64' && arch !== 'x86_64')
-      throw new ConstraintError(`--arch must be arm64 or x86_64, got "${arch}"`);
-    const target = f.target;
-    if (target !== undefined && !TARGETS.includes(target as TargetKind))
-      throw new ConstraintError(`--target must be one of ${TARGETS.join(', ')}, got "${target}"`);
-    return {
-      sloP95Ms: parseLatency(f.sloP95 ?? DEFAULT_SLO_P95),
-      ...(f.budget !== undefined ? { budgetUsdPerMonth: parseBudget(f.budget) } : {}),
-      ...(f.providers ? { providers: parseList(f.providers) } : {}),
-      ...(f.regions ? { regions: parseList(f.regions) } : {}),
-      ...(arch ? { arch } : {}),
-      ...(f.gpu ? { gpu: true } : {}),
-      ...(f.maxColdStart !== undefined ? { maxColdStartMs: parseLatency(f.maxColdStart) } : {}),
-      ...(f.spot === false ? { noSpot: true } : {}),
-      ...(f.usersIn ? { usersIn: f.usersIn } : {}),
-      ...(target ? { targets: [target as TargetKind] } : {}),
-    };
-  } catch (err) {
-    if (err instanceof ConstraintError) throw new FerryError(err.message);
-    throw err;
-  }
 }
 
 function money(flag: string, raw: string | undefined): number | undefined {
@@ -163,35 +112,15 @@ export async function planCommand(
   readStatus: StatusReader,
 ): Promise<void> {
   const constraints = constraintsFromFlags(f);
-  let profile: PlanInput['profile'];
-  try {
-    profile = parseProfile(f.traffic, {
-      readTrace: (file) => readFileSync(file, 'utf8'),
-      random: seededUniform(f.seed ? Number(f.seed) : 1),
-    });
-  } catch (err) {
-    if (err instanceof ProfileError || (err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new FerryError(`--traffic: ${(err as Error).message}`);
-    throw err;
-  }
+  const profile = profileFromFlag(f.traffic, f.seed);
   const catalog = shippedCatalog();
   const deployableTargets = configuredTargets(config);
   const localCost = money('--local-cost', f.localCost) ?? config.cost.userLocalCostPerHour;
-  const nodeCost = money('--node-cost', f.nodeCost);
-  const kubernetesNode =
-    nodeCost !== undefined
-      ? {
-          node: {
-            usdPerHour: nodeCost,
-            vcpus: f.nodeVcpus ? Number(f.nodeVcpus) : 2,
-            memoryGiB: f.nodeMemory ? Number(f.nodeMemory) : 8,
-            arch: 'x86_64' as const,
-          },
-          priceBasis: '--node-cost',
-        }
-      : deployableTargets.includes('kubernetes')
-        ? estimatedClusterNode(catalog)
-        : undefined;
+  const kubernetesNode = clusterNodeHere(catalog, deployableTargets, {
+    usdPerHour: money('--node-cost', f.nodeCost),
+    ...(f.nodeVcpus ? { vcpus: Number(f.nodeVcpus) } : {}),
+    ...(f.nodeMemory ? { memoryGiB: Number(f.nodeMemory) } : {}),
+  });
   const model = await measurementsFor(ref, f, readStatus);
   let calibration: Record<string, number> | undefined;
   try {
@@ -204,12 +133,7 @@ export async function planCommand(
     profile,
     constraints,
     catalog,
-    local: {
-      vcpus: os.availableParallelism(),
-      memoryGiB: Math.floor(os.totalmem() / 2 ** 30),
-      arch: process.arch === 'arm64' ? 'arm64' : 'x86_64',
-      ...(localCost !== undefined ? { usdPerHour: localCost } : {}),
-    },
+    local: thisMachine(localCost),
     ...(kubernetesNode ? { kubernetesNode } : {}),
     ...(f.edge ? { edgeDevice: f.edge } : {}),
     ...(calibration ? { calibration } : {}),

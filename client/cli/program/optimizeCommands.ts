@@ -1,6 +1,7 @@
 /** Models, validation, optimization and the cost engine's plan: commands that need no Ferry services. */
 import type { Command } from 'commander';
 import { budgetOption, positiveInt, splitList } from '../flags';
+import { withConstraintOptions } from './constraintOptions';
 import { type CliContext, JSON_FLAG } from './context';
 
 interface OptimizeFlags {
@@ -79,28 +80,21 @@ export function addOptimizeCommands(program: Command, { config, withClient }: Cl
       });
     });
 
-  program
-    .command('plan')
-    .description(
-      'the cost engine alone: ranked deployment options with monthly cost and expected p95, the choice marked',
-    )
-    .argument(
-      '<model.onnx|report.json|deployment>',
-      'a model (measured first), a `ferry optimize` report, or a deployment',
-    )
-    .requiredOption(
-      '--traffic <profile>',
-      'e.g. 50rps, peak=80rps,trough=2rps,peak-hours=9-18, bursty:burst=120rps,bursts=6, trace:FILE',
-    )
-    .option('--slo-p95 <latency>', 'the p95 latency goal', '100ms')
-    .option('--budget <usd>', 'most per month, e.g. 200/month')
-    .option('--providers <a,b>', 'clouds to compare (aws, gcp, azure; local, cluster, edge for the others)')
-    .option('--regions <globs>', 'regions, globs allowed: us-*,eu-west-1')
-    .option('--arch <arch>', 'arm64 or x86_64')
-    .option('--gpu', 'GPU instances only')
-    .option('--max-cold-start <latency>', 'longest cold start allowed (scale to zero)')
-    .option('--no-spot', 'no spot instances')
-    .option('--users-in <region>', "the users' region: the round trip (estimated) counts against the SLO")
+  withConstraintOptions(
+    program
+      .command('plan')
+      .description(
+        'the cost engine alone: ranked deployment options with monthly cost and expected p95, the choice marked',
+      )
+      .argument(
+        '<model.onnx|report.json|deployment>',
+        'a model (measured first), a `ferry optimize` report, or a deployment',
+      )
+      .requiredOption(
+        '--traffic <profile>',
+        'e.g. 50rps, peak=80rps,trough=2rps,peak-hours=9-18, bursty:burst=120rps,bursts=6, trace:FILE',
+      ),
+  )
     .option('--target <target>', 'only options of this target: local, kubernetes, ec2')
     .option(
       '--local-cost <usd/h>',

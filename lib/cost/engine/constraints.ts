@@ -5,6 +5,9 @@
 import type { InstancePrice, PriceCatalog, ServerlessPrice } from '../catalog/types';
 import type { PlanConstraints, PlanOption } from './types';
 
+/** The p95 goal when none is given (`ferry plan`, the deploy stage). */
+export const DEFAULT_SLO_P95_MS = 100;
+
 export class ConstraintError extends Error {
   override name = 'ConstraintError';
 }

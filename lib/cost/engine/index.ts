@@ -2,6 +2,7 @@
  * The cost engine (pure, deterministic): a workload profile, the model's measurements, the SLO and
  * constraints and the price catalog → ranked deployment options with monthly cost and expected p95.
  */
+export { consideredOption, consideredOptions } from './considered';
 export * from './constraints';
 export { type Calibration, parseCalibration } from './cpuSpeed';
 export { measurementsFromCandidate } from './measurements';

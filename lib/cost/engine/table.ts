@@ -1,7 +1,7 @@
 /** The "considered options" table, the choice marked, as SkyPilot's optimizer prints its candidates. */
-import type { DeploymentPlan, PlanOption } from './types';
+import type { ConsideredOption, ConsideredOptions } from './types';
 
-function cells(o: PlanOption, chosen: boolean): string[] {
+function cells(o: ConsideredOption, chosen: boolean): string[] {
   const inst =
     o.instances.max === 0
       ? '-'
@@ -34,7 +34,8 @@ function pad(rows: string[][]): string[] {
   );
 }
 
-export function formatPlanTable(plan: DeploymentPlan, indent = ''): string[] {
+/** A plan (or its considered-options cut, as a deployment's status carries it) as the table. */
+export function formatPlanTable(plan: ConsideredOptions, indent = ''): string[] {
   const header = ['', 'STRATEGY', 'PROVIDER', 'REGION', 'INSTANCE', 'N', '$/MONTH', 'P95', 'RISK', 'STATUS'];
   const rows = [header, ...plan.options.map((o) => cells(o, o.id === plan.chosen))];
   const c = plan.constraints;

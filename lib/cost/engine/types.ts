@@ -56,6 +56,11 @@ export interface LocalMachine {
   arch: Architecture;
   /** What this machine costs per hour, as the user sets it; local is an option only when set. */
   usdPerHour?: number;
+  /**
+   * The deploy stage: no cost was set, and this machine is counted at $0/h (it is paid for already) so that
+   * a plain deploy still serves here; the option says so among its estimates.
+   */
+  costNotSet?: boolean;
 }
 
 export interface KubernetesNode {
@@ -166,4 +171,33 @@ export interface DeploymentPlan {
   model: ModelMeasurements;
   /** Assumptions the figures rest on, in words. */
   assumptions: string[];
+}
+
+/** An option's fields the deploy stage keeps (status Query, Postgres, dashboard): no schedule or service times. */
+export type ConsideredOption = Pick<
+  PlanOption,
+  | 'id'
+  | 'strategy'
+  | 'provider'
+  | 'region'
+  | 'instanceType'
+  | 'monthlyCostUsd'
+  | 'p95Ms'
+  | 'withinSloShare'
+  | 'feasible'
+  | 'reason'
+  | 'reasonKind'
+  | 'risk'
+  | 'why'
+  | 'instances'
+  | 'target'
+  | 'deployable'
+  | 'deployNote'
+  | 'estimates'
+>;
+
+/** A plan as the deploy stage shows and stores it: the considered-options table, the choice and why. */
+export interface ConsideredOptions extends Omit<DeploymentPlan, 'options' | 'model'> {
+  options: ConsideredOption[];
+  model: Pick<ModelMeasurements, 'source'>;
 }

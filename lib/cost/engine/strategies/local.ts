@@ -1,4 +1,7 @@
-/** This machine, at the cost per hour the user sets (an option only then): one machine, all its cores. */
+/**
+ * This machine, at the cost per hour the user sets (an option only then, except in the deploy stage, which
+ * counts an unset cost as $0/h: LocalMachine.costNotSet): one machine, all its cores.
+ */
 import { type Hardware, isProblem, shapeOn } from '../capacity';
 import type { LocalMachine, PlanOption } from '../types';
 import { infeasibleOption, optionId, type StrategyContext } from './context';
@@ -29,7 +32,11 @@ export function localOption(ctx: StrategyContext, machine: LocalMachine): PlanOp
     usdPerInstanceHour: machine.usdPerHour,
     minInstances: 1,
     fixedInstances: 1,
-    estimates: [],
-    what: `this machine at $${machine.usdPerHour}/h (as set)`,
+    estimates: machine.costNotSet
+      ? ['the cost of this machine (not set: FERRY_LOCAL_COST_PER_HOUR; counted as $0/h)']
+      : [],
+    what: machine.costNotSet
+      ? 'this machine, its cost not set (counted as $0/h)'
+      : `this machine at $${machine.usdPerHour}/h (as set)`,
   });
 }
