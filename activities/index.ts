@@ -2,6 +2,7 @@
 
 export { buildAndPushModelImage } from './container';
 export { deployToLocalTarget } from './deploy';
+export { planDeploymentOptions, recordDeploymentDecision } from './deploy/planOptions';
 export { collectDeploymentMetrics, destroyDeployment, hibernateDeployment } from './monitor';
 export { accountInterval, recordAnomalyTransition, sendAnomalyAlert } from './monitor/cost';
 export { applyPredictiveFloor } from './monitor/predictive';

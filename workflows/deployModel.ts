@@ -10,6 +10,7 @@ import {
   condition,
   log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -18,15 +19,19 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type * as activities from '../activities';
+import { noOptionProblem, optionRefusal, optionToDeploy } from '../lib/cost/deployChoice';
 import { approvePlanSignal, approvePlanUpdate, deploymentStatusQuery } from './messages';
 import { monitorDeploymentWorkflow } from './monitorDeployment';
-import { ferryStageKey } from './searchAttributes';
+import { ferryStageKey, ferryTargetKey } from './searchAttributes';
 import {
   type ApprovalRequest,
   type ChosenPlan,
+  type ConsideredOptions,
   type DeployModelInput,
+  type DeploymentDecision,
   type DeploymentPhase,
   type DeploymentStatus,
+  type DeploymentTargetChoice,
   PIPELINE_STAGES,
   type PipelineStage,
   workflowIds,
@@ -43,6 +48,13 @@ const quick = proxyActivities<typeof activities>({
 // Activities that move or transform model files heartbeat; a worker that dies is noticed within the
 // heartbeat timeout. Bad input (InvalidModel, ModelVersionConflict), an image that fails its smoke test and
 // a container runtime that is not installed are never retried: another attempt would meet the same.
+// The cost engine over every plan that could be approved: pure computation and one Postgres write. A plan it
+// cannot make (a bad constraint) would fail again.
+const planning = proxyActivities<typeof activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { ...retry, nonRetryableErrorTypes: ['PlanError'] },
+});
+
 const heavy = proxyActivities<typeof activities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '20s',
@@ -91,10 +103,26 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     if (plan.withinBudget === false) {
       return `plan "${req.plan}" is ${plan.rejection ?? 'outside the accuracy budget'}; choose one of: ${approvable.join(', ')}`;
     }
-    return undefined;
+    // The deployment option: one of the plan's table that is feasible and deployable here; none named, the
+    // plan's own choice, so a plan that cannot be deployed at all is refused too.
+    if (!status.deploymentOptions) {
+      return req.option === undefined
+        ? undefined
+        : `deployment ${input.deploymentId} was started before the deploy stage planned: it takes no deployment option`;
+    }
+    const table = status.deploymentOptions[req.plan];
+    if (req.option !== undefined) return optionRefusal(table, req.plan, req.option);
+    const problem = noOptionProblem(table, req.plan);
+    return problem ? `plan "${req.plan}" cannot be deployed: ${problem}` : undefined;
   };
   const accept = (req: ApprovalRequest): ChosenPlan => {
-    status.chosenPlan = { plan: req.plan, source: 'approved', approvedBy: req.approvedBy, at: nowIso() };
+    status.chosenPlan = {
+      plan: req.plan,
+      ...(req.option !== undefined ? { option: req.option } : {}),
+      source: 'approved',
+      approvedBy: req.approvedBy,
+      at: nowIso(),
+    };
     return status.chosenPlan;
   };
   setHandler(approvePlanUpdate, accept, {
@@ -149,6 +177,29 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     status.optimization = measured.table;
     status.plans = measured.plans;
     status.defaultPlan = measured.defaultPlan;
+    // The deploy stage plans before anything is chosen, so that the approval can name an option too. Runs
+    // started before it replay without (their history has no marker); a canary joins its base deployment.
+    const plansDeployment = !input.canary && patched('plan-before-deploy');
+    if (plansDeployment) {
+      const planned = await planning.planDeploymentOptions({
+        deploymentId: input.deploymentId,
+        modelVersionId: ingested.modelVersionId,
+        candidates: measured.plans.flatMap((p) =>
+          p.withinBudget !== false && p.row ? [{ id: p.id, row: p.row }] : [],
+        ),
+        inputs: ingested.summary.inputs,
+        ...(input.cost ? { cost: input.cost } : {}),
+        ...(input.target ? { target: input.target } : {}),
+      });
+      status.deploymentOptions = planned.tables;
+      // One-click deploys the default plan: when nothing fits it, say so now, before an image is built.
+      const problem =
+        input.mode === 'one-click' && noOptionProblem(planned.tables[measured.defaultPlan], measured.defaultPlan);
+      if (problem) {
+        current = 'deploy';
+        throw ApplicationFailure.nonRetryable(problem, 'NoDeploymentOption');
+      }
+    }
     if (input.mode === 'review') {
       enter('optimize', 'awaiting-approval');
       status.approvalDeadline = new Date(Date.now() + input.approvalTimeoutMs).toISOString();
@@ -197,6 +248,21 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     // 4 deploy
     current = 'deploy';
     enter('deploy');
+    let target = input.target;
+    if (status.deploymentOptions) {
+      const decided = decideTarget(status.deploymentOptions, status.chosenPlan!, input.target);
+      status.deploymentDecision = decided.decision;
+      target = decided.target;
+      upsertSearchAttributes([{ key: ferryTargetKey, value: decided.decision.target }]);
+      await quick.recordDeploymentDecision({
+        deploymentId: input.deploymentId,
+        plan,
+        option: decided.decision.option,
+        target: decided.decision.target,
+        source: decided.decision.source,
+        ...(decided.decision.approvedBy ? { approvedBy: decided.decision.approvedBy } : {}),
+      });
+    }
     const deployInput = {
       deploymentId: input.deploymentId,
       modelVersionId: ingested.modelVersionId,
@@ -207,7 +273,7 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
       monitor: input.monitor,
       // Who may reach it (the gateway's spec carries it); a canary joins its base deployment's.
       ...(input.access ? { access: input.access } : {}),
-      ...(input.target ? { target: input.target } : {}),
+      ...(target ? { target } : {}),
     };
     if (input.canary) {
       // A canary release: a new revision of a live deployment, watched by that deployment's monitor.
@@ -243,7 +309,11 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     const deployed = await heavy.deployToLocalTarget(deployInput);
     status.endpoint = deployed.endpoint;
     status.inferUrl = deployed.inferUrl;
-    finish('deploy', `${deployed.replicas} replica(s) at ${deployed.endpoint}`);
+    const d = status.deploymentDecision;
+    finish(
+      'deploy',
+      `${deployed.replicas} replica(s) at ${deployed.endpoint}${d ? `; option ${d.option} ($${d.monthlyCostUsd.toFixed(2)}/month, p95 ${d.p95Ms ?? '-'} ms)` : ''}`,
+    );
 
     // 5 monitor: a child that outlives this run (abandoned on close) for the deployment's life
     current = 'monitor';
@@ -258,7 +328,7 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
           model: input.model,
           version: input.version,
           settings: input.monitor,
-          ...(input.target ? { target: input.target } : {}),
+          ...(target ? { target } : {}),
         },
       ],
       typedSearchAttributes: workflowInfo().typedSearchAttributes,
@@ -281,6 +351,43 @@ export async function deployModelWorkflow(input: DeployModelInput): Promise<Depl
     upsertSearchAttributes([{ key: ferryStageKey, value: 'failed' }]);
     throw ApplicationFailure.nonRetryable(status.error, 'DeploymentFailed');
   }
+}
+
+/**
+ * The option the run deploys (the approved one, else the table's choice: the cheapest deployable option
+ * meeting the SLO and budget) and the target choice it means. The validator and the one-click check have
+ * made sure there is one; a run whose default plan fits none after a timeout fails here.
+ */
+function decideTarget(
+  tables: Record<string, ConsideredOptions>,
+  chosen: ChosenPlan,
+  requested: DeploymentTargetChoice | undefined,
+): { decision: DeploymentDecision; target: DeploymentTargetChoice | undefined } {
+  const table = tables[chosen.plan];
+  const option = table && optionToDeploy(table, chosen.option);
+  if (!option?.target || option.target === 'ec2') {
+    throw ApplicationFailure.nonRetryable(
+      option
+        ? `option ${option.id} has no target the pipeline deploys to`
+        : (noOptionProblem(table, chosen.plan) ?? 'no option'),
+      'NoDeploymentOption',
+    );
+  }
+  const decision: DeploymentDecision = {
+    plan: chosen.plan,
+    option: option.id,
+    target: option.target,
+    source: chosen.source,
+    ...(chosen.approvedBy ? { approvedBy: chosen.approvedBy } : {}),
+    monthlyCostUsd: option.monthlyCostUsd,
+    p95Ms: option.p95Ms,
+    at: nowIso(),
+  };
+  if (option.target === 'local') return { decision, target: undefined };
+  return {
+    decision,
+    target: { kind: option.target, ...(requested?.namespace ? { namespace: requested.namespace } : {}) },
+  };
 }
 
 function failureMessage(err: unknown): string {

@@ -5,3 +5,5 @@ export const ferryModelKey = defineSearchAttributeKey('FerryModel', SearchAttrib
 export const ferryModelVersionKey = defineSearchAttributeKey('FerryModelVersion', SearchAttributeType.KEYWORD);
 export const ferryStageKey = defineSearchAttributeKey('FerryStage', SearchAttributeType.KEYWORD);
 export const ferryDeploymentKey = defineSearchAttributeKey('FerryDeployment', SearchAttributeType.KEYWORD);
+/** Where the deploy stage deploys (local, kubernetes, ec2): the cost engine's choice, or the target the user named. */
+export const ferryTargetKey = defineSearchAttributeKey('FerryTarget', SearchAttributeType.KEYWORD);

@@ -5,6 +5,8 @@
 
 import type { AlertState, SignalName } from '../lib/analytics/anomaly';
 import type { PredictiveMode } from '../lib/analytics/predictiveFloor';
+import type { DeployCostRequest } from '../lib/cost/deployStage';
+import type { ConsideredOptions, TargetKind } from '../lib/cost/engine/types';
 import type {
   AccuracyBudget,
   BenchmarkReport,
@@ -15,6 +17,8 @@ import type {
 import type { TargetSpec } from '../lib/targets/targetSpec';
 
 export type { PredictiveMode } from '../lib/analytics/predictiveFloor';
+export type { DeployCostRequest } from '../lib/cost/deployStage';
+export type { ConsideredOption, ConsideredOptions, TargetKind } from '../lib/cost/engine/types';
 // The optimize stage's types live with the engine (lib/ never imports from workflows/); here for every caller.
 export type {
   AccuracyBudget,
@@ -98,8 +102,13 @@ export interface DeployModelInput {
   canary?: CanaryRequest;
   /** The project (tenant) the deployment belongs to and whether inference needs a key; absent: `default`, keyed. */
   access?: { project: string; public: boolean };
-  /** Where it runs; absent: the local gateway. */
+  /**
+   * Where it runs. Absent: where the cost engine's choice deploys (runs started before the deploy stage
+   * planned: the local gateway). Given: the plan is made among this target's options only.
+   */
   target?: DeploymentTargetChoice;
+  /** The workload profile and constraints the deploy stage plans with (`ferry deploy --traffic ... --slo-p95 ...`). */
+  cost?: DeployCostRequest;
 }
 
 /** Where a deployment runs: the local gateway (the default) or a namespace of a Kubernetes cluster. */
@@ -142,6 +151,8 @@ export type ApprovalSource = 'approved' | 'default-after-timeout' | 'one-click';
 
 export interface ChosenPlan {
   plan: string;
+  /** The deployment option approved with it (absent: the plan's cheapest deployable option is taken). */
+  option?: string;
   source: ApprovalSource;
   approvedBy?: string;
   at: string;
@@ -149,7 +160,21 @@ export interface ChosenPlan {
 
 export interface ApprovalRequest {
   plan: string;
+  /** A deployment option of the plan's considered-options table (`ferry status` lists them); absent: its choice. */
+  option?: string;
   approvedBy?: string;
+}
+
+/** The deploy stage's decision: which option of which plan's table it deploys, and how it was chosen. */
+export interface DeploymentDecision {
+  plan: string;
+  option: string;
+  target: TargetKind;
+  source: ApprovalSource;
+  approvedBy?: string;
+  monthlyCostUsd: number;
+  p95Ms: number | null;
+  at: string;
 }
 
 export interface ImageRecord {
@@ -176,6 +201,10 @@ export interface DeploymentStatus {
   optimization?: OptimizationTable;
   approvalDeadline?: string;
   chosenPlan?: ChosenPlan;
+  /** Per optimization plan that can be approved, the cost engine's considered options (the deploy stage plans before it deploys). */
+  deploymentOptions?: Record<string, ConsideredOptions>;
+  /** The option the deploy stage took (absent in runs started before it planned). */
+  deploymentDecision?: DeploymentDecision;
   benchmark?: BenchmarkReport;
   image?: ImageRecord;
   endpoint?: string;

@@ -236,7 +236,7 @@ function deploymentRowOf(input: DeployInput, endpoint: string) {
     id: input.deploymentId,
     modelVersionId: input.modelVersionId,
     imageId: input.imageId,
-    target: 'local',
+    target: input.target?.kind ?? 'local',
     endpoint,
     ...(input.access ? { access: input.access } : {}),
   };

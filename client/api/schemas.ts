@@ -73,6 +73,7 @@ export const approveBody = {
   additionalProperties: false,
   properties: {
     plan: { type: 'string', minLength: 1, maxLength: 200 },
+    option: { type: 'string', minLength: 1, maxLength: 200, description: "a deployment option of the plan's table" },
     approvedBy: { type: 'string', minLength: 1, maxLength: 100 },
   },
 } as const;

@@ -2,7 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { formatTradeoffTable, tableFootnotes } from '../../lib/optimize/table';
 import type { DeploymentStatus, OptimizeSettings, PredictiveMode } from '../../workflows/types';
-import { type FerryClient, FerryError, type InferRequest } from '../sdk';
+import { type DeployOptions, type FerryClient, FerryError, type InferRequest } from '../sdk';
+import { decisionLine, printDeploymentOptions } from './deploymentOptions';
 import { bar, describeHeartbeat, formatBytes, StageProgressPrinter } from './progress';
 
 export interface DeployCommandOptions {
@@ -22,8 +23,10 @@ export interface DeployCommandOptions {
   public?: boolean;
   /** The project it belongs to (`--project`); default `default`. */
   project?: string;
-  /** `--target kubernetes [--namespace N]`; absent: the local gateway. */
-  target?: { kind: 'kubernetes'; namespace?: string };
+  /** `--target local|kubernetes [--namespace N]`; absent: where the cost engine's choice deploys. */
+  target?: DeployOptions['target'];
+  /** `--traffic` and the constraints the deploy stage plans with. */
+  cost?: DeployOptions['cost'];
 }
 
 export async function deployCommand(
@@ -48,6 +51,7 @@ export async function deployCommand(
     // the model name is claimed for that project before the upload.
     access: { project: opts.project ?? 'default', public: opts.public === true },
     ...(opts.target ? { target: opts.target } : {}),
+    ...(opts.cost ? { cost: opts.cost } : {}),
     onUploadProgress: (sent, total) => {
       const pct = total ? (100 * sent) / total : 100;
       if (process.stdout.isTTY) process.stdout.write(`\r  upload ${bar(pct)} ${formatBytes(sent)}`);
@@ -85,6 +89,7 @@ export async function watchDeployment(ferry: FerryClient, ref: string): Promise<
       announcedApproval = true;
       printer.clearLive();
       printPlans(status);
+      printDeploymentOptions(status);
       console.log(
         `  Waiting for approval until ${status.approvalDeadline} (then the default, ${status.defaultPlan}, is taken):`,
       );
@@ -92,7 +97,7 @@ export async function watchDeployment(ferry: FerryClient, ref: string): Promise<
         `    ferry approve ${status.deploymentId} --plan <${(status.plans ?? [])
           .filter((p) => p.withinBudget !== false)
           .map((p) => p.id)
-          .join('|')}>`,
+          .join('|')}>${status.deploymentOptions ? ' [--option <id>]' : ''}`,
       );
     }
     if (status.phase === 'live') return status;
@@ -142,6 +147,8 @@ export function printDeploymentSummary(ferry: FerryClient, s: DeploymentStatus):
       `               ferry promote ${c.baseDeploymentId} --revision ${c.revision}   |   ferry rollback ${c.baseDeploymentId}`,
     );
   }
+  const decided = decisionLine(s);
+  if (decided) console.log(`  Option:      ${decided}`);
   console.log(`  Endpoint:    ${s.inferUrl ?? '-'}`);
   console.log(`  Dashboard:   ${ferry.dashboardUrl(s.deploymentId)}`);
   console.log(`  Temporal UI: ${ferry.temporalUiUrl(`deploy:${s.model}:${s.version}`)}`);
@@ -157,6 +164,7 @@ export async function statusCommand(ferry: FerryClient, ref: string, json: boole
   console.log(`${status.deploymentId}: ${status.phase} ${bar(status.percent)}`);
   for (const s of status.stages) console.log(`  ${s.state.padEnd(8)} ${s.stage.padEnd(9)} ${s.detail ?? ''}`);
   if (status.phase === 'awaiting-approval' || status.optimization) printPlans(status);
+  printDeploymentOptions(status);
   if (status.chosenPlan)
     console.log(
       `  Plan: ${status.chosenPlan.plan} (${status.chosenPlan.source}${status.chosenPlan.approvedBy ? ` by ${status.chosenPlan.approvedBy}` : ''})`,

@@ -203,7 +203,8 @@ function pipelineInput(
     },
     ...(canary ? { canary } : {}),
     ...(access ? { access } : {}),
-    ...(opts.target && opts.target.kind !== 'local' ? { target: opts.target } : {}),
+    ...(opts.target ? { target: opts.target } : {}),
+    ...(opts.cost ? { cost: opts.cost } : {}),
   };
 }
 

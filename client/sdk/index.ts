@@ -173,8 +173,8 @@ export class FerryClient {
   }
 
   /** Approve a plan with a validated Update: an unknown plan or a run that is not waiting is refused at once. */
-  approve(ref: string, plan: string, approvedBy = 'cli'): Promise<ChosenPlan> {
-    return this.runs.approve(ref, plan, approvedBy);
+  approve(ref: string, plan: string, approvedBy = 'cli', option?: string): Promise<ChosenPlan> {
+    return this.runs.approve(ref, plan, approvedBy, option);
   }
 
   /** Approve with a Signal (what chat and ops webhooks send), then say whether the run took the plan. */

@@ -158,11 +158,13 @@ export class DeploymentRuns {
    * is a run that does not wait for an approval (NotAwaitingApprovalError), and the run's validator
    * refuses a plan it cannot apply; nothing is sent that the run would ignore.
    */
-  async approve(ref: string, plan: string, approvedBy: string): Promise<ChosenPlan> {
+  async approve(ref: string, plan: string, approvedBy: string, option?: string): Promise<ChosenPlan> {
     const { workflowId } = await this.resolve(ref);
     await this.assertAwaitingApproval(ref, workflowId);
     try {
-      return await this.deployHandle(workflowId).executeUpdate(approvePlanUpdate, { args: [{ plan, approvedBy }] });
+      return await this.deployHandle(workflowId).executeUpdate(approvePlanUpdate, {
+        args: [{ plan, approvedBy, ...(option !== undefined ? { option } : {}) }],
+      });
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) throw new UnknownDeploymentError(`no deployment "${ref}"`);
       const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;

@@ -24,8 +24,13 @@ export interface DeployOptions {
   canary?: { percent: number; of?: string };
   /** The project the deployment belongs to and whether inference needs no key; absent: `default`, keyed. */
   access?: DeployModelInput['access'];
-  /** Where it runs: the local gateway (default) or `{kind: 'kubernetes', namespace?}`. */
+  /**
+   * Where it runs: `{kind: 'local'}` or `{kind: 'kubernetes', namespace?}`; absent, where the cost engine's
+   * choice deploys (the cheapest deployable option that meets the SLO and budget).
+   */
   target?: DeployModelInput['target'];
+  /** The workload profile and constraints the deploy stage plans with (lib/cost/deployStage.ts). */
+  cost?: DeployModelInput['cost'];
   onUploadProgress?: (sentBytes: number, totalBytes: number) => void;
 }
 

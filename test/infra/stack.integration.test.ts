@@ -384,7 +384,7 @@ describe('dev stack: temporal', () => {
     try {
       const res = await connection.operatorService.listSearchAttributes({ namespace: config.temporal.namespace });
       const custom = res.customAttributes ?? {};
-      for (const name of ['FerryModel', 'FerryModelVersion', 'FerryStage', 'FerryDeployment']) {
+      for (const name of ['FerryModel', 'FerryModelVersion', 'FerryStage', 'FerryDeployment', 'FerryTarget']) {
         assert.equal(
           custom[name],
           INDEXED_VALUE_TYPE_KEYWORD,

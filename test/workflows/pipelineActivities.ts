@@ -3,6 +3,10 @@
  * and record every call, so a test can check what the workflow asked for and in which order. A test
  * replaces the ones its case is about (a failing upload, an approval sent from inside a stage, ...).
  */
+import { shippedCatalog } from '../../lib/cost/catalog/load';
+import { planEveryCandidate } from '../../lib/cost/deployStage';
+import type { LocalMachine, TargetKind } from '../../lib/cost/engine/types';
+import { clusterNodeHere } from '../../lib/cost/thisMachine';
 import type { SmokeTestRecord } from '../../lib/image/smokeTest';
 import type { CandidateMeasurement, ImageRecord, OptimizationTable, PlanOption } from '../../workflows/types';
 import type { Activities } from './timeSkipping';
@@ -123,6 +127,12 @@ export const SMOKE_TEST: SmokeTestRecord = {
   timings: { unpackMs: 300, readyMs: 120, inferMs: 2, totalMs: 500 },
 };
 
+/** Where the planning stand-in deploys: a 2-vCPU machine whose cost is not set, and a cluster. */
+export const PLANNED_HERE: { local: LocalMachine; deployable: TargetKind[] } = {
+  local: { vcpus: 2, memoryGiB: 8, arch: 'x86_64', usdPerHour: 0, costNotSet: true },
+  deployable: ['local', 'kubernetes'],
+};
+
 /** Every pipeline activity, answering as a successful run would; `overrides` replace single ones. */
 export function pipelineActivities(calls: Call[], overrides: Partial<Activities> = {}): Partial<Activities> {
   const record = <K extends keyof Activities>(activity: K, fn: Activities[K]): Activities[K] =>
@@ -161,6 +171,20 @@ export function pipelineActivities(calls: Call[], overrides: Partial<Activities>
         sizeRatio: 4,
       },
     }),
+    // The cost engine itself (pure) on the shipped catalog, as if this machine and a cluster were configured.
+    planDeploymentOptions: async (input) => {
+      const catalog = shippedCatalog();
+      const planned = planEveryCandidate({
+        candidates: input.candidates,
+        ...(input.cost ? { request: input.cost } : {}),
+        ...(input.target ? { requestedTarget: input.target.kind } : {}),
+        catalog,
+        ...PLANNED_HERE,
+        kubernetesNode: clusterNodeHere(catalog, PLANNED_HERE.deployable),
+      });
+      return { tables: Object.fromEntries(Object.entries(planned).map(([id, p]) => [id, p.table])) };
+    },
+    recordDeploymentDecision: async () => undefined,
     buildAndPushModelImage: async () => ({
       imageId: 3,
       image: IMAGE,

@@ -22,6 +22,7 @@ import {
   ferryModelKey,
   ferryModelVersionKey,
   ferryStageKey,
+  ferryTargetKey,
 } from '../../workflows/searchAttributes';
 
 export type Activities = typeof activities;
@@ -89,7 +90,7 @@ export async function startWorkflowTestBed(): Promise<WorkflowTestBed> {
   await env.connection.operatorService.addSearchAttributes({
     namespace: env.namespace ?? 'default',
     searchAttributes: Object.fromEntries(
-      [ferryModelKey, ferryModelVersionKey, ferryStageKey, ferryDeploymentKey].map((k) => [
+      [ferryModelKey, ferryModelVersionKey, ferryStageKey, ferryDeploymentKey, ferryTargetKey].map((k) => [
         k.name,
         INDEXED_VALUE_TYPE_KEYWORD,
       ]),

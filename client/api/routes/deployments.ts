@@ -172,15 +172,20 @@ export function deploymentRoutes(app: FastifyInstance, deps: ApiDeps): void {
         response: { 200: passThrough, ...errorResponses },
       },
     },
-    async (req: FastifyRequest<{ Params: { deployment: string }; Body: { plan: string; approvedBy?: string } }>) => {
+    async (
+      req: FastifyRequest<{
+        Params: { deployment: string };
+        Body: { plan: string; option?: string; approvedBy?: string };
+      }>,
+    ) => {
       const d = await authorized(req, 'approve');
       const approvedBy = req.body.approvedBy ?? d.principal.keyName;
-      const chosen = await ferry.approve(d.workflowId, req.body.plan, approvedBy);
+      const chosen = await ferry.approve(d.workflowId, req.body.plan, approvedBy, req.body.option);
       await audit.record({
         actor: actorOf(d.principal),
         action: 'approve',
         deploymentId: d.deploymentId,
-        detail: { plan: req.body.plan, approvedBy },
+        detail: { plan: req.body.plan, ...(chosen.option ? { option: chosen.option } : {}), approvedBy },
         source: source(req),
       });
       return chosen;

@@ -3,11 +3,15 @@ import type { Command } from 'commander';
 import { PREDICTIVE_MODES, type PredictiveMode } from '../../../lib/analytics/predictiveFloor';
 import { assertValidName } from '../../../lib/names';
 import { FerryError } from '../../sdk/errors';
+import type { ConstraintFlags } from '../costFlags';
 import { parseDuration } from '../duration';
 import { budgetOption, positiveInt, splitList } from '../flags';
+import { withConstraintOptions } from './constraintOptions';
 import { type CliContext, DEPLOYMENT, JSON_FLAG } from './context';
 
-interface DeployFlags {
+interface DeployFlags extends Omit<ConstraintFlags, 'target'> {
+  traffic?: string;
+  seed?: string;
   review?: boolean;
   name?: string;
   version?: string;
@@ -22,7 +26,7 @@ interface DeployFlags {
   canaryOf?: string;
   public?: boolean;
   project?: string;
-  target: string;
+  target?: string;
   namespace?: string;
 }
 
@@ -30,90 +34,107 @@ export function addDeployCommands(program: Command, { config, withClient }: CliC
   // ---- deploy and operate ----
   program.commandsGroup('Deploy and operate:');
 
-  program
-    .command('deploy')
-    .description('upload a model and run it through the pipeline: upload, optimize, container, deploy, monitor')
-    .argument('<model.onnx>', 'the ONNX model file')
-    .option('--review', 'wait for an approval of the optimization plan (`ferry approve`) instead of one-click')
-    .option('--name <name>', 'model name (default: the file name without .onnx)')
-    .option(
-      '--version <version>',
-      "version (default: sha- and the file's sha256, so the same file is the same version)",
-    )
-    .option('--replicas <n>', 'replicas to serve it with (default 1)')
-    .option(
-      '--approval-timeout <duration>',
-      'with --review: when the default plan is taken, e.g. 10m (default 1h, or FERRY_APPROVAL_TIMEOUT_MS)',
-    )
-    .option(
-      '--idle-hibernate <duration>',
-      'hibernate after this long without a request, e.g. 15m (default 15m, or FERRY_IDLE_HIBERNATE_MS)',
-    )
-    .option(
-      '--predictive <mode>',
-      'predictive scaling: on (replicas ready ahead of a forecast rise, waking from zero), forecast-only, or off',
-      'off',
-    )
-    .option('--no-wait', 'return once the pipeline has started instead of following it')
-    .option('--techniques <a,b>', 'optimization techniques to try')
-    .option('--accuracy-budget <budget>', 'how far a candidate may drift, e.g. cosine=0.99,top1=0.99')
-    .option(
-      '--canary <percent>',
-      "the new version becomes a revision (named after the version) of the model's live deployment with PERCENT of its traffic; the others keep the rest",
-    )
-    .option('--canary-of <deployment>', "the deployment the canary joins (default: the model's newest)")
-    .option('--public', 'serve inference without a key (the gateway asks for one otherwise)')
-    .option('--project <project>', 'the project (tenant) it belongs to, default "default"')
-    .option('--target <target>', 'where it runs: local (the gateway on this machine) or kubernetes', 'local')
-    .option(
-      '--namespace <namespace>',
-      'with --target kubernetes: the namespace (default FERRY_KUBERNETES_NAMESPACE, else default)',
-    )
-    .action(async (file: string, o: DeployFlags) => {
-      if (o.target !== 'local' && o.target !== 'kubernetes')
-        throw new FerryError(`--target must be local or kubernetes, not "${o.target}"`);
-      if (!PREDICTIVE_MODES.includes(o.predictive as PredictiveMode))
-        throw new FerryError(`--predictive must be one of ${PREDICTIVE_MODES.join(', ')}, not "${o.predictive}"`);
-      if (o.namespace !== undefined && o.target !== 'kubernetes')
-        throw new FerryError('--namespace needs --target kubernetes');
-      if (o.public && o.canary !== undefined)
-        throw new FerryError("--public cannot be given with --canary: a canary is served with its deployment's access");
-      if (o.canaryOf !== undefined && o.canary === undefined)
-        throw new FerryError('--canary-of needs --canary PERCENT');
-      if (o.canary !== undefined && o.replicas !== undefined) {
-        throw new FerryError(
-          "--replicas cannot be given with --canary: the revision follows its deployment's scaling (change it with `ferry scale`)",
-        );
-      }
-      const { parseCanaryPercent } = await import('../canary');
-      const canary = o.canary === undefined ? undefined : { percent: parseCanaryPercent(o.canary), of: o.canaryOf };
-      const optimize =
-        o.techniques || o.accuracyBudget
-          ? {
-              techniques: o.techniques ? splitList(o.techniques) : undefined,
-              budget: o.accuracyBudget ? budgetOption(o.accuracyBudget) : undefined,
-            }
-          : undefined;
-      const options = {
-        review: o.review === true,
-        model: o.name,
-        version: o.version,
-        replicas: o.replicas ? positiveInt('--replicas', o.replicas) : undefined,
-        approvalTimeoutMs: o.approvalTimeout ? parseDuration(o.approvalTimeout) : undefined,
-        idleHibernateMs: o.idleHibernate ? parseDuration(o.idleHibernate) : undefined,
-        predictive: o.predictive as PredictiveMode,
-        wait: o.wait,
-        optimize,
-        canary,
-        public: o.public === true,
-        project: o.project === undefined ? undefined : assertValidName('project', o.project),
-        ...(o.target === 'kubernetes'
-          ? { target: { kind: 'kubernetes' as const, ...(o.namespace ? { namespace: o.namespace } : {}) } }
+  withConstraintOptions(
+    program
+      .command('deploy')
+      .description('upload a model and run it through the pipeline: upload, optimize, container, deploy, monitor')
+      .argument('<model.onnx>', 'the ONNX model file')
+      .option('--review', 'wait for an approval of the optimization plan (`ferry approve`) instead of one-click')
+      .option('--name <name>', 'model name (default: the file name without .onnx)')
+      .option(
+        '--version <version>',
+        "version (default: sha- and the file's sha256, so the same file is the same version)",
+      )
+      .option('--replicas <n>', 'replicas to serve it with (default 1)')
+      .option(
+        '--approval-timeout <duration>',
+        'with --review: when the default plan is taken, e.g. 10m (default 1h, or FERRY_APPROVAL_TIMEOUT_MS)',
+      )
+      .option(
+        '--idle-hibernate <duration>',
+        'hibernate after this long without a request, e.g. 15m (default 15m, or FERRY_IDLE_HIBERNATE_MS)',
+      )
+      .option(
+        '--predictive <mode>',
+        'predictive scaling: on (replicas ready ahead of a forecast rise, waking from zero), forecast-only, or off',
+        'off',
+      )
+      .option('--no-wait', 'return once the pipeline has started instead of following it')
+      .option('--techniques <a,b>', 'optimization techniques to try')
+      .option('--accuracy-budget <budget>', 'how far a candidate may drift, e.g. cosine=0.99,top1=0.99')
+      .option(
+        '--canary <percent>',
+        "the new version becomes a revision (named after the version) of the model's live deployment with PERCENT of its traffic; the others keep the rest",
+      )
+      .option('--canary-of <deployment>', "the deployment the canary joins (default: the model's newest)")
+      .option('--public', 'serve inference without a key (the gateway asks for one otherwise)')
+      .option('--project <project>', 'the project (tenant) it belongs to, default "default"')
+      .option(
+        '--target <target>',
+        'where it runs: local (the gateway on this machine) or kubernetes (default: where the cost engine chooses)',
+      )
+      .option(
+        '--namespace <namespace>',
+        'with --target kubernetes: the namespace (default FERRY_KUBERNETES_NAMESPACE, else default)',
+      )
+      .option(
+        '--traffic <profile>',
+        'the workload the deploy stage plans for (as `ferry plan`; default 1rps): e.g. 50rps, peak=80rps,trough=2rps,peak-hours=9-18',
+      )
+      .option('--seed <n>', "seed for a bursty profile's burst placement"),
+  ).action(async (file: string, o: DeployFlags) => {
+    if (o.target !== undefined && o.target !== 'local' && o.target !== 'kubernetes')
+      throw new FerryError(`--target must be local or kubernetes, not "${o.target}"`);
+    if (!PREDICTIVE_MODES.includes(o.predictive as PredictiveMode))
+      throw new FerryError(`--predictive must be one of ${PREDICTIVE_MODES.join(', ')}, not "${o.predictive}"`);
+    if (o.namespace !== undefined && o.target !== 'kubernetes')
+      throw new FerryError('--namespace needs --target kubernetes');
+    if (o.public && o.canary !== undefined)
+      throw new FerryError("--public cannot be given with --canary: a canary is served with its deployment's access");
+    if (o.canaryOf !== undefined && o.canary === undefined) throw new FerryError('--canary-of needs --canary PERCENT');
+    if (o.canary !== undefined && o.replicas !== undefined) {
+      throw new FerryError(
+        "--replicas cannot be given with --canary: the revision follows its deployment's scaling (change it with `ferry scale`)",
+      );
+    }
+    const { parseCanaryPercent } = await import('../canary');
+    const { constraintsFromFlags, profileFromFlag } = await import('../costFlags');
+    const { target: _target, ...constraintFlags } = o;
+    const cost = {
+      ...(o.traffic !== undefined ? { profile: profileFromFlag(o.traffic, o.seed) } : {}),
+      constraints: constraintsFromFlags(constraintFlags),
+    };
+    const canary = o.canary === undefined ? undefined : { percent: parseCanaryPercent(o.canary), of: o.canaryOf };
+    const optimize =
+      o.techniques || o.accuracyBudget
+        ? {
+            techniques: o.techniques ? splitList(o.techniques) : undefined,
+            budget: o.accuracyBudget ? budgetOption(o.accuracyBudget) : undefined,
+          }
+        : undefined;
+    const options = {
+      review: o.review === true,
+      model: o.name,
+      version: o.version,
+      replicas: o.replicas ? positiveInt('--replicas', o.replicas) : undefined,
+      approvalTimeoutMs: o.approvalTimeout ? parseDuration(o.approvalTimeout) : undefined,
+      idleHibernateMs: o.idleHibernate ? parseDuration(o.idleHibernate) : undefined,
+      predictive: o.predictive as PredictiveMode,
+      wait: o.wait,
+      optimize,
+      canary,
+      public: o.public === true,
+      project: o.project === undefined ? undefined : assertValidName('project', o.project),
+      ...(o.target === 'kubernetes'
+        ? { target: { kind: 'kubernetes' as const, ...(o.namespace ? { namespace: o.namespace } : {}) } }
+        : o.target === 'local'
+          ? { target: { kind: 'local' as const } }
           : {}),
-      };
-      const { deployCommand } = await import('../commands');
-      await withClient((ferry) => deployCommand(ferry, file, options));
-    });
+      cost,
+    };
+    const { deployCommand } = await import('../commands');
+    await withClient((ferry) => deployCommand(ferry, file, options));
+  });
 
   program
     .command('promote')
@@ -161,13 +182,19 @@ export function addDeployCommands(program: Command, { config, withClient }: CliC
 
   program
     .command('approve')
-    .description('approve an optimization plan of a deployment that waits for one (--review)')
+    .description('approve the optimization plan and deployment option of a deployment that waits for one (--review)')
     .argument('<deployment>', DEPLOYMENT)
     .requiredOption('--plan <plan>', 'the plan to apply (`ferry status` lists them)')
+    .option(
+      '--option <option>',
+      "the deployment option of that plan's considered-options table (`ferry status` lists them; default: its choice)",
+    )
     .option('--by <name>', `who approves (default: ${config.userName})`)
     .option('--signal', 'send it as a Signal (fire and forget, as chat tools do) instead of a validated Update')
-    .action(async (ref: string, o: { plan: string; by?: string; signal?: boolean }) => {
+    .action(async (ref: string, o: { plan: string; option?: string; by?: string; signal?: boolean }) => {
       await withClient(async (ferry) => {
+        if (o.signal && o.option !== undefined)
+          throw new FerryError('--option is approved by Update only: drop --signal');
         if (o.signal) {
           const sent = await ferry.approveBySignal(ref, o.plan, o.by ?? 'cli');
           if (sent.taken) console.log(`Approved plan ${o.plan} for ${ref} (by Signal).`);
@@ -177,8 +204,10 @@ export function addDeployCommands(program: Command, { config, withClient }: CliC
               `the approval Signal was sent, but ${ref} has not taken plan ${o.plan}: a plan it cannot apply is ignored (see \`ferry status ${ref}\`)`,
             );
         } else {
-          const chosen = await ferry.approve(ref, o.plan, o.by ?? config.userName);
-          console.log(`Approved plan ${chosen.plan} for ${ref}.`);
+          const chosen = await ferry.approve(ref, o.plan, o.by ?? config.userName, o.option);
+          console.log(
+            `Approved plan ${chosen.plan}${chosen.option ? ` with deployment option ${chosen.option}` : " with its plan's cheapest deployable option"} for ${ref}.`,
+          );
         }
       });
     });
