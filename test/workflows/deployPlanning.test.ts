@@ -6,7 +6,7 @@
  * validator.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { after, afterEach, beforeEach, describe, test } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { parseProfile } from '../../lib/cost/engine';
 import { approvePlanUpdate, deploymentStatusQuery } from '../../workflows/messages';
@@ -37,7 +37,9 @@ afterEach(async () => {
       .catch(() => undefined);
   await bed?.teardown();
 });
-process.on('beforeExit', () => void next?.then((b) => b.teardown()).catch(() => undefined));
+after(async () => {
+  await (await next?.catch(() => undefined))?.teardown();
+});
 
 let runs = 0;
 function deployInput(overrides: Partial<DeployModelInput> = {}): DeployModelInput {
