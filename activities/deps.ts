@@ -5,8 +5,8 @@ import { getPool } from '../lib/db/pool';
 import { FerryRepository } from '../lib/db/repository';
 import { ObjectStore } from '../lib/store/objectStore';
 import type { DeploymentTarget } from '../lib/targets/deploymentTarget';
-import type { ClusterClient } from '../lib/targets/kubernetes/clusterClient';
 import { LocalTarget } from '../lib/targets/local';
+import type { TargetPlace } from '../lib/targets/targetRecord';
 import type { DeploymentTargetChoice } from '../workflows/types';
 
 export interface ActivityDeps {
@@ -33,8 +33,6 @@ export function activityDeps(): ActivityDeps {
   return deps;
 }
 
-let cluster: ClusterClient | undefined;
-
 /**
  * The target a deployment runs on: the local gateway, or a namespace of the Kubernetes cluster
  * (kubeconfig from KUBECONFIG, else the stack's). `onProgress`: a rollout's steps, for heartbeats.
@@ -45,15 +43,12 @@ export async function targetFor(
 ): Promise<DeploymentTarget> {
   const { config, target } = activityDeps();
   if (!choice || choice.kind === 'local') return target;
-  const { ClusterClient, loadKubeConfig } = await import('../lib/targets/kubernetes/clusterClient');
-  const { KubernetesTarget } = await import('../lib/targets/kubernetes/kubernetesTarget');
-  cluster ??= new ClusterClient(loadKubeConfig(config.kubernetes.kubeconfig));
-  return new KubernetesTarget({
-    client: cluster,
-    namespace: choice.namespace ?? config.kubernetes.namespace,
-    gatewayUrl: config.gateway.url,
-    defaultResources: config.replicas.defaultResources,
-    drainTimeoutMs: 30_000,
-    ...(onProgress ? { onProgress } : {}),
-  });
+  const { configuredKubernetesTarget } = await import('../lib/targets/kubernetes/configuredTarget');
+  return configuredKubernetesTarget(config, choice.namespace, onProgress);
+}
+
+/** Where a target choice puts a deployment (the namespace defaulted as the kubernetes target does). */
+export function placeFor(choice: DeploymentTargetChoice | undefined): TargetPlace {
+  if (choice?.kind !== 'kubernetes') return { kind: 'local' };
+  return { kind: 'kubernetes', namespace: choice.namespace ?? activityDeps().config.kubernetes.namespace };
 }

@@ -21,6 +21,7 @@ import { ClusterRequestError, RolloutFailedError } from '../../lib/targets/kuber
 import { GatewayRequestError } from '../../lib/targets/local';
 import { resourcesForMeasurement } from '../../lib/targets/replicaResources';
 import { RevisionConflictError, specWithCanary } from '../../lib/targets/revisions';
+import { targetRecord } from '../../lib/targets/targetRecord';
 import {
   type CanaryRequest,
   type CanaryStatus,
@@ -30,7 +31,7 @@ import {
   type MonitorSettings,
   workflowIds,
 } from '../../workflows/types';
-import { activityDeps, targetFor } from '../deps';
+import { activityDeps, placeFor, targetFor } from '../deps';
 import { whileHeartbeating } from '../heartbeat';
 
 export interface DeployInput {
@@ -236,7 +237,8 @@ function deploymentRowOf(input: DeployInput, endpoint: string) {
     id: input.deploymentId,
     modelVersionId: input.modelVersionId,
     imageId: input.imageId,
-    target: input.target?.kind ?? 'local',
+    // Where it runs, so the serving controls (traffic, promote, rollback) reach it there.
+    target: targetRecord(placeFor(input.target)),
     endpoint,
     ...(input.access ? { access: input.access } : {}),
   };

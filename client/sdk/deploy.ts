@@ -71,7 +71,9 @@ export async function deployModelFile(
   // Same model version already deployed or deploying: do not upload or run it again.
   if (await runs.isRunningOrDone(workflowId)) return existed;
   // A canary needs a live deployment to join: find it now rather than after the optimize stage.
-  const canary = opts.canary ? await serving.canaryTarget(model, version, opts.canary, opts.replicas) : undefined;
+  const canary = opts.canary
+    ? await serving.canaryTarget(model, version, opts.canary, opts.replicas, opts.target)
+    : undefined;
 
   const staged = await store.putFile(objectKeys.staging(randomUUID()), filePath, (sent) =>
     opts.onUploadProgress?.(sent, info.size),
@@ -160,7 +162,9 @@ export async function deployModelStream(
   // The canary's revision is named after the version, known only now: check it before starting.
   let canary: DeployModelInput['canary'];
   try {
-    canary = opts.canary ? await serving.canaryTarget(model, version, opts.canary, opts.replicas) : undefined;
+    canary = opts.canary
+      ? await serving.canaryTarget(model, version, opts.canary, opts.replicas, opts.target)
+      : undefined;
   } catch (err) {
     await store.delete(staged.key);
     throw err;

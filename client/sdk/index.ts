@@ -81,7 +81,14 @@ export class FerryClient {
     readonly store: ObjectStore,
   ) {
     this.runs = new DeploymentRuns(temporal, config.temporal.taskQueue);
-    this.gateway = new ServingControls(config.gateway.url, config.postgres.url, this.runs, () => clientApiKey(config));
+    this.gateway = new ServingControls(
+      config.gateway.url,
+      config.postgres.url,
+      this.runs,
+      () => clientApiKey(config),
+      async (namespace) =>
+        (await import('../../lib/targets/kubernetes/configuredTarget')).configuredKubernetesTarget(config, namespace),
+    );
   }
 
   static async connect(config: FerryConfig = loadConfig()): Promise<FerryClient> {

@@ -1,7 +1,9 @@
 /**
- * Serving controls through the gateway's control API (the `local` target): a served deployment's status,
- * traffic split and rules, scaling, canary promote and rollback (recorded in PostgreSQL), the canary
- * checks a deploy makes before it uploads, and inference through the deployment's endpoint.
+ * Serving controls of a deployment where it runs: through the gateway's control API (the `local`
+ * target), or on its Kubernetes namespace (the kubernetes target, as its PostgreSQL row records it).
+ * A served deployment's status, traffic split and rules, scaling, canary promote and rollback
+ * (recorded in PostgreSQL), the canary checks a deploy makes before it uploads, and inference through
+ * the deployment's endpoint (always the gateway's).
  */
 import { Pool } from 'pg';
 import { FerryRepository } from '../../lib/db/repository';
@@ -9,19 +11,30 @@ import { applyScalingChange, MAX_REVISIONS } from '../../lib/gateway/deploymentS
 import { normalizeTrafficPolicy } from '../../lib/gateway/trafficPolicy';
 import {
   DeploymentNotFoundError,
+  type DeploymentTarget,
   type DeploymentStatus as GatewayDeploymentStatus,
   type ScalingChange,
   type TrafficPolicy,
 } from '../../lib/targets/deploymentTarget';
 import { type GatewayKey, GatewayRequestError, LocalTarget } from '../../lib/targets/local';
 import { RevisionConflictError, rulesTo, specKeepingOnly } from '../../lib/targets/revisions';
-import { type CanaryRequest, canaryRevisionName } from '../../workflows/types';
+import { targetPlace } from '../../lib/targets/targetRecord';
+import { type CanaryRequest, canaryRevisionName, type DeploymentTargetChoice } from '../../workflows/types';
 import { FerryError, UnknownDeploymentError } from './errors';
 import type { DeploymentRuns } from './runs';
 import type { DeploymentListEntry, InferRequest, InferResponse, ResolvedDeployment, RevisionChange } from './types';
 
 /** Read-modify-write rounds of a promote or rollback lost to concurrent changes before it gives up. */
 const MAX_CONFLICTS = 4;
+
+/** The kubernetes target on a namespace (the configured one when absent). */
+export type ClusterTargets = (namespace: string | undefined) => Promise<DeploymentTarget>;
+
+/** A deployment as served, and the target that serves it. */
+interface Served {
+  status: GatewayDeploymentStatus;
+  target: DeploymentTarget;
+}
 
 export class ServingControls {
   private readonly gateway: LocalTarget;
@@ -35,6 +48,8 @@ export class ServingControls {
     private readonly runs: DeploymentRuns,
     /** The key sent to the gateway (its control API and inference), when it checks keys. */
     private readonly key?: GatewayKey,
+    /** Deployments on the kubernetes target; without it only the gateway's are reached. */
+    private readonly cluster?: ClusterTargets,
   ) {
     this.gateway = new LocalTarget(gatewayUrl, key);
   }
@@ -51,7 +66,7 @@ export class ServingControls {
 
   /** The gateway's view of a served deployment: revisions, traffic split and rules, replicas, autoscaling. */
   async status(ref: string): Promise<GatewayDeploymentStatus> {
-    return this.servedStatus(ref);
+    return (await this.servedStatus(ref)).status;
   }
 
   /**
@@ -61,7 +76,7 @@ export class ServingControls {
    * revision exists), so a bad change is refused without sending anything.
    */
   async setTraffic(ref: string, change: TrafficPolicy): Promise<GatewayDeploymentStatus> {
-    const current = await this.servedStatus(ref);
+    const { status: current, target } = await this.servedStatus(ref);
     const traffic = { split: change.split ?? current.traffic.split, rules: change.rules ?? current.traffic.rules };
     try {
       normalizeTrafficPolicy(
@@ -71,7 +86,7 @@ export class ServingControls {
     } catch (err) {
       throw new FerryError(`traffic of ${current.id} not changed: ${(err as Error).message}`);
     }
-    return this.gatewayCall(current.id, 'traffic', () => this.gateway.setTraffic(current.id, traffic));
+    return this.gatewayCall(current.id, 'traffic', () => target.setTraffic(current.id, traffic));
   }
 
   /**
@@ -83,7 +98,7 @@ export class ServingControls {
    * hibernated deployment stays hibernated and wakes with the new counts. Checked here first.
    */
   async setScaling(ref: string, change: ScalingChange): Promise<GatewayDeploymentStatus> {
-    const current = await this.servedStatus(ref);
+    const { status: current, target } = await this.servedStatus(ref);
     const body: ScalingChange =
       change.replicas !== undefined && change.autoscaling === undefined ? { ...change, autoscaling: null } : change;
     try {
@@ -98,7 +113,7 @@ export class ServingControls {
     } catch (err) {
       throw new FerryError(`scaling of ${current.id} not changed: ${(err as Error).message}`);
     }
-    return this.gatewayCall(current.id, 'scaling', () => this.gateway.setScaling(current.id, body));
+    return this.gatewayCall(current.id, 'scaling', () => target.setScaling(current.id, body));
   }
 
   /**
@@ -149,6 +164,8 @@ export class ServingControls {
     version: string,
     canary: { percent: number; of?: string },
     replicas: number | undefined,
+    /** Where the deploy runs: a canary without `of` joins the model's newest deployment there. */
+    where?: DeploymentTargetChoice,
   ): Promise<CanaryRequest> {
     const { percent, of } = canary;
     if (typeof percent !== 'number' || !Number.isFinite(percent) || percent < 0 || percent > 100) {
@@ -162,13 +179,14 @@ export class ServingControls {
     let base: GatewayDeploymentStatus;
     if (of !== undefined) {
       try {
-        base = await this.servedStatus(of);
+        base = (await this.servedStatus(of)).status;
       } catch (err) {
         if (err instanceof UnknownDeploymentError) throw new FerryError(`canary refused: ${err.message}`);
         throw err;
       }
     } else {
-      const live = (await this.gateway.list())
+      const target = where?.kind === 'kubernetes' && this.cluster ? await this.cluster(where.namespace) : this.gateway;
+      const live = (await target.list())
         .filter((d) => d.model === model)
         .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       if (!live.length) {
@@ -240,7 +258,7 @@ export class ServingControls {
     choose: (current: GatewayDeploymentStatus) => string,
   ): Promise<RevisionChange> {
     for (let attempt = 1; ; attempt++) {
-      const current = await this.servedStatus(ref);
+      const { status: current, target } = await this.servedStatus(ref);
       const keep = choose(current);
       const removed = current.revisions.map((r) => r.name).filter((n) => n !== keep);
       let status: GatewayDeploymentStatus | undefined = current;
@@ -249,10 +267,10 @@ export class ServingControls {
           try {
             // 1. Every new request to `keep`, from the next request on.
             const traffic = { split: { [keep]: 100 }, rules: rulesTo(current.traffic.rules, keep) };
-            const routed = await this.gateway.setTraffic(current.id, traffic, { ifMatch: current.specVersion });
+            const routed = await target.setTraffic(current.id, traffic, { ifMatch: current.specVersion });
             // 2. The others removed: out of routing, drained, stopped; `keep` is applied unchanged (no restart).
             const spec = specKeepingOnly(routed, keep);
-            return spec ? await this.gateway.apply(spec, { ifMatch: routed.specVersion }) : routed;
+            return spec ? await target.apply(spec, { ifMatch: routed.specVersion }) : routed;
           } catch (err) {
             if (err instanceof GatewayRequestError && err.status === 409 && attempt < MAX_CONFLICTS) return undefined; // changed meanwhile: read again
             if (err instanceof RevisionConflictError)
@@ -283,10 +301,10 @@ export class ServingControls {
    * pipeline have no workflow), else resolved like every other command (model:version, model name);
    * a canary version resolves to the deployment it is a revision of.
    */
-  private async servedStatus(ref: string): Promise<GatewayDeploymentStatus> {
+  private async servedStatus(ref: string): Promise<Served> {
     if (!ref.includes(':')) {
       try {
-        return await this.gateway.status(ref);
+        return { status: await this.gateway.status(ref), target: this.gateway };
       } catch (err) {
         if (!(err instanceof DeploymentNotFoundError)) throw err; // e.g. the gateway is down: say so
       }
@@ -301,18 +319,30 @@ export class ServingControls {
       );
     }
     try {
-      return await this.gateway.status(resolved.deploymentId);
+      const target = await this.targetOf(resolved.deploymentId);
+      return { status: await target.status(resolved.deploymentId), target };
     } catch (err) {
       if (!(err instanceof DeploymentNotFoundError)) throw err;
       const canary = (await this.runs.statusOfRun(resolved.workflowId).catch(() => undefined))?.canary;
       if (canary) {
-        const base = await this.gateway.status(canary.baseDeploymentId).catch(() => undefined);
-        if (base) return base;
+        const target = await this.targetOf(canary.baseDeploymentId);
+        const base = await target.status(canary.baseDeploymentId).catch(() => undefined);
+        if (base) return { status: base, target };
       }
       throw new UnknownDeploymentError(
         `deployment ${resolved.deploymentId} is not served by the gateway at ${this.gatewayUrl} (not deployed yet, or undeployed; see \`ferry status ${ref}\`)`,
       );
     }
+  }
+
+  /** Where a deployment runs, as its row records it: its Kubernetes namespace, else the gateway. */
+  private async targetOf(deploymentId: string): Promise<DeploymentTarget> {
+    if (!this.cluster) return this.gateway;
+    const row = await this.repository()
+      .getDeployment(deploymentId)
+      .catch(() => undefined);
+    const place = targetPlace(row?.target);
+    return place.kind === 'kubernetes' ? this.cluster(place.namespace) : this.gateway;
   }
 
   /** A control call whose refusal reads as what was not changed and why. */
