@@ -23,6 +23,7 @@ import { chatopsRoutes } from './routes/chatops';
 import { dashboardRoutes } from './routes/dashboard';
 import { deploymentRoutes } from './routes/deployments';
 import { keyRoutes } from './routes/keys';
+import { recommendationRoutes } from './routes/recommendations';
 
 export interface RouteEntry {
   method: string;
@@ -152,6 +153,7 @@ export async function buildApiApp(deps: ApiDeps, https?: { cert: Buffer; key: Bu
 
   deploymentRoutes(app, deps);
   analyticsRoutes(app, deps);
+  recommendationRoutes(app, deps);
   keyRoutes(app, deps);
   auditRoutes(app, deps);
   chatopsRoutes(app, deps);

@@ -3,9 +3,11 @@
  * API key. Requests and answers follow the route schemas in client/api/schemas.ts; an error answer becomes
  * a `FerryApiError` carrying the HTTP status and the server's message.
  */
+
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
+import type { Recommendation } from '../../lib/analytics/recommendations';
 import type { AuditEntry } from '../../lib/auth/audit';
 import type { ApiKeyRow } from '../../lib/auth/keyStore';
 import type { Scope } from '../../lib/auth/scopes';
@@ -101,6 +103,19 @@ export class FerryApiClient {
   }
   undeploy(ref: string) {
     return this.call<Record<string, unknown>>('POST', this.dep(ref, '/undeploy'), {});
+  }
+  recommendations(ref: string) {
+    return this.call<{ deploymentId: string; recommendations: Recommendation[] }>(
+      'GET',
+      this.dep(ref, '/recommendations'),
+    );
+  }
+  applyRecommendation(id: string) {
+    return this.call<{ applied: Recommendation; status: Record<string, unknown> }>(
+      'POST',
+      `/api/recommendations/${encodeURIComponent(id)}/apply`,
+      {},
+    );
   }
 
   /** Streams the file to the API (never read into memory whole), reporting bytes sent. */

@@ -1,6 +1,6 @@
 /**
- * The audit log: one row per change (deploy, approve, traffic, scale, promote, rollback, undeploy, key
- * created or revoked), saying who (key and project), when, what and from where.
+ * The audit log: one row per change (deploy, approve, traffic, scale, promote, rollback, undeploy, a
+ * recommendation applied, key created or revoked), saying who (key and project), when, what and from where.
  */
 import type { Pool } from 'pg';
 import type { Principal } from './principal';
@@ -13,6 +13,7 @@ export const AUDIT_ACTIONS = [
   'promote',
   'rollback',
   'undeploy',
+  'recommendation-applied',
   'key-created',
   'key-revoked',
 ] as const;

@@ -60,4 +60,28 @@ Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
       const { auditCommand } = await import('../audit');
       await withApi((api) => auditCommand(api, o));
     });
+
+  program
+    .command('recommendations')
+    .description(
+      'savings the monitor record shows (scale to zero, right-size), each with its expected saving and evidence',
+    )
+    .argument('[deployment]', `one deployment (${DEPLOYMENT}); default: every deployment you can see`)
+    .option('--json', JSON_FLAG)
+    .action(async (ref: string | undefined, o: { json?: boolean }) => {
+      const { recommendationsCommand } = await import('../recommendations');
+      await withApi((api) => recommendationsCommand(api, ref, o.json === true));
+    });
+
+  program
+    .command('apply')
+    .description(
+      'apply a recommendation by its id, if it still holds (never silently: one applied or outdated is refused)',
+    )
+    .argument('<recommendation>', 'an id from `ferry recommendations`')
+    .option('--json', JSON_FLAG)
+    .action(async (id: string, o: { json?: boolean }) => {
+      const { applyCommand } = await import('../recommendations');
+      await withApi((api) => applyCommand(api, id, o.json === true));
+    });
 }
