@@ -62,7 +62,7 @@ export type {
 export { sha256OfFile } from './deploy';
 export { FerryError, NotAwaitingApprovalError, UnknownDeploymentError } from './errors';
 export { optimizeModelFile } from './optimize';
-export { DeploymentRuns, type SignalApproval } from './runs';
+export { DeploymentRuns, modelVersionRef, type SignalApproval } from './runs';
 export { ServingControls } from './serving';
 export type * from './types';
 

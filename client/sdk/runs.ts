@@ -289,11 +289,19 @@ function runReadings(ref: string): ResolvedDeployment[] {
           },
         ]
       : [];
-  const colon = ref.replace(/^deploy:/, '').split(':');
-  if (colon.length === 2) return of(colon[0], colon[1]);
-  if (colon.length > 2) return [];
+  if (ref.includes(':')) {
+    const named = modelVersionRef(ref);
+    return named ? of(named.model, named.version) : [];
+  }
   const readings: ResolvedDeployment[] = [];
   for (let i = ref.indexOf('-'); i > 0; i = ref.indexOf('-', i + 1))
     readings.push(...of(ref.slice(0, i), ref.slice(i + 1)));
   return readings;
+}
+
+/** `model:version` or `deploy:model:version` as its parts, without asking Temporal; undefined for other forms. */
+export function modelVersionRef(ref: string): { model: string; version: string; deploymentId: string } | undefined {
+  const parts = ref.replace(/^deploy:/, '').split(':');
+  if (parts.length !== 2 || !isValidName('model', parts[0]) || !isValidName('version', parts[1])) return undefined;
+  return { model: parts[0], version: parts[1], deploymentId: deploymentIdFor(parts[0], parts[1]) };
 }

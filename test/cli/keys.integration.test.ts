@@ -158,6 +158,19 @@ describe('ferry keys and ferry audit', () => {
     assert.match(again.out, /ferry api: already running/);
     assert.equal((await readFile(keyFile, 'utf8')).trim(), adminKey);
     assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
+
+    // `ferry keys bootstrap` is that first step alone (docker compose's migrate step runs it).
+    const kept = await ferry(['keys', 'bootstrap']);
+    assert.equal(kept.code, 0, kept.out + kept.err);
+    assert.equal(kept.out.trim(), `ferry admin key: ${keyFile} (kept)`);
+    const elsewhere = path.join(tmpDir, 'compose-state');
+    const made = await ferry(['keys', 'bootstrap'], { FERRY_STATE_DIR: elsewhere });
+    assert.equal(made.code, 0, made.out + made.err);
+    const otherKey = (await readFile(path.join(elsewhere, 'admin.key'), 'utf8')).trim();
+    assert.ok(looksLikeApiKey(otherKey) && otherKey !== adminKey);
+    assert.equal((await stat(path.join(elsewhere, 'admin.key'))).mode & 0o777, 0o600);
+    madeKeyIds.push(Number((await rowOfKey(otherKey))!.id));
+    assert.equal(await apiStatus('/api/keys', otherKey), 200, 'the key it made is an admin key');
   });
 
   it('keys create prints the key once; it works for its scopes and is refused (403) for another', async () => {

@@ -1,6 +1,7 @@
 /** The audit log, newest first: a key sees its own project's entries, an admin everyone's. */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { visibleProjects } from '../../../lib/auth/principal';
+import { modelVersionRef } from '../../sdk';
 import type { ApiDeps } from '../app';
 import { auditEntry, errorResponses } from '../schemas';
 
@@ -11,6 +12,9 @@ export function auditRoutes(app: FastifyInstance, { audit, ferry, ownership }: A
    * resolving another project's name shows nothing of it.
    */
   async function deploymentIdOf(ref: string): Promise<string> {
+    // model:version names its deployment id whether or not its run is still in Temporal.
+    const named = modelVersionRef(ref);
+    if (named) return named.deploymentId;
     if (!(await ownership.candidatesFor(ref)).length) return ref;
     return ferry.resolve(ref).then(
       (d) => d.deploymentId,

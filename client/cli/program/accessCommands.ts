@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { SCOPES } from '../../../lib/auth/scopes';
 import { type CliContext, DEPLOYMENT, JSON_FLAG } from './context';
 
-export function addAccessCommands(program: Command, { withApi }: CliContext): void {
+export function addAccessCommands(program: Command, { config, withApi }: CliContext): void {
   // ---- keys and audit ----
   program.commandsGroup(
     "Keys and the audit log (through Ferry's HTTP API, with FERRY_API_KEY or <state dir>/admin.key):",
@@ -17,6 +17,16 @@ export function addAccessCommands(program: Command, { withApi }: CliContext): vo
       `
 Scopes: ${SCOPES.join(', ')} (admin implies every other).`,
     );
+
+  keys
+    .command('bootstrap')
+    .description(
+      "make this machine's admin key in <state dir>/admin.key (mode 0600) if it has none, as the first `ferry up` does",
+    )
+    .action(async () => {
+      const { ensureLocalAdminKey } = await import('../up');
+      console.log(await ensureLocalAdminKey(config));
+    });
 
   keys
     .command('create')
