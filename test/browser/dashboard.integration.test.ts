@@ -200,6 +200,15 @@ test('auth on: sign in with a key, upload a model with progress, approve it from
   const approvable = (waiting.plans ?? []).filter((p) => p.withinBudget !== false).length;
   assert.ok(approvable >= 2, 'at least the original and graph-optimize');
   assert.equal(await page.locator('button', { hasText: 'Approve' }).count(), approvable);
+  // The deploy stage's options for the default plan, its choice marked, each deployable one with a button.
+  const table = waiting.deploymentOptions![waiting.defaultPlan!];
+  const chosenRow = page.locator('#deployment-options tr.chosen');
+  assert.equal(await chosenRow.count(), 1);
+  assert.match(await chosenRow.innerText(), /^✔\s+local\s+local\s+this-machine/);
+  assert.equal(
+    await page.locator('#deployment-options button', { hasText: 'Deploy with this' }).count(),
+    table.options.filter((o) => o.feasible && o.deployable).length,
+  );
   await page.locator('tr', { hasText: 'Keep as is' }).locator('button').click();
   await page.locator('h2#title', { hasText: /— live$/ }).waitFor({ timeout: 60_000 });
   const status = await h.ferry.status(deploymentId);
@@ -207,6 +216,10 @@ test('auth on: sign in with a key, upload a model with progress, approve it from
   assert.equal(status.chosenPlan?.approvedBy, keyName, 'the approver is the signed-in key');
   await page.waitForSelector('text=Benchmark');
   await page.waitForSelector(`text=chosen (approved, by ${keyName})`);
+  // The option deployed is named above its table (the plan approved without one: that plan's choice).
+  const deployedOption = await page.locator('#deployed-option').innerText();
+  assert.ok(deployedOption.includes(status.deploymentDecision!.option), deployedOption);
+  assert.match(deployedOption, new RegExp(`on local, ~\\$0\\.00/month \\(approved, by ${keyName}\\)`));
 
   // The serving card: the one revision takes all the traffic with its replica ready.
   assert.equal(await page.locator('.split div').innerText(), 'default 100%');

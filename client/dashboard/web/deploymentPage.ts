@@ -1,6 +1,6 @@
 /**
  * One deployment: pipeline stages and progress, the plans (with Approve while the run waits), the
- * benchmark, where it serves, the gateway's revisions and traffic, charts of its metrics, its live cost
+ * deployment options the deploy stage considered (the one taken marked), the benchmark, where it serves, the gateway's revisions and traffic, charts of its metrics, its live cost
  * and anomalies, its predictive scaling (when on), and its audit entries. The id comes from the URL and is shown as text, whatever it holds.
  */
 import { html } from 'htm/preact';
@@ -13,6 +13,7 @@ import { apiJson, deploymentPath, storedKey } from './api';
 import { type AuditRow, AuditTable } from './auditPage';
 import { MetricsCharts } from './charts';
 import { CostCard, type CostView } from './costCard';
+import { DeploymentOptionsCard } from './deploymentOptionsCard';
 import { ForecastCard, type ForecastView } from './forecastCard';
 import { OptimizationCard, PlansCard } from './optimizationCard';
 import { usePoll } from './poll';
@@ -91,12 +92,13 @@ export function DeploymentPage({ id }: { id: string }) {
   const v = view.data;
   const s = v?.status;
   const waiting = s?.phase === 'awaiting-approval';
-  const approve = async (plan: string) => {
+  const approve = async (plan: string, option?: string) => {
     setApproving(true);
     setApproveError(undefined);
     try {
       // Signed in, the API records the key's name as the approver; with auth off, "dashboard".
-      const body = storedKey() ? { plan } : { plan, approvedBy: 'dashboard' };
+      const chosen = option === undefined ? { plan } : { plan, option };
+      const body = storedKey() ? chosen : { ...chosen, approvedBy: 'dashboard' };
       await apiJson(`${deploymentPath(id)}/approve`, { method: 'POST', body });
       view.reload();
       audit.reload();
@@ -119,6 +121,7 @@ export function DeploymentPage({ id }: { id: string }) {
       ${s.phase !== 'live' && s.phase !== 'failed' && html`<${ActivityCard} items=${v.progress} />`}
       ${approveError && html`<p class="err" role="alert">${approveError}</p>`}
       ${s.optimization ? html`<${OptimizationCard} s=${s} ...${approveProps} />` : s.plans && html`<${PlansCard} s=${s} ...${approveProps} />`}
+      ${s.deploymentOptions && html`<${DeploymentOptionsCard} s=${s} ...${approveProps} />`}
       ${s.benchmark && html`<${BenchmarkCard} b=${s.benchmark} />`}
       <div class="card">
         Endpoint: <code>${s.inferUrl || '-'}</code><br />
