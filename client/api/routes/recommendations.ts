@@ -11,6 +11,7 @@ import { actorOf } from '../../../lib/auth/audit';
 import { AnalyticsRepository } from '../../../lib/db/analyticsRepository';
 import { getPool } from '../../../lib/db/pool';
 import { FerryRepository } from '../../../lib/db/repository';
+import { DeploymentNotFoundError } from '../../../lib/targets/deploymentTarget';
 import type { ApiDeps } from '../app';
 import { HttpError } from '../httpErrors';
 import { deploymentParams, errorResponses, passThrough } from '../schemas';
@@ -28,8 +29,13 @@ export function recommendationRoutes(app: FastifyInstance, deps: ApiDeps): void 
     const [intervals, counts, serving] = await Promise.all([
       new AnalyticsRepository(pool()).costs(deploymentId, now - WINDOW_MINUTES * 60_000),
       new FerryRepository(pool()).requestsPerMinute(deploymentId, WINDOW_MINUTES, new Date(now)),
-      deps.ferry.gatewayStatus(deploymentId),
+      // Not served any more (undeployed, or gone from its target): nothing to change, nothing to advise.
+      deps.ferry.gatewayStatus(deploymentId).catch((err: unknown) => {
+        if (err instanceof DeploymentNotFoundError) return undefined;
+        throw err;
+      }),
     ]);
+    if (!serving) return [];
     // Minutes before the first priced interval are before the deployment: not idle time.
     const firstMinute = Math.floor(now / 60_000) * 60_000 - (WINDOW_MINUTES - 1) * 60_000;
     const skip = intervals.length ? Math.max(0, Math.ceil((intervals[0]!.from - firstMinute) / 60_000)) : counts.length;

@@ -1,7 +1,9 @@
 /**
  * One deployment: pipeline stages and progress, the plans (with Approve while the run waits), the
- * deployment options the deploy stage considered (the one taken marked), the benchmark, where it serves, the gateway's revisions and traffic, charts of its metrics, its live cost
- * and anomalies, its predictive scaling (when on), and its audit entries. The id comes from the URL and is shown as text, whatever it holds.
+ * deployment options the deploy stage considered (the one taken marked), the benchmark, where it serves,
+ * the gateway's revisions and traffic, charts of its metrics, its live cost and anomalies, its predictive
+ * scaling (when on), recommendations with an Apply button, and its audit entries. The id comes from the
+ * URL and is shown as text, whatever it holds.
  */
 import { html } from 'htm/preact';
 import { useState } from 'preact/hooks';
@@ -17,6 +19,7 @@ import { DeploymentOptionsCard } from './deploymentOptionsCard';
 import { ForecastCard, type ForecastView } from './forecastCard';
 import { OptimizationCard, PlansCard } from './optimizationCard';
 import { usePoll } from './poll';
+import { RecommendationsCard, type RecommendationsView } from './recommendationsCard';
 import { ServingCard } from './servingCard';
 
 interface DeploymentView {
@@ -86,6 +89,9 @@ export function DeploymentPage({ id }: { id: string }) {
   );
   const cost = usePoll(() => apiJson<CostView>(`${deploymentPath(id)}/cost`), 5000, [id]);
   const forecast = usePoll(() => apiJson<ForecastView>(`${deploymentPath(id)}/forecast`), 10_000, [id]);
+  const recommendations = usePoll(() => apiJson<RecommendationsView>(`${deploymentPath(id)}/recommendations`), 30_000, [
+    id,
+  ]);
   const [approving, setApproving] = useState(false);
   const [approveError, setApproveError] = useState<string | undefined>(undefined);
 
@@ -131,7 +137,15 @@ export function DeploymentPage({ id }: { id: string }) {
       ${v.gateway && html`<${ServingCard} g=${v.gateway} />`}
       <${MetricsCharts} points=${v.metrics} />
       ${cost.data && html`<${CostCard} c=${cost.data} />`}
-      ${forecast.data && html`<${ForecastCard} f=${forecast.data} />`}`
+      ${forecast.data && html`<${ForecastCard} f=${forecast.data} />`}
+      ${
+        recommendations.data &&
+        html`<${RecommendationsCard} r=${recommendations.data} onApplied=${() => {
+          recommendations.reload();
+          view.reload();
+          audit.reload();
+        }} />`
+      }`
     }
     ${
       audit.data &&
