@@ -156,7 +156,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       idEnd === rawUrl.length ? '/' : rawUrl.charCodeAt(idEnd) === 47 ? rawUrl.slice(idEnd) : `/${rawUrl.slice(idEnd)}`;
     const deployment: Served | undefined = m.get(id) ?? opts.remoteDeployments?.get(id);
     if (!deployment) {
-      noDeployment(res, id);
+      if (access.auth) unknownDeployment(req, res, id);
+      else noDeployment(res, id);
       return;
     }
     if (access.auth && !deployment.record.access.public) {
@@ -172,6 +173,21 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       if (!admitted(principal, deployment, id, res)) return;
     }
     route(m, deployment, req, res, upstreamPath);
+  }
+
+  /**
+   * No deployment of that id: a caller without a valid key gets the 401 a keyed deployment would give, so
+   * that only a key tells a deployment that exists from one that does not (public ones answer anyone).
+   */
+  function unknownDeployment(req: http.IncomingMessage, res: http.ServerResponse, id: string): void {
+    const answer = (p: Principal | undefined) => {
+      const refused = p ? undefined : access.inference(undefined, '');
+      if (refused && !refused.ok) sendJson(res, refused.status, { error: refused.message }, AUTH_CHALLENGE);
+      else noDeployment(res, id);
+    };
+    const principal = access.principalOf(req.headers.authorization, req.socket.remoteAddress);
+    if (principal instanceof Promise) principal.then(answer, (err) => sendError(res, err));
+    else answer(principal);
   }
 
   /** True if the caller may send inference to the deployment; else answers 401, 403 or (another project's) 404. */

@@ -91,9 +91,11 @@ async function call(r: ControlRoute, headers: Record<string, string>, id = 'acc'
       ? { replicas: 1 }
       : r.url.endsWith('/drain')
         ? { reason: 'access test' }
-        : r.method === 'PUT'
-          ? { model: 'mlp', replicas: 1, modelDir }
-          : undefined;
+        : r.url.endsWith('/floor')
+          ? { replicas: 0, ttlMs: 1000 }
+          : r.method === 'PUT'
+            ? { model: 'mlp', replicas: 1, modelDir }
+            : undefined;
   // A pid no replica has: a refused request is refused before the replica is looked up.
   const res = await fetch(`${fx.gateway.url}${r.url.replace(':id', id).replace(':pid', '1')}`, {
     method: r.method,
@@ -204,6 +206,16 @@ describe('gateway access control', () => {
     assert.equal(other.status, 404);
     assert.deepEqual(other.json, { error: 'no deployment "acc" on this gateway' });
     assert.deepEqual(nothing.json, { error: 'no deployment "nope" on this gateway' });
+    // Without a valid key, a deployment that is not there answers as a keyed one does: existence takes a key.
+    for (const headers of [{}, bearer(generateApiKey())]) {
+      const absent = await inferThrough(endpoint.replace(/\/d\/acc$/, '/d/nope'), headers);
+      const keyed = await inferThrough(endpoint, headers);
+      assert.equal(absent.status, 401);
+      assert.deepEqual(
+        [absent.json, absent.headers.get('www-authenticate')],
+        [keyed.json, keyed.headers.get('www-authenticate')],
+      );
+    }
   });
 
   test('a refused request does not wake a hibernated deployment; a revoked key stops working within the cache time', async () => {
