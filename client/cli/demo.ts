@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import { adminKeyPath } from '../../lib/auth/bootstrapKey';
 import type { FerryConfig } from '../../lib/config';
 import { exampleModelSpec, generateMlpModel } from '../../lib/onnx/generate';
 import { concreteShape, seededRandom } from '../../lib/optimize/sampleInputs';
@@ -55,8 +56,10 @@ export async function runDemo(config: FerryConfig): Promise<void> {
         .map((v) => v.toFixed(4))
         .join(', ')}${values.length > 10 ? ', ...' : ''}]  (top class ${top})`,
     );
+    // Inference wants a key with `infer` (the deployment is not --public): this machine's admin key, or FERRY_API_KEY.
+    const key = config.api.key ? '$FERRY_API_KEY' : `$(cat ${adminKeyPath(config.stateDir)})`;
     console.log(
-      `\nTry it yourself:\n  curl -s -X POST ${status.inferUrl} -H 'content-type: application/json' \\\n    -d '{"inputs":[{"name":"${input.name}","shape":${JSON.stringify(shape)},"datatype":"${input.dataType}","data":[...${data.length} numbers]}]}'`,
+      `\nTry it yourself:\n  curl -s -X POST ${status.inferUrl} -H 'content-type: application/json' -H "authorization: Bearer ${key}" \\\n    -d '{"inputs":[{"name":"${input.name}","shape":${JSON.stringify(shape)},"datatype":"${input.dataType}","data":[...${data.length} numbers]}]}'`,
     );
   } finally {
     await ferry.close();
