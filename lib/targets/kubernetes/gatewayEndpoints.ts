@@ -11,8 +11,9 @@ import type { KubernetesObject, V1Deployment, V1Pod, V1Service } from '@kubernet
 import { RemoteDeployment, type RemoteEndpoint, type RemoteSpec } from '../../gateway/remoteDeployment';
 import { SERVER_PORT } from '../../image/imageKinds';
 import type { ClusterClient, WatchedObjects } from './clusterClient';
-import { podReady, recordedSpec } from './kubernetesTarget';
+import { recordedSpec } from './kubernetesTarget';
 import { ANNOTATIONS, MANAGED_SELECTOR, revisionObjectName, serviceName } from './objectNames';
+import { PodProbes } from './podProbes';
 
 const TICK_MS = 200;
 
@@ -28,6 +29,8 @@ export class KubernetesEndpoints {
   private readonly stops: Array<() => void> = [];
   private closed = false;
   private readonly ticker: NodeJS.Timeout;
+  /** A started pod is routable once it answers the gateway's own probe (a wake need not wait for the kubelet). */
+  private readonly probes = new PodProbes((pod) => this.syncOwner(pod));
 
   constructor(
     private readonly client: ClusterClient,
@@ -48,7 +51,10 @@ export class KubernetesEndpoints {
       this.follow({ apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments' }, this.workloads, (o) =>
         this.syncOwner(o),
       ),
-      this.follow({ apiVersion: 'v1', kind: 'Pod', plural: 'pods' }, this.pods, (o) => this.syncOwner(o)),
+      this.follow({ apiVersion: 'v1', kind: 'Pod', plural: 'pods' }, this.pods, (o) => {
+        if (!this.pods.has(keyOf(o))) this.probes.forget(o);
+        this.syncOwner(o);
+      }),
     ]);
   }
 
@@ -58,6 +64,7 @@ export class KubernetesEndpoints {
 
   close(): void {
     this.closed = true;
+    this.probes.close();
     clearInterval(this.ticker);
     for (const stop of this.stops) stop();
     for (const d of this.deployments.values()) d.remote.destroyed = true;
@@ -185,7 +192,7 @@ export class KubernetesEndpoints {
     const endpoints = new Map<string, RemoteEndpoint[]>();
     for (const name of entry.remote.revisions.keys()) endpoints.set(name, []);
     for (const p of this.pods.values()) {
-      if (!mine(p) || !podReady(p)) continue;
+      if (!mine(p) || !this.probes.routable(p)) continue;
       endpoints.get(p.metadata?.annotations?.[ANNOTATIONS.revision] ?? '')?.push({
         name: p.metadata!.name!,
         host: p.status!.podIP!,
