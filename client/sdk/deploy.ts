@@ -82,22 +82,12 @@ export async function deployModelFile(
     await store.delete(staged.key);
     throw new FerryError(`${filePath} changed while it was being uploaded; try again`);
   }
-  const input = pipelineInput(defaults, opts, {
-    deploymentId,
-    model,
-    version,
-    upload: { objectKey: staged.key, sha256, sizeBytes: staged.sizeBytes, fileName: path.basename(filePath) },
-    canary,
-    access: opts.access,
+  return startOnUpload({ defaults, store, runs }, opts, existed, canary, {
+    objectKey: staged.key,
+    sha256,
+    sizeBytes: staged.sizeBytes,
+    fileName: path.basename(filePath),
   });
-  let started: { runId: string } | undefined;
-  try {
-    started = await runs.start(input);
-  } finally {
-    if (!started) await store.delete(staged.key); // nothing half-written stays behind
-  }
-  if (!started) return existed;
-  return { deploymentId, workflowId, model, version, runId: started.runId, alreadyExisted: false };
 }
 
 /** Where a deploy made through the API belongs, and whether its inference needs a key. */
@@ -169,19 +159,32 @@ export async function deployModelStream(
     await store.delete(staged.key);
     throw err;
   }
-  const input = pipelineInput(defaults, opts, {
-    deploymentId,
-    model,
-    version,
-    upload: { objectKey: staged.key, sha256: staged.sha256, sizeBytes: staged.sizeBytes, fileName: opts.fileName },
-    canary,
-    access: opts.access,
+  return startOnUpload({ defaults, store, runs }, opts, existed, canary, {
+    objectKey: staged.key,
+    sha256: staged.sha256,
+    sizeBytes: staged.sizeBytes,
+    fileName: opts.fileName,
   });
+}
+
+/**
+ * Starts the run on the staged upload. When it does not start (a run of that id exists, or starting
+ * failed) the upload is deleted: nothing half-written stays behind.
+ */
+async function startOnUpload(
+  { defaults, store, runs }: Pick<DeployParts, 'defaults' | 'store' | 'runs'>,
+  opts: DeployOptions,
+  existed: DeployStarted,
+  canary: DeployModelInput['canary'],
+  upload: DeployModelInput['upload'],
+): Promise<DeployStarted> {
+  const { deploymentId, workflowId, model, version } = existed;
+  const input = pipelineInput(defaults, opts, { deploymentId, model, version, upload, canary, access: opts.access });
   let started: { runId: string } | undefined;
   try {
     started = await runs.start(input);
   } finally {
-    if (!started) await store.delete(staged.key); // nothing half-written stays behind
+    if (!started) await store.delete(upload.objectKey);
   }
   if (!started) return existed;
   return { deploymentId, workflowId, model, version, runId: started.runId, alreadyExisted: false };
