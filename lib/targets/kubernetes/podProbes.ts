@@ -21,7 +21,10 @@ export class PodProbes {
   private closed = false;
 
   /** `onAnswered`: a probed pod answered (its deployment's endpoints are synced again). */
-  constructor(private readonly onAnswered: (pod: V1Pod) => void) {}
+  constructor(
+    private readonly onAnswered: (pod: V1Pod) => void,
+    private readonly port = SERVER_PORT,
+  ) {}
 
   /** May the pod take requests now? Starts probing a started pod the kubelet has not reported Ready yet. */
   routable(p: V1Pod): boolean {
@@ -55,7 +58,7 @@ export class PodProbes {
     const deadline = Date.now() + PROBE_FOR_MS;
     try {
       while (!this.closed && !this.kubeletReady.has(uid) && Date.now() < deadline) {
-        const ok = await fetch(`http://${ip}:${SERVER_PORT}/v2/health/ready`, {
+        const ok = await fetch(`http://${ip}:${this.port}/v2/health/ready`, {
           signal: AbortSignal.timeout(1000),
         }).then(
           async (res) => {
