@@ -39,7 +39,8 @@ function plans(): DeploymentPlanRepository {
 export async function planDeploymentOptions(input: PlanDeploymentInput): Promise<PlanDeploymentResult> {
   const { config } = activityDeps();
   const catalog = shippedCatalog();
-  const deployable = configuredTargets(config).filter((t) => PIPELINE_TARGETS.includes(t));
+  const configured = configuredTargets(config);
+  const deployable = configured.filter((t) => PIPELINE_TARGETS.includes(t));
   const planned = planEveryCandidate({
     candidates: input.candidates,
     ...(input.inputs ? { inputs: input.inputs } : {}),
@@ -47,6 +48,7 @@ export async function planDeploymentOptions(input: PlanDeploymentInput): Promise
     ...(input.target ? { requestedTarget: input.target.kind } : {}),
     catalog,
     deployable,
+    configuredOnly: configured.filter((t) => !PIPELINE_TARGETS.includes(t)),
     // A plain deploy serves here: this machine counts at $0/h unless its cost is set.
     local: thisMachine(config.cost.userLocalCostPerHour, true),
     kubernetesNode: clusterNodeHere(catalog, deployable),

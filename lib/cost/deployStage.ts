@@ -46,6 +46,8 @@ export interface DeployStagePlanInput {
   requestedTarget?: TargetKind;
   catalog: PriceCatalog;
   deployable: TargetKind[];
+  /** Targets configured here that the pipeline does not deploy to (their options say so, not "not configured"). */
+  configuredOnly?: TargetKind[];
   local: LocalMachine;
   kubernetesNode?: PlanInput['kubernetesNode'];
 }
@@ -82,6 +84,9 @@ export function planEveryCandidate(input: DeployStagePlanInput): Record<string, 
       deployableTargets: input.deployable,
       deployableOnly: true,
     });
+    for (const o of full.options)
+      if (o.target && !o.deployable && input.configuredOnly?.includes(o.target))
+        o.deployNote = `configured, but the pipeline does not deploy to ${o.target} yet`;
     out[c.id] = { full, table: consideredOptions(full) };
   }
   return out;

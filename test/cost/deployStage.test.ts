@@ -85,6 +85,20 @@ describe('deploy stage planning', () => {
     assert.ok(JSON.stringify(p.table).length < 64_000, 'a table stays small enough for the status Query');
   });
 
+  test('an ec2 option with AWS configured says the pipeline does not deploy there yet', () => {
+    const p = planEveryCandidate({
+      candidates,
+      catalog,
+      deployable: ['local'],
+      configuredOnly: ['ec2'],
+      local: here(),
+    }).original;
+    const ec2 = p.table.options.filter((o) => o.target === 'ec2');
+    assert.ok(ec2.length > 0);
+    for (const o of ec2) assert.equal(o.deployNote, 'configured, but the pipeline does not deploy to ec2 yet');
+    assert.ok(p.table.options.some((o) => o.provider === 'gcp' && o.deployNote === 'not configured'));
+  });
+
   test('a named target limits the plan to its options', () => {
     const p = plan({ target: 'kubernetes' }).original;
     assert.ok(p.table.options.length > 0);
