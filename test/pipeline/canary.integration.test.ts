@@ -48,9 +48,10 @@ describe('canary releases through the pipeline', () => {
     url: string,
     headers: Record<string, string> = {},
   ): Promise<{ status: number; revision: string | null; replica: string | null; output?: number[] }> {
+    // With this machine's key: inference needs one (auth is on by default).
     const res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
+      headers: { 'content-type': 'application/json', ...h.adminAuth, ...headers },
       body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 16], datatype: 'FP32', data: INPUT }] }),
     });
     const body = (await res.json().catch(() => undefined)) as { outputs?: Array<{ data: number[] }> } | undefined;
