@@ -78,7 +78,9 @@ test('one-click deploy serves outputs equal to onnxruntime on the same input; a 
   // The replica serves it as the optimize stage decided: its session options, and dynamic batching (an MLP's
   // rows are independent and batch 16 pays), read back from the server's config endpoint through the gateway.
   assert.ok(chosen.batching, `the engine should batch an MLP: ${chosen.notes.join('; ')}`);
-  const servedConfig = (await (await fetch(status.inferUrl!.replace(/\/infer$/, '/config'))).json()) as {
+  const servedConfig = (await (
+    await fetch(status.inferUrl!.replace(/\/infer$/, '/config'), { headers: h.adminAuth })
+  ).json()) as {
     batching: unknown;
     sessionOptions: unknown;
   };
