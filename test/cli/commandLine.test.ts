@@ -260,3 +260,10 @@ test('bin/ferry as a subprocess answers as runCli does: help, an unknown flag, a
     [0, 1, 1, 1],
   );
 });
+
+test('bin/ferry writes a long answer whole before it exits (to a pipe, writes are asynchronous)', async () => {
+  const prices = await ferryProcess('prices', '--json');
+  assert.equal(prices.code, 0, prices.err);
+  assert.ok(prices.out.length > 65_536, `${prices.out.length} bytes: longer than a pipe's buffer`);
+  assert.ok(Array.isArray(JSON.parse(prices.out).instances), 'the JSON is whole');
+});
