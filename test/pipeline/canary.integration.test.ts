@@ -78,6 +78,9 @@ describe('canary releases through the pipeline', () => {
 
   before(async () => {
     h = await startHarness('canary');
+    // The deploy activity also runs in this process (MockActivityEnvironment, below): it calls the
+    // gateway with this process's key, so give it the harness's (as the worker has in its state dir).
+    process.env.FERRY_API_KEY ??= h.adminKey;
     await h.startWorker();
     repo = new FerryRepository(getPool(h.config.postgres.url));
   });
