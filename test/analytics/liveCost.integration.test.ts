@@ -12,42 +12,26 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { Client } from 'pg';
-import { applyMigrations } from '../../infra/migrate';
-import { loadConfig } from '../../lib/config';
 import { AnalyticsRepository } from '../../lib/db/analyticsRepository';
 import { closePools, getPool } from '../../lib/db/pool';
 import { eventually, type FerryHarness, startHarness } from '../helpers/ferryHarness';
+import { scratchDatabase } from '../helpers/scratchDatabase';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(__dirname, '../..');
 const INTERVAL_MS = 1000;
-const sharedUrl = loadConfig().postgres.url;
-const scratch = `ferry_cost_test_${process.pid}_${Date.now()}`;
-const scratchUrl = (() => {
-  const u = new URL(sharedUrl);
-  u.pathname = `/${scratch}`;
-  return u.toString();
-})();
+const scratch = scratchDatabase('cost');
 
 let h: FerryHarness;
 before(async () => {
-  const admin = new Client({ connectionString: sharedUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${scratch}`);
-  await admin.end();
-  await applyMigrations(scratchUrl);
-  process.env.FERRY_DATABASE_URL = scratchUrl;
+  await scratch.create();
   h = await startHarness('livecost');
   await h.startWorker();
 });
 after(async () => {
   await h?.close();
   await closePools();
-  const admin = new Client({ connectionString: sharedUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`);
-  await admin.end();
+  await scratch.drop();
 });
 
 test('replica-seconds, requests and cold starts of a scripted scenario, stored and reported', async () => {
@@ -64,7 +48,7 @@ test('replica-seconds, requests and cold starts of a scripted scenario, stored a
   assert.equal(first.replicas.length, 1);
   const firstStart = Date.parse(first.replicas[0].startedAt);
 
-  const db = getPool(scratchUrl);
+  const db = getPool(scratch.url);
   const hibernatedAt = await eventually(
     'the monitor to hibernate the idle deployment',
     async () => {

@@ -9,41 +9,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { Client } from 'pg';
 import { startApiServer } from '../../client/api/server';
-import { applyMigrations } from '../../infra/migrate';
-import { loadConfig } from '../../lib/config';
 import { closePools, getPool } from '../../lib/db/pool';
 import { eventually, type FerryHarness, freePort, startHarness } from '../helpers/ferryHarness';
+import { scratchDatabase } from '../helpers/scratchDatabase';
 
 const INTERVAL_MS = 1000;
 const MINUTE = 60_000;
 const DAY = 1440 * MINUTE;
 
-const sharedUrl = loadConfig().postgres.url;
-const scratch = `ferry_predictive_test_${process.pid}_${Date.now()}`;
-const scratchUrl = (() => {
-  const u = new URL(sharedUrl);
-  u.pathname = `/${scratch}`;
-  return u.toString();
-})();
-
-async function onShared(sql: string): Promise<void> {
-  const admin = new Client({ connectionString: sharedUrl });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
+const scratch = scratchDatabase('predictive');
 
 let h: FerryHarness;
 let api: Awaited<ReturnType<typeof startApiServer>>;
 before(async () => {
-  await onShared(`CREATE DATABASE ${scratch}`);
-  await applyMigrations(scratchUrl);
-  process.env.FERRY_DATABASE_URL = scratchUrl;
+  await scratch.create();
   h = await startHarness('predictive');
   await h.startWorker();
   api = await startApiServer(h.config, await freePort());
@@ -52,7 +32,7 @@ after(async () => {
   await api?.close();
   await h?.close();
   await closePools();
-  await onShared(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`);
+  await scratch.drop();
 });
 
 test('a forecast burst wakes a hibernated deployment before its first request', { timeout: 180_000 }, async () => {
@@ -63,7 +43,7 @@ test('a forecast burst wakes a hibernated deployment before its first request', 
   });
   const id = started.deploymentId;
   await h.ferry.waitForResult(id);
-  const db = getPool(scratchUrl);
+  const db = getPool(scratch.url);
   const eventsOf = async (kind: string) =>
     (
       await db.query(`SELECT detail FROM deployment_events WHERE deployment_id = $1 AND kind = $2 ORDER BY at`, [

@@ -12,41 +12,21 @@ import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { Client } from 'pg';
 import { startApiServer } from '../../client/api/server';
-import { applyMigrations } from '../../infra/migrate';
-import { loadConfig } from '../../lib/config';
 import { AnalyticsRepository } from '../../lib/db/analyticsRepository';
 import { closePools, getPool } from '../../lib/db/pool';
 import { type FerryHarness, freePort, startHarness } from '../helpers/ferryHarness';
+import { scratchDatabase } from '../helpers/scratchDatabase';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(__dirname, '../..');
 const HOUR = 3_600_000;
-const sharedUrl = loadConfig().postgres.url;
-const scratch = `ferry_recs_test_${process.pid}_${Date.now()}`;
-const scratchUrl = (() => {
-  const u = new URL(sharedUrl);
-  u.pathname = `/${scratch}`;
-  return u.toString();
-})();
-
-async function onShared(sql: string): Promise<void> {
-  const admin = new Client({ connectionString: sharedUrl });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-}
+const scratch = scratchDatabase('recs');
 
 let h: FerryHarness;
 let api: Awaited<ReturnType<typeof startApiServer>>;
 before(async () => {
-  await onShared(`CREATE DATABASE ${scratch}`);
-  await applyMigrations(scratchUrl);
-  process.env.FERRY_DATABASE_URL = scratchUrl;
+  await scratch.create();
   h = await startHarness('recs');
   await h.startWorker();
   api = await startApiServer(h.config, await freePort());
@@ -55,7 +35,7 @@ after(async () => {
   await api?.close();
   await h?.close();
   await closePools();
-  await onShared(`DROP DATABASE IF EXISTS ${scratch} WITH (FORCE)`);
+  await scratch.drop();
 });
 
 async function call(method: string, p: string, key: string | null = h.adminKey) {
@@ -78,7 +58,7 @@ test('advised to autoscale, applied once through the scaling change, refused aft
   assert.equal((await h.gatewayStatus(id)).body.autoscaling, null, 'a fixed count to begin with');
 
   // A day of record: $0.30 an hour for three replicas, 1 request/s at 20 ms p95 (0.02 in flight).
-  const store = new AnalyticsRepository(getPool(scratchUrl));
+  const store = new AnalyticsRepository(getPool(scratch.url));
   const end = Date.now() - 60_000;
   for (let i = 24; i >= 1; i--) {
     await store.recordCost(id, {
